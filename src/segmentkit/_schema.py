@@ -1,0 +1,406 @@
+"""Declared table contracts and the one pass that maps, checks and coerces a raw frame.
+
+Contracts are data (:class:`ColumnSpec` tuples), so the same declaration drives the
+column mapping, the error messages and the docs. Validation is lazy: every failure
+in a pass is collected and raised together as one :class:`~segmentkit.errors.ContractError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from segmentkit.errors import ContractError, ContractFailure, Reason
+
+ColumnKind = Literal["id", "datetime", "float", "string", "category", "bool", "date"]
+
+_N_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One canonical column of a contract."""
+
+    name: str
+    kind: ColumnKind
+    required: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The declared columns of one table."""
+
+    table: str
+    columns: tuple[ColumnSpec, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def spec(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
+
+def suggest(name: str, choices: Sequence[str]) -> str:
+    """A ``" Did you mean 'x'?"`` phrase, or an empty string when nothing is close."""
+    lowered = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.5)
+    if not close:
+        # Substring hits catch "CustomerID" for "customer_id" once underscores are ignored.
+        key = str(name).lower().replace("_", "")
+        close = [c for c in lowered if key in c.replace("_", "") or c.replace("_", "") in key]
+    if not close:
+        return ""
+    quoted = " or ".join(repr(lowered[c]) for c in close[:3])
+    return f" Did you mean {quoted}?"
+
+
+def examples(mask: np.ndarray, values: pd.Series) -> list[tuple[int, Any]]:
+    """The first few ``(row, value)`` pairs where ``mask`` is true (row = input position)."""
+    positions = np.flatnonzero(mask)[:_N_EXAMPLES]
+    return [(int(p), _plain(values.iloc[p])) for p in positions]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def map_columns(
+    frame: Any,
+    contract: Contract,
+    mapping: Mapping[str, str],
+    *,
+    extra_keys: Sequence[str] = (),
+) -> tuple[pd.DataFrame, list[ContractFailure]]:
+    """Select and rename the user's columns to the contract's canonical names.
+
+    A canonical column not named in ``mapping`` is taken from a column of the same
+    name when the frame has one. Returns the renamed frame (only contract columns)
+    and the failures found; nothing is raised here so that later checks can add theirs.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        msg = (
+            f"{contract.table} must be a pandas DataFrame, got {type(frame).__name__}. "
+            "Hint: convert it first, e.g. with `.to_pandas()`."
+        )
+        raise TypeError(msg)
+    failures: list[ContractFailure] = []
+    available = [str(c) for c in frame.columns]
+    selected: dict[str, str] = {}
+    for key, source in mapping.items():
+        if key not in contract.names:
+            valid = contract.names + list(extra_keys)
+            failures.append(
+                ContractFailure(
+                    column=key,
+                    check="mapping_key",
+                    reason=Reason.UNKNOWN_MAPPING_KEY,
+                    message=(
+                        f"Unknown column key {key!r} for {contract.table}.{suggest(key, valid)} "
+                        f"Valid keys: {sorted(contract.names)}."
+                    ),
+                )
+            )
+        elif source not in frame.columns:
+            failures.append(
+                ContractFailure(
+                    column=key,
+                    check="mapping_target",
+                    reason=Reason.MISSING_COLUMN,
+                    message=(
+                        f"Column {source!r} (mapped to {key!r}) is not in the {contract.table} "
+                        f"data.{suggest(source, available)} Available columns: {available}."
+                    ),
+                )
+            )
+        else:
+            selected[key] = source
+    for name in contract.names:
+        if name not in selected and name not in mapping and name in frame.columns:
+            selected[name] = name
+    for name in contract.required:
+        if name not in selected and name not in mapping:
+            failures.append(
+                ContractFailure(
+                    column=name,
+                    check="required_column",
+                    reason=Reason.MISSING_COLUMN,
+                    message=(
+                        f"Required column {name!r} is missing from the {contract.table} data."
+                        f"{suggest(name, available)} Map it with {name}='<your column>'. "
+                        f"Available columns: {available}."
+                    ),
+                )
+            )
+    renamed = pd.DataFrame(
+        {key: frame[source] for key, source in selected.items()}, index=frame.index
+    )
+    # Positions, not labels, identify rows in messages: a user can find row 17 in
+    # any export, while an index label may be meaningless or duplicated.
+    renamed.index = pd.RangeIndex(len(renamed))
+    return renamed, failures
+
+
+def coerce(
+    frame: pd.DataFrame, contract: Contract, *, timezone: str = "UTC"
+) -> tuple[pd.DataFrame, list[ContractFailure]]:
+    """Convert each present column to its declared kind, reporting values that cannot be.
+
+    Missing values stay missing (policies decide about them later); a present value
+    that cannot be converted is a failure.
+    """
+    failures: list[ContractFailure] = []
+    out = {}
+    for name in frame.columns:
+        spec = contract.spec(name)
+        converted, failure = _COERCERS[spec.kind](frame[name], spec, contract, timezone)
+        out[name] = converted
+        if failure is not None:
+            failures.append(failure)
+    return pd.DataFrame(out, index=frame.index), failures
+
+
+def _as_id(
+    values: pd.Series, spec: ColumnSpec, contract: Contract, timezone: str
+) -> tuple[pd.Series, ContractFailure | None]:
+    return _as_category(values, integral_floats=True), None
+
+
+def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Series:
+    # Categorical with string categories: ids keep leading zeros, and group-bys on the
+    # integer codes stay fast at tens of millions of rows.
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+        if cats.dtype != object or not all(isinstance(c, str) for c in cats[:100]):
+            values = values.cat.rename_categories([_id_text(c) for c in cats])
+        return values.cat.remove_unused_categories()
+    if integral_floats and pd.api.types.is_float_dtype(values.dtype):
+        # CSV readers turn integer ids with gaps into floats (123.0); ids are text.
+        finite = values.dropna()
+        if (finite == np.floor(finite)).all():
+            values = values.astype("Int64")
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    categories = pd.Index([_id_text(u) for u in uniques], dtype=object)
+    if categories.has_duplicates:
+        # Distinct raw values with the same text (1 and "1") must share one id.
+        categories_unique, remap = np.unique(categories.to_numpy(), return_inverse=True)
+        codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+        categories = pd.Index(categories_unique, dtype=object)
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=categories), index=values.index
+    )
+
+
+def _id_text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def _as_string_category(
+    values: pd.Series, spec: ColumnSpec, contract: Contract, timezone: str
+) -> tuple[pd.Series, ContractFailure | None]:
+    return _as_category(values), None
+
+
+def _as_string(
+    values: pd.Series, spec: ColumnSpec, contract: Contract, timezone: str
+) -> tuple[pd.Series, ContractFailure | None]:
+    return values.astype("string"), None
+
+
+def _as_float(
+    values: pd.Series, spec: ColumnSpec, contract: Contract, timezone: str
+) -> tuple[pd.Series, ContractFailure | None]:
+    if pd.api.types.is_bool_dtype(values.dtype):
+        values = values.astype(float)
+    converted = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = converted.isna().to_numpy() & values.notna().to_numpy()
+    if pd.api.types.is_float_dtype(values.dtype):
+        bad = np.zeros(len(values), dtype=bool)
+    infinite = np.isinf(converted.to_numpy())
+    bad |= infinite
+    if not bad.any():
+        return converted, None
+    failure = ContractFailure(
+        column=spec.name,
+        check="numeric",
+        reason=Reason.WRONG_DTYPE,
+        message=(
+            f"Column {spec.name!r} of {contract.table} has {int(bad.sum())} non-numeric or "
+            "infinite values. Hint: remove currency symbols and thousands separators, or "
+            "clean these rows before loading."
+        ),
+        failure_cases=examples(bad, values),
+        n_failed=int(bad.sum()),
+    )
+    return converted, failure
+
+
+def _as_datetime(
+    values: pd.Series, spec: ColumnSpec, contract: Contract, timezone: str
+) -> tuple[pd.Series, ContractFailure | None]:
+    converted = _to_utc(values, timezone)
+    bad = converted.isna().to_numpy() & values.notna().to_numpy()
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(
+        values.dtype
+    ):
+        bad = np.zeros(len(values), dtype=bool)
+    if not bad.any():
+        return converted, None
+    failure = ContractFailure(
+        column=spec.name,
+        check="parse_timestamp",
+        reason=Reason.WRONG_DTYPE,
+        message=(
+            f"Column {spec.name!r} of {contract.table} has {int(bad.sum())} values that are "
+            "not dates or timestamps. Hint: use ISO 8601 (2024-06-30 or 2024-06-30T14:05:00), "
+            "or parse the column yourself with pandas.to_datetime(..., format=...) first."
+        ),
+        failure_cases=examples(bad, values),
+        n_failed=int(bad.sum()),
+    )
+    return converted, failure
+
+
+def _as_date(
+    values: pd.Series, spec: ColumnSpec, contract: Contract, timezone: str
+) -> tuple[pd.Series, ContractFailure | None]:
+    converted, failure = _as_datetime(values, spec, contract, timezone)
+    return converted, failure
+
+
+def _to_utc(values: pd.Series, timezone: str) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return values.dt.tz_localize(timezone).dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+        values.dtype
+    ):
+        # Integers such as 19970101 are dates written as numbers (CDNOW does this).
+        text = values.astype("Int64").astype("string")
+        parsed = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
+        return parsed.dt.tz_localize(timezone).dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    text = values.astype("string").str.strip()
+    parsed = _parse_text_dates(text)
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    return parsed.dt.tz_localize(timezone).dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
+def _parse_text_dates(text: pd.Series) -> pd.Series:
+    # One fast pass with the format pandas infers from the first value; values in
+    # another format (or with their own UTC offsets) get a slower per-value pass.
+    has_offset = text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True, na=False).any()
+    compact = text.str.fullmatch(r"\d{8}", na=False)
+    if compact.all():
+        return pd.to_datetime(text, format="%Y%m%d", errors="coerce")
+    first = pd.to_datetime(text, errors="coerce", utc=bool(has_offset))
+    retry = first.isna() & text.notna() & (text != "")
+    if retry.any():
+        again = pd.to_datetime(text[retry], errors="coerce", utc=bool(has_offset), format="mixed")
+        first = first.copy()
+        first[retry] = again
+    return first
+
+
+def _as_bool(
+    values: pd.Series, spec: ColumnSpec, contract: Contract, timezone: str
+) -> tuple[pd.Series, ContractFailure | None]:
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("boolean"), None
+    truthy = {"true", "t", "yes", "y", "1", "1.0", "granted", "opt-in", "optin", "subscribed"}
+    falsy = {"false", "f", "no", "n", "0", "0.0", "denied", "opt-out", "optout", "unsubscribed"}
+    text = values.astype("string").str.strip().str.lower()
+    result = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    result[text.isin(truthy).fillna(False).to_numpy()] = True
+    result[text.isin(falsy).fillna(False).to_numpy()] = False
+    bad = (result.isna() & values.notna() & (text != "")).to_numpy(dtype=bool)
+    if not bad.any():
+        return result, None
+    failure = ContractFailure(
+        column=spec.name,
+        check="boolean",
+        reason=Reason.WRONG_DTYPE,
+        message=(
+            f"Column {spec.name!r} of {contract.table} has {int(bad.sum())} values that are not "
+            "yes/no flags. Use true/false, yes/no, 1/0 or granted/denied."
+        ),
+        failure_cases=examples(bad, values),
+        n_failed=int(bad.sum()),
+    )
+    return result, failure
+
+
+_COERCERS = {
+    "id": _as_id,
+    "category": _as_string_category,
+    "string": _as_string,
+    "float": _as_float,
+    "datetime": _as_datetime,
+    "date": _as_date,
+    "bool": _as_bool,
+}
+
+
+def raise_if(failures: list[ContractFailure], table: str) -> None:
+    """Raise one :class:`ContractError` carrying every failure, if there are any."""
+    if failures:
+        raise ContractError(failures, table=table)
+
+
+def check_not_empty(frame: Any, table: str) -> None:
+    """Refuse an input with no rows: nothing downstream can mean anything on it."""
+    if len(frame) == 0:
+        failure = ContractFailure(
+            column="<table>",
+            check="not_empty",
+            reason=Reason.EMPTY,
+            message=(
+                f"The {table} data is empty (0 rows). Check the file or the filter that "
+                "produced it."
+            ),
+        )
+        raise ContractError([failure], table=table)
+
+
+def check_option(value: Any, name: str, options: Sequence[Any], table: str) -> None:
+    """Validate a policy parameter against its allowed values."""
+    if value not in options:
+        msg = (
+            f"The {name!r} parameter of {table} must be one of {list(options)}. "
+            f"Got {value!r} instead."
+        )
+        raise ValueError(msg)
+
+
+def null_mask(values: pd.Series) -> np.ndarray:
+    """Missing values, treating empty or blank strings as missing too."""
+    mask = values.isna().to_numpy()
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+        blank = np.asarray([isinstance(c, str) and c.strip() == "" for c in cats])
+        if blank.any():
+            codes = values.cat.codes.to_numpy()
+            mask |= (codes >= 0) & blank[np.maximum(codes, 0)]
+    elif values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        blank = values.astype("string").str.strip().eq("")
+        mask |= blank.fillna(False).to_numpy(dtype=bool)
+    return mask
+
+
+def to_ns(timestamps: pd.Series) -> np.ndarray:
+    """UTC timestamps as int64 nanoseconds since the epoch (NaT becomes the int64 minimum)."""
+    naive = timestamps.dt.tz_convert(None) if timestamps.dt.tz is not None else timestamps
+    return naive.to_numpy(dtype="datetime64[ns]").view("int64")

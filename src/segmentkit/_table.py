@@ -1,0 +1,136 @@
+"""What the three input contracts share: reading files and holding validated data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pandas as pd
+from typing_extensions import Self
+
+from segmentkit._report import ValidationReport
+from segmentkit._schema import Contract, check_not_empty, coerce, map_columns, raise_if
+
+PathLike = str | os.PathLike
+
+
+class _Table:
+    """Base of :class:`Transactions`, :class:`Events` and :class:`Customers`."""
+
+    contract: ClassVar[Contract]
+
+    def __init__(self, data: pd.DataFrame, report: ValidationReport) -> None:
+        self._data = data
+        self._report = report
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The validated rows, with canonical column names and dtypes."""
+        return self._data
+
+    @property
+    def report(self) -> ValidationReport:
+        """How every input row was accounted for: kept, or excluded with a reason."""
+        return self._report
+
+    @property
+    def columns(self) -> list[str]:
+        """Canonical columns present in :attr:`data`."""
+        return list(self._data.columns)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def n_customers(self) -> int:
+        """Distinct customers among the kept rows."""
+        return int(self._data["customer_id"].nunique())
+
+    def __repr__(self) -> str:
+        # Counts and column names only: the rows may hold personal data.
+        return (
+            f"<{type(self).__name__}: {len(self)} rows, {self.n_customers} customers, "
+            f"columns={self.columns}>"
+        )
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, /, **kwargs: Any) -> Self:  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def _canonical(
+        cls, frame: Any, mapping: Mapping[str, str], *, timezone: str, extra_keys: list[str]
+    ) -> pd.DataFrame:
+        """Map, then coerce, raising every contract failure of the two steps at once."""
+        canonical, failures = map_columns(frame, cls.contract, mapping, extra_keys=extra_keys)
+        raise_if(failures, cls.contract.table)
+        check_not_empty(canonical, cls.contract.table)
+        coerced, failures = coerce(canonical, cls.contract, timezone=timezone)
+        raise_if(failures, cls.contract.table)
+        return coerced
+
+    @classmethod
+    def from_csv(
+        cls, path: PathLike, /, *, read_options: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Self:
+        """Read a CSV file (plain or compressed) and validate it with :meth:`from_frame`.
+
+        Columns mapped to identifiers are read as text, so ``00042`` keeps its zeros.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to read; ``.gz``, ``.zip``, ``.bz2`` and ``.xz`` are decompressed.
+        read_options : dict, optional
+            Extra keyword arguments for :func:`pandas.read_csv` (``sep``, ``encoding``...).
+        **kwargs
+            Column mapping and policies, as for :meth:`from_frame`.
+
+        Returns
+        -------
+        Self
+            The validated table.
+        """
+        options = dict(read_options or {})
+        id_sources = cls._id_sources(kwargs)
+        dtype = options.pop("dtype", None) or {name: str for name in id_sources}
+        frame = pd.read_csv(path, dtype=dtype, **options)
+        return cls.from_frame(frame, **kwargs)
+
+    @classmethod
+    def from_parquet(cls, path: PathLike, /, **kwargs: Any) -> Self:
+        """Read a Parquet file and validate it with :meth:`from_frame`.
+
+        Needs ``pyarrow`` (``pip install "segmentkit[parquet]"``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File or directory of Parquet files.
+        **kwargs
+            Column mapping and policies, as for :meth:`from_frame`.
+
+        Returns
+        -------
+        Self
+            The validated table.
+        """
+        return cls.from_frame(read_parquet(path), **kwargs)
+
+    @classmethod
+    def _id_sources(cls, kwargs: Mapping[str, Any]) -> list[str]:
+        ids = [c.name for c in cls.contract.columns if c.kind in {"id", "category"}]
+        return [kwargs.get(name, name) for name in ids if isinstance(kwargs.get(name, name), str)]
+
+
+def read_parquet(path: PathLike) -> pd.DataFrame:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as error:
+        msg = (
+            "Reading Parquet needs the 'pyarrow' package. Install it with "
+            "pip install 'segmentkit[parquet]'."
+        )
+        raise ImportError(msg) from error
+    return pd.read_parquet(path)

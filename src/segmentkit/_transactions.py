@@ -1,0 +1,382 @@
+"""The ``Transactions`` contract: order lines, with explicit policies for messy rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from typing_extensions import Self
+
+from segmentkit._report import ValidationReport
+from segmentkit._schema import (
+    ColumnSpec,
+    Contract,
+    check_option,
+    examples,
+    null_mask,
+    raise_if,
+    to_ns,
+)
+from segmentkit._table import _Table
+from segmentkit.errors import ContractFailure, Reason
+
+__all__ = ["Transactions", "TransactionsContract"]
+
+TransactionsContract = Contract(
+    table="transactions",
+    columns=(
+        ColumnSpec("customer_id", "id", True, "Who bought."),
+        ColumnSpec("timestamp", "datetime", True, "When; normalised to UTC."),
+        ColumnSpec("amount", "float", False, "Line value paid (after discounts)."),
+        ColumnSpec("quantity", "float", False, "Units on the line."),
+        ColumnSpec("unit_price", "float", False, "Price per unit; amount = quantity × price."),
+        ColumnSpec("order_id", "id", False, "Order (basket, invoice) the line belongs to."),
+        ColumnSpec("product_id", "id", False, "Product bought."),
+        ColumnSpec("category", "category", False, "Product category."),
+        ColumnSpec("discount", "float", False, "Discount granted on the line (>= 0)."),
+        ColumnSpec("currency", "category", False, "ISO 4217 currency of amount."),
+        ColumnSpec("channel", "category", False, "Sales channel (web, app, store...)."),
+    ),
+)
+
+ReturnsPolicy = Literal["net", "exclude", "separate"]
+OrdersFrom = Literal["timestamp", "day", "row"]
+
+_POLICY_KEYS = [
+    "returns",
+    "cancellation_prefix",
+    "missing_customer",
+    "zero_amount",
+    "duplicates",
+    "orders_from",
+    "timezone",
+    "rates",
+    "base_currency",
+]
+
+
+class Transactions(_Table):
+    """Validated order lines: one row per product line (or per order), in canonical columns.
+
+    Build it with :meth:`from_frame`, :meth:`from_csv` or :meth:`from_parquet`.
+
+    Canonical columns: ``customer_id``, ``timestamp`` (UTC), ``amount`` (derived from
+    ``quantity × unit_price`` when not given), ``order_key`` (the order each line
+    belongs to, see ``orders_from``), ``is_return``, and whichever optional columns
+    were mapped: ``order_id``, ``quantity``, ``unit_price``, ``product_id``,
+    ``category``, ``discount``, ``currency``, ``channel``.
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+        The kept rows.
+    report : ValidationReport
+        Rows read, kept and excluded by reason.
+    returns : pandas.DataFrame
+        Return and cancellation lines set aside by ``returns='separate'`` (empty otherwise).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import segmentkit as sk
+    >>> raw = pd.DataFrame({
+    ...     "CustomerID": ["a", "a", "b", None],
+    ...     "InvoiceDate": ["2024-01-05", "2024-02-01", "2024-02-03", "2024-02-04"],
+    ...     "Total": [20.0, 35.5, 12.0, 9.9],
+    ... })
+    >>> tx = sk.Transactions.from_frame(
+    ...     raw, customer_id="CustomerID", timestamp="InvoiceDate", amount="Total"
+    ... )
+    >>> print(tx.report)
+    transactions: 4 rows read, 3 kept (75.0%), 1 excluded
+      - missing_customer_id: 1
+    >>> tx.data["amount"].sum()
+    67.5
+    """
+
+    contract = TransactionsContract
+
+    def __init__(
+        self, data: pd.DataFrame, report: ValidationReport, returns: pd.DataFrame
+    ) -> None:
+        super().__init__(data, report)
+        self._returns = returns
+
+    @property
+    def returns(self) -> pd.DataFrame:
+        """Return and cancellation lines kept aside by ``returns='separate'``."""
+        return self._returns
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        /,
+        *,
+        returns: ReturnsPolicy = "net",
+        cancellation_prefix: str | None = None,
+        missing_customer: Literal["exclude", "raise"] = "exclude",
+        zero_amount: Literal["keep", "exclude"] = "keep",
+        duplicates: Literal["keep", "drop"] = "keep",
+        orders_from: OrdersFrom = "timestamp",
+        timezone: str = "UTC",
+        rates: Mapping[str, float] | None = None,
+        base_currency: str | None = None,
+        **columns: str,
+    ) -> Self:
+        """Validate a frame of order lines against the transactions contract.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            Raw order lines with the user's column names.
+        returns : {'net', 'exclude', 'separate'}, default='net'
+            What to do with return and cancellation lines (negative amounts, or order ids
+            starting with ``cancellation_prefix``). ``'net'`` keeps them, so spend is net of
+            returns and ``return_rate`` can be computed; ``'exclude'`` drops them (counted);
+            ``'separate'`` moves them to :attr:`returns` (counted).
+        cancellation_prefix : str, optional
+            Order ids starting with this text are cancellations (e.g. ``'C'`` in the UCI
+            Online Retail data); their amounts are made negative.
+        missing_customer : {'exclude', 'raise'}, default='exclude'
+            Lines without a customer id cannot be attributed to anyone: exclude them
+            (counted) or raise.
+        zero_amount : {'keep', 'exclude'}, default='keep'
+            Whether lines worth exactly 0 (free items, samples) count as purchases.
+        duplicates : {'keep', 'drop'}, default='keep'
+            Lines that repeat an earlier line in every mapped column. Some sources hold
+            genuine repeats (two identical orders on one day); drop them when your export
+            is known to duplicate rows.
+        orders_from : {'timestamp', 'day', 'row'}, default='timestamp'
+            How lines form orders when no ``order_id`` is mapped: one order per customer
+            and timestamp, per customer and UTC calendar day, or one order per line.
+        timezone : str, default='UTC'
+            Time zone of timestamps that carry none; every timestamp is converted to UTC.
+        rates : dict of str to float, optional
+            Exchange rates to ``base_currency`` (units of base currency per unit of each
+            currency). Required when the data mixes currencies.
+        base_currency : str, optional
+            Currency that amounts are converted to; required with ``rates``.
+        **columns : str
+            Column mapping from canonical names to the frame's names, e.g.
+            ``customer_id='CustomerID'``. Canonical names: ``customer_id``, ``timestamp``,
+            ``amount``, ``quantity``, ``unit_price``, ``order_id``, ``product_id``,
+            ``category``, ``discount``, ``currency``, ``channel``.
+
+        Returns
+        -------
+        Transactions
+            The validated lines and the report of what was kept.
+
+        Raises
+        ------
+        segmentkit.errors.ContractError
+            If columns are missing or unmappable, the input is empty, values cannot be
+            parsed, or currencies are mixed without rates. Every failure is listed.
+        """
+        table = cls.contract.table
+        check_option(returns, "returns", ["net", "exclude", "separate"], table)
+        check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
+        check_option(zero_amount, "zero_amount", ["keep", "exclude"], table)
+        check_option(duplicates, "duplicates", ["keep", "drop"], table)
+        check_option(orders_from, "orders_from", ["timestamp", "day", "row"], table)
+        if (rates is None) != (base_currency is None):
+            msg = "Pass 'rates' and 'base_currency' together (or neither)."
+            raise ValueError(msg)
+
+        data = cls._canonical(frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS)
+        rows_read = len(data)
+        failures: list[ContractFailure] = []
+        data = _with_amount(data, failures)
+        if rates is not None and base_currency is not None:
+            data = _convert_currency(data, rates, base_currency, failures)
+        else:
+            _refuse_mixed_currencies(data, failures)
+        raise_if(failures, table)
+
+        excluded: dict[str, int] = {}
+        notes: list[str] = []
+        keep = np.ones(rows_read, dtype=bool)
+
+        missing_id = null_mask(data["customer_id"])
+        if missing_id.all():
+            raise_if([_all_ids_missing(data)], table)
+        if missing_id.any() and missing_customer == "raise":
+            raise_if([_ids_missing(data, missing_id)], table)
+        _exclude(keep, missing_id, "missing_customer_id", excluded)
+        _exclude(keep, data["timestamp"].isna().to_numpy(), "missing_timestamp", excluded)
+        _exclude(keep, data["amount"].isna().to_numpy(), "missing_amount", excluded)
+
+        is_return = data["amount"].to_numpy() < 0
+        if cancellation_prefix is not None:
+            if "order_id" not in data:
+                msg = "'cancellation_prefix' needs an order_id column: map order_id='...'."
+                raise ValueError(msg)
+            cancelled = _starts_with(data["order_id"], cancellation_prefix)
+            data["amount"] = np.where(cancelled, -data["amount"].abs(), data["amount"])
+            is_return |= cancelled
+        data["is_return"] = is_return
+
+        if zero_amount == "exclude":
+            _exclude(keep, data["amount"].to_numpy() == 0, "zero_amount", excluded)
+        returns_frame = data.iloc[0:0]
+        if returns == "exclude":
+            _exclude(keep, is_return, "return_or_cancellation", excluded)
+        elif returns == "separate":
+            returns_frame = data[keep & is_return]
+            _exclude(keep, is_return, "return_kept_separately", excluded)
+        if duplicates == "drop":
+            repeated = data.drop(columns="is_return").duplicated(keep="first").to_numpy()
+            _exclude(keep, repeated, "duplicate_line", excluded)
+        if rates is not None:
+            notes.append(f"amounts converted to {base_currency} with the given rates")
+
+        kept = data[keep]
+        kept = kept.assign(order_key=_order_keys(kept, orders_from))
+        for name in ("customer_id", "order_id", "product_id", "category"):
+            if name in kept and isinstance(kept[name].dtype, pd.CategoricalDtype):
+                kept[name] = kept[name].cat.remove_unused_categories()
+        report = ValidationReport(table, rows_read, len(kept), excluded, notes)
+        return cls(kept.reset_index(drop=True), report, returns_frame.reset_index(drop=True))
+
+
+def _exclude(keep: np.ndarray, mask: np.ndarray, reason: str, excluded: dict[str, int]) -> None:
+    # Each row is charged to the first reason that excludes it, so counts add up.
+    newly = keep & mask
+    if newly.any():
+        excluded[reason] = excluded.get(reason, 0) + int(newly.sum())
+        keep &= ~mask
+
+
+def _with_amount(data: pd.DataFrame, failures: list[ContractFailure]) -> pd.DataFrame:
+    if "amount" in data:
+        return data
+    if "quantity" in data and "unit_price" in data:
+        return data.assign(amount=data["quantity"] * data["unit_price"])
+    failures.append(
+        ContractFailure(
+            column="amount",
+            check="required_column",
+            reason=Reason.MISSING_COLUMN,
+            message=(
+                "The transactions need a value per line: map amount='<column>', or both "
+                "quantity='<column>' and unit_price='<column>'."
+            ),
+        )
+    )
+    return data
+
+
+def _refuse_mixed_currencies(data: pd.DataFrame, failures: list[ContractFailure]) -> None:
+    if "currency" not in data:
+        return
+    counts = data["currency"].value_counts()
+    counts = counts[counts > 0]
+    if len(counts) > 1:
+        listed = ", ".join(f"{c} ({n} rows)" for c, n in counts.items())
+        failures.append(
+            ContractFailure(
+                column="currency",
+                check="single_currency",
+                reason=Reason.MIXED_CURRENCIES,
+                message=(
+                    f"Column 'currency' mixes {len(counts)} currencies: {listed}. Amounts in "
+                    "different currencies cannot be added up. Pass rates={'EUR': 1.08, ...} "
+                    "and base_currency='USD' to convert them, or filter to one currency."
+                ),
+                n_failed=int(counts.iloc[1:].sum()),
+            )
+        )
+
+
+def _convert_currency(
+    data: pd.DataFrame,
+    rates: Mapping[str, float],
+    base_currency: str,
+    failures: list[ContractFailure],
+) -> pd.DataFrame:
+    if "currency" not in data:
+        msg = "'rates' were given but no currency column is mapped: map currency='<column>'."
+        raise ValueError(msg)
+    full_rates = {base_currency: 1.0, **{str(k): float(v) for k, v in rates.items()}}
+    currency = data["currency"].astype(object)
+    rate = currency.map(full_rates).astype("float64")
+    unknown = rate.isna().to_numpy()
+    if unknown.any():
+        missing = sorted({str(c) for c in currency[unknown]})
+        failures.append(
+            ContractFailure(
+                column="currency",
+                check="known_rate",
+                reason=Reason.MIXED_CURRENCIES,
+                message=(
+                    f"No exchange rate for currencies {missing} (or the currency is missing). "
+                    f"Add them to 'rates' (units of {base_currency} per unit)."
+                ),
+                failure_cases=examples(unknown, data["currency"]),
+                n_failed=int(unknown.sum()),
+            )
+        )
+        return data
+    converted = data.assign(amount=data["amount"] * rate)
+    for name in ("discount", "unit_price"):
+        if name in converted:
+            converted[name] = converted[name] * rate
+    converted["currency"] = pd.Categorical([base_currency] * len(converted))
+    return converted
+
+
+def _starts_with(order_id: pd.Series, prefix: str) -> np.ndarray:
+    categories = order_id.cat.categories.astype(str)
+    flagged = np.asarray(categories.str.startswith(prefix), dtype=bool)
+    codes = order_id.cat.codes.to_numpy()
+    return (codes >= 0) & flagged[np.maximum(codes, 0)]
+
+
+def _order_keys(data: pd.DataFrame, orders_from: OrdersFrom) -> np.ndarray:
+    """An integer per (customer, order), in first-seen order."""
+    customer = data["customer_id"].cat.codes.to_numpy().astype(np.int64)
+    if "order_id" in data:
+        second = data["order_id"].cat.codes.to_numpy().astype(np.int64)
+    elif orders_from == "row":
+        return np.arange(len(data), dtype=np.int64)
+    else:
+        ns = to_ns(data["timestamp"])
+        if orders_from == "day":
+            ns = ns // (86_400 * 10**9)
+        second = ns
+    keys = pd.MultiIndex.from_arrays([customer, second])
+    codes, _ = pd.factorize(keys)
+    return codes.astype(np.int64)
+
+
+def _all_ids_missing(data: pd.DataFrame) -> ContractFailure:
+    return ContractFailure(
+        column="customer_id",
+        check="not_null",
+        reason=Reason.NULLS,
+        message=(
+            f"Every one of the {len(data)} rows has an empty 'customer_id'. Check that "
+            "customer_id is mapped to the right column."
+        ),
+        failure_cases=examples(np.ones(len(data), bool), data["customer_id"]),
+        n_failed=len(data),
+    )
+
+
+def _ids_missing(data: pd.DataFrame, missing: np.ndarray) -> ContractFailure:
+    return ContractFailure(
+        column="customer_id",
+        check="not_null",
+        reason=Reason.NULLS,
+        message=(
+            f"{int(missing.sum())} rows have no 'customer_id' and missing_customer='raise'. "
+            "Use missing_customer='exclude' to leave them out (they are counted in the report)."
+        ),
+        failure_cases=[(row, None) for row, _ in examples(missing, data["customer_id"])],
+        n_failed=int(missing.sum()),
+    )
+
+
