@@ -387,10 +387,10 @@ def check_option(value: Any, name: str, options: Sequence[Any], table: str) -> N
 
 def null_mask(values: pd.Series) -> np.ndarray:
     """Missing values, treating empty or blank strings as missing too."""
-    mask = values.isna().to_numpy()
+    mask = values.isna().to_numpy().copy()
     if isinstance(values.dtype, pd.CategoricalDtype):
-        cats = values.cat.categories
-        blank = np.asarray([isinstance(c, str) and c.strip() == "" for c in cats])
+        cats = pd.Series(values.cat.categories.astype(str))
+        blank = cats.str.strip().eq("").to_numpy(dtype=bool)
         if blank.any():
             codes = values.cat.codes.to_numpy()
             mask |= (codes >= 0) & blank[np.maximum(codes, 0)]

@@ -1,0 +1,88 @@
+"""segmentkit: customer segments from an online store's orders and browsing events.
+
+The path the data takes: raw tables → contracts (:class:`Transactions`,
+:class:`Events`, :class:`Customers`) → :func:`extract_features` → an engine
+(:class:`RFMSegmenter`, :class:`RuleSegmenter`, or any registered one) →
+:class:`Segmentation` → files.
+
+Engines import scikit-learn; they load on first use, so ``import segmentkit``
+stays light for scripts that only validate data.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from segmentkit import datasets, errors
+from segmentkit._catalog import feature_catalog
+from segmentkit._customers import Customers
+from segmentkit._events import Events
+from segmentkit._features import CustomerFeatures, extract_features
+from segmentkit._registry import available_engines, get_engine, register_engine
+from segmentkit._report import ValidationReport
+from segmentkit._segmentation import NOISE, Segment, Segmentation
+from segmentkit._transactions import Transactions
+from segmentkit._version import __version__
+
+if TYPE_CHECKING:
+    from segmentkit.engines import (
+        RFMSegmenter,
+        Rule,
+        RuleSegmenter,
+        Segmenter,
+        SegmenterTags,
+        lifecycle_rules,
+        load_rules,
+    )
+
+_LAZY = {
+    "RFMSegmenter": "segmentkit.engines",
+    "Rule": "segmentkit.engines",
+    "RuleSegmenter": "segmentkit.engines",
+    "Segmenter": "segmentkit.engines",
+    "SegmenterTags": "segmentkit.engines",
+    "lifecycle_rules": "segmentkit.engines",
+    "load_rules": "segmentkit.engines",
+    "engines": "segmentkit.engines",
+}
+
+__all__ = [
+    "NOISE",
+    "CustomerFeatures",
+    "Customers",
+    "Events",
+    "RFMSegmenter",
+    "Rule",
+    "RuleSegmenter",
+    "Segment",
+    "Segmentation",
+    "Segmenter",
+    "SegmenterTags",
+    "Transactions",
+    "ValidationReport",
+    "__version__",
+    "available_engines",
+    "datasets",
+    "errors",
+    "extract_features",
+    "feature_catalog",
+    "get_engine",
+    "lifecycle_rules",
+    "load_rules",
+    "register_engine",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = module if name == "engines" else getattr(module, name)
+        globals()[name] = value
+        return value
+    msg = f"module 'segmentkit' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,3 @@
+from segmentkit.cli import main
+
+raise SystemExit(main())

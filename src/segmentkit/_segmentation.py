@@ -1,0 +1,295 @@
+"""The result every engine returns: who is in which segment, and what each segment is."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from segmentkit._features import CustomerFeatures
+from segmentkit._io import PathLike, write_atomic
+
+__all__ = ["NOISE", "Segment", "Segmentation"]
+
+#: Label of customers an engine explicitly leaves unassigned (e.g. HDBSCAN noise).
+NOISE = -1
+
+_KEY_FEATURES = ("recency_days", "frequency", "monetary")
+Table = Literal["assignments", "catalog"]
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment of a segmentation.
+
+    Parameters
+    ----------
+    id : int
+        Label used in the assignments (``NOISE`` = -1 for explicit "unassigned").
+    name : str
+        Human-readable name, unique within the segmentation.
+    description : str, default=''
+        One sentence saying who is in it.
+    rule : str, default=''
+        The condition that defines it, where the engine has one.
+    """
+
+    id: int
+    name: str
+    description: str = ""
+    rule: str = ""
+
+class Segmentation:
+    """Customers' segment assignments plus the catalog of segments.
+
+    Every customer of the input features is in exactly one segment.
+
+    Parameters
+    ----------
+    assignments : pandas.DataFrame
+        Columns ``customer_id, segment_id, segment`` and engine-specific scores.
+    segments : sequence of Segment
+        Every segment the engine can assign, in id order.
+    features : CustomerFeatures
+        The features the segmentation was computed from (for the catalog figures).
+    engine : str
+        Name of the engine that produced it.
+
+    Attributes
+    ----------
+    assignments : pandas.DataFrame
+        One row per customer.
+    segments : list of Segment
+        The segment definitions.
+    catalog : pandas.DataFrame
+        One row per segment: ``segment_id, segment, description, customers, share,
+        revenue, revenue_share`` and the median of key features.
+    as_of : pandas.Timestamp
+        Observation end of the features.
+    """
+
+    def __init__(
+        self,
+        assignments: pd.DataFrame,
+        segments: Sequence[Segment],
+        features: CustomerFeatures,
+        engine: str,
+    ) -> None:
+        self.assignments = assignments
+        self.segments = list(segments)
+        self.engine = engine
+        self.as_of = features.as_of
+        self.catalog = _catalog(assignments, self.segments, features.frame)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per segment, largest first, indexed by segment name.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Customers, share, revenue, revenue share, key feature medians, description.
+
+        Examples
+        --------
+        >>> import segmentkit as sk
+        >>> raw, mapping = sk.datasets.load_sample()
+        >>> features = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
+        >>> summary = sk.RFMSegmenter().fit_predict(features).summary()
+        >>> int(summary["customers"].sum()) == len(features)
+        True
+        """
+        return (
+            self.catalog.sort_values(["customers", "segment_id"], ascending=[False, True])
+            .set_index("segment")
+            .drop(columns=["segment_id"])
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """The assignments: one row per customer.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A copy of :attr:`assignments`.
+        """
+        return self.assignments.copy()
+
+    def members(self, segment: str | int) -> pd.Index:
+        """Ids of the customers in one segment, given by name or id.
+
+        Parameters
+        ----------
+        segment : str or int
+            Segment name or id.
+
+        Returns
+        -------
+        pandas.Index
+            Customer ids.
+
+        Raises
+        ------
+        KeyError
+            If no segment has that name or id.
+        """
+        by_name = {s.name: s.id for s in self.segments}
+        ids = {s.id for s in self.segments}
+        if isinstance(segment, str):
+            if segment not in by_name:
+                msg = f"No segment named {segment!r}. Segments: {sorted(by_name)}."
+                raise KeyError(msg)
+            label = by_name[segment]
+        elif segment in ids:
+            label = int(segment)
+        else:
+            msg = f"No segment with id {segment!r}. Ids: {sorted(ids)}."
+            raise KeyError(msg)
+        chosen = self.assignments["segment_id"].to_numpy() == label
+        return pd.Index(self.assignments["customer_id"].to_numpy()[chosen], name="customer_id")
+
+    def to_csv(self, path: PathLike, *, table: Table = "assignments") -> Path:
+        """Write the assignments (or the catalog) to a CSV file, atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination; its folder must exist. Replaced only once fully written.
+        table : {'assignments', 'catalog'}, default='assignments'
+            What to write.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        frame = self._table(table)
+        return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+    def to_parquet(self, path: PathLike, *, table: Table = "assignments") -> Path:
+        """Write the assignments (or the catalog) to a Parquet file, atomically.
+
+        Needs ``pyarrow`` (``pip install "segmentkit[parquet]"``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination; its folder must exist.
+        table : {'assignments', 'catalog'}, default='assignments'
+            What to write.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        from segmentkit._table import read_parquet  # noqa: F401  (checks pyarrow is there)
+
+        frame = self._table(table)
+        return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+    def to_json(self, path: PathLike, *, table: Table | Literal["all"] = "all") -> Path:
+        """Write the segmentation to a JSON file, atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination; its folder must exist.
+        table : {'all', 'assignments', 'catalog'}, default='all'
+            ``'all'`` writes one document with ``engine``, ``as_of``, ``segments``
+            (the catalog) and ``assignments``; the others write a list of records.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        if table == "all":
+            document = {
+                "engine": self.engine,
+                "as_of": self.as_of.isoformat(),
+                "segments": _records(self.catalog),
+                "assignments": _records(self.assignments),
+            }
+        else:
+            document = _records(self._table(table))
+        text = json.dumps(document, indent=1, allow_nan=False, default=str)
+        return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def _table(self, table: str) -> pd.DataFrame:
+        if table == "assignments":
+            return self.assignments
+        if table == "catalog":
+            return self.catalog
+        msg = f"The 'table' parameter must be 'assignments' or 'catalog'. Got {table!r} instead."
+        raise ValueError(msg)
+
+    def __len__(self) -> int:
+        return len(self.assignments)
+
+    def __repr__(self) -> str:
+        lines = [
+            f"<Segmentation by {self.engine}: {len(self)} customers in "
+            f"{int((self.catalog['customers'] > 0).sum())} of {len(self.segments)} segments, "
+            f"as_of={self.as_of.date()}>"
+        ]
+        for row in self.summary().itertuples():
+            lines.append(
+                f"  {row.Index:<22} {row.customers:>8} customers  {row.share:6.1%}  "
+                f"revenue {row.revenue_share:6.1%}"
+            )
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        title = html.escape(repr(self).splitlines()[0])
+        shown = self.summary()[["customers", "share", "revenue", "revenue_share", "description"]]
+        return f"<p><b>{title}</b></p>" + shown.to_html(
+            formatters={"share": "{:.1%}".format, "revenue_share": "{:.1%}".format},
+            float_format="{:,.2f}".format,
+        )
+
+def _catalog(
+    assignments: pd.DataFrame, segments: Sequence[Segment], features: pd.DataFrame
+) -> pd.DataFrame:
+    labels = assignments["segment_id"].to_numpy()
+    ids = np.array([s.id for s in segments], dtype=np.int64)
+    position = pd.Index(ids).get_indexer(labels)
+    customers = np.bincount(position, minlength=len(ids))
+    total = max(len(labels), 1)
+    catalog = pd.DataFrame(
+        {
+            "segment_id": ids,
+            "segment": [s.name for s in segments],
+            "description": [s.description for s in segments],
+            "customers": customers.astype(np.int64),
+            "share": customers / total,
+        }
+    )
+    aligned = features.reindex(assignments["customer_id"])
+    if "monetary" in aligned:
+        money = np.nan_to_num(aligned["monetary"].to_numpy(dtype=float))
+        revenue = np.bincount(position, weights=money, minlength=len(ids))
+        catalog["revenue"] = revenue
+        total_revenue = money.sum()
+        catalog["revenue_share"] = revenue / total_revenue if total_revenue else 0.0
+    else:
+        catalog["revenue"] = np.nan
+        catalog["revenue_share"] = np.nan
+    for name in _KEY_FEATURES:
+        if name in aligned and pd.api.types.is_numeric_dtype(aligned[name].dtype):
+            medians = (
+                pd.Series(aligned[name].to_numpy(dtype=float))
+                .groupby(position)
+                .median()
+                .reindex(range(len(ids)))
+            )
+            catalog[f"median_{name}"] = medians.to_numpy()
+    return catalog
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    # pandas writes NaN as null and timestamps as ISO 8601 in one vectorised pass.
+    return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="s"))

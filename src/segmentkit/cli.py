@@ -1,0 +1,332 @@
+"""The ``segmentkit`` command: quickstart, validate, segment, engines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from segmentkit._version import __version__
+from segmentkit.errors import SegmentkitError
+
+T = TypeVar("T")
+
+_EPILOG = """\
+examples:
+  segmentkit quickstart
+  segmentkit validate orders.csv --map customer_id=CustomerID timestamp=InvoiceDate \\
+      amount=Total
+  segmentkit segment orders.csv --map customer_id=CustomerID timestamp=InvoiceDate \\
+      quantity=Quantity unit_price=UnitPrice order_id=InvoiceNo \\
+      --policy cancellation_prefix=C --engine rfm --as-of 2011-12-10 --out segments.csv
+
+Column names in your file are mapped to segmentkit's canonical names with --map
+KEY=COLUMN (or a [transactions] table in --config). Canonical keys: customer_id,
+timestamp, amount (or quantity and unit_price), order_id, product_id, category,
+discount, currency, channel.
+"""
+
+
+class _Progress:
+    """Step lines on stderr, so stdout stays clean for results."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def step(self, label: str, action: Callable[[], T]) -> T:
+        if not self.quiet:
+            print(f"  {label} ...", end="", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        result = action()
+        if not self.quiet:
+            print(f" done ({time.perf_counter() - started:.1f}s)", file=sys.stderr, flush=True)
+        return result
+
+
+def _parse_pairs(pairs: Sequence[str] | None, what: str, typed: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            msg = f"{what} must be KEY=VALUE, got {pair!r}."
+            raise SegmentkitError(msg)
+        out[key.strip()] = _literal(value) if typed else value
+    return out
+
+
+def _literal(text: str) -> Any:
+    # "5" → 5, "true" → True, "null" → None, anything else stays text.
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _read_config(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    file = Path(path)
+    text = file.read_text(encoding="utf-8")
+    if file.suffix.lower() == ".json":
+        return json.loads(text)
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return tomllib.loads(text)
+
+
+def _load_transactions(args: argparse.Namespace, progress: _Progress) -> Any:
+    from segmentkit import Transactions
+
+    config = _read_config(args.config).get("transactions", {})
+    mapping = {**config.get("map", {}), **_parse_pairs(args.map, "--map", typed=False)}
+    policy = {**config.get("policy", {}), **_parse_pairs(args.policy, "--policy", typed=True)}
+    path = Path(args.file)
+    if not path.exists():
+        msg = f"File not found: {args.file}"
+        raise SegmentkitError(msg)
+    if path.suffix.lower() == ".parquet":
+        return progress.step(
+            f"reading and validating {path.name}",
+            lambda: Transactions.from_parquet(path, **mapping, **policy),
+        )
+    read_options = {"sep": args.sep} if args.sep else {}
+    return progress.step(
+        f"reading and validating {path.name}",
+        lambda: Transactions.from_csv(path, read_options=read_options, **mapping, **policy),
+    )
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    progress = _Progress(args.quiet)
+    tx = _load_transactions(args, progress)
+    print(tx.report)
+    data = tx.data
+    print(
+        f"customers: {tx.n_customers}; orders: {data['order_key'].nunique()}; "
+        f"period: {data['timestamp'].min()} .. {data['timestamp'].max()}"
+    )
+    return 0
+
+
+def _build_engine(args: argparse.Namespace) -> Any:
+    import segmentkit as sk
+
+    config = _read_config(args.config).get("engine", {})
+    name = args.engine or config.get("name", "rfm")
+    params = {**config.get("params", {}), **_parse_pairs(args.param, "--param", typed=True)}
+    if args.rules:
+        if name != "rules":
+            msg = "--rules goes with --engine rules."
+            raise SegmentkitError(msg)
+        rules, default = sk.load_rules(args.rules)
+        params.setdefault("rules", rules)
+        params.setdefault("default", default)
+    if name == "rules" and "rules" not in params:
+        params["rules"] = sk.lifecycle_rules(browsing=False)
+        params.setdefault("default", "Occasional")
+    return sk.get_engine(name, **params)
+
+
+def _write(segmentation: Any, out: str) -> Path:
+    suffix = Path(out).suffix.lower()
+    if suffix == ".parquet":
+        return segmentation.to_parquet(out)
+    if suffix == ".json":
+        return segmentation.to_json(out)
+    return segmentation.to_csv(out)
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    import segmentkit as sk
+
+    progress = _Progress(args.quiet)
+    tx = _load_transactions(args, progress)
+    features = progress.step(
+        "computing features", lambda: sk.extract_features(tx, as_of=args.as_of)
+    )
+    engine = _build_engine(args)
+    segmentation = progress.step(
+        f"segmenting with {engine.engine_name or type(engine).__name__}",
+        lambda: engine.fit_predict(features),
+    )
+    print(tx.report)
+    print(_summary_text(segmentation))
+    if args.out:
+        written = progress.step(f"writing {args.out}", lambda: _write(segmentation, args.out))
+        print(f"assignments written to {written}")
+    if args.catalog_out:
+        written = segmentation.to_csv(args.catalog_out, table="catalog")
+        print(f"segment catalog written to {written}")
+    return 0
+
+
+def _summary_text(segmentation: Any) -> str:
+    summary = segmentation.summary()
+    shown = summary[["customers", "share", "revenue_share"]].copy()
+    shown["share"] = shown["share"].map("{:.1%}".format)
+    shown["revenue_share"] = shown["revenue_share"].map("{:.1%}".format)
+    with pd.option_context("display.width", 120):
+        return f"segments as of {segmentation.as_of.date()}:\n{shown.to_string()}"
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    import segmentkit as sk
+
+    progress = _Progress(args.quiet)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    raw, mapping = progress.step("loading the bundled sample", sk.datasets.load_sample)
+    tx = progress.step("validating transactions", lambda: sk.Transactions.from_frame(raw, **mapping))
+    print(tx.report)
+    profiles, profile_mapping = sk.datasets.load_sample_customers()
+    customers = sk.Customers.from_frame(profiles, **profile_mapping, extra_columns="all")
+    events = progress.step(
+        "generating browsing events for the sample customers",
+        lambda: sk.Events.from_frame(
+            sk.datasets.generate_events(tx.data, random_state=0),
+            customer_id="customer_id",
+            timestamp="timestamp",
+            event_type="event_type",
+            product_id="product_id",
+            category="category",
+            session_id="session_id",
+            duration_s="duration_s",
+        ),
+    )
+    features = progress.step(
+        "computing features", lambda: sk.extract_features(tx, events, customers)
+    )
+    print(f"\n{features!r}\n")
+    rfm = progress.step("RFM segments", lambda: sk.RFMSegmenter().fit_predict(features))
+    print(_summary_text(rfm))
+    rules = sk.RuleSegmenter(rules=sk.lifecycle_rules(), default="Occasional")
+    lifecycle = progress.step("lifecycle segments", lambda: rules.fit_predict(features))
+    print()
+    print(_summary_text(lifecycle))
+    rfm_path = rfm.to_csv(out / "rfm_segments.csv")
+    rfm.to_csv(out / "rfm_catalog.csv", table="catalog")
+    lifecycle_path = lifecycle.to_csv(out / "lifecycle_segments.csv")
+    print(f"\nwritten: {rfm_path}, {out / 'rfm_catalog.csv'}, {lifecycle_path}")
+    return 0
+
+
+def _cmd_engines(args: argparse.Namespace) -> int:
+    import segmentkit as sk
+
+    for name in sk.available_engines():
+        print(name)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segmentkit",
+        description="Customer segments from orders and browsing events.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"segmentkit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    quick = commands.add_parser(
+        "quickstart",
+        help="run the whole pipeline on the bundled sample data",
+        description="Validate the bundled sample, compute features, segment it with RFM "
+        "and lifecycle rules, and write the results.",
+    )
+    quick.add_argument("--out", default="segmentkit-quickstart", help="folder for the results")
+    quick.set_defaults(run=_cmd_quickstart)
+
+    def add_input(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("file", help="orders file: .csv (optionally compressed) or .parquet")
+        sub.add_argument(
+            "--map",
+            nargs="+",
+            metavar="KEY=COLUMN",
+            help="map canonical names to your columns, e.g. customer_id=CustomerID",
+        )
+        sub.add_argument(
+            "--policy",
+            nargs="+",
+            metavar="NAME=VALUE",
+            help="validation policies, e.g. returns=exclude cancellation_prefix=C "
+            "orders_from=day duplicates=drop",
+        )
+        sub.add_argument("--config", help="TOML or JSON file with [transactions] and [engine]")
+        sub.add_argument("--sep", help="CSV field separator (default ',')")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check an orders file and report every row kept or excluded",
+        description="Validate an orders file against the transactions contract.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_input(validate)
+    validate.set_defaults(run=_cmd_validate)
+
+    segment = commands.add_parser(
+        "segment",
+        help="segment the customers of an orders file",
+        description="Validate an orders file, compute features and segment the customers.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_input(segment)
+    segment.add_argument("--engine", help="engine name (see 'segmentkit engines'); default rfm")
+    segment.add_argument(
+        "--param", nargs="+", metavar="NAME=VALUE", help="engine parameters, e.g. n_bins=4"
+    )
+    segment.add_argument("--rules", help="rules file (.toml/.json/.yaml) for --engine rules")
+    segment.add_argument(
+        "--as-of", help="observation end, e.g. 2024-07-01 (default: last order in the file)"
+    )
+    segment.add_argument("--out", help="assignments file: .csv, .parquet or .json")
+    segment.add_argument("--catalog-out", help="segment catalog CSV file")
+    segment.set_defaults(run=_cmd_segment)
+
+    engines = commands.add_parser("engines", help="list the available engines")
+    engines.set_defaults(run=_cmd_engines)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; defaults to ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success, 1 on a data or usage error (2 for malformed arguments).
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (SegmentkitError, ValueError, TypeError, OSError, ImportError, KeyError) as error:
+        if args.debug:
+            raise
+        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        first, *rest = message.splitlines() or [""]
+        print(f"segmentkit: error: {first}", file=sys.stderr)
+        for line in rest:
+            print(f"  {line}", file=sys.stderr)
+        print("  (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The interface every segmentation engine implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from typing_extensions import Self
+
+from segmentkit._features import CustomerFeatures
+from segmentkit._params import validate_params
+from segmentkit._segmentation import Segment, Segmentation
+from segmentkit.errors import check_is_fitted
+
+__all__ = ["Segmenter", "SegmenterTags", "as_features"]
+
+
+@dataclass(frozen=True)
+class SegmenterTags:
+    """What an engine can do, as data (read by the test kit and the registry).
+
+    Parameters
+    ----------
+    supports_predict : bool, default=True
+        ``predict`` scores customers not seen in ``fit``.
+    deterministic : bool, default=True
+        Same input and parameters give the same segments.
+    produces_noise : bool, default=False
+        Some customers may get the explicit "unassigned" segment (``NOISE``).
+    requires_numeric : bool, default=False
+        Only numeric features can be used.
+    """
+
+    supports_predict: bool = True
+    deterministic: bool = True
+    produces_noise: bool = False
+    requires_numeric: bool = False
+
+
+class Segmenter(BaseEstimator, ABC):
+    """Base class of segmentation engines: ``fit``, ``predict``, ``fit_predict``.
+
+    Subclasses follow the scikit-learn contract: ``__init__`` stores its keyword
+    arguments unchanged and does nothing else; ``fit`` validates the parameters
+    (``_parameter_constraints``), learns state in attributes ending in ``_`` and
+    returns ``self``. They implement :meth:`_fit` and :meth:`_assign`, and set
+    ``segments_`` (a list of :class:`~segmentkit.Segment`) in ``_fit``.
+
+    See Also
+    --------
+    RuleSegmenter : Named rules, first match wins.
+    RFMSegmenter : Recency, frequency and monetary quantile scores.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+    tags: ClassVar[SegmenterTags] = SegmenterTags()
+    engine_name: ClassVar[str] = ""
+
+    def fit(self, X: CustomerFeatures | pd.DataFrame, y: None = None) -> Self:
+        """Learn the segments from customer features.
+
+        Parameters
+        ----------
+        X : CustomerFeatures or pandas.DataFrame
+            One row per customer (a frame is wrapped with
+            :meth:`CustomerFeatures.from_frame`).
+        y : None
+            Ignored; present for scikit-learn compatibility.
+
+        Returns
+        -------
+        Self
+            The fitted segmenter.
+        """
+        validate_params(type(self).__name__, self.get_params(deep=False), self._parameter_constraints)
+        features = as_features(X)
+        self._check_params_vs_input(features)
+        self._fit(features)
+        self.feature_names_in_ = np.asarray(features.columns, dtype=object)
+        self.n_features_in_ = len(features.columns)
+        self.n_segments_ = len(self.segments_)
+        self.segment_names_ = {s.id: s.name for s in self.segments_}
+        return self
+
+    def predict(self, X: CustomerFeatures | pd.DataFrame) -> Segmentation:
+        """Assign every customer to exactly one segment.
+
+        Parameters
+        ----------
+        X : CustomerFeatures or pandas.DataFrame
+            Customers to segment, with the features used in ``fit``.
+
+        Returns
+        -------
+        Segmentation
+            Assignments and the segment catalog.
+        """
+        check_is_fitted(self)
+        features = as_features(X)
+        labels, scores = self._assign(features)
+        assignments = pd.DataFrame(
+            {"customer_id": features.customer_ids.to_numpy(dtype=object), "segment_id": labels}
+        )
+        assignments["segment"] = assignments["segment_id"].map(self.segment_names_)
+        for name, values in scores.items():
+            assignments[name] = np.asarray(values)
+        return Segmentation(assignments, self.segments_, features, self._name())
+
+    def fit_predict(self, X: CustomerFeatures | pd.DataFrame, y: None = None) -> Segmentation:
+        """Fit on ``X`` and segment the same customers.
+
+        Parameters
+        ----------
+        X : CustomerFeatures or pandas.DataFrame
+            One row per customer.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        Segmentation
+            Assignments and the segment catalog.
+        """
+        return self.fit(X).predict(X)
+
+    def _check_params_vs_input(self, features: CustomerFeatures) -> None:
+        """Data-dependent parameter checks; override to add some."""
+
+    @abstractmethod
+    def _fit(self, features: CustomerFeatures) -> None:
+        """Learn state from the features and set ``segments_``."""
+
+    @abstractmethod
+    def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
+        """Return one segment id per customer and extra score columns."""
+
+    def _name(self) -> str:
+        return self.engine_name or type(self).__name__
+
+
+def as_features(X: Any) -> CustomerFeatures:
+    """Accept the features object or a plain frame with a ``customer_id`` column or index."""
+    if isinstance(X, CustomerFeatures):
+        return X
+    if isinstance(X, pd.DataFrame):
+        return CustomerFeatures.from_frame(X)
+    msg = (
+        f"Segmenters take CustomerFeatures or a pandas DataFrame, got {type(X).__name__}. "
+        "Hint: build features with segmentkit.extract_features(...)."
+    )
+    raise TypeError(msg)
+
+
+def require_columns(features: CustomerFeatures, names: list[str], owner: str) -> None:
+    """Raise a ``ValueError`` naming features the engine needs but the input lacks."""
+    from segmentkit._schema import suggest
+
+    missing = [name for name in names if name not in features.frame.columns]
+    if missing:
+        hints = "".join(suggest(name, features.columns) for name in missing)
+        msg = (
+            f"{owner} needs the features {missing}, which the input does not have.{hints} "
+            f"Available features: {features.columns}."
+        )
+        raise ValueError(msg)
+
+

@@ -1,0 +1,763 @@
+"""A small, safe rule language evaluated column-wise over a DataFrame.
+
+Rules such as ``"frequency == 1 and tenure_days <= 30"`` come from config files, so
+they are never handed to ``eval``, ``exec``, ``DataFrame.query`` or ``pandas.eval``:
+a tokenizer and recursive-descent parser build an immutable AST that only knows the
+grammar below (keywords are case-insensitive)::
+
+    expr      := or_expr
+    or_expr   := and_expr ("or" and_expr)*
+    and_expr  := not_expr ("and" not_expr)*
+    not_expr  := "not" not_expr | predicate
+    predicate := arith ( compop arith
+                       | ["not"] "in" ( "(" literal ("," literal)* [","] ")" | "[" ... "]" )
+                       | ["not"] "between" arith "and" arith
+                       | "is" ["not"] "null" )?
+    compop    := "==" | "=" | "!=" | "<" | "<=" | ">" | ">="
+    arith     := term (("+" | "-") term)*
+    term      := unary (("*" | "/" | "%") unary)*
+    unary     := "-" unary | atom
+    atom      := NUMBER | STRING | "true" | "false" | NAME | `quoted name` | "(" expr ")"
+
+Semantics
+---------
+* A comparison, ``in``, ``not in``, ``between`` or ``not between`` with a missing
+  operand (NaN, None, NaT, NA) is False: SQL-like, but two-valued. ``not`` negates
+  that result, so where ``x`` is missing ``x != 1`` is False but ``not x == 1`` is True.
+  ``is null`` and ``is not null`` test missingness.
+* Arithmetic needs numbers (booleans count as 0/1), runs in float64, propagates
+  missing values and gives NaN for division or modulo by zero.
+* ``and``, ``or``, ``not`` and the whole rule take conditions: predicates, boolean
+  columns (a nullable boolean's NA counts as False) or ``true``/``false``.
+* Comparisons behave as in pandas (``category == 'a'`` works, ``int == 'a'`` is
+  False); where pandas refuses (``str < int``) a :class:`RuleSyntaxError` names the
+  operands and their types.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import operator
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from segmentkit.errors import RuleSyntaxError
+
+__all__ = [
+    "Arithmetic",
+    "Between",
+    "BoolOp",
+    "Comparison",
+    "Expr",
+    "InList",
+    "IsNull",
+    "Literal",
+    "Name",
+    "Negate",
+    "Not",
+    "check_names",
+    "parse",
+]
+
+_KEYWORDS = frozenset({"and", "or", "not", "in", "between", "is", "null", "true", "false"})
+_COMPARE = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_ARITHMETIC = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "%": np.mod}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_TOKEN = re.compile(
+    r"(?P<number>(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op><=|>=|==|!=|[-+*/%()\[\],<>=])"
+)
+_NUMBER_TAIL = re.compile(r"[\w.]*")
+
+
+# --------------------------------------------------------------------------- AST
+
+
+@dataclass(frozen=True)
+class Expr:
+    """Base of the AST nodes; ``position`` is the node's offset in the parsed text."""
+
+    position: int = field(default=0, compare=False, repr=False, kw_only=True)
+    _prec: ClassVar[int] = 8  # binding strength, used to print only the needed parentheses
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Feature names referenced anywhere in the expression."""
+        return frozenset(node.name for node in self._walk() if isinstance(node, Name))
+
+    def _walk(self) -> Iterator[Expr]:
+        yield self
+        for f in fields(self):
+            value = getattr(self, f.name)
+            for child in value if isinstance(value, tuple) else (value,):
+                if isinstance(child, Expr):
+                    yield from child._walk()
+
+    def __str__(self) -> str:
+        return self._render()
+
+    def _render(self) -> str:
+        raise NotImplementedError
+
+    def _value(self, ctx: _Context) -> Any:
+        raise NotImplementedError
+
+    def evaluate(self, frame: pd.DataFrame) -> pd.Series:
+        """Evaluate the rule on every row of ``frame`` at once.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            One column per feature the rule names.
+
+        Returns
+        -------
+        pandas.Series
+            Boolean, no missing values, aligned to ``frame.index``.
+
+        Raises
+        ------
+        RuleSyntaxError
+            If a feature is unknown, the rule is not a condition or operand types clash.
+            Positions refer to ``str(self)``.
+        """
+        # Positions must match the text shown in errors, so work on the canonical text.
+        text = str(self)
+        tree = parse(text)
+        check_names(tree, [c for c in frame.columns if isinstance(c, str)], text=text)
+        ctx = _Context(frame, text)
+        value = tree._value(ctx)
+        if not _is_condition(value):
+            raise ctx.error(
+                f"Expected a condition at position 0, found {_describe(tree, value)}; "
+                "a rule must be true or false for each row.",
+                0,
+            )
+        return pd.Series(_as_mask(value, ctx.n), index=frame.index, dtype=bool)
+
+
+def _wrap(node: Expr, min_prec: int) -> str:
+    return f"({node})" if node._prec < min_prec else str(node)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, eq=False)
+class Literal(Expr):
+    value: bool | int | float | str
+
+    # 1 == 1.0 == True in Python, but they print differently, so they are different ASTs.
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Literal)
+            and type(self.value) is type(other.value)
+            and self.value == other.value
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self.value), self.value))
+
+    def _render(self) -> str:
+        if isinstance(self.value, bool):
+            return "true" if self.value else "false"
+        if isinstance(self.value, str):
+            return "'" + self.value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return repr(self.value)
+
+    def _value(self, ctx: _Context) -> Any:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Name(Expr):
+    name: str
+
+    def _render(self) -> str:
+        if _IDENTIFIER.match(self.name) and self.name.lower() not in _KEYWORDS:
+            return self.name
+        return f"`{self.name}`"
+
+    def _value(self, ctx: _Context) -> Any:
+        column = ctx.frame[self.name]
+        if isinstance(column, pd.DataFrame):
+            raise ctx.error(
+                f"Feature '{self.name}' at position {self.position} matches "
+                f"{column.shape[1]} columns.",
+                self.position,
+            )
+        # A fresh RangeIndex lets intermediate results line up by position.
+        return column.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Negate(Expr):
+    operand: Expr
+    _prec = 7
+
+    def _render(self) -> str:
+        # The parser folds "-<number>" into a negative literal; parentheses keep the node.
+        if isinstance(self.operand, Literal) and _is_number(self.operand.value):
+            return f"-({self.operand})"
+        return "-" + _wrap(self.operand, 7)
+
+    def _value(self, ctx: _Context) -> Any:
+        value = _numbers(ctx, self, "-", self.operand, self.operand._value(ctx))
+        return _series_or_float(-value)
+
+
+@dataclass(frozen=True)
+class Arithmetic(Expr):
+    op: str
+    left: Expr
+    right: Expr
+
+    @property
+    def _prec(self) -> int:  # type: ignore[override]
+        return 5 if self.op in "+-" else 6
+
+    def _render(self) -> str:
+        return f"{_wrap(self.left, self._prec)} {self.op} {_wrap(self.right, self._prec + 1)}"
+
+    def _value(self, ctx: _Context) -> Any:
+        left = _numbers(ctx, self, self.op, self.left, self.left._value(ctx))
+        right = _numbers(ctx, self, self.op, self.right, self.right._value(ctx))
+        with np.errstate(all="ignore"):
+            result = _ARITHMETIC[self.op](left, right)
+            if self.op in "/%":
+                result = np.where(np.equal(right, 0), np.nan, result)
+        return _series_or_float(result)
+
+
+@dataclass(frozen=True)
+class Comparison(Expr):
+    op: str
+    left: Expr
+    right: Expr
+    _prec = 4
+
+    def _render(self) -> str:
+        return f"{_wrap(self.left, 5)} {self.op} {_wrap(self.right, 5)}"
+
+    def _value(self, ctx: _Context) -> Any:
+        left, right = self.left._value(ctx), self.right._value(ctx)
+        return pd.Series(_compare(ctx, self, self.op, (self.left, left), (self.right, right)))
+
+
+@dataclass(frozen=True)
+class InList(Expr):
+    operand: Expr
+    values: tuple[Literal, ...]
+    negated: bool = False
+    _prec = 4
+
+    def _render(self) -> str:
+        keyword = "not in" if self.negated else "in"
+        return f"{_wrap(self.operand, 5)} {keyword} ({', '.join(map(str, self.values))})"
+
+    def _value(self, ctx: _Context) -> Any:
+        value = self.operand._value(ctx)
+        values = [literal.value for literal in self.values]
+        valid = ~_missing(value, ctx.n)
+        hit = np.zeros(ctx.n, dtype=bool)
+        try:
+            if isinstance(value, pd.Series):
+                hit[valid] = value[valid].isin(values).to_numpy(dtype=bool)
+            else:
+                hit[valid] = value in values
+        except (TypeError, ValueError) as exc:
+            raise ctx.error(
+                f"Cannot test {_describe(self.operand, value)} against the list at "
+                f"position {self.position}.",
+                self.position,
+            ) from exc
+        return pd.Series((hit != self.negated) & valid)
+
+
+@dataclass(frozen=True)
+class Between(Expr):
+    operand: Expr
+    low: Expr
+    high: Expr
+    negated: bool = False
+    _prec = 4
+
+    def _render(self) -> str:
+        keyword = "not between" if self.negated else "between"
+        return f"{_wrap(self.operand, 5)} {keyword} {_wrap(self.low, 5)} and {_wrap(self.high, 5)}"
+
+    def _value(self, ctx: _Context) -> Any:
+        operand = (self.operand, self.operand._value(ctx))
+        low, high = (self.low, self.low._value(ctx)), (self.high, self.high._value(ctx))
+        inside = _compare(ctx, self, ">=", operand, low) & _compare(ctx, self, "<=", operand, high)
+        if not self.negated:
+            return pd.Series(inside)
+        valid = ~(_missing(operand[1], ctx.n) | _missing(low[1], ctx.n) | _missing(high[1], ctx.n))
+        return pd.Series(~inside & valid)
+
+
+@dataclass(frozen=True)
+class IsNull(Expr):
+    operand: Expr
+    negated: bool = False
+    _prec = 4
+
+    def _render(self) -> str:
+        return f"{_wrap(self.operand, 5)} is {'not null' if self.negated else 'null'}"
+
+    def _value(self, ctx: _Context) -> Any:
+        return pd.Series(_missing(self.operand._value(ctx), ctx.n) != self.negated)
+
+
+@dataclass(frozen=True)
+class Not(Expr):
+    operand: Expr
+    _prec = 3
+
+    def _render(self) -> str:
+        return "not " + _wrap(self.operand, 3)
+
+    def _value(self, ctx: _Context) -> Any:
+        return pd.Series(~_condition(ctx, self.operand, "after 'not'"))
+
+
+@dataclass(frozen=True)
+class BoolOp(Expr):
+    op: str  # "and" | "or"
+    left: Expr
+    right: Expr
+
+    @property
+    def _prec(self) -> int:  # type: ignore[override]
+        return 1 if self.op == "or" else 2
+
+    def _render(self) -> str:
+        return f"{_wrap(self.left, self._prec)} {self.op} {_wrap(self.right, self._prec + 1)}"
+
+    def _value(self, ctx: _Context) -> Any:
+        where = f"on each side of '{self.op}'"
+        left, right = _condition(ctx, self.left, where), _condition(ctx, self.right, where)
+        combine = np.logical_and if self.op == "and" else np.logical_or
+        return pd.Series(combine(left, right))
+
+
+# --------------------------------------------------------------------- evaluation
+
+
+class _Context(NamedTuple):
+    frame: pd.DataFrame
+    text: str
+
+    @property
+    def n(self) -> int:
+        return len(self.frame)
+
+    def error(self, message: str, position: int) -> RuleSyntaxError:
+        return RuleSyntaxError(message, text=self.text, position=position)
+
+
+def _series_or_float(result: Any) -> Any:
+    return pd.Series(result) if np.ndim(result) else float(result)
+
+
+def _missing(value: Any, n: int) -> np.ndarray:
+    if isinstance(value, pd.Series):
+        return value.isna().to_numpy(dtype=bool)
+    return np.full(n, bool(pd.isna(value)))  # e.g. the literal arithmetic 1 / 0
+
+
+def _describe(node: Expr, value: Any) -> str:
+    kind = str(value.dtype) if isinstance(value, pd.Series) else type(value).__name__
+    if isinstance(node, Name):
+        return f"feature '{node.name}' ({kind})"
+    return f"{node} ({kind})" if isinstance(node, Literal) else f"'{node}' ({kind})"
+
+
+def _is_condition(value: Any) -> bool:
+    if isinstance(value, pd.Series):
+        dtype = value.dtype
+        return pd.api.types.is_bool_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+    return isinstance(value, bool)
+
+
+def _as_mask(value: Any, n: int) -> np.ndarray:
+    if isinstance(value, pd.Series):
+        return value.to_numpy(dtype=bool, na_value=False)
+    return np.full(n, value, dtype=bool)
+
+
+def _condition(ctx: _Context, node: Expr, where: str) -> np.ndarray:
+    value = node._value(ctx)
+    if not _is_condition(value):
+        raise ctx.error(
+            f"Expected a condition {where} at position {node.position}, "
+            f"found {_describe(node, value)}.",
+            node.position,
+        )
+    return _as_mask(value, ctx.n)
+
+
+def _numbers(ctx: _Context, node: Expr, op: str, operand: Expr, value: Any) -> Any:
+    if isinstance(value, pd.Series) and pd.api.types.is_numeric_dtype(value.dtype):
+        return value.to_numpy(dtype="float64", na_value=np.nan)
+    if isinstance(value, (int, float)):
+        return float(value)
+    raise ctx.error(
+        f"Expected a number for '{op}' at position {node.position}, "
+        f"found {_describe(operand, value)}.",
+        node.position,
+    )
+
+
+def _compare(
+    ctx: _Context, node: Expr, op: str, left: tuple[Expr, Any], right: tuple[Expr, Any]
+) -> np.ndarray:
+    (left_node, lhs), (right_node, rhs) = left, right
+    valid = ~(_missing(lhs, ctx.n) | _missing(rhs, ctx.n))
+    out = np.zeros(ctx.n, dtype=bool)
+    try:
+        if isinstance(lhs, pd.Series) or isinstance(rhs, pd.Series):
+            # Comparing only present values keeps NA out of pandas' object comparisons.
+            lhs = lhs[valid] if isinstance(lhs, pd.Series) else lhs
+            rhs = rhs[valid] if isinstance(rhs, pd.Series) else rhs
+            out[valid] = _COMPARE[op](lhs, rhs).to_numpy(dtype=bool, na_value=False)
+        else:
+            out[valid] = bool(_COMPARE[op](lhs, rhs))
+    except (TypeError, ValueError) as exc:
+        raise ctx.error(
+            f"Cannot compare {_describe(left_node, left[1])} with "
+            f"{_describe(right_node, right[1])} using '{op}' at position {node.position}.",
+            node.position,
+        ) from exc
+    return out
+
+
+# ------------------------------------------------------------------------ parsing
+
+
+class _Token(NamedTuple):
+    kind: str  # number, string, name, keyword, op, end
+    value: Any
+    position: int
+    text: str
+
+
+def _scan_quoted(text: str, start: int) -> tuple[str, int]:
+    quote, pos, chars = text[start], start + 1, []
+    while pos < len(text):
+        char = text[pos]
+        if char == quote:
+            return "".join(chars), pos + 1
+        if char == "\\" and quote != "`" and pos + 1 < len(text):
+            escaped = text[pos + 1]
+            # Other backslashes stay literal, so regex-like strings need no doubling.
+            chars.append(escaped if escaped in "\\'\"" else char + escaped)
+            pos += 2
+        else:
+            chars.append(char)
+            pos += 1
+    what = "backquoted name" if quote == "`" else "string"
+    raise RuleSyntaxError(
+        f"Unterminated {what} starting at position {start}.", text=text, position=start
+    )
+
+
+def _scan_number(text: str, start: int, end: int) -> tuple[int | float, int]:
+    # Swallow trailing letters/dots so "1abc" or "1.2.3" is reported as one bad number.
+    stop = _NUMBER_TAIL.match(text, end).end()
+    raw = text[start:stop]
+    try:
+        value = float(raw) if re.search(r"[.eE]", raw) else int(raw)
+        finite = math.isfinite(float(value))
+    except (ValueError, OverflowError):
+        finite = False
+    if stop != end or not finite:
+        raise RuleSyntaxError(
+            f"Invalid number {raw!r} at position {start}.", text=text, position=start
+        )
+    return value, stop
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    pos = 0
+    while pos < len(text):
+        char = text[pos]
+        if char.isspace():
+            pos += 1
+            continue
+        if char in "'\"`":
+            value, end = _scan_quoted(text, pos)
+            kind = "name" if char == "`" else "string"
+            if kind == "name" and not value:
+                raise RuleSyntaxError(
+                    f"Empty feature name at position {pos}.", text=text, position=pos
+                )
+        else:
+            match = _TOKEN.match(text, pos)
+            if match is None:
+                raise RuleSyntaxError(
+                    f"Unexpected character {char!r} at position {pos}.", text=text, position=pos
+                )
+            kind, value, end = match.lastgroup or "", match.group(), match.end()
+            if kind == "number":
+                value, end = _scan_number(text, pos, end)
+            elif kind == "name" and value.lower() in _KEYWORDS:
+                kind, value = "keyword", value.lower()
+            elif value == "=":
+                value = "=="
+        tokens.append(_Token(kind, value, pos, text[pos:end]))
+        pos = end
+    tokens.append(_Token("end", None, len(text), ""))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.index = 0
+
+    def peek(self, ahead: int = 0) -> _Token:
+        return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
+
+    def advance(self) -> _Token:
+        token = self.peek()
+        self.index = min(self.index + 1, len(self.tokens) - 1)
+        return token
+
+    def at(self, kind: str, *values: str, ahead: int = 0) -> bool:
+        token = self.peek(ahead)
+        return token.kind == kind and (not values or token.value in values)
+
+    def error(self, message: str, position: int) -> RuleSyntaxError:
+        return RuleSyntaxError(message, text=self.text, position=position)
+
+    def expected(self, what: str) -> RuleSyntaxError:
+        token = self.peek()
+        found = "the end of the rule" if token.kind == "end" else repr(token.text)
+        return self.error(
+            f"Expected {what} at position {token.position}, found {found}.", token.position
+        )
+
+    def rule(self) -> Expr:
+        if not self.text.strip():
+            raise self.error("Empty rule: expected a condition at position 0.", 0)
+        expr = self.or_expr()
+        token = self.peek()
+        if token.kind != "end":
+            raise self.error(
+                f"Unexpected {token.text!r} at position {token.position} after a complete "
+                "expression.",
+                token.position,
+            )
+        return expr
+
+    def or_expr(self) -> Expr:
+        left = self.and_expr()
+        while self.at("keyword", "or"):
+            token = self.advance()
+            left = BoolOp("or", left, self.and_expr(), position=token.position)
+        return left
+
+    def and_expr(self) -> Expr:
+        left = self.not_expr()
+        while self.at("keyword", "and"):
+            token = self.advance()
+            left = BoolOp("and", left, self.not_expr(), position=token.position)
+        return left
+
+    def not_expr(self) -> Expr:
+        if self.at("keyword", "not"):
+            token = self.advance()
+            return Not(self.not_expr(), position=token.position)
+        return self.predicate()
+
+    def predicate(self) -> Expr:
+        left = self.arith()
+        token = self.peek()
+        if token.kind == "op" and token.value in _COMPARE:
+            self.advance()
+            node = Comparison(token.value, left, self.arith(), position=token.position)
+            extra = self.peek()
+            if extra.kind == "op" and extra.value in _COMPARE:
+                raise self.error(
+                    f"Chained comparisons are not supported: found a second {extra.text!r} "
+                    f"at position {extra.position}; write 'x between 1 and 5' or "
+                    "'1 < x and x < 5' instead.",
+                    extra.position,
+                )
+            return node
+        negated = self.at("keyword", "not")
+        if negated:
+            self.advance()
+            if not self.at("keyword", "in", "between"):
+                raise self.expected("'in' or 'between' after 'not'")
+        if self.at("keyword", "in"):
+            self.advance()
+            return InList(left, self.literal_list(), negated, position=token.position)
+        if self.at("keyword", "between"):
+            self.advance()
+            low = self.arith()
+            if not self.at("keyword", "and"):
+                raise self.expected("'and' between the bounds of 'between'")
+            self.advance()
+            return Between(left, low, self.arith(), negated, position=token.position)
+        if self.at("keyword", "is"):
+            self.advance()
+            is_not = self.at("keyword", "not")
+            if is_not:
+                self.advance()
+            if not self.at("keyword", "null"):
+                raise self.expected("'null' after 'is'" if not is_not else "'null' after 'is not'")
+            self.advance()
+            return IsNull(left, is_not, position=token.position)
+        return left
+
+    def literal_list(self) -> tuple[Literal, ...]:
+        if not self.at("op", "(", "["):
+            raise self.expected("'(' or '[' after 'in'")
+        close = ")" if self.advance().value == "(" else "]"
+        values = [self.literal()]
+        while self.at("op", ","):
+            self.advance()
+            if self.at("op", close):
+                break
+            values.append(self.literal())
+        if not self.at("op", close):
+            raise self.expected(f"',' or '{close}'")
+        self.advance()
+        return tuple(values)
+
+    def literal(self) -> Literal:
+        token = self.peek()
+        if self.at("op", "-") and self.at("number", ahead=1):
+            self.advance()
+            return Literal(-self.advance().value, position=token.position)
+        if token.kind in ("number", "string"):
+            return Literal(self.advance().value, position=token.position)
+        if self.at("keyword", "true", "false"):
+            return Literal(self.advance().value == "true", position=token.position)
+        raise self.expected("a number, string, true or false in the list")
+
+    def arith(self) -> Expr:
+        left = self.term()
+        while self.at("op", "+", "-"):
+            token = self.advance()
+            left = Arithmetic(token.value, left, self.term(), position=token.position)
+        return left
+
+    def term(self) -> Expr:
+        left = self.unary()
+        while self.at("op", "*", "/", "%"):
+            token = self.advance()
+            left = Arithmetic(token.value, left, self.unary(), position=token.position)
+        return left
+
+    def unary(self) -> Expr:
+        if not self.at("op", "-"):
+            return self.atom()
+        token = self.advance()
+        if self.at("number"):
+            # Fold "-3" into one literal so negative numbers print and round-trip as such.
+            return Literal(-self.advance().value, position=token.position)
+        return Negate(self.unary(), position=token.position)
+
+    def atom(self) -> Expr:
+        token = self.peek()
+        if token.kind in ("number", "string", "name"):
+            self.advance()
+            cls = Name if token.kind == "name" else Literal
+            return cls(token.value, position=token.position)
+        if self.at("keyword", "true", "false"):
+            return Literal(self.advance().value == "true", position=token.position)
+        if self.at("op", "("):
+            self.advance()
+            inner = self.or_expr()
+            if not self.at("op", ")"):
+                raise self.expected("')'")
+            self.advance()
+            return inner
+        if self.at("keyword", "null"):
+            raise self.error(
+                f"Expected a value at position {token.position}, found {token.text!r}; "
+                "use 'is null' to test for missing values.",
+                token.position,
+            )
+        raise self.expected("a value")
+
+
+def parse(text: str) -> Expr:
+    """Parse rule text into an immutable expression tree.
+
+    Parameters
+    ----------
+    text : str
+        The rule, e.g. ``"frequency == 1 and tenure_days <= 30"``.
+
+    Returns
+    -------
+    Expr
+        The root node; ``parse(str(node)) == node``.
+
+    Raises
+    ------
+    RuleSyntaxError
+        If ``text`` does not follow the grammar in the module docstring.
+    """
+    try:
+        return _Parser(text).rule()
+    except RecursionError:
+        raise RuleSyntaxError(
+            "Rule is nested too deeply to parse, starting at position 0.", text=text, position=0
+        ) from None
+
+
+def check_names(expr_or_text: Expr | str, available: Iterable[str], *, text: str) -> None:
+    """Check that every feature a rule names is available.
+
+    Parameters
+    ----------
+    expr_or_text : Expr or str
+        A parsed rule, or rule text to parse.
+    available : iterable of str
+        The feature names that exist.
+    text : str
+        The rule text shown in the error; positions of ``expr_or_text`` refer to it.
+
+    Raises
+    ------
+    RuleSyntaxError
+        Naming the first unknown feature (in text order), its position and the closest
+        available name.
+    """
+    expr = parse(expr_or_text) if isinstance(expr_or_text, str) else expr_or_text
+    known = sorted({str(name) for name in available})
+    known_set = set(known)
+    nodes = sorted((n for n in expr._walk() if isinstance(n, Name)), key=lambda n: n.position)
+    for node in nodes:
+        if node.name in known_set:
+            continue
+        close = difflib.get_close_matches(node.name, known, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise RuleSyntaxError(
+            f"Unknown feature '{node.name}' at position {node.position}.{hint} "
+            f"Available features: {known}.",
+            text=text,
+            position=node.position,
+        )

@@ -1,0 +1,306 @@
+"""RFM: recency, frequency and monetary scores from quantiles, and the classic named grid."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from segmentkit._features import CustomerFeatures
+from segmentkit._params import InstanceOf, Interval, Satisfies, options
+from segmentkit._segmentation import Segment
+from segmentkit.engines._base import Segmenter, require_columns
+
+__all__ = ["CLASSIC_GRID", "RFMSegmenter"]
+
+# Rows: R score 5 (most recent) down to 1; columns: FM score 1..5, where
+# FM = round-half-up of (F + M) / 2. Every cell is named, so every customer who has
+# bought gets exactly one of the eleven classic segments.
+CLASSIC_GRID: tuple[tuple[str, ...], ...] = (
+    ("New customers", "Potential loyalists", "Potential loyalists", "Champions", "Champions"),
+    ("Promising", "Potential loyalists", "Loyal customers", "Loyal customers", "Champions"),
+    ("About to sleep", "Need attention", "Need attention", "Loyal customers", "Loyal customers"),
+    ("Hibernating", "About to sleep", "At risk", "At risk", "Can't lose them"),
+    ("Lost", "Hibernating", "At risk", "Can't lose them", "Can't lose them"),
+)
+
+_CLASSIC_DESCRIPTIONS = {
+    "Champions": "Bought recently, buy often and spend the most.",
+    "Loyal customers": "Buy regularly and spend well; responsive to promotions.",
+    "Potential loyalists": "Recent customers with average frequency and spend.",
+    "New customers": "Bought very recently, but only once or for little.",
+    "Promising": "Fairly recent buyers who have not spent much yet.",
+    "Need attention": "Average recency, frequency and spend; slipping.",
+    "About to sleep": "Below-average recency and low value; will be lost without a nudge.",
+    "At risk": "Spent well and often, but not for a long time.",
+    "Can't lose them": "Used to be among the best customers; gone quiet.",
+    "Hibernating": "Last purchase long ago, few orders, low spend.",
+    "Lost": "Lowest recency, frequency and spend.",
+}
+
+NO_PURCHASES = "No purchases"
+_SCORE_NAMES = ("r_score", "f_score", "m_score", "fm_score")
+
+
+def _is_segment_map(value: Any) -> bool:
+    return value == "classic" or (
+        isinstance(value, Mapping)
+        and len(value) > 0
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    )
+
+
+class RFMSegmenter(Segmenter):
+    """Segment customers by recency, frequency and monetary quantile scores.
+
+    Each of R, F and M gets a score from 1 to ``n_bins`` (most recent, most frequent,
+    highest spend = ``n_bins``). The cut points are learned at ``fit`` and reused by
+    ``predict``, so next month's customers are scored on the same scale.
+
+    **Tie policy.** A customer's score is the quantile bin of the *first* position of
+    its value in the sorted training values: ``score = floor(n_bins × (rank_min − 1) / n)
+    + 1`` with ``rank_min`` the smallest rank shared by equal values. Equal values
+    therefore always get equal scores, the lowest value always scores 1, and a value
+    held by many customers occupies one score while the scores it would have spread
+    over stay empty. With frequency, where most customers bought once, one-time
+    buyers all score F = 1 and the next score used may be 3 or 4: the bins show
+    how much the data can tell apart, not five equal slices.
+
+    Customers without a purchase (``frequency == 0`` or no recency) go to the
+    segment ``"No purchases"``.
+
+    Parameters
+    ----------
+    n_bins : int, default=5
+        Number of score levels.
+    recency : str, default='recency_days'
+        Feature with days since the last purchase (lower is better).
+    frequency : str, default='frequency'
+        Feature with the number of orders.
+    monetary : str, default='monetary'
+        Feature with spend.
+    segment_map : 'classic' or dict of str to str, default='classic'
+        ``'classic'`` names segments with :data:`CLASSIC_GRID` (needs ``n_bins=5``).
+        A dict maps segment names, in priority order, to rules over ``r_score``,
+        ``f_score``, ``m_score``, ``fm_score`` and any feature, e.g.
+        ``{"VIP": "r_score >= 4 and m_score == 5"}``; customers matching none go to
+        ``default_segment``.
+    default_segment : str, default='Other'
+        Segment for customers no custom rule matches.
+
+    Attributes
+    ----------
+    thresholds_ : dict of str to numpy.ndarray
+        For ``'recency'``, ``'frequency'`` and ``'monetary'``: the ``n_bins - 1`` cut
+        points; score ``s`` starts at ``thresholds_[x][s - 2]`` (``inf`` when unused).
+        Recency cut points are in days and count downwards.
+    segments_ : list of Segment
+        The segments, in id order.
+    segment_names_ : dict of int to str
+        Segment id to name.
+    n_segments_ : int
+        Number of segments.
+    feature_names_in_ : numpy.ndarray
+        Features seen in ``fit``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    RuleSegmenter : Segments from named rules on any feature.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import segmentkit as sk
+    >>> features = pd.DataFrame({
+    ...     "customer_id": list("abcdefghij"),
+    ...     "recency_days": [1, 5, 10, 30, 60, 90, 120, 200, 300, 400],
+    ...     "frequency": [12, 8, 6, 5, 1, 1, 1, 3, 1, 1],
+    ...     "monetary": [900, 600, 400, 350, 40, 60, 20, 200, 15, 10],
+    ... })
+    >>> seg = sk.RFMSegmenter().fit_predict(features)
+    >>> seg.assignments[["customer_id", "rfm_score", "segment"]].head(3)
+      customer_id rfm_score     segment
+    0           a       555   Champions
+    1           b       545   Champions
+    2           c       444  Champions
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_bins": [Interval(int, 2, 10)],
+        "recency": [InstanceOf((str,), "a str")],
+        "frequency": [InstanceOf((str,), "a str")],
+        "monetary": [InstanceOf((str,), "a str")],
+        "segment_map": [
+            Satisfies(_is_segment_map, "'classic' or a non-empty dict of str to rule text")
+        ],
+        "default_segment": [InstanceOf((str,), "a str")],
+    }
+    engine_name: ClassVar[str] = "rfm"
+
+    def __init__(
+        self,
+        *,
+        n_bins: int = 5,
+        recency: str = "recency_days",
+        frequency: str = "frequency",
+        monetary: str = "monetary",
+        segment_map: str | Mapping[str, str] = "classic",
+        default_segment: str = "Other",
+    ) -> None:
+        self.n_bins = n_bins
+        self.recency = recency
+        self.frequency = frequency
+        self.monetary = monetary
+        self.segment_map = segment_map
+        self.default_segment = default_segment
+
+    @staticmethod
+    def classic_grid() -> pd.DataFrame:
+        """The classic segment names as a table: R score by row, FM score by column.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``R`` (5 to 1), columns ``FM`` (1 to 5).
+
+        Examples
+        --------
+        >>> from segmentkit import RFMSegmenter
+        >>> RFMSegmenter.classic_grid().loc[5, 5]
+        'Champions'
+        """
+        return pd.DataFrame(
+            CLASSIC_GRID,
+            index=pd.Index([5, 4, 3, 2, 1], name="R"),
+            columns=pd.Index([1, 2, 3, 4, 5], name="FM"),
+        )
+
+    def _check_params_vs_input(self, features: CustomerFeatures) -> None:
+        require_columns(features, [self.recency, self.frequency, self.monetary], "RFMSegmenter")
+        if self.segment_map == "classic" and self.n_bins != 5:
+            msg = (
+                f"segment_map='classic' is defined for n_bins=5; got n_bins={self.n_bins}. "
+                "Pass your own segment_map for other bin counts."
+            )
+            raise ValueError(msg)
+        if not _buyers(features.frame, self.recency, self.frequency).any():
+            msg = "RFMSegmenter needs at least one customer with a purchase; none has one."
+            raise ValueError(msg)
+
+    def _fit(self, features: CustomerFeatures) -> None:
+        frame = features.frame
+        buyers = _buyers(frame, self.recency, self.frequency)
+        values = self._oriented(frame[buyers])
+        self.thresholds_ = {
+            name: _learn_cuts(column, self.n_bins) for name, column in values.items()
+        }
+        # Recency was negated so that "higher is better"; store it in days again.
+        self.thresholds_["recency"] = -self.thresholds_["recency"]
+        if self.segment_map == "classic":
+            names = list(dict.fromkeys(name for row in CLASSIC_GRID for name in row))
+            order = list(_CLASSIC_DESCRIPTIONS)
+            names.sort(key=order.index)
+            self.segments_ = [
+                Segment(i, name, _CLASSIC_DESCRIPTIONS[name], _grid_rule(name))
+                for i, name in enumerate(names)
+            ]
+            self._rules = None
+        else:
+            from segmentkit.engines._expr import check_names, parse
+
+            available = [*_SCORE_NAMES, *frame.columns]
+            parsed = {}
+            for name, text in self.segment_map.items():
+                expr = parse(text)
+                check_names(expr, available, text=text)
+                parsed[name] = expr
+            self._rules = parsed
+            self.segments_ = [
+                Segment(i, name, "", text) for i, (name, text) in enumerate(self.segment_map.items())
+            ]
+            self.segments_.append(Segment(len(self.segments_), self.default_segment))
+        self.segments_.append(
+            Segment(len(self.segments_), NO_PURCHASES, "Known customers without a purchase yet.")
+        )
+
+    def _oriented(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {
+            "recency": -frame[self.recency].to_numpy(dtype=float),
+            "frequency": frame[self.frequency].to_numpy(dtype=float),
+            "monetary": frame[self.monetary].to_numpy(dtype=float),
+        }
+
+    def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
+        frame = features.frame
+        buyers = _buyers(frame, self.recency, self.frequency)
+        values = self._oriented(frame)
+        cuts = dict(self.thresholds_, recency=-self.thresholds_["recency"])
+        r, f, m = (_apply_cuts(values[k], cuts[k]) for k in ("recency", "frequency", "monetary"))
+        fm = (f + m + 1) // 2
+        no_purchase_id = self.segments_[-1].id
+        if self._rules is None:
+            grid_ids = {s.name: s.id for s in self.segments_}
+            lookup = np.array(
+                [[grid_ids[CLASSIC_GRID[5 - rr][ff - 1]] for ff in range(1, 6)] for rr in range(1, 6)]
+            )
+            labels = lookup[np.clip(r, 1, 5) - 1, np.clip(fm, 1, 5) - 1]
+        else:
+            scores = pd.DataFrame(
+                {"r_score": r, "f_score": f, "m_score": m, "fm_score": fm}, index=frame.index
+            )
+            context = pd.concat([scores, frame], axis=1)
+            labels = np.full(len(frame), self.segments_[-2].id, dtype=np.int64)
+            undecided = np.ones(len(frame), dtype=bool)
+            for segment, expr in zip(self.segments_, self._rules.values(), strict=False):
+                hit = expr.evaluate(context).to_numpy(dtype=bool) & undecided
+                labels[hit] = segment.id
+                undecided &= ~hit
+        labels = np.where(buyers, labels, no_purchase_id).astype(np.int64)
+        text = pd.Series(r.astype(str)) + pd.Series(f.astype(str)) + pd.Series(m.astype(str))
+        score_columns: dict[str, Any] = {
+            "r_score": np.where(buyers, r, 0),
+            "f_score": np.where(buyers, f, 0),
+            "m_score": np.where(buyers, m, 0),
+            "rfm_score": np.where(buyers, text.to_numpy(dtype=object), ""),
+        }
+        return labels, score_columns
+
+
+def _buyers(frame: pd.DataFrame, recency: str, frequency: str) -> np.ndarray:
+    recency_values = frame[recency].to_numpy(dtype=float)
+    frequency_values = frame[frequency].to_numpy(dtype=float)
+    return np.isfinite(recency_values) & (np.nan_to_num(frequency_values) > 0)
+
+
+def _learn_cuts(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Cut points under the min-rank tie policy (see the class docstring)."""
+    finite = np.sort(values[np.isfinite(values)])
+    n = len(finite)
+    # First position of each value in sorted order = its min rank − 1.
+    first_position = np.searchsorted(finite, finite, side="left")
+    scores = np.minimum(first_position * n_bins // n + 1, n_bins)
+    cuts = np.full(n_bins - 1, np.inf)
+    for level in range(2, n_bins + 1):
+        reached = finite[scores >= level]
+        if len(reached):
+            cuts[level - 2] = reached[0]
+    return cuts
+
+
+def _apply_cuts(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    filled = np.where(np.isfinite(values), values, -np.inf)
+    return (1 + np.searchsorted(cuts, filled, side="right")).astype(np.int64)
+
+
+def _grid_rule(name: str) -> str:
+    cells = [
+        f"(r_score == {5 - row} and fm_score == {col + 1})"
+        for row, names in enumerate(CLASSIC_GRID)
+        for col, cell in enumerate(names)
+        if cell == name
+    ]
+    return " or ".join(cells)
