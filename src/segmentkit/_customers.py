@@ -60,6 +60,13 @@ class Customers(_Table):
     Personal data (:data:`PII_COLUMNS`) is kept for the exporters but never joined
     into features and never shown by ``repr``.
 
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Already validated rows in canonical columns (use :meth:`from_frame` to build one).
+    report : ValidationReport
+        The account of the input rows.
+
     Examples
     --------
     >>> import pandas as pd

@@ -57,6 +57,13 @@ class Events(_Table):
     types in :data:`EVENT_TYPES` (``addtocart`` → ``add_to_cart``, ``page_view`` →
     ``view``...). Other types are kept, and the report notes how many.
 
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Already validated rows in canonical columns (use :meth:`from_frame` to build one).
+    report : ValidationReport
+        The account of the input rows.
+
     Examples
     --------
     >>> import pandas as pd

@@ -121,7 +121,7 @@ class CustomerFeatures:
         if customer_id in frame.columns:
             frame = frame.set_index(customer_id)
         frame = frame.copy()
-        frame.index = pd.Index(frame.index.astype(str), name="customer_id")
+        frame.index = pd.Index(frame.index.astype(str), dtype=str, name="customer_id")
         if frame.index.has_duplicates:
             repeated = frame.index[frame.index.duplicated()].unique()[:5].tolist()
             msg = (
@@ -319,7 +319,7 @@ def extract_features(
         columns |= _profile_features(profiles[eligible], pr_codes[eligible], len(ids), stamp)
 
     frame = pd.DataFrame(columns)
-    frame.index = pd.Index(ids, name="customer_id")
+    frame.index = pd.Index(ids, dtype=str, name="customer_id")
     # Sorted ids make the output independent of the input's row order.
     frame = frame[present].sort_index()
     definitions = definitions_by_name(windows)

@@ -127,8 +127,11 @@ def map_columns(
             )
         else:
             selected[key] = source
+    used = set(mapping.values())
     for name in contract.names:
-        if name not in selected and name not in mapping and name in frame.columns:
+        # A column already mapped to another key (age_band="age") is not also taken
+        # as the same-named canonical column.
+        if name not in mapping and name in frame.columns and name not in used:
             selected[name] = name
     for name in contract.required:
         if name not in selected and name not in mapping:

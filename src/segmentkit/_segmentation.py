@@ -14,6 +14,7 @@ import pandas as pd
 
 from segmentkit._features import CustomerFeatures
 from segmentkit._io import PathLike, write_atomic
+from segmentkit.errors import UnknownSegmentError
 
 __all__ = ["NOISE", "Segment", "Segmentation"]
 
@@ -134,21 +135,21 @@ class Segmentation:
 
         Raises
         ------
-        KeyError
-            If no segment has that name or id.
+        segmentkit.errors.UnknownSegmentError
+            If no segment has that name or id (a ``KeyError``).
         """
         by_name = {s.name: s.id for s in self.segments}
         ids = {s.id for s in self.segments}
         if isinstance(segment, str):
             if segment not in by_name:
                 msg = f"No segment named {segment!r}. Segments: {sorted(by_name)}."
-                raise KeyError(msg)
+                raise UnknownSegmentError(msg)
             label = by_name[segment]
         elif segment in ids:
             label = int(segment)
         else:
             msg = f"No segment with id {segment!r}. Ids: {sorted(ids)}."
-            raise KeyError(msg)
+            raise UnknownSegmentError(msg)
         chosen = self.assignments["segment_id"].to_numpy() == label
         return pd.Index(self.assignments["customer_id"].to_numpy()[chosen], name="customer_id")
 

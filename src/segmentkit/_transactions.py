@@ -68,6 +68,15 @@ class Transactions(_Table):
     were mapped: ``order_id``, ``quantity``, ``unit_price``, ``product_id``,
     ``category``, ``discount``, ``currency``, ``channel``.
 
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Already validated rows in canonical columns (use :meth:`from_frame` to build one).
+    report : ValidationReport
+        The account of the input rows.
+    returns : pandas.DataFrame
+        Return lines set aside.
+
     Attributes
     ----------
     data : pandas.DataFrame

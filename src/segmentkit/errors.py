@@ -23,6 +23,7 @@ __all__ = [
     "SegmentkitError",
     "SegmentkitWarning",
     "UnknownEngineError",
+    "UnknownSegmentError",
     "check_is_fitted",
 ]
 
@@ -82,6 +83,13 @@ class ContractError(SegmentkitError, ValueError):
 
     All failures found in one validation pass are collected before raising, so a
     user sees every problem at once, not one per run.
+
+    Parameters
+    ----------
+    failures : sequence of ContractFailure
+        Every failed check found in the validation pass.
+    table : str, default='data'
+        Name of the table that failed (``"transactions"``...).
 
     Attributes
     ----------
@@ -145,6 +153,15 @@ class ContractError(SegmentkitError, ValueError):
 class RuleSyntaxError(SegmentkitError, ValueError):
     """A rule written as text cannot be parsed or names an unknown feature.
 
+    Parameters
+    ----------
+    message : str
+        What is wrong, with the position.
+    text : str
+        The rule text.
+    position : int
+        0-based character offset of the problem.
+
     Attributes
     ----------
     text : str
@@ -164,12 +181,18 @@ class NotFittedError(SegmentkitError, ValueError, AttributeError):
     """A segmenter was used before ``fit``."""
 
 
-class UnknownEngineError(SegmentkitError, KeyError):
-    """No engine is registered under the requested name."""
-
+class _UnquotedKeyError(KeyError):
     def __str__(self) -> str:
         # KeyError quotes its argument; a sentence reads better unquoted.
         return str(self.args[0]) if self.args else ""
+
+
+class UnknownEngineError(SegmentkitError, _UnquotedKeyError):
+    """No engine is registered under the requested name."""
+
+
+class UnknownSegmentError(SegmentkitError, _UnquotedKeyError):
+    """No segment has the requested name or id."""
 
 
 def check_is_fitted(segmenter: object) -> None:

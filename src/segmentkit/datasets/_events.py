@@ -203,6 +203,18 @@ def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
+def _stable_order(group: np.ndarray, rel_ms: np.ndarray, max_ms: int) -> np.ndarray:
+    """Stable argsort by ``(group, rel_ms)``; ``0 <= rel_ms <= max_ms``.
+
+    Both keys fit one int64 in all practical cases, and a stable sort of one
+    array is several times faster than ``np.lexsort``.
+    """
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    if n_groups * (max_ms + 1) < 2**62:
+        return np.argsort(group * (max_ms + 1) + rel_ms, kind="stable")
+    return np.lexsort((rel_ms, group))
+
+
 def _str_column(table: np.ndarray, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """``table[codes]`` as pandas' default string column (``str`` in pandas 3)."""
     return pd.Series(table, dtype=str).array.take(codes)
@@ -613,11 +625,12 @@ def _generate(
     # Products: views stay in the session's category or wander; funnel events use
     # the product of the session's last view.
     is_view = e_type == _VIEW
+    n_view_events = int(is_view.sum())
     view_category = np.where(
-        rng.random(n_events) < _STAY_IN_CATEGORY_PROB,
-        s_category[e_session],
-        draw_category(n_events),
-    )[is_view]
+        rng.random(n_view_events) < _STAY_IN_CATEGORY_PROB,
+        s_category[e_session[is_view]],
+        draw_category(n_view_events),
+    )
     view_item = draw_product(view_category)
 
     product_table = cat_product
@@ -694,13 +707,16 @@ def _generate(
     o_purchase_offset = e_offset[s_first[n_browse:] + s_events[n_browse:] - 1]
     o_start = order_time - lag - o_purchase_offset
     s_start = np.concatenate([b_start, o_start]).astype(np.int64)
-    e_time = np.maximum(s_start[e_session] + e_offset, start_ns)
+    # Whole milliseconds after ``start`` (never before it, never later than computed).
+    e_rel_ms = (np.maximum(s_start[e_session] + e_offset, start_ns) - start_ns) // _NS_PER_MS
+    e_time = start_ns + e_rel_ms * _NS_PER_MS
 
     # ---- sort, session ids, frame ------------------------------------------------------
     e_customer = s_customer[e_session]
-    order = np.lexsort((e_step, e_session, e_time, e_customer))
-    s_begin = e_time[s_first] if n_all else np.array([], dtype=np.int64)
-    s_order = np.lexsort((np.arange(n_all), s_begin, s_customer))
+    # Events are generated session after session, step after step, so a stable sort
+    # by (customer, time) breaks ties by session, then funnel step.
+    order = _stable_order(e_customer, e_rel_ms, window // _NS_PER_MS)
+    s_order = _stable_order(s_customer, e_rel_ms[s_first], window // _NS_PER_MS)
     s_rank = np.empty(n_all, dtype=np.int64)
     s_rank[s_order] = np.arange(n_all)
     first_rank = np.searchsorted(s_customer[s_order], np.arange(n_customers), side="left")

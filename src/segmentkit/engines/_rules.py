@@ -188,10 +188,10 @@ class RuleSegmenter(Segmenter):
         for index, (rule, expr) in enumerate(zip(self.rules_, self._parsed, strict=True)):
             if expr is not None:
                 check_names(expr, frame.columns, text=rule.text)
-                hit = expr.evaluate(frame).to_numpy(dtype=bool)
+                hit = np.array(expr.evaluate(frame), dtype=bool)
             else:
                 hit = _call(rule, frame)
-            hit &= undecided
+            hit = hit & undecided
             labels[hit] = index
             undecided &= ~hit
         return labels, {}

@@ -1,0 +1,110 @@
+"""Segmentation: catalog figures, summary, members, and atomic exports."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import segmentkit as sk
+from segmentkit import _io
+
+
+@pytest.fixture(scope="module")
+def segmentation(sample_features) -> sk.Segmentation:
+    return sk.RFMSegmenter().fit_predict(sample_features)
+
+
+def test_catalog_figures_add_up(segmentation, sample_features):
+    catalog = segmentation.catalog
+    assert catalog["customers"].sum() == len(sample_features)
+    assert catalog["share"].sum() == pytest.approx(1.0)
+    assert catalog["revenue"].sum() == pytest.approx(sample_features.frame["monetary"].sum())
+    assert catalog["revenue_share"].sum() == pytest.approx(1.0)
+    champions = segmentation.members("Champions")
+    expected = sample_features.frame.loc[champions, "monetary"].median()
+    assert catalog.set_index("segment").loc["Champions", "median_monetary"] == expected
+
+
+def test_every_customer_in_exactly_one_segment(segmentation, sample_features):
+    assignments = segmentation.assignments
+    assert assignments["customer_id"].is_unique
+    assert set(assignments["customer_id"]) == set(sample_features.customer_ids)
+    assert assignments["segment"].notna().all()
+
+
+def test_summary_is_sorted_by_size_and_indexed_by_name(segmentation):
+    summary = segmentation.summary()
+    assert summary["customers"].is_monotonic_decreasing
+    assert summary.index.name == "segment"
+    assert {"customers", "share", "revenue", "revenue_share", "description"} <= set(summary)
+
+
+def test_members_by_name_or_id_and_unknown_names(segmentation):
+    by_name = segmentation.members("Champions")
+    champions_id = next(s.id for s in segmentation.segments if s.name == "Champions")
+    assert list(by_name) == list(segmentation.members(champions_id))
+    with pytest.raises(KeyError, match="No segment named 'Champs'"):
+        segmentation.members("Champs")
+
+
+def test_repr_and_html(segmentation):
+    text = repr(segmentation)
+    assert text.startswith("<Segmentation by rfm: 800 customers in")
+    assert "Champions" in text
+    html = segmentation._repr_html_()
+    assert "<table" in html
+    assert "&lt;Segmentation" in html
+
+
+@pytest.mark.parametrize("table", ["assignments", "catalog"])
+def test_csv_round_trip(segmentation, tmp_path, table):
+    path = segmentation.to_csv(tmp_path / "out.csv", table=table)
+    back = pd.read_csv(path, dtype={"customer_id": str, "rfm_score": str})
+    expected = segmentation.assignments if table == "assignments" else segmentation.catalog
+    assert back.shape == expected.shape
+    assert list(back.columns) == list(expected.columns)
+
+
+def test_parquet_and_json(segmentation, tmp_path):
+    back = pd.read_parquet(segmentation.to_parquet(tmp_path / "a.parquet"))
+    pd.testing.assert_frame_equal(back, segmentation.assignments, check_dtype=False)
+    document = json.loads(segmentation.to_json(tmp_path / "a.json").read_text())
+    assert document["engine"] == "rfm"
+    assert len(document["assignments"]) == len(segmentation)
+    assert {s["segment"] for s in document["segments"]} >= {"Champions", "Lost"}
+    records = json.loads(segmentation.to_json(tmp_path / "c.json", table="catalog").read_text())
+    assert len(records) == len(segmentation.segments)
+
+
+def test_interrupted_write_leaves_the_old_file_and_no_temporary(segmentation, tmp_path, monkeypatch):
+    target = tmp_path / "segments.csv"
+    target.write_text("previous content\n")
+
+    def half_then_crash(self, path, **kwargs):
+        with open(path, "w") as stream:
+            stream.write("customer_id,seg")  # half a file...
+        raise KeyboardInterrupt  # ...then the process is interrupted
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        segmentation.to_csv(target)
+    assert target.read_text() == "previous content\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["segments.csv"]
+
+
+def test_write_into_a_missing_folder_is_a_clear_error(segmentation, tmp_path):
+    with pytest.raises(FileNotFoundError, match="the folder .* does not exist"):
+        segmentation.to_csv(tmp_path / "nope" / "out.csv")
+
+
+def test_write_atomic_replaces_only_when_complete(tmp_path):
+    target = tmp_path / "f.txt"
+    _io.write_atomic(target, lambda p: p.write_text("new"))
+    assert target.read_text() == "new"
+
+
+def test_unknown_table_name(segmentation, tmp_path):
+    with pytest.raises(ValueError, match="'table' parameter must be 'assignments' or 'catalog'"):
+        segmentation.to_csv(tmp_path / "x.csv", table="segments")
