@@ -33,7 +33,9 @@ def test_import_does_not_load_scikit_learn_or_hdbscan():
         "heavy = [m for m in ('sklearn', 'hdbscan', 'polars', 'scipy') if m in sys.modules]; "
         "print(heavy)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -53,7 +55,10 @@ def test_get_engine_builds_built_ins():
 
 
 def test_unknown_engine_lists_the_available_ones():
-    with pytest.raises(UnknownEngineError, match=r"Unknown engine 'rfn'. Did you mean 'rfm'\? Available engines: \[") as caught:
+    with pytest.raises(
+        UnknownEngineError,
+        match=r"Unknown engine 'rfn'. Did you mean 'rfm'\? Available engines: \[",
+    ) as caught:
         sk.get_engine("rfn")
     assert isinstance(caught.value, KeyError)
 
@@ -68,7 +73,9 @@ def test_register_engine_refuses_to_overwrite_silently():
         with pytest.raises(ValueError, match="already registered"):
             sk.register_engine("test_mine", Mine)
         sk.register_engine("test_mine", sk.RuleSegmenter, overwrite=True)
-        assert sk.get_engine("test_mine", rules={"A": "frequency > 1"}).__class__ is sk.RuleSegmenter
+        assert (
+            sk.get_engine("test_mine", rules={"A": "frequency > 1"}).__class__ is sk.RuleSegmenter
+        )
     finally:
         _registry._REGISTERED.pop("test_mine", None)
 
@@ -82,7 +89,9 @@ def test_plugins_are_found_through_entry_points_and_loaded_only_on_request(monke
             return sk.RFMSegmenter
 
     fake = FakeEntryPoint(name="third_party", value="pkg.mod:Engine", group="segmentkit.engines")
-    monkeypatch.setattr(_registry, "entry_points", lambda group: [fake] if group == "segmentkit.engines" else [])
+    monkeypatch.setattr(
+        _registry, "entry_points", lambda group: [fake] if group == "segmentkit.engines" else []
+    )
     _registry._entry_points.cache_clear()
     try:
         assert "third_party" in sk.available_engines()
@@ -110,7 +119,8 @@ def _public_callables():
                 if inspect.isclass(obj):
                     for attr, member in vars(obj).items():
                         if not attr.startswith("_") and (
-                            inspect.isfunction(member) or isinstance(member, classmethod | staticmethod)
+                            inspect.isfunction(member)
+                            or isinstance(member, classmethod | staticmethod)
                         ):
                             seen[f"{obj.__module__}.{obj.__qualname__}.{attr}"] = member
     return seen

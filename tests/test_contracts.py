@@ -53,7 +53,8 @@ def raw(**overrides: list) -> pd.DataFrame:
             raw(InvoiceDate=["2024-01-05", "last tuesday", "2024-02-30", "2024-03-04"]),
             MAP,
             Reason.WRONG_DTYPE,
-            r"(?s)'timestamp'.*2 values that are not dates.*row 1: 'last tuesday', row 2: '2024-02-30'",
+            r"(?s)'timestamp'.*2 values that are not dates.*"
+            r"row 1: 'last tuesday', row 2: '2024-02-30'",
             id="unparseable-timestamps",
         ),
         pytest.param(
@@ -124,7 +125,7 @@ def test_error_lists_only_a_few_examples_and_the_total():
 
 
 def test_wrong_input_type_is_a_type_error_with_a_hint():
-    with pytest.raises(TypeError, match="must be a pandas DataFrame, got list.*Hint"):
+    with pytest.raises(TypeError, match=r"must be a pandas DataFrame, got list.*Hint"):
         sk.Transactions.from_frame([{"a": 1}], **MAP)
 
 
@@ -154,11 +155,15 @@ def test_missing_customer_ids_are_excluded_and_counted():
 
 def test_missing_customer_ids_can_raise():
     with pytest.raises(ContractError, match=r"(?s)1 rows have no 'customer_id'.*row 1"):
-        sk.Transactions.from_frame(raw(CustomerID=["a", None, "b", "c"]), **MAP, missing_customer="raise")
+        sk.Transactions.from_frame(
+            raw(CustomerID=["a", None, "b", "c"]), **MAP, missing_customer="raise"
+        )
 
 
 def test_missing_timestamps_and_amounts_are_excluded_with_their_reason():
-    frame = raw(InvoiceDate=["2024-01-05", None, "2024-02-03", "2024-03-04"], Total=[1.0, 2.0, None, 4.0])
+    frame = raw(
+        InvoiceDate=["2024-01-05", None, "2024-02-03", "2024-03-04"], Total=[1.0, 2.0, None, 4.0]
+    )
     tx = sk.Transactions.from_frame(frame, **MAP)
     assert tx.report.excluded == {"missing_timestamp": 1, "missing_amount": 1}
 
@@ -238,13 +243,13 @@ def test_amount_from_quantity_times_unit_price():
     frame = pd.DataFrame(
         {"c": ["a", "b"], "t": ["2024-01-01", "2024-01-02"], "q": [3, 2], "p": [2.5, 10.0]}
     )
-    tx = sk.Transactions.from_frame(frame, customer_id="c", timestamp="t", quantity="q", unit_price="p")
+    tx = sk.Transactions.from_frame(
+        frame, customer_id="c", timestamp="t", quantity="q", unit_price="p"
+    )
     assert tx.data["amount"].tolist() == [7.5, 20.0]
 
 
-@pytest.mark.parametrize(
-    ("orders_from", "n_orders"), [("timestamp", 3), ("day", 2), ("row", 4)]
-)
+@pytest.mark.parametrize(("orders_from", "n_orders"), [("timestamp", 3), ("day", 2), ("row", 4)])
 def test_orders_without_order_id_follow_the_stated_rule(orders_from, n_orders):
     frame = pd.DataFrame(
         {
@@ -253,7 +258,9 @@ def test_orders_without_order_id_follow_the_stated_rule(orders_from, n_orders):
             "v": [1.0, 2.0, 3.0, 4.0],
         }
     )
-    tx = sk.Transactions.from_frame(frame, customer_id="c", timestamp="t", amount="v", orders_from=orders_from)
+    tx = sk.Transactions.from_frame(
+        frame, customer_id="c", timestamp="t", amount="v", orders_from=orders_from
+    )
     assert tx.data["order_key"].nunique() == n_orders
 
 
@@ -289,7 +296,9 @@ def test_ids_keep_leading_zeros_and_integer_ids_become_text():
 
 def test_compact_integer_dates_are_read(cdnow_raw):
     frame = cdnow_raw.head(3).assign(date=lambda d: d["date"].astype(int))
-    tx = sk.Transactions.from_frame(frame, customer_id="customer_id", timestamp="date", amount="dollar_value")
+    tx = sk.Transactions.from_frame(
+        frame, customer_id="customer_id", timestamp="date", amount="dollar_value"
+    )
     assert tx.data["timestamp"].iloc[0] == pd.Timestamp("1997-01-01", tz="UTC")
 
 
@@ -348,7 +357,11 @@ def test_events_map_aliases_and_keep_unknown_types_with_a_note():
         }
     )
     ev = sk.Events.from_frame(
-        frame, customer_id="v", timestamp="ts", event_type="e", event_map={"basket_add": "add_to_cart"}
+        frame,
+        customer_id="v",
+        timestamp="ts",
+        event_type="e",
+        event_map={"basket_add": "add_to_cart"},
     )
     assert list(ev.data["event_type"]) == ["view", "add_to_cart", "wishlist", "purchase"]
     assert any("'wishlist': 1" in note for note in ev.report.notes)
@@ -364,13 +377,17 @@ def test_customers_duplicates_raise_or_keep_last():
     frame = pd.DataFrame({"id": ["a", "b", "a"], "country": ["US", "GB", "FR"]})
     with pytest.raises(ContractError, match=r"1 customer ids appear on more than one row"):
         sk.Customers.from_frame(frame, customer_id="id", country="country")
-    customers = sk.Customers.from_frame(frame, customer_id="id", country="country", duplicates="keep_last")
+    customers = sk.Customers.from_frame(
+        frame, customer_id="id", country="country", duplicates="keep_last"
+    )
     assert customers.report.excluded == {"duplicate_customer_id": 1}
     assert customers.data.set_index("customer_id").loc["a", "country"] == "FR"
 
 
 def test_customers_repr_never_shows_personal_data():
-    frame = pd.DataFrame({"id": ["a"], "mail": ["jane.doe@example.com"], "tel": ["+1 650 555 0123"]})
+    frame = pd.DataFrame(
+        {"id": ["a"], "mail": ["jane.doe@example.com"], "tel": ["+1 650 555 0123"]}
+    )
     customers = sk.Customers.from_frame(frame, customer_id="id", email="mail", phone="tel")
     assert "jane" not in repr(customers)
     assert "555" not in repr(customers)
@@ -378,7 +395,9 @@ def test_customers_repr_never_shows_personal_data():
 
 def test_customers_flags_and_bad_flags():
     frame = pd.DataFrame({"id": ["a", "b", "c"], "ok": ["yes", "0", "maybe"]})
-    with pytest.raises(ContractError, match=r"(?s)'consent_email'.*not yes/no flags.*row 2: 'maybe'"):
+    with pytest.raises(
+        ContractError, match=r"(?s)'consent_email'.*not yes/no flags.*row 2: 'maybe'"
+    ):
         sk.Customers.from_frame(frame, customer_id="id", consent_email="ok")
 
 

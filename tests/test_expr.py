@@ -93,13 +93,13 @@ def test_parse_constructs(text, expected):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("a or b and c", BoolOp("or", a, BoolOp("and", b, c))),
-        ("(a or b) and c", BoolOp("and", BoolOp("or", a, b), c)),
-        ("a and b or c", BoolOp("or", BoolOp("and", a, b), c)),
-        ("not a and b", BoolOp("and", Not(a), b)),
+        ("a or b and c", BoolOp("or", (a, BoolOp("and", (b, c))))),
+        ("(a or b) and c", BoolOp("and", (BoolOp("or", (a, b)), c))),
+        ("a and b or c", BoolOp("or", (BoolOp("and", (a, b)), c))),
+        ("not a and b", BoolOp("and", (Not(a), b))),
         ("not not a", Not(Not(a))),
         ("not a == 1", Not(Comparison("==", a, lit(1)))),
-        ("a or b or c", BoolOp("or", BoolOp("or", a, b), c)),
+        ("a or b or c", BoolOp("or", (a, b, c))),
         ("a + b * c", Arithmetic("+", a, Arithmetic("*", b, c))),
         ("(a + b) * c", Arithmetic("*", Arithmetic("+", a, b), c)),
         ("a - b - c", Arithmetic("-", Arithmetic("-", a, b), c)),
@@ -111,7 +111,7 @@ def test_parse_constructs(text, expected):
         ("a + 1 > b * 2", Comparison(">", Arithmetic("+", a, lit(1)), Arithmetic("*", b, lit(2)))),
         (
             "a between 1 and 2 and b",
-            BoolOp("and", Between(a, lit(1), lit(2)), b),
+            BoolOp("and", (Between(a, lit(1), lit(2)), b)),
         ),
     ],
 )
@@ -413,7 +413,12 @@ def _trees(names, numbers, extra_literals):
     return st.recursive(
         predicate,
         lambda inner: st.one_of(
-            inner.map(Not), st.builds(BoolOp, st.sampled_from(["and", "or"]), inner, inner)
+            inner.map(Not),
+            st.builds(
+                BoolOp,
+                st.sampled_from(["and", "or"]),
+                st.lists(inner, min_size=2, max_size=3).map(tuple),
+            ),
         ),
         max_leaves=5,
     )
@@ -469,8 +474,8 @@ def _ref(node, row):
         return (_ref(node.operand, row) is None) != node.negated
     if isinstance(node, Not):
         return not _ref(node.operand, row)
-    left, right = _ref(node.left, row), _ref(node.right, row)
-    return (left and right) if node.op == "and" else (left or right)
+    results = [_ref(operand, row) for operand in node.operands]
+    return all(results) if node.op == "and" else any(results)
 
 
 _int_cell = st.sampled_from([-2, -1, 0, 1, 2, None])
@@ -495,3 +500,26 @@ def test_evaluate_matches_row_by_row_reference(tree, rows):
     assert result.dtype == bool
     assert result.index.equals(frame.index)
     assert result.tolist() == expected
+
+
+def test_long_or_chain_is_flat_and_evaluates():
+    text = " or ".join(f"x == {i}" for i in range(1000))
+    expr = parse(text)
+    assert isinstance(expr, BoolOp)
+    assert len(expr.operands) == 1000
+    frame = pd.DataFrame({"x": [5, 2000, np.nan]})
+    assert expr.evaluate(frame).tolist() == [True, False, False]
+
+
+def test_too_deep_tree_is_a_rule_error():
+    deep = Name("x")
+    for _ in range(5000):
+        deep = Negate(deep)
+    with pytest.raises(RuleSyntaxError, match="nested too deeply, starting at position 0"):
+        Comparison(">", deep, lit(0)).evaluate(pd.DataFrame({"x": [1.0]}))
+
+
+def test_bool_op_needs_two_operands():
+    with pytest.raises(ValueError, match="'and' needs at least two operands"):
+        BoolOp("and", (a,))
+    assert str(BoolOp("or", (BoolOp("or", (a, b)), c))) == "(a or b) or c"

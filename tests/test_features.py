@@ -121,7 +121,9 @@ def test_top_category_ties_go_to_the_alphabetically_first():
     frame = pd.DataFrame(
         {"c": ["a", "a"], "t": ["2024-01-01"] * 2, "v": [10.0, 10.0], "k": ["zoo", "art"]}
     )
-    tx = sk.Transactions.from_frame(frame, customer_id="c", timestamp="t", amount="v", category="k")
+    tx = sk.Transactions.from_frame(
+        frame, customer_id="c", timestamp="t", amount="v", category="k"
+    )
     assert sk.extract_features(tx).frame.loc["a", "top_category"] == "art"
 
 
@@ -138,7 +140,9 @@ def test_nothing_after_as_of_leaks_in(sample_tx):
     as_of = pd.Timestamp("2017-09-30", tz="UTC")
     features = sk.extract_features(sample_tx, as_of=as_of)
     truncated = sk.Transactions.from_frame(
-        sample_tx.data[sample_tx.data["timestamp"] <= as_of].drop(columns=["order_key", "is_return"])
+        sample_tx.data[sample_tx.data["timestamp"] <= as_of].drop(
+            columns=["order_key", "is_return"]
+        )
     )
     expected = sk.extract_features(truncated, as_of=as_of)
     pd.testing.assert_frame_equal(features.frame, expected.frame)

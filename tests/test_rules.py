@@ -52,7 +52,9 @@ def test_callable_returning_the_wrong_shape_is_named(frame):
 
 def test_unknown_feature_is_reported_with_position_and_suggestion(frame):
     model = sk.RuleSegmenter(rules=[("Big", "frequency >= 2 and monetry > 10")])
-    with pytest.raises(RuleSyntaxError, match=r"(?s)'monetry' at position 19.*'monetary'") as caught:
+    with pytest.raises(
+        RuleSyntaxError, match=r"(?s)'monetry' at position 19.*'monetary'"
+    ) as caught:
         model.fit(frame)
     assert caught.value.position == 19
 
@@ -116,7 +118,12 @@ def test_rules_load_from_files(tmp_path, frame, suffix):
         path.write_text(yaml.safe_dump({"default": "Occasional", "rules": rules}))
     model = sk.RuleSegmenter.from_file(path)
     seg = model.fit_predict(frame)
-    assert seg.assignments["segment"].tolist() == ["Occasional", "Big spenders", "Repeat", "Occasional"]
+    assert seg.assignments["segment"].tolist() == [
+        "Occasional",
+        "Big spenders",
+        "Repeat",
+        "Occasional",
+    ]
     assert seg.segments[0].description == "Spent 500 or more."
 
 
@@ -125,7 +132,10 @@ def test_rules_load_from_files(tmp_path, frame, suffix):
     [
         ('{"rule": []}', "expected a top-level 'rules' list"),
         ('{"rules": [{"name": "x"}]}', "rule 1 needs 'name' and 'when'"),
-        ('{"rules": [{"name": "x", "when": "a > 1", "colour": "red"}]}', r"unknown keys \['colour'\]"),
+        (
+            '{"rules": [{"name": "x", "when": "a > 1", "colour": "red"}]}',
+            r"unknown keys \['colour'\]",
+        ),
     ],
 )
 def test_malformed_rule_files(tmp_path, content, match):
@@ -138,12 +148,14 @@ def test_malformed_rule_files(tmp_path, content, match):
 def test_unsupported_rule_file_type(tmp_path):
     path = tmp_path / "rules.ini"
     path.write_text("")
-    with pytest.raises(ValueError, match="unsupported rules file type '.ini'"):
+    with pytest.raises(ValueError, match=r"unsupported rules file type '\.ini'"):
         sk.load_rules(path)
 
 
 def test_lifecycle_rules_on_sample_with_browsing(sample_tx):
-    raw_events = sk.datasets.generate_events(sample_tx.data.astype({"customer_id": str}), random_state=1)
+    raw_events = sk.datasets.generate_events(
+        sample_tx.data.astype({"customer_id": str}), random_state=1
+    )
     events = sk.Events.from_frame(
         raw_events, customer_id="customer_id", timestamp="timestamp", event_type="event_type"
     )

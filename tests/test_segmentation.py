@@ -78,7 +78,9 @@ def test_parquet_and_json(segmentation, tmp_path):
     assert len(records) == len(segmentation.segments)
 
 
-def test_interrupted_write_leaves_the_old_file_and_no_temporary(segmentation, tmp_path, monkeypatch):
+def test_interrupted_write_leaves_the_old_file_and_no_temporary(
+    segmentation, tmp_path, monkeypatch
+):
     target = tmp_path / "segments.csv"
     target.write_text("previous content\n")
 
@@ -95,7 +97,7 @@ def test_interrupted_write_leaves_the_old_file_and_no_temporary(segmentation, tm
 
 
 def test_write_into_a_missing_folder_is_a_clear_error(segmentation, tmp_path):
-    with pytest.raises(FileNotFoundError, match="the folder .* does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"the folder .* does not exist"):
         segmentation.to_csv(tmp_path / "nope" / "out.csv")
 
 

@@ -22,38 +22,99 @@ class FeatureDef:
 
 
 _PURCHASE = [
-    FeatureDef("first_purchase", "Time of the first purchase line.", "UTC time", "transactions", "datetime"),  # noqa: E501
-    FeatureDef("last_purchase", "Time of the last purchase line.", "UTC time", "transactions", "datetime"),  # noqa: E501
-    FeatureDef("recency_days", "Days from the last purchase to as_of (missing: never bought).", "days", "transactions"),  # noqa: E501
-    FeatureDef("frequency", "Distinct orders with at least one purchase line.", "orders", "transactions"),  # noqa: E501
+    FeatureDef(
+        "first_purchase",
+        "Time of the first purchase line.",
+        "UTC time",
+        "transactions",
+        "datetime",
+    ),
+    FeatureDef(
+        "last_purchase", "Time of the last purchase line.", "UTC time", "transactions", "datetime"
+    ),
+    FeatureDef(
+        "recency_days",
+        "Days from the last purchase to as_of (missing: never bought).",
+        "days",
+        "transactions",
+    ),
+    FeatureDef(
+        "frequency", "Distinct orders with at least one purchase line.", "orders", "transactions"
+    ),
     FeatureDef("monetary", "Net spend: purchases minus returns.", "currency", "transactions"),
-    FeatureDef("gross_spend", "Spend on purchase lines, before returns.", "currency", "transactions"),  # noqa: E501
+    FeatureDef(
+        "gross_spend", "Spend on purchase lines, before returns.", "currency", "transactions"
+    ),
     FeatureDef("avg_order_value", "gross_spend / frequency.", "currency", "transactions"),
     FeatureDef("tenure_days", "Days from the first purchase to as_of.", "days", "transactions"),
-    FeatureDef("mean_days_between_orders", "(last - first purchase) / (frequency - 1); missing with one order.", "days", "transactions"),  # noqa: E501
-    FeatureDef("return_rate", "Returned value / gross_spend (0 without returns).", "share", "transactions"),  # noqa: E501
-    FeatureDef("discount_share", "Discount / (gross_spend + discount): share of list price given as discount.", "share", "transactions"),  # noqa: E501
+    FeatureDef(
+        "mean_days_between_orders",
+        "(last - first purchase) / (frequency - 1); missing with one order.",
+        "days",
+        "transactions",
+    ),
+    FeatureDef(
+        "return_rate", "Returned value / gross_spend (0 without returns).", "share", "transactions"
+    ),
+    FeatureDef(
+        "discount_share",
+        "Discount / (gross_spend + discount): share of list price given as discount.",
+        "share",
+        "transactions",
+    ),
     FeatureDef("n_products", "Distinct products bought.", "products", "transactions"),
     FeatureDef("n_categories", "Distinct categories bought.", "categories", "transactions"),
-    FeatureDef("top_category", "Category with the most spend (ties: alphabetical).", "", "transactions", "categorical"),  # noqa: E501
-    FeatureDef("top_category_share", "Spend in top_category / spend in all categories.", "share", "transactions"),  # noqa: E501
-    FeatureDef("avg_basket_size", "Units per order (sum of quantity / frequency).", "units", "transactions"),  # noqa: E501
+    FeatureDef(
+        "top_category",
+        "Category with the most spend (ties: alphabetical).",
+        "",
+        "transactions",
+        "categorical",
+    ),
+    FeatureDef(
+        "top_category_share",
+        "Spend in top_category / spend in all categories.",
+        "share",
+        "transactions",
+    ),
+    FeatureDef(
+        "avg_basket_size",
+        "Units per order (sum of quantity / frequency).",
+        "units",
+        "transactions",
+    ),
 ]
 
 _BROWSING_WINDOWED = [
     ("views", "Product or page views in the last {w} days.", "events"),
     ("add_to_carts", "Add-to-cart events in the last {w} days.", "events"),
     ("sessions", "Visits that started in the last {w} days.", "sessions"),
-    ("time_on_site", "Minutes on site in the last {w} days (durations, else visit spans).", "minutes"),  # noqa: E501
-    ("abandoned_carts", "Visits in the last {w} days with an add-to-cart and no purchase within the abandonment window.", "carts"),  # noqa: E501
+    (
+        "time_on_site",
+        "Minutes on site in the last {w} days (durations, else visit spans).",
+        "minutes",
+    ),
+    (
+        "abandoned_carts",
+        "Visits in the last {w} days with an add-to-cart and no purchase within "
+        "abandon_hours after it.",
+        "carts",
+    ),
 ]
 
 _BROWSING = [
-    FeatureDef("days_since_last_visit", "Days from the last browsing event to as_of.", "days", "events"),  # noqa: E501
+    FeatureDef(
+        "days_since_last_visit", "Days from the last browsing event to as_of.", "days", "events"
+    ),
 ]
 
 _PROFILE = [
-    FeatureDef("age", "Age in whole years at as_of (from birth_date, else the age given).", "years", "customers"),  # noqa: E501
+    FeatureDef(
+        "age",
+        "Age in whole years at as_of (from birth_date, else the age given).",
+        "years",
+        "customers",
+    ),
     FeatureDef("age_band", "Age band as given.", "", "customers", "categorical"),
     FeatureDef("gender", "Gender as given.", "", "customers", "categorical"),
     FeatureDef("city", "City.", "", "customers", "categorical"),

@@ -390,7 +390,9 @@ def _purchase_features(
         total_discount = np.bincount(codes, weights=discount, minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             list_price = gross + total_discount
-            columns["discount_share"] = np.where(list_price > 0, total_discount / list_price, np.nan)
+            columns["discount_share"] = np.where(
+                list_price > 0, total_discount / list_price, np.nan
+            )
     if "product_id" in tx:
         columns["n_products"] = _distinct_per_customer(codes[sale], tx["product_id"][sale], n)
     if "category" in tx:

@@ -201,9 +201,7 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
         categories_unique, remap = np.unique(categories.to_numpy(), return_inverse=True)
         codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
         categories = pd.Index(categories_unique, dtype=object)
-    return pd.Series(
-        pd.Categorical.from_codes(codes, categories=categories), index=values.index
-    )
+    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=values.index)
 
 
 def _id_text(value: Any) -> str:

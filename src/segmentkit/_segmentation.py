@@ -24,6 +24,7 @@ NOISE = -1
 _KEY_FEATURES = ("recency_days", "frequency", "monetary")
 Table = Literal["assignments", "catalog"]
 
+
 @dataclass(frozen=True)
 class Segment:
     """One segment of a segmentation.
@@ -44,6 +45,7 @@ class Segment:
     name: str
     description: str = ""
     rule: str = ""
+
 
 class Segmentation:
     """Customers' segment assignments plus the catalog of segments.
@@ -253,6 +255,7 @@ class Segmentation:
             float_format="{:,.2f}".format,
         )
 
+
 def _catalog(
     assignments: pd.DataFrame, segments: Sequence[Segment], features: pd.DataFrame
 ) -> pd.DataFrame:
@@ -290,6 +293,7 @@ def _catalog(
             )
             catalog[f"median_{name}"] = medians.to_numpy()
     return catalog
+
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     # pandas writes NaN as null and timestamps as ISO 8601 in one vectorised pass.

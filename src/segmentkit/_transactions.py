@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -101,7 +101,7 @@ class Transactions(_Table):
     >>> print(tx.report)
     transactions: 4 rows read, 3 kept (75.0%), 1 excluded
       - missing_customer_id: 1
-    >>> tx.data["amount"].sum()
+    >>> float(tx.data["amount"].sum())
     67.5
     """
 
@@ -387,5 +387,3 @@ def _ids_missing(data: pd.DataFrame, missing: np.ndarray) -> ContractFailure:
         failure_cases=[(row, None) for row, _ in examples(missing, data["customer_id"])],
         n_failed=int(missing.sum()),
     )
-
-

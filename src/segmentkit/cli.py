@@ -184,7 +184,9 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     raw, mapping = progress.step("loading the bundled sample", sk.datasets.load_sample)
-    tx = progress.step("validating transactions", lambda: sk.Transactions.from_frame(raw, **mapping))
+    tx = progress.step(
+        "validating transactions", lambda: sk.Transactions.from_frame(raw, **mapping)
+    )
     print(tx.report)
     profiles, profile_mapping = sk.datasets.load_sample_customers()
     customers = sk.Customers.from_frame(profiles, **profile_mapping, extra_columns="all")

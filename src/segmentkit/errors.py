@@ -218,7 +218,7 @@ def check_is_fitted(segmenter: object) -> None:
     >>> check_is_fitted(RFMSegmenter())
     Traceback (most recent call last):
     ...
-    segmentkit.errors.NotFittedError: This RFMSegmenter instance is not fitted yet. Call 'fit' with appropriate arguments before using this segmenter.
+    segmentkit.errors.NotFittedError: This RFMSegmenter instance is not fitted yet. Call 'fit'...
     """
     fitted = [
         name

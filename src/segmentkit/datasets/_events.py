@@ -1,7 +1,7 @@
 """Seeded, realistic browsing events (views, carts, checkouts, purchases).
 
 Everything is generated with whole-array numpy operations – there is no Python
-loop over customers, sessions or events – so tens of millions of events take
+loop over customers, orders, sessions or events – so ten million events take
 seconds. The same inputs and ``random_state`` always give the same frame, and
 the order of the input rows does not matter.
 """
@@ -18,7 +18,7 @@ import pandas as pd
 
 from segmentkit.errors import SegmentkitError
 
-__all__ = ["EVENT_TYPES", "generate_events"]
+__all__ = ["DEFAULT_CATEGORIES", "EVENT_TYPES", "generate_events"]
 
 #: Event types, in funnel order.
 EVENT_TYPES = ("view", "add_to_cart", "checkout", "purchase")
@@ -36,7 +36,7 @@ DEFAULT_CATEGORIES = (
     "grocery",
 )
 
-# Behaviour constants (documented in generate_events' Notes).
+# Behaviour constants (described in the Notes of generate_events).
 _SESSION_RATE_SHAPE = 0.7  # gamma shape of each customer's session rate: heavy tail
 _VIEW_STOP_PROB = 0.3  # views per session ~ geometric(0.3), mean 3.3
 _CART_PROB = 0.35  # share of browsing sessions that add to cart
@@ -44,7 +44,7 @@ _CHECKOUT_ONLY_PROB = 0.3  # share of abandoned carts that still reach checkout
 _STAY_IN_CATEGORY_PROB = 0.75  # a view stays in the session's category
 _FAVOURITE_BETA = (2.0, 1.5)  # share of sessions in the favourite category, mean 0.57
 _SYNTHETIC_PRODUCTS_PER_CATEGORY = 40
-_DWELL_MEDIAN_S = np.array([25.0, 8.0, 60.0, 15.0])  # per event type
+_DWELL_MEDIAN_S = np.array([25.0, 8.0, 60.0, 15.0])  # per event type, funnel order
 _DWELL_SIGMA = np.array([0.9, 0.6, 0.6, 0.5])
 _MAX_DWELL_S = 1800.0
 _THINK_MEAN_S = 4.0  # pause between leaving one page and the next event
@@ -57,6 +57,7 @@ _HOURLY = np.array(
         *[1.6, 1.5, 1.5, 1.5, 1.6, 1.8, 2.0, 2.2, 2.3, 2.1, 1.6, 1.0],
     ]
 )
+_UNKNOWN = "unknown"
 _NS_PER_MS = 1_000_000
 _NS_PER_HOUR = 3_600 * 1_000_000_000
 _NS_PER_DAY = 24 * _NS_PER_HOUR
@@ -71,10 +72,14 @@ _COLUMNS = [
     "session_id",
     "duration_s",
 ]
+_OPTIONAL_COLUMNS = ("order_id", "product_id", "category")
 
 
 class InvalidParameterError(SegmentkitError, ValueError):
     """A parameter of :func:`generate_events` has a wrong type or value."""
+
+
+# ---- parameter checks ------------------------------------------------------------------
 
 
 def _invalid(name: str, expected: str, value: object) -> InvalidParameterError:
@@ -87,8 +92,8 @@ def _invalid(name: str, expected: str, value: object) -> InvalidParameterError:
 
 
 def _check_real(name: str, value: object, low: float, high: float) -> float:
-    interval = f"[{low:g}, {'inf)' if math.isinf(high) else f'{high:g}]'}"
-    expected = f"a float in the range {interval}"
+    upper = "inf)" if math.isinf(high) else f"{high:g}]"
+    expected = f"a float in the range [{low:g}, {upper}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _invalid(name, expected, value)
     number = float(value)
@@ -111,11 +116,10 @@ def _check_labels(name: str, value: object, *, allow_empty: bool) -> np.ndarray 
         return None
     expected = "a sequence of str" + ("" if allow_empty else " with at least one element")
     expected += " or None"
-    if isinstance(value, (str, bytes)) or not isinstance(
-        value, (Sequence, np.ndarray, pd.Index, pd.Series)
-    ):
+    sequence_types = (Sequence, np.ndarray, pd.Index, pd.Series)
+    if isinstance(value, (str, bytes)) or not isinstance(value, sequence_types):
         raise _invalid(name, expected, value)
-    values = pd.Series(np.asarray(value, dtype=object), dtype=object)
+    values = pd.Series(np.asarray(value, dtype=object).ravel(), dtype=object)
     if len(values) == 0 and not allow_empty:
         raise _invalid(name, expected, value)
     if values.isna().any():
@@ -124,13 +128,13 @@ def _check_labels(name: str, value: object, *, allow_empty: bool) -> np.ndarray 
 
 
 def _check_timestamp(name: str, value: object) -> int | None:
-    """Parse ``start``/``end``; return nanoseconds since the epoch in UTC."""
+    """Parse ``start``/``end``; return nanoseconds since the epoch, UTC."""
     if value is None:
         return None
     expected = "a timestamp (str, datetime or pandas.Timestamp) or None"
     try:
         stamp = pd.Timestamp(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _invalid(name, expected, value) from None
     if pd.isna(stamp):
         raise _invalid(name, expected, value)
@@ -138,18 +142,8 @@ def _check_timestamp(name: str, value: object) -> int | None:
     return int(stamp.as_unit("ns").value)
 
 
-@dataclass
-class _Lines:
-    """Transaction lines in canonical order, with integer codes."""
-
-    customer: np.ndarray  # code into the customer table
-    time_ns: np.ndarray  # int64, UTC
-    product: np.ndarray | None  # object array of str / None, or None without product_id
-    category: np.ndarray | None  # object array of str ("unknown" if missing), or None
-    order_id: np.ndarray | None  # object array of str, or None without order_id
-
-
 def _check_transactions(transactions: object) -> pd.DataFrame | None:
+    """Return the usable columns: ids as text, ``time_ns`` as int64 UTC nanoseconds."""
     if transactions is None:
         return None
     expected = (
@@ -164,55 +158,74 @@ def _check_transactions(transactions: object) -> pd.DataFrame | None:
             f"The 'transactions' parameter of generate_events must be {expected}. "
             f"Missing column(s): {', '.join(map(repr, missing))}."
         )
-    frame = transactions[
-        [c for c in ("customer_id", "timestamp", "order_id", "product_id", "category")
-         if c in transactions.columns]
-    ]  # fmt: skip
-    frame = frame[frame["customer_id"].notna() & frame["timestamp"].notna()]
+    usable = transactions["customer_id"].notna() & transactions["timestamp"].notna()
+    frame = transactions[usable]
     try:
         stamps = pd.to_datetime(frame["timestamp"], utc=True)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidParameterError(
             "The 'transactions' parameter of generate_events has a 'timestamp' column that "
             f"cannot be read as date-times: {exc}"
         ) from None
     out = pd.DataFrame(
         {
-            "customer_id": frame["customer_id"].astype(str).to_numpy(dtype=object),
-            "time_ns": stamps.dt.as_unit("ns").to_numpy(dtype="datetime64[ns]").view("int64"),
+            "customer_id": _as_text(frame["customer_id"]).to_numpy(dtype=object),
+            "time_ns": pd.DatetimeIndex(stamps).as_unit("ns").asi8,
         }
     )
-    for column in ("order_id", "product_id"):
+    for column in _OPTIONAL_COLUMNS:
         if column in frame.columns:
-            out[column] = _text_or_none(frame[column])
-    if "category" in frame.columns:
-        out["category"] = _text_or_none(frame["category"].fillna("unknown"))
+            values = frame[column]
+            present = values.notna().to_numpy()
+            text = _as_text(values).to_numpy(dtype=object)
+            out[column] = np.where(present, text, _UNKNOWN if column == "category" else None)
     return out
 
 
-def _text_or_none(values: pd.Series) -> np.ndarray:
-    """Values as an object array of str, with ``None`` where missing."""
-    present = values.notna().to_numpy()
-    text = values.astype(str).to_numpy(dtype=object)
-    return np.where(present, text, None)
+def _as_text(values: pd.Series) -> pd.Series:
+    """Ids as text; whole-number floats (ints with gaps read as float) without ``.0``."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        finite = values.dropna()
+        if len(finite) and (finite == np.round(finite)).all() and finite.abs().max() < 2**53:
+            return values.astype("Int64").astype(str)
+    return values.astype(str)
+
+
+# ---- helpers -----------------------------------------------------------------------------
 
 
 def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes that follow the sort order of ``values`` (missing -> -1) and the uniques."""
+    """Codes that follow the sort order of ``values`` (missing -> -1), and the uniques."""
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), sort=True)
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
 def _stable_order(group: np.ndarray, rel_ms: np.ndarray, max_ms: int) -> np.ndarray:
-    """Stable argsort by ``(group, rel_ms)``; ``0 <= rel_ms <= max_ms``.
+    """Stable argsort by ``(group, rel_ms)`` with ``0 <= rel_ms <= max_ms``.
 
     Both keys fit one int64 in all practical cases, and a stable sort of one
-    array is several times faster than ``np.lexsort``.
+    array is several times faster than :func:`numpy.lexsort`.
     """
     n_groups = int(group.max()) + 1 if len(group) else 0
     if n_groups * (max_ms + 1) < 2**62:
         return np.argsort(group * (max_ms + 1) + rel_ms, kind="stable")
     return np.lexsort((rel_ms, group))
+
+
+def _first_per_group(group: np.ndarray, count: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """Index of each group's most frequent item (ties: smallest item); by group order."""
+    order = np.lexsort((item, -count, group))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = group[order][1:] != group[order][:-1]
+    return order[first]
+
+
+def _pair_counts(
+    left: np.ndarray, right: np.ndarray, n_right: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct ``(left, right)`` integer pairs and how often each occurs."""
+    keys, counts = np.unique(left * n_right + right, return_counts=True)
+    return keys // n_right, keys % n_right, counts
 
 
 def _str_column(table: np.ndarray, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -230,11 +243,67 @@ def _sample_in_segments(
     number makes the whole array increasing, so one ``searchsorted`` serves all.
     """
     keyed = cdf + np.repeat(np.arange(len(starts) - 1), np.diff(starts))
-    u = rng.random(len(segment))
-    # A small margin keeps u away from 0 and 1 so a draw never leaves its segment.
-    target = segment + np.clip(u, 1e-12, 1 - 1e-12)
+    # The margin keeps every draw strictly inside its own segment.
+    target = segment + np.clip(rng.random(len(segment)), 1e-9, 1 - 1e-9)
     index = np.searchsorted(keyed, target, side="left")
-    return np.minimum(index, starts[segment + 1] - 1)
+    return np.clip(index, starts[segment], starts[segment + 1] - 1)
+
+
+@dataclass
+class _Lines:
+    """Transaction lines in canonical order, as integer codes."""
+
+    customer: np.ndarray  # int64 code into the sorted customer table
+    time_ns: np.ndarray  # int64, UTC
+    order: np.ndarray | None  # int64 code of order_id (-1 missing); None without the column
+    product: np.ndarray | None  # int64 code into product_names (-1 missing), or None
+    product_names: np.ndarray
+    category: np.ndarray | None  # int64 code into category_names, or None
+    category_names: np.ndarray
+
+
+def _prepare_lines(frame: pd.DataFrame, customers: np.ndarray) -> _Lines:
+    """Keep the lines of ``customers``, coded and sorted by value."""
+    customer = pd.Index(customers).get_indexer(frame["customer_id"].to_numpy(dtype=object))
+    customer = customer.astype(np.int64)
+    time_ns = frame["time_ns"].to_numpy(dtype=np.int64)
+    empty = np.array([], dtype=object)
+    order, _ = _sorted_codes(frame["order_id"]) if "order_id" in frame else (None, empty)
+    product, product_names = (
+        _sorted_codes(frame["product_id"]) if "product_id" in frame else (None, empty)
+    )
+    category, category_names = (
+        _sorted_codes(frame["category"]) if "category" in frame else (None, empty)
+    )
+
+    zeros = np.zeros(len(customer), dtype=np.int64)
+    # Canonical order: customer, order, time, product, category – all by value – so the
+    # result never depends on the order of the input rows.
+    keys = [
+        zeros if category is None else category,
+        zeros if product is None else product,
+        time_ns,
+        zeros if order is None else order,
+        customer,
+    ]
+    rows = np.lexsort(keys)
+    rows = rows[customer[rows] >= 0]
+
+    def take(codes: np.ndarray | None) -> np.ndarray | None:
+        return None if codes is None else codes[rows]
+
+    return _Lines(
+        customer=customer[rows],
+        time_ns=time_ns[rows],
+        order=take(order),
+        product=take(product),
+        product_names=product_names,
+        category=take(category),
+        category_names=category_names,
+    )
+
+
+# ---- the generator ---------------------------------------------------------------------------
 
 
 def generate_events(
@@ -361,33 +430,27 @@ def generate_events(
     wanted_customers = _check_labels("customer_ids", customer_ids, allow_empty=True)
     start_ns = _check_timestamp("start", start)
     end_ns = _check_timestamp("end", end)
-    lines_frame = _check_transactions(transactions)
+    frame = _check_transactions(transactions)
 
-    if lines_frame is None and wanted_customers is None:
+    if frame is None and wanted_customers is None:
         raise InvalidParameterError(
             "generate_events needs customers: pass the 'transactions' parameter (a frame "
             "with a 'customer_id' column) or the 'customer_ids' parameter."
         )
-
-    # ---- window ---------------------------------------------------------------
-    has_lines = lines_frame is not None and len(lines_frame) > 0
+    has_lines = frame is not None and len(frame) > 0
+    for name, value in (("start", start_ns), ("end", end_ns)):
+        if value is None and not has_lines:
+            raise InvalidParameterError(
+                f"The {name!r} parameter of generate_events is required when there are no "
+                "transactions to take the time window from."
+            )
     if start_ns is None:
-        if not has_lines:
-            raise InvalidParameterError(
-                "The 'start' parameter of generate_events is required when there are no "
-                "transactions to take the time window from."
-            )
-        start_ns = int(lines_frame["time_ns"].min()) - _DEFAULT_LEAD.value
+        start_ns = int(frame["time_ns"].min()) - _DEFAULT_LEAD.value
     if end_ns is None:
-        if not has_lines:
-            raise InvalidParameterError(
-                "The 'end' parameter of generate_events is required when there are no "
-                "transactions to take the time window from."
-            )
-        end_ns = int(lines_frame["time_ns"].max())
+        end_ns = int(frame["time_ns"].max())
     if start_ns > end_ns:
         raise InvalidParameterError(
-            f"The 'start' parameter of generate_events must not be after 'end'. Got "
+            "The 'start' parameter of generate_events must not be after 'end'. Got "
             f"start={pd.Timestamp(start_ns, tz='UTC')} and end={pd.Timestamp(end_ns, tz='UTC')}."
         )
     if end_ns - start_ns >= _MAX_WINDOW_NS:
@@ -395,67 +458,21 @@ def generate_events(
             "The 'end' parameter of generate_events must be less than 146 years after 'start'."
         )
 
-    # ---- customers --------------------------------------------------------------
     if wanted_customers is not None:
-        customers = np.unique(wanted_customers) if len(wanted_customers) else wanted_customers
+        customers = _sorted_codes(wanted_customers)[1]
     else:
-        customers = np.unique(lines_frame["customer_id"].to_numpy(dtype=object))
-    customers = np.asarray(customers, dtype=object)
-    n_customers = len(customers)
-
-    lines = _prepare_lines(lines_frame, customers, start_ns, end_ns)
-    rng = np.random.default_rng(seed)
+        customers = _sorted_codes(frame["customer_id"].to_numpy(dtype=object))[1]
+    lines = _prepare_lines(frame, customers) if frame is not None else None
     return _generate(
-        rng,
+        np.random.default_rng(seed),
         customers=customers,
         lines=lines,
-        has_category_column=lines_frame is not None and "category" in lines_frame.columns,
         wanted_categories=wanted_categories,
         start_ns=start_ns,
         end_ns=end_ns,
         rate=rate,
         abandon=abandon,
-        n_customers=n_customers,
     )
-
-
-def _prepare_lines(
-    frame: pd.DataFrame | None, customers: np.ndarray, start_ns: int, end_ns: int
-) -> _Lines | None:
-    """Keep lines of the chosen customers; sort them canonically."""
-    if frame is None:
-        return None
-    codes = pd.Categorical(frame["customer_id"].to_numpy(dtype=object), categories=customers).codes
-    customer = codes.astype(np.int64)
-    keep = customer >= 0
-    time_ns = frame["time_ns"].to_numpy(dtype=np.int64)
-    product = frame["product_id"].to_numpy(dtype=object) if "product_id" in frame else None
-    category = frame["category"].to_numpy(dtype=object) if "category" in frame else None
-    order_id = frame["order_id"].to_numpy(dtype=object) if "order_id" in frame else None
-
-    def sort_key(values: np.ndarray | None) -> np.ndarray:
-        if values is None:
-            return np.zeros(len(customer), dtype=np.int64)
-        return _sorted_codes(values)[0]
-
-    # Canonical order: customer, order, time, product, category (all by value), so the
-    # result never depends on the order of the input rows.
-    order = np.lexsort(
-        (sort_key(category), sort_key(product), time_ns, sort_key(order_id), customer)
-    )
-    order = order[keep[order]]
-
-    def take(values: np.ndarray | None) -> np.ndarray | None:
-        return None if values is None else values[order]
-
-    lines = _Lines(
-        customer=customer[order],
-        time_ns=time_ns[order],
-        product=take(product),
-        category=take(category),
-        order_id=take(order_id),
-    )
-    return lines
 
 
 def _generate(
@@ -463,30 +480,29 @@ def _generate(
     *,
     customers: np.ndarray,
     lines: _Lines | None,
-    has_category_column: bool,
     wanted_categories: np.ndarray | None,
     start_ns: int,
     end_ns: int,
     rate: float,
     abandon: float,
-    n_customers: int,
 ) -> pd.DataFrame:
+    n_customers = len(customers)
     n_lines = 0 if lines is None else len(lines.customer)
+    no_codes = np.array([], dtype=np.int64)
 
-    # ---- category universe and its popularity -----------------------------------
-    line_category = lines.category if lines is not None and has_category_column else None
+    # ---- category universe and its popularity ------------------------------------------
+    line_category = None if lines is None else lines.category
     if wanted_categories is not None:
         _, first = np.unique(wanted_categories, return_index=True)
         universe = wanted_categories[np.sort(first)]
     elif line_category is not None and n_lines:
-        universe = np.unique(line_category)
+        universe = lines.category_names[np.unique(line_category)]
     else:
         universe = np.array(DEFAULT_CATEGORIES, dtype=object)
     n_categories = len(universe)
-    universe_index = pd.Index(universe)
-
-    if line_category is not None and n_lines:
-        line_cat_idx = universe_index.get_indexer(line_category).astype(np.int64)
+    if line_category is not None:
+        name_to_universe = pd.Index(universe).get_indexer(lines.category_names)
+        line_cat_idx = name_to_universe.astype(np.int64)[line_category]
     else:
         line_cat_idx = np.full(n_lines, -1, dtype=np.int64)
     counts = np.bincount(line_cat_idx[line_cat_idx >= 0], minlength=n_categories)
@@ -497,97 +513,86 @@ def _generate(
     category_cdf = np.cumsum(category_weight / category_weight.sum())
     category_cdf[-1] = 1.0
 
-    # ---- product catalogue: real products per category, else synthetic -----------
-    if lines is not None and lines.product is not None and line_category is not None:
-        has_product = pd.notna(lines.product)
-        pairs = pd.DataFrame(
-            {
-                "product": lines.product[has_product],
-                "category": line_cat_idx[has_product],
-            }
+    # ---- product catalogue: real products per category, else synthetic ---------------
+    if lines is not None and lines.product is not None:
+        usable = (lines.product >= 0) & (line_cat_idx >= 0)
+        product, category, n = _pair_counts(
+            lines.product[usable], line_cat_idx[usable], n_categories
         )
-        pairs = pairs[pairs["category"] >= 0]
-        sizes = pairs.groupby(["product", "category"], sort=True).size().reset_index(name="n")
         # Each product belongs to its most frequent category (ties: first category).
-        sizes = sizes.sort_values(
-            ["product", "n", "category"], ascending=[True, False, True], kind="mergesort"
-        ).drop_duplicates("product")
-        real_product = sizes["product"].to_numpy(dtype=object)
-        real_category = sizes["category"].to_numpy(dtype=np.int64)
-        real_weight = sizes["n"].to_numpy(dtype=np.float64)
+        pick = _first_per_group(product, n, category)
+        real_product = lines.product_names[product[pick]]
+        real_category = category[pick]
+        real_weight = n[pick].astype(np.float64)
     else:
         real_product = np.array([], dtype=object)
-        real_category = np.array([], dtype=np.int64)
+        real_category = no_codes
         real_weight = np.array([], dtype=np.float64)
-    covered = np.bincount(real_category, minlength=n_categories) > 0
-    empty = np.flatnonzero(~covered)
+    uncovered = np.flatnonzero(np.bincount(real_category, minlength=n_categories) == 0)
     n_syn = _SYNTHETIC_PRODUCTS_PER_CATEGORY
-    syn_category = np.repeat(empty, n_syn)
-    syn_rank = np.tile(np.arange(1, n_syn + 1), len(empty))
+    syn_category = np.repeat(uncovered, n_syn)
+    syn_rank = np.tile(np.arange(1, n_syn + 1), len(uncovered))
     syn_product = (
-        pd.Series(["SKU-"] * len(syn_category), dtype=object)
-        + pd.Series(syn_category + 1).astype(str).str.zfill(3).astype(object)
+        "SKU-"
+        + pd.Series(syn_category + 1, dtype=np.int64).astype(str).str.zfill(3)
         + "-"
-        + pd.Series(syn_rank).astype(str).str.zfill(3).astype(object)
+        + pd.Series(syn_rank, dtype=np.int64).astype(str).str.zfill(3)
     ).to_numpy(dtype=object)
-    syn_weight = 1.0 / syn_rank
     cat_product = np.concatenate([real_product, syn_product]).astype(object)
     cat_category = np.concatenate([real_category, syn_category]).astype(np.int64)
-    cat_weight = np.concatenate([real_weight, syn_weight])
-    by_category = np.lexsort((np.arange(len(cat_category)), cat_category))
+    cat_weight = np.concatenate([real_weight, 1.0 / syn_rank])
+    by_category = np.argsort(cat_category, kind="stable")
     cat_product = cat_product[by_category]
     cat_category = cat_category[by_category]
     cat_weight = cat_weight[by_category]
     seg_starts = np.searchsorted(cat_category, np.arange(n_categories + 1), side="left")
+    seg_size = np.diff(seg_starts)
     seg_total = np.add.reduceat(cat_weight, seg_starts[:-1])
-    within = np.cumsum(cat_weight) - np.repeat(
-        np.cumsum(seg_total) - seg_total, np.diff(seg_starts)
-    )
-    product_cdf = within / np.repeat(seg_total, np.diff(seg_starts))
+    before = np.repeat(np.cumsum(seg_total) - seg_total, seg_size)
+    product_cdf = (np.cumsum(cat_weight) - before) / np.repeat(seg_total, seg_size)
     product_cdf[seg_starts[1:] - 1] = 1.0
 
     def draw_category(n: int) -> np.ndarray:
-        return np.searchsorted(category_cdf, rng.random(n), side="right").clip(0, n_categories - 1)
+        u = rng.random(n)
+        return np.searchsorted(category_cdf, u, side="right").clip(0, n_categories - 1)
 
     def draw_product(category: np.ndarray) -> np.ndarray:
         return _sample_in_segments(rng, category, product_cdf, seg_starts)
 
-    # ---- orders ----------------------------------------------------------------
+    # ---- orders --------------------------------------------------------------------------
     if n_lines:
-        same_order = lines.customer[1:] == lines.customer[:-1]
-        if lines.order_id is not None:
-            same_order &= lines.order_id[1:] == lines.order_id[:-1]
+        same = lines.customer[1:] == lines.customer[:-1]
+        if lines.order is not None:
+            # Lines without an order id are grouped by timestamp instead.
+            same &= lines.order[1:] == lines.order[:-1]
+            same &= (lines.order[1:] >= 0) | (lines.time_ns[1:] == lines.time_ns[:-1])
         else:
-            same_order &= lines.time_ns[1:] == lines.time_ns[:-1]
-        order_first = np.flatnonzero(np.concatenate([[True], ~same_order]))
+            same &= lines.time_ns[1:] == lines.time_ns[:-1]
+        order_first = np.flatnonzero(np.concatenate([[True], ~same]))
         order_size = np.diff(np.append(order_first, n_lines))
         # An order's time is its earliest line (lines are sorted by time within it).
         order_time = lines.time_ns[order_first]
         in_window = (order_time >= start_ns) & (order_time <= end_ns)
-        order_first, order_size, order_time = (
-            order_first[in_window],
-            order_size[in_window],
-            order_time[in_window],
-        )
+        order_first = order_first[in_window]
+        order_size = order_size[in_window]
+        order_time = order_time[in_window]
     else:
-        order_first = order_size = order_time = np.array([], dtype=np.int64)
+        order_first = order_size = order_time = no_codes
     n_orders = len(order_first)
 
-    # ---- customer preferences ------------------------------------------------------
+    # ---- customer preferences ----------------------------------------------------------------
     favourite = draw_category(n_customers)
-    if n_lines and (line_cat_idx >= 0).any():
-        known = line_cat_idx >= 0
-        pair = pd.DataFrame({"c": lines.customer[known], "k": line_cat_idx[known]})
-        top = pair.groupby(["c", "k"], sort=True).size().reset_index(name="n")
-        top = top.sort_values(["c", "n", "k"], ascending=[True, False, True], kind="mergesort")
-        top = top.drop_duplicates("c")
-        favourite[top["c"].to_numpy()] = top["k"].to_numpy()
+    known = line_cat_idx >= 0
+    if known.any():
+        # A customer's favourite is the category they bought most often.
+        who, category, n = _pair_counts(lines.customer[known], line_cat_idx[known], n_categories)
+        pick = _first_per_group(who, n, category)
+        favourite[who[pick]] = category[pick]
     favourite_share = rng.beta(*_FAVOURITE_BETA, size=n_customers)
 
-    # ---- browsing sessions -----------------------------------------------------------
+    # ---- browsing sessions -------------------------------------------------------------------
     session_rate = rng.gamma(_SESSION_RATE_SHAPE, rate / _SESSION_RATE_SHAPE, n_customers)
-    n_sessions = rng.poisson(session_rate)
-    b_customer = np.repeat(np.arange(n_customers, dtype=np.int64), n_sessions)
+    b_customer = np.repeat(np.arange(n_customers, dtype=np.int64), rng.poisson(session_rate))
     n_browse = len(b_customer)
     b_views = rng.geometric(_VIEW_STOP_PROB, n_browse).astype(np.int64)
     b_cart = rng.random(n_browse) < _CART_PROB
@@ -599,135 +604,126 @@ def _generate(
         draw_category(n_browse),
     )
 
-    # ---- sessions before real orders ------------------------------------------------
-    o_customer = lines.customer[order_first] if n_orders else np.array([], dtype=np.int64)
+    # ---- sessions before real orders --------------------------------------------------------
+    o_customer = lines.customer[order_first] if n_orders else no_codes
     o_line = order_first + np.floor(rng.random(n_orders) * order_size).astype(np.int64)
     o_views = rng.geometric(_VIEW_STOP_PROB, n_orders).astype(np.int64)
-    o_cat_idx = line_cat_idx[o_line] if n_orders else np.array([], dtype=np.int64)
+    o_cat_idx = line_cat_idx[o_line] if n_orders else no_codes
     o_category = np.where(o_cat_idx >= 0, o_cat_idx, favourite[o_customer])
 
-    # ---- all sessions: browsing first, then one per order ----------------------------
+    # ---- events of all sessions: browsing first, then one session per order ---------------
+    always = np.ones(n_orders, dtype=bool)
     s_customer = np.concatenate([b_customer, o_customer])
     s_views = np.concatenate([b_views, o_views])
-    s_cart = np.concatenate([b_cart, np.ones(n_orders, dtype=bool)])
-    s_checkout = np.concatenate([b_checkout, np.ones(n_orders, dtype=bool)])
-    s_buy = np.concatenate([b_buy, np.ones(n_orders, dtype=bool)])
+    s_checkout = np.concatenate([b_checkout, always])
+    s_buy = np.concatenate([b_buy, always])
     s_category = np.concatenate([b_category, o_category]).astype(np.int64)
-    n_all = len(s_customer)
-    s_events = s_views + s_cart + s_checkout + s_buy
+    s_events = s_views + np.concatenate([b_cart, always]) + s_checkout + s_buy
+    n_sessions = len(s_customer)
     n_events = int(s_events.sum())
     s_first = np.cumsum(s_events) - s_events
-    e_session = np.repeat(np.arange(n_all, dtype=np.int64), s_events)
+    s_last_view = s_first + s_views - 1
+    e_session = np.repeat(np.arange(n_sessions, dtype=np.int64), s_events)
     e_step = np.arange(n_events, dtype=np.int64) - s_first[e_session]
     e_views = s_views[e_session]
     e_type = np.where(e_step < e_views, _VIEW, e_step - e_views + _CART)
 
-    # Products: views stay in the session's category or wander; funnel events use
-    # the product of the session's last view.
+    # Views stay in the session's category or wander off; the funnel events are
+    # about the product of the session's last view.
     is_view = e_type == _VIEW
-    n_view_events = int(is_view.sum())
+    n_views = int(is_view.sum())
     view_category = np.where(
-        rng.random(n_view_events) < _STAY_IN_CATEGORY_PROB,
+        rng.random(n_views) < _STAY_IN_CATEGORY_PROB,
         s_category[e_session[is_view]],
-        draw_category(n_view_events),
+        draw_category(n_views),
     )
-    view_item = draw_product(view_category)
-
-    product_table = cat_product
-    category_table = universe
+    view_product = draw_product(view_category)
     e_product = np.empty(n_events, dtype=np.int64)
     e_category = np.empty(n_events, dtype=np.int64)
-    e_product[is_view] = view_item
-    e_category[is_view] = cat_category[view_item]
-    last_view = s_first + s_views - 1
+    e_product[is_view] = view_product
+    e_category[is_view] = cat_category[view_product]
 
-    if n_orders:
-        # The last view before an order is of the order's product (when known).
-        o_last_view = last_view[n_browse:]
-        if lines.product is not None:
-            o_product = lines.product[o_line]
-            known = pd.notna(o_product)
-            products, product_code = np.unique(o_product[known].astype(str), return_inverse=True)
-            e_product[o_last_view[known]] = len(product_table) + product_code
-            product_table = np.concatenate([product_table, products.astype(object)])
-            if line_category is not None:
-                names = lines.category[o_line[known]]
-            else:
-                names = np.full(known.sum(), "unknown", dtype=object)
-            cats, cat_code = np.unique(names.astype(str), return_inverse=True)
-            e_category[o_last_view[known]] = len(category_table) + cat_code
-            category_table = np.concatenate([category_table, cats.astype(object)])
+    # Before an order, the last view is of the order's product (when known), with the
+    # order line's category ("unknown" without a category column).
+    product_table = np.concatenate([cat_product, lines.product_names if lines is not None else []])
+    category_table = np.concatenate(
+        [universe, lines.category_names if lines is not None else [], [_UNKNOWN]]
+    ).astype(object)
+    if n_orders and lines.product is not None:
+        o_product = lines.product[o_line]
+        has_product = o_product >= 0
+        target = s_last_view[n_browse:][has_product]
+        e_product[target] = len(cat_product) + o_product[has_product]
+        if lines.category is not None:
+            o_category_name = len(universe) + lines.category[o_line[has_product]]
+        else:
+            o_category_name = np.full(len(target), len(category_table) - 1)
+        e_category[target] = o_category_name
     funnel = ~is_view
-    source = last_view[e_session[funnel]]
+    source = s_last_view[e_session[funnel]]
     e_product[funnel] = e_product[source]
     e_category[funnel] = e_category[source]
 
-    # ---- timing --------------------------------------------------------------------
-    dwell_s = np.exp(
-        np.log(_DWELL_MEDIAN_S[e_type]) + _DWELL_SIGMA[e_type] * rng.standard_normal(n_events)
-    )
+    # ---- timing --------------------------------------------------------------------------------
+    noise = rng.standard_normal(n_events)
+    dwell_s = np.exp(np.log(_DWELL_MEDIAN_S[e_type]) + _DWELL_SIGMA[e_type] * noise)
     dwell_ms = np.rint(np.minimum(dwell_s, _MAX_DWELL_S) * 1000.0).astype(np.int64)
     think_ms = np.rint(rng.exponential(_THINK_MEAN_S * 1000.0, n_events)).astype(np.int64)
     gap = dwell_ms + think_ms
-    cumulative = np.cumsum(gap) - gap  # time of each event since the first event overall
-    e_offset_ms = cumulative - cumulative[s_first][e_session] if n_events else cumulative
-    s_span_ms = e_offset_ms[s_first + s_events - 1] if n_all else np.array([], dtype=np.int64)
+    elapsed = np.cumsum(gap) - gap  # since the very first event; exact in int64
+    e_offset = (elapsed - elapsed[s_first][e_session]) * _NS_PER_MS
+    s_span = e_offset[s_first + s_events - 1] if n_sessions else no_codes
 
     window = end_ns - start_ns
-    e_offset = e_offset_ms * _NS_PER_MS
-    s_span = s_span_ms * _NS_PER_MS
-    # Browsing sessions longer than the window are squeezed into it.
+    # Browsing sessions longer than the window are squeezed into it (order sessions
+    # are anchored to their order instead).
     too_long = s_span > window
-    too_long[n_browse:] = False  # order sessions are anchored to the order instead
+    too_long[n_browse:] = False
     if too_long.any():
-        squeeze = np.where(too_long, window / np.maximum(s_span, 1), 1.0)[e_session]
-        e_offset = np.where(
-            too_long[e_session], np.floor(e_offset * squeeze).astype(np.int64), e_offset
-        )
-        s_span = np.minimum(s_span, window)
+        squeeze = window / np.maximum(s_span, 1)
+        squeezed = np.floor(e_offset * squeeze[e_session]).astype(np.int64)
+        e_offset = np.where(too_long[e_session], squeezed, e_offset)
+        s_span = np.where(too_long, window, s_span)
 
-    # Browsing session starts: a day, then an hour of that day by traffic, then
-    # uniformly within the hour; starts that would leave the window fall back to
-    # a uniform start inside it.
+    # A browsing session starts on a random day, at an hour drawn from the daily
+    # traffic curve; starts that would leave the window fall back to a uniform one.
     room = window - s_span[:n_browse]
     day0 = start_ns - start_ns % _NS_PER_DAY
     n_days = (end_ns - day0) // _NS_PER_DAY + 1
     day = rng.integers(0, n_days, n_browse)
-    hour = np.searchsorted(np.cumsum(_HOURLY / _HOURLY.sum()), rng.random(n_browse), side="right")
-    hour = hour.clip(0, 23)
-    minute = rng.integers(0, _NS_PER_HOUR // _NS_PER_MS, n_browse) * _NS_PER_MS
-    candidate = (day0 - start_ns) + day * _NS_PER_DAY + hour * _NS_PER_HOUR + minute
-    # Uniform start, whole milliseconds after ``start``.
+    hour_cdf = np.cumsum(_HOURLY / _HOURLY.sum())
+    hour = np.searchsorted(hour_cdf, rng.random(n_browse), side="right").clip(0, 23)
+    within_hour = rng.integers(0, _NS_PER_HOUR // _NS_PER_MS, n_browse) * _NS_PER_MS
+    candidate = (day0 - start_ns) + day * _NS_PER_DAY + hour * _NS_PER_HOUR + within_hour
     uniform = np.floor(rng.random(n_browse) * (room // _NS_PER_MS + 1.0)).astype(np.int64)
     uniform = np.minimum(uniform * _NS_PER_MS, room)
-    b_start = start_ns + np.where((candidate >= 0) & (candidate <= room), candidate, uniform)
+    b_start = np.where((candidate >= 0) & (candidate <= room), candidate, uniform) + start_ns
 
-    # Order sessions end with the purchase shortly before the order.
+    # A session before an order ends with the purchase shortly before the order.
     lag = rng.integers(0, _MAX_PURCHASE_LAG_MS + 1, n_orders) * _NS_PER_MS
-    o_purchase_offset = e_offset[s_first[n_browse:] + s_events[n_browse:] - 1]
-    o_start = order_time - lag - o_purchase_offset
+    o_start = order_time - lag - s_span[n_browse:]
     s_start = np.concatenate([b_start, o_start]).astype(np.int64)
-    # Whole milliseconds after ``start`` (never before it, never later than computed).
+    # Whole milliseconds after ``start``: never before it, never later than computed.
     e_rel_ms = (np.maximum(s_start[e_session] + e_offset, start_ns) - start_ns) // _NS_PER_MS
     e_time = start_ns + e_rel_ms * _NS_PER_MS
 
-    # ---- sort, session ids, frame ------------------------------------------------------
+    # ---- sort, session ids, frame --------------------------------------------------------------
     e_customer = s_customer[e_session]
-    # Events are generated session after session, step after step, so a stable sort
-    # by (customer, time) breaks ties by session, then funnel step.
-    order = _stable_order(e_customer, e_rel_ms, window // _NS_PER_MS)
-    s_order = _stable_order(s_customer, e_rel_ms[s_first], window // _NS_PER_MS)
-    s_rank = np.empty(n_all, dtype=np.int64)
-    s_rank[s_order] = np.arange(n_all)
+    # Events are laid out session after session, step after step, so a stable sort by
+    # (customer, time) keeps a session's funnel order when timestamps tie.
+    max_ms = window // _NS_PER_MS
+    order = _stable_order(e_customer, e_rel_ms, max_ms)
+    s_order = _stable_order(s_customer, e_rel_ms[s_first], max_ms)
+    s_rank = np.empty(n_sessions, dtype=np.int64)
+    s_rank[s_order] = np.arange(n_sessions)
     first_rank = np.searchsorted(s_customer[s_order], np.arange(n_customers), side="left")
     s_number = s_rank - first_rank[s_customer] + 1
     session_names = (
         pd.Series(customers[s_customer], dtype=object)
         + "-"
-        + pd.Series(s_number).astype(str).astype(object)
+        + pd.Series(s_number, dtype=np.int64).astype(str).astype(object)
     ).to_numpy(dtype=object)
 
-    e_session = e_session[order]
     timestamp = pd.DatetimeIndex(e_time[order].view("datetime64[ns]")).tz_localize("UTC")
     return pd.DataFrame(
         {
@@ -736,7 +732,7 @@ def _generate(
             "event_type": _str_column(np.array(EVENT_TYPES, dtype=object), e_type[order]),
             "product_id": _str_column(product_table, e_product[order]),
             "category": _str_column(category_table, e_category[order]),
-            "session_id": _str_column(session_names, e_session),
+            "session_id": _str_column(session_names, e_session[order]),
             "duration_s": dwell_ms[order] / 1000.0,
         },
         columns=_COLUMNS,

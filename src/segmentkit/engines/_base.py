@@ -13,7 +13,7 @@ from typing_extensions import Self
 
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import validate_params
-from segmentkit._segmentation import Segment, Segmentation
+from segmentkit._segmentation import Segmentation
 from segmentkit.errors import check_is_fitted
 
 __all__ = ["Segmenter", "SegmenterTags", "as_features"]
@@ -76,7 +76,9 @@ class Segmenter(BaseEstimator, ABC):
         Self
             The fitted segmenter.
         """
-        validate_params(type(self).__name__, self.get_params(deep=False), self._parameter_constraints)
+        validate_params(
+            type(self).__name__, self.get_params(deep=False), self._parameter_constraints
+        )
         features = as_features(X)
         self._check_params_vs_input(features)
         self._fit(features)
@@ -167,5 +169,3 @@ def require_columns(features: CustomerFeatures, names: list[str], owner: str) ->
             f"Available features: {features.columns}."
         )
         raise ValueError(msg)
-
-

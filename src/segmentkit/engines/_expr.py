@@ -40,7 +40,7 @@ import difflib
 import math
 import operator
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, NamedTuple
 
@@ -82,6 +82,7 @@ _TOKEN = re.compile(
     r"|(?P<op><=|>=|==|!=|[-+*/%()\[\],<>=])"
 )
 _NUMBER_TAIL = re.compile(r"[\w.]*")
+_TOO_DEEP = "Rule is nested too deeply, starting at position 0; split it into simpler rules."
 
 
 # --------------------------------------------------------------------------- AST
@@ -135,12 +136,15 @@ class Expr:
             If a feature is unknown, the rule is not a condition or operand types clash.
             Positions refer to ``str(self)``.
         """
-        # Positions must match the text shown in errors, so work on the canonical text.
-        text = str(self)
-        tree = parse(text)
-        check_names(tree, [c for c in frame.columns if isinstance(c, str)], text=text)
-        ctx = _Context(frame, text)
-        value = tree._value(ctx)
+        try:
+            # Positions must match the text shown in errors, so work on the canonical text.
+            text = str(self)
+            tree = parse(text)
+            check_names(tree, [c for c in frame.columns if isinstance(c, str)], text=text)
+            ctx = _Context(frame, text)
+            value = tree._value(ctx)
+        except RecursionError:
+            raise RuleSyntaxError(_TOO_DEEP, text="", position=0) from None
         if not _is_condition(value):
             raise ctx.error(
                 f"Expected a condition at position 0, found {_describe(tree, value)}; "
@@ -339,21 +343,24 @@ class Not(Expr):
 @dataclass(frozen=True)
 class BoolOp(Expr):
     op: str  # "and" | "or"
-    left: Expr
-    right: Expr
+    operands: tuple[Expr, ...]  # n-ary, so long "or" chains do not nest deeply
+
+    def __post_init__(self) -> None:
+        if len(self.operands) < 2:
+            raise ValueError(f"'{self.op}' needs at least two operands.")
 
     @property
     def _prec(self) -> int:  # type: ignore[override]
         return 1 if self.op == "or" else 2
 
     def _render(self) -> str:
-        return f"{_wrap(self.left, self._prec)} {self.op} {_wrap(self.right, self._prec + 1)}"
+        return f" {self.op} ".join(_wrap(operand, self._prec + 1) for operand in self.operands)
 
     def _value(self, ctx: _Context) -> Any:
         where = f"on each side of '{self.op}'"
-        left, right = _condition(ctx, self.left, where), _condition(ctx, self.right, where)
+        masks = [_condition(ctx, operand, where) for operand in self.operands]
         combine = np.logical_and if self.op == "and" else np.logical_or
-        return pd.Series(combine(left, right))
+        return pd.Series(combine.reduce(masks))
 
 
 # --------------------------------------------------------------------- evaluation
@@ -545,6 +552,15 @@ class _Parser:
         token = self.peek(ahead)
         return token.kind == kind and (not values or token.value in values)
 
+    def accept(self, kind: str, *values: str) -> _Token | None:
+        return self.advance() if self.at(kind, *values) else None
+
+    def expect(self, kind: str, value: str, what: str) -> _Token:
+        token = self.accept(kind, value)
+        if token is None:
+            raise self.expected(what)
+        return token
+
     def error(self, message: str, position: int) -> RuleSyntaxError:
         return RuleSyntaxError(message, text=self.text, position=position)
 
@@ -568,34 +584,39 @@ class _Parser:
             )
         return expr
 
-    def or_expr(self) -> Expr:
-        left = self.and_expr()
-        while self.at("keyword", "or"):
-            token = self.advance()
-            left = BoolOp("or", left, self.and_expr(), position=token.position)
+    def chain(self, operand: Callable[[], Expr], ops: tuple[str, ...]) -> Expr:
+        """Parse a left-associative run ``operand (op operand)*`` of arithmetic."""
+        left = operand()
+        while token := self.accept("op", *ops):
+            left = Arithmetic(token.value, left, operand(), position=token.position)
         return left
+
+    def logical(self, op: str, operand: Callable[[], Expr]) -> Expr:
+        operands, first_op = [operand()], self.peek()
+        while self.accept("keyword", op):
+            operands.append(operand())
+        if len(operands) == 1:
+            return operands[0]
+        return BoolOp(op, tuple(operands), position=first_op.position)
+
+    def or_expr(self) -> Expr:
+        return self.logical("or", self.and_expr)
 
     def and_expr(self) -> Expr:
-        left = self.not_expr()
-        while self.at("keyword", "and"):
-            token = self.advance()
-            left = BoolOp("and", left, self.not_expr(), position=token.position)
-        return left
+        return self.logical("and", self.not_expr)
 
     def not_expr(self) -> Expr:
-        if self.at("keyword", "not"):
-            token = self.advance()
+        if token := self.accept("keyword", "not"):
             return Not(self.not_expr(), position=token.position)
         return self.predicate()
 
     def predicate(self) -> Expr:
         left = self.arith()
         token = self.peek()
-        if token.kind == "op" and token.value in _COMPARE:
-            self.advance()
+        if self.accept("op", *_COMPARE):
             node = Comparison(token.value, left, self.arith(), position=token.position)
-            extra = self.peek()
-            if extra.kind == "op" and extra.value in _COMPARE:
+            if self.at("op", *_COMPARE):
+                extra = self.peek()
                 raise self.error(
                     f"Chained comparisons are not supported: found a second {extra.text!r} "
                     f"at position {extra.position}; write 'x between 1 and 5' or "
@@ -603,45 +624,32 @@ class _Parser:
                     extra.position,
                 )
             return node
-        negated = self.at("keyword", "not")
-        if negated:
-            self.advance()
-            if not self.at("keyword", "in", "between"):
-                raise self.expected("'in' or 'between' after 'not'")
-        if self.at("keyword", "in"):
-            self.advance()
+        negated = self.accept("keyword", "not") is not None
+        if negated and not self.at("keyword", "in", "between"):
+            raise self.expected("'in' or 'between' after 'not'")
+        if self.accept("keyword", "in"):
             return InList(left, self.literal_list(), negated, position=token.position)
-        if self.at("keyword", "between"):
-            self.advance()
+        if self.accept("keyword", "between"):
             low = self.arith()
-            if not self.at("keyword", "and"):
-                raise self.expected("'and' between the bounds of 'between'")
-            self.advance()
+            self.expect("keyword", "and", "'and' between the bounds of 'between'")
             return Between(left, low, self.arith(), negated, position=token.position)
-        if self.at("keyword", "is"):
-            self.advance()
-            is_not = self.at("keyword", "not")
-            if is_not:
-                self.advance()
-            if not self.at("keyword", "null"):
-                raise self.expected("'null' after 'is'" if not is_not else "'null' after 'is not'")
-            self.advance()
+        if self.accept("keyword", "is"):
+            is_not = self.accept("keyword", "not") is not None
+            self.expect(
+                "keyword", "null", "'null' after 'is not'" if is_not else "'null' after 'is'"
+            )
             return IsNull(left, is_not, position=token.position)
         return left
 
     def literal_list(self) -> tuple[Literal, ...]:
-        if not self.at("op", "(", "["):
+        opening = self.accept("op", "(", "[")
+        if opening is None:
             raise self.expected("'(' or '[' after 'in'")
-        close = ")" if self.advance().value == "(" else "]"
+        close = ")" if opening.value == "(" else "]"
         values = [self.literal()]
-        while self.at("op", ","):
-            self.advance()
-            if self.at("op", close):
-                break
+        while self.accept("op", ",") and not self.at("op", close):
             values.append(self.literal())
-        if not self.at("op", close):
-            raise self.expected(f"',' or '{close}'")
-        self.advance()
+        self.expect("op", close, f"',' or '{close}'")
         return tuple(values)
 
     def literal(self) -> Literal:
@@ -651,47 +659,36 @@ class _Parser:
             return Literal(-self.advance().value, position=token.position)
         if token.kind in ("number", "string"):
             return Literal(self.advance().value, position=token.position)
-        if self.at("keyword", "true", "false"):
-            return Literal(self.advance().value == "true", position=token.position)
+        if self.accept("keyword", "true", "false"):
+            return Literal(token.value == "true", position=token.position)
         raise self.expected("a number, string, true or false in the list")
 
     def arith(self) -> Expr:
-        left = self.term()
-        while self.at("op", "+", "-"):
-            token = self.advance()
-            left = Arithmetic(token.value, left, self.term(), position=token.position)
-        return left
+        return self.chain(self.term, ("+", "-"))
 
     def term(self) -> Expr:
-        left = self.unary()
-        while self.at("op", "*", "/", "%"):
-            token = self.advance()
-            left = Arithmetic(token.value, left, self.unary(), position=token.position)
-        return left
+        return self.chain(self.unary, ("*", "/", "%"))
 
     def unary(self) -> Expr:
-        if not self.at("op", "-"):
+        token = self.accept("op", "-")
+        if token is None:
             return self.atom()
-        token = self.advance()
-        if self.at("number"):
+        if number := self.accept("number"):
             # Fold "-3" into one literal so negative numbers print and round-trip as such.
-            return Literal(-self.advance().value, position=token.position)
+            return Literal(-number.value, position=token.position)
         return Negate(self.unary(), position=token.position)
 
     def atom(self) -> Expr:
         token = self.peek()
-        if token.kind in ("number", "string", "name"):
-            self.advance()
-            cls = Name if token.kind == "name" else Literal
-            return cls(token.value, position=token.position)
-        if self.at("keyword", "true", "false"):
-            return Literal(self.advance().value == "true", position=token.position)
-        if self.at("op", "("):
-            self.advance()
+        if self.accept("number") or self.accept("string"):
+            return Literal(token.value, position=token.position)
+        if self.accept("name"):
+            return Name(token.value, position=token.position)
+        if self.accept("keyword", "true", "false"):
+            return Literal(token.value == "true", position=token.position)
+        if self.accept("op", "("):
             inner = self.or_expr()
-            if not self.at("op", ")"):
-                raise self.expected("')'")
-            self.advance()
+            self.expect("op", ")", "')'")
             return inner
         if self.at("keyword", "null"):
             raise self.error(
@@ -723,9 +720,7 @@ def parse(text: str) -> Expr:
     try:
         return _Parser(text).rule()
     except RecursionError:
-        raise RuleSyntaxError(
-            "Rule is nested too deeply to parse, starting at position 0.", text=text, position=0
-        ) from None
+        raise RuleSyntaxError(_TOO_DEEP, text=text, position=0) from None
 
 
 def check_names(expr_or_text: Expr | str, available: Iterable[str], *, text: str) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._features import CustomerFeatures
-from segmentkit._params import InstanceOf, Interval, Satisfies, options
+from segmentkit._params import InstanceOf, Interval, Satisfies
 from segmentkit._segmentation import Segment
 from segmentkit.engines._base import Segmenter, require_columns
 
@@ -123,10 +123,10 @@ class RFMSegmenter(Segmenter):
     ... })
     >>> seg = sk.RFMSegmenter().fit_predict(features)
     >>> seg.assignments[["customer_id", "rfm_score", "segment"]].head(3)
-      customer_id rfm_score     segment
-    0           a       555   Champions
-    1           b       545   Champions
-    2           c       444  Champions
+      customer_id rfm_score          segment
+    0           a       555        Champions
+    1           b       555        Champions
+    2           c       444  Loyal customers
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -220,7 +220,8 @@ class RFMSegmenter(Segmenter):
                 parsed[name] = expr
             self._rules = parsed
             self.segments_ = [
-                Segment(i, name, "", text) for i, (name, text) in enumerate(self.segment_map.items())
+                Segment(i, name, "", text)
+                for i, (name, text) in enumerate(self.segment_map.items())
             ]
             self.segments_.append(Segment(len(self.segments_), self.default_segment))
         self.segments_.append(
@@ -245,7 +246,10 @@ class RFMSegmenter(Segmenter):
         if self._rules is None:
             grid_ids = {s.name: s.id for s in self.segments_}
             lookup = np.array(
-                [[grid_ids[CLASSIC_GRID[5 - rr][ff - 1]] for ff in range(1, 6)] for rr in range(1, 6)]
+                [
+                    [grid_ids[CLASSIC_GRID[5 - rr][ff - 1]] for ff in range(1, 6)]
+                    for rr in range(1, 6)
+                ]
             )
             labels = lookup[np.clip(r, 1, 5) - 1, np.clip(fm, 1, 5) - 1]
         else:

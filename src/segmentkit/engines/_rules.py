@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from segmentkit.engines._expr import Expr, check_names, parse
 
 __all__ = ["Rule", "RuleSegmenter", "lifecycle_rules", "load_rules"]
 
-Condition = Union[str, Callable[[pd.DataFrame], Any]]
+Condition = str | Callable[[pd.DataFrame], Any]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Rule:
         return f"<function {getattr(self.when, '__name__', repr(self.when))}>"
 
 
-RuleLike = Union[Rule, tuple[str, Condition], tuple[str, Condition, str]]
+RuleLike = Rule | tuple[str, Condition] | tuple[str, Condition, str]
 
 
 def _is_rule_list(value: Any) -> bool:
@@ -272,7 +272,9 @@ def load_rules(path: str | Path) -> tuple[list[Rule], str]:
         if unknown:
             msg = f"{path}: rule {position} has unknown keys {sorted(unknown)}."
             raise ValueError(msg)
-        rules.append(Rule(str(entry["name"]), str(entry["when"]), str(entry.get("description", ""))))
+        rules.append(
+            Rule(str(entry["name"]), str(entry["when"]), str(entry.get("description", "")))
+        )
     return rules, str(document.get("default", "Other"))
 
 
@@ -361,7 +363,11 @@ def lifecycle_rules(
             f"recency_days > {inactive_days}",
             f"No purchase for more than {inactive_days} days.",
         ),
-        Rule("New customers", f"tenure_days <= {new_days}", f"First order in the last {new_days} days."),
+        Rule(
+            "New customers",
+            f"tenure_days <= {new_days}",
+            f"First order in the last {new_days} days.",
+        ),
         Rule(
             "Loyal regulars",
             f"frequency >= {loyal_min_orders} and recency_days <= {loyal_max_recency_days}",

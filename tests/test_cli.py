@@ -1,0 +1,171 @@
+"""The segmentkit command: quickstart, validate, segment, engines, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from segmentkit.cli import main
+
+
+@pytest.fixture
+def orders_csv(tmp_path):
+    path = tmp_path / "orders.csv"
+    pd.DataFrame(
+        {
+            "CustomerID": ["007", "007", "010", "011", None, "012"],
+            "InvoiceNo": ["1", "2", "3", "C3", "5", "6"],
+            "InvoiceDate": [
+                "2024-01-05",
+                "2024-03-01",
+                "2024-02-03",
+                "2024-02-04",
+                "2024-02-05",
+                "2024-06-20",
+            ],
+            "Total": [20.0, 35.5, 12.0, 12.0, 9.9, 80.0],
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+MAP = ["customer_id=CustomerID", "timestamp=InvoiceDate", "amount=Total", "order_id=InvoiceNo"]
+
+
+def test_quickstart_runs_end_to_end(tmp_path, capsys):
+    assert main(["-q", "quickstart", "--out", str(tmp_path / "qs")]) == 0
+    out = capsys.readouterr().out
+    assert "transactions: 29902 rows read" in out
+    assert "Champions" in out
+    assert "Cart abandoners" in out
+    written = pd.read_csv(tmp_path / "qs" / "rfm_segments.csv", dtype={"customer_id": str})
+    assert len(written) == 800
+    assert (tmp_path / "qs" / "lifecycle_segments.csv").exists()
+
+
+def test_validate_prints_the_report(orders_csv, capsys):
+    assert (
+        main(
+            ["-q", "validate", str(orders_csv), "--map", *MAP, "--policy", "cancellation_prefix=C"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "6 rows read, 5 kept" in out
+    assert "missing_customer_id: 1" in out
+
+
+def test_segment_writes_assignments_and_catalog(orders_csv, tmp_path, capsys):
+    out_file = tmp_path / "segments.csv"
+    catalog = tmp_path / "catalog.csv"
+    code = main(
+        [
+            "-q",
+            "segment",
+            str(orders_csv),
+            "--map",
+            *MAP,
+            "--policy",
+            "returns=exclude",
+            "cancellation_prefix=C",
+            "--engine",
+            "rfm",
+            "--as-of",
+            "2024-07-01",
+            "--out",
+            str(out_file),
+            "--catalog-out",
+            str(catalog),
+        ]
+    )
+    assert code == 0
+    written = pd.read_csv(out_file, dtype={"customer_id": str})
+    assert sorted(written["customer_id"]) == ["007", "010", "012"]
+    assert "return_or_cancellation: 1" in capsys.readouterr().out
+    assert pd.read_csv(catalog)["customers"].sum() == 3
+
+
+def test_segment_with_rules_file_and_config(orders_csv, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('default = "Rest"\n[[rules]]\nname = "Big"\nwhen = "monetary > 50"\n')
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[transactions]\n"
+        'map = {customer_id = "CustomerID", timestamp = "InvoiceDate", amount = "Total"}\n'
+        "[engine]\n"
+        'name = "rules"\n'
+    )
+    out_file = tmp_path / "segments.json"
+    code = main(
+        [
+            "-q",
+            "segment",
+            str(orders_csv),
+            "--config",
+            str(config),
+            "--rules",
+            str(rules),
+            "--out",
+            str(out_file),
+        ]
+    )
+    assert code == 0
+    assert '"segment": "Big"' in out_file.read_text()
+
+
+def test_errors_are_one_clean_message_without_traceback(orders_csv, capsys):
+    code = main(
+        [
+            "-q",
+            "validate",
+            str(orders_csv),
+            "--map",
+            "customer_id=CustomerId",
+            "timestamp=InvoiceDate",
+            "amount=Total",
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("segmentkit: error: Column 'CustomerId' (mapped to 'customer_id')")
+    assert "Did you mean 'CustomerID'?" in err
+    assert "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(orders_csv):
+    with pytest.raises(Exception, match="CustomerId"):
+        main(["--debug", "validate", str(orders_csv), "--map", "customer_id=CustomerId"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["validate", "missing.csv", "--map", "customer_id=x"], "File not found: missing.csv"),
+        (["segment", "{orders}", "--map", *MAP, "--engine", "kmeanz"], "Unknown engine 'kmeanz'"),
+        (["validate", "{orders}", "--map", "customer_id"], "--map must be KEY=VALUE"),
+        (["segment", "{orders}", "--map", *MAP, "--param", "n_bins=1"], "'n_bins' parameter"),
+    ],
+)
+def test_usage_errors(orders_csv, capsys, argv, message):
+    argv = [a.replace("{orders}", str(orders_csv)) for a in argv]
+    assert main(["-q", *argv]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_engines_lists_builtins(capsys):
+    assert main(["engines"]) == 0
+    assert capsys.readouterr().out.split() >= ["rfm", "rules"]
+
+
+def test_console_script_help_teaches():
+    result = subprocess.run(
+        [sys.executable, "-m", "segmentkit", "segment", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--map KEY=COLUMN" in result.stdout
+    assert "examples:" in result.stdout

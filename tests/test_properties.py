@@ -1,0 +1,138 @@
+"""Property-based tests over random order tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import segmentkit as sk
+
+customer_ids = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "007", "x y", ""]))
+amounts = st.one_of(
+    st.none(),
+    st.floats(min_value=-500, max_value=5000, allow_nan=False),
+    st.sampled_from([0.0]),
+)
+timestamps = st.one_of(
+    st.none(),
+    st.datetimes(min_value=pd.Timestamp("2023-01-01"), max_value=pd.Timestamp("2024-12-31")).map(
+        lambda d: d.isoformat()
+    ),
+)
+rows = st.lists(
+    st.tuples(
+        customer_ids,
+        timestamps,
+        amounts,
+        st.sampled_from(["o1", "o2", "o3", "C4"]),
+        st.sampled_from(["music", "books", None]),
+    ),
+    min_size=1,
+    max_size=60,
+)
+policies = st.fixed_dictionaries(
+    {
+        "returns": st.sampled_from(["net", "exclude", "separate"]),
+        "zero_amount": st.sampled_from(["keep", "exclude"]),
+        "duplicates": st.sampled_from(["keep", "drop"]),
+        "cancellation_prefix": st.sampled_from([None, "C"]),
+    }
+)
+
+
+def _transactions(data, policy):
+    frame = pd.DataFrame(data, columns=["cust", "when", "value", "invoice", "kind"])
+    return sk.Transactions.from_frame(
+        frame,
+        customer_id="cust",
+        timestamp="when",
+        amount="value",
+        order_id="invoice",
+        category="kind",
+        **policy,
+    )
+
+
+def _try_transactions(data, policy):
+    # Only "every id is missing" may refuse a table built from valid values.
+    if all(c is None or c == "" for c, *_ in data):
+        with pytest.raises(sk.errors.ContractError, match="empty 'customer_id'"):
+            _transactions(data, policy)
+        return None
+    return _transactions(data, policy)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=rows, policy=policies)
+def test_report_accounts_for_every_row(data, policy):
+    tx = _try_transactions(data, policy)
+    if tx is None:
+        return
+    report = tx.report
+    assert report.rows_read == len(data)
+    assert report.rows_kept + sum(report.excluded.values()) == len(data)
+    assert report.rows_kept == len(tx)
+    assert report.to_frame()["rows"].sum() == len(data)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=rows, policy=policies, n_bins=st.integers(2, 6))
+def test_every_customer_in_exactly_one_segment_and_runs_are_deterministic(data, policy, n_bins):
+    tx = _try_transactions(data, policy)
+    if tx is None or len(tx) == 0:
+        return
+    features = sk.extract_features(tx)
+    engines = [
+        sk.RFMSegmenter(
+            n_bins=n_bins, segment_map={"Top": f"r_score == {n_bins}", "Low": "m_score == 1"}
+        ),
+        sk.RuleSegmenter(rules=sk.lifecycle_rules(browsing=False)),
+    ]
+    if n_bins == 5:
+        engines.append(sk.RFMSegmenter())
+    for engine in engines:
+        if not (features.frame["frequency"] > 0).any() and isinstance(engine, sk.RFMSegmenter):
+            continue
+        first = engine.fit_predict(features)
+        assignments = first.assignments
+        assert assignments["customer_id"].is_unique
+        assert list(assignments["customer_id"]) == list(features.customer_ids)
+        assert assignments["segment_id"].isin([s.id for s in first.segments]).all()
+        assert first.catalog["customers"].sum() == len(features)
+        # Same input, same output; predict on the training data equals fit_predict.
+        again = type(engine)(**engine.get_params()).fit_predict(features)
+        pd.testing.assert_frame_equal(assignments, again.assignments)
+        pd.testing.assert_frame_equal(assignments, engine.predict(features).assignments)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.integers(0, 20), min_size=1, max_size=200),
+    n_bins=st.integers(2, 10),
+)
+def test_rfm_tie_policy(values, n_bins):
+    n = len(values)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "recency_days": np.asarray(values, dtype=float),
+            "frequency": np.asarray(values) + 1,
+            "monetary": np.asarray(values, dtype=float) * 3.5,
+        }
+    )
+    assignments = (
+        sk.RFMSegmenter(n_bins=n_bins, segment_map={"All": "f_score >= 1"})
+        .fit_predict(frame)
+        .assignments.assign(v=values)
+    )
+    for column in ("r_score", "f_score", "m_score"):
+        spread = assignments.groupby("v")[column].nunique()
+        assert (spread == 1).all()  # equal values, equal scores
+        assert assignments[column].between(1, n_bins).all()
+    ordered = assignments.sort_values("v")
+    assert ordered["f_score"].is_monotonic_increasing
+    assert ordered["r_score"].is_monotonic_decreasing
+    assert ordered["f_score"].iloc[0] == 1
