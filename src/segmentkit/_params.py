@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from segmentkit.errors import InvalidParameterError
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -119,8 +121,7 @@ def validate_params(owner: str, params: dict[str, Any], constraints: dict[str, l
         described = [str(c) for c in allowed]
         expected = described[0] if len(described) == 1 else _join(described)
         msg = f"The {name!r} parameter of {owner} must be {expected}. Got {value!r} instead."
-        wrong_type = all(isinstance(c, InstanceOf | Satisfies) for c in allowed)
-        raise (TypeError if wrong_type else ValueError)(msg)
+        raise InvalidParameterError(msg)
 
 
 def _join(items: Iterable[str]) -> str:

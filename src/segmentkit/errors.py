@@ -17,6 +17,7 @@ import pandas as pd
 __all__ = [
     "ContractError",
     "ContractFailure",
+    "InvalidParameterError",
     "NotFittedError",
     "Reason",
     "RuleSyntaxError",
@@ -175,6 +176,14 @@ class RuleSyntaxError(SegmentkitError, ValueError):
         self.position = position
         pointer = " " * position + "^"
         super().__init__(f"{message}\n    {text}\n    {pointer}")
+
+
+class InvalidParameterError(SegmentkitError, ValueError, TypeError):
+    """A parameter has the wrong type or value.
+
+    Subclasses both ``ValueError`` and ``TypeError``, as scikit-learn's error of the
+    same name does, so either ``except`` clause catches it.
+    """
 
 
 class NotFittedError(SegmentkitError, ValueError, AttributeError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from segmentkit.errors import SegmentkitError
+from segmentkit.errors import InvalidParameterError
 
 __all__ = ["DEFAULT_CATEGORIES", "EVENT_TYPES", "generate_events"]
 
@@ -73,10 +73,6 @@ _COLUMNS = [
     "duration_s",
 ]
 _OPTIONAL_COLUMNS = ("order_id", "product_id", "category")
-
-
-class InvalidParameterError(SegmentkitError, ValueError):
-    """A parameter of :func:`generate_events` has a wrong type or value."""
 
 
 # ---- parameter checks ------------------------------------------------------------------
