@@ -15,12 +15,10 @@ from segmentkit._schema import (
     Contract,
     check_option,
     examples,
-    null_mask,
     raise_if,
     suggest,
 )
-from segmentkit._table import _Table
-from segmentkit._transactions import _exclude
+from segmentkit._table import _Table, exclude_rows, missing_ids
 from segmentkit.errors import ContractFailure, Reason
 
 __all__ = ["PII_COLUMNS", "Customers", "CustomersContract"]
@@ -140,11 +138,7 @@ class Customers(_Table):
         for name in extras:
             data[name] = frame[name].to_numpy()
         rows_read = len(data)
-        missing_id = null_mask(data["customer_id"])
-        if missing_id.any() and missing_customer == "raise":
-            from segmentkit._transactions import _ids_missing
-
-            raise_if([_ids_missing(data, missing_id)], table)
+        missing_id = missing_ids(data, missing_customer, table)
 
         notes: list[str] = []
         if "age" in data:
@@ -155,7 +149,7 @@ class Customers(_Table):
 
         excluded: dict[str, int] = {}
         keep = np.ones(rows_read, dtype=bool)
-        _exclude(keep, missing_id, "missing_customer_id", excluded)
+        exclude_rows(keep, missing_id, "missing_customer_id", excluded)
         ids = data["customer_id"].astype(object).where(keep, None)
         if duplicates == "raise":
             repeated = ids.duplicated(keep=False).to_numpy() & keep
@@ -164,7 +158,7 @@ class Customers(_Table):
         else:
             which = "first" if duplicates == "keep_first" else "last"
             repeated = ids.duplicated(keep=which).to_numpy() & keep
-            _exclude(keep, repeated, "duplicate_customer_id", excluded)
+            exclude_rows(keep, repeated, "duplicate_customer_id", excluded)
         kept = data[keep].reset_index(drop=True)
         kept["customer_id"] = kept["customer_id"].cat.remove_unused_categories()
         report = ValidationReport(table, rows_read, len(kept), excluded, notes)

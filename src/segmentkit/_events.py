@@ -10,9 +10,8 @@ import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._report import ValidationReport
-from segmentkit._schema import ColumnSpec, Contract, check_option, null_mask, raise_if
-from segmentkit._table import _Table
-from segmentkit._transactions import _all_ids_missing, _exclude
+from segmentkit._schema import ColumnSpec, Contract, check_option, null_mask
+from segmentkit._table import _Table, exclude_rows, missing_ids
 
 __all__ = ["EVENT_TYPES", "Events", "EventsContract"]
 
@@ -127,23 +126,17 @@ class Events(_Table):
         check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
         data = cls._canonical(frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS)
         rows_read = len(data)
-        missing_id = null_mask(data["customer_id"])
-        if missing_id.all():
-            raise_if([_all_ids_missing(data)], table)
-        if missing_id.any() and missing_customer == "raise":
-            from segmentkit._transactions import _ids_missing
-
-            raise_if([_ids_missing(data, missing_id)], table)
+        missing_id = missing_ids(data, missing_customer, table)
 
         data["event_type"] = _canonical_event_types(data["event_type"], event_map or {})
         excluded: dict[str, int] = {}
         keep = np.ones(rows_read, dtype=bool)
-        _exclude(keep, missing_id, "missing_customer_id", excluded)
-        _exclude(keep, data["timestamp"].isna().to_numpy(), "missing_timestamp", excluded)
-        _exclude(keep, null_mask(data["event_type"]), "missing_event_type", excluded)
+        exclude_rows(keep, missing_id, "missing_customer_id", excluded)
+        exclude_rows(keep, data["timestamp"].isna().to_numpy(), "missing_timestamp", excluded)
+        exclude_rows(keep, null_mask(data["event_type"]), "missing_event_type", excluded)
         if "duration_s" in data:
             negative = data["duration_s"].to_numpy() < 0
-            _exclude(keep, negative, "negative_duration", excluded)
+            exclude_rows(keep, negative, "negative_duration", excluded)
         kept = data[keep].reset_index(drop=True)
         for name in ("customer_id", "event_type", "product_id", "category", "session_id"):
             if name in kept:

@@ -229,23 +229,40 @@ def _as_float(
     bad = converted.isna().to_numpy() & values.notna().to_numpy()
     if pd.api.types.is_float_dtype(values.dtype):
         bad = np.zeros(len(values), dtype=bool)
-    infinite = np.isinf(converted.to_numpy())
-    bad |= infinite
-    if not bad.any():
-        return converted, None
-    failure = ContractFailure(
-        column=spec.name,
+    bad |= np.isinf(converted.to_numpy())
+    return converted, _conversion_failure(
+        spec,
+        contract,
+        values,
+        bad,
         check="numeric",
-        reason=Reason.WRONG_DTYPE,
-        message=(
-            f"Column {spec.name!r} of {contract.table} has {int(bad.sum())} non-numeric or "
-            "infinite values. Hint: remove currency symbols and thousands separators, or "
-            "clean these rows before loading."
-        ),
-        failure_cases=examples(bad, values),
-        n_failed=int(bad.sum()),
+        problem="non-numeric or infinite values",
+        hint="Hint: remove currency symbols and thousands separators, or clean these rows "
+        "before loading.",
     )
-    return converted, failure
+
+
+def _conversion_failure(
+    spec: ColumnSpec,
+    contract: Contract,
+    values: pd.Series,
+    bad: np.ndarray,
+    *,
+    check: str,
+    problem: str,
+    hint: str,
+) -> ContractFailure | None:
+    if not bad.any():
+        return None
+    n_bad = int(bad.sum())
+    return ContractFailure(
+        column=spec.name,
+        check=check,
+        reason=Reason.WRONG_DTYPE,
+        message=f"Column {spec.name!r} of {contract.table} has {n_bad} {problem}. {hint}",
+        failure_cases=examples(bad, values),
+        n_failed=n_bad,
+    )
 
 
 def _as_datetime(
@@ -257,28 +274,16 @@ def _as_datetime(
         values.dtype
     ):
         bad = np.zeros(len(values), dtype=bool)
-    if not bad.any():
-        return converted, None
-    failure = ContractFailure(
-        column=spec.name,
+    return converted, _conversion_failure(
+        spec,
+        contract,
+        values,
+        bad,
         check="parse_timestamp",
-        reason=Reason.WRONG_DTYPE,
-        message=(
-            f"Column {spec.name!r} of {contract.table} has {int(bad.sum())} values that are "
-            "not dates or timestamps. Hint: use ISO 8601 (2024-06-30 or 2024-06-30T14:05:00), "
-            "or parse the column yourself with pandas.to_datetime(..., format=...) first."
-        ),
-        failure_cases=examples(bad, values),
-        n_failed=int(bad.sum()),
+        problem="values that are not dates or timestamps",
+        hint="Hint: use ISO 8601 (2024-06-30 or 2024-06-30T14:05:00), or parse the column "
+        "yourself with pandas.to_datetime(..., format=...) first.",
     )
-    return converted, failure
-
-
-def _as_date(
-    values: pd.Series, spec: ColumnSpec, contract: Contract, timezone: str
-) -> tuple[pd.Series, ContractFailure | None]:
-    converted, failure = _as_datetime(values, spec, contract, timezone)
-    return converted, failure
 
 
 def _to_utc(values: pd.Series, timezone: str) -> pd.Series:
@@ -328,20 +333,15 @@ def _as_bool(
     result[text.isin(truthy).fillna(False).to_numpy()] = True
     result[text.isin(falsy).fillna(False).to_numpy()] = False
     bad = (result.isna() & values.notna() & (text != "")).to_numpy(dtype=bool)
-    if not bad.any():
-        return result, None
-    failure = ContractFailure(
-        column=spec.name,
+    return result, _conversion_failure(
+        spec,
+        contract,
+        values,
+        bad,
         check="boolean",
-        reason=Reason.WRONG_DTYPE,
-        message=(
-            f"Column {spec.name!r} of {contract.table} has {int(bad.sum())} values that are not "
-            "yes/no flags. Use true/false, yes/no, 1/0 or granted/denied."
-        ),
-        failure_cases=examples(bad, values),
-        n_failed=int(bad.sum()),
+        problem="values that are not yes/no flags",
+        hint="Use true/false, yes/no, 1/0 or granted/denied.",
     )
-    return result, failure
 
 
 _COERCERS = {
@@ -350,7 +350,7 @@ _COERCERS = {
     "string": _as_string,
     "float": _as_float,
     "datetime": _as_datetime,
-    "date": _as_date,
+    "date": _as_datetime,
     "bool": _as_bool,
 }
 

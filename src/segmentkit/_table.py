@@ -6,11 +6,21 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._report import ValidationReport
-from segmentkit._schema import Contract, check_not_empty, coerce, map_columns, raise_if
+from segmentkit._schema import (
+    Contract,
+    check_not_empty,
+    coerce,
+    examples,
+    map_columns,
+    null_mask,
+    raise_if,
+)
+from segmentkit.errors import ContractFailure, Reason
 
 PathLike = str | os.PathLike
 
@@ -122,6 +132,57 @@ class _Table:
     def _id_sources(cls, kwargs: Mapping[str, Any]) -> list[str]:
         ids = [c.name for c in cls.contract.columns if c.kind in {"id", "category"}]
         return [kwargs.get(name, name) for name in ids if isinstance(kwargs.get(name, name), str)]
+
+
+def exclude_rows(
+    keep: np.ndarray, mask: np.ndarray, reason: str, excluded: dict[str, int]
+) -> None:
+    """Drop ``mask`` rows from ``keep``, charging each to the first reason that excludes it.
+
+    Counting only rows still kept makes the report's counts add up to rows read.
+    """
+    newly = keep & mask
+    if newly.any():
+        excluded[reason] = excluded.get(reason, 0) + int(newly.sum())
+        keep &= ~mask
+
+
+def missing_ids(data: pd.DataFrame, policy: str, table: str) -> np.ndarray:
+    """Rows without a customer id; raises when all are missing, or any with ``'raise'``."""
+    missing = null_mask(data["customer_id"])
+    if missing.all():
+        raise_if([_all_ids_missing(data)], table)
+    if missing.any() and policy == "raise":
+        raise_if([_ids_missing(data, missing)], table)
+    return missing
+
+
+def _all_ids_missing(data: pd.DataFrame) -> ContractFailure:
+    return ContractFailure(
+        column="customer_id",
+        check="not_null",
+        reason=Reason.NULLS,
+        message=(
+            f"Every one of the {len(data)} rows has an empty 'customer_id'. Check that "
+            "customer_id is mapped to the right column."
+        ),
+        failure_cases=examples(np.ones(len(data), bool), data["customer_id"]),
+        n_failed=len(data),
+    )
+
+
+def _ids_missing(data: pd.DataFrame, missing: np.ndarray) -> ContractFailure:
+    return ContractFailure(
+        column="customer_id",
+        check="not_null",
+        reason=Reason.NULLS,
+        message=(
+            f"{int(missing.sum())} rows have no 'customer_id' and missing_customer='raise'. "
+            "Use missing_customer='exclude' to leave them out (they are counted in the report)."
+        ),
+        failure_cases=[(row, None) for row, _ in examples(missing, data["customer_id"])],
+        n_failed=int(missing.sum()),
+    )
 
 
 def read_parquet(path: PathLike) -> pd.DataFrame:

@@ -15,11 +15,10 @@ from segmentkit._schema import (
     Contract,
     check_option,
     examples,
-    null_mask,
     raise_if,
     to_ns,
 )
-from segmentkit._table import _Table
+from segmentkit._table import _Table, exclude_rows, missing_ids
 from segmentkit.errors import ContractFailure, Reason
 
 __all__ = ["Transactions", "TransactionsContract"]
@@ -209,14 +208,10 @@ class Transactions(_Table):
         notes: list[str] = []
         keep = np.ones(rows_read, dtype=bool)
 
-        missing_id = null_mask(data["customer_id"])
-        if missing_id.all():
-            raise_if([_all_ids_missing(data)], table)
-        if missing_id.any() and missing_customer == "raise":
-            raise_if([_ids_missing(data, missing_id)], table)
-        _exclude(keep, missing_id, "missing_customer_id", excluded)
-        _exclude(keep, data["timestamp"].isna().to_numpy(), "missing_timestamp", excluded)
-        _exclude(keep, data["amount"].isna().to_numpy(), "missing_amount", excluded)
+        missing_id = missing_ids(data, missing_customer, table)
+        exclude_rows(keep, missing_id, "missing_customer_id", excluded)
+        exclude_rows(keep, data["timestamp"].isna().to_numpy(), "missing_timestamp", excluded)
+        exclude_rows(keep, data["amount"].isna().to_numpy(), "missing_amount", excluded)
 
         is_return = data["amount"].to_numpy() < 0
         if cancellation_prefix is not None:
@@ -229,16 +224,16 @@ class Transactions(_Table):
         data["is_return"] = is_return
 
         if zero_amount == "exclude":
-            _exclude(keep, data["amount"].to_numpy() == 0, "zero_amount", excluded)
+            exclude_rows(keep, data["amount"].to_numpy() == 0, "zero_amount", excluded)
         returns_frame = data.iloc[0:0]
         if returns == "exclude":
-            _exclude(keep, is_return, "return_or_cancellation", excluded)
+            exclude_rows(keep, is_return, "return_or_cancellation", excluded)
         elif returns == "separate":
             returns_frame = data[keep & is_return]
-            _exclude(keep, is_return, "return_kept_separately", excluded)
+            exclude_rows(keep, is_return, "return_kept_separately", excluded)
         if duplicates == "drop":
             repeated = data.drop(columns="is_return").duplicated(keep="first").to_numpy()
-            _exclude(keep, repeated, "duplicate_line", excluded)
+            exclude_rows(keep, repeated, "duplicate_line", excluded)
         if rates is not None:
             notes.append(f"amounts converted to {base_currency} with the given rates")
 
@@ -249,14 +244,6 @@ class Transactions(_Table):
                 kept[name] = kept[name].cat.remove_unused_categories()
         report = ValidationReport(table, rows_read, len(kept), excluded, notes)
         return cls(kept.reset_index(drop=True), report, returns_frame.reset_index(drop=True))
-
-
-def _exclude(keep: np.ndarray, mask: np.ndarray, reason: str, excluded: dict[str, int]) -> None:
-    # Each row is charged to the first reason that excludes it, so counts add up.
-    newly = keep & mask
-    if newly.any():
-        excluded[reason] = excluded.get(reason, 0) + int(newly.sum())
-        keep &= ~mask
 
 
 def _with_amount(data: pd.DataFrame, failures: list[ContractFailure]) -> pd.DataFrame:
@@ -359,31 +346,3 @@ def _order_keys(data: pd.DataFrame, orders_from: OrdersFrom) -> np.ndarray:
     keys = pd.MultiIndex.from_arrays([customer, second])
     codes, _ = pd.factorize(keys)
     return codes.astype(np.int64)
-
-
-def _all_ids_missing(data: pd.DataFrame) -> ContractFailure:
-    return ContractFailure(
-        column="customer_id",
-        check="not_null",
-        reason=Reason.NULLS,
-        message=(
-            f"Every one of the {len(data)} rows has an empty 'customer_id'. Check that "
-            "customer_id is mapped to the right column."
-        ),
-        failure_cases=examples(np.ones(len(data), bool), data["customer_id"]),
-        n_failed=len(data),
-    )
-
-
-def _ids_missing(data: pd.DataFrame, missing: np.ndarray) -> ContractFailure:
-    return ContractFailure(
-        column="customer_id",
-        check="not_null",
-        reason=Reason.NULLS,
-        message=(
-            f"{int(missing.sum())} rows have no 'customer_id' and missing_customer='raise'. "
-            "Use missing_customer='exclude' to leave them out (they are counted in the report)."
-        ),
-        failure_cases=[(row, None) for row, _ in examples(missing, data["customer_id"])],
-        n_failed=int(missing.sum()),
-    )
