@@ -169,3 +169,31 @@ def test_console_script_help_teaches():
     )
     assert "--map KEY=COLUMN" in result.stdout
     assert "examples:" in result.stdout
+
+
+def test_rules_engine_default_preset_adapts_to_the_columns(orders_csv, tmp_path, capsys):
+    # No category column is mapped: the preset leaves the category-fan rule out.
+    code = main(["-q", "segment", str(orders_csv), "--map", *MAP, "--engine", "rules"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Occasional" in out
+    assert "Category fans" not in out
+
+
+def test_config_engine_params_apply_only_to_the_engine_they_name(orders_csv, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[engine]\nname = "rfm"\nparams = {n_bins = 5}\n')
+    code = main(
+        [
+            "-q",
+            "segment",
+            str(orders_csv),
+            "--map",
+            *MAP,
+            "--config",
+            str(config),
+            "--engine",
+            "rules",
+        ]
+    )
+    assert code == 0

@@ -154,7 +154,7 @@ def test_missing_customer_ids_are_excluded_and_counted():
 
 
 def test_missing_customer_ids_can_raise():
-    with pytest.raises(ContractError, match=r"(?s)1 rows have no 'customer_id'.*row 1"):
+    with pytest.raises(ContractError, match=r"(?s)1 row has no 'customer_id'.*row 1"):
         sk.Transactions.from_frame(
             raw(CustomerID=["a", None, "b", "c"]), **MAP, missing_customer="raise"
         )
@@ -406,3 +406,42 @@ def test_customers_implausible_ages_become_missing_with_a_note():
     customers = sk.Customers.from_frame(frame, customer_id="id", age="age")
     assert customers.data["age"].isna().tolist() == [False, True]
     assert customers.report.notes == ("1 ages outside 0-120 set to missing",)
+
+
+def test_extra_columns_all_leaves_out_columns_that_look_personal():
+    frame = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "tier": ["gold", "silver"],
+            "Phone Number": ["+1 650 555 0123", "+44 20 7183 8750"],
+            "mail": ["a@example.com", "b@example.com"],
+            "LastName": ["Doe", "Smith"],
+        }
+    )
+    customers = sk.Customers.from_frame(frame, customer_id="id", extra_columns="all")
+    assert customers.columns == ["customer_id", "tier"]
+    explicit = sk.Customers.from_frame(frame, customer_id="id", extra_columns=["mail"])
+    assert "mail" in explicit.columns
+
+
+def test_unknown_time_zone_is_a_parameter_error():
+    with pytest.raises(sk.errors.InvalidParameterError, match=r"IANA time zone.*'Mars/Base'"):
+        sk.Transactions.from_frame(raw(), **MAP, timezone="Mars/Base")
+
+
+def test_wall_clock_times_around_dst_changes_are_accepted():
+    frame = pd.DataFrame(
+        {
+            "c": ["a", "b"],
+            # 02:30 does not exist on 2024-03-31 in Paris; 02:30 on 2024-10-27 occurs twice.
+            "t": ["2024-03-31 02:30", "2024-10-27 02:30"],
+            "v": [1.0, 2.0],
+        }
+    )
+    tx = sk.Transactions.from_frame(
+        frame, customer_id="c", timestamp="t", amount="v", timezone="Europe/Paris"
+    )
+    assert list(tx.data["timestamp"]) == [
+        pd.Timestamp("2024-03-31 01:00", tz="UTC"),  # moved forward to 03:00 local
+        pd.Timestamp("2024-10-27 01:30", tz="UTC"),  # read as standard time (UTC+1)
+    ]

@@ -176,3 +176,8 @@ def test_lifecycle_rules_without_browsing_features_explain_the_fix(sample_featur
     model = sk.RuleSegmenter(rules=sk.lifecycle_rules())
     with pytest.raises(RuleSyntaxError, match="Unknown feature 'abandoned_carts_30d'"):
         model.fit(sample_features)
+
+
+def test_lifecycle_rules_without_categories(sample_features):
+    names = [r.name for r in sk.lifecycle_rules(browsing=False, categories=False)]
+    assert names == ["Inactive", "New customers", "Loyal regulars"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -19,7 +20,7 @@ from segmentkit._schema import (
     suggest,
 )
 from segmentkit._table import _Table, exclude_rows, missing_ids
-from segmentkit.errors import ContractFailure, Reason
+from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
 
 __all__ = ["PII_COLUMNS", "Customers", "CustomersContract"]
 
@@ -109,7 +110,9 @@ class Customers(_Table):
             ``'keep_last'``; the other rows are then counted as excluded.
         extra_columns : list of str or 'all', default=()
             Other columns to keep as profile attributes (income, tier...), joined into
-            the features as they are. ``'all'`` keeps every unmapped column.
+            the features as they are. ``'all'`` keeps every unmapped column except
+            those whose names suggest personal data (e-mail, phone, name, address,
+            postal code, birth date, card...); list such a column by name to keep it.
         timezone : str, default='UTC'
             Time zone of ``signup_date`` values that carry none.
         **columns : str
@@ -170,7 +173,9 @@ def _extra_columns(
 ) -> list[str]:
     mapped = set(mapping.values()) | set(CustomersContract.names)
     if extra == "all":
-        return [str(c) for c in frame.columns if c not in mapped]
+        # Personal data must never reach the features by accident: 'all' leaves out
+        # columns whose names look like it. Name them explicitly to keep them.
+        return [str(c) for c in frame.columns if c not in mapped and not _looks_personal(str(c))]
     missing = [name for name in extra if name not in frame.columns]
     if missing:
         available = [str(c) for c in frame.columns]
@@ -190,8 +195,19 @@ def _extra_columns(
     clashing = [name for name in extra if name in CustomersContract.names]
     if clashing:
         msg = f"Extra columns {clashing} are canonical names: map them as keywords instead."
-        raise ValueError(msg)
+        raise InvalidParameterError(msg)
     return list(extra)
+
+
+_PERSONAL_HINTS = re.compile(
+    r"mail|phone|mobile|tel|name|address|street|zip|postal|postcode|birth|dob|ssn|passport"
+    r"|iban|card|ip_?addr",
+    re.IGNORECASE,
+)
+
+
+def _looks_personal(column: str) -> bool:
+    return bool(_PERSONAL_HINTS.search(column))
 
 
 def _duplicate_ids(data: pd.DataFrame, repeated: np.ndarray) -> ContractFailure:

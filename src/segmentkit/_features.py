@@ -201,10 +201,11 @@ def extract_features(
 ) -> CustomerFeatures:
     """Compute one row of features per customer from data up to ``as_of``.
 
-    Customers are everyone with a purchase, a browsing event or (when given) a
-    profile on or before ``as_of``. People who never bought get ``frequency = 0``,
-    ``monetary = 0`` and a missing ``recency_days``. Only rows with a timestamp
-    ``<= as_of`` are used; the rest are counted in :attr:`CustomerFeatures.excluded`.
+    Customers are everyone with an order line (purchase or return), a browsing
+    event or (when given) a profile on or before ``as_of``. People who never bought
+    get ``frequency = 0``, ``monetary = 0`` and a missing ``recency_days``. Only rows
+    with a timestamp ``<= as_of`` are used; the rest are counted in
+    :attr:`CustomerFeatures.excluded`.
     Personal data (e-mail, phone, names, postal code, birth date) is never joined in.
 
     Parameters

@@ -1,5 +1,8 @@
 """Declarative parameter constraints, checked when ``fit`` starts.
 
+Public through :mod:`segmentkit.engines` (``Interval``, ``OneOf``, ``InstanceOf``,
+``Satisfies``, ``NONE``) so that third-party engines declare theirs the same way.
+
 A small in-house version of scikit-learn's idea (its implementation is private and
 changes between releases): each engine declares ``_parameter_constraints`` mapping a
 parameter to the constraints it may satisfy; :func:`validate_params` raises one
@@ -19,7 +22,23 @@ from segmentkit.errors import InvalidParameterError
 
 @dataclass(frozen=True)
 class Interval:
-    """Numbers of ``kind`` (``int`` or ``float``) between ``left`` and ``right``."""
+    """Numbers of ``kind`` (``int`` or ``float``) between ``left`` and ``right``.
+
+    Parameters
+    ----------
+    kind : type
+        ``int`` (integers only) or ``float`` (any real number). Booleans never pass.
+    left, right : float or None
+        Bounds; ``None`` leaves that end open.
+    closed : {'both', 'left', 'right', 'neither'}, default='both'
+        Which bounds belong to the interval.
+
+    Examples
+    --------
+    >>> from segmentkit.engines import Interval
+    >>> Interval(int, 2, None).is_satisfied_by(5), str(Interval(int, 2, None))
+    (True, 'an int in the range [2, inf)')
+    """
 
     kind: type
     left: float | None
@@ -27,6 +46,18 @@ class Interval:
     closed: str = "both"  # "both", "left", "right" or "neither"
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Whether ``value`` meets the constraint.
+
+        Parameters
+        ----------
+        value : object
+            The parameter value.
+
+        Returns
+        -------
+        bool
+            True when acceptable.
+        """
         if isinstance(value, bool):
             return False
         wanted = numbers.Integral if self.kind is int else numbers.Real
@@ -49,30 +80,74 @@ class Interval:
         return f"{noun} in the range {lb}{left}, {right}{rb}"
 
 
-@dataclass(frozen=True)
-class Options:
-    """One of a fixed set of values (usually strings)."""
+class OneOf:
+    """One of a fixed set of values (usually strings).
 
-    values: frozenset[Any]
+    Parameters
+    ----------
+    *values : object
+        The allowed values.
+
+    Examples
+    --------
+    >>> from segmentkit.engines import OneOf
+    >>> OneOf("auto", "full").is_satisfied_by("fast")
+    False
+    """
+
+    def __init__(self, *values: Any) -> None:
+        self.values = frozenset(values)
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Whether ``value`` meets the constraint.
+
+        Parameters
+        ----------
+        value : object
+            The parameter value.
+
+        Returns
+        -------
+        bool
+            True when acceptable.
+        """
         try:
             return value in self.values
         except TypeError:
             return False
 
     def __str__(self) -> str:
-        return f"a str among {sorted(self.values, key=str)}"
+        return f"one of {sorted(self.values, key=str)}"
 
 
 @dataclass(frozen=True)
 class InstanceOf:
-    """An instance of one of ``types``."""
+    """An instance of one of ``types``.
+
+    Parameters
+    ----------
+    types : tuple of type
+        Accepted types (``bool`` only passes when listed itself).
+    label : str
+        How the message names them, e.g. ``"a str"``.
+    """
 
     types: tuple[type, ...]
     label: str
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Whether ``value`` meets the constraint.
+
+        Parameters
+        ----------
+        value : object
+            The parameter value.
+
+        Returns
+        -------
+        bool
+            True when acceptable.
+        """
         return isinstance(value, self.types) and not (
             isinstance(value, bool) and bool not in self.types
         )
@@ -83,12 +158,32 @@ class InstanceOf:
 
 @dataclass(frozen=True)
 class Satisfies:
-    """Any value for which ``check`` returns true."""
+    """Any value for which ``check`` returns true.
+
+    Parameters
+    ----------
+    check : callable
+        Takes the value, returns whether it is acceptable.
+    label : str
+        How the message describes acceptable values.
+    """
 
     check: Callable[[Any], bool]
     label: str
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Whether ``value`` meets the constraint.
+
+        Parameters
+        ----------
+        value : object
+            The parameter value.
+
+        Returns
+        -------
+        bool
+            True when acceptable.
+        """
         return bool(self.check(value))
 
     def __str__(self) -> str:
@@ -97,6 +192,18 @@ class Satisfies:
 
 class _NoneConstraint:
     def is_satisfied_by(self, value: Any) -> bool:
+        """Whether ``value`` meets the constraint.
+
+        Parameters
+        ----------
+        value : object
+            The parameter value.
+
+        Returns
+        -------
+        bool
+            True when acceptable.
+        """
         return value is None
 
     def __str__(self) -> str:
@@ -104,10 +211,6 @@ class _NoneConstraint:
 
 
 NONE = _NoneConstraint()
-
-
-def options(*values: Any) -> Options:
-    return Options(frozenset(values))
 
 
 def validate_params(owner: str, params: dict[str, Any], constraints: dict[str, list[Any]]) -> None:

@@ -28,8 +28,8 @@ class ValidationReport:
     excluded : Mapping[str, int]
         Rows left out, by reason; reasons with zero rows are omitted.
     notes : Sequence[str], default=()
-        Things done to kept rows that change values (conversions, clipping) or that
-        are worth knowing (duplicates kept).
+        Things done to kept rows that change values (currency conversion, implausible
+        ages set to missing) or that are worth knowing (unrecognised event types).
 
     Examples
     --------

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from segmentkit.errors import ContractError, ContractFailure, Reason
+from segmentkit.errors import ContractError, ContractFailure, InvalidParameterError, Reason
 
 ColumnKind = Literal["id", "datetime", "float", "string", "category", "bool", "date"]
 
@@ -53,16 +53,20 @@ class Contract:
 
 def suggest(name: str, choices: Sequence[str]) -> str:
     """A ``" Did you mean 'x'?"`` phrase, or an empty string when nothing is close."""
-    lowered = {str(c).lower(): str(c) for c in choices}
-    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=3, cutoff=0.5)
-    if not close:
-        # Substring hits catch "CustomerID" for "customer_id" once underscores are ignored.
-        key = str(name).lower().replace("_", "")
-        close = [c for c in lowered if key in c.replace("_", "") or c.replace("_", "") in key]
+    # Compare without case and separators, so "CustomerID" is close to "customer_id".
+    folded = {_fold(c): str(c) for c in choices}
+    key = _fold(name)
+    # Short names differ by one letter at a low ratio ('rfn' vs 'rfm' is 0.67).
+    cutoff = 0.6 if len(key) <= 4 else 0.72
+    close = difflib.get_close_matches(key, list(folded), n=3, cutoff=cutoff)
     if not close:
         return ""
-    quoted = " or ".join(repr(lowered[c]) for c in close[:3])
+    quoted = " or ".join(repr(folded[c]) for c in close)
     return f" Did you mean {quoted}?"
+
+
+def _fold(name: Any) -> str:
+    return str(name).lower().replace("_", "").replace(" ", "").replace("-", "")
 
 
 def examples(mask: np.ndarray, values: pd.Series) -> list[tuple[int, Any]]:
@@ -286,23 +290,44 @@ def _as_datetime(
     )
 
 
+def check_timezone(timezone: str) -> None:
+    """Refuse an unknown time zone name up front, with the fix."""
+    try:
+        pd.Timestamp("2000-01-01").tz_localize(timezone)
+    except Exception as error:  # zoneinfo and dateutil raise different types
+        msg = (
+            f"The 'timezone' parameter must be an IANA time zone name such as 'UTC' or "
+            f"'Europe/Paris'. Got {timezone!r} instead."
+        )
+        raise InvalidParameterError(msg) from error
+
+
+def _localize(values: pd.Series, timezone: str) -> pd.Series:
+    # Wall-clock times skipped by a DST change move forward to the first valid instant;
+    # times that occur twice are read as standard time. Both are rare in order exports
+    # and refusing the whole file over them would help nobody.
+    ambiguous = np.zeros(len(values), dtype=bool)
+    localized = values.dt.tz_localize(timezone, ambiguous=ambiguous, nonexistent="shift_forward")
+    return localized.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
 def _to_utc(values: pd.Series, timezone: str) -> pd.Series:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     if pd.api.types.is_datetime64_dtype(values.dtype):
-        return values.dt.tz_localize(timezone).dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        return _localize(values, timezone)
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
         values.dtype
     ):
         # Integers such as 19970101 are dates written as numbers (CDNOW does this).
         text = values.astype("Int64").astype("string")
         parsed = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
-        return parsed.dt.tz_localize(timezone).dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        return _localize(parsed, timezone)
     text = values.astype("string").str.strip()
     parsed = _parse_text_dates(text)
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         return parsed.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-    return parsed.dt.tz_localize(timezone).dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    return _localize(parsed, timezone)
 
 
 def _parse_text_dates(text: pd.Series) -> pd.Series:
@@ -383,7 +408,7 @@ def check_option(value: Any, name: str, options: Sequence[Any], table: str) -> N
             f"The {name!r} parameter of {table} must be one of {list(options)}. "
             f"Got {value!r} instead."
         )
-        raise ValueError(msg)
+        raise InvalidParameterError(msg)
 
 
 def null_mask(values: pd.Series) -> np.ndarray:

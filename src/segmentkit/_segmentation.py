@@ -190,8 +190,9 @@ class Segmentation:
         pathlib.Path
             The path written.
         """
-        from segmentkit._table import read_parquet  # noqa: F401  (checks pyarrow is there)
+        from segmentkit._table import require_pyarrow
 
+        require_pyarrow()
         frame = self._table(table)
         return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 

@@ -14,6 +14,7 @@ from segmentkit._report import ValidationReport
 from segmentkit._schema import (
     Contract,
     check_not_empty,
+    check_timezone,
     coerce,
     examples,
     map_columns,
@@ -73,6 +74,7 @@ class _Table:
         cls, frame: Any, mapping: Mapping[str, str], *, timezone: str, extra_keys: list[str]
     ) -> pd.DataFrame:
         """Map, then coerce, raising every contract failure of the two steps at once."""
+        check_timezone(timezone)
         canonical, failures = map_columns(frame, cls.contract, mapping, extra_keys=extra_keys)
         raise_if(failures, cls.contract.table)
         check_not_empty(canonical, cls.contract.table)
@@ -177,7 +179,7 @@ def _ids_missing(data: pd.DataFrame, missing: np.ndarray) -> ContractFailure:
         check="not_null",
         reason=Reason.NULLS,
         message=(
-            f"{int(missing.sum())} rows have no 'customer_id' and missing_customer='raise'. "
+            f"{_rows(int(missing.sum()))} no 'customer_id' and missing_customer='raise'. "
             "Use missing_customer='exclude' to leave them out (they are counted in the report)."
         ),
         failure_cases=[(row, None) for row, _ in examples(missing, data["customer_id"])],
@@ -185,13 +187,22 @@ def _ids_missing(data: pd.DataFrame, missing: np.ndarray) -> ContractFailure:
     )
 
 
-def read_parquet(path: PathLike) -> pd.DataFrame:
+def _rows(n: int) -> str:
+    return "1 row has" if n == 1 else f"{n} rows have"
+
+
+def require_pyarrow() -> None:
+    """Parquet goes through pyarrow, an optional dependency: say how to get it."""
     try:
         import pyarrow  # noqa: F401
     except ImportError as error:
         msg = (
-            "Reading Parquet needs the 'pyarrow' package. Install it with "
+            "Parquet needs the 'pyarrow' package. Install it with "
             "pip install 'segmentkit[parquet]'."
         )
         raise ImportError(msg) from error
+
+
+def read_parquet(path: PathLike) -> pd.DataFrame:
+    require_pyarrow()
     return pd.read_parquet(path)

@@ -19,7 +19,7 @@ from segmentkit._schema import (
     to_ns,
 )
 from segmentkit._table import _Table, exclude_rows, missing_ids
-from segmentkit.errors import ContractFailure, Reason
+from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
 
 __all__ = ["Transactions", "TransactionsContract"]
 
@@ -192,7 +192,7 @@ class Transactions(_Table):
         check_option(orders_from, "orders_from", ["timestamp", "day", "row"], table)
         if (rates is None) != (base_currency is None):
             msg = "Pass 'rates' and 'base_currency' together (or neither)."
-            raise ValueError(msg)
+            raise InvalidParameterError(msg)
 
         data = cls._canonical(frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS)
         rows_read = len(data)
@@ -217,7 +217,7 @@ class Transactions(_Table):
         if cancellation_prefix is not None:
             if "order_id" not in data:
                 msg = "'cancellation_prefix' needs an order_id column: map order_id='...'."
-                raise ValueError(msg)
+                raise InvalidParameterError(msg)
             cancelled = _starts_with(data["order_id"], cancellation_prefix)
             data["amount"] = np.where(cancelled, -data["amount"].abs(), data["amount"])
             is_return |= cancelled
@@ -295,7 +295,7 @@ def _convert_currency(
 ) -> pd.DataFrame:
     if "currency" not in data:
         msg = "'rates' were given but no currency column is mapped: map currency='<column>'."
-        raise ValueError(msg)
+        raise InvalidParameterError(msg)
     full_rates = {base_currency: 1.0, **{str(k): float(v) for k, v in rates.items()}}
     currency = data["currency"].astype(object)
     rate = currency.map(full_rates).astype("float64")

@@ -116,21 +116,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build_engine(args: argparse.Namespace) -> Any:
+def _build_engine(args: argparse.Namespace, features: Any) -> Any:
     import segmentkit as sk
 
     config = _read_config(args.config).get("engine", {})
     name = args.engine or config.get("name", "rfm")
-    params = {**config.get("params", {}), **_parse_pairs(args.param, "--param", typed=True)}
+    # Parameters in the config belong to the engine the config names.
+    params = dict(config.get("params", {})) if config.get("name", name) == name else {}
+    params.update(_parse_pairs(args.param, "--param", typed=True))
     if args.rules:
         if name != "rules":
             msg = "--rules goes with --engine rules."
             raise SegmentkitError(msg)
-        rules, default = sk.load_rules(args.rules)
-        params.setdefault("rules", rules)
-        params.setdefault("default", default)
+        params["rules"], params["default"] = sk.load_rules(args.rules)
     if name == "rules" and "rules" not in params:
-        params["rules"] = sk.lifecycle_rules(browsing=False)
+        params["rules"] = sk.lifecycle_rules(
+            browsing=False, categories="top_category_share" in features.columns
+        )
         params.setdefault("default", "Occasional")
     return sk.get_engine(name, **params)
 
@@ -152,7 +154,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     features = progress.step(
         "computing features", lambda: sk.extract_features(tx, as_of=args.as_of)
     )
-    engine = _build_engine(args)
+    engine = _build_engine(args, features)
     segmentation = progress.step(
         f"segmenting with {engine.engine_name or type(engine).__name__}",
         lambda: engine.fit_predict(features),

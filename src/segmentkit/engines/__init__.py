@@ -1,16 +1,24 @@
-"""Segmentation engines: the :class:`Segmenter` interface and the built-in engines."""
+"""Segmentation engines: the :class:`Segmenter` interface, the built-in engines, and the
+parameter constraints and helpers that third-party engines use."""
 
-from segmentkit.engines._base import Segmenter, SegmenterTags
+from segmentkit._params import NONE, InstanceOf, Interval, OneOf, Satisfies
+from segmentkit.engines._base import Segmenter, SegmenterTags, require_columns
 from segmentkit.engines._rfm import CLASSIC_GRID, RFMSegmenter
 from segmentkit.engines._rules import Rule, RuleSegmenter, lifecycle_rules, load_rules
 
 __all__ = [
     "CLASSIC_GRID",
+    "NONE",
+    "InstanceOf",
+    "Interval",
+    "OneOf",
     "RFMSegmenter",
     "Rule",
     "RuleSegmenter",
+    "Satisfies",
     "Segmenter",
     "SegmenterTags",
     "lifecycle_rules",
     "load_rules",
+    "require_columns",
 ]

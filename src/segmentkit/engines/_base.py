@@ -158,7 +158,22 @@ def as_features(X: Any) -> CustomerFeatures:
 
 
 def require_columns(features: CustomerFeatures, names: list[str], owner: str) -> None:
-    """Raise a ``ValueError`` naming features the engine needs but the input lacks."""
+    """Raise a ``ValueError`` naming features an engine needs but the input lacks.
+
+    Parameters
+    ----------
+    features : CustomerFeatures
+        The engine's input.
+    names : list of str
+        Features the engine needs.
+    owner : str
+        Engine name for the message.
+
+    Raises
+    ------
+    ValueError
+        If any of ``names`` is missing, with close matches and the available features.
+    """
     from segmentkit._schema import suggest
 
     missing = [name for name in names if name not in features.frame.columns]

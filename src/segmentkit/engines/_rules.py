@@ -310,6 +310,7 @@ def lifecycle_rules(
     fan_min_orders: int = 2,
     abandon_window_days: int = 30,
     browsing: bool = True,
+    categories: bool = True,
 ) -> list[Rule]:
     """Ready-made rules for the classic e-commerce lifecycle segments.
 
@@ -336,6 +337,9 @@ def lifecycle_rules(
         ``windows`` given to :func:`extract_features`.
     browsing : bool, default=True
         Include the two rules that need browsing events.
+    categories : bool, default=True
+        Include the category-fan rule, which needs a ``category`` column in the
+        transactions.
 
     Returns
     -------
@@ -373,10 +377,13 @@ def lifecycle_rules(
             f"frequency >= {loyal_min_orders} and recency_days <= {loyal_max_recency_days}",
             f"{loyal_min_orders}+ orders and bought in the last {loyal_max_recency_days} days.",
         ),
-        Rule(
-            "Category fans",
-            f"top_category_share >= {fan_min_share} and frequency >= {fan_min_orders}",
-            f"At least {fan_min_share:.0%} of spend in one category.",
-        ),
     ]
+    if categories:
+        rules.append(
+            Rule(
+                "Category fans",
+                f"top_category_share >= {fan_min_share} and frequency >= {fan_min_orders}",
+                f"At least {fan_min_share:.0%} of spend in one category.",
+            )
+        )
     return rules
