@@ -344,8 +344,10 @@ def _group_extreme(codes: np.ndarray, values: np.ndarray, n: int, how: str) -> n
     return out
 
 
-def _as_utc_times(ns: np.ndarray) -> pd.Series:
-    return pd.Series(pd.to_datetime(np.where(ns == _NAT, _NAT, ns), utc=True))
+def _as_utc_times(ns: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    # A view, not a conversion: int64 nanoseconds are what datetime64[ns] stores, and
+    # the int64 minimum is NaT.
+    return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC").array
 
 
 def _purchase_features(
@@ -375,8 +377,8 @@ def _purchase_features(
         avg_order = np.where(bought, gross / np.maximum(frequency, 1), np.nan)
         return_rate = np.where(gross > 0, returned / gross, np.nan)
     columns: dict[str, Any] = {
-        "first_purchase": _as_utc_times(np.where(bought, first, _NAT)).to_numpy(),
-        "last_purchase": _as_utc_times(np.where(bought, last, _NAT)).to_numpy(),
+        "first_purchase": _as_utc_times(np.where(bought, first, _NAT)),
+        "last_purchase": _as_utc_times(np.where(bought, last, _NAT)),
         "recency_days": recency,
         "frequency": frequency.astype(np.int64),
         "monetary": gross - returned,

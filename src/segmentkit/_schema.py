@@ -190,8 +190,8 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
     # integer codes stay fast at tens of millions of rows.
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = values.cat.categories
-        if cats.dtype != object or not all(isinstance(c, str) for c in cats[:100]):
-            values = values.cat.rename_categories([_id_text(c) for c in cats])
+        if not (pd.api.types.is_string_dtype(cats.dtype) and cats.map(type).isin([str]).all()):
+            return _as_category(values.astype(object), integral_floats=integral_floats)
         return values.cat.remove_unused_categories()
     if integral_floats and pd.api.types.is_float_dtype(values.dtype):
         # CSV readers turn integer ids with gaps into floats (123.0); ids are text.
@@ -199,7 +199,7 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
         if (finite == np.floor(finite)).all():
             values = values.astype("Int64")
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    categories = pd.Index([_id_text(u) for u in uniques], dtype=object)
+    categories = _id_texts(uniques)
     if categories.has_duplicates:
         # Distinct raw values with the same text (1 and "1") must share one id.
         categories_unique, remap = np.unique(categories.to_numpy(), return_inverse=True)
@@ -208,8 +208,10 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
     return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=values.index)
 
 
-def _id_text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else str(value)
+def _id_texts(uniques: Any) -> pd.Index:
+    """Distinct raw ids as stripped text, one vectorised pass over the distinct values."""
+    texts = pd.Series(np.asarray(uniques, dtype=object)).astype(str).str.strip()
+    return pd.Index(texts.to_numpy(dtype=object), dtype=object)
 
 
 def _as_string_category(

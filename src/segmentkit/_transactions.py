@@ -240,7 +240,7 @@ class Transactions(_Table):
         kept = data[keep]
         kept = kept.assign(order_key=_order_keys(kept, orders_from))
         for name in ("customer_id", "order_id", "product_id", "category"):
-            if name in kept and isinstance(kept[name].dtype, pd.CategoricalDtype):
+            if name in kept and not keep.all():
                 kept[name] = kept[name].cat.remove_unused_categories()
         report = ValidationReport(table, rows_read, len(kept), excluded, notes)
         return cls(kept.reset_index(drop=True), report, returns_frame.reset_index(drop=True))
@@ -343,6 +343,8 @@ def _order_keys(data: pd.DataFrame, orders_from: OrdersFrom) -> np.ndarray:
         if orders_from == "day":
             ns = ns // (86_400 * 10**9)
         second = ns
-    keys = pd.MultiIndex.from_arrays([customer, second])
-    codes, _ = pd.factorize(keys)
+    # Two int codes fold into one int64 key (customers × distinct seconds stays far below
+    # 2**63), which factorises several times faster than a MultiIndex of pairs.
+    second_codes, second_uniques = pd.factorize(second)
+    codes, _ = pd.factorize(customer * max(len(second_uniques), 1) + second_codes)
     return codes.astype(np.int64)
