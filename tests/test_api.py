@@ -9,6 +9,7 @@ import subprocess
 import sys
 from importlib.metadata import EntryPoint
 
+import numpy as np
 import pytest
 
 import segmentkit as sk
@@ -137,3 +138,47 @@ def test_public_docstrings_follow_numpydoc(qualname):
     result = validate(qualname)
     errors = [f"{code}: {message}" for code, message in result["errors"] if code in _CHECKS]
     assert not errors, "\n".join(errors)
+
+
+def test_unknown_engine_parameters_list_the_valid_ones():
+    with pytest.raises(
+        sk.errors.InvalidParameterError,
+        match=r"no parameters \['n_bin'\]. Did you mean 'n_bins'\?",
+    ):
+        sk.get_engine("rfm", n_bin=4)
+
+
+class _BrokenEngine(sk.Segmenter):
+    def __init__(self, *, mode="ok"):
+        self.mode = mode
+
+    def _fit(self, features):
+        if self.mode == "no_segments":
+            return
+        names = ["A", "A"] if self.mode == "repeated" else ["A", "B"]
+        self.segments_ = [sk.Segment(i, n) for i, n in enumerate(names)]
+
+    def _assign(self, features):
+        n = len(features)
+        if self.mode == "unknown_label":
+            return np.full(n, 7), {}
+        if self.mode == "reserved":
+            return np.zeros(n, dtype=int), {"customer_id": np.arange(n)}
+        return np.zeros(n, dtype=int), {}
+
+
+@pytest.mark.parametrize(
+    ("mode", "match"),
+    [
+        ("no_segments", r"_fit must set 'segments_'"),
+        ("repeated", r"repeats segment names \['A'\]"),
+        ("unknown_label", r"labels \[7\] that are not ids of segments_ \[0, 1\]"),
+        ("reserved", r"score columns \['customer_id'\], which are reserved"),
+    ],
+)
+def test_custom_engines_that_break_the_contract_get_a_clear_error(mode, match):
+    import pandas as pd
+
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "monetary": [1.0, 2.0]})
+    with pytest.raises((TypeError, ValueError), match=match):
+        _BrokenEngine(mode=mode).fit_predict(frame)

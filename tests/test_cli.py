@@ -197,3 +197,24 @@ def test_config_engine_params_apply_only_to_the_engine_they_name(orders_csv, tmp
         ]
     )
     assert code == 0
+
+
+def test_catalog_out_format_follows_the_suffix(orders_csv, tmp_path):
+    catalog = tmp_path / "catalog.parquet"
+    code = main(["-q", "segment", str(orders_csv), "--map", *MAP, "--catalog-out", str(catalog)])
+    assert code == 0
+    assert pd.read_parquet(catalog)["customers"].sum() == 4
+
+
+def test_unknown_output_suffix_is_an_error(orders_csv, tmp_path, capsys):
+    code = main(
+        ["-q", "segment", str(orders_csv), "--map", *MAP, "--out", str(tmp_path / "x.xlsx")]
+    )
+    assert code == 1
+    assert "end the name with .csv, .parquet or .json" in capsys.readouterr().err
+
+
+def test_progress_line_is_closed_before_the_error(orders_csv, capsys):
+    main(["validate", str(orders_csv), "--map", "customer_id=nope"])
+    err = capsys.readouterr().err
+    assert " failed\nsegmentkit: error:" in err

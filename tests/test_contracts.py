@@ -445,3 +445,56 @@ def test_wall_clock_times_around_dst_changes_are_accepted():
         pd.Timestamp("2024-03-31 01:00", tz="UTC"),  # moved forward to 03:00 local
         pd.Timestamp("2024-10-27 01:30", tz="UTC"),  # read as standard time (UTC+1)
     ]
+
+
+def test_drop_duplicates_compares_every_input_column_mapped_or_not():
+    frame = pd.DataFrame(
+        {
+            "c": ["a", "a", "a"],
+            "o": ["1", "1", "1"],
+            "t": ["2024-01-01"] * 3,
+            "v": [2.0, 2.0, 2.0],
+            "sku": ["apple", "pear", "pear"],  # not mapped, but tells lines apart
+        }
+    )
+    tx = sk.Transactions.from_frame(
+        frame, customer_id="c", order_id="o", timestamp="t", amount="v", duplicates="drop"
+    )
+    assert tx.report.excluded == {"duplicate_line": 1}
+
+
+def test_float_looking_id_text_and_placeholders_are_normalised(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "c": ["17850.0", "17850", "nan", "None", "NULL", "0042"],
+            "t": ["2024-01-01"] * 6,
+            "v": [1.0] * 6,
+        }
+    )
+    tx = sk.Transactions.from_frame(frame, customer_id="c", timestamp="t", amount="v")
+    assert sorted(tx.data["customer_id"].cat.categories) == ["0042", "17850"]
+    assert tx.report.excluded == {"missing_customer_id": 3}
+    # A CSV of float ids gives the same ids through from_csv as through from_frame.
+    path = tmp_path / "o.csv"
+    pd.DataFrame({"c": [17850.0, 17851.0], "t": ["2024-01-01"] * 2, "v": [1.0, 2.0]}).to_csv(
+        path, index=False
+    )
+    from_csv = sk.Transactions.from_csv(path, customer_id="c", timestamp="t", amount="v")
+    assert sorted(from_csv.data["customer_id"].cat.categories) == ["17850", "17851"]
+
+
+def test_policy_typos_list_the_policies():
+    with pytest.raises(ContractError, match=r"Unknown column key 'retuns'.*policies: \["):
+        sk.Transactions.from_frame(raw(), **MAP, retuns="exclude")
+
+
+def test_a_file_split_on_the_wrong_separator_says_which_to_use(tmp_path, cdnow_raw):
+    path = tmp_path / "cdnow.txt"
+    path.write_text(" customer_id  date number_of_cds  dollar_value\n 00001 19970101  1   11.77\n")
+    with pytest.raises(sk.errors.InvalidParameterError, match=r"not look comma-separated.*\\s\+"):
+        sk.Transactions.from_csv(path, customer_id="customer_id", timestamp="date")
+
+
+def test_report_never_shows_100_percent_next_to_exclusions():
+    report = sk.ValidationReport("transactions", 100_000, 99_995, {"missing_amount": 5})
+    assert "(>99.9%)" in str(report)

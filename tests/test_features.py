@@ -265,3 +265,8 @@ def test_catalog_describes_every_column(sample_features):
 def test_customer_features_from_frame_validates_ids():
     with pytest.raises(ValueError, match=r"ids repeat, e.g. \['a'\]"):
         sk.CustomerFeatures.from_frame(pd.DataFrame({"customer_id": ["a", "a"], "x": [1, 2]}))
+
+
+def test_as_of_given_as_an_integer_date(cdnow_tx):
+    features = sk.extract_features(cdnow_tx, as_of=19980701)
+    assert features.as_of == pd.Timestamp("1998-07-01", tz="UTC")

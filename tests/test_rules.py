@@ -181,3 +181,18 @@ def test_lifecycle_rules_without_browsing_features_explain_the_fix(sample_featur
 def test_lifecycle_rules_without_categories(sample_features):
     names = [r.name for r in sk.lifecycle_rules(browsing=False, categories=False)]
     assert names == ["Inactive", "New customers", "Loyal regulars"]
+
+
+def test_rule_errors_name_the_rule_and_hint_at_events(sample_features):
+    model = sk.RuleSegmenter(rules=sk.lifecycle_rules())
+    with pytest.raises(
+        RuleSyntaxError, match=r"Rule 'Cart abandoners'.*extract_features\(transactions, events"
+    ):
+        model.fit(sample_features)
+
+
+def test_unreadable_rule_files_name_the_file(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text("[[rules]\nname = ")
+    with pytest.raises(ValueError, match=r"rules\.toml: cannot read the rules file"):
+        sk.load_rules(path)

@@ -63,13 +63,16 @@ def test_csv_round_trip(segmentation, tmp_path, table):
     path = segmentation.to_csv(tmp_path / "out.csv", table=table)
     back = pd.read_csv(path, dtype={"customer_id": str, "rfm_score": str})
     expected = segmentation.assignments if table == "assignments" else segmentation.catalog
-    assert back.shape == expected.shape
-    assert list(back.columns) == list(expected.columns)
+    assert back.shape == (expected.shape[0], expected.shape[1] + 1)
+    assert list(back.columns) == [*expected.columns, "as_of"]
+    assert (back["as_of"] == segmentation.as_of.isoformat()).all()
 
 
 def test_parquet_and_json(segmentation, tmp_path):
     back = pd.read_parquet(segmentation.to_parquet(tmp_path / "a.parquet"))
-    pd.testing.assert_frame_equal(back, segmentation.assignments, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        back.drop(columns="as_of"), segmentation.assignments, check_dtype=False
+    )
     document = json.loads(segmentation.to_json(tmp_path / "a.json").read_text())
     assert document["engine"] == "rfm"
     assert len(document["assignments"]) == len(segmentation)
@@ -110,3 +113,20 @@ def test_write_atomic_replaces_only_when_complete(tmp_path):
 def test_unknown_table_name(segmentation, tmp_path):
     with pytest.raises(ValueError, match="'table' parameter must be 'assignments' or 'catalog'"):
         segmentation.to_csv(tmp_path / "x.csv", table="segments")
+
+
+def test_files_get_the_usual_permissions(segmentation, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = segmentation.to_csv(tmp_path / "out.csv")
+    finally:
+        os.umask(old)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_csv_sums_are_printed_without_float_noise(segmentation, tmp_path):
+    text = segmentation.to_csv(tmp_path / "c.csv", table="catalog").read_text()
+    assert "99999" not in text
+    assert "00000001" not in text

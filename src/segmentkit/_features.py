@@ -178,6 +178,9 @@ def _kind_of(values: pd.Series) -> str:
 
 
 def _as_utc_timestamp(value: Any) -> pd.Timestamp:
+    if isinstance(value, int | np.integer) and 10_000_101 <= value <= 99_991_231:
+        # 19970115 is a date written as a number (as in CDNOW), not nanoseconds.
+        value = str(value)
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError) as error:

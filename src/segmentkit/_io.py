@@ -18,10 +18,19 @@ def _temporary_sibling(path: Path) -> Iterator[Path]:
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     temporary = Path(name)
+    # mkstemp creates the file private (0600); a result file should get the permissions
+    # any other new file gets, so a BI service or a colleague can read it.
+    os.chmod(temporary, 0o666 & ~_current_umask())
     try:
         yield temporary
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: PathLike, write: Callable[[Path], None]) -> Path:

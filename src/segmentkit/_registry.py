@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from segmentkit.errors import UnknownEngineError
+from segmentkit.errors import InvalidParameterError, UnknownEngineError
 
 __all__ = ["available_engines", "get_engine", "register_engine"]
 
@@ -115,7 +116,21 @@ def get_engine(name: str, /, **params: Any) -> Any:
     >>> sk.get_engine("rfm", n_bins=5)
     RFMSegmenter()
     """
-    return _resolve(name)(**params)
+    factory = _resolve(name)
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some callables have no inspectable signature
+        return factory(**params)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = [key for key in params if key not in signature.parameters]
+    if unknown and not accepts_any:
+        from segmentkit._schema import suggest
+
+        valid = sorted(signature.parameters)
+        hints = "".join(suggest(key, valid) for key in unknown)
+        msg = f"Engine {name!r} has no parameters {unknown}.{hints} Its parameters: {valid}."
+        raise InvalidParameterError(msg)
+    return factory(**params)
 
 
 def _resolve(name: str) -> Callable[..., Any]:

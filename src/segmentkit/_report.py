@@ -88,8 +88,10 @@ class ValidationReport:
 
     def __str__(self) -> str:
         share = self.rows_kept / self.rows_read if self.rows_read else 0.0
+        # "100.0%" next to "5 excluded" reads as a contradiction.
+        shown = ">99.9%" if self.rows_excluded and share > 0.999 else f"{share:.1%}"
         lines = [
-            f"{self.table}: {self.rows_read} rows read, {self.rows_kept} kept ({share:.1%}), "
+            f"{self.table}: {self.rows_read} rows read, {self.rows_kept} kept ({shown}), "
             f"{self.rows_excluded} excluded"
         ]
         lines += [f"  - {reason}: {n}" for reason, n in self.excluded.items()]

@@ -113,7 +113,8 @@ def map_columns(
                     reason=Reason.UNKNOWN_MAPPING_KEY,
                     message=(
                         f"Unknown column key {key!r} for {contract.table}.{suggest(key, valid)} "
-                        f"Valid keys: {sorted(contract.names)}."
+                        f"Valid column keys: {sorted(contract.names)}"
+                        + (f"; policies: {sorted(extra_keys)}." if extra_keys else ".")
                     ),
                 )
             )
@@ -209,8 +210,13 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
 
 
 def _id_texts(uniques: Any) -> pd.Index:
-    """Distinct raw ids as stripped text, one vectorised pass over the distinct values."""
+    """Distinct raw ids as stripped text, one vectorised pass over the distinct values.
+
+    Integral numbers written as floats ('17850.0', as spreadsheets and CSV round trips
+    produce) lose the '.0', so the same customer has one id whatever the reader.
+    """
     texts = pd.Series(np.asarray(uniques, dtype=object)).astype(str).str.strip()
+    texts = texts.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
     return pd.Index(texts.to_numpy(dtype=object), dtype=object)
 
 
@@ -243,8 +249,12 @@ def _as_float(
         bad,
         check="numeric",
         problem="non-numeric or infinite values",
-        hint="Hint: remove currency symbols and thousands separators, or clean these rows "
-        "before loading.",
+        hint=(
+            "Hint: remove currency symbols and thousands separators, or clean these rows "
+            "before loading."
+            if spec.name in {"amount", "unit_price", "discount"}
+            else "Hint: clean these rows before loading, or leave them empty."
+        ),
     )
 
 
@@ -413,18 +423,22 @@ def check_option(value: Any, name: str, options: Sequence[Any], table: str) -> N
         raise InvalidParameterError(msg)
 
 
+#: Text that stands for "no value" in exports (after ``astype(str)``, in CSVs).
+MISSING_TEXT = frozenset({"", "nan", "none", "null", "na", "n/a", "<na>", "nat"})
+
+
 def null_mask(values: pd.Series) -> np.ndarray:
-    """Missing values, treating empty or blank strings as missing too."""
+    """Missing values, treating blank strings and placeholders such as 'nan' as missing."""
     mask = values.isna().to_numpy().copy()
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = pd.Series(values.cat.categories.astype(str))
-        blank = cats.str.strip().eq("").to_numpy(dtype=bool)
-        if blank.any():
+        placeholder = cats.str.strip().str.lower().isin(MISSING_TEXT).to_numpy(dtype=bool)
+        if placeholder.any():
             codes = values.cat.codes.to_numpy()
-            mask |= (codes >= 0) & blank[np.maximum(codes, 0)]
+            mask |= (codes >= 0) & placeholder[np.maximum(codes, 0)]
     elif values.dtype == object or isinstance(values.dtype, pd.StringDtype):
-        blank = values.astype("string").str.strip().eq("")
-        mask |= blank.fillna(False).to_numpy(dtype=bool)
+        text = values.astype("string").str.strip().str.lower()
+        mask |= text.isin(MISSING_TEXT).fillna(False).to_numpy(dtype=bool)
     return mask
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from segmentkit._features import CustomerFeatures
 from segmentkit._io import PathLike, write_atomic
-from segmentkit.errors import UnknownSegmentError
+from segmentkit.errors import InvalidParameterError, UnknownSegmentError
 
 __all__ = ["NOISE", "Segment", "Segmentation"]
 
@@ -171,7 +171,8 @@ class Segmentation:
             The path written.
         """
         frame = self._table(table)
-        return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+        # 15 significant digits print sums as 45724.37, not 45724.369999999995.
+        return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.15g"))
 
     def to_parquet(self, path: PathLike, *, table: Table = "assignments") -> Path:
         """Write the assignments (or the catalog) to a Parquet file, atomically.
@@ -212,6 +213,12 @@ class Segmentation:
         pathlib.Path
             The path written.
         """
+        if table not in ("all", "assignments", "catalog"):
+            msg = (
+                "The 'table' parameter must be 'all', 'assignments' or 'catalog'. "
+                f"Got {table!r} instead."
+            )
+            raise InvalidParameterError(msg)
         if table == "all":
             document = {
                 "engine": self.engine,
@@ -220,17 +227,19 @@ class Segmentation:
                 "assignments": _records(self.assignments),
             }
         else:
-            document = _records(self._table(table))
+            document = _records(self._table(table).drop(columns="as_of"))
         text = json.dumps(document, indent=1, allow_nan=False, default=str)
         return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def _table(self, table: str) -> pd.DataFrame:
+        # Files carry their observation date: a segment file without it cannot be
+        # reproduced or compared with next month's.
         if table == "assignments":
-            return self.assignments
+            return self.assignments.assign(as_of=self.as_of.isoformat())
         if table == "catalog":
-            return self.catalog
+            return self.catalog.assign(as_of=self.as_of.isoformat())
         msg = f"The 'table' parameter must be 'assignments' or 'catalog'. Got {table!r} instead."
-        raise ValueError(msg)
+        raise InvalidParameterError(msg)
 
     def __len__(self) -> int:
         return len(self.assignments)
@@ -239,7 +248,7 @@ class Segmentation:
         lines = [
             f"<Segmentation by {self.engine}: {len(self)} customers in "
             f"{int((self.catalog['customers'] > 0).sum())} of {len(self.segments)} segments, "
-            f"as_of={self.as_of.date()}>"
+            f"as_of={self.as_of.isoformat()}>"
         ]
         for row in self.summary().itertuples():
             lines.append(

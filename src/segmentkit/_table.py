@@ -21,7 +21,7 @@ from segmentkit._schema import (
     null_mask,
     raise_if,
 )
-from segmentkit.errors import ContractFailure, Reason
+from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
 
 PathLike = str | os.PathLike
 
@@ -107,7 +107,11 @@ class _Table:
         options = dict(read_options or {})
         id_sources = cls._id_sources(kwargs)
         dtype = options.pop("dtype", None) or {name: str for name in id_sources}
+        # One pass over the whole file for types, instead of guessing per chunk (which
+        # warns about mixed types and can type one column two ways).
+        options.setdefault("low_memory", False)
         frame = pd.read_csv(path, dtype=dtype, **options)
+        _check_separator(frame, path)
         return cls.from_frame(frame, **kwargs)
 
     @classmethod
@@ -189,6 +193,21 @@ def _ids_missing(data: pd.DataFrame, missing: np.ndarray) -> ContractFailure:
 
 def _rows(n: int) -> str:
     return "1 row has" if n == 1 else f"{n} rows have"
+
+
+def _check_separator(frame: pd.DataFrame, path: PathLike) -> None:
+    """One column whose name holds separators means the file was split on the wrong one."""
+    if len(frame.columns) != 1:
+        return
+    header = str(frame.columns[0])
+    for separator, label in ((";", "';'"), ("\t", "'\\t'"), ("|", "'|'"), (" ", r"'\s+'")):
+        if separator in header.strip():
+            msg = (
+                f"{path} was read as a single column {header!r}: it does not look "
+                f"comma-separated. Pass read_options={{'sep': {label}}} (on the command "
+                f"line: --sep {label})."
+            )
+            raise InvalidParameterError(msg)
 
 
 def require_pyarrow() -> None:

@@ -154,7 +154,8 @@ class Transactions(_Table):
         zero_amount : {'keep', 'exclude'}, default='keep'
             Whether lines worth exactly 0 (free items, samples) count as purchases.
         duplicates : {'keep', 'drop'}, default='keep'
-            Lines that repeat an earlier line in every mapped column. Some sources hold
+            Lines that repeat an earlier line in every column of the input (mapped or
+            not). Some sources hold
             genuine repeats (two identical orders on one day); drop them when your export
             is known to duplicate rows.
         orders_from : {'timestamp', 'day', 'row'}, default='timestamp'
@@ -232,7 +233,9 @@ class Transactions(_Table):
             returns_frame = data[keep & is_return]
             exclude_rows(keep, is_return, "return_kept_separately", excluded)
         if duplicates == "drop":
-            repeated = data.drop(columns="is_return").duplicated(keep="first").to_numpy()
+            # Every input column counts, mapped or not: two different products at the
+            # same price in one basket differ only in columns the mapping may omit.
+            repeated = frame.duplicated(keep="first").to_numpy()
             exclude_rows(keep, repeated, "duplicate_line", excluded)
         if rates is not None:
             notes.append(f"amounts converted to {base_currency} with the given rates")

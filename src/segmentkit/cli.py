@@ -43,7 +43,12 @@ class _Progress:
         if not self.quiet:
             print(f"  {label} ...", end="", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        result = action()
+        try:
+            result = action()
+        except BaseException:
+            if not self.quiet:
+                print(" failed", file=sys.stderr, flush=True)
+            raise
         if not self.quiet:
             print(f" done ({time.perf_counter() - started:.1f}s)", file=sys.stderr, flush=True)
         return result
@@ -137,13 +142,16 @@ def _build_engine(args: argparse.Namespace, features: Any) -> Any:
     return sk.get_engine(name, **params)
 
 
-def _write(segmentation: Any, out: str) -> Path:
-    suffix = Path(out).suffix.lower()
-    if suffix == ".parquet":
-        return segmentation.to_parquet(out)
-    if suffix == ".json":
-        return segmentation.to_json(out)
-    return segmentation.to_csv(out)
+def _write(segmentation: Any, out: str, table: str = "assignments") -> Path:
+    suffix = "".join(Path(out).suffixes[-2:]).lower()
+    if suffix.endswith(".parquet"):
+        return segmentation.to_parquet(out, table=table)
+    if suffix.endswith(".json"):
+        return segmentation.to_json(out, table=table)
+    if suffix.endswith(".csv") or suffix.endswith((".csv.gz", ".csv.zip", ".csv.bz2")):
+        return segmentation.to_csv(out, table=table)
+    msg = f"Cannot tell the format of {out!r}: end the name with .csv, .parquet or .json."
+    raise SegmentkitError(msg)
 
 
 def _cmd_segment(args: argparse.Namespace) -> int:
@@ -165,18 +173,21 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         written = progress.step(f"writing {args.out}", lambda: _write(segmentation, args.out))
         print(f"assignments written to {written}")
     if args.catalog_out:
-        written = segmentation.to_csv(args.catalog_out, table="catalog")
+        written = _write(segmentation, args.catalog_out, table="catalog")
         print(f"segment catalog written to {written}")
     return 0
 
 
-def _summary_text(segmentation: Any) -> str:
+def _summary_text(segmentation: Any, title: str = "segments") -> str:
     summary = segmentation.summary()
-    shown = summary[["customers", "share", "revenue_share"]].copy()
+    shown = summary[["customers", "share", "revenue_share", "description"]].copy()
     shown["share"] = shown["share"].map("{:.1%}".format)
     shown["revenue_share"] = shown["revenue_share"].map("{:.1%}".format)
-    with pd.option_context("display.width", 120):
-        return f"segments as of {segmentation.as_of.date()}:\n{shown.to_string()}"
+    shown = shown.rename(columns={"revenue_share": "revenue"})
+    with pd.option_context("display.width", 160, "display.max_colwidth", 70):
+        table = shown.to_string()
+    # The full instant, not just the date: it is what --as-of needs to reproduce the run.
+    return f"{title} ({segmentation.engine}), as of {segmentation.as_of.isoformat()}:\n{table}"
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
@@ -208,13 +219,17 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     features = progress.step(
         "computing features", lambda: sk.extract_features(tx, events, customers)
     )
-    print(f"\n{features!r}\n")
+    print(
+        f"{len(features)} customers, {len(features.columns)} features each "
+        "(the sample holds about 5% of each household's receipt lines, so frequency and "
+        "spend are under-counted; browsing events are generated)\n"
+    )
     rfm = progress.step("RFM segments", lambda: sk.RFMSegmenter().fit_predict(features))
-    print(_summary_text(rfm))
+    print(_summary_text(rfm, "RFM segments"))
     rules = sk.RuleSegmenter(rules=sk.lifecycle_rules(), default="Occasional")
     lifecycle = progress.step("lifecycle segments", lambda: rules.fit_predict(features))
     print()
-    print(_summary_text(lifecycle))
+    print(_summary_text(lifecycle, "Lifecycle segments"))
     rfm_path = rfm.to_csv(out / "rfm_segments.csv")
     rfm.to_csv(out / "rfm_catalog.csv", table="catalog")
     lifecycle_path = lifecycle.to_csv(out / "lifecycle_segments.csv")
@@ -296,7 +311,7 @@ def _parser() -> argparse.ArgumentParser:
         "--as-of", help="observation end, e.g. 2024-07-01 (default: last order in the file)"
     )
     segment.add_argument("--out", help="assignments file: .csv, .parquet or .json")
-    segment.add_argument("--catalog-out", help="segment catalog CSV file")
+    segment.add_argument("--catalog-out", help="segment catalog file: .csv, .parquet or .json")
     segment.set_defaults(run=_cmd_segment)
 
     engines = commands.add_parser("engines", help="list the available engines")

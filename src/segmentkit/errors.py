@@ -169,9 +169,12 @@ class RuleSyntaxError(SegmentkitError, ValueError):
         The rule text.
     position : int
         0-based character offset of the problem in ``text``.
+    message : str
+        The sentence without the text and caret lines.
     """
 
     def __init__(self, message: str, *, text: str, position: int) -> None:
+        self.message = message
         self.text = text
         self.position = position
         pointer = " " * position + "^"

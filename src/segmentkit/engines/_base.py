@@ -13,10 +13,12 @@ from typing_extensions import Self
 
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import validate_params
-from segmentkit._segmentation import Segmentation
+from segmentkit._segmentation import Segment, Segmentation
 from segmentkit.errors import check_is_fitted
 
 __all__ = ["Segmenter", "SegmenterTags", "as_features"]
+
+_RESERVED_COLUMNS = frozenset({"customer_id", "segment_id", "segment"})
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Segmenter(BaseEstimator, ABC):
         features = as_features(X)
         self._check_params_vs_input(features)
         self._fit(features)
+        self._check_segments()
         self.feature_names_in_ = np.asarray(features.columns, dtype=object)
         self.n_features_in_ = len(features.columns)
         self.n_segments_ = len(self.segments_)
@@ -104,6 +107,7 @@ class Segmenter(BaseEstimator, ABC):
         check_is_fitted(self)
         features = as_features(X)
         labels, scores = self._assign(features)
+        labels = self._checked_labels(labels, scores, len(features))
         assignments = pd.DataFrame(
             {"customer_id": features.customer_ids.to_numpy(dtype=object), "segment_id": labels}
         )
@@ -131,6 +135,51 @@ class Segmenter(BaseEstimator, ABC):
 
     def _check_params_vs_input(self, features: CustomerFeatures) -> None:
         """Data-dependent parameter checks; override to add some."""
+
+    def _check_segments(self) -> None:
+        # Third-party engines implement _fit: check the contract they must meet once,
+        # here, with messages that say which rule of the contract broke.
+        owner = type(self).__name__
+        segments = getattr(self, "segments_", None)
+        if not isinstance(segments, list) or not segments:
+            msg = f"{owner}._fit must set 'segments_' to a non-empty list of Segment."
+            raise TypeError(msg)
+        if not all(isinstance(s, Segment) for s in segments):
+            msg = f"{owner}.segments_ must hold segmentkit.Segment objects."
+            raise TypeError(msg)
+        for attribute in ("id", "name"):
+            values = [getattr(s, attribute) for s in segments]
+            repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+            if repeated:
+                msg = (
+                    f"{owner}.segments_ repeats segment {attribute}s {repeated}; "
+                    "they must be unique."
+                )
+                raise ValueError(msg)
+
+    def _checked_labels(self, labels: Any, scores: dict[str, Any], n_customers: int) -> np.ndarray:
+        owner = type(self).__name__
+        reserved = sorted(set(scores) & _RESERVED_COLUMNS)
+        if reserved:
+            msg = f"{owner}._assign returned score columns {reserved}, which are reserved names."
+            raise ValueError(msg)
+        values = np.asarray(labels)
+        if values.shape != (n_customers,):
+            msg = (
+                f"{owner}._assign returned labels of shape {values.shape}; expected one per "
+                f"customer ({n_customers},)."
+            )
+            raise ValueError(msg)
+        known = np.array([s.id for s in self.segments_])
+        unknown = ~np.isin(values, known)
+        if unknown.any():
+            shown = pd.unique(values[unknown])[:5].tolist()
+            msg = (
+                f"{owner}._assign returned labels {shown} that are not ids of segments_ "
+                f"{known.tolist()}: every customer must be in exactly one known segment."
+            )
+            raise ValueError(msg)
+        return values.astype(np.int64)
 
     @abstractmethod
     def _fit(self, features: CustomerFeatures) -> None:

@@ -12,6 +12,7 @@ from segmentkit._features import CustomerFeatures
 from segmentkit._params import InstanceOf, Interval, Satisfies
 from segmentkit._segmentation import Segment
 from segmentkit.engines._base import Segmenter, require_columns
+from segmentkit.errors import RuleSyntaxError
 
 __all__ = ["CLASSIC_GRID", "RFMSegmenter"]
 
@@ -215,8 +216,12 @@ class RFMSegmenter(Segmenter):
             available = [*_SCORE_NAMES, *frame.columns]
             parsed = {}
             for name, text in self.segment_map.items():
-                expr = parse(text)
-                check_names(expr, available, text=text)
+                try:
+                    expr = parse(text)
+                    check_names(expr, available, text=text)
+                except RuleSyntaxError as error:
+                    message = f"segment_map entry {name!r}: {error.message}"
+                    raise RuleSyntaxError(message, text=text, position=error.position) from None
                 parsed[name] = expr
             self._rules = parsed
             self.segments_ = [

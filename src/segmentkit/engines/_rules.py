@@ -17,6 +17,7 @@ from segmentkit._params import InstanceOf, Satisfies
 from segmentkit._segmentation import Segment
 from segmentkit.engines._base import Segmenter
 from segmentkit.engines._expr import Expr, check_names, parse
+from segmentkit.errors import RuleSyntaxError
 
 __all__ = ["Rule", "RuleSegmenter", "lifecycle_rules", "load_rules"]
 
@@ -169,9 +170,7 @@ class RuleSegmenter(Segmenter):
         self._parsed: list[Expr | None] = []
         for rule in self.rules_:
             if isinstance(rule.when, str):
-                expr = parse(rule.when)
-                check_names(expr, features.columns, text=rule.when)
-                self._parsed.append(expr)
+                self._parsed.append(_parse_rule(rule, features.columns))
             else:
                 self._parsed.append(None)
         self.segments_ = [
@@ -195,6 +194,41 @@ class RuleSegmenter(Segmenter):
             labels[hit] = index
             undecided &= ~hit
         return labels, {}
+
+
+_BROWSING_PREFIXES = (
+    "views_",
+    "add_to_carts_",
+    "sessions_",
+    "time_on_site_",
+    "abandoned_carts_",
+    "days_since_last_visit",
+)
+
+
+def _parse_rule(rule: Rule, columns: list[str]) -> Expr:
+    """Parse a text rule and check its names, saying which rule failed and how to fix it."""
+    text = str(rule.when)
+    try:
+        expr = parse(text)
+        check_names(expr, columns, text=text)
+    except RuleSyntaxError as error:
+        message = f"Rule {rule.name!r}: {error.message}"
+        unknown = [n for n in _names_in(text) if n not in columns]
+        if any(n.startswith(_BROWSING_PREFIXES) for n in unknown):
+            message += (
+                " Browsing features need events: extract_features(transactions, events=...),"
+                " or use lifecycle_rules(browsing=False)."
+            )
+        raise RuleSyntaxError(message, text=text, position=error.position) from None
+    return expr
+
+
+def _names_in(text: str) -> frozenset[str]:
+    try:
+        return parse(text).names
+    except RuleSyntaxError:
+        return frozenset()
 
 
 def _call(rule: Rule, frame: pd.DataFrame) -> np.ndarray:
@@ -259,7 +293,13 @@ def load_rules(path: str | Path) -> tuple[list[Rule], str]:
         If the file's structure is not as above; the message says what is wrong.
     """
     path = Path(path)
-    document = _read_document(path)
+    try:
+        document = _read_document(path)
+    except (ValueError, TypeError) as error:  # JSON, TOML and YAML parse errors
+        if "unsupported rules file type" in str(error):
+            raise
+        msg = f"{path}: cannot read the rules file: {error}"
+        raise ValueError(msg) from error
     if not isinstance(document, Mapping) or not isinstance(document.get("rules"), list):
         msg = f"{path}: expected a top-level 'rules' list (and optionally 'default')."
         raise ValueError(msg)
@@ -295,7 +335,10 @@ def _read_document(path: Path) -> Any:
         except ImportError as error:
             msg = "Reading YAML rules needs pyyaml: pip install 'segmentkit[yaml]'."
             raise ImportError(msg) from error
-        return yaml.safe_load(text)
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(str(error)) from error
     msg = f"{path}: unsupported rules file type {suffix!r}; use .toml, .json, .yaml or .yml."
     raise ValueError(msg)
 
