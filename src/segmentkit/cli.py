@@ -184,6 +184,9 @@ def _summary_text(segmentation: Any, title: str = "segments") -> str:
     shown["share"] = shown["share"].map("{:.1%}".format)
     shown["revenue_share"] = shown["revenue_share"].map("{:.1%}".format)
     shown = shown.rename(columns={"revenue_share": "revenue"})
+    # Text reads left-aligned; pandas right-aligns every column.
+    width = int(shown["description"].str.len().max() or 0)
+    shown["description"] = shown["description"].str.ljust(width)
     with pd.option_context("display.width", 160, "display.max_colwidth", 70):
         table = shown.to_string()
     # The full instant, not just the date: it is what --as-of needs to reproduce the run.
