@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# OpenMP's worker threads spin-wait; on shared 2-core CI machines that makes small
+# k-means fits 100x slower. One thread keeps the suite fast and changes no result.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pandas as pd
 import pytest

@@ -49,7 +49,7 @@ def test_complete_journey_rfm_matches_independent_computation(journey_raw, journ
     assert len(features) == 2_377
     # Discount share from its definition.
     sums = journey_raw.groupby("household_id")[["discount", "sales_value"]].sum()
-    share = sums["discount"] / (sums["discount"] + sums["sales_value"])
+    share = (sums["discount"] / (sums["discount"] + sums["sales_value"])).fillna(0.0)
     np.testing.assert_allclose(features.frame["discount_share"], share.sort_index(), rtol=1e-9)
 
 

@@ -27,6 +27,7 @@ from segmentkit._version import __version__
 
 if TYPE_CHECKING:
     from segmentkit.engines import (
+        KMeansSegmenter,
         RFMSegmenter,
         Rule,
         RuleSegmenter,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "KMeansSegmenter": "segmentkit.engines",
     "RFMSegmenter": "segmentkit.engines",
     "Rule": "segmentkit.engines",
     "RuleSegmenter": "segmentkit.engines",
@@ -52,6 +54,7 @@ __all__ = [
     "CustomerFeatures",
     "Customers",
     "Events",
+    "KMeansSegmenter",
     "RFMSegmenter",
     "Rule",
     "RuleSegmenter",

@@ -58,7 +58,8 @@ _PURCHASE = [
     ),
     FeatureDef(
         "discount_share",
-        "Discount / (gross_spend + discount): share of list price given as discount.",
+        "Discount / (gross_spend + discount): share of list price given as discount "
+        "(0 when both are 0).",
         "share",
         "transactions",
     ),

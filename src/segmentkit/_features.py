@@ -378,7 +378,9 @@ def _purchase_features(
         tenure = np.where(bought, _days(as_of_ns - first), np.nan)
         between = np.where(frequency > 1, _days(last - first) / (frequency - 1), np.nan)
         avg_order = np.where(bought, gross / np.maximum(frequency, 1), np.nan)
-        return_rate = np.where(gross > 0, returned / gross, np.nan)
+        # Nothing bought and nothing returned is a rate of 0; returns without purchases
+        # have no meaningful rate.
+        return_rate = np.where(gross > 0, returned / gross, np.where(returned > 0, np.nan, 0.0))
     columns: dict[str, Any] = {
         "first_purchase": _as_utc_times(np.where(bought, first, _NAT)),
         "last_purchase": _as_utc_times(np.where(bought, last, _NAT)),
@@ -396,9 +398,7 @@ def _purchase_features(
         total_discount = np.bincount(codes, weights=discount, minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             list_price = gross + total_discount
-            columns["discount_share"] = np.where(
-                list_price > 0, total_discount / list_price, np.nan
-            )
+            columns["discount_share"] = np.where(list_price > 0, total_discount / list_price, 0.0)
     if "product_id" in tx:
         columns["n_products"] = _distinct_per_customer(codes[sale], tx["product_id"][sale], n)
     if "category" in tx:

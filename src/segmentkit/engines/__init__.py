@@ -3,14 +3,18 @@ parameter constraints and helpers that third-party engines use."""
 
 from segmentkit._params import NONE, InstanceOf, Interval, OneOf, Satisfies
 from segmentkit.engines._base import Segmenter, SegmenterTags, require_columns
+from segmentkit.engines._kmeans import KMeansSegmenter
+from segmentkit.engines._preprocess import DEFAULT_CLUSTER_FEATURES
 from segmentkit.engines._rfm import CLASSIC_GRID, RFMSegmenter
 from segmentkit.engines._rules import Rule, RuleSegmenter, lifecycle_rules, load_rules
 
 __all__ = [
     "CLASSIC_GRID",
+    "DEFAULT_CLUSTER_FEATURES",
     "NONE",
     "InstanceOf",
     "Interval",
+    "KMeansSegmenter",
     "OneOf",
     "RFMSegmenter",
     "Rule",

@@ -199,6 +199,11 @@ def as_features(X: Any) -> CustomerFeatures:
         return X
     if isinstance(X, pd.DataFrame):
         return CustomerFeatures.from_frame(X)
+    if isinstance(X, np.ndarray) and X.ndim == 2:
+        # A plain numeric matrix (scikit-learn style): rows are customers numbered from 0.
+        frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+        frame.index = pd.Index([str(i) for i in range(len(frame))], name="customer_id")
+        return CustomerFeatures.from_frame(frame, as_of="1970-01-01")
     msg = (
         f"Segmenters take CustomerFeatures or a pandas DataFrame, got {type(X).__name__}. "
         "Hint: build features with segmentkit.extract_features(...)."

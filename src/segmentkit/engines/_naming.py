@@ -1,0 +1,89 @@
+"""Readable names and descriptions for clusters, from how they differ from the whole base.
+
+A cluster's name lists what sets it apart most, e.g. ``"High spend · Frequent · Recent"``.
+Differences are measured on the same scale for every feature: the gap between the
+cluster's median and the base median, in units of the base's interquartile range (or
+standard deviation when the IQR is zero), so "a lot more orders" and "a lot more spend"
+compare fairly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["describe_clusters"]
+
+# feature -> (word when higher than the base, word when lower)
+_WORDS = {
+    "recency_days": ("Lapsed", "Recent"),
+    "frequency": ("Frequent", "Infrequent"),
+    "monetary": ("High spend", "Low spend"),
+    "gross_spend": ("High spend", "Low spend"),
+    "avg_order_value": ("Big baskets", "Small baskets"),
+    "tenure_days": ("Long-standing", "New"),
+    "mean_days_between_orders": ("Slow repeat", "Fast repeat"),
+    "discount_share": ("Discount-driven", "Full-price"),
+    "return_rate": ("Frequent returns", "Few returns"),
+    "n_products": ("Many products", "Few products"),
+    "n_categories": ("Broad interests", "Narrow interests"),
+    "top_category_share": ("Category-focused", "Category-spread"),
+    "avg_basket_size": ("Large baskets", "Small baskets"),
+    "days_since_last_visit": ("Not browsing", "Browsing now"),
+}
+_MIN_EFFECT = 0.25
+_MAX_WORDS = 3
+
+
+def _word(feature: str, higher: bool) -> str:
+    if feature in _WORDS:
+        return _WORDS[feature][0 if higher else 1]
+    return f"{'High' if higher else 'Low'} {feature.replace('_', ' ')}"
+
+
+def describe_clusters(
+    frame: pd.DataFrame, labels: np.ndarray, cluster_ids: Sequence[int]
+) -> list[tuple[str, str]]:
+    """A ``(name, description)`` per cluster id, deterministic and unique.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Numeric features in their original units, one row per customer.
+    labels : numpy.ndarray
+        Cluster id of each row.
+    cluster_ids : sequence of int
+        Ids to describe, in order.
+    """
+    numeric = frame.select_dtypes("number").astype(float)
+    base_median = numeric.median()
+    q1, q3 = numeric.quantile(0.25), numeric.quantile(0.75)
+    spread = (q3 - q1).where(q3 > q1, numeric.std()).replace(0, np.nan)
+    described = []
+    used: dict[str, int] = {}
+    for cluster in cluster_ids:
+        members = numeric[labels == cluster]
+        if members.empty:
+            described.append((f"Cluster {cluster}", "No customers."))
+            continue
+        median = members.median()
+        effect = ((median - base_median) / spread).fillna(0.0)
+        ranked = effect.abs().sort_values(ascending=False, kind="stable")
+        strong = [f for f in ranked.index if ranked[f] >= _MIN_EFFECT]
+        words: list[str] = []
+        for feature in strong:
+            word = _word(feature, effect[feature] > 0)
+            if word not in words:
+                words.append(word)
+            if len(words) == _MAX_WORDS:
+                break
+        name = " · ".join(words) if words else "Typical customers"
+        used[name] = used.get(name, 0) + 1
+        if used[name] > 1:
+            name = f"{name} ({used[name]})"
+        shown = strong[:_MAX_WORDS] or list(ranked.index[:_MAX_WORDS])
+        parts = [f"median {f} {median[f]:,.4g} vs {base_median[f]:,.4g} overall" for f in shown]
+        described.append((name, f"{len(members)} customers; " + "; ".join(parts) + "."))
+    return described

@@ -1,0 +1,123 @@
+"""KMeansSegmenter: same partition as scikit-learn, k selection, ordering, naming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+import segmentkit as sk
+
+
+@pytest.fixture(scope="module")
+def cdnow_features(cdnow_tx):
+    return sk.extract_features(cdnow_tx, as_of="1998-07-01")
+
+
+def test_fixed_k_gives_the_same_partition_as_scikit_learn(cdnow_features):
+    model = sk.KMeansSegmenter(n_clusters=4, random_state=0).fit(cdnow_features)
+    matrix = model.transform(cdnow_features)
+    reference = KMeans(n_clusters=4, n_init=4, random_state=0).fit(matrix)
+    assert adjusted_rand_score(reference.labels_, model.labels_) == 1.0
+    segmentation = model.predict(cdnow_features)
+    assert adjusted_rand_score(reference.labels_, segmentation.assignments["segment_id"]) == 1.0
+    assert segmentation.catalog["customers"].sum() == 23_570
+
+
+def test_k_is_chosen_by_silhouette_and_scores_are_kept(sample_features):
+    model = sk.KMeansSegmenter(k_range=(2, 5), random_state=0).fit(sample_features)
+    scores = model.k_scores_
+    assert list(scores["k"]) == [2, 3, 4, 5]
+    assert model.n_clusters_ == int(scores.loc[scores["silhouette"].idxmax(), "k"])
+    assert scores["inertia"].is_monotonic_decreasing
+
+
+def test_clusters_are_ordered_by_value_and_named(sample_features):
+    seg = sk.KMeansSegmenter(n_clusters=3, random_state=0).fit_predict(sample_features)
+    medians = seg.catalog["median_monetary"].to_numpy()
+    assert (np.diff(medians) <= 0).all()
+    names = [s.name for s in seg.segments]
+    assert len(set(names)) == 3
+    assert all(name and name != "Cluster 0" for name in names)
+    assert "median monetary" in " ".join(s.description for s in seg.segments)
+
+
+def test_same_seed_same_segments_and_names_can_be_overridden(sample_features):
+    first = sk.KMeansSegmenter(n_clusters=3, random_state=1).fit_predict(sample_features)
+    again = sk.KMeansSegmenter(n_clusters=3, random_state=1).fit_predict(sample_features)
+    pd.testing.assert_frame_equal(first.assignments, again.assignments)
+    named = sk.KMeansSegmenter(n_clusters=3, random_state=1, names={0: "VIP"})
+    assert named.fit_predict(sample_features).segments[0].name == "VIP"
+
+
+def test_predict_equals_fit_labels_and_scores_new_customers(sample_features):
+    model = sk.KMeansSegmenter(n_clusters=3, random_state=0).fit(sample_features)
+    seg = model.predict(sample_features)
+    np.testing.assert_array_equal(seg.assignments["segment_id"], model.labels_)
+    assert (seg.assignments["distance"] >= 0).all()
+    new = sample_features.frame.head(5).copy()
+    new["monetary"] = new["monetary"] * 100
+    assert len(model.predict(new.reset_index())) == 5
+
+
+def test_missing_values_are_refused_or_imputed_explicitly():
+    frame = pd.DataFrame(
+        {
+            "customer_id": list("abcdef"),
+            "recency_days": [1.0, 5.0, np.nan, 30.0, 60.0, 90.0],
+            "frequency": [5, 4, 0, 2, 1, 1],
+            "monetary": [500.0, 300.0, 0.0, 80.0, 20.0, 10.0],
+        }
+    )
+    with pytest.raises(ValueError, match=r"missing feature values: \{'recency_days': 1\}"):
+        sk.KMeansSegmenter(n_clusters=2, random_state=0).fit(frame)
+    seg = sk.KMeansSegmenter(n_clusters=2, random_state=0, missing="median").fit_predict(frame)
+    assert len(seg) == 6
+
+
+def test_categorical_features_are_one_hot_encoded(sample_features):
+    model = sk.KMeansSegmenter(
+        n_clusters=2, features=["monetary", "frequency", "top_category"], random_state=0
+    ).fit(sample_features)
+    names = Preprocessed = model.preprocessor_
+    assert Preprocessed["categorical"]["top_category"]
+    assert model.transform(sample_features).shape[1] == 2 + len(
+        names["categorical"]["top_category"]
+    )
+
+
+def test_works_on_a_plain_numeric_array():
+    rng = np.random.default_rng(0)
+    blobs = np.vstack([rng.normal(0, 1, (50, 2)), rng.normal(8, 1, (50, 2))])
+    seg = sk.KMeansSegmenter(n_clusters=2, random_state=0, log_transform=False).fit_predict(blobs)
+    labels = seg.assignments["segment_id"].to_numpy()
+    assert len(set(labels[:50])) == 1
+    assert len(set(labels[50:])) == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        (
+            {"n_clusters": 1},
+            r"'n_clusters' parameter of KMeansSegmenter must be an int in the range "
+            r"\[2, inf\) or None. Got 1 instead.",
+        ),
+        ({"k_range": (5, 2)}, r"'k_range' parameter"),
+        ({"scaler": "minmax"}, r"'scaler' parameter of KMeansSegmenter must be one of"),
+        ({"features": ["monetry"]}, r"asked for features \['monetry'\].*Did you mean 'monetary'"),
+        ({"n_clusters": 1000}, r"n_customers=800 should be >= n_clusters=1000"),
+        ({"features": ["first_purchase"]}, r"cannot cluster on timestamps"),
+    ],
+)
+def test_bad_parameters(sample_features, params, match):
+    with pytest.raises(ValueError, match=match):
+        sk.KMeansSegmenter(**params).fit(sample_features)
+
+
+def test_minibatch_is_used_past_the_threshold(sample_features):
+    model = sk.KMeansSegmenter(n_clusters=3, random_state=0, minibatch_threshold=100)
+    seg = model.fit_predict(sample_features)
+    assert seg.catalog["customers"].sum() == 800
