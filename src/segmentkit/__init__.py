@@ -27,6 +27,7 @@ from segmentkit._version import __version__
 
 if TYPE_CHECKING:
     from segmentkit.engines import (
+        HDBSCANSegmenter,
         KMeansSegmenter,
         RFMSegmenter,
         Rule,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "HDBSCANSegmenter": "segmentkit.engines",
     "KMeansSegmenter": "segmentkit.engines",
     "RFMSegmenter": "segmentkit.engines",
     "Rule": "segmentkit.engines",
@@ -54,6 +56,7 @@ __all__ = [
     "CustomerFeatures",
     "Customers",
     "Events",
+    "HDBSCANSegmenter",
     "KMeansSegmenter",
     "RFMSegmenter",
     "Rule",

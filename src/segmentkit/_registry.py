@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "segmentkit.engines"
 
 # Built-ins by import path, so that importing segmentkit does not import scikit-learn.
 _BUILTIN: dict[str, str] = {
+    "hdbscan": "segmentkit.engines._hdbscan:HDBSCANSegmenter",
     "kmeans": "segmentkit.engines._kmeans:KMeansSegmenter",
     "rfm": "segmentkit.engines._rfm:RFMSegmenter",
     "rules": "segmentkit.engines._rules:RuleSegmenter",

@@ -3,6 +3,7 @@ parameter constraints and helpers that third-party engines use."""
 
 from segmentkit._params import NONE, InstanceOf, Interval, OneOf, Satisfies
 from segmentkit.engines._base import Segmenter, SegmenterTags, require_columns
+from segmentkit.engines._hdbscan import HDBSCANSegmenter
 from segmentkit.engines._kmeans import KMeansSegmenter
 from segmentkit.engines._preprocess import DEFAULT_CLUSTER_FEATURES
 from segmentkit.engines._rfm import CLASSIC_GRID, RFMSegmenter
@@ -12,6 +13,7 @@ __all__ = [
     "CLASSIC_GRID",
     "DEFAULT_CLUSTER_FEATURES",
     "NONE",
+    "HDBSCANSegmenter",
     "InstanceOf",
     "Interval",
     "KMeansSegmenter",

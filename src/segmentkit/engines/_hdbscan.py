@@ -1,0 +1,345 @@
+"""HDBSCAN density clusters on log-scaled customer features, with noise as its own segment."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from segmentkit._features import CustomerFeatures
+from segmentkit._params import NONE, InstanceOf, Interval, OneOf, Satisfies
+from segmentkit._segmentation import NOISE, Segment
+from segmentkit.engines._base import Segmenter, SegmenterTags, as_features
+from segmentkit.engines._kmeans import _FEATURES, _is_log_option, _is_names
+from segmentkit.engines._naming import describe_clusters
+from segmentkit.engines._preprocess import Preprocessor
+from segmentkit.errors import SegmentkitWarning, check_is_fitted
+
+__all__ = ["HDBSCANSegmenter"]
+
+_NOISE_NAME = "Unclustered"
+
+
+class HDBSCANSegmenter(Segmenter):
+    """Segments found as dense groups of customers by HDBSCAN, noise kept apart.
+
+    The engine preprocesses the features like :class:`KMeansSegmenter` (``log1p`` on
+    skewed ones, scaling, one-hot encoding of categorical ones) and runs
+    ``hdbscan.HDBSCAN``. The number of clusters comes from the data; customers in no
+    dense group form the explicit segment ``NOISE`` (id -1, named ``"Unclustered"``),
+    listed first and present even when empty, so every customer is in exactly one
+    segment. Clusters get ids 0..k-1 by median spend (cluster 0 spends most) and names
+    after what sets them apart from the base, e.g. ``"High spend · Frequent · Recent"``.
+
+    Large inputs are fitted on a random sample of ``max_fit_size`` customers (HDBSCAN
+    is super-linear in customers); the others are placed with
+    ``hdbscan.approximate_predict``, as are new customers in :meth:`predict`.
+
+    Parameters
+    ----------
+    min_cluster_size : int, default=50
+        Fewest customers a group needs to be a cluster rather than noise.
+    min_samples : int or None, default=None
+        Neighbours that make a customer a core point; larger values call more customers
+        noise. ``None`` uses ``min_cluster_size``.
+    cluster_selection_method : {'eom', 'leaf'}, default='eom'
+        ``'eom'`` keeps the most persistent clusters (fewer, larger); ``'leaf'`` the
+        leaves of the cluster tree (more, smaller, more homogeneous).
+    cluster_selection_epsilon : float, default=0.0
+        Clusters closer than this distance (in the preprocessed space) are merged.
+    features : list of str or None, default=None
+        Features to cluster on; ``None`` uses R, F, M and a few behaviour features
+        (see ``segmentkit.engines.DEFAULT_CLUSTER_FEATURES``), whichever exist.
+    log_transform : 'auto', bool or list of str, default='auto'
+        Features to pass through ``sign(x)·log1p(|x|)``; ``'auto'`` takes the skewed
+        ones (counts, spend, day counts).
+    scaler : {'standard', 'robust', 'none'}, default='standard'
+        Centring and scaling after the log transform.
+    missing : {'raise', 'median', 'zero'}, default='raise'
+        What to do with missing feature values (e.g. the recency of customers who
+        never bought): refuse with a clear error, or impute.
+    names : dict of int to str, optional
+        Your own names for segments, by id (``-1`` renames the noise segment);
+        replaces the generated ones.
+    max_fit_size : int, default=50000
+        Most customers HDBSCAN is fitted on; beyond this a random sample (drawn with
+        ``random_state``) is fitted and the rest are placed by approximate prediction;
+        segment descriptions then give medians and counts of the sample.
+    random_state : int or None, default=None
+        Seed for drawing the fit sample; fix it for reproducible runs on inputs larger
+        than ``max_fit_size`` (smaller inputs are always clustered the same way).
+
+    Attributes
+    ----------
+    labels_ : numpy.ndarray
+        Segment id of each customer of the fit sample (``-1`` for noise), in input
+        order; aligned with ``fit_customer_ids_``.
+    probabilities_ : numpy.ndarray
+        Membership strength in [0, 1] of each customer of the fit sample (0 for noise).
+    fit_customer_ids_ : numpy.ndarray
+        Customer ids of the fit sample, in input order.
+    fit_sample_size_ : int
+        Number of customers HDBSCAN was fitted on.
+    n_clusters_ : int
+        Number of clusters found, noise not counted (may be 0).
+    cluster_persistence_ : numpy.ndarray
+        Stability of each cluster in [0, 1], in cluster id order.
+    preprocessor_ : dict
+        The learned transform (columns, log, fill values, centres, scales, categories).
+    segments_ : list of Segment
+        The segments: ``Unclustered`` (id -1) first, then clusters in id order.
+    segment_names_ : dict of int to str
+        Segment id to name.
+    n_segments_ : int
+        Number of segments, noise included.
+    feature_names_in_ : numpy.ndarray
+        Features seen in ``fit``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    See Also
+    --------
+    KMeansSegmenter : A fixed or silhouette-chosen number of clusters, no noise.
+    RFMSegmenter : Quantile scores and the classic RFM grid.
+
+    Notes
+    -----
+    ``predict`` returns, for customers of the fit sample whose features are unchanged,
+    the labels and membership strengths of the fit itself, and the result of
+    ``hdbscan.approximate_predict`` for everyone else. Approximate prediction does not
+    always give a training point its own fit label: customers with identical features
+    (common, e.g. one-off buyers of the same amount on the same day) tie in distance and
+    may be placed with a neighbour in another cluster. Looking the fit sample up keeps
+    ``fit_predict(X)`` equal to ``fit(X).labels_`` on the sample.
+
+    Examples
+    --------
+    >>> import segmentkit as sk
+    >>> raw, mapping = sk.datasets.load_sample()
+    >>> features = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
+    >>> model = sk.HDBSCANSegmenter(
+    ...     features=["recency_days", "frequency", "monetary"], min_cluster_size=20, min_samples=5
+    ... )
+    >>> seg = model.fit_predict(features)
+    >>> model.segments_[0].name, model.n_clusters_
+    ('Unclustered', 4)
+    >>> int(seg.catalog["customers"].sum())
+    800
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "min_cluster_size": [Interval(int, 2, None)],
+        "min_samples": [Interval(int, 1, None), NONE],
+        "cluster_selection_method": [OneOf("eom", "leaf")],
+        "cluster_selection_epsilon": [Interval(float, 0, None)],
+        "features": [_FEATURES, NONE],
+        "log_transform": [Satisfies(_is_log_option, "'auto', a bool or a list of feature names")],
+        "scaler": [OneOf("standard", "robust", "none")],
+        "missing": [OneOf("raise", "median", "zero")],
+        "names": [Satisfies(_is_names, "a dict of int to str"), NONE],
+        "max_fit_size": [Interval(int, 2, None)],
+        "random_state": [InstanceOf((int, np.integer), "an int"), NONE],
+    }
+    tags: ClassVar[SegmenterTags] = SegmenterTags(produces_noise=True)
+    engine_name: ClassVar[str] = "hdbscan"
+
+    def __init__(
+        self,
+        *,
+        min_cluster_size: int = 50,
+        min_samples: int | None = None,
+        cluster_selection_method: str = "eom",
+        cluster_selection_epsilon: float = 0.0,
+        features: Sequence[str] | None = None,
+        log_transform: bool | Sequence[str] | str = "auto",
+        scaler: str = "standard",
+        missing: str = "raise",
+        names: Mapping[int, str] | None = None,
+        max_fit_size: int = 50_000,
+        random_state: int | None = None,
+    ) -> None:
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.cluster_selection_method = cluster_selection_method
+        self.cluster_selection_epsilon = cluster_selection_epsilon
+        self.features = features
+        self.log_transform = log_transform
+        self.scaler = scaler
+        self.missing = missing
+        self.names = names
+        self.max_fit_size = max_fit_size
+        self.random_state = random_state
+
+    def _check_params_vs_input(self, features: CustomerFeatures) -> None:
+        n_customers = len(features)
+        if n_customers < self.min_cluster_size:
+            msg = (
+                f"n_customers={n_customers} should be >= min_cluster_size={self.min_cluster_size}."
+            )
+            raise ValueError(msg)
+        if self.max_fit_size < self.min_cluster_size:
+            msg = (
+                f"max_fit_size={self.max_fit_size} should be >= "
+                f"min_cluster_size={self.min_cluster_size}."
+            )
+            raise ValueError(msg)
+        fit_size = min(n_customers, self.max_fit_size)
+        if self.min_samples is not None and self.min_samples > fit_size:
+            msg = f"min_samples={self.min_samples} should be <= the fit sample size {fit_size}."
+            raise ValueError(msg)
+
+    def transform(self, X: CustomerFeatures | pd.DataFrame) -> np.ndarray:
+        """The preprocessed matrix the clusters live in.
+
+        Parameters
+        ----------
+        X : CustomerFeatures or pandas.DataFrame
+            Customers with the features used in ``fit``.
+
+        Returns
+        -------
+        numpy.ndarray
+            One row per customer; columns as ``preprocessor_['numeric']`` then one-hots.
+        """
+        check_is_fitted(self)
+        return self._pre.transform(as_features(X).frame, owner=type(self).__name__)
+
+    def _fit(self, features: CustomerFeatures) -> None:
+        import hdbscan
+
+        owner = type(self).__name__
+        frame = features.frame
+        self._pre = Preprocessor.fit(
+            frame,
+            features=self.features,
+            log_transform=self.log_transform,
+            scaler=self.scaler,
+            missing=self.missing,
+            owner=owner,
+        )
+        self.preprocessor_ = self._pre.to_dict()
+        matrix = self._pre.transform(frame, owner=owner)
+        n = len(matrix)
+        if n > self.max_fit_size:
+            rng = np.random.default_rng(self.random_state)
+            sample = np.sort(rng.choice(n, self.max_fit_size, replace=False))
+        else:
+            sample = np.arange(n)
+        model = hdbscan.HDBSCAN(
+            min_cluster_size=self.min_cluster_size,
+            min_samples=self.min_samples,
+            cluster_selection_method=self.cluster_selection_method,
+            cluster_selection_epsilon=float(self.cluster_selection_epsilon),
+            prediction_data=True,
+            # The library's default (4) starts a process pool: seconds of start-up on
+            # every first fit, for core distances that are a small part of the work.
+            core_dist_n_jobs=1,
+        ).fit(matrix[sample])
+        raw_labels = np.asarray(model.labels_, dtype=np.int64)
+        k = int(raw_labels.max()) + 1 if raw_labels.size else 0
+        order = self._value_order(frame.iloc[sample], raw_labels, k)
+        # remap[raw + 1] is the segment id of hdbscan label `raw` (noise stays NOISE).
+        self._remap = np.empty(k + 1, dtype=np.int64)
+        self._remap[0] = NOISE
+        self._remap[order + 1] = np.arange(k)
+        self._model = model
+        self.n_clusters_ = k
+        self.fit_sample_size_ = len(sample)
+        self.labels_ = self._remap[raw_labels + 1]
+        self.probabilities_ = np.where(
+            self.labels_ == NOISE, 0.0, np.clip(np.asarray(model.probabilities_), 0.0, 1.0)
+        )
+        self.cluster_persistence_ = np.asarray(model.cluster_persistence_, dtype=float)[order]
+        self.fit_customer_ids_ = features.customer_ids[sample].to_numpy(dtype=object)
+        # The fit sample, looked up in predict (see Notes): id -> row, plus a hash of
+        # each preprocessed row so that changed features are predicted afresh.
+        self._fit_index = pd.Index(self.fit_customer_ids_)
+        self._fit_hashes = _row_hashes(matrix[sample])
+
+        if k == 0:
+            warnings.warn(
+                f"{owner} found no dense group among {len(sample)} customers: all are "
+                f"'{_NOISE_NAME}'. Try a smaller min_cluster_size (now "
+                f"{self.min_cluster_size}) or min_samples, or fewer features.",
+                SegmentkitWarning,
+                stacklevel=_caller_stacklevel(),
+            )
+        # Described on the fit sample: placing everyone else here would run the slow
+        # approximate prediction twice in fit_predict. Counts then say "sampled".
+        of = "" if len(sample) == n else f" of the {len(sample)} sampled"
+        descriptions = describe_clusters(
+            frame[self._pre.numeric].iloc[sample], self.labels_, range(k)
+        )
+        overrides = dict(self.names or {})
+        n_noise = int((self.labels_ == NOISE).sum())
+        noise_text = (
+            f"{n_noise}{of} customers fit no dense group: too far from every cluster "
+            "to belong to one (HDBSCAN noise)."
+        )
+        self.segments_ = [Segment(NOISE, overrides.get(NOISE, _NOISE_NAME), noise_text)]
+        for i, (name, text) in enumerate(descriptions):
+            count = f"{int((self.labels_ == i).sum())} customers;"
+            if of and text.startswith(count):
+                text = text.replace(" customers;", f"{of} customers;", 1)
+            self.segments_.append(Segment(i, overrides.get(i, name), text))
+
+    def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
+        matrix = self._pre.transform(features.frame, owner=type(self).__name__)
+        labels = np.full(len(matrix), NOISE, dtype=np.int64)
+        membership = np.zeros(len(matrix))
+        position = self._fit_index.get_indexer(features.customer_ids)
+        seen = position >= 0
+        seen[seen] = _row_hashes(matrix[seen]) == self._fit_hashes[position[seen]]
+        labels[seen] = self.labels_[position[seen]]
+        membership[seen] = self.probabilities_[position[seen]]
+        if (~seen).any():
+            labels[~seen], membership[~seen] = self._approximate(matrix[~seen])
+        return labels, {"membership": membership}
+
+    def _approximate(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Segment ids and membership strengths by ``hdbscan.approximate_predict``."""
+        if self.n_clusters_ == 0 or not len(matrix):
+            return np.full(len(matrix), NOISE, dtype=np.int64), np.zeros(len(matrix))
+        import hdbscan
+
+        raw, strengths = hdbscan.approximate_predict(self._model, matrix)
+        labels = self._remap[np.asarray(raw, dtype=np.int64) + 1]
+        strengths = np.where(labels == NOISE, 0.0, np.clip(np.asarray(strengths), 0.0, 1.0))
+        return labels, strengths
+
+    def _value_order(self, frame: pd.DataFrame, labels: np.ndarray, k: int) -> np.ndarray:
+        # Most valuable first, as KMeansSegmenter: median spend, then size, then
+        # hdbscan's own label (fixed by the data). Noise takes no part.
+        value_column = next((c for c in ("monetary", "gross_spend") if c in frame), None)
+        values = (
+            frame[value_column].to_numpy(dtype=float) if value_column else np.zeros(len(labels))
+        )
+        clustered = labels >= 0
+        medians = (
+            pd.Series(values[clustered])
+            .groupby(labels[clustered])
+            .median()
+            .reindex(range(k))
+            .fillna(-np.inf)
+        )
+        sizes = np.bincount(labels[clustered], minlength=k)
+        return np.lexsort((np.arange(k), -sizes, -medians.to_numpy()))
+
+
+def _row_hashes(matrix: np.ndarray) -> np.ndarray:
+    """One 64-bit hash per row; the same preprocessed values give the same hash."""
+    if not len(matrix):
+        return np.zeros(0, dtype=np.uint64)
+    return pd.util.hash_pandas_object(pd.DataFrame(matrix), index=False).to_numpy()
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first frame outside segmentkit."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("segmentkit"):
+        level, frame = level + 1, frame.f_back
+    return level
