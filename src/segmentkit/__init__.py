@@ -19,6 +19,7 @@ from segmentkit._catalog import feature_catalog
 from segmentkit._customers import Customers
 from segmentkit._events import Events
 from segmentkit._features import CustomerFeatures, extract_features
+from segmentkit._quality import QualityReport, StabilityReport, evaluate, stability
 from segmentkit._registry import available_engines, get_engine, register_engine
 from segmentkit._report import ValidationReport
 from segmentkit._segmentation import NOISE, Segment, Segmentation
@@ -58,6 +59,7 @@ __all__ = [
     "Events",
     "HDBSCANSegmenter",
     "KMeansSegmenter",
+    "QualityReport",
     "RFMSegmenter",
     "Rule",
     "RuleSegmenter",
@@ -65,18 +67,21 @@ __all__ = [
     "Segmentation",
     "Segmenter",
     "SegmenterTags",
+    "StabilityReport",
     "Transactions",
     "ValidationReport",
     "__version__",
     "available_engines",
     "datasets",
     "errors",
+    "evaluate",
     "extract_features",
     "feature_catalog",
     "get_engine",
     "lifecycle_rules",
     "load_rules",
     "register_engine",
+    "stability",
 ]
 
 

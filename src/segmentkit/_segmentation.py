@@ -88,6 +88,8 @@ class Segmentation:
         self.engine = engine
         self.as_of = features.as_of
         self.catalog = _catalog(assignments, self.segments, features.frame)
+        # Kept for profile(): the features the segments were built from.
+        self._features = features
 
     def summary(self) -> pd.DataFrame:
         """One row per segment, largest first, indexed by segment name.
@@ -111,6 +113,135 @@ class Segmentation:
             .set_index("segment")
             .drop(columns=["segment_id"])
         )
+
+    def profile(
+        self,
+        features: CustomerFeatures | pd.DataFrame | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """What sets each segment apart: its median of every numeric feature vs the base.
+
+        Parameters
+        ----------
+        features : CustomerFeatures or pandas.DataFrame, optional
+            Features to describe the segments with, one row per customer (a frame is
+            indexed by ``customer_id`` or has it as a column). Every segmented customer
+            must be in it; extra customers are ignored. Defaults to the features the
+            segmentation was computed from.
+        columns : sequence of str, optional
+            Numeric features to show, in this order; defaults to every numeric
+            feature (booleans, dates and text are left out).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per segment, in id order, empty segments included, indexed by
+            segment name. Columns are a two-level index ``(feature, statistic)``:
+
+            * ``segment_id``, ``customers``, ``share``, ``revenue_share`` (second
+              level ``''``, so ``profile["share"]`` is a plain column), as in
+              :attr:`catalog`;
+            * for each feature, ``(feature, 'median')``, the segment's median (missing
+              values skipped; NaN for an empty segment), and ``(feature, 'ratio')``,
+              that median divided by the median over all segmented customers (the
+              base). A ratio of 2 reads "twice the typical customer"; it is NaN
+              where the base median is 0 or missing.
+
+            ``profile.xs("ratio", axis=1, level="statistic")`` gives a segment ×
+            feature table of ratios; ``profile.attrs["base_median"]`` holds the base
+            medians (a dict by feature). For a long table, one row per segment and
+            feature, use ``profile.drop(columns=["segment_id", "customers", "share",
+            "revenue_share"], level="feature").stack("feature", future_stack=True)``.
+
+        Raises
+        ------
+        ValueError
+            If ``features`` lacks segmented customers, or a requested column is
+            missing or not numeric.
+
+        Examples
+        --------
+        >>> import segmentkit as sk
+        >>> raw, mapping = sk.datasets.load_sample()
+        >>> tx = sk.Transactions.from_frame(raw, **mapping)
+        >>> features = sk.extract_features(tx)
+        >>> seg = sk.RFMSegmenter().fit_predict(features)
+        >>> profile = seg.profile()
+        >>> int(profile.loc["Champions", "customers"]), float(profile.loc["Champions", "share"])
+        (183, 0.22875)
+        >>> profile.loc["Champions", "monetary"].round(2)
+        statistic
+        median    226.81
+        ratio       2.74
+        Name: Champions, dtype: float64
+
+        Champions spend 2.7 times what the typical customer spends. The ratios of a few
+        features side by side:
+
+        >>> ratios = profile.xs("ratio", axis=1, level="statistic")
+        >>> ratios[["recency_days", "frequency"]].head(3).round(2)
+        feature              recency_days  frequency
+        segment
+        Champions                    0.11       2.44
+        Loyal customers              0.70       1.50
+        Potential loyalists          0.15       0.67
+        """
+        if features is None:
+            frame = self._features.frame
+        elif isinstance(features, CustomerFeatures):
+            frame = features.frame
+        elif isinstance(features, pd.DataFrame):
+            frame = CustomerFeatures.from_frame(features).frame
+        else:
+            msg = (
+                "The 'features' parameter must be CustomerFeatures, a pandas DataFrame or "
+                f"None. Got {type(features).__name__} instead."
+            )
+            raise InvalidParameterError(msg)
+        if columns is None:
+            numeric = [c for c in frame.columns if _is_plain_numeric(frame[c])]
+        else:
+            numeric = list(columns)
+            absent = [c for c in numeric if c not in frame.columns]
+            if absent:
+                msg = f"profile: no features {absent}. Available features: {list(frame.columns)}."
+                raise ValueError(msg)
+            not_numeric = [c for c in numeric if not _is_plain_numeric(frame[c])]
+            if not_numeric:
+                msg = f"profile describes numeric features only; {not_numeric} are not numeric."
+                raise ValueError(msg)
+        ids = self.assignments["customer_id"].to_numpy()
+        rows = frame.index.get_indexer(ids)
+        if (rows < 0).any():
+            lacking = ids[rows < 0]
+            msg = (
+                f"The features lack {len(lacking)} of the {len(ids)} segmented customers, "
+                f"e.g. {lacking[:3].tolist()}; profile needs features of every one."
+            )
+            raise ValueError(msg)
+        values = pd.DataFrame(
+            frame[numeric].to_numpy(dtype=float, na_value=np.nan)[rows], columns=numeric
+        )
+        segment_ids = [s.id for s in self.segments]
+        position = pd.Index(segment_ids).get_indexer(self.assignments["segment_id"].to_numpy())
+        medians = values.groupby(position).median().reindex(range(len(segment_ids)))
+        base = values.median()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = medians / base.where(base != 0)
+        head = self.catalog[["segment_id", "customers", "share", "revenue_share"]]
+        blocks = [head.set_axis(pd.MultiIndex.from_product([head.columns, [""]]), axis=1)]
+        for name in numeric:
+            blocks.append(
+                pd.DataFrame(
+                    {(name, "median"): medians[name].to_numpy(), (name, "ratio"): ratios[name]}
+                )
+            )
+        result = pd.concat(blocks, axis=1)
+        result.columns = pd.MultiIndex.from_tuples(result.columns, names=["feature", "statistic"])
+        result.index = pd.Index([s.name for s in self.segments], name="segment")
+        result.attrs["base_median"] = base.to_dict()
+        return result
 
     def to_frame(self) -> pd.DataFrame:
         """The assignments: one row per customer.
@@ -303,6 +434,13 @@ def _catalog(
             )
             catalog[f"median_{name}"] = medians.to_numpy()
     return catalog
+
+
+def _is_plain_numeric(values: pd.Series) -> bool:
+    # Booleans are numeric to pandas, but their median (0 or 1) says little.
+    return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+        values.dtype
+    )
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
