@@ -50,6 +50,7 @@ _LAZY = {
     "lifecycle_rules": "segmentkit.engines",
     "load_rules": "segmentkit.engines",
     "engines": "segmentkit.engines",
+    "plots": "segmentkit.plots",
 }
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "get_engine",
     "lifecycle_rules",
     "load_rules",
+    "plots",
     "register_engine",
     "stability",
 ]
@@ -88,7 +90,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name])
-        value = module if name == "engines" else getattr(module, name)
+        value = module if name in {"engines", "plots"} else getattr(module, name)
         globals()[name] = value
         return value
     msg = f"module 'segmentkit' has no attribute {name!r}"

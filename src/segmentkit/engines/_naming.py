@@ -23,7 +23,7 @@ _WORDS = {
     "monetary": ("High spend", "Low spend"),
     "gross_spend": ("High spend", "Low spend"),
     "avg_order_value": ("Big baskets", "Small baskets"),
-    "tenure_days": ("Long-standing", "New"),
+    "tenure_days": ("Long-standing", "Recently joined"),
     "mean_days_between_orders": ("Slow repeat", "Fast repeat"),
     "discount_share": ("Discount-driven", "Full-price"),
     "return_rate": ("Frequent returns", "Few returns"),

@@ -1,0 +1,255 @@
+"""Optional plots: each returns a Figure, draws what it should, saves, and takes an ax."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402
+
+import segmentkit as sk  # noqa: E402
+from segmentkit import plots  # noqa: E402
+from segmentkit.errors import InvalidParameterError, NotFittedError  # noqa: E402
+
+RFM = ["recency_days", "frequency", "monetary"]
+
+
+@pytest.fixture(scope="module")
+def rfm(sample_features):
+    return sk.RFMSegmenter().fit_predict(sample_features)
+
+
+@pytest.fixture(scope="module")
+def kmeans(sample_features):
+    return sk.KMeansSegmenter(k_range=(2, 5), random_state=0).fit(sample_features)
+
+
+@pytest.fixture(scope="module")
+def hdbscan_model(sample_features):
+    # Three clusters and 458 noise customers on the sample.
+    return sk.HDBSCANSegmenter(features=RFM, min_cluster_size=20, min_samples=3).fit(
+        sample_features
+    )
+
+
+def _saves(fig, tmp_path, name):
+    path = tmp_path / f"{name}.png"
+    fig.savefig(path)
+    assert path.stat().st_size > 0
+
+
+def _points(ax):
+    return sum(len(c.get_offsets()) for c in ax.collections)
+
+
+# --- segment_sizes -------------------------------------------------------------------
+
+
+def test_segment_sizes_draws_two_bars_per_non_empty_segment_largest_first(rfm, tmp_path):
+    fig = plots.segment_sizes(rfm)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    shown = rfm.summary().query("customers > 0")
+    assert len(ax.patches) == 2 * len(shown)
+    assert [t.get_text() for t in ax.get_yticklabels()] == shown.index.tolist()
+    # The customer bars carry the shares, in that order, and are labelled in %.
+    customers = ax.containers[0]
+    widths = [bar.get_width() for bar in customers]
+    np.testing.assert_allclose(widths, shown["share"].to_numpy())
+    labels = [t.get_text() for t in ax.texts]
+    assert f"{shown['share'].iloc[0]:.1%}" in labels
+    assert all(label.endswith("%") for label in labels)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Customers", "Revenue"]
+    _saves(fig, tmp_path, "sizes")
+
+
+def test_segment_sizes_draws_on_a_given_ax(rfm, tmp_path):
+    fig = Figure()
+    left, right = fig.subplots(1, 2)
+    assert plots.segment_sizes(rfm, ax=right) is fig
+    assert len(right.patches) > 0
+    assert len(left.patches) == 0
+    _saves(fig, tmp_path, "sizes_ax")
+
+
+def test_segment_sizes_returns_the_root_figure_of_a_subfigure_axes(rfm):
+    fig = Figure()
+    ax = fig.subfigures(1, 2)[1].subplots()
+    assert plots.segment_sizes(rfm, ax=ax) is fig
+
+
+# --- rfm_heatmap -----------------------------------------------------------------------
+
+
+def test_rfm_heatmap_counts_customers_by_r_and_f_score(rfm, tmp_path):
+    fig = plots.rfm_heatmap(rfm)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    grid = ax.images[0].get_array()
+    assert grid.shape == (5, 5)
+    assert len(ax.texts) == 25
+    scores = rfm.assignments
+    expected = np.zeros((5, 5))
+    for r, f in zip(scores["r_score"], scores["f_score"], strict=True):
+        expected[5 - r, f - 1] += 1
+    np.testing.assert_array_equal(grid, expected)
+    assert ax.texts[4].get_text() == f"{int(expected[0, 4]):,}"  # R=5, F=5 top right
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["5", "4", "3", "2", "1"]
+    assert len(fig.axes) == 2  # the colour bar
+    _saves(fig, tmp_path, "heatmap")
+
+
+def test_rfm_heatmap_mean_monetary(rfm, sample_features, tmp_path):
+    fig = plots.rfm_heatmap(rfm, sample_features, value="monetary")
+    grid = fig.axes[0].images[0].get_array()
+    money = sample_features.frame["monetary"].reindex(rfm.assignments["customer_id"])
+    top_right = (rfm.assignments["r_score"] == 5) & (rfm.assignments["f_score"] == 5)
+    assert grid[0, 4] == pytest.approx(money[top_right.to_numpy()].mean())
+    # The default features are the segmentation's own.
+    default = plots.rfm_heatmap(rfm, value="monetary").axes[0].images[0].get_array()
+    np.testing.assert_allclose(default, grid)
+    _saves(fig, tmp_path, "heatmap_monetary")
+
+
+def test_rfm_heatmap_draws_on_a_given_ax(rfm, tmp_path):
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plots.rfm_heatmap(rfm, ax=ax) is fig
+    assert len(ax.images) == 1
+    assert len(ax.texts) == 25
+    _saves(fig, tmp_path, "heatmap_ax")
+
+
+def test_rfm_heatmap_refuses_other_engines(kmeans, sample_features):
+    with pytest.raises(ValueError, match=r"only RFM segmentations .*lacks the columns"):
+        plots.rfm_heatmap(kmeans.predict(sample_features))
+
+
+def test_rfm_heatmap_checks_value_and_monetary(rfm, sample_features):
+    with pytest.raises(InvalidParameterError, match=r"'value' parameter of rfm_heatmap"):
+        plots.rfm_heatmap(rfm, value="revenue")
+    without = sample_features.frame.drop(columns="monetary")
+    with pytest.raises(ValueError, match=r"needs a 'monetary' feature"):
+        plots.rfm_heatmap(rfm, without, value="monetary")
+    fewer = sample_features.frame.iloc[10:]
+    with pytest.raises(ValueError, match=r"features lack 10 of the 800 segmented customers"):
+        plots.rfm_heatmap(rfm, fewer, value="monetary")
+
+
+# --- projection ------------------------------------------------------------------------
+
+
+def test_projection_in_the_engine_space_one_collection_per_segment(
+    kmeans, sample_features, tmp_path
+):
+    seg = kmeans.predict(sample_features)
+    fig = plots.projection(seg, sample_features, segmenter=kmeans)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert _points(ax) == len(sample_features)
+    assert len(ax.collections) == kmeans.n_clusters_
+    names = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert names == [s.name for s in seg.segments]
+    assert ax.get_xlabel().startswith("PC1 (")
+    _saves(fig, tmp_path, "projection")
+
+
+def test_projection_shows_noise_in_grey_first(hdbscan_model, sample_features):
+    seg = hdbscan_model.predict(sample_features)
+    fig = plots.projection(seg, sample_features, segmenter=hdbscan_model)
+    ax = fig.axes[0]
+    noise = seg.catalog.set_index("segment_id").loc[sk.NOISE]
+    assert noise["customers"] > 0
+    first = ax.collections[0]
+    assert len(first.get_offsets()) == noise["customers"]
+    np.testing.assert_allclose(first.get_facecolor()[0][:3], matplotlib.colors.to_rgb("0.75"))
+    assert ax.get_legend().get_texts()[0].get_text() == noise["segment"]
+    assert _points(ax) == len(sample_features)
+
+
+def test_projection_samples_reproducibly_in_the_default_space(rfm, sample_features, tmp_path):
+    def offsets(seed):
+        ax = plots.projection(rfm, sample_features, sample=300, random_state=seed).axes[0]
+        return np.concatenate([c.get_offsets() for c in ax.collections])
+
+    first = offsets(0)
+    assert len(first) == 300
+    np.testing.assert_array_equal(first, offsets(0))
+    assert not np.array_equal(first, offsets(1))
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plots.projection(rfm, sample_features, sample=None, ax=ax) is fig
+    assert _points(ax) == len(sample_features)
+    _saves(fig, tmp_path, "projection_ax")
+
+
+def test_projection_checks_its_inputs(rfm, sample_features):
+    with pytest.raises(InvalidParameterError, match=r"'sample' parameter of projection"):
+        plots.projection(rfm, sample_features, sample=0)
+    with pytest.raises(ValueError, match=r"features lack 5 of the 800 segmented customers"):
+        plots.projection(rfm, sample_features.frame.iloc[5:])
+    with pytest.raises(InvalidParameterError, match=r"'segmentation' parameter of projection"):
+        plots.projection(rfm.assignments, sample_features)
+    with pytest.raises(InvalidParameterError, match=r"'ax' parameter must be a matplotlib Axes"):
+        plots.projection(rfm, sample_features, ax="left")
+
+
+# --- k_selection -----------------------------------------------------------------------
+
+
+def test_k_selection_plots_silhouette_and_inertia_with_the_chosen_k(kmeans, tmp_path):
+    fig = plots.k_selection(kmeans)
+    assert isinstance(fig, Figure)
+    ax, twin = fig.axes
+    scores = kmeans.k_scores_
+    silhouette = ax.get_lines()[0]
+    inertia = twin.get_lines()[0]
+    assert silhouette.get_xdata().tolist() == scores["k"].tolist()
+    np.testing.assert_allclose(silhouette.get_ydata(), scores["silhouette"])
+    np.testing.assert_allclose(inertia.get_ydata(), scores["inertia"])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[-1] == f"Chosen k = {kmeans.n_clusters_}"
+    # The vertical marker sits at the chosen k.
+    assert any(list(line.get_xdata()) == [kmeans.n_clusters_] * 2 for line in ax.get_lines()[1:])
+    _saves(fig, tmp_path, "k_selection")
+
+
+def test_k_selection_draws_on_a_given_ax(kmeans, tmp_path):
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plots.k_selection(kmeans, ax=ax) is fig
+    assert len(fig.axes) == 2  # ax and its twin for the inertia
+    assert len(ax.get_lines()[0].get_xdata()) == len(kmeans.k_scores_)
+    _saves(fig, tmp_path, "k_selection_ax")
+
+
+def test_k_selection_errors(sample_features):
+    fixed = sk.KMeansSegmenter(n_clusters=3, random_state=0).fit(sample_features)
+    with pytest.raises(ValueError, match=r"k_scores_ is None: n_clusters=3 was fixed"):
+        plots.k_selection(fixed)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        plots.k_selection(sk.KMeansSegmenter())
+    rfm_model = sk.RFMSegmenter().fit(sample_features)
+    with pytest.raises(ValueError, match=r"RFMSegmenter has no k_scores_"):
+        plots.k_selection(rfm_model)
+
+
+# --- matplotlib missing ----------------------------------------------------------------
+
+
+def test_a_missing_matplotlib_names_the_extra(monkeypatch, rfm, kmeans, sample_features):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    calls = [
+        lambda: plots.segment_sizes(rfm),
+        lambda: plots.rfm_heatmap(rfm),
+        lambda: plots.projection(rfm, sample_features),
+        lambda: plots.k_selection(kmeans),
+    ]
+    for call in calls:
+        with pytest.raises(ImportError, match=r"pip install 'segmentkit\[plot\]'"):
+            call()
