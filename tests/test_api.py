@@ -16,7 +16,14 @@ import segmentkit as sk
 from segmentkit import _registry
 from segmentkit.errors import UnknownEngineError
 
-PUBLIC_MODULES = ["segmentkit", "segmentkit.engines", "segmentkit.datasets", "segmentkit.errors"]
+PUBLIC_MODULES = [
+    "segmentkit",
+    "segmentkit.engines",
+    "segmentkit.datasets",
+    "segmentkit.errors",
+    "segmentkit.testing",
+    "segmentkit.plots",
+]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)

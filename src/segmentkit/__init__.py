@@ -27,6 +27,7 @@ from segmentkit._transactions import Transactions
 from segmentkit._version import __version__
 
 if TYPE_CHECKING:
+    from segmentkit._persistence import load
     from segmentkit.engines import (
         HDBSCANSegmenter,
         KMeansSegmenter,
@@ -51,6 +52,8 @@ _LAZY = {
     "load_rules": "segmentkit.engines",
     "engines": "segmentkit.engines",
     "plots": "segmentkit.plots",
+    "testing": "segmentkit.testing",
+    "load": "segmentkit._persistence",
 }
 
 __all__ = [
@@ -80,17 +83,19 @@ __all__ = [
     "feature_catalog",
     "get_engine",
     "lifecycle_rules",
+    "load",
     "load_rules",
     "plots",
     "register_engine",
     "stability",
+    "testing",
 ]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name])
-        value = module if name in {"engines", "plots"} else getattr(module, name)
+        value = module if name in {"engines", "plots", "testing"} else getattr(module, name)
         globals()[name] = value
         return value
     msg = f"module 'segmentkit' has no attribute {name!r}"

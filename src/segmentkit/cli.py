@@ -162,11 +162,29 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     features = progress.step(
         "computing features", lambda: sk.extract_features(tx, as_of=args.as_of)
     )
-    engine = _build_engine(args, features)
-    segmentation = progress.step(
-        f"segmenting with {engine.engine_name or type(engine).__name__}",
-        lambda: engine.fit_predict(features),
-    )
+    if args.model:
+        if args.engine or args.param or args.rules:
+            msg = "--model reuses a fitted model: leave out --engine, --param and --rules."
+            raise SegmentkitError(msg)
+        engine = progress.step(
+            f"loading model {args.model}",
+            lambda: sk.load(args.model, trust_pickle=args.trust_pickle),
+        )
+        segmentation = progress.step(
+            f"scoring with the saved {engine.engine_name or type(engine).__name__} model",
+            lambda: engine.predict(features),
+        )
+    else:
+        engine = _build_engine(args, features)
+        segmentation = progress.step(
+            f"segmenting with {engine.engine_name or type(engine).__name__}",
+            lambda: engine.fit_predict(features),
+        )
+    if args.save_model:
+        written = progress.step(
+            f"saving model {args.save_model}", lambda: engine.save(args.save_model)
+        )
+        print(f"model saved to {written}")
     print(tx.report)
     print(_summary_text(segmentation))
     if args.out:
@@ -305,7 +323,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_input(segment)
-    segment.add_argument("--engine", help="engine name (see 'segmentkit engines'); default rfm")
+    segment.add_argument(
+        "--engine", help="rfm (default), rules, kmeans, hdbscan, or a plugin: 'segmentkit engines'"
+    )
     segment.add_argument(
         "--param", nargs="+", metavar="NAME=VALUE", help="engine parameters, e.g. n_bins=4"
     )
@@ -314,6 +334,15 @@ def _parser() -> argparse.ArgumentParser:
         "--as-of", help="observation end, e.g. 2024-07-01 (default: last order in the file)"
     )
     segment.add_argument("--out", help="assignments file: .csv, .parquet or .json")
+    segment.add_argument(
+        "--save-model", help="save the fitted engine (JSON) to reuse it with --model"
+    )
+    segment.add_argument("--model", help="score with a saved model instead of fitting a new one")
+    segment.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow loading a model whose state is pickled (HDBSCAN); only for files you made",
+    )
     segment.add_argument("--catalog-out", help="segment catalog file: .csv, .parquet or .json")
     segment.set_defaults(run=_cmd_segment)
 

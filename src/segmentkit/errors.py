@@ -19,6 +19,7 @@ __all__ = [
     "ContractFailure",
     "InvalidParameterError",
     "NotFittedError",
+    "PersistenceError",
     "Reason",
     "RuleSyntaxError",
     "SegmentkitError",
@@ -191,6 +192,16 @@ class InvalidParameterError(SegmentkitError, ValueError, TypeError):
 
 class NotFittedError(SegmentkitError, ValueError, AttributeError):
     """A segmenter was used before ``fit``."""
+
+
+class PersistenceError(SegmentkitError, ValueError):
+    """A model cannot be saved, or a model file cannot be loaded.
+
+    Raised by :meth:`Segmenter.save` (e.g. for a rule whose condition is a Python
+    function) and by :func:`segmentkit.load` (not a model file, a newer format, an
+    unknown engine, damaged or edited content, or pickled state without
+    ``trust_pickle=True``). The message says which, and what to do.
+    """
 
 
 class _UnquotedKeyError(KeyError):

@@ -5,6 +5,7 @@ from segmentkit._params import NONE, InstanceOf, Interval, OneOf, Satisfies
 from segmentkit.engines._base import Segmenter, SegmenterTags, require_columns
 from segmentkit.engines._hdbscan import HDBSCANSegmenter
 from segmentkit.engines._kmeans import KMeansSegmenter
+from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._preprocess import DEFAULT_CLUSTER_FEATURES
 from segmentkit.engines._rfm import CLASSIC_GRID, RFMSegmenter
 from segmentkit.engines._rules import Rule, RuleSegmenter, lifecycle_rules, load_rules
@@ -24,6 +25,7 @@ __all__ = [
     "Satisfies",
     "Segmenter",
     "SegmenterTags",
+    "describe_clusters",
     "lifecycle_rules",
     "load_rules",
     "require_columns",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -61,6 +63,10 @@ class Segmenter(BaseEstimator, ABC):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
     tags: ClassVar[SegmenterTags] = SegmenterTags()
     engine_name: ClassVar[str] = ""
+    #: Fitted attributes, beyond the ones every engine sets, that a saved model must
+    #: hold, with their types; :func:`segmentkit.load` refuses files that lack them.
+    #: List the private state ``_assign`` needs (e.g. ``{"_pre": Preprocessor}``).
+    _state_types: ClassVar[dict[str, type | tuple[type, ...]]] = {}
 
     def fit(self, X: CustomerFeatures | pd.DataFrame, y: None = None) -> Self:
         """Learn the segments from customer features.
@@ -132,6 +138,57 @@ class Segmenter(BaseEstimator, ABC):
             Assignments and the segment catalog.
         """
         return self.fit(X).predict(X)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the segmenter, parameters and fitted state, to a JSON file, atomically.
+
+        Read it back with :func:`segmentkit.load`. State that is not plain data (such
+        as the fitted ``hdbscan.HDBSCAN`` object) is stored pickled, and loading such a
+        file needs ``trust_pickle=True``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination, conventionally ``*.json``; its folder must exist.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        PersistenceError
+            If a rule's condition is a Python function, or the state cannot be saved.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import segmentkit as sk
+        >>> raw, mapping = sk.datasets.load_sample()
+        >>> features = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
+        >>> model = sk.RFMSegmenter().fit(features)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = model.save(Path(folder) / "rfm.json")
+        ...     again = sk.load(path)
+        >>> again.predict(features).assignments.equals(model.predict(features).assignments)
+        True
+        """
+        from segmentkit._persistence import save
+
+        return save(self, path)
+
+    def __sklearn_tags__(self) -> Any:
+        # scikit-learn >= 1.6 reads an estimator's capabilities from here.
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "clusterer"
+        tags.non_deterministic = not self.tags.deterministic
+        if callable(getattr(self, "transform", None)):
+            from sklearn.utils import TransformerTags
+
+            tags.transformer_tags = TransformerTags()
+        return tags
 
     def _check_params_vs_input(self, features: CustomerFeatures) -> None:
         """Data-dependent parameter checks; override to add some."""

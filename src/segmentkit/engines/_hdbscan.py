@@ -146,6 +146,13 @@ class HDBSCANSegmenter(Segmenter):
     }
     tags: ClassVar[SegmenterTags] = SegmenterTags(produces_noise=True)
     engine_name: ClassVar[str] = "hdbscan"
+    _state_types: ClassVar[dict[str, Any]] = {
+        "_model": object,
+        "_pre": Preprocessor,
+        "_remap": np.ndarray,
+        "_fit_index": pd.Index,
+        "_fit_hashes": np.ndarray,
+    }
 
     def __init__(
         self,

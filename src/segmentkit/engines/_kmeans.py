@@ -141,6 +141,7 @@ class KMeansSegmenter(Segmenter):
         "random_state": [InstanceOf((int, np.integer), "an int"), NONE],
     }
     engine_name: ClassVar[str] = "kmeans"
+    _state_types: ClassVar[dict[str, Any]] = {"_pre": Preprocessor, "cluster_centers_": np.ndarray}
 
     def __init__(
         self,

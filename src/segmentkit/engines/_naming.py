@@ -56,6 +56,20 @@ def describe_clusters(
         Cluster id of each row.
     cluster_ids : sequence of int
         Ids to describe, in order.
+
+    Returns
+    -------
+    list of tuple of (str, str)
+        Name and one-sentence description per id; names repeat-free (``" (2)"`` suffix).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"monetary": [10, 12, 11, 500, 600, 550.0],
+    ...                       "frequency": [1, 1, 2, 9, 12, 10]})
+    >>> [name for name, _ in describe_clusters(frame, np.array([0, 0, 0, 1, 1, 1]), [0, 1])]
+    ['Infrequent · Low spend', 'High spend · Frequent']
     """
     numeric = frame.select_dtypes("number").astype(float)
     base_median = numeric.median()

@@ -141,6 +141,7 @@ class RFMSegmenter(Segmenter):
         "default_segment": [InstanceOf((str,), "a str")],
     }
     engine_name: ClassVar[str] = "rfm"
+    _state_types: ClassVar[dict[str, Any]] = {"thresholds_": dict, "_rules": (dict, type(None))}
 
     def __init__(
         self,

@@ -133,6 +133,7 @@ class RuleSegmenter(Segmenter):
         "default": [InstanceOf((str,), "a str")],
     }
     engine_name: ClassVar[str] = "rules"
+    _state_types: ClassVar[dict[str, Any]] = {"rules_": list, "_parsed": list}
 
     def __init__(
         self, *, rules: Sequence[RuleLike] | Mapping[str, Condition] = (), default: str = "Other"
