@@ -218,3 +218,80 @@ def test_progress_line_is_closed_before_the_error(orders_csv, capsys):
     main(["validate", str(orders_csv), "--map", "customer_id=nope"])
     err = capsys.readouterr().err
     assert " failed\nsegmentkit: error:" in err
+
+
+def test_save_model_then_score_with_it(orders_csv, tmp_path, capsys):
+    model = tmp_path / "kmeans.json"
+    first = tmp_path / "first.csv"
+    code = main(
+        [
+            "-q",
+            "segment",
+            str(orders_csv),
+            "--map",
+            *MAP,
+            "--engine",
+            "kmeans",
+            "--param",
+            "n_clusters=2",
+            "random_state=0",
+            "--save-model",
+            str(model),
+            "--out",
+            str(first),
+        ]
+    )
+    assert code == 0
+    assert model.exists()
+    second = tmp_path / "second.csv"
+    code = main(
+        [
+            "-q",
+            "segment",
+            str(orders_csv),
+            "--map",
+            *MAP,
+            "--model",
+            str(model),
+            "--out",
+            str(second),
+        ]
+    )
+    assert code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(first), pd.read_csv(second))
+
+
+def test_model_and_engine_flags_conflict(orders_csv, tmp_path, capsys):
+    code = main(
+        ["-q", "segment", str(orders_csv), "--map", *MAP, "--model", "m.json", "--engine", "rfm"]
+    )
+    assert code == 1
+    assert "--model reuses a fitted model" in capsys.readouterr().err
+
+
+def test_pickled_models_need_the_trust_flag_on_the_command_line(orders_csv, tmp_path, capsys):
+    model = tmp_path / "hdbscan.json"
+    code = main(
+        [
+            "-q",
+            "segment",
+            str(orders_csv),
+            "--map",
+            *MAP,
+            "--engine",
+            "hdbscan",
+            "--param",
+            "min_cluster_size=2",
+            "min_samples=1",
+            'features=["monetary"]',
+            "--save-model",
+            str(model),
+        ]
+    )
+    assert code == 0
+    assert main(["-q", "segment", str(orders_csv), "--map", *MAP, "--model", str(model)]) == 1
+    assert "trust_pickle" in capsys.readouterr().err
+    code = main(
+        ["-q", "segment", str(orders_csv), "--map", *MAP, "--model", str(model), "--trust-pickle"]
+    )
+    assert code == 0
