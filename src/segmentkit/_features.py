@@ -340,10 +340,15 @@ def _days(ns: np.ndarray) -> np.ndarray:
 
 
 def _group_extreme(codes: np.ndarray, values: np.ndarray, n: int, how: str) -> np.ndarray:
-    out = np.full(n, _NAT, dtype=np.int64)
-    if len(codes):
-        extreme = pd.Series(values).groupby(codes, sort=False).agg(how)
-        out[extreme.index.to_numpy()] = extreme.to_numpy()
+    # Unbuffered ufunc.at is a tight C loop in numpy >= 2: several times faster than a
+    # group-by here. Empty groups keep the NaT marker.
+    if how == "min":
+        out = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(out, codes, values)
+        out[out == np.iinfo(np.int64).max] = _NAT
+    else:
+        out = np.full(n, _NAT, dtype=np.int64)
+        np.maximum.at(out, codes, values)
     return out
 
 

@@ -201,7 +201,12 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
             values = values.astype("Int64")
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     categories = _id_texts(uniques)
-    if categories.has_duplicates:
+    # factorize returned distinct values; only values whose text changed (padding, 1.0,
+    # numbers) can collide, so the costly duplicate check runs only then.
+    unchanged = pd.api.types.infer_dtype(uniques, skipna=True) == "string" and bool(
+        (categories.to_numpy() == np.asarray(uniques, dtype=object)).all()
+    )
+    if not unchanged and categories.has_duplicates:
         # Distinct raw values with the same text (1 and "1") must share one id.
         categories_unique, remap = np.unique(categories.to_numpy(), return_inverse=True)
         codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)

@@ -270,12 +270,17 @@ class RFMSegmenter(Segmenter):
                 labels[hit] = segment.id
                 undecided &= ~hit
         labels = np.where(buyers, labels, no_purchase_id).astype(np.int64)
-        text = pd.Series(r.astype(str)) + pd.Series(f.astype(str)) + pd.Series(m.astype(str))
+        # Scores are single digits (n_bins <= 10 means 1..10; 10 prints as "10"), so the
+        # text is looked up from a small table instead of concatenating strings per row.
+        table = np.array(
+            [f"{a}{b}{c}" for a in range(11) for b in range(11) for c in range(11)], dtype=object
+        )
+        text = table[(r * 121 + f * 11 + m).clip(0, len(table) - 1)]
         score_columns: dict[str, Any] = {
             "r_score": np.where(buyers, r, 0),
             "f_score": np.where(buyers, f, 0),
             "m_score": np.where(buyers, m, 0),
-            "rfm_score": np.where(buyers, text.to_numpy(dtype=object), ""),
+            "rfm_score": np.where(buyers, text, ""),
         }
         return labels, score_columns
 

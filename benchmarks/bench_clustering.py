@@ -1,0 +1,125 @@
+"""Time and memory of the clustering engines on synthetic customer features.
+
+For each size and engine, a fresh Python process builds a synthetic features table
+(heavy-tailed recency, frequency and spend, as real shops have), then times:
+
+* ``kmeans`` – ``KMeansSegmenter(n_clusters=5)`` ``fit_predict`` (preprocessing, fit,
+  naming, assignment of everyone);
+* ``sklearn_kmeans`` – scikit-learn's own estimator on the already preprocessed matrix,
+  with the same algorithm segmentkit picks at that size (the reference point);
+* ``hdbscan`` – ``HDBSCANSegmenter`` ``fit_predict``, fitting on a sample of at most
+  ``--hdbscan-sample`` customers and placing the rest by approximate prediction.
+
+Peak RSS is the child's ``ru_maxrss``. Usage (from the repository root)::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_clustering.py --customers 10000 100000 1000000
+
+Results go to ``benchmarks/results/clustering.json`` and a Markdown table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ENGINES = ("kmeans", "sklearn_kmeans", "hdbscan")
+
+
+def synthetic_features(n: int, seed: int = 0):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frequency = 1 + rng.negative_binomial(1, 0.35, n)
+    monetary = np.round(frequency * rng.lognormal(3.3, 0.8, n), 2)
+    recency = np.minimum(rng.exponential(120, n) * (1 + 2 / frequency), 730).round()
+    tenure = np.minimum(recency + rng.exponential(200, n), 900).round()
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i:07d}" for i in range(n)],
+            "recency_days": recency,
+            "frequency": frequency,
+            "monetary": monetary,
+            "avg_order_value": monetary / frequency,
+            "tenure_days": tenure,
+            "discount_share": rng.beta(0.5, 6, n),
+        }
+    )
+
+
+def run_child(engine: str, n: int, sample: int) -> dict:
+    # Imports happen before the clock starts: they are paid once per process, not per fit.
+    import hdbscan  # noqa: F401
+    import sklearn.cluster
+    import sklearn.metrics  # noqa: F401
+
+    import segmentkit as sk
+
+    frame = synthetic_features(n)
+    features = sk.CustomerFeatures.from_frame(frame, as_of="2024-06-30")
+    started = time.perf_counter()
+    if engine == "kmeans":
+        sk.KMeansSegmenter(n_clusters=5, random_state=0).fit_predict(features)
+    elif engine == "sklearn_kmeans":
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+
+        segmenter = sk.KMeansSegmenter(n_clusters=5, random_state=0)
+        matrix = segmenter.fit(features.frame.head(100)).transform(features)
+        started = time.perf_counter()
+        if n >= segmenter.minibatch_threshold:
+            model = MiniBatchKMeans(n_clusters=5, n_init=4, random_state=0, batch_size=4096)
+        else:
+            model = KMeans(n_clusters=5, n_init=4, random_state=0)
+        model.fit(matrix).predict(matrix)
+    else:
+        sk.HDBSCANSegmenter(
+            min_cluster_size=max(50, min(n, sample) // 200), max_fit_size=sample, random_state=0
+        ).fit_predict(features)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    return {"engine": engine, "customers": n, "seconds": seconds, "peak_rss_gib": peak}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--hdbscan-sample", type=int, default=20_000)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "clustering.json")
+    parser.add_argument("--child", nargs=2, metavar=("ENGINE", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(args.child[0], int(args.child[1]), args.hdbscan_sample)))
+        return 0
+    results = []
+    for n in args.customers:
+        for engine in args.engines:
+            command = [sys.executable, __file__, "--child", engine, str(n)]
+            command += ["--hdbscan-sample", str(args.hdbscan_sample)]
+            done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
+            if done.returncode:
+                print(done.stderr, file=sys.stderr)
+                return done.returncode
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            row = results[-1]
+            print(f"{n:>9,} {engine:<15} {row['seconds']:8.2f} s  {row['peak_rss_gib']:.2f} GiB")
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps({"results": results}, indent=1))
+    print("\n| customers | engine | seconds | peak RSS (GiB) |\n|---:|---|---:|---:|")
+    for row in results:
+        print(
+            f"| {row['customers']:,} | {row['engine']} | {row['seconds']:.2f} | "
+            f"{row['peak_rss_gib']:.2f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
