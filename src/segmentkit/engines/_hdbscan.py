@@ -11,13 +11,19 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._features import CustomerFeatures
-from segmentkit._params import NONE, InstanceOf, Interval, OneOf, Satisfies
+from segmentkit._params import NONE, InstanceOf, Interval, OneOf
 from segmentkit._segmentation import NOISE, Segment
-from segmentkit.engines._base import Segmenter, SegmenterTags, as_features
-from segmentkit.engines._kmeans import _FEATURES, _is_log_option, _is_names
+from segmentkit.engines._base import SegmenterTags
+from segmentkit.engines._clustering import (
+    FEATURES,
+    LOG_TRANSFORM,
+    NAMES,
+    ClusteringSegmenter,
+    value_order,
+)
 from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._preprocess import Preprocessor
-from segmentkit.errors import SegmentkitWarning, check_is_fitted
+from segmentkit.errors import SegmentkitWarning
 
 __all__ = ["HDBSCANSegmenter"]
 
@@ -26,7 +32,7 @@ _CHUNK = 50_000
 _NOISE_NAME = "Unclustered"
 
 
-class HDBSCANSegmenter(Segmenter):
+class HDBSCANSegmenter(ClusteringSegmenter):
     """Segments found as dense groups of customers by HDBSCAN, noise kept apart.
 
     The engine preprocesses the features like :class:`KMeansSegmenter` (``log1p`` on
@@ -138,11 +144,11 @@ class HDBSCANSegmenter(Segmenter):
         "min_samples": [Interval(int, 1, None), NONE],
         "cluster_selection_method": [OneOf("eom", "leaf")],
         "cluster_selection_epsilon": [Interval(float, 0, None)],
-        "features": [_FEATURES, NONE],
-        "log_transform": [Satisfies(_is_log_option, "'auto', a bool or a list of feature names")],
+        "features": [FEATURES, NONE],
+        "log_transform": [LOG_TRANSFORM],
         "scaler": [OneOf("standard", "robust", "none")],
         "missing": [OneOf("raise", "median", "zero")],
-        "names": [Satisfies(_is_names, "a dict of int to str"), NONE],
+        "names": [NAMES, NONE],
         "max_fit_size": [Interval(int, 2, None)],
         "random_state": [InstanceOf((int, np.integer), "an int"), NONE],
     }
@@ -201,37 +207,12 @@ class HDBSCANSegmenter(Segmenter):
             msg = f"min_samples={self.min_samples} should be <= the fit sample size {fit_size}."
             raise ValueError(msg)
 
-    def transform(self, X: CustomerFeatures | pd.DataFrame) -> np.ndarray:
-        """The preprocessed matrix the clusters live in.
-
-        Parameters
-        ----------
-        X : CustomerFeatures or pandas.DataFrame
-            Customers with the features used in ``fit``.
-
-        Returns
-        -------
-        numpy.ndarray
-            One row per customer; columns as ``preprocessor_['numeric']`` then one-hots.
-        """
-        check_is_fitted(self)
-        return self._pre.transform(as_features(X).frame, owner=type(self).__name__)
-
     def _fit(self, features: CustomerFeatures) -> None:
         import hdbscan
 
         owner = type(self).__name__
         frame = features.frame
-        self._pre = Preprocessor.fit(
-            frame,
-            features=self.features,
-            log_transform=self.log_transform,
-            scaler=self.scaler,
-            missing=self.missing,
-            owner=owner,
-        )
-        self.preprocessor_ = self._pre.to_dict()
-        matrix = self._pre.transform(frame, owner=owner)
+        matrix = self._fit_preprocessor(features)
         n = len(matrix)
         if n > self.max_fit_size:
             rng = np.random.default_rng(self.random_state)
@@ -250,7 +231,7 @@ class HDBSCANSegmenter(Segmenter):
         ).fit(matrix[sample])
         raw_labels = np.asarray(model.labels_, dtype=np.int64)
         k = int(raw_labels.max()) + 1 if raw_labels.size else 0
-        order = self._value_order(frame.iloc[sample], raw_labels, k)
+        order = value_order(frame.iloc[sample], raw_labels, k)
         # remap[raw + 1] is the segment id of hdbscan label `raw` (noise stays NOISE).
         self._remap = np.empty(k + 1, dtype=np.int64)
         self._remap[0] = NOISE
@@ -326,24 +307,6 @@ class HDBSCANSegmenter(Segmenter):
         labels = self._remap[raw + 1]
         strengths = np.where(labels == NOISE, 0.0, np.clip(np.asarray(strengths), 0.0, 1.0))
         return labels, strengths
-
-    def _value_order(self, frame: pd.DataFrame, labels: np.ndarray, k: int) -> np.ndarray:
-        # Most valuable first, as KMeansSegmenter: median spend, then size, then
-        # hdbscan's own label (fixed by the data). Noise takes no part.
-        value_column = next((c for c in ("monetary", "gross_spend") if c in frame), None)
-        values = (
-            frame[value_column].to_numpy(dtype=float) if value_column else np.zeros(len(labels))
-        )
-        clustered = labels >= 0
-        medians = (
-            pd.Series(values[clustered])
-            .groupby(labels[clustered])
-            .median()
-            .reindex(range(k))
-            .fillna(-np.inf)
-        )
-        sizes = np.bincount(labels[clustered], minlength=k)
-        return np.lexsort((np.arange(k), -sizes, -medians.to_numpy()))
 
 
 def _row_hashes(matrix: np.ndarray) -> np.ndarray:

@@ -11,7 +11,13 @@ import pandas as pd
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import NONE, InstanceOf, Interval, OneOf, Satisfies
 from segmentkit._segmentation import Segment
-from segmentkit.engines._base import Segmenter
+from segmentkit.engines._clustering import (
+    FEATURES,
+    LOG_TRANSFORM,
+    NAMES,
+    ClusteringSegmenter,
+    value_order,
+)
 from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._preprocess import Preprocessor
 
@@ -27,25 +33,7 @@ def _is_k_range(value: Any) -> bool:
     )
 
 
-def _is_names(value: Any) -> bool:
-    return isinstance(value, Mapping) and all(
-        isinstance(k, int) and isinstance(v, str) for k, v in value.items()
-    )
-
-
-def _is_log_option(value: Any) -> bool:
-    return value in ("auto", True, False) or (
-        isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-    )
-
-
-_FEATURES = Satisfies(
-    lambda v: isinstance(v, list | tuple) and len(v) > 0 and all(isinstance(c, str) for c in v),
-    "a non-empty list of feature names",
-)
-
-
-class KMeansSegmenter(Segmenter):
+class KMeansSegmenter(ClusteringSegmenter):
     """Segments found by k-means on log-scaled, standardised customer features.
 
     The engine preprocesses the features itself (``log1p`` on skewed ones, scaling,
@@ -130,11 +118,11 @@ class KMeansSegmenter(Segmenter):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "n_clusters": [Interval(int, 2, None), NONE],
         "k_range": [Satisfies(_is_k_range, "a pair (low, high) of ints with 2 <= low <= high")],
-        "features": [_FEATURES, NONE],
-        "log_transform": [Satisfies(_is_log_option, "'auto', a bool or a list of feature names")],
+        "features": [FEATURES, NONE],
+        "log_transform": [LOG_TRANSFORM],
         "scaler": [OneOf("standard", "robust", "none")],
         "missing": [OneOf("raise", "median", "zero")],
-        "names": [Satisfies(_is_names, "a dict of int to str"), NONE],
+        "names": [NAMES, NONE],
         "silhouette_sample": [Interval(int, 100, None)],
         "minibatch_threshold": [Interval(int, 1, None)],
         "n_init": [Interval(int, 1, None)],
@@ -176,37 +164,8 @@ class KMeansSegmenter(Segmenter):
             msg = f"n_customers={len(features)} should be >= n_clusters={wanted}."
             raise ValueError(msg)
 
-    def transform(self, X: CustomerFeatures | pd.DataFrame) -> np.ndarray:
-        """The preprocessed matrix the clusters live in.
-
-        Parameters
-        ----------
-        X : CustomerFeatures or pandas.DataFrame
-            Customers with the features used in ``fit``.
-
-        Returns
-        -------
-        numpy.ndarray
-            One row per customer; columns as ``preprocessor_['numeric']`` then one-hots.
-        """
-        from segmentkit.engines._base import as_features
-        from segmentkit.errors import check_is_fitted
-
-        check_is_fitted(self)
-        return self._pre.transform(as_features(X).frame, owner=type(self).__name__)
-
     def _fit(self, features: CustomerFeatures) -> None:
-        owner = type(self).__name__
-        self._pre = Preprocessor.fit(
-            features.frame,
-            features=self.features,
-            log_transform=self.log_transform,
-            scaler=self.scaler,
-            missing=self.missing,
-            owner=owner,
-        )
-        matrix = self._pre.transform(features.frame, owner=owner)
-        self.preprocessor_ = self._pre.to_dict()
+        matrix = self._fit_preprocessor(features)
         if self.n_clusters is None:
             self.k_scores_ = self._score_k(matrix)
             best = self.k_scores_.sort_values(["silhouette", "k"], ascending=[False, True])
@@ -215,7 +174,7 @@ class KMeansSegmenter(Segmenter):
             self.k_scores_ = None
             k = self.n_clusters
         model = self._model(k, len(matrix)).fit(matrix)
-        order = self._value_order(features.frame, model.labels_, k)
+        order = value_order(features.frame, model.labels_, k)
         remap = np.empty(k, dtype=np.int64)
         remap[order] = np.arange(k)
         self.cluster_centers_ = model.cluster_centers_[order]
@@ -274,17 +233,6 @@ class KMeansSegmenter(Segmenter):
             )
             rows.append({"k": k, "silhouette": score, "inertia": float(model.inertia_)})
         return pd.DataFrame(rows)
-
-    def _value_order(self, frame: pd.DataFrame, labels: np.ndarray, k: int) -> np.ndarray:
-        # Most valuable first, so id 0 is the best cluster in every run; ties fall back
-        # to size, then to the original label (itself fixed by random_state).
-        value_column = next((c for c in ("monetary", "gross_spend") if c in frame), None)
-        values = (
-            frame[value_column].to_numpy(dtype=float) if value_column else np.zeros(len(labels))
-        )
-        medians = pd.Series(values).groupby(labels).median().reindex(range(k)).fillna(-np.inf)
-        sizes = np.bincount(labels, minlength=k)
-        return np.lexsort((np.arange(k), -sizes, -medians.to_numpy()))
 
 
 def _squared_distances(matrix: np.ndarray, centers: np.ndarray) -> np.ndarray:
