@@ -121,3 +121,20 @@ def test_minibatch_is_used_past_the_threshold(sample_features):
     model = sk.KMeansSegmenter(n_clusters=3, random_state=0, minibatch_threshold=100)
     seg = model.fit_predict(sample_features)
     assert seg.catalog["customers"].sum() == 800
+
+
+def test_cluster_names_with_the_same_words_are_numbered():
+    from segmentkit.engines import describe_clusters
+
+    # Cluster 1 stands out most by orders, cluster 2 by spend: the same two words.
+    frame = pd.DataFrame(
+        {
+            "monetary": [10.0] * 6 + [200.0] * 3 + [400.0] * 3,
+            "frequency": [1] * 6 + [20] * 3 + [10] * 3,
+        }
+    )
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 3)
+    names = [name for name, _ in describe_clusters(frame, labels, [0, 1, 2])]
+    assert len(set(names)) == 3
+    assert names[2].endswith("(2)")
+    assert set(names[1].split(" · ")) == set(names[2][:-4].split(" · "))

@@ -154,6 +154,19 @@ def _write(segmentation: Any, out: str, table: str = "assignments") -> Path:
     raise SegmentkitError(msg)
 
 
+def _load_model(args: argparse.Namespace) -> Any:
+    import segmentkit as sk
+    from segmentkit.errors import PersistenceError
+
+    try:
+        return sk.load(args.model, trust_pickle=args.trust_pickle)
+    except PersistenceError as error:
+        if "trust_pickle" in str(error) and not args.trust_pickle:
+            msg = f"{error} On the command line, that is --trust-pickle."
+            raise SegmentkitError(msg) from error
+        raise
+
+
 def _cmd_segment(args: argparse.Namespace) -> int:
     import segmentkit as sk
 
@@ -166,10 +179,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         if args.engine or args.param or args.rules:
             msg = "--model reuses a fitted model: leave out --engine, --param and --rules."
             raise SegmentkitError(msg)
-        engine = progress.step(
-            f"loading model {args.model}",
-            lambda: sk.load(args.model, trust_pickle=args.trust_pickle),
-        )
+        engine = progress.step(f"loading model {args.model}", lambda: _load_model(args))
         segmentation = progress.step(
             f"scoring with the saved {engine.engine_name or type(engine).__name__} model",
             lambda: engine.predict(features),

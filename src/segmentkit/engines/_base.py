@@ -25,7 +25,7 @@ _RESERVED_COLUMNS = frozenset({"customer_id", "segment_id", "segment"})
 
 @dataclass(frozen=True)
 class SegmenterTags:
-    """What an engine can do, as data (read by the test kit and the registry).
+    """What an engine can do, as data (read by :mod:`segmentkit.testing` and ``stability``).
 
     Parameters
     ----------

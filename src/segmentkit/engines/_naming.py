@@ -76,7 +76,8 @@ def describe_clusters(
     q1, q3 = numeric.quantile(0.25), numeric.quantile(0.75)
     spread = (q3 - q1).where(q3 > q1, numeric.std()).replace(0, np.nan)
     described = []
-    used: dict[str, int] = {}
+    used: dict[frozenset[str], int] = {}
+    used_sets: set[frozenset[str]] = set()
     for cluster in cluster_ids:
         members = numeric[labels == cluster]
         if members.empty:
@@ -91,12 +92,17 @@ def describe_clusters(
             word = _word(feature, effect[feature] > 0)
             if word not in words:
                 words.append(word)
-            if len(words) == _MAX_WORDS:
+            # Past three words, go on only while the same words in another order
+            # already name a cluster: the next difference then tells them apart.
+            if len(words) >= _MAX_WORDS and frozenset(words) not in used_sets:
                 break
         name = " · ".join(words) if words else "Typical customers"
-        used[name] = used.get(name, 0) + 1
-        if used[name] > 1:
-            name = f"{name} ({used[name]})"
+        # Names with the same words, in any order, are numbered: "(2)", "(3)"...
+        key = frozenset(words) or frozenset({name})
+        used[key] = used.get(key, 0) + 1
+        used_sets.add(key)
+        if used[key] > 1:
+            name = f"{name} ({used[key]})"
         shown = strong[:_MAX_WORDS] or list(ranked.index[:_MAX_WORDS])
         parts = [f"median {f} {median[f]:,.4g} vs {base_median[f]:,.4g} overall" for f in shown]
         described.append((name, f"{len(members)} customers; " + "; ".join(parts) + "."))
