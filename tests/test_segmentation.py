@@ -130,3 +130,25 @@ def test_csv_sums_are_printed_without_float_noise(segmentation, tmp_path):
     text = segmentation.to_csv(tmp_path / "c.csv", table="catalog").read_text()
     assert "99999" not in text
     assert "00000001" not in text
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
+def test_segmentation_reads_back_from_an_assignments_file(segmentation, tmp_path, suffix):
+    path = tmp_path / f"segments{suffix}"
+    {
+        ".csv": segmentation.to_csv,
+        ".parquet": segmentation.to_parquet,
+        ".json": segmentation.to_json,
+    }[suffix](path)
+    back = sk.Segmentation.from_assignments(path)
+    assert back.as_of == segmentation.as_of
+    assert list(back.members("Champions")) == list(segmentation.members("Champions"))
+    present = segmentation.catalog[segmentation.catalog["customers"] > 0]
+    assert back.catalog.set_index("segment")["customers"].to_dict() == dict(
+        zip(present["segment"], present["customers"], strict=True)
+    )
+
+
+def test_from_assignments_names_missing_columns():
+    with pytest.raises(ValueError, match=r"\['segment_id'\] missing"):
+        sk.Segmentation.from_assignments(pd.DataFrame({"customer_id": ["a"], "segment": ["x"]}))

@@ -91,6 +91,65 @@ class Segmentation:
         # Kept for profile(): the features the segments were built from.
         self._features = features
 
+    @classmethod
+    def from_assignments(
+        cls, assignments: pd.DataFrame | PathLike, *, engine: str = "file"
+    ) -> Segmentation:
+        """Rebuild a segmentation from an assignments table or file written by ``to_csv``.
+
+        Only what the file holds comes back: customers, segment ids and names, and
+        ``as_of`` when the file has that column. Segments that had no customers, the
+        descriptions and the feature medians are not in an assignments file.
+
+        Parameters
+        ----------
+        assignments : pandas.DataFrame or path
+            Columns ``customer_id``, ``segment_id`` and ``segment`` (a ``.csv``,
+            ``.parquet`` or ``.json`` file from :meth:`to_csv` and friends).
+        engine : str, default='file'
+            Name recorded as the engine.
+
+        Returns
+        -------
+        Segmentation
+            With a catalog of the segments present.
+
+        Raises
+        ------
+        ValueError
+            If a required column is missing or a segment id has two names.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> table = pd.DataFrame({"customer_id": ["a", "b"], "segment_id": [0, 1],
+        ...                       "segment": ["VIP", "Other"]})
+        >>> list(Segmentation.from_assignments(table).members("VIP"))
+        ['a']
+        """
+        frame = _read_assignments(assignments)
+        missing = [c for c in ("customer_id", "segment_id", "segment") if c not in frame]
+        if missing:
+            msg = (
+                f"An assignments table needs the columns customer_id, segment_id and segment; "
+                f"{missing} missing. Use a file written by Segmentation.to_csv."
+            )
+            raise ValueError(msg)
+        frame = frame.assign(customer_id=frame["customer_id"].astype(str))
+        pairs = frame[["segment_id", "segment"]].drop_duplicates()
+        if pairs["segment_id"].duplicated().any():
+            msg = "An assignments table gives one segment id two names; it cannot be read back."
+            raise ValueError(msg)
+        pairs = pairs.sort_values("segment_id")
+        segments = [Segment(int(i), str(n)) for i, n in pairs.itertuples(index=False)]
+        as_of = frame["as_of"].iloc[0] if "as_of" in frame and len(frame) else None
+        features = CustomerFeatures.from_frame(
+            pd.DataFrame(index=pd.Index(frame["customer_id"], name="customer_id")),
+            as_of=as_of,
+        )
+        kept = frame.drop(columns=[c for c in ("as_of",) if c in frame])
+        return cls(kept.reset_index(drop=True), segments, features, engine)
+
     def summary(self) -> pd.DataFrame:
         """One row per segment, largest first, indexed by segment name.
 
@@ -382,9 +441,9 @@ class Segmentation:
             f"as_of={self.as_of.isoformat()}>"
         ]
         for row in self.summary().itertuples():
+            revenue = "" if np.isnan(row.revenue_share) else f"  revenue {row.revenue_share:6.1%}"
             lines.append(
-                f"  {row.Index:<22} {row.customers:>8} customers  {row.share:6.1%}  "
-                f"revenue {row.revenue_share:6.1%}"
+                f"  {row.Index:<22} {row.customers:>8} customers  {row.share:6.1%}{revenue}"
             )
         return "\n".join(lines)
 
@@ -446,3 +505,19 @@ def _is_plain_numeric(values: pd.Series) -> bool:
 def _records(frame: pd.DataFrame) -> list[dict]:
     # pandas writes NaN as null and timestamps as ISO 8601 in one vectorised pass.
     return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="s"))
+
+
+def _read_assignments(source: pd.DataFrame | PathLike) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix == ".json":
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(document, dict):
+            frame = pd.DataFrame(document["assignments"])
+            return frame.assign(as_of=document.get("as_of"))
+        return pd.DataFrame(document)
+    return pd.read_csv(path, dtype={"customer_id": str, "segment": str})
