@@ -23,6 +23,7 @@ PUBLIC_MODULES = [
     "segmentkit.errors",
     "segmentkit.testing",
     "segmentkit.plots",
+    "segmentkit.exporters",
 ]
 
 

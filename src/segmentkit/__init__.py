@@ -52,6 +52,7 @@ _LAZY = {
     "load_rules": "segmentkit.engines",
     "engines": "segmentkit.engines",
     "plots": "segmentkit.plots",
+    "exporters": "segmentkit.exporters",
     "testing": "segmentkit.testing",
     "load": "segmentkit._persistence",
 }
@@ -79,6 +80,7 @@ __all__ = [
     "datasets",
     "errors",
     "evaluate",
+    "exporters",
     "extract_features",
     "feature_catalog",
     "get_engine",
@@ -95,7 +97,8 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name])
-        value = module if name in {"engines", "plots", "testing"} else getattr(module, name)
+        modules = {"engines", "exporters", "plots", "testing"}
+        value = module if name in modules else getattr(module, name)
         globals()[name] = value
         return value
     msg = f"module 'segmentkit' has no attribute {name!r}"

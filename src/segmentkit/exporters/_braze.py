@@ -1,0 +1,140 @@
+"""Braze: the segment name added to (or removed from) an array custom attribute.
+
+Braze segments are defined in its dashboard from user attributes, so a segment is
+pushed by ``POST /users/track`` requests that add the segment's name to an array
+attribute (``segmentkit_segments`` by default) of each user, keyed by ``external_id``
+(the customer id). The current Braze limit is 75 objects per request in total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segmentkit._customers import Customers
+from segmentkit._segmentation import Segmentation
+from segmentkit.exporters._audience import (
+    NO_IDENTIFIER,
+    AudienceExport,
+    Request,
+    batched,
+    eligible_members,
+)
+from segmentkit.exporters._identifiers import email as normalise_email
+from segmentkit.exporters._klaviyo import (
+    check_batch_size,
+    check_operation,
+    make_report,
+    segment_name,
+    text_column,
+)
+
+__all__ = ["build_braze"]
+
+#: Objects (attributes + events + purchases) per ``/users/track`` request.
+BRAZE_MAX_OBJECTS = 75
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def build_braze(
+    segmentation: Segmentation,
+    segment: str | int,
+    customers: Customers,
+    *,
+    operation: str = "add",
+    consent: str | Sequence[str] | None = "consent_email",
+    suppression: Iterable[str] | None = None,
+    attribute: str = "segmentkit_segments",
+    batch_size: int = BRAZE_MAX_OBJECTS,
+) -> AudienceExport:
+    """Braze ``/users/track`` requests tagging a segment's members with its name.
+
+    ``operation='add'`` sends, per member, ``external_id``, ``email`` (trimmed and
+    lowercased, when valid), ``first_name`` (when known) and ``{attribute: {"add":
+    [segment name]}}``; Braze creates users it does not know. ``operation='remove'``
+    sends only ``external_id``, ``{attribute: {"remove": [...]}}`` and
+    ``_update_existing_only: true`` so no user is created and no data point is spent
+    on profile fields.
+
+    Parameters
+    ----------
+    segmentation : Segmentation
+        Where the segment comes from.
+    segment : str or int
+        Segment name or id.
+    customers : Customers
+        Profiles (the customer id is the Braze ``external_id``).
+    operation : {'add', 'remove'}, default='add'
+        What to do.
+    consent : str or list of str or None, default='consent_email'
+        Consent flags every exported customer must have.
+    suppression : iterable of str, optional
+        Customer ids never to export.
+    attribute : str, default='segmentkit_segments'
+        Array custom attribute holding segment names.
+    batch_size : int, default=75
+        User objects per request (Braze's current limit is 75 in total).
+
+    Returns
+    -------
+    AudienceExport
+        The requests and the report.
+
+    Raises
+    ------
+    ValueError
+        On an unknown operation, a bad ``batch_size`` or an attribute name that is a
+        Braze profile field.
+    """
+    check_operation(operation, ["add", "remove"], "Braze")
+    check_batch_size(batch_size, BRAZE_MAX_OBJECTS, "Braze")
+    if attribute in {"external_id", "email", "first_name", "_update_existing_only"}:
+        msg = f"attribute={attribute!r} is a Braze profile field; name a custom attribute."
+        raise ValueError(msg)
+    name = segment_name(segmentation, segment)
+    frame, excluded, members = eligible_members(
+        segmentation, segment, customers, consent=consent, suppression=suppression
+    )
+    external = frame["customer_id"].astype("string")
+    usable = (external.notna() & (external != "")).fillna(False).to_numpy()
+    excluded[NO_IDENTIFIER] = int((~usable).sum())
+    emails, bad_email = normalise_email(text_column(frame, "email"))
+    first_names = text_column(frame, "first_name")
+    rows = np.flatnonzero(usable)
+
+    objects: list[dict[str, Any]] = []
+    for i in rows:
+        item: dict[str, Any] = {"external_id": str(external.iat[i])}
+        if operation == "add":
+            if pd.notna(emails.iat[i]):
+                item["email"] = emails.iat[i]
+            if pd.notna(first_names.iat[i]):
+                item["first_name"] = first_names.iat[i]
+            item[attribute] = {"add": [name]}
+        else:
+            item[attribute] = {"remove": [name]}
+            item["_update_existing_only"] = True
+        objects.append(item)
+
+    requests = [
+        Request(
+            platform="braze",
+            method="POST",
+            path="/users/track",
+            body={"attributes": objects[part]},
+            headers=_JSON,
+            n_customers=part.stop - part.start,
+        )
+        for part in batched(len(objects), batch_size)
+    ]
+    identifiers = {"external_id": len(rows)}
+    if operation == "add":
+        identifiers["email"] = int(emails.notna().to_numpy()[usable].sum())
+    invalid = {"email": int(np.sum(bad_email))}
+    return make_report(
+        "braze", name, operation, members, excluded, len(rows), identifiers, invalid, requests
+    )

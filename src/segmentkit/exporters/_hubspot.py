@@ -1,0 +1,235 @@
+"""HubSpot: contacts upserted by e-mail, then static list membership by record id.
+
+HubSpot lists take contact record ids, which only HubSpot knows, so an export is two
+steps:
+
+1. :func:`build_hubspot` builds ``POST /crm/v3/objects/contacts/batch/upsert`` requests
+   (at most 100 inputs each, ``idProperty: 'email'``) that create or update the
+   contacts and set ``segmentkit_segment`` to the segment name (a custom contact
+   property to create once in HubSpot). For ``operation='remove'`` it builds
+   ``POST /crm/v3/objects/contacts/batch/read`` look-ups by e-mail instead, which
+   return the record ids without creating or changing any contact.
+2. The push client collects the ``id`` of each result and passes them to
+   :func:`hubspot_membership_requests`, which builds ``PUT
+   /crm/v3/lists/{list_id}/memberships/add-and-remove`` requests. HubSpot ignores ids
+   that are missing or already members, so repeating them is harmless.
+
+E-mails are sent trimmed and lowercased, phones in E.164; customers sharing an e-mail
+are one HubSpot contact and are sent once (HubSpot refuses duplicate ids in a batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from segmentkit._customers import Customers
+from segmentkit._segmentation import Segmentation
+from segmentkit.exporters._audience import (
+    NO_IDENTIFIER,
+    AudienceExport,
+    Request,
+    batched,
+    eligible_members,
+)
+from segmentkit.exporters._identifiers import email as normalise_email
+from segmentkit.exporters._klaviyo import (
+    check_batch_size,
+    check_operation,
+    make_report,
+    phones,
+    segment_name,
+    text_column,
+    unique_by,
+)
+
+__all__ = ["build_hubspot", "hubspot_membership_requests"]
+
+#: Inputs per CRM batch request (HubSpot's convention for batch endpoints).
+HUBSPOT_MAX_INPUTS = 100
+#: Record ids per membership request (the legacy lists API allowed 500; the v3 limit
+#: is not published, so stay there).
+HUBSPOT_MAX_MEMBERSHIP_IDS = 500
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def build_hubspot(
+    segmentation: Segmentation,
+    segment: str | int,
+    customers: Customers,
+    *,
+    list_id: str | int | None = None,
+    operation: str = "add",
+    consent: str | Sequence[str] | None = "consent_email",
+    suppression: Iterable[str] | None = None,
+    default_region: str = "US",
+    batch_size: int = HUBSPOT_MAX_INPUTS,
+) -> AudienceExport:
+    """HubSpot contact requests for a segment: the first step of a list export.
+
+    ``operation='add'`` upserts each member by e-mail with ``firstname``, ``lastname``,
+    ``phone`` (E.164) and ``segmentkit_segment`` (the segment name); the responses give
+    the record ids to pass to :func:`hubspot_membership_requests` when ``list_id`` is
+    set. ``operation='remove'`` (needs ``list_id``) only reads the contacts by e-mail to
+    get their record ids for the ``'remove'`` membership requests.
+
+    Parameters
+    ----------
+    segmentation : Segmentation
+        Where the segment comes from.
+    segment : str or int
+        Segment name or id.
+    customers : Customers
+        Profiles with ``email`` (required to export), names and phone.
+    list_id : str or int, optional
+        HubSpot static list (``MANUAL`` or ``SNAPSHOT``) the membership step targets;
+        recorded nowhere in these requests (record ids are needed first).
+    operation : {'add', 'remove'}, default='add'
+        What to do.
+    consent : str or list of str or None, default='consent_email'
+        Consent flags every exported customer must have.
+    suppression : iterable of str, optional
+        Customer ids never to export.
+    default_region : str, default='US'
+        Region for phone numbers without a country code or profile ``country``.
+    batch_size : int, default=100
+        Contacts per request (at most 100).
+
+    Returns
+    -------
+    AudienceExport
+        The requests and the report; customers without a valid e-mail are excluded as
+        ``no_usable_identifier``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown operation, a bad ``batch_size`` or ``'remove'`` without a list.
+    """
+    check_operation(operation, ["add", "remove"], "HubSpot")
+    check_batch_size(batch_size, HUBSPOT_MAX_INPUTS, "HubSpot")
+    if operation == "remove" and list_id is None:
+        msg = (
+            "HubSpot remove takes contacts out of a static list; pass list_id=... "
+            "(segmentkit never deletes contacts)."
+        )
+        raise ValueError(msg)
+    name = segment_name(segmentation, segment)
+    frame, excluded, members = eligible_members(
+        segmentation, segment, customers, consent=consent, suppression=suppression
+    )
+    emails, bad_email = normalise_email(text_column(frame, "email"))
+    phone_numbers, bad_phone = phones(frame, default_region)
+    usable = emails.notna().to_numpy()
+    excluded[NO_IDENTIFIER] = int((~usable).sum())
+    kept = frame[usable].reset_index(drop=True)
+    kept_emails = emails[usable].reset_index(drop=True)
+    kept_phones = phone_numbers[usable].reset_index(drop=True)
+    first, counts = unique_by(kept_emails)
+    fields = {
+        "firstname": text_column(kept, "first_name"),
+        "lastname": text_column(kept, "last_name"),
+        "phone": kept_phones,
+    }
+
+    requests: list[Request] = []
+    for part in batched(len(first), batch_size):
+        if operation == "add":
+            inputs = []
+            for i in first[part]:
+                properties: dict[str, Any] = {
+                    k: str(v.iat[i]) for k, v in fields.items() if v.notna().iat[i]
+                }
+                properties["segmentkit_segment"] = name
+                inputs.append(
+                    {
+                        "idProperty": "email",
+                        "id": str(kept_emails.iat[i]),
+                        "properties": properties,
+                    }
+                )
+            path, body = "/crm/v3/objects/contacts/batch/upsert", {"inputs": inputs}
+        else:
+            path = "/crm/v3/objects/contacts/batch/read"
+            body = {
+                "idProperty": "email",
+                "inputs": [{"id": str(kept_emails.iat[i])} for i in first[part]],
+                "properties": ["email"],
+            }
+        requests.append(
+            Request(
+                platform="hubspot",
+                method="POST",
+                path=path,
+                body=body,
+                headers=_JSON,
+                n_customers=int(counts[part].sum()),
+            )
+        )
+    sent_phone = kept_phones.notna().to_numpy()
+    identifiers = {"email": int(usable.sum())}
+    if operation == "add":
+        identifiers["phone"] = int(sent_phone.sum())
+    invalid = {"email": int(np.sum(bad_email)), "phone": int(np.sum(bad_phone))}
+    return make_report(
+        "hubspot", name, operation, members, excluded, int(usable.sum()), identifiers,
+        invalid, requests,
+    )  # fmt: skip
+
+
+def hubspot_membership_requests(
+    list_id: str | int,
+    record_ids: Iterable[str | int],
+    operation: str = "add",
+    *,
+    batch_size: int = HUBSPOT_MAX_MEMBERSHIP_IDS,
+) -> tuple[Request, ...]:
+    """The second step of a HubSpot list export: membership changes by record id.
+
+    Builds ``PUT /crm/v3/lists/{list_id}/memberships/add-and-remove`` with
+    ``{"recordIdsToAdd": [...], "recordIdsToRemove": []}`` (or the reverse), the form
+    of the endpoint whose body is a JSON object. Duplicate ids are sent once.
+
+    Parameters
+    ----------
+    list_id : str or int
+        HubSpot list id (ILS id) of a ``MANUAL`` or ``SNAPSHOT`` list.
+    record_ids : iterable of str or int
+        Contact record ids returned by the upsert (or read) of :func:`build_hubspot`.
+    operation : {'add', 'remove'}, default='add'
+        Add the records to the list or remove them from it.
+    batch_size : int, default=500
+        Ids per request.
+
+    Returns
+    -------
+    tuple of Request
+        Numbered by ``batch``; ``n_customers`` counts the ids in each.
+    """
+    check_operation(operation, ["add", "remove"], "HubSpot lists")
+    if batch_size < 1:
+        msg = f"batch_size must be at least 1; got {batch_size}."
+        raise ValueError(msg)
+    ids = list(dict.fromkeys(str(r) for r in record_ids))
+    requests = []
+    for number, part in enumerate(batched(len(ids), batch_size)):
+        chosen = ids[part]
+        body = {
+            "recordIdsToAdd": chosen if operation == "add" else [],
+            "recordIdsToRemove": chosen if operation == "remove" else [],
+        }
+        requests.append(
+            Request(
+                platform="hubspot",
+                method="PUT",
+                path=f"/crm/v3/lists/{list_id}/memberships/add-and-remove",
+                body=body,
+                headers=_JSON,
+                n_customers=len(chosen),
+                batch=number,
+            )
+        )
+    return tuple(requests)

@@ -1,0 +1,369 @@
+"""Klaviyo: profiles upserted and added to a list by one bulk import job per batch.
+
+``POST /api/profile-bulk-import-jobs`` (JSON:API, ``revision: 2026-07-15``) upserts up to
+10,000 profiles and at most 5 MB per request, and adds them to the list named in
+``relationships.lists``. Klaviyo takes e-mail and phone in clear (the e-mail trimmed
+and lowercased, the phone in E.164).
+
+Removal from a list is by Klaviyo profile id only (``DELETE
+/api/lists/{id}/relationships/profiles``); segmentkit does not know those ids, so
+``operation='remove'`` raises and says so.
+
+This module also holds the small helpers the CRM builders (Mailchimp, HubSpot, Braze)
+share.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segmentkit._customers import Customers
+from segmentkit._segmentation import Segmentation
+from segmentkit.exporters._audience import (
+    NO_IDENTIFIER,
+    AudienceExport,
+    ExportReport,
+    Request,
+    eligible_members,
+)
+from segmentkit.exporters._identifiers import email as normalise_email
+from segmentkit.exporters._identifiers import phone_e164
+
+__all__ = ["KLAVIYO_REVISION", "build_klaviyo"]
+
+#: API revision the bodies are written for (Klaviyo SDK 24.0.0 pins it).
+KLAVIYO_REVISION = "2026-07-15"
+#: Klaviyo's limits for one bulk import request.
+KLAVIYO_MAX_PROFILES = 10_000
+KLAVIYO_MAX_BODY_BYTES = 5_000_000
+
+_JSONAPI = "application/vnd.api+json"
+
+
+# --- helpers shared by the CRM builders -------------------------------------------------
+
+
+def segment_name(segmentation: Segmentation, segment: str | int) -> str:
+    """The name of a segment given by name or id (raises like ``members`` if unknown)."""
+    segmentation.members(segment)  # the library's own error for an unknown segment
+    for s in segmentation.segments:
+        if s.name == segment or (not isinstance(segment, str) and s.id == segment):
+            return s.name
+    return str(segment)
+
+
+def text_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A profile column as trimmed strings, ``<NA>`` where missing or blank."""
+    if column not in frame.columns:
+        return pd.Series(pd.NA, index=frame.index, dtype="string")
+    values = frame[column].astype("string").str.strip()
+    return values.mask(values == "", pd.NA)
+
+
+def phones(frame: pd.DataFrame, default_region: str) -> tuple[pd.Series, np.ndarray]:
+    """The ``phone`` column in E.164 (``<NA>`` if missing or invalid) and the invalid mask.
+
+    Only present values are normalised (each read in the row's ``country`` when known),
+    so a missing phone is never counted as invalid.
+    """
+    values = text_column(frame, "phone")
+    present = values.notna().to_numpy()
+    out = pd.Series(pd.NA, index=frame.index, dtype="string")
+    invalid = np.zeros(len(frame), dtype=bool)
+    if present.any():
+        countries = text_column(frame, "country")[present].reset_index(drop=True)
+        normalised, bad = phone_e164(
+            values[present].reset_index(drop=True),
+            countries=countries,
+            default_region=default_region,
+        )
+        out[present] = normalised.to_numpy()
+        invalid[present] = bad
+    return out, invalid
+
+
+def json_size(body: Any) -> int:
+    """Bytes of ``body`` as JSON, an upper bound for any client's encoding.
+
+    Default separators (``", "``, ``": "``) and ASCII escapes are never shorter than
+    compact UTF-8, so a body within this size is within the limit however it is sent.
+    """
+    return len(json.dumps(body).encode("utf-8"))
+
+
+def check_batch_size(batch_size: int, limit: int, platform: str) -> None:
+    """Refuse batch sizes the platform does not accept."""
+    if not 1 <= batch_size <= limit:
+        msg = f"batch_size must be between 1 and {limit} for {platform}; got {batch_size}."
+        raise ValueError(msg)
+
+
+def check_operation(operation: str, allowed: Sequence[str], platform: str) -> None:
+    """Refuse operations the builder does not implement."""
+    if operation not in allowed:
+        msg = f"operation must be one of {list(allowed)} for {platform}; got {operation!r}."
+        raise ValueError(msg)
+
+
+def make_report(
+    platform: str,
+    segment: str,
+    operation: str,
+    members: int,
+    excluded: dict[str, int],
+    exported: int,
+    identifiers: Mapping[str, int],
+    invalid_values: Mapping[str, int],
+    requests: Sequence[Request],
+) -> AudienceExport:
+    """Number the requests by ``batch`` and wrap them with their report."""
+    numbered = tuple(
+        Request(
+            platform=r.platform,
+            method=r.method,
+            path=r.path,
+            body=r.body,
+            headers=r.headers,
+            n_customers=r.n_customers,
+            batch=i,
+        )
+        for i, r in enumerate(requests)
+    )
+    report = ExportReport(
+        platform=platform,
+        segment=segment,
+        operation=operation,
+        members=members,
+        exported=exported,
+        excluded=dict(excluded),
+        identifiers=dict(identifiers),
+        invalid_values=dict(invalid_values),
+        batches=len(numbered),
+    )
+    return AudienceExport(requests=numbered, report=report)
+
+
+def unique_by(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the first row of each distinct key, and how many rows share it."""
+    codes, uniques = pd.factorize(keys)
+    counts = np.bincount(codes, minlength=len(uniques))
+    first = np.full(len(uniques), len(keys), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(keys)))
+    return first, counts
+
+
+# --- Klaviyo ------------------------------------------------------------------------------
+
+
+def build_klaviyo(
+    segmentation: Segmentation,
+    segment: str | int,
+    customers: Customers,
+    *,
+    list_id: str,
+    operation: str = "add",
+    consent: str | Sequence[str] | None = "consent_email",
+    suppression: Iterable[str] | None = None,
+    default_region: str = "US",
+    batch_size: int = KLAVIYO_MAX_PROFILES,
+    properties: Sequence[str] | Mapping[str, str] | None = None,
+    max_body_bytes: int = KLAVIYO_MAX_BODY_BYTES,
+) -> AudienceExport:
+    """Klaviyo bulk import jobs that upsert a segment's profiles and add them to a list.
+
+    Each request is ``POST /api/profile-bulk-import-jobs`` with at most ``batch_size``
+    profiles and at most ``max_body_bytes`` of JSON; a batch that would be larger is
+    split. Each profile carries ``email`` (trimmed, lowercased), ``phone_number``
+    (E.164), ``external_id`` (the customer id), ``first_name``, ``last_name``,
+    ``location`` (``city, region, zip, country``, those known) and ``properties``
+    with ``segmentkit_segment`` set to the segment's name. Values are sent in clear, as
+    Klaviyo requires; the job runs asynchronously on Klaviyo's side.
+
+    Parameters
+    ----------
+    segmentation : Segmentation
+        Where the segment comes from.
+    segment : str or int
+        Segment name or id.
+    customers : Customers
+        Profiles (e-mail, phone, names, address, consent flags).
+    list_id : str
+        Klaviyo list the profiles are added to.
+    operation : {'add'}, default='add'
+        ``'remove'`` is refused: Klaviyo removes list members by Klaviyo profile id
+        only, which segmentkit does not have.
+    consent : str or list of str or None, default='consent_email'
+        Consent flags every exported customer must have.
+    suppression : iterable of str, optional
+        Customer ids never to export.
+    default_region : str, default='US'
+        Region for phone numbers written without a country code and without a
+        ``country`` in the profile.
+    batch_size : int, default=10000
+        Profiles per request (Klaviyo's maximum is 10,000).
+    properties : list of str or dict of str to str, optional
+        Further profile columns to send as custom properties: column names, or a
+        mapping from column to property name. Missing values are left out.
+    max_body_bytes : int, default=5000000
+        Largest request body (Klaviyo accepts 5 MB).
+
+    Returns
+    -------
+    AudienceExport
+        The requests and the report; ``identifiers`` counts exported profiles with
+        ``email``, ``phone_number`` and ``external_id``.
+
+    Raises
+    ------
+    ValueError
+        On ``operation='remove'``, a bad ``batch_size``, an unknown property column, or
+        one profile larger than ``max_body_bytes`` on its own.
+    """
+    if operation == "remove":
+        msg = (
+            "Klaviyo removes list members by Klaviyo profile id only (DELETE "
+            "/api/lists/{id}/relationships/profiles), and segmentkit does not know those "
+            "ids. Remove them in Klaviyo, or look the profile ids up by e-mail first."
+        )
+        raise ValueError(msg)
+    check_operation(operation, ["add"], "Klaviyo")
+    check_batch_size(batch_size, KLAVIYO_MAX_PROFILES, "Klaviyo")
+    name = segment_name(segmentation, segment)
+    frame, excluded, members = eligible_members(
+        segmentation, segment, customers, consent=consent, suppression=suppression
+    )
+    extra = _property_columns(properties, frame)
+
+    emails, bad_email = normalise_email(text_column(frame, "email"))
+    phone_numbers, bad_phone = phones(frame, default_region)
+    external = frame["customer_id"].astype("string")
+    has_email = emails.notna().to_numpy()
+    has_phone = phone_numbers.notna().to_numpy()
+    has_external = external.notna().to_numpy() & (external != "").fillna(False).to_numpy()
+    usable = has_email | has_phone | has_external
+    excluded[NO_IDENTIFIER] = int((~usable).sum())
+
+    columns = {
+        "first_name": text_column(frame, "first_name"),
+        "last_name": text_column(frame, "last_name"),
+    }
+    location = {
+        "city": text_column(frame, "city"),
+        "region": text_column(frame, "region"),
+        "zip": text_column(frame, "postal_code"),
+        "country": text_column(frame, "country"),
+    }
+    profiles = []
+    for i in np.flatnonzero(usable):
+        attributes: dict[str, Any] = {}
+        if has_email[i]:
+            attributes["email"] = emails.iat[i]
+        if has_phone[i]:
+            attributes["phone_number"] = phone_numbers.iat[i]
+        if has_external[i]:
+            attributes["external_id"] = external.iat[i]
+        for key, values in columns.items():
+            if pd.notna(values.iat[i]):
+                attributes[key] = values.iat[i]
+        place = {k: v.iat[i] for k, v in location.items() if pd.notna(v.iat[i])}
+        if place:
+            attributes["location"] = place
+        props: dict[str, Any] = {"segmentkit_segment": name}
+        for column, prop in extra.items():
+            value = frame[column].iat[i]
+            if pd.notna(value):
+                props[prop] = _json_value(value)
+        attributes["properties"] = props
+        profiles.append({"type": "profile", "attributes": attributes})
+
+    requests = [
+        Request(
+            platform="klaviyo",
+            method="POST",
+            path="/api/profile-bulk-import-jobs",
+            body=_bulk_body(chunk, list_id),
+            headers={"revision": KLAVIYO_REVISION, "Content-Type": _JSONAPI, "Accept": _JSONAPI},
+            n_customers=len(chunk),
+        )
+        for chunk in _pack(profiles, list_id, batch_size, max_body_bytes)
+    ]
+    identifiers = {
+        "email": int(has_email[usable].sum()),
+        "phone_number": int(has_phone[usable].sum()),
+        "external_id": int(has_external[usable].sum()),
+    }
+    invalid = {"email": int(np.sum(bad_email)), "phone_number": int(np.sum(bad_phone))}
+    return make_report(
+        "klaviyo", name, operation, members, excluded, int(usable.sum()), identifiers,
+        invalid, requests,
+    )  # fmt: skip
+
+
+def _bulk_body(profiles: list[dict[str, Any]], list_id: str) -> dict[str, Any]:
+    return {
+        "data": {
+            "type": "profile-bulk-import-job",
+            "attributes": {"profiles": {"data": profiles}},
+            "relationships": {"lists": {"data": [{"type": "list", "id": list_id}]}},
+        }
+    }
+
+
+def _pack(
+    profiles: list[dict[str, Any]], list_id: str, batch_size: int, max_bytes: int
+) -> list[list[dict[str, Any]]]:
+    """Consecutive chunks of at most ``batch_size`` profiles and ``max_bytes`` of body."""
+    empty = json_size(_bulk_body([], list_id))
+    separator = len(", ")
+    chunks: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = empty
+    for profile in profiles:
+        own = json_size(profile)
+        if empty + own > max_bytes:
+            msg = (
+                f"One Klaviyo profile takes {own} bytes, more than the {max_bytes}-byte "
+                "request limit on its own; send fewer properties."
+            )
+            raise ValueError(msg)
+        grown = size + own + (separator if current else 0)
+        if current and (len(current) >= batch_size or grown > max_bytes):
+            chunks.append(current)
+            current, grown = [], empty + own
+        current.append(profile)
+        size = grown
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _property_columns(
+    properties: Sequence[str] | Mapping[str, str] | None, frame: pd.DataFrame
+) -> dict[str, str]:
+    if properties is None:
+        return {}
+    mapping = dict(properties) if isinstance(properties, Mapping) else {c: c for c in properties}
+    missing = [c for c in mapping if c not in frame.columns]
+    if missing:
+        msg = (
+            f"Property columns {missing} are not in the customers data; keep them with "
+            "Customers.from_frame(..., extra_columns=[...])."
+        )
+        raise ValueError(msg)
+    if "segmentkit_segment" in mapping.values():
+        msg = "The property name 'segmentkit_segment' is reserved for the segment name."
+        raise ValueError(msg)
+    return mapping
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (pd.Timestamp, pd.Timedelta)):
+        return value.isoformat()
+    return value

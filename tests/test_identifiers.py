@@ -1,0 +1,266 @@
+"""Normalisation and hashing of match identifiers, against the reference hash table."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segmentkit.exporters import _identifiers as ids
+
+# Literal vectors of /work/shared/reference/marketing-payloads.md (normalised value -> sha256).
+SHA256 = {
+    "jane.doe@gmail.com": "831f6494ad6be4fcb3a724c3d5fef22d3ceffa3c62ef3a7984e45a0ea177f982",
+    "bob.smith+promo@example.co.uk": (
+        "2fc1bea7b102097e4206cf9d96738cd3da3a31c54816d95d2636555a6a90a3dc"
+    ),
+    "16505550123": "26cb4f0c031f8e3956a484b9af6e06210874c4f08470f03f4f8a4d411da745ec",
+    "442071838750": "8d5f937f3a5590634cbe975951a6aa1543170671ce6e73cce4062f4e8c288417",
+    "+16505550123": "4feaaadc0ff47808bdc09d5ed71dadd9ac8d92aeac7a56972c58e697a61c69f0",
+    "+442071838750": "e631c2534428c6c9b48c2167604a8983046085e43a2c00ed748733c544c0bb4d",
+    "jane": "81f8f6dde88365f3928796ec7aa53f72820b06db8664f5fe76a7eb13e24546a2",
+    "doe": "799ef92a11af918e3fb741df42934f3b568ed2d93ac1df74f1b8d41a27932a6f",
+    "bob": "81b637d8fcd2c6da6359e6963113a1170de795e4b725b84d1e0b4cfd9ec58ce9",
+    "smith": "6627835f988e2c5e50533d491163072d3f4f41f5c8b04630150debb3722ca2dd",
+    "sanfrancisco": "1a6bd4d9d79dc0a79b53795c70d3349fa9e38968a3fbefbfe8783efb1d2b6aac",
+    "london": "6089854c94ca5454b76be6752c562901a985f64c9a946f62976aeab593b83161",
+    "ca": "6959097001d10501ac7d54c0bdb8db61420f658f2922cc26e46d536119a31126",
+    "94105": "e73ac16e69f060ee98b0fda5f66f48c4648ee26950e9bab3a097389853fd859e",
+    "m11ae": "1dc694c2070e697769fb959b50671d76cafd430d8ca191fbdd0affcaea344ac5",
+    "us": "79adb2a2fce5c6ba215fe5f27f532d4e7edbac4b6a5e09e1ef3a08084a904621",
+    "gb": "0b407281768f0e833afef47ed464b6571d01ca4d53c12ce5c51d1462f4ad6677",
+}
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def values(result):
+    normalised, _ = result
+    return [None if pd.isna(v) else v for v in normalised]
+
+
+def invalid(result):
+    return result[1].tolist()
+
+
+# ------------------------------------------------------------------ reference vectors
+
+
+@pytest.mark.parametrize(("normalised", "digest"), list(SHA256.items()))
+def test_sha256_reproduces_every_reference_vector(normalised, digest):
+    assert ids.sha256_hex([normalised]).tolist() == [digest]
+
+
+def test_raw_reference_values_normalise_to_the_reference_inputs():
+    countries = pd.Series(["US", "GB"])
+    assert values(ids.email(["  Jane.Doe@Gmail.com ", "Bob.Smith+promo@Example.co.uk"])) == [
+        "jane.doe@gmail.com",
+        "bob.smith+promo@example.co.uk",
+    ]
+    phones = pd.Series(["+1 (650) 555-0123", "+44 20 7183 8750"])
+    assert values(ids.phone_digits(phones, countries)) == ["16505550123", "442071838750"]
+    assert values(ids.phone_e164(phones, countries)) == ["+16505550123", "+442071838750"]
+    assert values(ids.name(["Jane", "Doe", "Bob", "Smith"])) == ["jane", "doe", "bob", "smith"]
+    assert values(ids.city(["San Francisco", "London"])) == ["sanfrancisco", "london"]
+    assert values(ids.region(pd.Series(["CA", None]), countries)) == ["ca", None]
+    postal = ids.postal_code(pd.Series(["94105-1234", "M1 1AE"]), countries)
+    assert values(postal) == ["94105", "m11ae"]
+    assert values(ids.country(["US", "GB"])) == ["us", "gb"]
+
+
+def test_raw_reference_values_hash_to_the_reference_table():
+    emails, _ = ids.email(["  Jane.Doe@Gmail.com ", "Bob.Smith+promo@Example.co.uk"])
+    assert ids.sha256_hex(emails).tolist() == [
+        SHA256["jane.doe@gmail.com"],
+        SHA256["bob.smith+promo@example.co.uk"],
+    ]
+    phones, _ = ids.phone_e164(["+1 (650) 555-0123", "+44 20 7183 8750"])
+    assert ids.sha256_hex(phones).tolist() == [SHA256["+16505550123"], SHA256["+442071838750"]]
+
+
+def test_md5_reference_vector():
+    emails, _ = ids.email(["  Jane.Doe@Gmail.com "])
+    assert ids.md5_hex(emails).tolist() == ["1df66fbb427ff7e64ac46af29cc74b71"]
+
+
+# ------------------------------------------------------------------------- edge cases
+
+
+def test_missing_and_blank_values_are_neither_valid_nor_invalid():
+    raw = [None, np.nan, "", "   ", pd.NA]
+    for rule in (ids.email, ids.name, ids.city, ids.country, ids.gender, ids.phone_e164):
+        result = rule(raw)
+        assert values(result) == [None] * 5, rule
+        assert invalid(result) == [False] * 5, rule
+
+
+def test_email_rules():
+    raw = [
+        "a@b.co",
+        "no-at-sign.com",
+        "two@@b.com",
+        "a@b@c.com",
+        "@b.com",
+        "a@nodot",
+        "a b@c.com",
+        "a@b.",
+        " First.Last+Tag@GMail.COM\t",
+    ]
+    result = ids.email(raw)
+    assert values(result)[0] == "a@b.co"
+    assert values(result)[-1] == "first.last+tag@gmail.com"  # no dot or +tag stripping
+    assert invalid(result) == [False, True, True, True, True, True, True, True, False]
+
+
+def test_phone_rules_use_the_row_country_then_the_default_region():
+    raw = pd.Series(["(650) 555-0123", "020 7183 8750", "020 7183 8750", "not a phone", "12"])
+    countries = pd.Series(["US", "GB", None, "US", "US"])
+    result = ids.phone_digits(raw, countries)
+    assert values(result)[:2] == ["16505550123", "442071838750"]
+    assert invalid(result) == [False, False, True, True, True]  # 020... is no US number
+    gb = ids.phone_e164(["020 7183 8750"], default_region="GB")
+    assert values(gb) == ["+442071838750"]
+
+
+def test_unicode_names_keep_their_letters():
+    raw = ["José", "Łukasz", "  O'Brien-Smith ", "Jean Luc", "Zoë", "Jose\u0301", "123", "!!"]
+    result = ids.name(raw)
+    assert values(result) == [
+        "josé",
+        "łukasz",
+        "obriensmith",
+        "jeanluc",
+        "zoë",
+        "josé",  # decomposed accent composed (NFC)
+        None,
+        None,
+    ]
+    assert invalid(result) == [False] * 6 + [True, True]
+    assert values(ids.first_initial(["Łukasz", "  jane", None])) == ["ł", "j", None]
+    assert values(ids.city(["Kraków", "St. Louis", "New  York"])) == [
+        "kraków",
+        "stlouis",
+        "newyork",
+    ]
+
+
+def test_region_rules():
+    raw = pd.Series(["CA", "California", "Texas!", "Narnia", "Île-de-France", "NSW"])
+    countries = pd.Series(["US", "us", "US", "US", "FR", "AU"])
+    result = ids.region(raw, countries)
+    assert values(result) == ["ca", "ca", "tx", None, "îledefrance", "nsw"]
+    assert invalid(result) == [False, False, False, True, False, False]
+    assert values(ids.region(["CA"])) == ["ca"]  # no country known
+
+
+def test_postal_code_rules():
+    raw = pd.Series(["94105-1234", "941051234", "941", "M1 1AE", " 75008 ", "10115"])
+    countries = pd.Series(["US", "US", "US", "GB", "FR", None])
+    result = ids.postal_code(raw, countries)
+    assert values(result) == ["94105", "94105", None, "m11ae", "75008", "10115"]
+    assert invalid(result) == [False, False, True, False, False, False]
+
+
+def test_country_gender_and_birth_parts():
+    result = ids.country(["US", " gb ", "UK", "France", "USA"])
+    assert values(result) == ["us", "gb", "gb", None, None]
+    assert invalid(result) == [False, False, False, True, True]
+
+    result = ids.gender(["M", "female", "Male", "F", "x", None])
+    assert values(result) == ["m", "f", "m", "f", None, None]
+    assert invalid(result) == [False, False, False, False, True, False]
+
+    parts, bad = ids.birth_parts(
+        ["1980-02-03", pd.Timestamp("2001-12-31"), None, "soon", "1850-1-1"]
+    )
+    assert parts["year"].tolist()[:2] == ["1980", "2001"]
+    assert parts["month"].tolist()[:2] == ["02", "12"]
+    assert parts["day"].tolist()[:2] == ["03", "31"]
+    assert parts.iloc[2:].isna().all().all()
+    assert bad.tolist() == [False, False, False, True, True]
+
+
+def test_sha256_passes_existing_hashes_through_lowercased():
+    digest = SHA256["jane"]
+    out = ids.sha256_hex(pd.Series([digest.upper(), digest, None, "jane"]))
+    assert out.tolist()[:2] == [digest, digest]
+    assert pd.isna(out.iloc[2])
+    assert out.iloc[3] == digest
+
+
+def test_prehashed_keeps_hashed_raw_values_valid():
+    raw = pd.Series([SHA256["jane.doe@gmail.com"].upper(), "bad", "x@y.com"])
+    normalised, bad = ids.prehashed(raw, ids.email(raw))
+    assert normalised.tolist() == [SHA256["jane.doe@gmail.com"], pd.NA, "x@y.com"]
+    assert bad.tolist() == [False, True, False]
+
+
+def test_index_and_categorical_input_are_preserved():
+    raw = pd.Series(["US", "GB", None], index=[10, 20, 30], dtype="category")
+    normalised, bad = ids.country(raw)
+    assert normalised.index.tolist() == [10, 20, 30]
+    assert normalised.dtype == "string"
+    assert isinstance(bad, np.ndarray)
+    assert bad.dtype == bool
+
+
+def test_countries_must_align():
+    with pytest.raises(ValueError, match="one per row"):
+        ids.phone_e164(["+16505550123"], pd.Series(["US", "GB"]))
+
+
+# ------------------------------------------------------------------------- properties
+
+text = st.text(max_size=30)
+optional_text = st.one_of(st.none(), text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(optional_text, max_size=8))
+def test_text_rules_are_idempotent(raw):
+    for rule in (ids.email, ids.name, ids.city, ids.country, ids.gender):
+        once, _ = rule(raw)
+        twice, again_invalid = rule(once)
+        assert values((twice, None)) == values((once, None)), rule
+        assert not again_invalid.any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(optional_text, max_size=8), st.sampled_from(["US", "GB", "FR", None]))
+def test_geo_rules_are_idempotent(raw, code):
+    countries = pd.Series([code] * len(raw), dtype=object)
+    for rule in (ids.region, ids.postal_code):
+        once, _ = rule(raw, countries)
+        twice, again_invalid = rule(once, countries)
+        assert values((twice, None)) == values((once, None)), rule
+        assert not again_invalid.any()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.from_regex(r"\+?[0-9 ()-]{0,16}", fullmatch=True), max_size=6))
+def test_phone_rule_is_idempotent(raw):
+    once, _ = ids.phone_e164(raw)
+    twice, again_invalid = ids.phone_e164(once)
+    assert values((twice, None)) == values((once, None))
+    assert not again_invalid.any()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(text, min_size=1, max_size=8))
+def test_sha256_is_always_64_lowercase_hex(raw):
+    out = ids.sha256_hex(pd.Series(raw, dtype=object))
+    assert all(HEX64.fullmatch(v) for v in out)
+    assert ids.sha256_hex(out).tolist() == out.tolist()  # hashes are not hashed again
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(optional_text, max_size=8))
+def test_invalid_only_marks_non_empty_values(raw):
+    for rule in (ids.email, ids.name, ids.country, ids.gender, ids.phone_digits):
+        normalised, bad = rule(raw)
+        blank = np.array([v is None or not v.strip() for v in raw], dtype=bool)
+        assert not (bad & blank).any()
+        assert not (bad & normalised.notna().to_numpy()).any()
