@@ -295,3 +295,50 @@ def test_pickled_models_need_the_trust_flag_on_the_command_line(orders_csv, tmp_
         ["-q", "segment", str(orders_csv), "--map", *MAP, "--model", str(model), "--trust-pickle"]
     )
     assert code == 0
+
+
+def test_export_writes_platform_requests_and_the_report(tmp_path, capsys):
+    segments = tmp_path / "segments.csv"
+    pd.DataFrame(
+        {
+            "customer_id": ["cust-001", "cust-002", "cust-003"],
+            "segment_id": [0, 0, 1],
+            "segment": ["VIP", "VIP", "Other"],
+        }
+    ).to_csv(segments, index=False)
+    customers = tmp_path / "customers.csv"
+    pd.DataFrame(
+        {
+            "id": ["cust-001", "cust-002"],
+            "mail": ["  Jane.Doe@Gmail.com ", "not-an-email"],
+            "ads": ["yes", "yes"],
+        }
+    ).to_csv(customers, index=False)
+    code = main(
+        [
+            "-q",
+            "export",
+            str(segments),
+            "--customers",
+            str(customers),
+            "--map-customers",
+            "customer_id=id",
+            "email=mail",
+            "consent_ads=ads",
+            "--to",
+            "meta",
+            "--segment",
+            "VIP",
+            "--param",
+            "audience_id=23850000000000001",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "2 members, 1 exported" in out
+    text = (tmp_path / "out" / "meta-vip.json").read_text()
+    assert "831f6494ad6be4fcb3a724c3d5fef22d3ceffa3c62ef3a7984e45a0ea177f982" in text
+    assert "jane.doe" not in text.lower()
+    assert "/v25.0/23850000000000001/users" in text

@@ -268,6 +268,52 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+_BUILDERS = {
+    "meta": "build_meta",
+    "google_ads": "build_google_ads",
+    "klaviyo": "build_klaviyo",
+    "mailchimp": "build_mailchimp",
+    "hubspot": "build_hubspot",
+    "braze": "build_braze",
+}
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import re
+
+    import segmentkit as sk
+    from segmentkit import exporters
+
+    progress = _Progress(args.quiet)
+    segmentation = progress.step(
+        f"reading {args.segments}", lambda: sk.Segmentation.from_assignments(args.segments)
+    )
+    mapping = _parse_pairs(args.map_customers, "--map-customers", typed=False)
+    customers = progress.step(
+        f"reading {args.customers}", lambda: sk.Customers.from_csv(args.customers, **mapping)
+    )
+    params = _parse_pairs(args.param, "--param", typed=True)
+    # Platform ids are text even when they look like numbers (leading zeros, dashes).
+    for key in ("audience_id", "list_id", "customer_id", "job_id", "user_list_id"):
+        if key in params:
+            params[key] = str(params[key])
+    builder = getattr(exporters, _BUILDERS[args.to])
+    export = progress.step(
+        f"building {args.to} requests",
+        lambda: builder(segmentation, args.segment, customers, **params),
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", args.segment.lower()).strip("-") or "segment"
+    path = out / f"{args.to}-{slug}.json"
+    from segmentkit._io import write_atomic
+
+    write_atomic(path, lambda tmp: tmp.write_text(export.to_json(), encoding="utf-8"))
+    print(export.report)
+    print(f"{len(export.requests)} request(s) written to {path}")
+    return 0
+
+
 def _cmd_engines(args: argparse.Namespace) -> int:
     import segmentkit as sk
 
@@ -355,6 +401,40 @@ def _parser() -> argparse.ArgumentParser:
     )
     segment.add_argument("--catalog-out", help="segment catalog file: .csv, .parquet or .json")
     segment.set_defaults(run=_cmd_segment)
+
+    export = commands.add_parser(
+        "export",
+        help="build a marketing platform's requests for one segment (sends nothing)",
+        description="Turn one segment of a segmentation file into the exact requests a "
+        "platform accepts, with identifiers normalised and hashed as it specifies, "
+        "consent and suppression applied, and a report of who was left out and why.",
+        epilog="example:\n  segmentkit export segments.csv --customers customers.csv \\\n"
+        "      --map-customers customer_id=id email=email consent_ads=ads_ok \\\n"
+        "      --to meta --segment Champions --param audience_id=2385000 --out exports/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("segments", help="assignments file written by 'segmentkit segment --out'")
+    export.add_argument("--customers", required=True, help="customer profiles CSV")
+    export.add_argument(
+        "--map-customers",
+        nargs="+",
+        metavar="KEY=COLUMN",
+        default=[],
+        help="map profile columns: customer_id, email, phone, first_name, last_name, city, "
+        "region, postal_code, country, consent_email, consent_sms, consent_ads...",
+    )
+    export.add_argument("--to", required=True, choices=sorted(_BUILDERS), help="platform")
+    export.add_argument("--segment", required=True, help="segment name to export")
+    export.add_argument(
+        "--param",
+        nargs="+",
+        metavar="NAME=VALUE",
+        default=[],
+        help="builder parameters, e.g. audience_id=... (meta), list_id=... (klaviyo), "
+        "operation=remove",
+    )
+    export.add_argument("--out", required=True, help="folder for the JSON file")
+    export.set_defaults(run=_cmd_export)
 
     engines = commands.add_parser("engines", help="list the available engines")
     engines.set_defaults(run=_cmd_engines)
