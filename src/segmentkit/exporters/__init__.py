@@ -9,16 +9,22 @@ its limits, with identifiers normalised and hashed as the platform specifies, pl
 
 from segmentkit.exporters._audience import AudienceExport, ExportReport, Request
 from segmentkit.exporters._braze import build_braze
+from segmentkit.exporters._diff import membership_changes, restrict
 from segmentkit.exporters._google_ads import build_google_ads
 from segmentkit.exporters._hubspot import build_hubspot, hubspot_membership_requests
 from segmentkit.exporters._klaviyo import build_klaviyo
 from segmentkit.exporters._mailchimp import build_mailchimp
 from segmentkit.exporters._meta import build_meta
+from segmentkit.exporters._push import Credentials, PushError, PushSummary, TokenBucket, push
 
 __all__ = [
     "AudienceExport",
+    "Credentials",
     "ExportReport",
+    "PushError",
+    "PushSummary",
     "Request",
+    "TokenBucket",
     "build_braze",
     "build_google_ads",
     "build_hubspot",
@@ -26,4 +32,7 @@ __all__ = [
     "build_mailchimp",
     "build_meta",
     "hubspot_membership_requests",
+    "membership_changes",
+    "push",
+    "restrict",
 ]
