@@ -18,8 +18,9 @@ import segmentkit as sk
 from segmentkit.exporters._braze import build_braze
 from segmentkit.exporters._hubspot import build_hubspot, hubspot_membership_requests
 from segmentkit.exporters._identifiers import md5_hex
-from segmentkit.exporters._klaviyo import KLAVIYO_REVISION, build_klaviyo, json_size
+from segmentkit.exporters._klaviyo import KLAVIYO_REVISION, build_klaviyo
 from segmentkit.exporters._mailchimp import build_mailchimp
+from segmentkit.exporters._shared import json_size
 
 SEGMENT = "high_value"
 

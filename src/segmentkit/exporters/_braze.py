@@ -24,7 +24,7 @@ from segmentkit.exporters._audience import (
     eligible_members,
 )
 from segmentkit.exporters._identifiers import email as normalise_email
-from segmentkit.exporters._klaviyo import (
+from segmentkit.exporters._shared import (
     check_batch_size,
     check_operation,
     make_report,

@@ -31,7 +31,7 @@ from segmentkit.exporters._audience import (
 )
 from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._identifiers import md5_hex
-from segmentkit.exporters._klaviyo import (
+from segmentkit.exporters._shared import (
     check_batch_size,
     check_operation,
     make_report,
