@@ -448,3 +448,50 @@ def test_batches_never_exceed_the_limits(n, batch_size, max_identifiers, seed):
     assert all(1 <= len(u) <= 20 for u in users)
     assert len(users) == google.report.exported == meta.report.exported
     assert sum(r.n_customers for r in adds) == google.report.exported
+
+
+def _google_handler(calls, fail_first_add=None):
+    import httpx
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path.endswith("offlineUserDataJobs:create"):
+            return httpx.Response(
+                200, json={"resourceName": "customers/1234567890/offlineUserDataJobs/999"}
+            )
+        if request.url.path.endswith(":addOperations") and fail_first_add:
+            fail_first_add.pop()
+            return httpx.Response(400, json={"error": {"message": "simulated stop"}})
+        return httpx.Response(200, json={})
+
+    return handle
+
+
+def test_push_fills_in_the_job_google_names_on_create_even_after_a_restart(reference, tmp_path):
+    import httpx
+
+    from segmentkit.exporters import Credentials, PushError, push
+
+    segmentation, customers = reference
+    export = build_google_ads(
+        segmentation, "Big", customers, customer_id="123-456-7890", user_list_id="42"
+    )
+    assert "{job}" in export.requests[1].path
+    credentials = Credentials(
+        "google_ads", token="tok-secret-123", developer_token="dev-token-456"
+    )
+    journal = tmp_path / "google.journal"
+    calls: list[str] = []
+    client = httpx.Client(transport=httpx.MockTransport(_google_handler(calls, [True])))
+    with pytest.raises(PushError, match="simulated stop"):
+        push(export, credentials=credentials, journal=journal, client=client, base_url="http://x")
+    calls.clear()
+    client = httpx.Client(transport=httpx.MockTransport(_google_handler(calls)))
+    summary = push(
+        export, credentials=credentials, journal=journal, client=client, base_url="http://x"
+    )
+    assert summary.skipped_already_acknowledged == 1  # the :create is not sent again
+    assert calls == [
+        "/v26/customers/1234567890/offlineUserDataJobs/999:addOperations",
+        "/v26/customers/1234567890/offlineUserDataJobs/999:run",
+    ]

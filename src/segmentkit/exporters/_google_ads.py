@@ -25,6 +25,8 @@ from segmentkit.exporters._audience import (
 )
 from segmentkit.exporters._meta import _segment_name
 
+JOB_PLACEHOLDER = "{job}"
+
 __all__ = ["build_google_ads"]
 
 API_VERSION = "v26"
@@ -39,7 +41,7 @@ def build_google_ads(
     customers: Customers,
     *,
     customer_id: str | int,
-    job_id: str | int,
+    job_id: str | int | None = None,
     user_list_id: str | int,
     operation: Literal["add", "remove", "remove_all"] = "add",
     consent: str | Sequence[str] | None = "consent_ads",
@@ -66,10 +68,11 @@ def build_google_ads(
         Profiles with the identifiers and consent flags.
     customer_id : str or int
         Google Ads customer (account) id, with or without dashes.
-    job_id : str or int
-        Id of the offline user data job; Google assigns it on ``:create``, so build the
-        export with the id the create call returned (the create request is included
-        for completeness).
+    job_id : str or int, optional
+        Id of the offline user data job. Google assigns it in the ``:create`` answer, so
+        leave it out: the paths then hold the placeholder ``{job}``, which
+        :func:`~segmentkit.exporters.push` fills in from that answer (and remembers in
+        its journal for re-runs). Give it only to resume a job created elsewhere.
     user_list_id : str or int
         The CRM-based user list (``upload_key_type`` ``CONTACT_INFO``).
     operation : {'add', 'remove', 'remove_all'}, default='add'
@@ -111,7 +114,9 @@ def build_google_ads(
         )
         raise ValueError(msg)
     cid = str(customer_id).replace("-", "").strip()
-    resource = f"customers/{cid}/offlineUserDataJobs/{job_id}"
+    resource = (
+        f"customers/{cid}/offlineUserDataJobs/{JOB_PLACEHOLDER if job_id is None else job_id}"
+    )
     create = {
         "job": {
             "type": "CUSTOMER_MATCH_USER_LIST",

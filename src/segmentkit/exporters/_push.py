@@ -418,9 +418,14 @@ class TokenBucket:
 
 def _read_journal(path: Path) -> set[str]:
     """Keys acknowledged in earlier runs; a torn last line (crash mid-write) is ignored."""
+    return set(_read_journal_entries(path))
+
+
+def _read_journal_entries(path: Path) -> dict[str, dict[str, Any]]:
+    """Acknowledged entries of earlier runs by key (later entries win)."""
     if not path.exists():
-        return set()
-    keys = set()
+        return {}
+    entries: dict[str, dict[str, Any]] = {}
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             try:
@@ -428,8 +433,8 @@ def _read_journal(path: Path) -> set[str]:
             except json.JSONDecodeError:
                 continue
             if isinstance(entry, dict) and isinstance(entry.get("key"), str):
-                keys.add(entry["key"])
-    return keys
+                entries[entry["key"]] = entry
+    return entries
 
 
 class _Journal:
@@ -445,8 +450,9 @@ class _Journal:
         if torn:  # a crash mid-write left half a line: end it so the next entry parses
             self._handle.write("\n")
 
-    def record(self, request: Request, status: int) -> None:
+    def record(self, request: Request, status: int, job: str | None = None) -> None:
         entry = {
+            "job": job,
             "key": request.key,
             "platform": request.platform,
             "method": request.method,
@@ -465,6 +471,16 @@ class _Journal:
 
 
 # --------------------------------------------------------------------------- helpers
+
+_JOB = "{job}"
+_EMPTY_SUMMARY_FIELDS = {
+    "sent": 0,
+    "skipped_already_acknowledged": 0,
+    "retries": 0,
+    "failures": 1,
+    "customers_delivered": 0,
+    "elapsed": 0.0,
+}
 
 # Module-level so tests can replace them without touching time.sleep for everyone.
 _sleep: Callable[[float], None] = time.sleep
@@ -509,6 +525,33 @@ def _require_httpx() -> Any:
         msg = "Pushing needs httpx: pip install 'segmentkit[push]'."
         raise ImportError(msg) from error
     return httpx
+
+
+def _with_job(request: Request, job: str | None) -> str:
+    """The request's path with Google Ads' job placeholder filled in."""
+    if _JOB not in request.path:
+        return request.path
+    if job is None:
+        msg = (
+            f"{_describe(request)} needs the job Google named in its :create answer, and no "
+            "acknowledged :create (in this run or the journal) gave one."
+        )
+        raise PushError(
+            msg, request=request, status=None, summary=PushSummary(**_EMPTY_SUMMARY_FIELDS)
+        )
+    return request.path.replace(_JOB, job)
+
+
+def _job_from(request: Request, response: Any) -> str | None:
+    """The job id of a Google Ads ``:create`` answer (``customers/1/offlineUserDataJobs/9``)."""
+    if not request.path.endswith("offlineUserDataJobs:create"):
+        return None
+    try:
+        name = response.json().get("resourceName", "")
+    except (ValueError, AttributeError):
+        return None
+    job = str(name).rsplit("/", 1)[-1]
+    return job or None
 
 
 def _platform_message(response: httpx.Response) -> str:
@@ -664,8 +707,14 @@ def push(
     started = _clock()
     requests = _as_requests(export_or_requests)
     journal_path = Path(journal) if journal is not None else None
-    acknowledged = _read_journal(journal_path) if journal_path is not None else set()
+    acknowledged = _read_journal_entries(journal_path) if journal_path is not None else {}
     todo = [r for r in requests if r.key not in acknowledged]
+    # Google Ads names a job in its :create answer; a re-run finds it in the journal.
+    jobs = {
+        entry["platform"]: entry["job"]
+        for entry in acknowledged.values()
+        if entry.get("job") and entry.get("platform")
+    }
     skipped = len(requests) - len(todo)
 
     if dry_run:
@@ -727,7 +776,7 @@ def push(
         for request in todo:
             cred = creds[request.platform]
             url = base_url.rstrip("/") if base_url is not None else cred.api_base_url()
-            url += request.path
+            url += _with_job(request, jobs.get(request.platform))
             headers = {"Content-Type": "application/json", **dict(request.headers)}
             headers.update(cred.headers())
             attempt = 0
@@ -747,8 +796,11 @@ def push(
                 else:
                     status = response.status_code
                     if 200 <= status < 300:
+                        job = _job_from(request, response)
+                        if job is not None:
+                            jobs[request.platform] = job
                         if book is not None:
-                            book.record(request, status)
+                            book.record(request, status, job)
                         state["sent"] += 1
                         state["customers"] += request.n_customers
                         show()
