@@ -342,3 +342,98 @@ def test_export_writes_platform_requests_and_the_report(tmp_path, capsys):
     assert "831f6494ad6be4fcb3a724c3d5fef22d3ceffa3c62ef3a7984e45a0ea177f982" in text
     assert "jane.doe" not in text.lower()
     assert "/v25.0/23850000000000001/users" in text
+
+
+def test_export_push_sends_to_the_platform_and_reruns_send_nothing(tmp_path, capsys, monkeypatch):
+    import json as _json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[str, dict]] = []
+
+    class Platform(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            received.append((self.path, _json.loads(self.rfile.read(length))))
+            assert self.headers["Authorization"] == "Bearer braze-secret-key"
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"message": "success"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Platform)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        segments = tmp_path / "segments.csv"
+        pd.DataFrame(
+            {"customer_id": ["c1", "c2"], "segment_id": [0, 0], "segment": ["VIP", "VIP"]}
+        ).to_csv(segments, index=False)
+        customers = tmp_path / "customers.csv"
+        pd.DataFrame({"id": ["c1", "c2"], "ok": ["yes", "no"]}).to_csv(customers, index=False)
+        monkeypatch.setenv("SEGMENTKIT_BRAZE_API_KEY", "braze-secret-key")
+        monkeypatch.setenv("SEGMENTKIT_BRAZE_INSTANCE", "iad-01")
+        argv = [
+            "-q",
+            "export",
+            str(segments),
+            "--customers",
+            str(customers),
+            "--map-customers",
+            "customer_id=id",
+            "consent_email=ok",
+            "--to",
+            "braze",
+            "--segment",
+            "VIP",
+            "--out",
+            str(tmp_path / "out"),
+            "--push",
+            "--base-url",
+            f"http://127.0.0.1:{server.server_port}",
+        ]
+        assert main(argv) == 0
+        assert main(argv) == 0  # the journal makes the re-run send nothing
+    finally:
+        server.shutdown()
+    out = capsys.readouterr().out
+    assert "pushed 1 request(s), 1 customer(s)" in out
+    assert "1 already acknowledged (skipped)" in out
+    assert "braze-secret-key" not in out
+    assert len(received) == 1
+    path, body = received[0]
+    assert path == "/users/track"
+    assert body["attributes"][0]["external_id"] == "c1"
+
+
+def test_export_push_without_credentials_names_the_variable(tmp_path, capsys, monkeypatch):
+    segments = tmp_path / "segments.csv"
+    pd.DataFrame({"customer_id": ["c1"], "segment_id": [0], "segment": ["VIP"]}).to_csv(
+        segments, index=False
+    )
+    customers = tmp_path / "customers.csv"
+    pd.DataFrame({"id": ["c1"], "ok": ["yes"]}).to_csv(customers, index=False)
+    monkeypatch.delenv("SEGMENTKIT_BRAZE_API_KEY", raising=False)
+    code = main(
+        [
+            "-q",
+            "export",
+            str(segments),
+            "--customers",
+            str(customers),
+            "--map-customers",
+            "customer_id=id",
+            "consent_email=ok",
+            "--to",
+            "braze",
+            "--segment",
+            "VIP",
+            "--out",
+            str(tmp_path / "out"),
+            "--push",
+        ]
+    )
+    assert code == 1
+    assert "SEGMENTKIT_BRAZE_API_KEY" in capsys.readouterr().err

@@ -598,3 +598,54 @@ def test_journal_path_is_created(tmp_path, server_factory, waits):
     summary = _push(server, make_requests("braze", 2), journal=Path(journal))
     assert summary.sent == 2
     assert len(journal.read_text().splitlines()) == 2
+
+
+def test_items_refused_inside_a_successful_answer_are_counted_not_shown(caplog):
+    import httpx
+
+    from segmentkit.exporters import Credentials, Request, push
+
+    answer = {"errors": [{"email_address": "jane.doe@gmail.com", "error": "fake"}] * 2}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    request = Request("mailchimp", "POST", "/lists/abc", {"members": []}, n_customers=5)
+    credentials = Credentials("mailchimp", token="0123456789abcdef-us21")
+    with caplog.at_level("WARNING", logger="segmentkit.push"):
+        summary = push(
+            [request],
+            credentials=credentials,
+            client=httpx.Client(transport=transport),
+            base_url="http://x",
+        )
+    assert summary.rejected_items == 2
+    assert "2 item(s) refused" in str(summary)
+    assert "jane.doe" not in caplog.text
+    assert "refused 2 item(s)" in caplog.text
+
+
+def test_platform_rates_space_requests(monkeypatch):
+    import httpx
+
+    from segmentkit.exporters import Credentials, Request, _push, push
+
+    now = [0.0]
+    waits: list[float] = []
+    monkeypatch.setattr(_push, "_clock", lambda: now[0])
+
+    def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(_push, "_sleep", fake_sleep)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={}))
+    requests = [
+        Request("klaviyo", "POST", "/api/profile-bulk-import-jobs", {"n": i}, batch=i)
+        for i in range(3)
+    ]
+    push(
+        requests,
+        credentials=Credentials("klaviyo", token="pk_live_secret"),
+        client=httpx.Client(transport=transport),
+        base_url="http://x",
+        rate_per_second="platform",
+    )
+    assert sum(waits) == pytest.approx(2 / (150 / 60))

@@ -311,6 +311,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     write_atomic(path, lambda tmp: tmp.write_text(export.to_json(), encoding="utf-8"))
     print(export.report)
     print(f"{len(export.requests)} request(s) written to {path}")
+    if args.push:
+        credentials = exporters.Credentials.from_env(args.to, base_url=args.base_url)
+        summary = exporters.push(
+            export,
+            credentials=credentials,
+            journal=path.with_suffix(".journal"),
+            rate_per_second="platform",
+            progress=not args.quiet,
+        )
+        print(summary)
     return 0
 
 
@@ -434,6 +444,14 @@ def _parser() -> argparse.ArgumentParser:
         "operation=remove",
     )
     export.add_argument("--out", required=True, help="folder for the JSON file")
+    export.add_argument(
+        "--push",
+        action="store_true",
+        help="also send the requests (needs the 'push' extra and the platform's credentials "
+        "in SEGMENTKIT_* environment variables); a journal next to the JSON file makes "
+        "re-runs skip what was acknowledged",
+    )
+    export.add_argument("--base-url", help=argparse.SUPPRESS)
     export.set_defaults(run=_cmd_export)
 
     engines = commands.add_parser("engines", help="list the available engines")
@@ -457,7 +475,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (SegmentkitError, ValueError, TypeError, OSError, ImportError, KeyError) as error:
+    except (
+        SegmentkitError,
+        ValueError,
+        TypeError,
+        OSError,
+        ImportError,
+        KeyError,
+        RuntimeError,
+    ) as error:
         if args.debug:
             raise
         message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)

@@ -315,6 +315,9 @@ class PushSummary:
         Nothing was sent.
     pending : tuple of Request, default=()
         With ``dry_run``: the requests that would be sent, in order.
+    rejected_items : int, default=0
+        Items a platform refused inside a successful answer (Mailchimp's ``errors``,
+        Braze's ``errors``): the request is acknowledged, these customers were not taken.
     """
 
     sent: int
@@ -325,6 +328,7 @@ class PushSummary:
     elapsed: float
     dry_run: bool = False
     pending: tuple[Request, ...] = field(default=(), repr=False)
+    rejected_items: int = 0
 
     def __str__(self) -> str:
         if self.dry_run:
@@ -348,6 +352,8 @@ class PushSummary:
             parts.append(f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}")
         if self.failures:
             parts.append(f"{self.failures} failed")
+        if self.rejected_items:
+            parts.append(f"{self.rejected_items} item(s) refused inside successful answers")
         return "; ".join(parts)
 
 
@@ -473,6 +479,17 @@ class _Journal:
 # --------------------------------------------------------------------------- helpers
 
 _JOB = "{job}"
+
+#: Steady request rates the platforms publish, per second (Meta and Google Ads throttle
+#: per account without a fixed number).
+PLATFORM_RATES: dict[str, float | None] = {
+    "klaviyo": 150 / 60,
+    "hubspot": 190 / 10,
+    "braze": 3000 / 3,
+    "mailchimp": 10.0,
+    "meta": None,
+    "google_ads": None,
+}
 _EMPTY_SUMMARY_FIELDS = {
     "sent": 0,
     "skipped_already_acknowledged": 0,
@@ -540,6 +557,18 @@ def _with_job(request: Request, job: str | None) -> str:
             msg, request=request, status=None, summary=PushSummary(**_EMPTY_SUMMARY_FIELDS)
         )
     return request.path.replace(_JOB, job)
+
+
+def _refused_items(request: Request, response: Any) -> int:
+    """Items refused inside a 2xx answer (Mailchimp and Braze report them in ``errors``)."""
+    if request.platform not in ("mailchimp", "braze"):
+        return 0
+    try:
+        body = response.json()
+    except ValueError:
+        return 0
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return len(errors) if isinstance(errors, list) else 0
 
 
 def _job_from(request: Request, response: Any) -> str | None:
@@ -640,7 +669,7 @@ def push(
     backoff: float = 0.5,
     max_backoff: float = 30.0,
     timeout: float = 30.0,
-    rate_per_second: float | None = None,
+    rate_per_second: float | str | None = None,
     progress: bool = False,
     client: httpx.Client | None = None,
     rng: random.Random | None = None,
@@ -677,10 +706,12 @@ def push(
         Base and cap of the exponential backoff, in seconds.
     timeout : float, default=30
         Seconds per HTTP attempt (connect, read, write).
-    rate_per_second : float, optional
+    rate_per_second : float or 'platform', optional
         Spaces the attempts (retries included) to at most this many per second with a
         token bucket; platform limits are e.g. Klaviyo 10/s burst and 150/min steady,
-        HubSpot 190 per 10 s, Braze 3,000 per 3 s.
+        HubSpot 190 per 10 s, Braze 3,000 per 3 s. ``'platform'`` takes the steady rate
+        of :data:`PLATFORM_RATES` for the slowest platform in the push (none when no
+        published limit is known).
     progress : bool, default=False
         Print a one-line progress indicator to standard error.
     client : httpx.Client, optional
@@ -732,8 +763,11 @@ def push(
     platforms = list(dict.fromkeys(r.platform for r in todo))
     creds = _credentials_for(platforms, credentials, base_url)
     secrets = tuple(s for c in creds.values() for s in c.secrets())
+    if rate_per_second == "platform":
+        known = [PLATFORM_RATES[p] for p in platforms if PLATFORM_RATES.get(p)]
+        rate_per_second = min(known) if known else None
     bucket = (
-        TokenBucket(rate_per_second, clock=_clock, sleep=_sleep)
+        TokenBucket(float(rate_per_second), clock=_clock, sleep=_sleep)
         if rate_per_second is not None
         else None
     )
@@ -742,7 +776,7 @@ def push(
     httpx = _require_httpx()
     http = client if client is not None else httpx.Client(timeout=timeout)
     book = _Journal(journal_path) if journal_path is not None else None
-    state = {"sent": 0, "retries": 0, "customers": 0}
+    state = {"sent": 0, "retries": 0, "customers": 0, "rejected": 0}
     total = len(todo)
 
     def summary(failures: int = 0) -> PushSummary:
@@ -753,6 +787,7 @@ def push(
             failures=failures,
             customers_delivered=state["customers"],
             elapsed=_clock() - started,
+            rejected_items=state["rejected"],
         )
 
     def show(final: bool = False) -> None:
@@ -796,6 +831,16 @@ def push(
                 else:
                     status = response.status_code
                     if 200 <= status < 300:
+                        refused = _refused_items(request, response)
+                        if refused:
+                            state["rejected"] += refused
+                            # Counts only: the platforms' item errors quote e-mail addresses.
+                            logger.warning(
+                                "%s: the platform refused %d item(s) inside a %d answer",
+                                _describe(request),
+                                refused,
+                                status,
+                            )
                         job = _job_from(request, response)
                         if job is not None:
                             jobs[request.platform] = job
