@@ -495,3 +495,26 @@ def test_push_fills_in_the_job_google_names_on_create_even_after_a_restart(refer
         "/v26/customers/1234567890/offlineUserDataJobs/999:addOperations",
         "/v26/customers/1234567890/offlineUserDataJobs/999:run",
     ]
+
+
+def test_no_raw_email_or_phone_in_push_logs_summary_or_report(reference, caplog):
+    import httpx
+
+    from segmentkit.exporters import Credentials, push
+
+    segmentation, customers = reference
+    export = build_meta(segmentation, "Big", customers, audience_id="238500")
+    answers = iter([httpx.Response(500, json={"error": "busy"}), httpx.Response(200, json={})])
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: next(answers)))
+    with caplog.at_level("INFO", logger="segmentkit.push"):
+        summary = push(
+            export,
+            credentials=Credentials("meta", token="meta-secret-token"),
+            client=client,
+            base_url="http://x",
+            backoff=0.0,
+        )
+    seen = " ".join([caplog.text, str(summary), str(export.report), export.to_json()]).lower()
+    assert summary.retries == 1
+    for raw in ("jane.doe@gmail.com", "bob.smith+promo", "6505550123", "2071838750", "555-0123"):
+        assert raw not in seen
