@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
-
 from _vectors import SHA256
 from segmentkit.exporters._google_ads import build_google_ads
 from segmentkit.exporters._meta import build_meta
