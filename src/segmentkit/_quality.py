@@ -20,7 +20,7 @@ import pandas as pd
 
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import NONE, InstanceOf, Interval, validate_params
-from segmentkit._segmentation import NOISE, Segmentation
+from segmentkit._segmentation import NOISE, Segmentation, feature_rows
 from segmentkit.errors import InvalidParameterError
 
 if TYPE_CHECKING:
@@ -471,16 +471,11 @@ def _subset(features: CustomerFeatures, rows: np.ndarray) -> CustomerFeatures:
     return subset
 
 
-def _aligned(features: CustomerFeatures, segmentation: Segmentation) -> CustomerFeatures:
-    ids = segmentation.assignments["customer_id"].to_numpy()
-    rows = features.frame.index.get_indexer(ids)
-    if (rows < 0).any():
-        lacking = ids[rows < 0]
-        msg = (
-            f"The features lack {len(lacking)} of the {len(ids)} segmented customers, "
-            f"e.g. {lacking[:3].tolist()}; evaluate needs features of every one."
-        )
-        raise ValueError(msg)
+def _aligned(
+    features: CustomerFeatures, segmentation: Segmentation, user: str = "evaluate"
+) -> CustomerFeatures:
+    """The features of the segmented customers, in assignment order."""
+    rows = feature_rows(features.frame, segmentation.assignments, user)
     if len(rows) == len(features) and (rows == np.arange(len(rows))).all():
         return features
     return _subset(features, rows)

@@ -270,15 +270,7 @@ class Segmentation:
             if not_numeric:
                 msg = f"profile describes numeric features only; {not_numeric} are not numeric."
                 raise ValueError(msg)
-        ids = self.assignments["customer_id"].to_numpy()
-        rows = frame.index.get_indexer(ids)
-        if (rows < 0).any():
-            lacking = ids[rows < 0]
-            msg = (
-                f"The features lack {len(lacking)} of the {len(ids)} segmented customers, "
-                f"e.g. {lacking[:3].tolist()}; profile needs features of every one."
-            )
-            raise ValueError(msg)
+        rows = feature_rows(frame, self.assignments, "profile")
         values = pd.DataFrame(
             frame[numeric].to_numpy(dtype=float, na_value=np.nan)[rows], columns=numeric
         )
@@ -521,3 +513,17 @@ def _read_assignments(source: pd.DataFrame | PathLike) -> pd.DataFrame:
             return frame.assign(as_of=document.get("as_of"))
         return pd.DataFrame(document)
     return pd.read_csv(path, dtype={"customer_id": str, "segment": str})
+
+
+def feature_rows(frame: pd.DataFrame, assignments: pd.DataFrame, user: str) -> np.ndarray:
+    """Position in ``frame`` of each segmented customer; refuses if any is missing."""
+    ids = assignments["customer_id"].to_numpy()
+    rows = frame.index.get_indexer(ids)
+    if (rows < 0).any():
+        lacking = ids[rows < 0]
+        msg = (
+            f"The features lack {len(lacking)} of the {len(ids)} segmented customers, "
+            f"e.g. {lacking[:3].tolist()}; {user} needs features of every one."
+        )
+        raise ValueError(msg)
+    return rows

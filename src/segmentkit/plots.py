@@ -12,7 +12,6 @@ imported when a function runs, not when this module is imported.
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -20,7 +19,7 @@ import pandas as pd
 
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import NONE, InstanceOf, Interval, OneOf, validate_params
-from segmentkit._segmentation import NOISE, Segmentation
+from segmentkit._segmentation import NOISE, Segmentation, feature_rows
 from segmentkit.errors import InvalidParameterError
 
 if TYPE_CHECKING:
@@ -309,7 +308,7 @@ def projection(
     >>> len(ax.get_legend().get_texts())
     3
     """
-    from segmentkit._quality import _space
+    from segmentkit._quality import _aligned, _space
     from segmentkit.engines._base import as_features
 
     _check_segmentation(segmentation, "projection")
@@ -318,7 +317,7 @@ def projection(
         {"sample": sample, "random_state": random_state},
         {"sample": [Interval(int, 1, None), NONE], "random_state": _SEED},
     )
-    aligned = _aligned(as_features(features), segmentation)
+    aligned = _aligned(as_features(features), segmentation, "projection")
     fig, ax = _figure_and_axes(ax, figsize=(9.0, 6.0))
     from sklearn.decomposition import PCA
 
@@ -509,23 +508,6 @@ def _check_segmentation(segmentation: Any, owner: str) -> None:
         raise InvalidParameterError(msg)
 
 
-def _aligned(features: CustomerFeatures, segmentation: Segmentation) -> CustomerFeatures:
-    ids = segmentation.assignments["customer_id"].to_numpy()
-    rows = features.frame.index.get_indexer(ids)
-    if (rows < 0).any():
-        lacking = ids[rows < 0]
-        msg = (
-            f"The features lack {len(lacking)} of the {len(ids)} segmented customers, "
-            f"e.g. {lacking[:3].tolist()}; projection needs features of every one."
-        )
-        raise ValueError(msg)
-    if len(rows) == len(features) and (rows == np.arange(len(rows))).all():
-        return features
-    subset = copy.copy(features)
-    subset.frame = features.frame.iloc[rows]
-    return subset
-
-
 def _monetary(
     segmentation: Segmentation, features: CustomerFeatures | pd.DataFrame | None
 ) -> np.ndarray:
@@ -538,15 +520,7 @@ def _monetary(
             f"{list(frame.columns)}."
         )
         raise ValueError(msg)
-    ids = segmentation.assignments["customer_id"].to_numpy()
-    rows = frame.index.get_indexer(ids)
-    if (rows < 0).any():
-        lacking = ids[rows < 0]
-        msg = (
-            f"The features lack {len(lacking)} of the {len(ids)} segmented customers, "
-            f"e.g. {lacking[:3].tolist()}; rfm_heatmap(value='monetary') needs every one."
-        )
-        raise ValueError(msg)
+    rows = feature_rows(frame, segmentation.assignments, "rfm_heatmap(value='monetary')")
     return frame["monetary"].to_numpy(dtype=float, na_value=np.nan)[rows]
 
 
