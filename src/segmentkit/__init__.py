@@ -27,7 +27,11 @@ from segmentkit._transactions import Transactions
 from segmentkit._version import __version__
 
 if TYPE_CHECKING:
+    from segmentkit._abtest import ExperimentAnalysis, analyze_test
+    from segmentkit._groups import GroupAssignment, assign_groups
+    from segmentkit._migration import Migration, SegmentChanges, migration
     from segmentkit._persistence import load
+    from segmentkit._snapshots import Snapshots, snapshots
     from segmentkit.engines import (
         HDBSCANSegmenter,
         KMeansSegmenter,
@@ -55,6 +59,15 @@ _LAZY = {
     "exporters": "segmentkit.exporters",
     "testing": "segmentkit.testing",
     "load": "segmentkit._persistence",
+    "Snapshots": "segmentkit._snapshots",
+    "snapshots": "segmentkit._snapshots",
+    "Migration": "segmentkit._migration",
+    "migration": "segmentkit._migration",
+    "SegmentChanges": "segmentkit._migration",
+    "GroupAssignment": "segmentkit._groups",
+    "assign_groups": "segmentkit._groups",
+    "ExperimentAnalysis": "segmentkit._abtest",
+    "analyze_test": "segmentkit._abtest",
 }
 
 __all__ = [
@@ -62,20 +75,27 @@ __all__ = [
     "CustomerFeatures",
     "Customers",
     "Events",
+    "ExperimentAnalysis",
+    "GroupAssignment",
     "HDBSCANSegmenter",
     "KMeansSegmenter",
+    "Migration",
     "QualityReport",
     "RFMSegmenter",
     "Rule",
     "RuleSegmenter",
     "Segment",
+    "SegmentChanges",
     "Segmentation",
     "Segmenter",
     "SegmenterTags",
+    "Snapshots",
     "StabilityReport",
     "Transactions",
     "ValidationReport",
     "__version__",
+    "analyze_test",
+    "assign_groups",
     "available_engines",
     "datasets",
     "errors",
@@ -87,8 +107,10 @@ __all__ = [
     "lifecycle_rules",
     "load",
     "load_rules",
+    "migration",
     "plots",
     "register_engine",
+    "snapshots",
     "stability",
     "testing",
 ]
