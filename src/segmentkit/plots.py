@@ -12,6 +12,7 @@ imported when a function runs, not when this module is imported.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -175,39 +176,12 @@ def rfm_heatmap(
     """
     _check_segmentation(segmentation, "rfm_heatmap")
     validate_params("rfm_heatmap", {"value": value}, {"value": [OneOf("customers", "monetary")]})
-    assignments = segmentation.assignments
-    absent = [c for c in ("r_score", "f_score") if c not in assignments.columns]
-    if absent:
-        msg = (
-            f"rfm_heatmap draws the R and F scores of RFM segmentations; only RFM "
-            f"segmentations (sk.RFMSegmenter) have them. This {segmentation.engine!r} "
-            f"segmentation lacks the columns {absent}."
-        )
-        raise ValueError(msg)
-    r = assignments["r_score"].to_numpy(dtype=np.int64)
-    f = assignments["f_score"].to_numpy(dtype=np.int64)
-    buyers = (r > 0) & (f > 0)
-    if not buyers.any():
-        msg = "rfm_heatmap found no customer with a purchase (all R and F scores are 0)."
-        raise ValueError(msg)
-    # The segmentation does not record n_bins: the highest score used on any of R, F
-    # and M is the best estimate (the top bin of at least one is always used).
-    score_columns = [c for c in ("r_score", "f_score", "m_score") if c in assignments.columns]
-    n_bins = int(assignments[score_columns].to_numpy(dtype=np.int64).max())
-    counts = np.zeros((n_bins, n_bins))
-    np.add.at(counts, (r[buyers] - 1, f[buyers] - 1), 1)
+    data = _rfm_grid(segmentation, features, value)
+    grid, counts, n_bins = data.values, data.counts, data.n_bins
     if value == "customers":
-        grid = counts
         label, title = "Customers", "Customers by R and F score"
     else:
-        money = _monetary(segmentation, features)[buyers]
-        sums = np.zeros((n_bins, n_bins))
-        np.add.at(sums, (r[buyers] - 1, f[buyers] - 1), np.nan_to_num(money))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            grid = np.where(counts > 0, sums / counts, np.nan)
         label, title = "Mean monetary", "Mean monetary value by R and F score"
-    grid = grid[::-1]  # R = n_bins on the top row
-    counts = counts[::-1]
 
     fig, ax = _figure_and_axes(ax, figsize=(6.4, 5.2))
     import matplotlib
@@ -239,7 +213,7 @@ def rfm_heatmap(
     ax.set_yticks(np.arange(n_bins), labels=[str(s) for s in scores[::-1]])
     ax.set_xlabel("F score (higher = more orders)")
     ax.set_ylabel("R score (higher = more recent)")
-    left_out = int((~buyers).sum())
+    left_out = data.left_out
     if left_out:
         title += f"\n({left_out:,} customers without a purchase not shown)"
     ax.set_title(title)
@@ -308,35 +282,16 @@ def projection(
     >>> len(ax.get_legend().get_texts())
     3
     """
-    from segmentkit._quality import _aligned, _space
-    from segmentkit.engines._base import as_features
-
     _check_segmentation(segmentation, "projection")
     validate_params(
         "projection",
         {"sample": sample, "random_state": random_state},
         {"sample": [Interval(int, 1, None), NONE], "random_state": _SEED},
     )
-    aligned = _aligned(as_features(features), segmentation, "projection")
+    data = _projection_points(segmentation, features, segmenter, sample, random_state)
     fig, ax = _figure_and_axes(ax, figsize=(9.0, 6.0))
-    from sklearn.decomposition import PCA
-
-    matrix, _ = _space(aligned, segmenter, None)
-    labels = segmentation.assignments["segment_id"].to_numpy(dtype=np.int64)
-    n, width = matrix.shape
-    n_components = min(2, width, n)
-    pca = PCA(n_components=n_components).fit(matrix)
-    points = pca.transform(matrix)
-    ratios = list(pca.explained_variance_ratio_)
-    if n_components < 2:  # a one-feature space: spread along x only
-        points = np.column_stack([points, np.zeros(n)])
-        ratios.append(0.0)
-
-    rows = np.arange(n)
-    if sample is not None and n > sample:
-        rows = np.sort(np.random.default_rng(random_state).choice(n, sample, replace=False))
-    drawn = labels[rows]
-    size = 14 if len(rows) <= 2000 else 6
+    points, drawn, ratios, n = data.points, data.labels, data.ratios, data.n_customers
+    size = 14 if len(drawn) <= 2000 else 6
 
     import matplotlib
 
@@ -346,13 +301,13 @@ def projection(
     noise = drawn == NOISE
     if noise.any():
         name = next((s.name for s in segmentation.segments if s.id == NOISE), "Noise")
-        xy = points[rows[noise]]
+        xy = points[noise]
         handles[NOISE] = ax.scatter(
             xy[:, 0], xy[:, 1], s=size, color=_NOISE_COLOR, linewidths=0, alpha=0.6, label=name
         )
     present = [s for s in clusters if (drawn == s.id).any()]
     for segment in sorted(present, key=lambda s: -int((drawn == s.id).sum())):
-        xy = points[rows[drawn == segment.id]]
+        xy = points[drawn == segment.id]
         handles[segment.id] = ax.scatter(
             xy[:, 0],
             xy[:, 1],
@@ -378,8 +333,8 @@ def projection(
         f"{type(segmenter).__name__}.transform" if has_transform else "the standardised features"
     )
     title = f"{segmentation.engine} segments in 2-D (PCA of {space})"
-    if len(rows) < n:
-        title += f"\n(random sample of {len(rows):,} of {n:,} customers)"
+    if len(drawn) < n:
+        title += f"\n(random sample of {len(drawn):,} of {n:,} customers)"
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.set_axisbelow(True)
@@ -472,6 +427,110 @@ def k_selection(segmenter: Any, *, ax: Axes | None = None) -> Figure:
     ax.set_title("Choosing k: silhouette and inertia for each k tried")
     ax.grid(alpha=0.3)
     return fig
+
+
+# --- data of the figures (also drawn by the HTML report) ------------------------------
+
+
+@dataclass(frozen=True)
+class _RFMGrid:
+    """The R score × F score grid: row 0 is the highest R score, column 0 the lowest F."""
+
+    values: np.ndarray  # customers, or mean monetary (NaN in an empty cell)
+    counts: np.ndarray  # customers in each cell
+    left_out: int  # customers without a purchase (scores 0), in no cell
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.counts.shape[0])
+
+
+def _rfm_grid(
+    segmentation: Segmentation,
+    features: CustomerFeatures | pd.DataFrame | None,
+    value: str,
+) -> _RFMGrid:
+    assignments = segmentation.assignments
+    absent = [c for c in ("r_score", "f_score") if c not in assignments.columns]
+    if absent:
+        msg = (
+            f"rfm_heatmap draws the R and F scores of RFM segmentations; only RFM "
+            f"segmentations (sk.RFMSegmenter) have them. This {segmentation.engine!r} "
+            f"segmentation lacks the columns {absent}."
+        )
+        raise ValueError(msg)
+    r = assignments["r_score"].to_numpy(dtype=np.int64)
+    f = assignments["f_score"].to_numpy(dtype=np.int64)
+    buyers = (r > 0) & (f > 0)
+    if not buyers.any():
+        msg = "rfm_heatmap found no customer with a purchase (all R and F scores are 0)."
+        raise ValueError(msg)
+    # The segmentation does not record n_bins: the highest score used on any of R, F
+    # and M is the best estimate (the top bin of at least one is always used).
+    score_columns = [c for c in ("r_score", "f_score", "m_score") if c in assignments.columns]
+    n_bins = int(assignments[score_columns].to_numpy(dtype=np.int64).max())
+    counts = np.zeros((n_bins, n_bins))
+    np.add.at(counts, (r[buyers] - 1, f[buyers] - 1), 1)
+    if value == "customers":
+        grid = counts
+    else:
+        money = _monetary(segmentation, features)[buyers]
+        sums = np.zeros((n_bins, n_bins))
+        np.add.at(sums, (r[buyers] - 1, f[buyers] - 1), np.nan_to_num(money))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            grid = np.where(counts > 0, sums / counts, np.nan)
+    # R = n_bins on the top row.
+    return _RFMGrid(grid[::-1], counts[::-1], int((~buyers).sum()))
+
+
+@dataclass(frozen=True)
+class _Projection:
+    """The customers drawn on the first two principal components of the space."""
+
+    points: np.ndarray  # (drawn, 2) coordinates
+    labels: np.ndarray  # segment id of each drawn customer
+    ratios: tuple[float, float]  # share of the variance each component keeps
+    n_customers: int  # all segmented customers (drawn or not)
+    space: str  # what the space is, in words
+
+
+def _projection_points(
+    segmentation: Segmentation,
+    features: CustomerFeatures | pd.DataFrame,
+    segmenter: Any,
+    sample: int | None,
+    random_state: int | None,
+    *,
+    fit_on_sample: bool = False,
+    user: str = "projection",
+) -> _Projection:
+    from sklearn.decomposition import PCA
+
+    from segmentkit._quality import _aligned, _space, _subset
+    from segmentkit.engines._base import as_features
+
+    aligned = _aligned(as_features(features), segmentation, user)
+    labels = segmentation.assignments["segment_id"].to_numpy(dtype=np.int64)
+    n = len(labels)
+    rows = np.arange(n)
+    if sample is not None and n > sample:
+        rows = np.sort(np.random.default_rng(random_state).choice(n, sample, replace=False))
+    if fit_on_sample:
+        # For large data: build the space and the PCA from the drawn customers only.
+        matrix, space = _space(_subset(aligned, rows), segmenter, None)
+        chosen = np.arange(len(rows))
+    else:
+        matrix, space = _space(aligned, segmenter, None)
+        chosen = rows
+    width = matrix.shape[1]
+    n_components = min(2, width, len(matrix))
+    pca = PCA(n_components=n_components).fit(matrix)
+    points = pca.transform(matrix[chosen])
+    ratios = [float(v) for v in pca.explained_variance_ratio_]
+    if n_components < 2:  # a one-feature space: spread along x only
+        points = np.column_stack([points, np.zeros(len(points))])
+        ratios.append(0.0)
+    return _Projection(points, labels[rows], (ratios[0], ratios[1]), n, space)
 
 
 # --- helpers -------------------------------------------------------------------------
