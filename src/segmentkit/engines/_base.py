@@ -37,12 +37,17 @@ class SegmenterTags:
         Some customers may get the explicit "unassigned" segment (``NOISE``).
     requires_numeric : bool, default=False
         Only numeric features can be used.
+    stable_segments : bool, default=True
+        A segment means the same customers' profile after a refit (named rules, RFM
+        grid cells). Clusters are not: cluster 2 of one fit may be cluster 0 of the
+        next, so :func:`~segmentkit.migration` matches them across snapshots.
     """
 
     supports_predict: bool = True
     deterministic: bool = True
     produces_noise: bool = False
     requires_numeric: bool = False
+    stable_segments: bool = True
 
 
 class Segmenter(BaseEstimator, ABC):

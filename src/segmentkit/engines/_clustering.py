@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import Satisfies
-from segmentkit.engines._base import Segmenter, as_features
+from segmentkit.engines._base import Segmenter, SegmenterTags, as_features
 from segmentkit.engines._preprocess import Preprocessor
 from segmentkit.errors import check_is_fitted
 
@@ -41,6 +41,9 @@ class ClusteringSegmenter(Segmenter):
     Subclasses have the parameters ``features``, ``log_transform``, ``scaler`` and
     ``missing``, and call :meth:`_fit_preprocessor` at the start of ``_fit``.
     """
+
+    # Cluster numbers carry no meaning across refits.
+    tags: ClassVar[SegmenterTags] = SegmenterTags(stable_segments=False)
 
     features: Any
     log_transform: Any

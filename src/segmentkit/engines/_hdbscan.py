@@ -152,7 +152,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         "max_fit_size": [Interval(int, 2, None)],
         "random_state": [InstanceOf((int, np.integer), "an int"), NONE],
     }
-    tags: ClassVar[SegmenterTags] = SegmenterTags(produces_noise=True)
+    tags: ClassVar[SegmenterTags] = SegmenterTags(produces_noise=True, stable_segments=False)
     engine_name: ClassVar[str] = "hdbscan"
     _state_types: ClassVar[dict[str, Any]] = {
         "_model": object,
