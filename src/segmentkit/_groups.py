@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._io import PathLike, write_atomic
-from segmentkit._segmentation import Segmentation, _records
+from segmentkit._segmentation import Segmentation
 from segmentkit.errors import InvalidParameterError, UnknownSegmentError
 
 __all__ = ["GroupAssignment", "assign_groups"]
@@ -270,7 +270,11 @@ class GroupAssignment:
             "salt": self.salt,
             "arms": self.arms,
             "stratify_by": self.stratify_by,
-            "assignments": _records(self.table),
+            # Not pandas' to_json: it keeps 10 significant digits, and the bucket needs
+            # all 17 to read back equal.
+            "assignments": self.table.astype(object)
+            .where(self.table.notna(), None)
+            .to_dict(orient="records"),
         }
         text = json.dumps(document, indent=1, allow_nan=False, default=str)
         return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
