@@ -1,4 +1,6 @@
-"""The ``segmentkit`` command: quickstart, validate, segment, engines."""
+"""The ``segmentkit`` command: quickstart, validate, segment, export, engines, and the
+commands for segments over time (snapshot, migrate, groups, report).
+"""
 
 from __future__ import annotations
 
@@ -456,6 +458,10 @@ def _parser() -> argparse.ArgumentParser:
 
     engines = commands.add_parser("engines", help="list the available engines")
     engines.set_defaults(run=_cmd_engines)
+
+    from segmentkit._cli_timeline import add_commands
+
+    add_commands(commands, add_input)
     return parser
 
 
