@@ -413,6 +413,82 @@ class Segmentation:
         text = json.dumps(document, indent=1, allow_nan=False, default=str)
         return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
+    def report(
+        self,
+        path: PathLike,
+        *,
+        migration: object = None,
+        analysis: object = None,
+        snapshots: Sequence[Segmentation] | None = None,
+        title: str | None = None,
+        segmenter: object = None,
+    ) -> Path:
+        """Write a self-contained HTML report for people who do not read code.
+
+        One file, atomically written, that opens offline in any browser: inline style
+        and SVG charts, no script, no fonts or images fetched. It shows the segment
+        sizes and revenue, the catalog, the segment profiles, the RFM grid (RFM
+        segmentations) or a 2-D map of the customers (others), and, when given, the
+        migration since an earlier run, the results of a test and the segment sizes
+        over time. It holds segment-level figures only, never a customer id.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination, usually ``*.html``; its folder must exist.
+        migration : Migration, optional
+            From :func:`segmentkit.migration`: adds the moves between two runs.
+        analysis : ExperimentAnalysis, optional
+            From :func:`segmentkit.analyze_test`: adds the test results.
+        snapshots : sequence of Segmentation, optional
+            Runs at successive dates, oldest first (e.g. :func:`segmentkit.snapshots`):
+            adds segment sizes over time.
+        title : str, optional
+            Heading of the report; defaults to ``'Customer segments'``.
+        segmenter : Segmenter, optional
+            The fitted clustering engine: the 2-D map is then drawn in the space it
+            clusters in, as :func:`segmentkit.plots.projection` does.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        segmentkit.errors.InvalidParameterError
+            If an argument has the wrong type.
+        ValueError
+            If ``snapshots`` is empty or not in date order, or a table of
+            ``migration``/``analysis`` lacks columns.
+        FileNotFoundError
+            If the folder of ``path`` does not exist.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import segmentkit as sk
+        >>> raw, mapping = sk.datasets.load_sample()
+        >>> features = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
+        >>> seg = sk.RFMSegmenter().fit_predict(features)
+        >>> path = seg.report(Path(tempfile.mkdtemp()) / "segments.html", title="Q4")
+        >>> text = path.read_text(encoding="utf-8")
+        >>> text.startswith("<!DOCTYPE html>"), '<h1 id="report-title">Q4</h1>' in text
+        (True, True)
+        """
+        from segmentkit._html_report import write_report
+
+        return write_report(
+            self,
+            path,
+            migration=migration,
+            analysis=analysis,
+            snapshots=snapshots,
+            title=title,
+            segmenter=segmenter,
+        )
+
     def _table(self, table: str) -> pd.DataFrame:
         # Files carry their observation date: a segment file without it cannot be
         # reproduced or compared with next month's.
