@@ -168,6 +168,10 @@ def test_drift_reports_revenue_and_profile_shift(sample_tx):
         catalog.loc["Champions", "median_monetary"]
     )
     assert drift["largest_shift"].notna().any()
+    # Every customer's recency and tenure grow with the date: that is no segment drift.
+    clock = shift[shift["clock_driven"]]
+    assert set(clock["feature"]) == {"recency_days", "tenure_days"}
+    assert not drift["largest_shift"].isin(["recency_days", "tenure_days"]).any()
 
 
 def test_clusters_are_matched_by_overlap_when_refitted():

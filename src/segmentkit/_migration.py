@@ -31,6 +31,11 @@ NEW = "(new)"
 GONE = "(gone)"
 
 Match = Literal["auto", "name", "overlap", "centroid"]
+# Features that grow with the observation date for a customer who does nothing: between
+# two snapshots they shift in every segment, which says nothing about the segment.
+_CLOCK_FEATURES = frozenset(
+    {"recency_days", "tenure_days", "days_since_last_visit", "days_since_signup", "age"}
+)
 _MATCHES = ("auto", "name", "overlap", "centroid")
 
 
@@ -111,7 +116,9 @@ class Migration:
     profile_shift : pandas.DataFrame
         One row per segment and numeric feature: ``segment, feature, median_before,
         median_after, mean_shift_sd`` (change of the mean in pooled standard
-        deviations). Empty when the segmentations carry no features (read from files).
+        deviations) and ``clock_driven`` (the feature grows with the date alone, like
+        ``recency_days`` and ``tenure_days``; ``largest_shift`` in ``drift`` skips
+        those). Empty when the segmentations carry no features (read from files).
     matching : pandas.DataFrame or None
         For ``match`` other than ``'name'``: ``before, after, overlap, jaccard`` (and
         ``distance`` for ``'centroid'``), one row per matched pair.
@@ -520,7 +527,14 @@ def _sizes_and_revenue(segmentation: Segmentation) -> pd.DataFrame:
 def _profile_shift(
     before: Segmentation, after: Segmentation, pairs: Mapping[str, str]
 ) -> pd.DataFrame:
-    columns = ["segment", "feature", "median_before", "median_after", "mean_shift_sd"]
+    columns = [
+        "segment",
+        "feature",
+        "median_before",
+        "median_after",
+        "mean_shift_sd",
+        "clock_driven",
+    ]
     old = _numeric_features(before)
     new = _numeric_features(after)
     common = [c for c in old.columns if c in new.columns]
@@ -551,6 +565,7 @@ def _profile_shift(
                         (means_new.loc[name_after, common] - means_old.loc[name_before, common])
                         / scale
                     ).to_numpy(),
+                    "clock_driven": [feature in _CLOCK_FEATURES for feature in common],
                 }
             )
         )
@@ -598,7 +613,7 @@ def _drift(
         )
     drift = pd.DataFrame(records)
     if len(shift):
-        usable = shift.dropna(subset=["mean_shift_sd"])
+        usable = shift[~shift["clock_driven"].astype(bool)].dropna(subset=["mean_shift_sd"])
         strongest = usable.loc[usable["mean_shift_sd"].abs().groupby(usable["segment"]).idxmax()]
         strongest = strongest.set_index("segment")
         drift["largest_shift"] = drift["segment"].map(strongest["feature"])
