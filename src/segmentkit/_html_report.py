@@ -670,9 +670,8 @@ def _analysis_section(analysis: Any) -> str:
     scale = float(high.max()) if high.size and high.max() > 0 else 1.0
     head = (
         "<tr><th>Segment</th><th>Arm</th><th>Customers</th><th>Conversions</th>"
-        f"<th>Conversion rate ({_e(level)} interval)</th><th></th><th>Revenue per customer"
-        f" ({_e(level)} interval)</th><th>Conversion lift</th><th>p</th>"
-        "<th>Revenue lift</th><th>p</th><th>Verdict</th><th>Note</th></tr>"
+        "<th>Conversion rate</th><th></th><th>Conversion lift</th>"
+        "<th>Revenue per customer</th><th>Revenue lift</th><th>Verdict</th><th>Note</th></tr>"
     )
     rows = []
     for record in table.to_dict("records"):
@@ -685,22 +684,21 @@ def _analysis_section(analysis: Any) -> str:
                 if not _missing(record["conclusive"]) and bool(record["conclusive"])
                 else '<span class="badge no">not conclusive</span>'
             )
+        tag = "<small>control</small>" if is_control and arm != "control" else ""
         cells = [
             f'<td class="name">{_e(str(record["segment"]))}</td>',
-            f"<td>{_e(arm)}{' <small>(control)</small>' if is_control else ''}</td>",
+            f'<td class="arm">{_e(arm)}{tag}</td>',
             f"<td>{_int(record['customers'])}</td>",
             f"<td>{_int(record['conversions'])}</td>",
-            f"<td>{_pct(record['conversion_rate'])} <small>"
+            f"<td>{_pct(record['conversion_rate'])}<small>"
             f"{_interval(record['conversion_ci_low'], record['conversion_ci_high'], _pct)}"
             "</small></td>",
             f"<td>{_interval_svg(record, scale)}</td>",
-            f"<td>{_money(record['revenue_per_customer'])} <small>"
+            _lift_cell(record["conversion_lift"], record["conversion_p_value"]),
+            f"<td>{_money(record['revenue_per_customer'])}<small>"
             f"{_interval(record['revenue_ci_low'], record['revenue_ci_high'], _money)}"
             "</small></td>",
-            f"<td>{_signed(record['conversion_lift'], _pct)}</td>",
-            f"<td>{_p(record['conversion_p_value'])}</td>",
-            f"<td>{_signed(record['revenue_lift'], _pct)}</td>",
-            f"<td>{_p(record['revenue_p_value'])}</td>",
+            _lift_cell(record["revenue_lift"], record["revenue_p_value"]),
             f"<td>{verdict}</td>",
             f'<td class="text">{_e("" if _missing(record["note"]) else str(record["note"]))}</td>',
         ]
@@ -709,16 +707,23 @@ def _analysis_section(analysis: Any) -> str:
             f"{''.join(cells)}</tr>"
         )
     note = (
-        f"Each arm's conversion rate and revenue per customer with {level} intervals (the "
-        "bar), and each treatment's lift over the control"
+        f"Each arm's conversion rate and revenue per customer, with {level} intervals "
+        "below them (and drawn as a bar), and each treatment's lift over the control arm"
         + (f" ({control})" if control is not None else "")
-        + ". A result is conclusive when the difference is unlikely to be chance; a "
-        "non-conclusive lift may be noise."
+        + " with its p-value. A result is conclusive when the difference is unlikely to "
+        "be chance; a lift that is not conclusive may be noise."
     )
     return (
         f'<p class="note">{_e(note)}</p>\n<div class="scroll"><table id="test-table">'
         f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
+
+
+def _lift_cell(lift: Any, p_value: Any) -> str:
+    if _missing(lift):
+        return "<td>—</td>"
+    kind = ' class="up"' if lift > 0 else ' class="down"' if lift < 0 else ""
+    return f"<td{kind}>{_signed(lift, _pct)}<small>p {_e(_p(p_value))}</small></td>"
 
 
 def _interval_svg(record: dict, scale: float) -> str:
@@ -1003,7 +1008,7 @@ def _signed(value: Any, fmt: Any) -> str:
 def _p(value: Any) -> str:
     if _missing(value):
         return "—"
-    return "<0.001" if float(value) < 0.001 else f"{float(value):.3f}"
+    return "< 0.001" if float(value) < 0.001 else f"= {float(value):.3f}"
 
 
 def _interval(low: Any, high: Any, fmt: Any) -> str:
@@ -1052,7 +1057,8 @@ table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabula
 th, td { padding: 5px 9px; border-bottom: 1px solid var(--line); text-align: right;
   vertical-align: middle; }
 th { background: var(--soft); font-weight: 600; white-space: nowrap; }
-td.name, td.text, th:first-child { text-align: left; }
+td.name, td.text, td.arm, th:first-child { text-align: left; }
+td.arm { white-space: nowrap; }
 td.name { font-weight: 600; white-space: nowrap; }
 td.text { color: var(--muted); min-width: 220px; max-width: 380px; }
 td.name i, .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px;

@@ -1,0 +1,464 @@
+"""The HTML report: one self-contained file, escaped, atomic, and checked in a real browser."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import segmentkit as sk
+from segmentkit import _html_report
+from segmentkit._html_report import write_report
+from segmentkit.errors import InvalidParameterError
+
+EVIL = "<script>alert('x')</script>\"'&"
+HAS_ABTEST = importlib.util.find_spec("segmentkit._abtest") is not None
+
+
+@pytest.fixture(scope="module")
+def rfm(sample_features):
+    return sk.RFMSegmenter().fit_predict(sample_features)
+
+
+@pytest.fixture(scope="module")
+def kmeans_model(sample_features):
+    return sk.KMeansSegmenter(n_clusters=4, random_state=0).fit(sample_features)
+
+
+@pytest.fixture(scope="module")
+def runs(sample_tx):
+    return sk.snapshots(
+        sample_tx, sk.RFMSegmenter(), pd.date_range("2017-09-01", periods=3, freq="MS")
+    )
+
+
+@pytest.fixture(scope="module")
+def moves(runs):
+    return sk.migration(runs[0], runs[-1])
+
+
+def _analysis(segments=("Champions", "At risk"), arms=("control", "offer_a")):
+    """A small ExperimentAnalysis look-alike: the attributes the report reads."""
+    rows = []
+    for i, segment in enumerate(segments):
+        for j, arm in enumerate(arms):
+            rate = 0.08 + 0.03 * j + 0.01 * i
+            control = j == 0
+            rows.append(
+                {
+                    "segment": segment,
+                    "arm": arm,
+                    "customers": 400 + 10 * i,
+                    "conversions": int(rate * 400),
+                    "conversion_rate": rate,
+                    "conversion_ci_low": rate - 0.025,
+                    "conversion_ci_high": rate + 0.025,
+                    "revenue_per_customer": 12.5 + j,
+                    "revenue_ci_low": 10.0 + j,
+                    "revenue_ci_high": 15.0 + j,
+                    "conversion_lift": np.nan if control else 0.03 / 0.08,
+                    "conversion_p_value": np.nan if control else 0.012,
+                    "revenue_lift": np.nan if control else 0.08,
+                    "revenue_p_value": np.nan if control else 0.31,
+                    "conclusive": np.nan if control else i == 0,
+                    "note": "" if control else "revenue difference may be noise",
+                }
+            )
+    return SimpleNamespace(table=pd.DataFrame(rows), control=arms[0], confidence=0.95)
+
+
+def _report(tmp_path, segmentation, name="report.html", **kwargs):
+    path = write_report(segmentation, tmp_path / name, **kwargs)
+    return path, path.read_text(encoding="utf-8")
+
+
+def _sections(text):
+    return re.findall(r'<section id="([\w-]+)"', text)
+
+
+# --- content -------------------------------------------------------------------------
+
+
+def test_an_rfm_report_has_every_section_in_one_file(rfm, moves, runs, tmp_path):
+    path, text = _report(
+        tmp_path, rfm, migration=moves, analysis=_analysis(), snapshots=runs, title="Q4 review"
+    )
+    assert path == tmp_path / "report.html"
+    assert text.startswith("<!DOCTYPE html>")
+    assert _sections(text) == [
+        "sizes",
+        "catalog",
+        "profiles",
+        "rfm",
+        "migration",
+        "test",
+        "snapshots",
+    ]
+    assert '<h1 id="report-title">Q4 review</h1>' in text
+    # One catalog row per segment, empty segments included.
+    catalog = text.split('id="catalog-table"')[1].split("</table>")[0]
+    assert catalog.count("<tr data-segment=") == len(rfm.segments)
+    assert 'data-segment="Champions"' in catalog
+    # The header's facts.
+    assert f"<b>{len(rfm):,}</b>" in text
+    assert f"<b>{rfm.catalog['revenue'].sum():,.0f}</b>" in text
+    # The RFM grids: 25 cells each, customers and mean spend.
+    assert text.count('data-cell="') == 50
+    for chart in ("rfm-customers", "rfm-monetary", "migration-matrix", "drift-table"):
+        assert f'id="{chart}"' in text
+    assert text.count('<tr data-segment="Champions" data-arm=') == 2
+    assert 'id="snapshots-chart"' in text
+    assert "projection-chart" not in text
+
+
+def test_a_clustering_report_draws_the_customer_map_not_the_rfm_grid(
+    kmeans_model, sample_features, tmp_path
+):
+    seg = kmeans_model.predict(sample_features)
+    _, text = _report(tmp_path, seg, segmenter=kmeans_model)
+    assert _sections(text) == ["sizes", "catalog", "profiles", "map"]
+    assert "KMeansSegmenter clusters in" in text
+    # Every customer is a dot (a zero-length path segment) or counted as outlying.
+    dots = sum(path.count("h0") for path in re.findall(r' d="([^"]*)"', text))
+    outside = re.search(r"(\d+) outlying customers fall outside the frame", text)
+    assert dots + int(outside.group(1) if outside else 0) == len(seg)
+    assert dots > 0.98 * len(seg)
+    assert "rfm-customers" not in text
+
+
+def test_the_map_samples_large_segmentations(kmeans_model, sample_features, tmp_path, monkeypatch):
+    monkeypatch.setattr(_html_report, "PROJECTION_SAMPLE", 300)
+    _, text = _report(tmp_path, kmeans_model.predict(sample_features))
+    dots = sum(path.count("h0") for path in re.findall(r' d="([^"]*)"', text))
+    assert dots <= 300
+    assert "A random sample of 300 of the 800 customers is drawn." in text
+
+
+def test_a_segmentation_read_from_a_file_still_gets_a_report(rfm, tmp_path):
+    seg = sk.Segmentation.from_assignments(
+        rfm.assignments[["customer_id", "segment_id", "segment"]]
+    )
+    _, text = _report(tmp_path, seg)
+    assert 'id="profiles-missing"' in text
+    assert 'id="map-missing"' in text
+    assert "<b>—</b>" in text  # no revenue without features
+
+
+def test_text_is_escaped_everywhere(sample_features, tmp_path):
+    # Segment names, descriptions, the engine, the title, arm names and notes can all
+    # come from users (rule files, assignments files).
+    rules = sk.RuleSegmenter(
+        rules=[sk.Rule(EVIL, "frequency >= 20", description=EVIL)], default="other & <b>"
+    ).fit_predict(sample_features)
+    analysis = _analysis(segments=(EVIL,), arms=("control", EVIL))
+    _, text = _report(tmp_path, rules, title=EVIL, analysis=analysis)
+    assert "<script" not in text
+    assert "<b>other" not in text
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&quot;&#x27;&amp;" in text
+    assert "other &amp; &lt;b&gt;" in text
+
+
+def test_the_file_is_self_contained(rfm, moves, runs, tmp_path):
+    _, text = _report(tmp_path, rfm, migration=moves, analysis=_analysis(), snapshots=runs)
+    for tag in ("http:", "https:", "<script", "<link", "<img", "<iframe", "@import", "url("):
+        assert tag not in text, tag
+    # Links only to anchors in the page; nothing loaded from anywhere.
+    targets = re.findall(r'\b(?:href|src|xlink:href)\s*=\s*["\']?([^"\'\s>]*)', text)
+    assert targets
+    assert all(t.startswith("#") for t in targets), targets
+
+
+def test_no_customer_ids_appear(tmp_path):
+    ids = [f"shopper.{i:03d}@example.com" for i in range(40)]
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame(
+        {
+            "customer": np.repeat(ids, 3),
+            "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, 120), "D"),
+            "amount": rng.gamma(2.0, 20.0, 120).round(2),
+        }
+    )
+    tx = sk.Transactions.from_frame(raw, customer_id="customer", timestamp="ts", amount="amount")
+    features = sk.extract_features(tx)
+    rfm = sk.RFMSegmenter().fit_predict(features)
+    kmeans = sk.KMeansSegmenter(n_clusters=3, random_state=0).fit_predict(features)
+    for seg, name in ((rfm, "rfm.html"), (kmeans, "kmeans.html")):
+        _, text = _report(tmp_path, seg, name=name)
+        assert "example.com" not in text
+        assert "shopper" not in text
+
+
+def test_the_report_is_deterministic(rfm, tmp_path):
+    _, first = _report(tmp_path, rfm, name="a.html")
+    _, second = _report(tmp_path, rfm, name="b.html")
+    assert first == second
+
+
+def test_segmentation_report_delegates(rfm, tmp_path):
+    path = rfm.report(str(tmp_path / "seg.html"), title="From the method")
+    assert path == tmp_path / "seg.html"
+    assert '<h1 id="report-title">From the method</h1>' in path.read_text(encoding="utf-8")
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def test_the_file_is_replaced_atomically(rfm, tmp_path, monkeypatch):
+    path = tmp_path / "report.html"
+    path.write_text("previous report", encoding="utf-8")
+
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    # Failing while the document is built or written leaves the old file whole.
+    monkeypatch.setattr(_html_report, "_document", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_report(rfm, path)
+    assert path.read_text(encoding="utf-8") == "previous report"
+    monkeypatch.undo()
+    real_write_text = type(path).write_text
+
+    def half_written(self, data, *args, **kwargs):
+        real_write_text(self, data[:100], *args, **kwargs)
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(type(path), "write_text", half_written)
+    with pytest.raises(OSError, match="no space left"):
+        write_report(rfm, path)
+    monkeypatch.undo()
+    assert path.read_text(encoding="utf-8") == "previous report"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary left
+    write_report(rfm, path)
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"segmentation": "seg"}, InvalidParameterError, r"'segmentation' parameter of report"),
+        ({"title": 3}, InvalidParameterError, r"'title' parameter of report must be a str"),
+        ({"migration": object()}, InvalidParameterError, r"'migration' .* lacks \['matrix'"),
+        ({"analysis": 1}, InvalidParameterError, r"'analysis' parameter .* has no table"),
+        (
+            {"analysis": SimpleNamespace(table=pd.DataFrame({"segment": ["a"]}))},
+            ValueError,
+            r"analysis.table lacks the columns \['arm'",
+        ),
+        ({"snapshots": []}, ValueError, r"'snapshots' parameter of report is empty"),
+        ({"snapshots": 5}, InvalidParameterError, r"'snapshots' .* sequence of Segmentation"),
+        ({"snapshots": ["a"]}, InvalidParameterError, r"item 0 is a str"),
+    ],
+)
+def test_bad_arguments_are_refused(rfm, tmp_path, kwargs, error, match):
+    arguments = {"segmentation": rfm, "path": tmp_path / "r.html", **kwargs}
+    with pytest.raises(error, match=match):
+        write_report(**arguments)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_snapshots_out_of_order_and_a_missing_folder_are_refused(runs, tmp_path):
+    with pytest.raises(ValueError, match=r"in date order, one run per date; got as_of \['2017-10"):
+        write_report(runs[0], tmp_path / "r.html", snapshots=[runs[1], runs[0]])
+    with pytest.raises(ValueError, match="in date order"):
+        write_report(runs[0], tmp_path / "r.html", snapshots=[runs[0], runs[0]])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_report(runs[0], tmp_path / "nowhere" / "r.html")
+
+
+# --- section renderers on small frames ----------------------------------------------
+
+
+def test_the_drift_table_signs_and_colours_changes():
+    drift = pd.DataFrame(
+        {
+            "segment": ["Loyal", "Lost"],
+            "customers_before": [10, 5],
+            "customers_after": [12, 0],
+            "size_change": [2, -5],
+            "revenue_before": [100.0, 20.0],
+            "revenue_after": [1500.0, 0.0],
+            "revenue_change": [1400.0, -20.0],
+        }
+    )
+    table = _html_report._drift_table(drift)
+    assert '<td class="up">+2</td>' in table
+    assert '<td class="down">-5</td>' in table
+    assert '<td class="up">+1,400</td>' in table
+    assert "Change %" not in table  # a column the drift lacks is left out
+
+
+def test_the_migration_section_frames_stayers_and_mutes_zeros():
+    matrix = pd.DataFrame(
+        [[8, 2, 0], [1, 3, 1], [0, 4, 0]],
+        index=pd.Index(["A", "B", "(new)"], name="before"),
+        columns=pd.Index(["A", "B", "(gone)"], name="after"),
+    )
+    totals = matrix.sum(axis=1).to_numpy()
+    migration = SimpleNamespace(
+        matrix=matrix,
+        shares=matrix.div(np.where(totals == 0, 1, totals), axis=0),
+        drift=pd.DataFrame(
+            {"segment": ["A", "B"], "customers_before": [10, 5], "customers_after": [9, 9]}
+        ).assign(size_change=lambda d: d.customers_after - d.customers_before),
+        matching=pd.DataFrame({"before": ["A"], "after": ["A"], "overlap": [8]}),
+        before_as_of=pd.Timestamp("2024-01-01"),
+        after_as_of=pd.Timestamp("2024-02-01"),
+    )
+    section = _html_report._migration_section(migration)
+    assert "customers of 2024-01-01 (rows) are on 2024-02-01" in section
+    assert section.count('class="same"') == 2  # A→A and B→B
+    assert section.count('class="zero"') == 3
+    assert "80%" in section  # 8 of A's 10
+    assert 'id="matching-table"' in section
+
+
+def test_the_snapshots_section_keeps_segment_colours(runs):
+    colours = _html_report._colours(runs[-1])
+    section = _html_report._snapshots_section(list(runs), colours)
+    assert f'data-segment="Champions" fill="{colours["Champions"]}"' in section
+    assert section.count("<polyline") == int(
+        (pd.concat([r.catalog for r in runs]).groupby("segment")["customers"].sum() > 0).sum()
+    )
+
+
+# --- in a real browser -----------------------------------------------------------------
+
+_CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("no chromium binary on PATH (CI installs it with apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=_CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _open(browser, path):
+    """The report in a fresh page; every problem the page meets is collected."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+    problems = []
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    requested = []
+
+    def guard(route):
+        # Proof the file is self-contained: anything but the file itself is refused.
+        url = route.request.url
+        requested.append(url)
+        if url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            route.abort()
+
+    page.route("**/*", guard)
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(path.as_uri(), wait_until="load")
+    return page, problems, requested
+
+
+def _check_screenshot(page, tmp_path, name):
+    shot = tmp_path / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 50_000  # a rendered page, not a blank one
+    return shot
+
+
+def test_the_rfm_report_renders_in_chromium(browser, rfm, moves, runs, tmp_path):
+    started = time.perf_counter()
+    path, _ = _report(
+        tmp_path, rfm, migration=moves, analysis=_analysis(), snapshots=runs, title="Q4"
+    )
+    page, problems, requested = _open(browser, path)
+    try:
+        assert page.title() == "Q4"
+        for selector in (
+            "#report-title",
+            "#sizes-chart",
+            "#catalog-table",
+            "#profiles-table",
+            "#rfm-customers",
+            "#rfm-monetary",
+            "#migration-matrix",
+            "#drift-table",
+            "#test-table",
+            "#snapshots-chart",
+        ):
+            assert page.locator(selector).is_visible(), selector
+        assert page.locator("#report-title").inner_text() == "Q4"
+        assert page.locator("#catalog-table tbody tr").count() == len(rfm.segments)
+        assert page.locator("#rfm-customers [data-cell]").count() == 25
+        # The charts have a real size on screen.
+        box = page.locator("#sizes-chart").bounding_box()
+        assert box["width"] > 600
+        assert box["height"] > 300
+        # The contents links jump within the page.
+        page.locator('nav a[href="#test"]').click()
+        assert page.evaluate("location.hash") == "#test"
+        _check_screenshot(page, tmp_path, "rfm")
+    finally:
+        page.close()
+    assert problems == []
+    assert all(url.startswith(("file:", "data:")) for url in requested), requested
+    assert time.perf_counter() - started < 60
+
+
+def test_the_clustering_report_renders_in_chromium(
+    browser, kmeans_model, sample_features, tmp_path
+):
+    seg = kmeans_model.predict(sample_features)
+    path, _ = _report(tmp_path, seg, segmenter=kmeans_model)
+    page, problems, requested = _open(browser, path)
+    try:
+        assert page.locator("#projection-chart").is_visible()
+        assert page.locator("#projection-chart path[data-segment]").count() == 4
+        assert page.locator("#rfm-customers").count() == 0
+        assert page.locator("#catalog-table tbody tr").count() == 4
+        _check_screenshot(page, tmp_path, "kmeans")
+    finally:
+        page.close()
+    assert problems == []
+    assert all(url.startswith(("file:", "data:")) for url in requested), requested
+
+
+def test_the_network_guard_catches_a_request(browser, rfm, tmp_path):
+    # The guard of the tests above must see a request a report would make.
+    path, text = _report(tmp_path, rfm)
+    leaky = path.with_name("leaky.html")
+    leaky.write_text(
+        text.replace("</body>", '<img src="http://192.0.2.1/pixel.png" alt=""></body>'),
+        encoding="utf-8",
+    )
+    page, problems, requested = _open(browser, leaky)
+    page.close()
+    assert any(url.startswith("http://192.0.2.1") for url in requested)
+    assert any("request failed" in p for p in problems)
