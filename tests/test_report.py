@@ -6,6 +6,7 @@ import importlib.util
 import re
 import shutil
 import time
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -73,6 +74,26 @@ def _analysis(segments=("Champions", "At risk"), arms=("control", "offer_a")):
     return SimpleNamespace(table=pd.DataFrame(rows), control=arms[0], confidence=0.95)
 
 
+@pytest.fixture(scope="module")
+def real_analysis(rfm):
+    """analyze_test on the sample's RFM segments, with outcomes made up per arm."""
+    groups = sk.assign_groups(rfm, arms={"control": 0.5, "offer": 0.5}, salt="report-test")
+    frame = groups.table
+    rng = np.random.default_rng(1)
+    lift = np.where(frame["arm"].to_numpy() == "offer", 0.12, 0.0)
+    converted = rng.random(len(frame)) < 0.2 + lift
+    outcomes = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].to_numpy(),
+            "converted": converted,
+            "revenue": np.where(converted, rng.gamma(2.0, 15.0, len(frame)), 0.0),
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # small segments are not conclusive: it warns
+        return sk.analyze_test(groups, outcomes)
+
+
 def _report(tmp_path, segmentation, name="report.html", **kwargs):
     path = write_report(segmentation, tmp_path / name, **kwargs)
     return path, path.read_text(encoding="utf-8")
@@ -115,6 +136,22 @@ def test_an_rfm_report_has_every_section_in_one_file(rfm, moves, runs, tmp_path)
     assert text.count('<tr data-segment="Champions" data-arm=') == 2
     assert 'id="snapshots-chart"' in text
     assert "projection-chart" not in text
+
+
+def test_real_migration_and_analysis_objects(rfm, moves, real_analysis, tmp_path):
+    _, text = _report(tmp_path, rfm, migration=moves, analysis=real_analysis)
+    table = real_analysis.table
+    test = text.split('id="test-table"')[1].split("</table>")[0]
+    assert test.count("<tr data-segment=") == len(table)
+    assert test.count('<span class="badge">control</span>') == (table["arm"] == "control").sum()
+    overall = table[(table["segment"] == "All customers") & (table["arm"] == "offer")].iloc[0]
+    assert f"{overall['conversion_lift']:+.1%}" in test
+    assert "significantly better" in test  # the 12-point lift over all 800 customers
+    assert "too little data" in test  # the small segments
+    matrix = text.split('id="migration-matrix"')[1].split("</table>")[0]
+    assert matrix.count("<tr data-segment=") == len(moves.matrix)
+    drift = text.split('id="drift-table"')[1].split("</table>")[0]
+    assert drift.count("<tr data-segment=") == len(moves.drift)
 
 
 def test_a_clustering_report_draws_the_customer_map_not_the_rfm_grid(
@@ -393,10 +430,10 @@ def _check_screenshot(page, tmp_path, name):
     return shot
 
 
-def test_the_rfm_report_renders_in_chromium(browser, rfm, moves, runs, tmp_path):
+def test_the_rfm_report_renders_in_chromium(browser, rfm, moves, runs, real_analysis, tmp_path):
     started = time.perf_counter()
     path, _ = _report(
-        tmp_path, rfm, migration=moves, analysis=_analysis(), snapshots=runs, title="Q4"
+        tmp_path, rfm, migration=moves, analysis=real_analysis, snapshots=runs, title="Q4"
     )
     page, problems, requested = _open(browser, path)
     try:

@@ -664,7 +664,9 @@ def _analysis_section(analysis: Any) -> str:
     table = analysis.table
     control = getattr(analysis, "control", None)
     confidence = getattr(analysis, "confidence", None)
-    level = f"{confidence:.0%}" if isinstance(confidence, float | int) else "confidence"
+    known = isinstance(confidence, float | int) and 0 < confidence < 1
+    level = f"{confidence:.0%}" if known else "confidence"
+    alpha = 1 - float(confidence) if known else 0.05
     high = table["conversion_ci_high"].to_numpy(dtype=float)
     high = high[np.isfinite(high)]
     scale = float(high.max()) if high.size and high.max() > 0 else 1.0
@@ -674,19 +676,17 @@ def _analysis_section(analysis: Any) -> str:
         "<th>Revenue per customer</th><th>Revenue lift</th><th>Verdict</th><th>Note</th></tr>"
     )
     rows = []
+    previous = None
     for record in table.to_dict("records"):
         arm = str(record["arm"])
         is_control = control is not None and arm == str(control)
-        verdict = ""
-        if not is_control:
-            verdict = (
-                '<span class="badge yes">conclusive</span>'
-                if not _missing(record["conclusive"]) and bool(record["conclusive"])
-                else '<span class="badge no">not conclusive</span>'
-            )
+        # The segment is named once, on the first of its arms.
+        segment = str(record["segment"])
+        shown, previous = ("" if segment == previous else segment), segment
+        verdict = '<span class="badge">control</span>' if is_control else _verdict(record, alpha)
         tag = "<small>control</small>" if is_control and arm != "control" else ""
         cells = [
-            f'<td class="name">{_e(str(record["segment"]))}</td>',
+            f'<td class="name">{_e(shown)}</td>',
             f'<td class="arm">{_e(arm)}{tag}</td>',
             f"<td>{_int(record['customers'])}</td>",
             f"<td>{_int(record['conversions'])}</td>",
@@ -702,21 +702,45 @@ def _analysis_section(analysis: Any) -> str:
             f"<td>{verdict}</td>",
             f'<td class="text">{_e("" if _missing(record["note"]) else str(record["note"]))}</td>',
         ]
+        first = ' class="first"' if shown else ""
         rows.append(
-            f'<tr data-segment="{_e(str(record["segment"]))}" data-arm="{_e(arm)}">'
-            f"{''.join(cells)}</tr>"
+            f'<tr data-segment="{_e(segment)}" data-arm="{_e(arm)}"{first}>{"".join(cells)}</tr>'
         )
     note = (
         f"Each arm's conversion rate and revenue per customer, with {level} intervals "
-        "below them (and drawn as a bar), and each treatment's lift over the control arm"
+        "below them (and drawn as a bar), and each arm's lift over the control arm"
         + (f" ({control})" if control is not None else "")
-        + " with its p-value. A result is conclusive when the difference is unlikely to "
-        "be chance; a lift that is not conclusive may be noise."
+        + " of the same segment, with its p-value. A lift is called significant when its "
+        f"p-value is below {alpha:.2g}; with too few customers or conversions in the arm "
+        "or its control, no conclusion is drawn. With many segments and arms, some "
+        "p-values fall below the threshold by chance."
     )
     return (
         f'<p class="note">{_e(note)}</p>\n<div class="scroll"><table id="test-table">'
         f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
+
+
+def _verdict(record: dict, alpha: float) -> str:
+    # analyze_test's `conclusive` says the arm and its control are large enough to judge;
+    # whether the difference is real is then the p-values' call.
+    if _missing(record["conclusive"]) or not bool(record["conclusive"]):
+        return '<span class="badge no">too little data</span>'
+    significant = [
+        record[lift]
+        for lift, p in (
+            ("conversion_lift", "conversion_p_value"),
+            ("revenue_lift", "revenue_p_value"),
+        )
+        if not _missing(record[p]) and float(record[p]) < alpha and not _missing(record[lift])
+    ]
+    if not significant:
+        return '<span class="badge">no clear difference</span>'
+    if all(v > 0 for v in significant):
+        return '<span class="badge yes">significantly better</span>'
+    if all(v < 0 for v in significant):
+        return '<span class="badge worse">significantly worse</span>'
+    return '<span class="badge mixed">significant, mixed</span>'
 
 
 def _lift_cell(lift: Any, p_value: Any) -> str:
@@ -1075,9 +1099,15 @@ td small { display: block; color: var(--muted); font-size: 11px; }
 .matrix td.same div { outline: 2px solid #1d2733; outline-offset: -2px; }
 .matrix td div small { color: inherit; opacity: .8; }
 td.up { color: #1a7f37; } td.down { color: #b42318; }
+#test-table td { border-bottom: 0; }
+#test-table tr.first td { border-top: 1px solid var(--line); }
+#test-table td.text { min-width: 340px; max-width: 480px; font-size: 12px; }
 .badge { border-radius: 10px; padding: 1px 8px; font-size: 12px; white-space: nowrap; }
 .badge.yes { background: #dcfce7; color: #166534; }
-.badge.no { background: #f1f5f9; color: #475569; }
+.badge { background: #eef2f6; color: #475569; }
+.badge.no { background: #fff7e6; color: #8a5a00; }
+.badge.worse { background: #fde8e8; color: #9b1c1c; }
+.badge.mixed { background: #fef3c7; color: #92400e; }
 svg.chart { width: 100%; height: auto; display: block; }
 svg text { font-size: 12px; fill: var(--ink); }
 svg .label { font-size: 12.5px; } svg .value, svg .tick { fill: var(--muted); font-size: 11px; }
