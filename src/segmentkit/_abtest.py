@@ -615,18 +615,15 @@ def _compare(
                 )
         if arm == settings.control:
             control_means = means
-        reasons = _too_small(n, conversions, settings)
+        shortfalls = _too_small(arm, n, conversions, settings)
         if arm == settings.control:
-            row["conclusive"] = not reasons
-            row["note"] = "; ".join(["control", *reasons])
+            row["conclusive"] = not shortfalls
+            row["note"] = "; ".join(["control", *_too_few(shortfalls, settings)])
             rows.append(row)
             continue
-        reasons += [
-            f"control {reason}"
-            for reason in _too_small(
-                len(control_converted), int(control_converted.sum()), settings
-            )
-        ]
+        shortfalls += _too_small(
+            settings.control, len(control_converted), int(control_converted.sum()), settings
+        )
         control_rate = control_converted.mean() if len(control_converted) else math.nan
         row["conversion_lift"] = _lift(rate, control_rate)
         row["conversion_p_value"] = _ztest(
@@ -639,21 +636,28 @@ def _compare(
                 row["revenue_p_value"] = _bootstrap_p(means, control_means)
             else:
                 row["revenue_p_value"] = _welch(revenue, control_revenue)
-        row["conclusive"] = not reasons
-        row["note"] = "; ".join(reasons) if reasons else _verdict(row, settings)
+        row["conclusive"] = not shortfalls
+        row["note"] = "; ".join(_too_few(shortfalls, settings)) or _verdict(row, settings)
         rows.append(row)
     return rows
 
 
-def _too_small(n: int, conversions: int, settings: _Settings) -> list[str]:
-    reasons = []
+def _too_small(arm: str, n: int, conversions: int, settings: _Settings) -> list[str]:
+    shortfalls = []
     if n < settings.min_customers:
-        reasons.append(f"too few customers to conclude ({n} < {settings.min_customers})")
+        shortfalls.append(f"{arm} has {n} customers")
     if conversions < settings.min_conversions:
-        reasons.append(
-            f"too few conversions to conclude ({conversions} < {settings.min_conversions})"
-        )
-    return reasons
+        shortfalls.append(f"{arm} has {conversions} conversions")
+    return shortfalls
+
+
+def _too_few(shortfalls: list[str], settings: _Settings) -> list[str]:
+    if not shortfalls:
+        return []
+    return [
+        f"too few to conclude: {', '.join(shortfalls)} (each arm needs "
+        f"{settings.min_customers} customers and {settings.min_conversions} conversions)"
+    ]
 
 
 def _verdict(row: dict, settings: _Settings) -> str:
