@@ -465,3 +465,52 @@ def test_invalid_outcomes(groups, outcomes, change, message):
 def test_numeric_conversion_flags(groups, outcomes, analysis):
     flags = outcomes.assign(converted=outcomes["converted"].astype(int))
     pd.testing.assert_frame_equal(sk.analyze_test(groups, flags).table, analysis.table)
+
+
+# --- multiple comparisons ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["holm", "bonferroni"])
+def test_adjusted_p_values_match_statsmodels(method):
+    from statsmodels.stats.multitest import multipletests
+
+    groups = _groups(6000, segments=4)
+    outcomes = _outcomes(groups, {"control": 0.2, "offer_a": 0.23, "offer_b": 0.2}, seed=3)
+    result = sk.analyze_test(groups, outcomes)
+    adjusted = result.adjusted_p_values(method)
+    assert list(adjusted.columns) == [
+        "segment",
+        "arm",
+        "conversion_p_value",
+        "conversion_p_value_adjusted",
+        "revenue_p_value",
+        "revenue_p_value_adjusted",
+    ]
+    assert len(adjusted) == 5 * 2
+    assert "control" not in set(adjusted["arm"])
+    for metric in ("conversion", "revenue"):
+        raw = adjusted[f"{metric}_p_value"].to_numpy()
+        expected = multipletests(raw, method=method)[1]
+        np.testing.assert_allclose(adjusted[f"{metric}_p_value_adjusted"], expected, rtol=1e-12)
+        assert (adjusted[f"{metric}_p_value_adjusted"] >= raw).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(p_values=st.lists(st.one_of(st.floats(0, 1), st.just(math.nan)), max_size=20))
+def test_holm_matches_statsmodels_and_skips_missing(p_values):
+    from statsmodels.stats.multitest import multipletests
+
+    from segmentkit._abtest import _adjust
+
+    values = np.array(p_values, dtype=float)
+    ours = _adjust(values, "holm")
+    present = ~np.isnan(values)
+    assert np.isnan(ours[~present]).all()
+    if present.any():
+        expected = multipletests(values[present], method="holm")[1]
+        np.testing.assert_allclose(ours[present], expected, rtol=1e-12, atol=1e-300)
+
+
+def test_adjusted_p_values_method_is_checked(analysis):
+    with pytest.raises(InvalidParameterError, match="'method' parameter must be 'holm' or"):
+        analysis.adjusted_p_values("fdr_bh")

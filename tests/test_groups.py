@@ -419,3 +419,15 @@ def test_duplicate_and_missing_ids():
         sk.assign_groups(_frame(["a", "b", "a"]), stratify_by=None)
     with pytest.raises(ValueError, match=r"1 customer id\(s\) are missing"):
         sk.assign_groups(_frame(["a", None]), stratify_by=None)
+
+
+def test_summary_lists_segments_in_catalog_order(seg, groups):
+    strata = pd.unique(groups.summary().index.get_level_values("stratum")).tolist()
+    order = seg.catalog[seg.catalog["customers"] > 0]["segment"].tolist()
+    assert strata == order
+
+
+def test_summary_of_a_column_sorts_strata(seg):
+    groups = sk.assign_groups(seg, stratify_by="r_score")
+    strata = pd.unique(groups.summary().index.get_level_values("stratum")).tolist()
+    assert strata == sorted(strata)

@@ -197,6 +197,64 @@ class ExperimentAnalysis:
         ]
         return rows.set_index("arm")[columns]
 
+    def adjusted_p_values(self, method: Literal["holm", "bonferroni"] = "holm") -> pd.DataFrame:
+        """P-values corrected for testing many segments and arms at once.
+
+        Every comparison of the table (each non-control arm of each segment and of all
+        customers) is one test of the family, separately for conversion and revenue.
+        Holm's step-down method keeps the chance of *any* false positive in the family
+        below the level, under any dependence between the tests, and rejects at least
+        what Bonferroni rejects.
+
+        Parameters
+        ----------
+        method : {'holm', 'bonferroni'}, default='holm'
+            The correction, as ``statsmodels``' ``multipletests``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per comparison: ``segment``, ``arm``, ``conversion_p_value``,
+            ``conversion_p_value_adjusted``, ``revenue_p_value``,
+            ``revenue_p_value_adjusted``. Missing p-values stay missing and do not
+            count in the family.
+
+        Raises
+        ------
+        segmentkit.errors.InvalidParameterError
+            If ``method`` is not one of the above.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import segmentkit as sk
+        >>> customers = pd.DataFrame({"customer_id": [str(i) for i in range(2000)],
+        ...                           "segment": ["a", "b"] * 1000,
+        ...                           "segment_id": [0, 1] * 1000})
+        >>> groups = sk.assign_groups(customers, arms={"control": 0.5, "offer": 0.5},
+        ...                           salt="demo")
+        >>> ids = customers["customer_id"]
+        >>> outcomes = pd.DataFrame({"customer_id": ids,
+        ...                          "converted": [int(c) % 9 == 0 for c in ids]})
+        >>> result = sk.analyze_test(groups, outcomes, revenue=None)
+        >>> result.adjusted_p_values()[["segment", "conversion_p_value",
+        ...                             "conversion_p_value_adjusted"]].round(3)
+                 segment  conversion_p_value  conversion_p_value_adjusted
+        0  All customers               0.102                        0.307
+        1              a               0.316                        0.381
+        2              b               0.191                        0.381
+        """
+        if method not in ("holm", "bonferroni"):
+            msg = f"The 'method' parameter must be 'holm' or 'bonferroni'. Got {method!r} instead."
+            raise InvalidParameterError(msg)
+        rows = self.table[self.table["arm"] != self.control].reset_index(drop=True)
+        result = rows[["segment", "arm"]].copy()
+        for metric in ("conversion", "revenue"):
+            p_values = rows[f"{metric}_p_value"].to_numpy(dtype=float)
+            result[f"{metric}_p_value"] = p_values
+            result[f"{metric}_p_value_adjusted"] = _adjust(p_values, method)
+        return result
+
     def __repr__(self) -> str:
         overall = self.table[self.table["segment"] == ALL_CUSTOMERS]
         comparisons = self.table[self.table["arm"] != self.control]
@@ -676,6 +734,23 @@ def _verdict(row: dict, settings: _Settings) -> str:
         else:
             parts.append(f"{name}: no significant difference at {level}")
     return "; ".join(parts)
+
+
+def _adjust(p_values: np.ndarray, method: str) -> np.ndarray:
+    """Family-wise corrected p-values, as statsmodels' ``multipletests``; NaN left out."""
+    result = np.full(len(p_values), np.nan)
+    present = np.flatnonzero(~np.isnan(p_values))
+    m = len(present)
+    if m == 0:
+        return result
+    if method == "bonferroni":
+        result[present] = np.minimum(1.0, p_values[present] * m)
+        return result
+    order = present[np.argsort(p_values[present], kind="stable")]
+    # Holm: the i-th smallest p-value times (m - i), made non-decreasing along the order.
+    steps = np.minimum(1.0, p_values[order] * (m - np.arange(m)))
+    result[order] = np.maximum.accumulate(steps)
+    return result
 
 
 def _lift(value: float, control: float) -> float:

@@ -106,7 +106,7 @@ class GroupAssignment:
         All customers control          4     3.5
                       offer            3     3.5
         """
-        strata = pd.unique(self.table["stratum"])
+        strata = self._strata_order()
         arms = list(self.arms)
         counts = (
             self.table.groupby(["stratum", "arm"], sort=False)
@@ -130,6 +130,14 @@ class GroupAssignment:
             },
             index=counts.index,
         )
+
+    def _strata_order(self) -> list[str]:
+        table = self.table
+        if self.stratify_by == "segment" and table["segment_id"].notna().all():
+            # Segments read best in their catalog order.
+            pairs = table[["segment_id", "stratum"]].drop_duplicates("stratum")
+            return pairs.sort_values("segment_id", kind="stable")["stratum"].tolist()
+        return sorted(pd.unique(table["stratum"]))
 
     def members(self, arm: str, segment: str | int | None = None) -> pd.Index:
         """Ids of the customers in one arm, optionally of one segment only.
