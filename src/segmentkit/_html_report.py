@@ -352,10 +352,14 @@ def _catalog_section(segmentation: Segmentation, colours: dict[str, str]) -> str
         ]
         cells += [f"<td>{_number(record[column])}</td>" for column, _ in medians]
         rows.append(f'<tr data-segment="{_e(name)}"{empty}>{"".join(cells)}</tr>')
-    note = (
-        "All segments, largest first. Revenue is the customers' net spend (purchases minus "
-        "returns) over the observation period; medians are over the segment's customers."
-    )
+    note = "All segments, largest first."
+    if np.isfinite(catalog["revenue"].to_numpy(dtype=float)).any():
+        note += (
+            " Revenue is the customers' net spend (purchases minus returns) over the "
+            "observation period."
+        )
+    if medians:
+        note += " Medians are over the segment's customers."
     return (
         f'<p class="note">{_e(note)}</p>\n<div class="scroll"><table id="catalog-table">'
         f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>"
