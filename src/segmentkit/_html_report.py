@@ -107,6 +107,29 @@ def write_report(
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    segmentkit.errors.InvalidParameterError
+        If an argument has the wrong type.
+    ValueError
+        If ``snapshots`` is empty or not in date order, or a table of ``migration``
+        or ``analysis`` lacks columns.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import segmentkit as sk
+    >>> raw, mapping = sk.datasets.load_sample()
+    >>> features = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
+    >>> seg = sk.RFMSegmenter().fit_predict(features)
+    >>> path = write_report(seg, Path(tempfile.mkdtemp()) / "report.html")
+    >>> text = path.read_text(encoding="utf-8")
+    >>> text.count("<section "), "<script" in text
+    (4, False)
     """
     _check_arguments(segmentation, migration, analysis, title)
     runs = _snapshot_list(snapshots)
