@@ -133,6 +133,10 @@ class Customers(_Table):
             On missing or unmappable columns, empty input, unparseable values or
             duplicate ids with ``duplicates='raise'``.
         """
+        if not isinstance(frame, pd.DataFrame):
+            from segmentkit._native import refuse_native
+
+            refuse_native(cls.contract.table, frame)
         table = cls.contract.table
         check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
         check_option(duplicates, "duplicates", ["raise", "keep_first", "keep_last"], table)

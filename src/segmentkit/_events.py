@@ -122,6 +122,10 @@ class Events(_Table):
         segmentkit.errors.ContractError
             On missing or unmappable columns, empty input or unparseable values.
         """
+        if not isinstance(frame, pd.DataFrame):
+            from segmentkit._native import refuse_native
+
+            refuse_native(cls.contract.table, frame)
         table = cls.contract.table
         check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
         data = cls._canonical(frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS)

@@ -201,6 +201,7 @@ def extract_features(
     windows: Sequence[int] = (7, 30, 90),
     abandon_hours: float = 24.0,
     session_gap_minutes: float = 30.0,
+    output: str = "native",
 ) -> CustomerFeatures:
     """Compute one row of features per customer from data up to ``as_of``.
 
@@ -231,6 +232,10 @@ def extract_features(
         an abandoned cart. Carts younger than this at ``as_of`` are not counted yet.
     session_gap_minutes : float, default=30.0
         Without a ``session_id``, a pause longer than this starts a new visit.
+    output : {'native', 'pandas'}, default='native'
+        For transactions validated on polars, pyarrow, DuckDB, PySpark or Dask: return
+        a frame of that engine (``customer_id`` plus the features) or, with
+        ``'pandas'``, ``CustomerFeatures``. Pandas transactions always give the latter.
 
     Returns
     -------
@@ -254,6 +259,12 @@ def extract_features(
     monetary        ...
     Name: count, dtype: float64
     """
+    if hasattr(type(transactions), "native"):  # validated on polars, DuckDB, Spark...: stays
+        from segmentkit._native import extract_native_features
+
+        return extract_native_features(
+            transactions, events, customers, as_of=as_of, windows=windows, output=output
+        )
     windows = tuple(int(w) for w in windows)
     if any(w <= 0 for w in windows):
         msg = f"The 'windows' parameter must hold positive day counts. Got {windows} instead."

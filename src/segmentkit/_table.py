@@ -84,7 +84,13 @@ class _Table:
 
     @classmethod
     def from_csv(
-        cls, path: PathLike, /, *, read_options: Mapping[str, Any] | None = None, **kwargs: Any
+        cls,
+        path: PathLike,
+        /,
+        *,
+        read_options: Mapping[str, Any] | None = None,
+        engine: str = "pandas",
+        **kwargs: Any,
     ) -> Self:
         """Read a CSV file (plain or compressed) and validate it with :meth:`from_frame`.
 
@@ -95,7 +101,11 @@ class _Table:
         path : str or os.PathLike
             File to read; ``.gz``, ``.zip``, ``.bz2`` and ``.xz`` are decompressed.
         read_options : dict, optional
-            Extra keyword arguments for :func:`pandas.read_csv` (``sep``, ``encoding``...).
+            Extra keyword arguments for :func:`pandas.read_csv` (``sep``, ``encoding``...),
+            or for ``polars.scan_csv`` / ``duckdb.read_csv`` with those engines.
+        engine : {'pandas', 'polars', 'duckdb'}, default='pandas'
+            Who reads. ``'polars'`` and ``'duckdb'`` scan lazily (files and globs larger
+            than memory), validate in that engine and return native transactions.
         **kwargs
             Column mapping and policies, as for :meth:`from_frame`.
 
@@ -104,6 +114,11 @@ class _Table:
         Self
             The validated table.
         """
+        if engine != "pandas":  # lazy scan: the file stays on disk
+            from segmentkit._native import scan_file
+
+            lazy = scan_file(path, "csv", engine, cls._id_sources(kwargs), read_options)
+            return cls.from_frame(lazy, **kwargs)
         options = dict(read_options or {})
         id_sources = cls._id_sources(kwargs)
         dtype = options.pop("dtype", None) or {name: str for name in id_sources}
@@ -115,7 +130,7 @@ class _Table:
         return cls.from_frame(frame, **kwargs)
 
     @classmethod
-    def from_parquet(cls, path: PathLike, /, **kwargs: Any) -> Self:
+    def from_parquet(cls, path: PathLike, /, *, engine: str = "pandas", **kwargs: Any) -> Self:
         """Read a Parquet file and validate it with :meth:`from_frame`.
 
         Needs ``pyarrow`` (``pip install "segmentkit[parquet]"``).
@@ -123,7 +138,11 @@ class _Table:
         Parameters
         ----------
         path : str or os.PathLike
-            File or directory of Parquet files.
+            File or directory of Parquet files (with ``engine='polars'`` or
+            ``'duckdb'`` also a glob such as ``'orders/*.parquet'``).
+        engine : {'pandas', 'polars', 'duckdb'}, default='pandas'
+            Who reads. ``'polars'`` and ``'duckdb'`` scan lazily (data larger than
+            memory), validate in that engine and return native transactions.
         **kwargs
             Column mapping and policies, as for :meth:`from_frame`.
 
@@ -132,6 +151,10 @@ class _Table:
         Self
             The validated table.
         """
+        if engine != "pandas":  # lazy scan: the files stay on disk
+            from segmentkit._native import scan_file
+
+            return cls.from_frame(scan_file(path, "parquet", engine, []), **kwargs)
         return cls.from_frame(read_parquet(path), **kwargs)
 
     @classmethod

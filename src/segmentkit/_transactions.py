@@ -185,6 +185,15 @@ class Transactions(_Table):
             If columns are missing or unmappable, the input is empty, values cannot be
             parsed, or currencies are mixed without rates. Every failure is listed.
         """
+        if not isinstance(frame, pd.DataFrame):  # polars, DuckDB, Spark...: stays there
+            from segmentkit._native import transactions_from_native
+
+            return transactions_from_native(  # type: ignore[return-value]
+                cls.contract, frame, returns=returns, cancellation_prefix=cancellation_prefix,
+                missing_customer=missing_customer, zero_amount=zero_amount, duplicates=duplicates,
+                orders_from=orders_from, timezone=timezone, rates=rates,
+                base_currency=base_currency, policy_keys=_POLICY_KEYS, columns=columns,
+            )  # fmt: skip
         table = cls.contract.table
         check_option(returns, "returns", ["net", "exclude", "separate"], table)
         check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)

@@ -1,0 +1,45 @@
+"""The non-pandas path: the same contracts and features on polars, pyarrow, DuckDB,
+PySpark and Dask frames, written once with narwhals.
+
+Nothing here is imported by ``import segmentkit``: the shared modules import it only
+when they meet a frame that is not a pandas DataFrame (or ``engine=`` is not pandas).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segmentkit._native._detect import detect, is_native
+from segmentkit._native._features import extract_native_features
+from segmentkit._native._scan import scan_file
+from segmentkit._native._tables import NativeDataError, NativeTransactions
+from segmentkit._native._validate import transactions_from_native
+
+__all__ = [
+    "NativeDataError",
+    "NativeTransactions",
+    "extract_native_features",
+    "is_native",
+    "refuse_native",
+    "scan_file",
+    "transactions_from_native",
+]
+
+
+def refuse_native(table: str, frame: Any) -> None:
+    """Say clearly that events and profiles must be pandas for now.
+
+    Frames narwhals does not know fall through, to the pandas path's own type error.
+    """
+    from segmentkit.errors import InvalidParameterError
+
+    if not is_native(frame):
+        return
+    _, backend = detect(frame, table)
+    msg = (
+        f"{table} on {backend.name} is not supported yet: only Transactions are validated "
+        "and featurised outside pandas. Collect this table to pandas first (e.g. "
+        "`.to_pandas()`, or `.collect().to_pandas()` when lazy), and compute the "
+        "purchase features of native Transactions without events= and customers=."
+    )
+    raise InvalidParameterError(msg)

@@ -1,0 +1,96 @@
+"""Which engine a frame lives in, and moving between narwhals and that engine.
+
+Only narwhals is imported here; the engines themselves are imported by narwhals
+when it meets one of their frames, so ``import segmentkit`` stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import narwhals as nw
+
+__all__ = ["Backend", "detect", "is_native"]
+
+# narwhals implementation name -> the name users know, and whether results go back eager.
+_SUPPORTED = {
+    "polars": "polars",
+    "pyarrow": "pyarrow",
+    "duckdb": "duckdb",
+    "pyspark": "pyspark",
+    "pyspark[connect]": "pyspark",
+    "dask": "dask",
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The engine of a caller's frame.
+
+    Attributes
+    ----------
+    name : str
+        ``'polars'``, ``'pyarrow'``, ``'duckdb'``, ``'pyspark'`` or ``'dask'``.
+    eager : bool
+        Whether the caller gave an eager frame (polars DataFrame, pyarrow Table);
+        results are then handed back eager too.
+    """
+
+    name: str
+    eager: bool
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'eager' if self.eager else 'lazy'})"
+
+
+def _wrap(frame: Any) -> nw.DataFrame[Any] | nw.LazyFrame[Any] | None:
+    wrapped = nw.from_native(frame, pass_through=True)
+    if isinstance(wrapped, nw.DataFrame | nw.LazyFrame):
+        return wrapped
+    return None
+
+
+def is_native(frame: Any) -> bool:
+    """Whether ``frame`` is a dataframe narwhals understands (polars, DuckDB, Spark...)."""
+    return _wrap(frame) is not None
+
+
+def detect(frame: Any, table: str) -> tuple[nw.DataFrame[Any] | nw.LazyFrame[Any], Backend]:
+    """Wrap ``frame`` with narwhals and name its engine.
+
+    Raises
+    ------
+    TypeError
+        If the frame is not a dataframe, or its engine is not one segmentkit supports.
+    """
+    wrapped = _wrap(frame)
+    if wrapped is None:
+        msg = (
+            f"{table} must be a pandas DataFrame, got {type(frame).__name__} (polars, "
+            "pyarrow, DuckDB, PySpark and Dask frames work too). Hint: convert it first, "
+            "e.g. with `.to_pandas()`."
+        )
+        raise TypeError(msg)
+    implementation = str(wrapped.implementation)
+    name = _SUPPORTED.get(implementation)
+    if name is None:
+        msg = (
+            f"{table} given as a {implementation} frame, which segmentkit does not support. "
+            "Supported: pandas, polars, pyarrow, DuckDB, PySpark and Dask. Convert it to one "
+            "of them first (e.g. `.to_pandas()`)."
+        )
+        raise TypeError(msg)
+    return wrapped, Backend(name, eager=isinstance(wrapped, nw.DataFrame))
+
+
+def collect(frame: nw.DataFrame[Any] | nw.LazyFrame[Any]) -> nw.DataFrame[Any]:
+    """An eager narwhals frame: run the query if ``frame`` is lazy."""
+    return frame.collect() if isinstance(frame, nw.LazyFrame) else frame
+
+
+def to_native(frame: nw.DataFrame[Any] | nw.LazyFrame[Any], backend: Backend) -> Any:
+    """The caller's kind of frame: eager in, eager out; lazy in, lazy out."""
+    if backend.eager and isinstance(frame, nw.LazyFrame):
+        frame = frame.collect()
+    return nw.to_native(frame)

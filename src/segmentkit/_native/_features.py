@@ -1,0 +1,269 @@
+"""Purchase features with narwhals group-bys, computed in the caller's engine.
+
+The definitions are those of :mod:`segmentkit._features` (see the feature catalog);
+only the way of computing differs: joins of a few per-customer aggregations instead
+of ``np.bincount`` over codes. Every aggregation is a plain column reduction, which
+every engine (Dask included) runs inside a group-by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import narwhals as nw
+import numpy as np
+import pandas as pd
+
+from segmentkit._catalog import definitions_by_name
+from segmentkit._native._detect import collect, to_native
+from segmentkit._native._tables import NativeTransactions
+from segmentkit._native._time import DAY_US, EPOCH_US
+from segmentkit.errors import InvalidParameterError
+
+__all__ = ["extract_native_features"]
+
+_ID = "customer_id"
+_INTEGER = ("frequency", "n_products", "n_categories")
+
+
+def extract_native_features(
+    transactions: NativeTransactions,
+    events: Any = None,
+    customers: Any = None,
+    *,
+    as_of: Any = None,
+    windows: Sequence[int] = (7, 30, 90),
+    output: str = "native",
+) -> Any:
+    """Features of native transactions, as a frame of the caller's engine or pandas.
+
+    Parameters
+    ----------
+    transactions : NativeTransactions
+        Transactions validated on polars, pyarrow, DuckDB, PySpark or Dask.
+    events, customers : None
+        Not supported on these engines yet (a clear error says what to do).
+    as_of : str or datetime-like, optional
+        End of observation (inclusive); defaults to the last transaction.
+    windows : sequence of int, default=(7, 30, 90)
+        Browsing windows, used only for the catalog of the pandas output.
+    output : {'native', 'pandas'}, default='native'
+        ``'native'``: a frame of the caller's engine (eager for eager inputs, lazy
+        for lazy ones) with a ``customer_id`` column and the feature columns, sorted
+        by id. ``'pandas'``: :class:`~segmentkit.CustomerFeatures`, collected.
+
+    Returns
+    -------
+    object
+        The native frame, or ``CustomerFeatures``.
+    """
+    from segmentkit._features import CustomerFeatures, _as_utc_timestamp
+
+    if output not in {"native", "pandas"}:
+        msg = f"The 'output' parameter must be one of ['native', 'pandas']. Got {output!r}."
+        raise InvalidParameterError(msg)
+    for name, table in (("events", events), ("customers", customers)):
+        if table is not None:
+            msg = (
+                f"{name}= is not supported with transactions on {transactions.backend} yet: "
+                "browsing and profile features are computed on the pandas path only. "
+                "Compute the purchase features here (events=None, customers=None) and join "
+                f"your own {name} features on customer_id, or validate all tables in pandas."
+            )
+            raise InvalidParameterError(msg)
+    frame = transactions._frame
+    if as_of is None:
+        latest = collect(frame.select(nw.col(EPOCH_US).max())).item(0, 0)
+        stamp = pd.Timestamp(int(latest), unit="us", tz="UTC")
+    else:
+        stamp = _as_utc_timestamp(as_of)
+    as_of_us = stamp.value // 1000
+    inside = nw.col(EPOCH_US) <= as_of_us
+    checked = collect(
+        frame.select(
+            inside.cast(nw.Int64).sum().alias("n_in"),
+            nw.col(EPOCH_US).min().alias("first"),
+        )
+    ).rows(named=True)[0]
+    n_in = int(checked["n_in"] or 0)
+    if n_in == 0:
+        earliest = pd.Timestamp(int(checked["first"]), unit="us", tz="UTC")
+        msg = (
+            f"No transaction is on or before as_of={stamp.isoformat()}; the earliest is "
+            f"{earliest.isoformat()}. Choose a later as_of."
+        )
+        raise ValueError(msg)
+    excluded = {"transactions_after_as_of": len(transactions) - n_in}
+    features = _purchase_features(frame.filter(inside), as_of_us, transactions.orders_from).sort(
+        _ID
+    )
+    if output == "native":
+        return to_native(features, transactions._backend)
+    pandas_frame = _to_pandas(collect(features))
+    definitions = definitions_by_name(tuple(int(w) for w in windows))
+    return CustomerFeatures(pandas_frame, stamp, definitions, excluded)
+
+
+def _purchase_features(lines: nw.LazyFrame[Any], as_of_us: int, orders_from: str) -> Any:
+    names = lines.collect_schema().names()
+    sale = ~nw.col("is_return")
+    zero = nw.lit(0.0)
+    # Row-wise inputs first: group-bys then only sum, count, min and max columns.
+    lines = lines.with_columns(
+        _sale=sale,
+        _gross=nw.when(sale).then(nw.col("amount")).otherwise(zero),
+        _returned=nw.when(~sale).then(-nw.col("amount")).otherwise(zero),
+        _sale_us=nw.when(sale).then(nw.col(EPOCH_US)),
+        _sale_ts=nw.when(sale).then(nw.col("timestamp")),
+    )
+    aggregations = [
+        nw.col("_gross").sum().alias("gross_spend"),
+        nw.col("_returned").sum().alias("_returned"),
+        nw.col("_sale_us").min().alias("_first_us"),
+        nw.col("_sale_us").max().alias("_last_us"),
+        nw.col("_sale_ts").min().alias("first_purchase"),
+        nw.col("_sale_ts").max().alias("last_purchase"),
+    ]
+    if "discount" in names:
+        lines = lines.with_columns(
+            _discount=nw.when(sale).then(nw.col("discount").fill_null(0.0)).otherwise(zero)
+        )
+        aggregations.append(nw.col("_discount").sum().alias("_discount"))
+    if "quantity" in names:
+        lines = lines.with_columns(
+            _units=nw.when(sale).then(nw.col("quantity").fill_null(0.0)).otherwise(zero)
+        )
+        aggregations.append(nw.col("_units").sum().alias("_units"))
+    # Everyone with a line (purchase or return) on or before as_of is a customer.
+    table = lines.group_by(_ID).agg(*aggregations)
+    sales = lines.filter(nw.col("_sale"))
+    table = table.join(_frequency(sales, names, orders_from), on=_ID, how="left")
+    if "product_id" in names:
+        products = (
+            sales.filter(~nw.col("product_id").is_null())
+            .select(_ID, "product_id")
+            .unique()
+            .group_by(_ID)
+            .agg(nw.len().alias("n_products"))
+        )
+        table = table.join(products, on=_ID, how="left")
+    if "category" in names:
+        table = table.join(_categories(sales), on=_ID, how="left")
+    return table.select(_finish(table.collect_schema().names(), as_of_us))
+
+
+def _frequency(sales: nw.LazyFrame[Any], names: list[str], orders_from: str) -> Any:
+    """Distinct orders with a purchase line, per customer."""
+    if "order_id" in names:
+        keyed = sales.select(_ID, "order_id")
+    elif orders_from == "row":
+        return sales.group_by(_ID).agg(nw.len().alias("frequency"))
+    elif orders_from == "day":
+        keyed = sales.select(_ID, (nw.col(EPOCH_US) // DAY_US).alias("_day"))
+    else:
+        keyed = sales.select(_ID, EPOCH_US)
+    return keyed.unique().group_by(_ID).agg(nw.len().alias("frequency"))
+
+
+def _categories(sales: nw.LazyFrame[Any]) -> Any:
+    """Distinct categories, the top one by spend (ties: alphabetical) and its share."""
+    pairs = (
+        sales.filter(~nw.col("category").is_null())
+        .group_by(_ID, "category")
+        .agg(nw.col("amount").sum().alias("_spend"))
+    )
+    totals = pairs.group_by(_ID).agg(
+        nw.len().alias("n_categories"),
+        nw.col("_spend").sum().alias("_category_total"),
+        nw.col("_spend").max().alias("_top_spend"),
+    )
+    # A window maximum compares each spend with a value from the same evaluation of
+    # `pairs`; a join would let SQL engines sum the floats twice, possibly differently.
+    tops = (
+        pairs.with_columns(_best=nw.col("_spend").max().over(_ID))
+        .filter(nw.col("_spend") == nw.col("_best"))
+        .group_by(_ID)
+        .agg(nw.col("category").min().alias("top_category"))
+    )
+    return totals.join(tops, on=_ID, how="left")
+
+
+def _finish(names: list[str], as_of_us: int) -> list[nw.Expr]:
+    frequency = nw.col("frequency").fill_null(0).cast(nw.Int64)
+    bought = frequency > 0
+    gross = nw.col("gross_spend").cast(nw.Float64)
+    returned = nw.col("_returned").cast(nw.Float64)
+    first = nw.col("_first_us")
+    last = nw.col("_last_us")
+    # Divisions sit inside when(): Spark's ANSI mode raises on a zero divisor.
+    exprs = [
+        nw.col(_ID),
+        nw.when(bought).then(nw.col("first_purchase")).alias("first_purchase"),
+        nw.when(bought).then(nw.col("last_purchase")).alias("last_purchase"),
+        nw.when(bought).then((nw.lit(as_of_us) - last) / DAY_US).alias("recency_days"),
+        frequency.alias("frequency"),
+        (gross - returned).alias("monetary"),
+        gross.alias("gross_spend"),
+        nw.when(bought).then(gross / frequency).alias("avg_order_value"),
+        nw.when(bought).then((nw.lit(as_of_us) - first) / DAY_US).alias("tenure_days"),
+        nw.when(frequency > 1)
+        .then((last - first) / DAY_US / (frequency - 1))
+        .alias("mean_days_between_orders"),
+        # Returns without purchases have no meaningful rate; nothing at all is 0.
+        nw.when(gross > 0)
+        .then(returned / gross)
+        .when(returned > 0)
+        .then(nw.lit(None, nw.Float64))
+        .otherwise(nw.lit(0.0))
+        .alias("return_rate"),
+    ]
+    if "_discount" in names:
+        discount = nw.col("_discount").cast(nw.Float64)
+        list_price = gross + discount
+        exprs.append(
+            nw.when(list_price > 0)
+            .then(discount / list_price)
+            .otherwise(nw.lit(0.0))
+            .alias("discount_share")
+        )
+    if "n_products" in names:
+        exprs.append(nw.col("n_products").fill_null(0).cast(nw.Int64))
+    if "n_categories" in names:
+        total = nw.col("_category_total").cast(nw.Float64)
+        exprs += [
+            nw.col("n_categories").fill_null(0).cast(nw.Int64),
+            nw.col("top_category").cast(nw.String),
+            nw.when(total > 0)
+            .then(nw.col("_top_spend").cast(nw.Float64) / total)
+            .alias("top_category_share"),
+        ]
+    if "_units" in names:
+        exprs.append(
+            nw.when(bought)
+            .then(nw.col("_units").cast(nw.Float64) / frequency)
+            .alias("avg_basket_size")
+        )
+    return exprs
+
+
+def _to_pandas(features: nw.DataFrame[Any]) -> pd.DataFrame:
+    """The pandas path's frame: same dtypes, NaN for missing numbers, ids as the index."""
+    data = features.to_pandas()
+    columns: dict[str, Any] = {}
+    for name in data.columns:
+        if name == _ID:
+            continue
+        values = data[name]
+        if name in {"first_purchase", "last_purchase"}:
+            columns[name] = pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]").array
+        elif name in _INTEGER:
+            columns[name] = values.to_numpy(dtype=np.int64)
+        elif name == "top_category":
+            text = values.astype(object)
+            columns[name] = np.asarray(text.where(text.notna(), None), dtype=object)
+        else:
+            columns[name] = pd.to_numeric(values).to_numpy(dtype=float, na_value=np.nan)
+    frame = pd.DataFrame(columns)
+    frame.index = pd.Index(data[_ID].astype(str).to_numpy(dtype=object), dtype=str, name=_ID)
+    return frame

@@ -1,0 +1,95 @@
+"""Timestamps to UTC instants plus integer epoch microseconds, on every engine.
+
+narwhals covers polars, pyarrow and Dask. DuckDB and Spark keep time zones in the
+connection or session rather than in the column type, and narwhals has no epoch
+conversion for them, so those two get one native expression each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import narwhals as nw
+
+from segmentkit._native._detect import Backend
+from segmentkit.errors import InvalidParameterError
+
+__all__ = ["DAY_US", "EPOCH_US", "with_utc"]
+
+#: Name of the internal column holding UTC microseconds since the epoch.
+EPOCH_US = "_ts_us"
+DAY_US = 86_400 * 10**6
+
+
+def with_utc(
+    frame: nw.LazyFrame[Any], column: str, *, naive: bool, timezone: str, backend: Backend
+) -> nw.LazyFrame[Any]:
+    """Make ``column`` a UTC instant and add :data:`EPOCH_US` beside it.
+
+    Parameters
+    ----------
+    frame : narwhals.LazyFrame
+        Frame whose ``column`` is a datetime.
+    column : str
+        The datetime column.
+    naive : bool
+        Whether the values carry no time zone (they are then read in ``timezone``).
+    timezone : str
+        IANA name of the zone of naive values.
+    backend : Backend
+        Engine of the frame.
+
+    Returns
+    -------
+    narwhals.LazyFrame
+        The frame with the converted column and the epoch column.
+    """
+    if backend.name == "duckdb":
+        return _duckdb_utc(frame, column, naive=naive, timezone=timezone)
+    if backend.name == "pyspark":
+        return _spark_utc(frame, column, naive=naive, timezone=timezone)
+    values = nw.col(column)
+    # Wall-clock times that a DST change skips or repeats make polars and Dask raise;
+    # pandas shifts them instead. The docs ask for UTC data on these engines.
+    utc = values.dt.replace_time_zone(timezone) if naive else values
+    utc = utc.dt.convert_time_zone("UTC")
+    frame = frame.with_columns(utc.alias(column))
+    return frame.with_columns(nw.col(column).dt.timestamp("us").alias(EPOCH_US))
+
+
+def _duckdb_utc(
+    frame: nw.LazyFrame[Any], column: str, *, naive: bool, timezone: str
+) -> nw.LazyFrame[Any]:
+    relation = nw.to_native(frame)
+    quoted = '"' + column.replace('"', '""') + '"'
+    zone = timezone.replace("'", "''")
+    # timezone(zone, naive) reads wall-clock time in that zone and returns TIMESTAMPTZ,
+    # an instant whatever the connection's own zone.
+    # Microseconds: epoch_us has no nanosecond-TIMESTAMPTZ overload (pandas data is ns).
+    instant = f"timezone('{zone}', {quoted})" if naive else quoted
+    instant = f"CAST({instant} AS TIMESTAMPTZ)"
+    relation = relation.project(f"* REPLACE ({instant} AS {quoted})")
+    relation = relation.project(f'*, epoch_us({quoted}) AS "{EPOCH_US}"')
+    return nw.from_native(relation)
+
+
+def _spark_utc(
+    frame: nw.LazyFrame[Any], column: str, *, naive: bool, timezone: str
+) -> nw.LazyFrame[Any]:
+    from pyspark.sql import functions as F  # noqa: N812 (Spark's own convention)
+
+    df = nw.to_native(frame)
+    if naive:
+        session_zone = df.sparkSession.conf.get("spark.sql.session.timeZone")
+        if session_zone not in {"UTC", "Etc/UTC", "GMT", "Z", "+00:00"}:
+            msg = (
+                f"Column {column!r} holds timestamps without a time zone (TIMESTAMP_NTZ or "
+                f"text) and the Spark session time zone is {session_zone!r}. Set "
+                "spark.conf.set('spark.sql.session.timeZone', 'UTC') and pass the data's "
+                "zone as timezone='...', or convert the column to TIMESTAMP first."
+            )
+            raise InvalidParameterError(msg)
+        # In a UTC session the cast keeps the wall-clock time; to_utc_timestamp then reads
+        # it in the data's zone.
+        df = df.withColumn(column, F.to_utc_timestamp(F.col(column).cast("timestamp"), timezone))
+    return nw.from_native(df.withColumn(EPOCH_US, F.unix_micros(F.col(column))))

@@ -1,0 +1,462 @@
+"""The transactions contract checked with narwhals expressions, in the caller's engine.
+
+The same mapping, coercions and policies as the pandas path, and a report with the
+same counts. Rows are never pulled to Python: one aggregation query returns every
+count, and only a failing check fetches a few example values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import narwhals as nw
+import pandas as pd
+
+from segmentkit._native._coerce import (
+    Converted,
+    as_float,
+    as_id,
+    as_naive_or_aware_datetime,
+    is_missing_id,
+)
+from segmentkit._native._detect import Backend, collect, detect
+from segmentkit._native._tables import NativeTransactions
+from segmentkit._native._time import EPOCH_US, with_utc
+from segmentkit._report import ValidationReport
+from segmentkit._schema import Contract, check_option, check_timezone, map_columns, raise_if
+from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
+
+__all__ = ["transactions_from_native"]
+
+_N_EXAMPLES = 5
+
+# Stage of each row: 0 kept, else the first reason that excludes it (pandas order).
+_STAGES = {
+    1: "missing_customer_id",
+    2: "missing_timestamp",
+    3: "missing_amount",
+    4: "zero_amount",
+    5: "return_or_cancellation",
+}
+
+
+def transactions_from_native(
+    contract: Contract,
+    frame: Any,
+    *,
+    returns: str,
+    cancellation_prefix: str | None,
+    missing_customer: str,
+    zero_amount: str,
+    duplicates: str,
+    orders_from: str,
+    timezone: str,
+    rates: Mapping[str, float] | None,
+    base_currency: str | None,
+    policy_keys: list[str],
+    columns: Mapping[str, str],
+) -> NativeTransactions:
+    """Validate order lines held by polars, pyarrow, DuckDB, PySpark or Dask.
+
+    Parameters are those of :meth:`Transactions.from_frame`; see there.
+
+    Returns
+    -------
+    NativeTransactions
+        Validated lines that stay in the caller's engine, with a complete report.
+    """
+    table = contract.table
+    check_option(returns, "returns", ["net", "exclude", "separate"], table)
+    check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
+    check_option(zero_amount, "zero_amount", ["keep", "exclude"], table)
+    check_option(duplicates, "duplicates", ["keep", "drop"], table)
+    check_option(orders_from, "orders_from", ["timestamp", "day", "row"], table)
+    if (rates is None) != (base_currency is None):
+        msg = "Pass 'rates' and 'base_currency' together (or neither)."
+        raise InvalidParameterError(msg)
+    check_timezone(timezone)
+    wrapped, backend = detect(frame, table)
+    raw = wrapped.lazy()
+    schema = raw.collect_schema()
+    # The pandas mapping check on an empty frame with the same column names: one set
+    # of messages for every engine.
+    empty = pd.DataFrame(columns=list(schema.names()))
+    mapped, failures = map_columns(empty, contract, columns, extra_keys=policy_keys)
+    raise_if(failures, table)
+    selected = {key: columns.get(key, key) for key in mapped.columns}
+    if cancellation_prefix is not None and "order_id" not in selected:
+        msg = "'cancellation_prefix' needs an order_id column: map order_id='...'."
+        raise InvalidParameterError(msg)
+    if rates is not None and "currency" not in selected:
+        msg = "'rates' were given but no currency column is mapped: map currency='<column>'."
+        raise InvalidParameterError(msg)
+
+    plan = _Plan(contract, raw, schema, selected, backend, timezone)
+    plan.prepare_amount()
+    policies = {
+        "cancellation_prefix": cancellation_prefix,
+        "zero_amount": zero_amount,
+        "returns": returns,
+        "rates": rates,
+        "base_currency": base_currency,
+    }
+    prepared = plan.prepared(raw, **policies)
+    counts = _count(prepared, plan, rates is not None, "currency" in selected)
+    deduped = None
+    if duplicates == "drop":
+        # Every input column counts, mapped or not. Identical lines share every earlier
+        # exclusion reason, so the duplicates charged are kept lines minus distinct ones.
+        deduped = plan.prepared(raw.unique(), **policies)
+        kept_after = collect(deduped.filter(nw.col("_stage") == 0).select(nw.len()))
+        counts["kept_distinct"] = int(kept_after.item(0, 0))
+    rows_read = counts["rows"]
+    _raise_failures(plan, counts, raw, prepared, missing_customer, rates, base_currency)
+
+    excluded = {
+        reason: counts[f"stage_{stage}"]
+        for stage, reason in _STAGES.items()
+        if counts.get(f"stage_{stage}")
+    }
+    if returns == "separate" and "return_or_cancellation" in excluded:
+        excluded["return_kept_separately"] = excluded.pop("return_or_cancellation")
+    rows_kept = counts["stage_0"]
+    final = prepared
+    if deduped is not None:
+        excluded["duplicate_line"] = rows_kept - counts["kept_distinct"]
+        rows_kept = counts["kept_distinct"]
+        final = deduped
+    notes = [f"amounts converted to {base_currency} with the given rates"] if rates else []
+    report = ValidationReport(table, rows_read, rows_kept, excluded, notes)
+    keep = [*plan.output_columns, "is_return", EPOCH_US]
+    kept = final.filter(nw.col("_stage") == 0).select(keep)
+    # Stage 5 holds returns only with returns='separate' or 'exclude'; -1 matches nothing.
+    set_aside = prepared.filter(nw.col("_stage") == (5 if returns == "separate" else -1))
+    return NativeTransactions(
+        kept, report, set_aside.select(keep), backend=backend, orders_from=orders_from
+    )
+
+
+class _Plan:
+    """The column expressions for one input schema, applied to the raw frame on demand."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        raw: nw.LazyFrame[Any],
+        schema: Any,
+        selected: Mapping[str, str],
+        backend: Backend,
+        timezone: str,
+    ) -> None:
+        self.contract = contract
+        self.selected = dict(selected)
+        self.backend = backend
+        self.timezone = timezone
+        self.converted: dict[str, Converted] = {}
+        failures: list[ContractFailure] = []
+        for key, source in self.selected.items():
+            dtype = schema[source]
+            kind = contract.spec(key).kind
+            if kind in {"id", "category"}:
+                self.converted[key] = as_id(source, dtype, backend)
+            elif kind == "float":
+                converted = as_float(source, dtype)
+                if converted is None:
+                    failures.append(_text_number(key, source, dtype, backend, contract.table))
+                else:
+                    self.converted[key] = converted
+            else:
+                sample = None
+                if dtype == nw.String:
+                    # One value fixes the text format; every other value must follow it.
+                    first = raw.select(nw.col(source)).filter(
+                        nw.col(source).str.strip_chars() != ""
+                    )
+                    head = collect(first.head(1))
+                    sample = str(head.item(0, 0)) if len(head) else None
+                converted_time = as_naive_or_aware_datetime(source, dtype, sample)
+                if converted_time is None:
+                    failures.append(_not_a_time(key, source, dtype, backend, contract.table))
+                else:
+                    self.converted[key] = converted_time
+        raise_if(failures, contract.table)
+
+    def prepare_amount(self) -> None:
+        if "amount" in self.converted:
+            return
+        if "quantity" in self.converted and "unit_price" in self.converted:
+            return
+        failure = ContractFailure(
+            column="amount",
+            check="required_column",
+            reason=Reason.MISSING_COLUMN,
+            message=(
+                "The transactions need a value per line: map amount='<column>', or both "
+                "quantity='<column>' and unit_price='<column>'."
+            ),
+        )
+        raise_if([failure], self.contract.table)
+
+    @property
+    def output_columns(self) -> list[str]:
+        names = list(self.converted)
+        # Derived amounts come last, as on the pandas path.
+        return names if "amount" in names else [*names, "amount"]
+
+    def prepared(
+        self,
+        raw: nw.LazyFrame[Any],
+        *,
+        cancellation_prefix: str | None,
+        zero_amount: str,
+        returns: str,
+        rates: Mapping[str, float] | None,
+        base_currency: str | None,
+    ) -> nw.LazyFrame[Any]:
+        """Canonical columns, flags of refused values and each row's ``_stage``."""
+        exprs = [c.expr.alias(key) for key, c in self.converted.items()]
+        exprs += [
+            c.bad.cast(nw.Int64).alias(f"_bad_{key}")
+            for key, c in self.converted.items()
+            if c.bad is not None
+        ]
+        frame = raw.select(exprs)
+        if "amount" not in self.converted:
+            frame = frame.with_columns(amount=nw.col("quantity") * nw.col("unit_price"))
+        time = self.converted["timestamp"]
+        frame = with_utc(
+            frame, "timestamp", naive=time.naive, timezone=self.timezone, backend=self.backend
+        )
+        if rates is not None and base_currency is not None:
+            frame = _convert_currency(frame, rates, base_currency)
+        amount = nw.col("amount")
+        is_return = (amount < 0).fill_null(False)
+        if cancellation_prefix is not None:
+            cancelled = nw.col("order_id").str.starts_with(cancellation_prefix).fill_null(False)
+            frame = frame.with_columns(
+                amount=nw.when(cancelled).then(-amount.abs()).otherwise(amount),
+                is_return=is_return | cancelled,
+            )
+        else:
+            frame = frame.with_columns(is_return=is_return)
+        stage = (
+            nw.when(is_missing_id("customer_id"))
+            .then(nw.lit(1))
+            .when(nw.col("timestamp").is_null())
+            .then(nw.lit(2))
+            .when(nw.col("amount").is_null())
+            .then(nw.lit(3))
+        )
+        if zero_amount == "exclude":
+            stage = stage.when(nw.col("amount") == 0).then(nw.lit(4))
+        if returns != "net":
+            stage = stage.when(nw.col("is_return")).then(nw.lit(5))
+        return frame.with_columns(_stage=stage.otherwise(nw.lit(0)).cast(nw.Int64))
+
+
+def _convert_currency(
+    frame: nw.LazyFrame[Any], rates: Mapping[str, float], base_currency: str
+) -> nw.LazyFrame[Any]:
+    full = {base_currency: 1.0, **{str(k): float(v) for k, v in rates.items()}}
+    currency = nw.col("currency")
+    rate: Any = None
+    for name, value in full.items():
+        rate = (nw.when if rate is None else rate.when)(currency == name).then(nw.lit(value))
+    frame = frame.with_columns(_rate=rate.otherwise(nw.lit(None, nw.Float64)))
+    scaled = [
+        (nw.col(name) * nw.col("_rate")).alias(name)
+        for name in ("amount", "discount", "unit_price")
+        if name in frame.collect_schema().names()
+    ]
+    return frame.with_columns(
+        *scaled,
+        _bad_rate=nw.col("_rate").is_null().cast(nw.Int64),
+        currency=nw.lit(base_currency, nw.String),
+    ).drop("_rate")
+
+
+def _count(
+    prepared: nw.LazyFrame[Any], plan: _Plan, converted: bool, has_currency: bool
+) -> dict[str, int | Any]:
+    """Every count of the report and of the checks, in one query."""
+    stage = nw.col("_stage")
+    exprs = [nw.len().alias("rows")]
+    exprs += [(stage == s).cast(nw.Int64).sum().alias(f"stage_{s}") for s in range(6)]
+    exprs += [
+        nw.col(f"_bad_{key}").sum().alias(f"_bad_{key}")
+        for key, c in plan.converted.items()
+        if c.bad is not None
+    ]
+    if converted:
+        exprs.append(nw.col("_bad_rate").sum().alias("_bad_rate"))
+    elif has_currency:
+        exprs += [
+            nw.col("currency").min().alias("currency_min"),
+            nw.col("currency").max().alias("currency_max"),
+        ]
+    row = collect(prepared.select(exprs)).rows(named=True)[0]
+    return {k: (int(v or 0) if not k.startswith("currency") else v) for k, v in row.items()}
+
+
+def _raise_failures(
+    plan: _Plan,
+    counts: Mapping[str, Any],
+    raw: nw.LazyFrame[Any],
+    prepared: nw.LazyFrame[Any],
+    missing_customer: str,
+    rates: Mapping[str, float] | None,
+    base_currency: str | None,
+) -> None:
+    table = plan.contract.table
+    if counts["rows"] == 0:
+        failure = ContractFailure(
+            column="<table>",
+            check="not_empty",
+            reason=Reason.EMPTY,
+            message=(
+                f"The {table} data is empty (0 rows). Check the file or the filter that "
+                "produced it."
+            ),
+        )
+        raise_if([failure], table)
+    failures = [
+        _bad_values(key, plan, raw, counts[f"_bad_{key}"])
+        for key, c in plan.converted.items()
+        if c.bad is not None and counts[f"_bad_{key}"]
+    ]
+    if rates is not None and counts.get("_bad_rate"):
+        failures.append(_unknown_rates(prepared, counts["_bad_rate"], rates, base_currency))
+    if counts.get("currency_min") is not None and counts["currency_min"] != counts.get(
+        "currency_max"
+    ):
+        failures.append(_mixed_currencies(prepared))
+    raise_if(failures, table)
+    missing = counts["stage_1"]
+    if missing == counts["rows"]:
+        failure = ContractFailure(
+            column="customer_id",
+            check="not_null",
+            reason=Reason.NULLS,
+            message=(
+                f"Every one of the {missing} rows has an empty 'customer_id'. Check that "
+                "customer_id is mapped to the right column."
+            ),
+            n_failed=missing,
+        )
+        raise_if([failure], table)
+    if missing and missing_customer == "raise":
+        rows = "1 row has" if missing == 1 else f"{missing} rows have"
+        failure = ContractFailure(
+            column="customer_id",
+            check="not_null",
+            reason=Reason.NULLS,
+            message=(
+                f"{rows} no 'customer_id' and missing_customer='raise'. Use "
+                "missing_customer='exclude' to leave them out (they are counted in the report)."
+            ),
+            n_failed=missing,
+        )
+        raise_if([failure], table)
+
+
+def _examples(frame: nw.LazyFrame[Any], mask: nw.Expr, column: str) -> list[tuple[None, Any]]:
+    # Lazy engines have no row positions, so examples carry values only.
+    head = collect(frame.filter(mask).select(nw.col(column)).head(_N_EXAMPLES))
+    return [(None, value) for value in head.get_column(column).to_list()]
+
+
+def _bad_values(key: str, plan: _Plan, raw: nw.LazyFrame[Any], n_bad: int) -> ContractFailure:
+    source = plan.selected[key]
+    bad = plan.converted[key].bad
+    assert bad is not None
+    if plan.contract.spec(key).kind == "float":
+        check, problem = "numeric", "non-numeric or infinite values"
+        hint = "Hint: clean these rows before loading, or leave them empty."
+    else:
+        check, problem = "parse_timestamp", "values that are not dates or timestamps"
+        hint = (
+            "On this engine every text timestamp must have the ISO format of the first one "
+            "(2024-06-30, 2024-06-30 14:05[:00] or with a 'T'), without a UTC offset: parse "
+            "the column to a datetime in your engine first."
+        )
+    return ContractFailure(
+        column=key,
+        check=check,
+        reason=Reason.WRONG_DTYPE,
+        message=f"Column {key!r} of {plan.contract.table} has {n_bad} {problem}. {hint}",
+        failure_cases=_examples(raw, bad, source),
+        n_failed=n_bad,
+    )
+
+
+def _unknown_rates(
+    prepared: nw.LazyFrame[Any],
+    n_bad: int,
+    rates: Mapping[str, float],
+    base_currency: str | None,
+) -> ContractFailure:
+    return ContractFailure(
+        column="currency",
+        check="known_rate",
+        reason=Reason.MIXED_CURRENCIES,
+        message=(
+            f"{n_bad} rows have a currency with no exchange rate (or no currency); rates "
+            f"are given for {sorted(rates)}. Add them to 'rates' (units of {base_currency} "
+            "per unit)."
+        ),
+        n_failed=n_bad,
+    )
+
+
+def _mixed_currencies(prepared: nw.LazyFrame[Any]) -> ContractFailure:
+    counts = collect(
+        prepared.filter(~nw.col("currency").is_null())
+        .group_by("currency")
+        .agg(nw.len().alias("n"))
+        .sort("n", "currency", descending=[True, False])
+    )
+    pairs = list(zip(counts["currency"].to_list(), counts["n"].to_list(), strict=True))
+    listed = ", ".join(f"{c} ({n} rows)" for c, n in pairs)
+    return ContractFailure(
+        column="currency",
+        check="single_currency",
+        reason=Reason.MIXED_CURRENCIES,
+        message=(
+            f"Column 'currency' mixes {len(pairs)} currencies: {listed}. Amounts in "
+            "different currencies cannot be added up. Pass rates={'EUR': 1.08, ...} "
+            "and base_currency='USD' to convert them, or filter to one currency."
+        ),
+        n_failed=sum(n for _, n in pairs[1:]),
+    )
+
+
+def _text_number(
+    key: str, source: str, dtype: Any, backend: Backend, table: str
+) -> ContractFailure:
+    return ContractFailure(
+        column=key,
+        check="numeric",
+        reason=Reason.WRONG_DTYPE,
+        message=(
+            f"Column {source!r} (mapped to {key!r}) of {table} is {dtype} in the "
+            f"{backend.name} data; on this engine numbers must already be numeric. Cast it "
+            "in your engine first (after removing currency symbols and thousands "
+            "separators), or load it through pandas."
+        ),
+    )
+
+
+def _not_a_time(
+    key: str, source: str, dtype: Any, backend: Backend, table: str
+) -> ContractFailure:
+    return ContractFailure(
+        column=key,
+        check="parse_timestamp",
+        reason=Reason.WRONG_DTYPE,
+        message=(
+            f"Column {source!r} (mapped to {key!r}) of {table} is {dtype} in the "
+            f"{backend.name} data, which cannot hold times. Map a datetime, date, ISO text or "
+            "YYYYMMDD integer column."
+        ),
+    )
