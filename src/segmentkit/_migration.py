@@ -97,6 +97,13 @@ def migration(before: Segmentation, after: Segmentation, *, match: Match = "auto
 class Migration:
     """The comparison of two segmentations (build it with :func:`migration`).
 
+    Parameters
+    ----------
+    before, after : Segmentation
+        The earlier and the later run.
+    match : {'name', 'overlap', 'centroid'}
+        How segments are identified across the two (already resolved from ``'auto'``).
+
     Attributes
     ----------
     matrix : pandas.DataFrame
@@ -225,6 +232,13 @@ class SegmentChanges:
     segmentation (the audience it feeds); a segment that vanished keeps its earlier
     name and has only removals.
 
+    Parameters
+    ----------
+    before, after : Segmentation
+        The earlier and the later run.
+    pairs : mapping of str to str
+        Segment of ``before`` → its counterpart in ``after`` (:attr:`Migration.pairs`).
+
     Attributes
     ----------
     table : pandas.DataFrame
@@ -287,11 +301,33 @@ class SegmentChanges:
         return segment
 
     def to_add(self, segment: str) -> pd.Index:
-        """Ids of the customers who joined ``segment``."""
+        """Ids of the customers who joined ``segment``.
+
+        Parameters
+        ----------
+        segment : str
+            Segment key (its name in the later segmentation).
+
+        Returns
+        -------
+        pandas.Index
+            Customer ids, in the later segmentation's order.
+        """
         return self._add[self._key(segment)]
 
     def to_remove(self, segment: str) -> pd.Index:
-        """Ids of the customers who left ``segment``."""
+        """Ids of the customers who left ``segment``.
+
+        Parameters
+        ----------
+        segment : str
+            Segment key (its name in the later segmentation).
+
+        Returns
+        -------
+        pandas.Index
+            Customer ids, in the earlier segmentation's order.
+        """
         return self._remove[self._key(segment)]
 
     def additions(self, segment: str) -> Segmentation:

@@ -122,6 +122,15 @@ class Snapshots(Sequence[Segmentation]):
 
     Behaves as a read-only list of :class:`~segmentkit.Segmentation`, oldest first.
 
+    Parameters
+    ----------
+    segmentations : sequence of Segmentation
+        One per date, oldest first.
+    engines : sequence of Segmenter
+        The fitted engine behind each.
+    refit : {'first', 'each', 'none'}
+        How they were made.
+
     Attributes
     ----------
     as_of : list of pandas.Timestamp
@@ -188,7 +197,7 @@ class Snapshots(Sequence[Segmentation]):
         ----------
         before, after : int, default=-2, -1
             Positions of the two snapshots.
-        **kwargs
+        **kwargs : dict
             ``match=`` to override the matching.
 
         Returns
@@ -203,6 +212,11 @@ class Snapshots(Sequence[Segmentation]):
 
     def migrations(self, **kwargs: Any) -> list[Any]:
         """The migration between each pair of consecutive snapshots.
+
+        Parameters
+        ----------
+        **kwargs : dict
+            Passed to :meth:`migration` (``match=``).
 
         Returns
         -------
