@@ -514,3 +514,13 @@ def test_holm_matches_statsmodels_and_skips_missing(p_values):
 def test_adjusted_p_values_method_is_checked(analysis):
     with pytest.raises(InvalidParameterError, match="'method' parameter must be 'holm' or"):
         analysis.adjusted_p_values("fdr_bh")
+
+
+def test_outcomes_indexed_by_customer(groups, outcomes, analysis):
+    indexed = outcomes.set_index("customer_id")
+    pd.testing.assert_frame_equal(sk.analyze_test(groups, indexed).table, analysis.table)
+
+
+def test_conversion_flags_in_an_object_column(groups, outcomes, analysis):
+    mixed = outcomes.assign(converted=outcomes["converted"].astype(object))
+    pd.testing.assert_frame_equal(sk.analyze_test(groups, mixed).table, analysis.table)

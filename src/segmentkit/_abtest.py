@@ -537,6 +537,9 @@ def _outcomes(
     if converted is None and revenue is None:
         msg = "Give at least one of 'converted' and 'revenue': there is nothing to compare."
         raise InvalidParameterError(msg)
+    if customer not in outcomes.columns and outcomes.index.name == customer:
+        # groupby(customer).agg(...) leaves the id in the index.
+        outcomes = outcomes.reset_index()
     wanted = [c for c in (customer, converted, revenue) if c is not None]
     absent = [c for c in wanted if c not in outcomes.columns]
     if absent:
@@ -599,12 +602,10 @@ def _flags(values: pd.Series, name: str) -> np.ndarray:
             "missing; use False for customers who did not convert."
         )
         raise ValueError(msg)
-    if pd.api.types.is_bool_dtype(values.dtype):
+    # Booleans compare equal to 0 and 1, so this accepts bool, 0/1 and a mix in an
+    # object column, but not the text "1".
+    if values.isin([0, 1]).all():
         return values.to_numpy(dtype=float)
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        array = values.to_numpy(dtype=float)
-        if np.isin(array, (0.0, 1.0)).all():
-            return array
     msg = (
         f"The conversion column {name!r} must hold booleans or 0/1. Got values such as "
         f"{pd.unique(values)[:3].tolist()}."

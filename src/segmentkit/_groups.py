@@ -195,6 +195,18 @@ class GroupAssignment:
         pandas.DataFrame
             :attr:`table` plus ``salt``, ``arms`` (the shares as a JSON object, in arm
             order) and ``stratify_by`` (empty when there was one stratum).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> import segmentkit as sk
+        >>> customers = pd.DataFrame({"customer_id": ["a", "b"]})
+        >>> groups = sk.assign_groups(customers, arms={"control": 0.5, "offer": 0.5},
+        ...                           salt="s", stratify_by=None)
+        >>> groups.to_frame()[["customer_id", "arm", "salt", "arms"]]
+          customer_id      arm salt                            arms
+        0           a  control    s  {"control": 0.5, "offer": 0.5}
+        1           b    offer    s  {"control": 0.5, "offer": 0.5}
         """
         return self.table.assign(
             salt=self.salt,
@@ -251,6 +263,18 @@ class GroupAssignment:
         -------
         pathlib.Path
             The path written.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> import pandas as pd
+        >>> import segmentkit as sk
+        >>> groups = sk.assign_groups(pd.DataFrame({"customer_id": ["a", "b"]}),
+        ...                           arms={"control": 0.5, "offer": 0.5}, stratify_by=None)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = groups.to_parquet(pathlib.Path(folder) / "groups.parquet")
+        ...     sk.GroupAssignment.read(path).table.equals(groups.table)
+        True
         """
         from segmentkit._table import require_pyarrow
 
@@ -273,6 +297,19 @@ class GroupAssignment:
         -------
         pathlib.Path
             The path written.
+
+        Examples
+        --------
+        >>> import json, tempfile, pathlib
+        >>> import pandas as pd
+        >>> import segmentkit as sk
+        >>> groups = sk.assign_groups(pd.DataFrame({"customer_id": ["a", "b"]}),
+        ...                           arms={"control": 0.5, "offer": 0.5}, stratify_by=None)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = groups.to_json(pathlib.Path(folder) / "groups.json")
+        ...     document = json.loads(path.read_text())
+        >>> sorted(document), document["assignments"][0]["arm"]
+        (['arms', 'assignments', 'salt', 'stratify_by'], 'offer')
         """
         document = {
             "salt": self.salt,
