@@ -256,7 +256,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     written = progress.step(
         f"writing {args.out}",
         lambda: segmentation.report(
-            args.out, migration=migration, analysis=analysis, title=args.title
+            args.out, migration=migration, analysis=analysis, title=args.title, segmenter=engine
         ),
     )
     print(_summary_text(segmentation))

@@ -480,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
-        return int(args.run(args))
+        return _run_showing_warnings(args)
     except (
         SegmentkitError,
         ValueError,
@@ -499,6 +499,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {line}", file=sys.stderr)
         print("  (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _run_showing_warnings(args: argparse.Namespace) -> int:
+    # A warning about the data (e.g. a test too small to conclude) is part of the
+    # answer: one plain line on stderr, never a traceback or a failed run.
+    import warnings
+
+    from segmentkit.errors import SegmentkitWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SegmentkitWarning)
+        try:
+            return int(args.run(args))
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, SegmentkitWarning):
+                    print(f"segmentkit: warning: {warning.message}", file=sys.stderr)
+                else:
+                    warnings.warn_explicit(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
 
 
 if __name__ == "__main__":  # pragma: no cover
