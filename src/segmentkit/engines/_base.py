@@ -78,9 +78,12 @@ class Segmenter(BaseEstimator, ABC):
 
         Parameters
         ----------
-        X : CustomerFeatures or pandas.DataFrame
+        X : CustomerFeatures, pandas.DataFrame or a polars, DuckDB, PySpark or Dask frame
             One row per customer (a frame is wrapped with
-            :meth:`CustomerFeatures.from_frame`).
+            :meth:`CustomerFeatures.from_frame`). From a frame of another library only
+            what the engine learns from reaches memory: the schema for rules, the R/F/M
+            columns for RFM, a reproducible sample for clustering (see
+            ``docs/native-scoring.md``).
         y : None
             Ignored; present for scikit-learn compatibility.
 
@@ -89,6 +92,10 @@ class Segmenter(BaseEstimator, ABC):
         Self
             The fitted segmenter.
         """
+        if _is_native(X):
+            from segmentkit.engines._native import fit_native
+
+            return fit_native(self, X)  # type: ignore[return-value]
         validate_params(
             type(self).__name__, self.get_params(deep=False), self._parameter_constraints
         )
@@ -107,14 +114,21 @@ class Segmenter(BaseEstimator, ABC):
 
         Parameters
         ----------
-        X : CustomerFeatures or pandas.DataFrame
-            Customers to segment, with the features used in ``fit``.
+        X : CustomerFeatures, pandas.DataFrame or a polars, DuckDB, PySpark or Dask frame
+            Customers to segment, with the features used in ``fit`` (and a
+            ``customer_id`` column for frames of other libraries).
 
         Returns
         -------
-        Segmentation
-            Assignments and the segment catalog.
+        Segmentation or native frame
+            Assignments and the segment catalog; for a frame of another library, a
+            frame of that library with ``customer_id, segment_id, segment`` and the
+            engine's scores, computed by that library (lazy when the input is lazy).
         """
+        if _is_native(X):
+            from segmentkit.engines._native import predict_native
+
+            return predict_native(self, X)
         check_is_fitted(self)
         features = as_features(X)
         labels, scores = self._assign(features)
@@ -243,6 +257,30 @@ class Segmenter(BaseEstimator, ABC):
             raise ValueError(msg)
         return values.astype(np.int64)
 
+    def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
+        """The pandas frame to fit on, drawn from a narwhals frame of another library.
+
+        Override to fit on frames that are not pandas; ``fit`` then runs on the result.
+        """
+        msg = (
+            f"{type(self).__name__} cannot fit on a {frame.implementation} frame; "
+            "fit it on pandas features (e.g. frame.to_pandas())."
+        )
+        raise TypeError(msg)
+
+    def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
+        """Assignments of a narwhals frame as expressions: frame, label, score columns.
+
+        Override to score frames of other libraries where they live. Raise
+        ``NotImplementedError`` when the engine cannot: eager frames are then scored
+        on the pandas path, lazy ones get the error.
+        """
+        msg = (
+            f"{type(self).__name__} does not compile to dataframe expressions; score "
+            "pandas features instead (e.g. predict(frame.to_pandas()))."
+        )
+        raise NotImplementedError(msg)
+
     @abstractmethod
     def _fit(self, features: CustomerFeatures) -> None:
         """Learn state from the features and set ``segments_``."""
@@ -253,6 +291,15 @@ class Segmenter(BaseEstimator, ABC):
 
     def _name(self) -> str:
         return self.engine_name or type(self).__name__
+
+
+def _is_native(X: Any) -> bool:
+    # Cheap checks first: the pandas path must not pay for importing narwhals.
+    if isinstance(X, CustomerFeatures | pd.DataFrame | np.ndarray):
+        return False
+    from segmentkit.engines._native import is_native
+
+    return is_native(X)
 
 
 def as_features(X: Any) -> CustomerFeatures:

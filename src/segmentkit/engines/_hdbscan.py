@@ -80,6 +80,11 @@ class HDBSCANSegmenter(ClusteringSegmenter):
     random_state : int or None, default=None
         Seed for drawing the fit sample; fix it for reproducible runs on inputs larger
         than ``max_fit_size`` (smaller inputs are always clustered the same way).
+        On a polars, DuckDB, PySpark or Dask frame the sample is the ``max_fit_size``
+        customers with the smallest md5 of their id instead, the same in every engine.
+        Such frames cannot be scored in their engine (approximate prediction has no
+        expression form): ``predict`` raises for lazy frames and scores eager ones in
+        memory; use :class:`KMeansSegmenter` to score where the data lives.
 
     Attributes
     ----------
@@ -276,6 +281,18 @@ class HDBSCANSegmenter(ClusteringSegmenter):
             if of and text.startswith(count):
                 text = text.replace(" customers;", f"{of} customers;", 1)
             self.segments_.append(Segment(i, overrides.get(i, name), text))
+
+    def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
+        # The fit sample is drawn in the engine (smallest md5 of the id, max_fit_size of
+        # them), so it is the same in every engine; random_state does not apply.
+        from segmentkit.engines._native import hash_sample
+
+        return hash_sample(frame, self.max_fit_size)
+
+    def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
+        from segmentkit.engines._native import hdbscan_assign
+
+        return hdbscan_assign(self, frame)
 
     def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         matrix = self._pre.transform(features.frame, owner=type(self).__name__)

@@ -70,6 +70,11 @@ class KMeansSegmenter(ClusteringSegmenter):
         From this many customers on, mini-batch k-means is used.
     n_init : int, default=4
         Restarts of k-means; the best inertia is kept.
+    fit_sample_size : int, default=200000
+        Customers fitted on when ``fit`` is given a polars, DuckDB, PySpark or Dask
+        frame: the ones with the smallest md5 of their id, the same in every engine
+        (pandas features are always fitted on everyone). ``predict`` then scores every
+        customer inside that engine.
     random_state : int or None, default=None
         Seed for centroid initialisation and sampling; fix it for reproducible runs.
 
@@ -126,6 +131,7 @@ class KMeansSegmenter(ClusteringSegmenter):
         "silhouette_sample": [Interval(int, 100, None)],
         "minibatch_threshold": [Interval(int, 1, None)],
         "n_init": [Interval(int, 1, None)],
+        "fit_sample_size": [Interval(int, 2, None)],
         "random_state": [InstanceOf((int, np.integer), "an int"), NONE],
     }
     engine_name: ClassVar[str] = "kmeans"
@@ -144,6 +150,7 @@ class KMeansSegmenter(ClusteringSegmenter):
         silhouette_sample: int = 10_000,
         minibatch_threshold: int = 100_000,
         n_init: int = 4,
+        fit_sample_size: int = 200_000,
         random_state: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
@@ -156,6 +163,7 @@ class KMeansSegmenter(ClusteringSegmenter):
         self.silhouette_sample = silhouette_sample
         self.minibatch_threshold = minibatch_threshold
         self.n_init = n_init
+        self.fit_sample_size = fit_sample_size
         self.random_state = random_state
 
     def _check_params_vs_input(self, features: CustomerFeatures) -> None:
@@ -186,6 +194,18 @@ class KMeansSegmenter(ClusteringSegmenter):
         self.segments_ = [
             Segment(i, overrides.get(i, name), text) for i, (name, text) in enumerate(descriptions)
         ]
+
+    def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
+        # A reproducible sample (smallest md5 of the id) is fitted in memory.
+        from segmentkit.engines._native import hash_sample
+
+        return hash_sample(frame, self.fit_sample_size)
+
+    def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
+        # Preprocessing and nearest centroid compile to expressions: scored in the engine.
+        from segmentkit.engines._native import kmeans_assign
+
+        return kmeans_assign(self, frame)
 
     def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         matrix = self._pre.transform(features.frame, owner=type(self).__name__)

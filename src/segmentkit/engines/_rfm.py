@@ -241,6 +241,18 @@ class RFMSegmenter(Segmenter):
             "monetary": frame[self.monetary].to_numpy(dtype=float),
         }
 
+    def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
+        # Only R, F and M (and features custom rules name) reach memory: small per customer.
+        from segmentkit.engines._native import rfm_fit_frame
+
+        return rfm_fit_frame(self, frame)
+
+    def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
+        # The cut points become when/then expressions, run by the frame's own engine.
+        from segmentkit.engines._native import rfm_assign
+
+        return rfm_assign(self, frame)
+
     def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         frame = features.frame
         buyers = _buyers(frame, self.recency, self.frequency)

@@ -181,6 +181,17 @@ class RuleSegmenter(Segmenter):
             Segment(len(self.rules_), self.default, "Customers no rule matched.", "otherwise")
         )
 
+    def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
+        # Rules learn nothing from rows: the schema is enough to check the names.
+        from segmentkit.engines._native import rules_fit_frame
+
+        return rules_fit_frame(self, frame)
+
+    def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
+        from segmentkit.engines._native import rules_assign
+
+        return rules_assign(self, frame)
+
     def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         frame = features.frame
         labels = np.full(len(frame), len(self.rules_), dtype=np.int64)
