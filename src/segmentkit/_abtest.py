@@ -411,19 +411,14 @@ def analyze_test(
     )
     rows: list[dict] = []
     table = groups.table
-    arms = np.asarray(table["arm"], dtype=object)
+    # Integer codes: comparing a million text values per segment and arm is slow.
+    arm_code = pd.Index(list(groups.arms)).get_indexer(table["arm"])
     for index, (segment, chosen) in enumerate(_segments(table)):
-        rows.extend(
-            _compare(
-                segment,
-                index,
-                {
-                    arm: (converted_by[chosen & (arms == arm)], revenue_by[chosen & (arms == arm)])
-                    for arm in groups.arms
-                },
-                settings,
-            )
-        )
+        cells = {}
+        for code, arm in enumerate(groups.arms):
+            mask = chosen & (arm_code == code)
+            cells[arm] = (converted_by[mask], revenue_by[mask])
+        rows.extend(_compare(segment, index, cells, settings))
     result = pd.DataFrame(rows, columns=COLUMNS)
     result["conclusive"] = result["conclusive"].astype(bool)
     for column in ("customers", "conversions"):
@@ -575,8 +570,9 @@ def _outcomes(
     revenue_by = (
         np.where(found, money[position], 0.0) if money is not None else np.zeros(len(position))
     )
-    known = pd.Index(groups.table["customer_id"])
-    unknown = pd.Index(ids[~ids.isin(known)].to_numpy(), name="customer_id")
+    matched = np.zeros(len(ids), dtype=bool)
+    matched[position[found]] = True
+    unknown = pd.Index(ids.to_numpy()[~matched], name="customer_id")
     return converted_by, revenue_by, int((~found).sum()), unknown
 
 
@@ -622,9 +618,9 @@ def _segments(table: pd.DataFrame):
         return
     order = named[["segment_id", "segment"]].drop_duplicates("segment")
     order = order.sort_values("segment_id", kind="stable", na_position="last")
-    segment = table["segment"].to_numpy(dtype=object)
-    for name in order["segment"]:
-        yield str(name), segment == name
+    codes = pd.Index(order["segment"]).get_indexer(table["segment"])
+    for code, name in enumerate(order["segment"]):
+        yield str(name), codes == code
 
 
 def _compare(
