@@ -525,3 +525,19 @@ def test_outcomes_indexed_by_customer(groups, outcomes, analysis):
 def test_conversion_flags_in_an_object_column(groups, outcomes, analysis):
     mixed = outcomes.assign(converted=outcomes["converted"].astype(object))
     pd.testing.assert_frame_equal(sk.analyze_test(groups, mixed).table, analysis.table)
+
+
+def test_float_customer_ids_match_integer_text():
+    frame = pd.DataFrame({"customer_id": [str(i) for i in range(400)]})
+    groups = sk.assign_groups(frame, arms={"control": 0.5, "offer": 0.5}, stratify_by=None)
+    outcomes = pd.DataFrame({"customer_id": np.arange(400.0), "converted": 1, "revenue": 2.0})
+    assert sk.analyze_test(groups, outcomes).missing_outcomes == 0
+
+
+def test_no_outcomes_at_all(groups):
+    empty = pd.DataFrame({"customer_id": [], "converted": [], "revenue": []})
+    with pytest.warns(SegmentkitWarning, match="2 of 2 comparisons"):
+        result = sk.analyze_test(groups, empty)
+    assert result.missing_outcomes == len(groups)
+    assert (result.table["conversions"] == 0).all()
+    assert (result.table["revenue_per_customer"] == 0).all()

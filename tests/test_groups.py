@@ -348,6 +348,11 @@ def test_read_refuses_invalid_design(groups):
         sk.GroupAssignment.read(frame)
 
 
+def test_read_refuses_arms_that_are_not_json(groups):
+    with pytest.raises(ValueError, match="must hold the shares as a JSON object"):
+        sk.GroupAssignment.read(groups.to_frame().assign(arms="control=0.1"))
+
+
 def test_read_refuses_foreign_json(tmp_path):
     path = tmp_path / "other.json"
     path.write_text("[1, 2]", encoding="utf-8")

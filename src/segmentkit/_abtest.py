@@ -548,6 +548,10 @@ def _outcomes(
     if ids.isna().any():
         msg = f"{int(ids.isna().sum())} outcome row(s) have no customer id."
         raise ValueError(msg)
+    if pd.api.types.is_float_dtype(ids.dtype) and (ids == np.floor(ids)).all():
+        # Ids read as floats (a CSV column with a gap) would become "1001.0" as text
+        # and match no assigned "1001".
+        ids = ids.astype(np.int64)
     ids = ids.astype(str)
     repeated = ids[ids.duplicated()]
     if len(repeated):
@@ -566,10 +570,11 @@ def _outcomes(
         flags = (money > 0).astype(float)  # type: ignore[operator]
     position = pd.Index(ids).get_indexer(groups.table["customer_id"])
     found = position >= 0
-    converted_by = np.where(found, flags[position], 0.0)
-    revenue_by = (
-        np.where(found, money[position], 0.0) if money is not None else np.zeros(len(position))
-    )
+    converted_by = np.zeros(len(position))
+    converted_by[found] = flags[position[found]]
+    revenue_by = np.zeros(len(position))
+    if money is not None:
+        revenue_by[found] = money[position[found]]
     matched = np.zeros(len(ids), dtype=bool)
     matched[position[found]] = True
     unknown = pd.Index(ids.to_numpy()[~matched], name="customer_id")

@@ -376,7 +376,15 @@ class GroupAssignment:
         else:
             msg = "The group assignment file has no rows; its design cannot be read back."
             raise ValueError(msg)
-        arms = _check_arms(json.loads(arms_text))
+        try:
+            design = json.loads(arms_text)
+        except (TypeError, json.JSONDecodeError):
+            msg = (
+                f"The 'arms' column must hold the shares as a JSON object, e.g. "
+                f"{json.dumps(dict(DEFAULT_ARMS))}. Got {arms_text!r}."
+            )
+            raise ValueError(msg) from None
+        arms = _check_arms(design)
         salt = _check_salt(str(salt))
         stratify = None if pd.isna(stratify_by) or stratify_by == "" else str(stratify_by)
         table = _canonical_table(frame[_COLUMNS])
