@@ -204,6 +204,18 @@ def test_bootstrap_is_seeded_and_close_to_welch(groups, outcomes, analysis):
     )
 
 
+def test_bootstrap_with_the_control_last(groups, outcomes):
+    result = sk.analyze_test(
+        groups, outcomes, control="offer_b", revenue_test="bootstrap", n_bootstrap=200
+    )
+    table = result.table.set_index("arm")
+    assert list(table.index) == list(ARMS)
+    assert table["revenue_p_value"].notna().tolist() == [True, True, False]
+    # Each arm keeps its own seeded stream whichever arm is the control.
+    default = sk.analyze_test(groups, outcomes, revenue_test="bootstrap", n_bootstrap=200)
+    pd.testing.assert_series_equal(result.table["revenue_ci_low"], default.table["revenue_ci_low"])
+
+
 def test_bootstrap_means_have_the_resampling_distribution():
     rng = np.random.default_rng(5)
     values = np.where(rng.random(400) < 0.2, rng.lognormal(3, 1, 400), 0.0)

@@ -637,8 +637,12 @@ def _compare(
     control_converted, control_revenue = arms[settings.control]
     control_means = None
     rows = []
-    for position, (arm, (converted, revenue)) in enumerate(arms.items()):
-        rng = np.random.default_rng([settings.random_state, index, position])
+    positions = {arm: position for position, arm in enumerate(arms)}
+    # The control first: every other arm's bootstrap p-value needs its resampled means.
+    order = [settings.control, *(arm for arm in arms if arm != settings.control)]
+    for arm in order:
+        converted, revenue = arms[arm]
+        rng = np.random.default_rng([settings.random_state, index, positions[arm]])
         n = len(converted)
         conversions = int(converted.sum())
         rate = conversions / n if n else math.nan
@@ -699,7 +703,7 @@ def _compare(
         row["conclusive"] = not shortfalls
         row["note"] = "; ".join(_too_few(shortfalls, settings)) or _verdict(row, settings)
         rows.append(row)
-    return rows
+    return sorted(rows, key=lambda row: positions[row["arm"]])
 
 
 def _too_small(arm: str, n: int, conversions: int, settings: _Settings) -> list[str]:
