@@ -553,3 +553,23 @@ def test_no_outcomes_at_all(groups):
     assert result.missing_outcomes == len(groups)
     assert (result.table["conversions"] == 0).all()
     assert (result.table["revenue_per_customer"] == 0).all()
+
+
+def test_notes_for_no_variation_and_a_significant_drop():
+    groups = _groups(1000, arms={"control": 0.5, "offer": 0.5})
+    rng = np.random.default_rng(0)
+    base = np.where(groups.table["arm"] == "control", 100.0, 50.0)
+    outcomes = pd.DataFrame(
+        {
+            "customer_id": groups.table["customer_id"],
+            "converted": True,
+            "revenue": base + rng.normal(0, 5, len(base)),
+        }
+    )
+    row = sk.analyze_test(groups, outcomes).table.iloc[1]
+    assert row["conclusive"]
+    assert math.isnan(row["conversion_p_value"])
+    assert row["revenue_lift"] == pytest.approx(-0.5, abs=0.02)
+    assert row["note"] == (
+        "conversion: no test (no variation); revenue lower than control, significant at 95%"
+    )

@@ -436,3 +436,16 @@ def test_summary_of_a_column_sorts_strata(seg):
     groups = sk.assign_groups(seg, stratify_by="r_score")
     strata = pd.unique(groups.summary().index.get_level_values("stratum")).tolist()
     assert strata == sorted(strata)
+
+
+def test_hash_ties_are_broken_by_id(monkeypatch):
+    from segmentkit import _groups
+
+    monkeypatch.setattr(
+        _groups, "_hash_keys", lambda ids, salt: np.zeros(len(ids), dtype=np.uint64)
+    )
+    ids = ["d", "b", "a", "c"]
+    one = sk.assign_groups(_frame(ids), arms={"x": 0.5, "y": 0.5}, stratify_by=None)
+    two = sk.assign_groups(_frame(ids[::-1]), arms={"x": 0.5, "y": 0.5}, stratify_by=None)
+    assert _arm_of(one).to_dict() == {"d": "y", "b": "x", "a": "x", "c": "y"}
+    assert _arm_of(two).to_dict() == _arm_of(one).to_dict()
