@@ -297,12 +297,21 @@ def extract_features(
     profiles = customers.data if customers is not None else None
     if profiles is not None:
         id_tables.append(profiles["customer_id"].cat.categories)
-    ids = _union(id_tables)
+    if len(id_tables) > 1:
+        ids = _union(id_tables)
+        tx_codes = ids.get_indexer(id_tables[0])[tx["customer_id"].cat.codes]
+    else:
+        # Transactions alone: their categories are the id space, no hashing of ids.
+        ids = id_tables[0]
+        tx_codes = tx["customer_id"].cat.codes.to_numpy()
     present = np.zeros(len(ids), dtype=bool)
-
-    tx_codes = ids.get_indexer(tx["customer_id"].cat.categories)[tx["customer_id"].cat.codes]
-    present[tx_codes[tx_in]] = True
-    columns = _purchase_features(tx[tx_in], tx_codes[tx_in], tx_ns[tx_in], len(ids), as_of_ns)
+    if tx_in.all():
+        # Nothing after as_of (the default): no filtered copy of every column.
+        present[tx_codes] = True
+        columns = _purchase_features(tx, tx_codes, tx_ns, len(ids), as_of_ns)
+    else:
+        present[tx_codes[tx_in]] = True
+        columns = _purchase_features(tx[tx_in], tx_codes[tx_in], tx_ns[tx_in], len(ids), as_of_ns)
 
     if ev is not None:
         ev_ns = to_ns(ev["timestamp"])

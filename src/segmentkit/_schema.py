@@ -7,7 +7,10 @@ in a pass is collected and raised together as one :class:`~segmentkit.errors.Con
 
 from __future__ import annotations
 
+import concurrent.futures
 import difflib
+import functools
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -170,14 +173,54 @@ def coerce(
     that cannot be converted is a failure.
     """
     failures: list[ContractFailure] = []
+    jobs = {
+        name: functools.partial(
+            _COERCERS[contract.spec(name).kind],
+            frame[name],
+            contract.spec(name),
+            contract,
+            timezone,
+        )
+        for name in frame.columns
+    }
+    # Hashing Arrow strings releases the GIL: on large inputs the id columns (customer,
+    # order...) are factorised side by side on the machine's cores, the rest meanwhile
+    # here. Object columns hold the GIL while hashing, so threads would not help them.
+    threaded = [
+        name
+        for name in frame.columns
+        if contract.spec(name).kind in ("id", "category") and _hashes_without_gil(frame[name])
+    ]
+    if len(frame) < _THREADED_ROWS or len(threaded) < 2:
+        threaded = []
+    results: dict[str, Any] = {}
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, min(len(threaded), os.cpu_count() or 1))
+    ) as pool:
+        futures = {name: pool.submit(jobs[name]) for name in threaded}
+        for name in frame.columns:
+            if name not in futures:
+                results[name] = jobs[name]()
+        results |= {name: future.result() for name, future in futures.items()}
     out = {}
     for name in frame.columns:
-        spec = contract.spec(name)
-        converted, failure = _COERCERS[spec.kind](frame[name], spec, contract, timezone)
+        converted, failure = results.pop(name)
         out[name] = converted
         if failure is not None:
             failures.append(failure)
-    return pd.DataFrame(out, index=frame.index), failures
+    # Columns of different dtypes: nothing to consolidate, so this does not copy them.
+    return pd.DataFrame(out, index=frame.index, copy=False), failures
+
+
+#: Rows from which id columns are factorised in threads (below, threads cost more).
+_THREADED_ROWS = 200_000
+
+
+def _hashes_without_gil(values: pd.Series) -> bool:
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return dtype.storage == "pyarrow"
+    return isinstance(dtype, pd.ArrowDtype)
 
 
 def _as_id(
@@ -200,29 +243,72 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
         if (finite == np.floor(finite)).all():
             values = values.astype("Int64")
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    categories = _id_texts(uniques)
+    categories, changed = _id_texts(uniques)
     # factorize returned distinct values; only values whose text changed (padding, 1.0,
     # numbers) can collide, so the costly duplicate check runs only then.
-    unchanged = pd.api.types.infer_dtype(uniques, skipna=True) == "string" and bool(
-        (categories.to_numpy() == np.asarray(uniques, dtype=object)).all()
-    )
-    if not unchanged and categories.has_duplicates:
+    if changed and categories.has_duplicates:
         # Distinct raw values with the same text (1 and "1") must share one id.
         categories_unique, remap = np.unique(categories.to_numpy(), return_inverse=True)
         codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
-        categories = pd.Index(categories_unique, dtype=object)
-    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=values.index)
+        categories = pd.Index(categories_unique, dtype=categories.dtype)
+    return pd.Series(_categorical(codes, categories), index=values.index)
 
 
-def _id_texts(uniques: Any) -> pd.Index:
-    """Distinct raw ids as stripped text, one vectorised pass over the distinct values.
+def _categorical(codes: np.ndarray, categories: pd.Index) -> pd.Categorical:
+    # The categories are distinct by construction and the codes come from factorize:
+    # skip pandas' checks, which hash every distinct id once more (seconds at 10M rows).
+    fastpath = getattr(pd.CategoricalDtype, "_from_fastpath", None)
+    if fastpath is None:  # pragma: no cover - older or newer pandas
+        return pd.Categorical.from_codes(codes, categories=categories)
+    return pd.Categorical.from_codes(codes, dtype=fastpath(categories, False), validate=False)
+
+
+#: Every character ``str.isspace`` accepts (Unicode has none above U+3000).
+_WHITESPACE = [chr(c) for c in range(0x3001) if chr(c).isspace()]
+
+
+def _id_texts(uniques: Any) -> tuple[pd.Index, bool]:
+    """Distinct raw ids as stripped text, and whether any text differs from its raw value.
 
     Integral numbers written as floats ('17850.0', as spreadsheets and CSV round trips
     produce) lose the '.0', so the same customer has one id whatever the reader.
+    Text ids are normalised only where a cheap whole-array test says they may change
+    (whitespace at an end, or a '.' and a final '0'): in a clean export that is none.
+    Arrow-backed text stays Arrow-backed, so the categories keep the input's string dtype.
     """
-    texts = pd.Series(np.asarray(uniques, dtype=object)).astype(str).str.strip()
+    arrow = isinstance(uniques.dtype, pd.StringDtype)
+    if arrow or pd.api.types.infer_dtype(uniques, skipna=True) == "string":
+        maybe = _may_change(uniques, arrow=arrow)
+        if not maybe.any():
+            return pd.Index(uniques, dtype=uniques.dtype if arrow else object), False
+        raw = np.asarray(uniques, dtype=object)
+        texts = raw.copy()
+        texts[maybe] = _normalised(raw[maybe])
+        changed = bool((texts[maybe] != raw[maybe]).any())
+        return pd.Index(texts, dtype=uniques.dtype if arrow else object), changed
+    return pd.Index(_normalised(np.asarray(uniques, dtype=object)), dtype=object), True
+
+
+def _normalised(raw: np.ndarray) -> np.ndarray:
+    texts = pd.Series(raw, dtype=object).astype(str).str.strip()
     texts = texts.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True)
-    return pd.Index(texts.to_numpy(dtype=object), dtype=object)
+    return texts.to_numpy(dtype=object)
+
+
+def _may_change(texts: Any, *, arrow: bool) -> np.ndarray:
+    """Texts that stripping or dropping a '.0' could change (a superset, never fewer)."""
+    if arrow:
+        # Arrow kernels: no Python object per id.
+        series = pd.Series(texts)
+        edge = series.str[:1].isin(_WHITESPACE) | series.str[-1:].isin(_WHITESPACE)
+        number = series.str.endswith("0") & series.str.contains(".", regex=False)
+        return (edge | number).to_numpy(dtype=bool)
+    strings = np.asarray(texts, dtype=object).astype(np.dtypes.StringDType())
+    edge = np.strings.isspace(np.strings.slice(strings, 0, 1)) | np.strings.isspace(
+        np.strings.slice(strings, -1, None)
+    )
+    number = np.strings.endswith(strings, "0") & (np.strings.find(strings, ".") >= 0)
+    return edge | number
 
 
 def _as_string_category(

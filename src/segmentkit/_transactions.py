@@ -249,10 +249,13 @@ class Transactions(_Table):
         if rates is not None:
             notes.append(f"amounts converted to {base_currency} with the given rates")
 
-        kept = data[keep]
+        all_kept = bool(keep.all())
+        # Nothing excluded (the usual case): no copy of every column.
+        kept = data if all_kept else data[keep]
+        del data
         kept = kept.assign(order_key=_order_keys(kept, orders_from))
         for name in ("customer_id", "order_id", "product_id", "category"):
-            if name in kept and not keep.all():
+            if name in kept and not all_kept:
                 kept[name] = kept[name].cat.remove_unused_categories()
         report = ValidationReport(table, rows_read, len(kept), excluded, notes)
         return cls(kept.reset_index(drop=True), report, returns_frame.reset_index(drop=True))
@@ -348,6 +351,9 @@ def _order_keys(data: pd.DataFrame, orders_from: OrdersFrom) -> np.ndarray:
     customer = data["customer_id"].cat.codes.to_numpy().astype(np.int64)
     if "order_id" in data:
         second = data["order_id"].cat.codes.to_numpy().astype(np.int64)
+        single = _orders_of_one_customer(customer, second)
+        if single is not None:
+            return single
     elif orders_from == "row":
         return np.arange(len(data), dtype=np.int64)
     else:
@@ -359,4 +365,26 @@ def _order_keys(data: pd.DataFrame, orders_from: OrdersFrom) -> np.ndarray:
     # 2**63), which factorises several times faster than a MultiIndex of pairs.
     second_codes, second_uniques = pd.factorize(second)
     codes, _ = pd.factorize(customer * max(len(second_uniques), 1) + second_codes)
+    return codes.astype(np.int64)
+
+
+def _orders_of_one_customer(customer: np.ndarray, order: np.ndarray) -> np.ndarray | None:
+    """Order keys straight from the order codes when every order id has one customer.
+
+    That is the normal case, and then (customer, order) pairs and order ids are one to
+    one: the order codes (first-seen order, as factorize gives them) are the keys, with
+    no hashing of pairs. ``None`` when an order id is shared by customers or missing.
+    """
+    if len(order) == 0 or order.min() < 0:
+        return None
+    owner = np.empty(int(order.max()) + 1, dtype=np.int64)
+    owner[order] = customer
+    if not np.array_equal(owner[order], customer):
+        return None
+    # Already numbered in first-seen order (each new code is one more than any before)?
+    # Not when excluded rows left gaps or the input was categorical: renumber then.
+    running_max = np.maximum.accumulate(order)
+    if order[0] == 0 and bool((order[1:] <= running_max[:-1] + 1).all()):
+        return order
+    codes, _ = pd.factorize(order)
     return codes.astype(np.int64)
