@@ -8,6 +8,7 @@ the input's library, lazily where that library is lazy.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -60,6 +61,8 @@ def spark():
         pytest.skip(problem)
     from pyspark.sql import SparkSession
 
+    # Python workers (HDBSCAN's batches) must run this interpreter, which has segmentkit.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     active = SparkSession.getActiveSession()
     session = active or (
         SparkSession.builder.master("local[1]")
@@ -130,6 +133,8 @@ def native(request, backend, features):
 
 
 def to_pandas(result) -> pd.DataFrame:
+    if isinstance(result, pd.DataFrame):
+        return result
     if isinstance(result, pl.LazyFrame):
         result = result.collect()
     if isinstance(result, pl.DataFrame):
@@ -382,27 +387,45 @@ def test_sample_is_everyone_when_small(features):
 # --------------------------------------------------------------------- HDBSCAN
 
 
-def test_hdbscan_fits_on_a_sample_and_refuses_lazy_scoring(features):
+HDBSCAN_PARAMS: dict = {
+    "features": ["recency_days", "frequency", "monetary"],
+    "min_cluster_size": 20,
+    "min_samples": 5,
+}
+
+
+@pytest.fixture(scope="module")
+def hdbscan_model(features):
+    """Fitted on a lazy frame: the 500 customers with the smallest md5 of their id."""
     pytest.importorskip("hdbscan")
-    frame = pl.from_pandas(features.frame.reset_index())
-    model = sk.HDBSCANSegmenter(
-        features=["recency_days", "frequency", "monetary"],
-        min_cluster_size=20,
-        min_samples=5,
-        max_fit_size=500,
-    )
+    frame = pl.from_pandas(features.frame.reset_index()).lazy()
+    model = sk.HDBSCANSegmenter(max_fit_size=500, **HDBSCAN_PARAMS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(frame.lazy())
-    assert model.fit_sample_size_ == 500
-    expected_ids = md5_sample(features.frame.reset_index(), 500)["customer_id"].astype(str)
-    assert model.fit_customer_ids_.astype(str).tolist() == expected_ids.tolist()
-    with pytest.raises(NotImplementedError, match="KMeansSegmenter"):
-        model.predict(frame.lazy())
-    # Eager frames are in memory: scored on the pandas path, returned as polars.
-    result = model.predict(frame)
-    assert isinstance(result, pl.DataFrame)
-    assert_same(result.drop("membership"), model.predict(features).assignments.iloc[:, :3])
+        return model.fit(frame)
+
+
+def test_hdbscan_fits_on_the_md5_sample(features, hdbscan_model):
+    assert hdbscan_model.fit_sample_size_ == 500
+    expected = md5_sample(features.frame.reset_index(), 500)["customer_id"].astype(str)
+    assert hdbscan_model.fit_customer_ids_.astype(str).tolist() == expected.tolist()
+    assert hdbscan_model.n_clusters_ >= 2
+
+
+def test_hdbscan_scores_batch_by_batch_in_the_engine(features, native, backend, hdbscan_model):
+    # No expression form: batches run in the engine's Python workers (mapInPandas,
+    # map_partitions, DuckDB's map, polars' map_batches); eager frames in memory.
+    result = hdbscan_model.predict(native())
+    assert_lazy(result, backend)
+    expected = hdbscan_model.predict(features).assignments
+    got = to_pandas(result)
+    assert_same(got.drop(columns="membership"), expected.drop(columns="membership"))
+    got = got.assign(customer_id=got["customer_id"].astype(str)).sort_values("customer_id")
+    np.testing.assert_allclose(
+        got["membership"].to_numpy(float),
+        expected.sort_values("customer_id")["membership"].to_numpy(float),
+        rtol=1e-12,
+    )
 
 
 # ---------------------------------------------------------------- laziness

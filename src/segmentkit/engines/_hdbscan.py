@@ -82,9 +82,9 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         than ``max_fit_size`` (smaller inputs are always clustered the same way).
         On a polars, DuckDB, PySpark or Dask frame the sample is the ``max_fit_size``
         customers with the smallest md5 of their id instead, the same in every engine.
-        Such frames cannot be scored in their engine (approximate prediction has no
-        expression form): ``predict`` raises for lazy frames and scores eager ones in
-        memory; use :class:`KMeansSegmenter` to score where the data lives.
+        Approximate prediction has no expression form: ``predict`` on such frames runs
+        it batch by batch in the engine's Python workers (Spark ``mapInPandas``, Dask
+        ``map_partitions``, DuckDB ``map``, polars ``map_batches``).
 
     Attributes
     ----------
@@ -290,6 +290,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         return hash_sample(frame, self.max_fit_size)
 
     def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
+        # No expression form: the pandas scoring runs batch by batch in the engine.
         from segmentkit.engines._native import hdbscan_assign
 
         return hdbscan_assign(self, frame)

@@ -1008,15 +1008,114 @@ def kmeans_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.E
     return nearest_centroid(frame, engine._pre, engine.cluster_centers_, type(engine).__name__)
 
 
-def hdbscan_assign(engine: Any, frame: Any) -> Any:
-    """HDBSCAN's approximate prediction has no expression form: say so and what to do."""
+def hdbscan_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
+    """HDBSCAN in the engine's Python workers, batch by batch (no expression form).
+
+    Approximate prediction walks the fitted cluster tree in Python, so it cannot
+    compile to expressions; but each customer's result depends on that customer alone,
+    so it can run on batches where the data is: Spark's ``mapInPandas`` (executors need
+    ``hdbscan``), Dask's ``map_partitions``, DuckDB's ``map`` and polars' lazy
+    ``map_batches``. Eager frames are scored on the pandas path.
+    """
+    import narwhals as nw
+
+    if isinstance(frame, nw.DataFrame):
+        raise NotImplementedError("eager frames are scored in memory")
+    owner = type(engine).__name__
+    require(column_names(frame), engine._pre.input_names, owner)
+
+    def score(batch: pd.DataFrame) -> pd.DataFrame:
+        if not len(batch):
+            return pd.DataFrame(
+                {
+                    ID: batch[ID],
+                    "segment_id": pd.Series(dtype="int64"),
+                    "membership": pd.Series(dtype="float64"),
+                }
+            )
+        labels, scores = engine._assign(CustomerFeatures.from_frame(batch.copy()))
+        return pd.DataFrame(
+            {
+                ID: batch[ID].to_numpy(),
+                "segment_id": np.asarray(labels, dtype=np.int64),
+                "membership": np.asarray(scores["membership"], dtype=float),
+            }
+        )
+
+    columns = [ID, *engine._pre.input_names]
+    mapped = map_batches(frame.select(*columns), score, owner)
+    return mapped, nw.col("segment_id"), {"membership": nw.col("membership")}
+
+
+def map_batches(frame: Any, score: Callable[[pd.DataFrame], pd.DataFrame], owner: str) -> Any:
+    """Run ``score`` (pandas in, ``customer_id, segment_id, membership`` out) lazily on
+    each batch of ``frame``, in the frame's engine.
+
+    Parameters
+    ----------
+    frame : narwhals LazyFrame
+        Customers.
+    score : callable
+        Maps a pandas batch to its assignments.
+    owner : str
+        Engine name for messages.
+
+    Returns
+    -------
+    narwhals LazyFrame
+        The assignments, not computed yet.
+    """
+    import narwhals as nw
+
+    impl = frame.implementation
+    native = frame.to_native()
+    if impl.is_spark_like() and impl is not nw.Implementation.SQLFRAME:
+        from pyspark.sql import types as T  # noqa: N812
+
+        schema = T.StructType(
+            [
+                native.schema[ID],
+                T.StructField("segment_id", T.LongType(), False),
+                T.StructField("membership", T.DoubleType(), False),
+            ]
+        )
+        return nw.from_native(
+            native.mapInPandas(lambda batches: (score(batch) for batch in batches), schema)
+        )
+    if impl is nw.Implementation.DASK:
+        meta = score(native._meta)
+        return nw.from_native(native.map_partitions(score, meta=meta))
+    if impl is nw.Implementation.DUCKDB:
+        import duckdb
+
+        types = dict(zip(native.columns, native.types, strict=True))
+        schema = {
+            ID: types[ID],
+            "segment_id": duckdb.sqltype("BIGINT"),
+            "membership": duckdb.sqltype("DOUBLE"),
+        }
+        return nw.from_native(native.map(score, schema=schema))
+    if impl is nw.Implementation.POLARS:
+        import polars as pl
+
+        def score_polars(batch: pl.DataFrame) -> pl.DataFrame:
+            out = score(batch.to_pandas())
+            return pl.DataFrame(
+                {
+                    ID: pl.Series(out[ID].tolist(), dtype=batch.schema[ID]),
+                    "segment_id": pl.Series(out["segment_id"].to_numpy(), dtype=pl.Int64),
+                    "membership": pl.Series(out["membership"].to_numpy(), dtype=pl.Float64),
+                }
+            )
+
+        schema = {
+            ID: native.collect_schema()[ID],
+            "segment_id": pl.Int64,
+            "membership": pl.Float64,
+        }
+        return nw.from_native(native.map_batches(score_polars, schema=schema))
     msg = (
-        f"{type(engine).__name__} cannot score a frame inside its engine: HDBSCAN places "
-        "customers with hdbscan.approximate_predict, which walks the fitted cluster tree in "
-        "Python and has no dataframe-expression form. Fit KMeansSegmenter instead (it fits "
-        "on a sample and scores in the engine), or score in memory: "
-        "predict(frame.toPandas()) on Spark, predict(relation.df()) on DuckDB, "
-        "predict(frame.collect().to_pandas()) on polars, predict(frame.compute()) on Dask, "
-        "chunk by chunk for large inputs."
+        f"{owner} cannot score a {impl} frame where it lives; score pandas features "
+        "instead (bring the frame to pandas chunk by chunk)."
     )
     raise NotImplementedError(msg)
