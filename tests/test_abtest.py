@@ -331,7 +331,9 @@ def test_unknown_customers_are_reported(groups, outcomes):
 
 def test_integer_customer_ids_match_text_ids():
     frame = pd.DataFrame({"customer_id": [str(i) for i in range(400)]})
-    groups = sk.assign_groups(frame, arms={"control": 0.5, "offer": 0.5}, stratify_by=None)
+    groups = sk.assign_groups(
+        frame, arms={"control": 0.5, "offer": 0.5}, salt="test", stratify_by=None
+    )
     outcomes = pd.DataFrame({"customer_id": range(400), "converted": 1, "revenue": 2.0})
     result = sk.analyze_test(groups, outcomes)
     assert result.missing_outcomes == 0
@@ -366,7 +368,7 @@ def test_empty_arm_in_a_segment():
     frame = pd.DataFrame(
         {"customer_id": ["a", "b", "c"], "segment_id": [0, 0, 1], "segment": ["x", "x", "y"]}
     )
-    groups = sk.assign_groups(frame, arms={"control": 0.5, "offer": 0.5})
+    groups = sk.assign_groups(frame, arms={"control": 0.5, "offer": 0.5}, salt="test")
     outcomes = pd.DataFrame({"customer_id": ["a"], "converted": [True], "revenue": [1.0]})
     with pytest.warns(SegmentkitWarning):
         table = sk.analyze_test(groups, outcomes).table
@@ -541,7 +543,9 @@ def test_conversion_flags_in_an_object_column(groups, outcomes, analysis):
 
 def test_float_customer_ids_match_integer_text():
     frame = pd.DataFrame({"customer_id": [str(i) for i in range(400)]})
-    groups = sk.assign_groups(frame, arms={"control": 0.5, "offer": 0.5}, stratify_by=None)
+    groups = sk.assign_groups(
+        frame, arms={"control": 0.5, "offer": 0.5}, salt="test", stratify_by=None
+    )
     outcomes = pd.DataFrame({"customer_id": np.arange(400.0), "converted": 1, "revenue": 2.0})
     assert sk.analyze_test(groups, outcomes).missing_outcomes == 0
 

@@ -78,7 +78,9 @@ def test_summary_is_within_one_customer_of_target(groups):
 
 
 def test_summary_lists_arms_without_customers():
-    groups = sk.assign_groups(_frame(["a"]), arms={"x": 0.5, "y": 0.5}, stratify_by=None)
+    groups = sk.assign_groups(
+        _frame(["a"]), arms={"x": 0.5, "y": 0.5}, stratify_by=None, salt="test"
+    )
     summary = groups.summary()
     assert summary["customers"].tolist() == [1, 0] or summary["customers"].tolist() == [0, 1]
     assert len(summary) == 2
@@ -113,32 +115,32 @@ def test_another_salt_gives_an_unrelated_split(seg, groups):
 
 
 def test_no_stratification_is_one_stratum(seg):
-    groups = sk.assign_groups(seg, arms=ARMS, stratify_by=None)
+    groups = sk.assign_groups(seg, arms=ARMS, stratify_by=None, salt="test")
     assert set(groups.table["stratum"]) == {ALL_CUSTOMERS}
     counts = groups.table["arm"].value_counts()
     assert counts.to_dict() == {"offer_a": 360, "offer_b": 360, "control": 80}
 
 
 def test_stratify_by_a_column(seg):
-    groups = sk.assign_groups(seg, arms=ARMS, stratify_by="r_score")
+    groups = sk.assign_groups(seg, arms=ARMS, stratify_by="r_score", salt="test")
     assert set(groups.table["stratum"]) == set(seg.assignments["r_score"].astype(str))
     assert (groups.summary()["difference"].abs() <= 1).all()
 
 
 def test_frame_without_segments(seg):
-    groups = sk.assign_groups(_frame(["a", "b", "c"]), stratify_by=None)
+    groups = sk.assign_groups(_frame(["a", "b", "c"]), stratify_by=None, salt="test")
     assert groups.table["segment"].isna().all()
     assert groups.table["segment_id"].isna().all()
 
 
 def test_integer_ids_become_text():
-    groups = sk.assign_groups(_frame([1, 2, 3]), stratify_by=None)
+    groups = sk.assign_groups(_frame([1, 2, 3]), stratify_by=None, salt="test")
     assert groups.table["customer_id"].tolist() == ["1", "2", "3"]
     assert groups.table["bucket"].tolist() == _buckets(["1", "2", "3"], groups.salt).tolist()
 
 
 def test_no_customers():
-    groups = sk.assign_groups(_frame([]), stratify_by=None)
+    groups = sk.assign_groups(_frame([]), stratify_by=None, salt="test")
     assert len(groups) == 0
     assert groups.summary().empty
 
@@ -383,11 +385,11 @@ def test_read_refuses_foreign_json(tmp_path):
 )
 def test_invalid_arms(seg, arms, message):
     with pytest.raises(InvalidParameterError, match=message):
-        sk.assign_groups(seg, arms=arms)
+        sk.assign_groups(seg, arms=arms, salt="test")
 
 
 def test_shares_summing_to_one_within_rounding_are_accepted(seg):
-    groups = sk.assign_groups(seg, arms={"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})
+    groups = sk.assign_groups(seg, arms={"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}, salt="test")
     assert (groups.summary()["difference"].abs() <= 1).all()
 
 
@@ -399,31 +401,31 @@ def test_invalid_salt(seg, salt):
 
 def test_invalid_stratify_by(seg):
     with pytest.raises(InvalidParameterError, match="must be 'segment', None or a column"):
-        sk.assign_groups(seg, stratify_by=3)
+        sk.assign_groups(seg, stratify_by=3, salt="test")
     with pytest.raises(InvalidParameterError, match="Cannot stratify by 'country'"):
-        sk.assign_groups(seg, stratify_by="country")
+        sk.assign_groups(seg, stratify_by="country", salt="test")
     with pytest.raises(InvalidParameterError, match="Cannot stratify by 'segment'"):
-        sk.assign_groups(_frame(["a", "b"]))
+        sk.assign_groups(_frame(["a", "b"]), salt="test")
 
 
 def test_missing_stratum_values():
     frame = _frame(["a", "b"]).assign(country=["DE", None])
     with pytest.raises(ValueError, match=r"1 customer\(s\) have no 'country'"):
-        sk.assign_groups(frame, stratify_by="country")
+        sk.assign_groups(frame, stratify_by="country", salt="test")
 
 
 def test_invalid_input_type():
     with pytest.raises(InvalidParameterError, match="Got list instead"):
-        sk.assign_groups(["a", "b"])
+        sk.assign_groups(["a", "b"], salt="test")
     with pytest.raises(InvalidParameterError, match="needs a 'customer_id' column"):
-        sk.assign_groups(pd.DataFrame({"id": ["a"]}))
+        sk.assign_groups(pd.DataFrame({"id": ["a"]}), salt="test")
 
 
 def test_duplicate_and_missing_ids():
     with pytest.raises(ValueError, match=r"1 customer id\(s\) appear more than once.*\['a'\]"):
-        sk.assign_groups(_frame(["a", "b", "a"]), stratify_by=None)
+        sk.assign_groups(_frame(["a", "b", "a"]), stratify_by=None, salt="test")
     with pytest.raises(ValueError, match=r"1 customer id\(s\) are missing"):
-        sk.assign_groups(_frame(["a", None]), stratify_by=None)
+        sk.assign_groups(_frame(["a", None]), stratify_by=None, salt="test")
 
 
 def test_summary_lists_segments_in_catalog_order(seg, groups):
@@ -433,7 +435,7 @@ def test_summary_lists_segments_in_catalog_order(seg, groups):
 
 
 def test_summary_of_a_column_sorts_strata(seg):
-    groups = sk.assign_groups(seg, stratify_by="r_score")
+    groups = sk.assign_groups(seg, stratify_by="r_score", salt="test")
     strata = pd.unique(groups.summary().index.get_level_values("stratum")).tolist()
     assert strata == sorted(strata)
 
@@ -445,7 +447,9 @@ def test_hash_ties_are_broken_by_id(monkeypatch):
         _groups, "_hash_keys", lambda ids, salt: np.zeros(len(ids), dtype=np.uint64)
     )
     ids = ["d", "b", "a", "c"]
-    one = sk.assign_groups(_frame(ids), arms={"x": 0.5, "y": 0.5}, stratify_by=None)
-    two = sk.assign_groups(_frame(ids[::-1]), arms={"x": 0.5, "y": 0.5}, stratify_by=None)
+    one = sk.assign_groups(_frame(ids), arms={"x": 0.5, "y": 0.5}, stratify_by=None, salt="test")
+    two = sk.assign_groups(
+        _frame(ids[::-1]), arms={"x": 0.5, "y": 0.5}, stratify_by=None, salt="test"
+    )
     assert _arm_of(one).to_dict() == {"d": "y", "b": "x", "a": "x", "c": "y"}
     assert _arm_of(two).to_dict() == _arm_of(one).to_dict()

@@ -270,7 +270,8 @@ class GroupAssignment:
         >>> import pandas as pd
         >>> import segmentkit as sk
         >>> groups = sk.assign_groups(pd.DataFrame({"customer_id": ["a", "b"]}),
-        ...                           arms={"control": 0.5, "offer": 0.5}, stratify_by=None)
+        ...                           arms={"control": 0.5, "offer": 0.5}, salt="s",
+        ...                           stratify_by=None)
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = groups.to_parquet(pathlib.Path(folder) / "groups.parquet")
         ...     sk.GroupAssignment.read(path).table.equals(groups.table)
@@ -304,12 +305,13 @@ class GroupAssignment:
         >>> import pandas as pd
         >>> import segmentkit as sk
         >>> groups = sk.assign_groups(pd.DataFrame({"customer_id": ["a", "b"]}),
-        ...                           arms={"control": 0.5, "offer": 0.5}, stratify_by=None)
+        ...                           arms={"control": 0.5, "offer": 0.5}, salt="s",
+        ...                           stratify_by=None)
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = groups.to_json(pathlib.Path(folder) / "groups.json")
         ...     document = json.loads(path.read_text())
         >>> sorted(document), document["assignments"][0]["arm"]
-        (['arms', 'assignments', 'salt', 'stratify_by'], 'offer')
+        (['arms', 'assignments', 'salt', 'stratify_by'], 'control')
         """
         document = {
             "salt": self.salt,
@@ -420,7 +422,8 @@ class GroupAssignment:
 def assign_groups(
     segmentation: Segmentation | pd.DataFrame,
     arms: Mapping[str, float] = DEFAULT_ARMS,
-    salt: str = "campaign-2026-11",
+    *,
+    salt: str,
     stratify_by: str | None = "segment",
 ) -> GroupAssignment:
     """Split customers into a control (holdout) group and treatment arms, reproducibly.
@@ -453,8 +456,9 @@ def assign_groups(
     arms : mapping of str to float, default={'control': 0.1, 'offer_a': 0.45, 'offer_b': 0.45}
         Arm names and their shares: at least two arms, non-empty names, positive
         shares that sum to 1.
-    salt : str, default='campaign-2026-11'
-        Any non-empty text naming the campaign.
+    salt : str
+        Any non-empty text naming the campaign. Required: a salt shared by every
+        campaign would make the same customers the holdout every time.
     stratify_by : {'segment', None} or str, default='segment'
         ``'segment'`` gives each segment its exact proportions, ``None`` treats all
         customers as one stratum, any other value names a column of the
