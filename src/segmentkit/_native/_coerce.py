@@ -67,11 +67,12 @@ def as_id(source: str, dtype: Any, backend: Backend) -> Converted:
             text = finite.cast(nw.String)
         else:
             # Spark prints large doubles in scientific notation, so whole numbers go
-            # through int64 first (only finite ones: casting inf to int fails).
+            # through int64 first. Only finite, floored values are cast: eager engines
+            # cast every row, and inf or 12.5 would fail a safe cast.
             whole = finite == finite.floor()
             text = (
                 nw.when(whole)
-                .then(finite.cast(nw.Int64).cast(nw.String))
+                .then(finite.floor().cast(nw.Int64).cast(nw.String))
                 .otherwise(finite.cast(nw.String))
             )
     elif dtype == nw.String:

@@ -25,6 +25,9 @@ __all__ = ["extract_native_features"]
 
 _ID = "customer_id"
 _INTEGER = ("frequency", "n_products", "n_categories")
+# Engines whose frames keep a row order; elsewhere a sort costs a shuffle and the order
+# is not kept by later steps anyway.
+_SORTED = ("polars", "pyarrow")
 
 
 def extract_native_features(
@@ -50,8 +53,9 @@ def extract_native_features(
         Browsing windows, used only for the catalog of the pandas output.
     output : {'native', 'pandas'}, default='native'
         ``'native'``: a frame of the caller's engine (eager for eager inputs, lazy
-        for lazy ones) with a ``customer_id`` column and the feature columns, sorted
-        by id. ``'pandas'``: :class:`~segmentkit.CustomerFeatures`, collected.
+        for lazy ones) with a ``customer_id`` column and the feature columns (sorted
+        by id on polars and pyarrow; DuckDB, Spark and Dask rows have no set order).
+        ``'pandas'``: :class:`~segmentkit.CustomerFeatures`, collected and sorted.
 
     Returns
     -------
@@ -95,12 +99,14 @@ def extract_native_features(
         )
         raise ValueError(msg)
     excluded = {"transactions_after_as_of": len(transactions) - n_in}
-    features = _purchase_features(frame.filter(inside), as_of_us, transactions.orders_from).sort(
-        _ID
-    )
+    features = _purchase_features(frame.filter(inside), as_of_us, transactions.orders_from)
     if output == "native":
+        if transactions.backend in _SORTED:
+            features = features.sort(_ID)
         return to_native(features, transactions._backend)
-    pandas_frame = _to_pandas(collect(features))
+    # Sorted in pandas: the result is one row per customer, and a distributed sort would
+    # cost an extra pass.
+    pandas_frame = _to_pandas(collect(features)).sort_index()
     definitions = definitions_by_name(tuple(int(w) for w in windows))
     return CustomerFeatures(pandas_frame, stamp, definitions, excluded)
 
@@ -178,11 +184,13 @@ def _categories(sales: nw.LazyFrame[Any]) -> Any:
         nw.col("_spend").sum().alias("_category_total"),
         nw.col("_spend").max().alias("_top_spend"),
     )
-    # A window maximum compares each spend with a value from the same evaluation of
-    # `pairs`; a join would let SQL engines sum the floats twice, possibly differently.
+    # Parallel engines may sum one pair's floats in another order in each place `pairs`
+    # is used, so "equal to the maximum" allows the last bits to differ; real ties
+    # (equal prices) are exact and go to the alphabetically first category.
+    best = nw.col("_best")
     tops = (
         pairs.with_columns(_best=nw.col("_spend").max().over(_ID))
-        .filter(nw.col("_spend") == nw.col("_best"))
+        .filter(nw.col("_spend") >= best - (best.abs() * 1e-9 + 1e-9))
         .group_by(_ID)
         .agg(nw.col("category").min().alias("top_category"))
     )

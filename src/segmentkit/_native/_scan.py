@@ -58,7 +58,9 @@ def scan_file(
         target = str(Path(target) / "**" / f"*.{'parquet' if kind == 'parquet' else 'csv'}")
     if kind == "parquet":
         return duckdb.read_parquet(target, **options)
-    dtypes = {name: "VARCHAR" for name in id_columns}
+    # DuckDB refuses types for columns the file lacks (canonical names not in it).
+    present = set(duckdb.read_csv(target, **options).columns)
+    dtypes = {name: "VARCHAR" for name in id_columns if name in present}
     return duckdb.read_csv(target, dtype=dtypes, **options)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import narwhals as nw
+import numpy as np
 
 from segmentkit._native._detect import Backend
 from segmentkit.errors import InvalidParameterError
@@ -48,9 +49,12 @@ def with_utc(
         return _duckdb_utc(frame, column, naive=naive, timezone=timezone)
     if backend.name == "pyspark":
         return _spark_utc(frame, column, naive=naive, timezone=timezone)
+    if backend.name == "dask":
+        frame = _dask_utc(frame, column, naive=naive, timezone=timezone)
+        return frame.with_columns(nw.col(column).dt.timestamp("us").alias(EPOCH_US))
     values = nw.col(column)
-    # Wall-clock times that a DST change skips or repeats make polars and Dask raise;
-    # pandas shifts them instead. The docs ask for UTC data on these engines.
+    # Wall-clock times that a DST change skips or repeats make polars raise; pandas
+    # shifts them instead. The docs say so.
     utc = values.dt.replace_time_zone(timezone) if naive else values
     utc = utc.dt.convert_time_zone("UTC")
     frame = frame.with_columns(utc.alias(column))
@@ -93,3 +97,20 @@ def _spark_utc(
         # it in the data's zone.
         df = df.withColumn(column, F.to_utc_timestamp(F.col(column).cast("timestamp"), timezone))
     return nw.from_native(df.withColumn(EPOCH_US, F.unix_micros(F.col(column))))
+
+
+def _dask_utc(
+    frame: nw.LazyFrame[Any], column: str, *, naive: bool, timezone: str
+) -> nw.LazyFrame[Any]:
+    df = nw.to_native(frame)
+
+    def localize(part: Any) -> Any:
+        if naive:
+            # The pandas path's rule: skipped wall-clock times move forward, repeated
+            # ones are read as standard time.
+            ambiguous = np.zeros(len(part), dtype=bool)
+            part = part.dt.tz_localize(timezone, ambiguous=ambiguous, nonexistent="shift_forward")
+        return part.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+
+    utc = df[column].map_partitions(localize, meta=(column, "datetime64[us, UTC]"))
+    return nw.from_native(df.assign(**{column: utc}))

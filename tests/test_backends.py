@@ -1,0 +1,463 @@
+"""The same transactions through pandas, polars, pyarrow, DuckDB, PySpark and Dask.
+
+Every backend must give the pandas path's validation report exactly and its features
+to float tolerance. PySpark runs in local mode, one session for this module.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import segmentkit as sk
+from segmentkit.errors import ContractError, InvalidParameterError
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Dask support is moving:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support:FutureWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+pl = pytest.importorskip("polars")
+pa = pytest.importorskip("pyarrow")
+duckdb = pytest.importorskip("duckdb")
+dd = pytest.importorskip("dask.dataframe")
+
+AS_OF = "2017-12-01"
+BACKENDS = ["polars", "polars_lazy", "pyarrow", "duckdb", "dask", "pyspark"]
+# The fast engines run every case; Spark (seconds per query) runs a representative few.
+FAST = BACKENDS[:-1]
+
+
+def _java_version() -> int | None:
+    java = shutil.which("java")
+    if java is None and os.environ.get("JAVA_HOME"):
+        java = str(pathlib.Path(os.environ["JAVA_HOME"]) / "bin" / "java")
+    if java is None or not pathlib.Path(java).exists():
+        return None
+    shown = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', shown.stderr + shown.stdout)
+    if not found:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """One local Spark session for the module: one core, one shuffle partition, no UI."""
+    pytest.importorskip("pyspark")
+    version = _java_version()
+    if version is None or version < 17:
+        pytest.skip(f"PySpark needs Java 17+; found {version or 'no java'}")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("segmentkit-test-backends")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.default.parallelism", "1")
+        .config("spark.sql.session.timeZone", "UTC")
+        # Naive pandas timestamps stay naive (TIMESTAMP_NTZ), as in the other engines.
+        .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.adaptive.enabled", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def to_backend(request: pytest.FixtureRequest) -> Callable[[pd.DataFrame, str], Any]:
+    """Convert a pandas frame to a backend's frame (Spark only when asked, it is slow)."""
+
+    def convert(frame: pd.DataFrame, backend: str) -> Any:
+        if backend == "polars":
+            return pl.from_pandas(frame)
+        if backend == "polars_lazy":
+            return pl.from_pandas(frame).lazy()
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if backend == "pyarrow":
+            return table
+        if backend == "duckdb":
+            return duckdb.from_arrow(table)
+        if backend == "dask":
+            return dd.from_pandas(frame, npartitions=2)
+        if backend == "pyspark":
+            return request.getfixturevalue("spark").createDataFrame(frame)
+        raise AssertionError(backend)
+
+    return convert
+
+
+def _assert_same(
+    raw: pd.DataFrame, native: Any, *, as_of: str | None = AS_OF, **kwargs: Any
+) -> sk.Transactions:
+    """Validate both ways; reports equal exactly, features to float tolerance."""
+    expected_tx = sk.Transactions.from_frame(raw, **kwargs)
+    tx = sk.Transactions.from_frame(native, **kwargs)
+    assert tx.report == expected_tx.report, (str(tx.report), str(expected_tx.report))
+    assert tx.columns == [c for c in expected_tx.columns if c != "order_key"]
+    expected = sk.extract_features(expected_tx, as_of=as_of)
+    got = sk.extract_features(tx, as_of=as_of, output="pandas")
+    pd.testing.assert_frame_equal(got.frame, expected.frame, check_exact=False, rtol=1e-9)
+    assert got.excluded == expected.excluded
+    assert got.as_of == expected.as_of
+    pd.testing.assert_frame_equal(got.catalog, expected.catalog)
+    return tx
+
+
+# --- the bundled sample: 800 households ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[pd.DataFrame, dict[str, str]]:
+    return sk.datasets.load_sample()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sample_features_and_report_match_pandas(sample, to_backend, backend):
+    raw, mapping = sample
+    _assert_same(raw, to_backend(raw, backend), **mapping)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_sample_with_default_as_of_matches_pandas(sample, to_backend, backend):
+    raw, mapping = sample
+    _assert_same(raw, to_backend(raw, backend), as_of=None, **mapping)
+
+
+# --- hand-made edge cases ---------------------------------------------------------------
+
+
+def _messy() -> pd.DataFrame:
+    """Returns, cancellations, missing ids and values, duplicates, zeros, padded ids.
+
+    ``store`` is never mapped, yet two lines that differ only there are not duplicates.
+    """
+    nan = np.nan
+    rows = [
+        ("00042", "2024-01-05 10:00", 20.0, "o1", "p1", "food", 1, 0.0, "s1"),
+        ("00042", "2024-01-05 10:00", 20.0, "o1", "p1", "food", 1, 0.0, "s1"),
+        (" 00042 ", "2024-02-01 23:30", 35.5, "o2", "p2", "home", 2, 1.5, "s1"),
+        ("7", "2024-02-01 23:30", 12.0, "o3", "p1", "food", 1, 0.0, "s2"),
+        ("7", "2024-02-02 00:10", -12.0, "C3", "p1", "food", -1, 0.0, "s2"),
+        (None, "2024-03-01 09:00", 9.9, "o4", "p3", "toys", 1, 0.0, "s1"),
+        ("", "2024-03-02 09:00", 5.0, "o5", "p3", "toys", 1, 0.5, "s1"),
+        ("nan", "2024-03-03 09:00", 4.0, "o6", "p3", None, 1, 0.0, "s1"),
+        ("17850.0", "2024-03-04 12:00", 10.0, "o7", "p4", "home", 3, 2.0, "s3"),
+        ("17850", None, 11.0, "o8", "p5", "home", 1, nan, "s3"),
+        ("b", "2024-04-01 08:00", 0.0, "o9", "p6", "toys", 1, 0.0, "s1"),
+        ("b", "2024-04-02 08:00", 15.0, "o10", None, "food", 2, 1.0, "s1"),
+        ("b", "2024-04-03 08:00", 8.0, "o11", "p7", "home", 1, 0.0, "s2"),
+        ("b", "2024-04-03 08:00", 8.0, "o11", "p7", "home", 1, 0.0, "s2"),
+        ("b", "2024-04-03 08:00", 8.0, "o11", "p7", "home", 1, 0.0, "s3"),
+        ("c", "2024-05-01 18:45", nan, "o12", "p8", "food", 1, 0.0, "s1"),
+        ("c", "2024-05-01 19:45", 30.0, "o13", "p9", "food", 2, 3.0, "s1"),
+        ("c", "2024-05-02 02:00", 25.0, "C13", "p9", "food", 1, 0.0, "s1"),
+        ("d", "2024-06-01 00:00", 7.0, None, "p1", None, 1, 0.0, "s1"),
+    ]
+    columns = ["cust", "ts", "amount", "order", "product", "cat", "qty", "disc", "store"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.assign(ts=pd.to_datetime(frame["ts"]))
+
+
+_MAPPING = {"customer_id": "cust", "timestamp": "ts", "amount": "amount"}
+_FULL = {
+    **_MAPPING,
+    "order_id": "order",
+    "product_id": "product",
+    "category": "cat",
+    "quantity": "qty",
+    "discount": "disc",
+}
+POLICIES = {
+    "defaults": dict(_FULL),
+    "strict": dict(
+        _FULL,
+        returns="exclude",
+        zero_amount="exclude",
+        duplicates="drop",
+        cancellation_prefix="C",
+        timezone="America/New_York",
+    ),
+    "separate_by_day": dict(
+        _MAPPING,
+        returns="separate",
+        duplicates="drop",
+        orders_from="day",
+        product_id="product",
+        timezone="Europe/Paris",
+    ),
+    "rows_as_orders": dict(_MAPPING, orders_from="row", category="cat", quantity="qty"),
+    "by_timestamp": dict(
+        _MAPPING, orders_from="timestamp", discount="disc", zero_amount="exclude"
+    ),
+}
+SPARK_POLICIES = ["strict", "separate_by_day"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "policy"),
+    [(b, p) for b in FAST for p in POLICIES] + [("pyspark", p) for p in SPARK_POLICIES],
+)
+def test_messy_lines_match_pandas(to_backend, backend, policy):
+    raw = _messy()
+    tx = _assert_same(raw, to_backend(raw, backend), as_of="2024-06-01", **POLICIES[policy])
+    if POLICIES[policy].get("returns") == "separate":
+        returns = sk.Transactions.from_frame(raw, **POLICIES[policy]).returns
+        assert _n_rows(tx.returns) == len(returns) > 0
+
+
+def _n_rows(native: Any) -> int:
+    import narwhals as nw
+
+    frame = nw.from_native(native)
+    counted = frame.lazy().select(nw.len()).collect()
+    return int(counted.item(0, 0))
+
+
+def test_messy_report_counts_every_policy():
+    # The expected counts, written out once, so a shared mistake cannot pass unnoticed.
+    tx = sk.Transactions.from_frame(pl.from_pandas(_messy()), **POLICIES["strict"])
+    assert tx.report.rows_read == 19
+    assert dict(tx.report.excluded) == {
+        "missing_customer_id": 3,
+        "missing_timestamp": 1,
+        "missing_amount": 1,
+        "zero_amount": 1,
+        "return_or_cancellation": 2,
+        "duplicate_line": 2,
+    }
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_float_ids_and_text_timestamps_match_pandas(to_backend, backend):
+    raw = pd.DataFrame(
+        {
+            "cust": [17850.0, 17850.0, np.nan, 12.0, 12.5, 123456789012.0],
+            "when": ["2024-01-01", "2024-01-03", "2024-01-04", "2024-02-01", None, "2024-02-03"],
+            "value": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        }
+    )
+    mapping = {"customer_id": "cust", "timestamp": "when", "amount": "value"}
+    _assert_same(raw, to_backend(raw, backend), as_of="2024-03-01", **mapping)
+    features = sk.extract_features(
+        sk.Transactions.from_frame(to_backend(raw, backend), **mapping),
+        as_of="2024-03-01",
+        output="pandas",
+    )
+    # 12.5 has no timestamp, so it is excluded; 123456789012.0 is not printed as 1.2e11.
+    assert list(features.customer_ids) == ["12", "123456789012", "17850"]
+
+
+@pytest.mark.parametrize("backend", [*FAST, "pyspark"])
+def test_time_zone_aware_and_yyyymmdd_timestamps_match_pandas(to_backend, backend):
+    aware = pd.to_datetime(["2024-03-30 23:30", "2024-03-31 12:00", "2024-04-02 01:00"])
+    raw = pd.DataFrame(
+        {
+            "cust": ["a", "a", "b"],
+            "at": aware.tz_localize("Europe/Paris"),
+            "day": [20240330, 20240331, 20240402],
+            "paid": [10.0, 5.0, 2.5],
+        }
+    )
+    for column in ("at", "day"):
+        mapping = {"customer_id": "cust", "timestamp": column, "amount": "paid"}
+        native = to_backend(raw[["cust", column, "paid"]], backend)
+        _assert_same(raw, native, as_of="2024-04-03", orders_from="day", **mapping)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_currencies_are_converted_or_refused_like_pandas(to_backend, backend):
+    raw = pd.DataFrame(
+        {
+            "cust": ["a", "a", "b", "c"],
+            "ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]),
+            "amount": [10.0, 20.0, 30.0, 40.0],
+            "cur": ["EUR", "USD", "USD", "USD"],
+        }
+    )
+    mapping = {"customer_id": "cust", "timestamp": "ts", "amount": "amount", "currency": "cur"}
+    native = to_backend(raw, backend)
+    with pytest.raises(ContractError, match=r"mixes 2 currencies: USD \(3 rows\), EUR \(1 rows\)"):
+        sk.Transactions.from_frame(native, **mapping)
+    rates = {"rates": {"EUR": 1.1}, "base_currency": "USD"}
+    tx = _assert_same(raw, native, as_of="2024-02-01", **mapping, **rates)
+    assert tx.report.notes == ("amounts converted to USD with the given rates",)
+    with pytest.raises(ContractError, match="no exchange rate"):
+        sk.Transactions.from_frame(native, **mapping, rates={"GBP": 1.2}, base_currency="USD")
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_contract_failures_are_raised_like_pandas(to_backend, backend):
+    raw = _messy()
+    native = to_backend(raw, backend)
+    with pytest.raises(ContractError, match="3 rows have no 'customer_id'"):
+        sk.Transactions.from_frame(native, missing_customer="raise", **_MAPPING)
+    with pytest.raises(ContractError, match=r"Column 'CustomerID' \(mapped to 'customer_id'\)"):
+        sk.Transactions.from_frame(native, customer_id="CustomerID", timestamp="ts")
+    infinite = raw.assign(amount=raw["amount"].replace(12.0, np.inf))
+    with pytest.raises(ContractError, match="'amount' of transactions has 1 non-numeric") as info:
+        sk.Transactions.from_frame(to_backend(infinite, backend), **_MAPPING)
+    assert info.value.failures["failure_case"].tolist() == [np.inf]
+    text = raw.assign(ts=raw["ts"].astype(str).where(raw["ts"].notna(), None))
+    text.loc[3, "ts"] = "yesterday"
+    with pytest.raises(ContractError, match="'timestamp' of transactions has 1 values") as info:
+        sk.Transactions.from_frame(to_backend(text, backend), **_MAPPING)
+    assert info.value.failures["failure_case"].tolist() == ["yesterday"]
+    with pytest.raises(ContractError, match="empty"):
+        sk.Transactions.from_frame(to_backend(raw.iloc[0:0], backend), **_MAPPING)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_text_amounts_are_refused_with_the_fix(to_backend, backend):
+    raw = _messy().assign(amount=lambda f: f["amount"].astype(str))
+    with pytest.raises(ContractError, match=r"must already be numeric\. Cast it"):
+        sk.Transactions.from_frame(to_backend(raw, backend), **_MAPPING)
+
+
+# --- what native transactions look like ------------------------------------------------
+
+_NATIVE_TYPES = {
+    "polars": "polars.dataframe.frame.DataFrame",
+    "polars_lazy": "polars.lazyframe.frame.LazyFrame",
+    "pyarrow": "pyarrow.lib.Table",
+    "duckdb": "duckdb.DuckDBPyRelation",
+    "dask": "dask.dataframe.dask_expr._collection.DataFrame",
+}
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_features_come_back_in_the_callers_engine(to_backend, backend):
+    raw = _messy()
+    tx = sk.Transactions.from_frame(to_backend(raw, backend), **_FULL)
+    features = sk.extract_features(tx, as_of="2024-06-01")
+    kind = type(features)
+    assert f"{kind.__module__}.{kind.__qualname__}".endswith(_NATIVE_TYPES[backend].split(".")[-1])
+    expected = sk.extract_features(sk.Transactions.from_frame(raw, **_FULL), as_of="2024-06-01")
+    import narwhals as nw
+
+    got = nw.from_native(features).lazy().collect().sort("customer_id")
+    assert got.columns == ["customer_id", *expected.columns]
+    assert got["customer_id"].to_list() == list(expected.customer_ids)
+    assert tx.backend == backend.replace("_lazy", "")
+    assert type(tx.native) is type(to_backend(raw, backend))
+    assert tx.n_customers == sk.Transactions.from_frame(raw, **_FULL).n_customers
+    assert len(tx) == tx.report.rows_kept
+
+
+def test_pandas_data_is_not_collected_behind_the_users_back():
+    raw = _messy()
+    tx = sk.Transactions.from_frame(pl.from_pandas(raw).lazy(), **_FULL)
+    with pytest.raises(TypeError, match=r"live in polars \(lazy\).*\.to_pandas\(\)"):
+        _ = tx.data
+    assert "rows" in repr(tx)
+    collected = tx.to_pandas()
+    expected = sk.Transactions.from_frame(raw, **_FULL)
+    assert collected.report == expected.report
+    # Category order is an implementation detail of each path; values must be equal.
+    pd.testing.assert_frame_equal(collected.data, expected.data, check_categorical=False)
+    pd.testing.assert_frame_equal(
+        sk.extract_features(collected, as_of="2024-06-01").frame,
+        sk.extract_features(expected, as_of="2024-06-01").frame,
+    )
+
+
+def test_events_and_customers_on_native_engines_say_what_to_do():
+    events = pl.DataFrame(
+        {"customer_id": ["a"], "timestamp": ["2024-01-01"], "event_type": ["view"]}
+    )
+    with pytest.raises(InvalidParameterError, match=r"events on polars is not supported yet"):
+        sk.Events.from_frame(events)
+    with pytest.raises(InvalidParameterError, match=r"customers on polars is not supported"):
+        sk.Customers.from_frame(pl.DataFrame({"customer_id": ["a"]}))
+    tx = sk.Transactions.from_frame(pl.from_pandas(_messy()), **_MAPPING)
+    pandas_events = sk.Events.from_frame(events.to_pandas())
+    with pytest.raises(InvalidParameterError, match=r"events= is not supported with"):
+        sk.extract_features(tx, pandas_events)
+    with pytest.raises(InvalidParameterError, match="'output'"):
+        sk.extract_features(tx, output="spark")
+
+
+def test_validation_collects_only_small_results(sample):
+    # The lines never reach Python: every collect of validation and features is a few
+    # rows (counts, examples) or one row per customer.
+    raw, mapping = sample
+    lazy = pl.from_pandas(raw).lazy()
+    collected: list[int] = []
+    original = pl.LazyFrame.collect
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        collected.append(result.height)
+        return result
+
+    pl.LazyFrame.collect = counting  # type: ignore[method-assign]
+    try:
+        tx = sk.Transactions.from_frame(lazy, **mapping)
+        features = sk.extract_features(tx, as_of=AS_OF)
+    finally:
+        pl.LazyFrame.collect = original  # type: ignore[method-assign]
+    assert isinstance(features, pl.LazyFrame)
+    assert collected
+    assert max(collected) <= 1
+    expected = sk.extract_features(sk.Transactions.from_frame(raw, **mapping), as_of=AS_OF)
+    assert features.collect().height == len(expected)
+
+
+# --- files larger than memory ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_parquet_and_csv_globs_are_read_lazily_and_match_pandas(sample, tmp_path, engine):
+    raw, mapping = sample
+    parts = np.array_split(np.arange(len(raw)), 3)
+    for i, rows in enumerate(parts):
+        part = raw.iloc[rows]
+        part.to_parquet(tmp_path / f"orders-{i}.parquet", index=False)
+        part.to_csv(tmp_path / f"orders-{i}.csv", index=False)
+    expected_tx = sk.Transactions.from_frame(raw, **mapping)
+    expected = sk.extract_features(expected_tx, as_of=AS_OF)
+    readers = {"parquet": sk.Transactions.from_parquet, "csv": sk.Transactions.from_csv}
+    for kind, reader in readers.items():
+        tx = reader(str(tmp_path / f"orders-*.{kind}"), engine=engine, **mapping)
+        assert tx.backend == engine
+        assert tx.report == expected_tx.report
+        got = sk.extract_features(tx, as_of=AS_OF, output="pandas")
+        pd.testing.assert_frame_equal(got.frame, expected.frame, check_exact=False, rtol=1e-9)
+    with pytest.raises(InvalidParameterError, match="'engine' parameter must be one of"):
+        sk.Transactions.from_parquet(tmp_path, engine="spark", **mapping)
+
+
+# --- the Spark example of docs/scaling.md ------------------------------------------------
+
+
+def test_scaling_page_spark_example_runs(spark):
+    # The page marks the example +SKIP (it starts a JVM); it runs here instead, on this
+    # module's session, which getOrCreate() hands back.
+    page = pathlib.Path(sk.__file__).resolve().parents[2] / "docs" / "scaling.md"
+    text = page.read_text(encoding="utf-8")
+    section = text.split("## Running on Spark")[1]
+    block = section.split("```python")[1].split("```")[0]
+    code = "\n".join(line[4:] for line in block.splitlines() if line.startswith((">>> ", "... ")))
+    code = code.replace("# doctest: +SKIP", "")
+    namespace: dict[str, Any] = {"sk": sk}
+    exec(compile(code, str(page), "exec"), namespace)  # our own docs page
+    features = namespace["features"]
+    assert features.columns[:3] == ["customer_id", "first_purchase", "last_purchase"]
+    assert namespace["pdf"].shape[0] == 800
