@@ -342,12 +342,73 @@ def extract_features(
         present[pr_codes[eligible]] = True
         columns |= _profile_features(profiles[eligible], pr_codes[eligible], len(ids), stamp)
 
-    frame = pd.DataFrame(columns)
-    frame.index = pd.Index(ids, dtype=str, name="customer_id")
-    # Sorted ids make the output independent of the input's row order.
-    frame = frame[present].sort_index()
+    index = pd.Index(ids, dtype=str, name="customer_id")
+    # Sorted ids make the output independent of the input's row order. The rows are
+    # picked in their final order before the frame is built: one take per column.
+    order = _text_order(index)
+    rows = order[present[order]]
+    del present, order
+    frame = pd.DataFrame(
+        {name: values[rows] for name, values in columns.items()}, index=index[rows]
+    )
+    del columns
     definitions = definitions_by_name(windows)
     return CustomerFeatures(frame, stamp, definitions, excluded)
+
+
+def _text_order(index: pd.Index) -> np.ndarray:
+    """Positions that sort distinct text ids in code point order, as ``sort_index`` does.
+
+    Ids of at most 16 UTF-8 bytes (nearly all real ones) are packed into one or two
+    big-endian integers each and sorted as numbers: several times faster than comparing
+    1.5M strings. Other ids are sorted as text.
+    """
+    keys = _packed_texts(index)
+    if keys is None:
+        return index.argsort()
+    if len(keys) == 1:
+        return np.argsort(keys[0], kind="stable")
+    return np.lexsort(keys[::-1])  # lexsort's primary key is its last
+
+
+def _packed_texts(index: pd.Index) -> list[np.ndarray] | None:
+    """The UTF-8 bytes of each id as 8-byte big-endian words (zero-padded), or ``None``.
+
+    Byte order is code point order. Zero padding cannot tie two distinct ids unless
+    one holds a NUL byte, so those (and ids longer than 16 bytes) return ``None``.
+    """
+    if not (isinstance(index.dtype, pd.StringDtype) and index.dtype.storage == "pyarrow"):
+        return None
+    import pyarrow as pa
+
+    texts = pa.array(index.array)
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if len(texts) == 0 or texts.null_count or texts.buffers()[2] is None:
+        return None
+    if pa.types.is_large_string(texts.type):
+        offset_type = np.int64
+    elif pa.types.is_string(texts.type):
+        offset_type = np.int32
+    else:
+        return None
+    offsets = np.frombuffer(texts.buffers()[1], dtype=offset_type)
+    offsets = offsets[texts.offset : texts.offset + len(texts) + 1].astype(np.int64)
+    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)
+    lengths = np.diff(offsets)
+    longest = int(lengths.max())
+    if longest > 16 or (data[offsets[0] : offsets[-1]] == 0).any():
+        return None
+    starts = offsets[:-1]
+    last_byte = len(data) - 1
+    words = []
+    for word in range(1 if longest <= 8 else 2):
+        key = np.zeros(len(starts), dtype=np.uint64)
+        for position in range(8 * word, 8 * word + 8):
+            byte = data[np.minimum(starts + position, last_byte)].astype(np.uint64)
+            key = (key << np.uint64(8)) | np.where(position < lengths, byte, np.uint64(0))
+        words.append(key)
+    return words
 
 
 def _union(indexes: Iterable[pd.Index]) -> pd.Index:
@@ -395,8 +456,11 @@ def _purchase_features(
     order_has_sale[order_key[sale]] = True
     frequency = np.bincount(order_customer[order_has_sale], minlength=n)
 
-    first = _group_extreme(codes[sale], ns[sale], n, "min")
-    last = _group_extreme(codes[sale], ns[sale], n, "max")
+    sale_codes = codes[sale]  # one copy, shared by the features below
+    sale_ns = ns[sale]
+    first = _group_extreme(sale_codes, sale_ns, n, "min")
+    last = _group_extreme(sale_codes, sale_ns, n, "max")
+    del sale_ns
     bought = frequency > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         recency = np.where(bought, _days(as_of_ns - last), np.nan)
@@ -425,11 +489,11 @@ def _purchase_features(
             list_price = gross + total_discount
             columns["discount_share"] = np.where(list_price > 0, total_discount / list_price, 0.0)
     if "product_id" in tx:
-        columns["n_products"] = _distinct_per_customer(codes[sale], tx["product_id"][sale], n)
+        columns["n_products"] = _distinct_per_customer(sale_codes, tx["product_id"][sale], n)
     if "category" in tx:
-        columns |= _category_features(codes[sale], tx["category"][sale], amount[sale], n)
+        columns |= _category_features(sale_codes, tx["category"][sale], amount[sale], n)
     if "quantity" in tx:
-        units = np.bincount(codes[sale], weights=np.nan_to_num(tx["quantity"][sale]), minlength=n)
+        units = np.bincount(sale_codes, weights=np.nan_to_num(tx["quantity"][sale]), minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             columns["avg_basket_size"] = np.where(bought, units / np.maximum(frequency, 1), np.nan)
     return columns
