@@ -81,8 +81,10 @@ def as_id(source: str, dtype: Any, backend: Backend) -> Converted:
         text = values.cast(nw.String)
     text = text.str.strip_chars()
     # replace_all runs on every row on polars, but only changes rows the pattern matches.
+    # The literal '.' test is cheap and rules out nearly every id before the regex runs.
+    has_point = text.str.contains(".", literal=True)
     expr = (
-        nw.when(text.str.contains(_POINT_ZERO))
+        nw.when(has_point & text.str.contains(_POINT_ZERO))
         .then(text.str.replace_all(r"\.0+$", ""))
         .otherwise(text)
     )
@@ -92,7 +94,8 @@ def as_id(source: str, dtype: Any, backend: Backend) -> Converted:
 def is_missing_id(column: str) -> nw.Expr:
     """No id: null, or text such as ``''``, ``'nan'`` or ``'NULL'`` (as on the pandas path)."""
     values = nw.col(column)
-    placeholder = values.str.strip_chars().str.to_lowercase().is_in(sorted(MISSING_TEXT))
+    # The canonical column is already stripped.
+    placeholder = values.str.to_lowercase().is_in(sorted(MISSING_TEXT))
     return values.is_null() | placeholder.fill_null(False)
 
 
