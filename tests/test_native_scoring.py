@@ -120,14 +120,23 @@ def backend(request) -> str:
     return request.param
 
 
+@pytest.fixture(scope="module")
+def converted() -> dict:
+    """The test features in each backend, converted once (Spark conversions are slow)."""
+    return {}
+
+
 @pytest.fixture
-def native(request, backend, features):
-    """A factory: pandas frame -> the current backend's frame."""
+def native(request, backend, features, converted):
+    """A factory: pandas frame (default: the test features) -> the backend's frame."""
     session = request.getfixturevalue("spark") if backend == "spark" else None
 
     def make(frame: pd.DataFrame | None = None):
-        frame = features.frame.reset_index() if frame is None else frame
-        return to_backend(frame, backend, session)
+        if frame is not None:
+            return to_backend(frame, backend, session)
+        if backend not in converted:
+            converted[backend] = to_backend(features.frame.reset_index(), backend, session)
+        return converted[backend]
 
     return make
 
@@ -472,3 +481,67 @@ def test_missing_customer_id_is_named(features):
     model = sk.RFMSegmenter().fit(features)
     with pytest.raises(ValueError, match="needs a customer_id column"):
         model.predict(frame.lazy())
+
+
+# ------------------------------------------------------------ end to end on Spark
+
+
+def test_spark_transactions_to_assignments_without_collecting_them(spark, monkeypatch):
+    """Transactions in Spark -> features in Spark -> predict -> a Spark frame of
+    assignments; the transaction lines never reach the driver."""
+    raw, mapping = sk.datasets.load_sample()
+    lines = spark.createDataFrame(raw)
+    collected: list[tuple[str, str, int, tuple[str, ...]]] = []
+    stage = {"now": "features"}
+    spark_frame = type(lines)
+
+    def recording(name):
+        original = getattr(spark_frame, name)
+
+        def method(self, *args, **kwargs):
+            out = original(self, *args, **kwargs)
+            if name == "toLocalIterator":
+                out = iter(list(out))
+                rows = len(list(original(self, *args, **kwargs)))
+            else:
+                rows = out.num_rows if hasattr(out, "num_rows") else len(out)
+            collected.append((stage["now"], name, rows, tuple(self.columns)))
+            return out
+
+        return method
+
+    # Every way rows reach the driver (narwhals collects through toArrow).
+    for name in ("collect", "toPandas", "toArrow", "take", "head", "tail", "toLocalIterator"):
+        if hasattr(spark_frame, name):
+            monkeypatch.setattr(spark_frame, name, recording(name))
+
+    features = sk.extract_features(sk.Transactions.from_frame(lines, **mapping))
+    assert isinstance(features, spark_frame)
+    stage["now"] = "fit"
+    model = sk.RFMSegmenter().fit(features)
+    stage["now"] = "predict"
+    assignments = model.predict(features)
+    monkeypatch.undo()
+
+    assert isinstance(assignments, spark_frame)
+    # The features are computed inside the assignments' plan, from the lines.
+    plan = assignments._jdf.queryExecution().optimizedPlan().toString()
+    assert "Aggregate" in plan
+    n_customers = raw[mapping["customer_id"]].nunique()
+    transaction_columns = set(raw.columns)
+    for where, name, rows, columns in collected:
+        assert where != "predict", f"predict collected {rows} rows via {name}"
+        assert rows < len(raw), (where, name, rows)
+        assert not transaction_columns & set(columns), (where, name, columns)
+        if where == "features":
+            # Validation and extraction read aggregates only (counts, first/last time).
+            assert rows <= 1, f"feature extraction collected {rows} rows via {name}"
+        else:
+            # RFM's fit reads the R, F and M of each customer: one small row each.
+            assert rows <= n_customers
+            assert set(columns) <= {"customer_id", "recency_days", "frequency", "monetary"}
+
+    # Same assignments as the pandas pipeline.
+    reference = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
+    expected = sk.RFMSegmenter().fit(reference).predict(reference).assignments
+    assert_same(assignments, expected)
