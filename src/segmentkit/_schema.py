@@ -242,7 +242,7 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
         finite = values.dropna()
         if (finite == np.floor(finite)).all():
             values = values.astype("Int64")
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    codes, uniques = _factorize(values)
     categories, changed = _id_texts(uniques)
     # factorize returned distinct values; only values whose text changed (padding, 1.0,
     # numbers) can collide, so the costly duplicate check runs only then.
@@ -252,6 +252,32 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
         codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
         categories = pd.Index(categories_unique, dtype=categories.dtype)
     return pd.Series(_categorical(codes, categories), index=values.index)
+
+
+def _factorize(values: pd.Series) -> tuple[np.ndarray, Any]:
+    """``pd.factorize`` (first-seen codes, -1 when missing); Arrow text goes to pyarrow.
+
+    Encoding an Arrow column chunk by chunk gives every chunk the same final dictionary;
+    pandas would still unify the chunks' dictionaries, hashing every value once more.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        import pyarrow as pa
+
+        texts = pa.array(values.array)
+        chunks = texts.dictionary_encode().chunks if isinstance(texts, pa.ChunkedArray) else []
+        dictionary = chunks[-1].dictionary if chunks else None
+        if chunks and all(len(chunk.dictionary) == len(dictionary) for chunk in chunks):
+            codes = np.concatenate(
+                [
+                    chunk.indices.fill_null(-1).to_numpy()
+                    if chunk.null_count
+                    else chunk.indices.to_numpy()
+                    for chunk in chunks
+                ]
+            )
+            return codes, pd.Index(pd.Series(dictionary, dtype=dtype))
+    return pd.factorize(values, use_na_sentinel=True)
 
 
 def _categorical(codes: np.ndarray, categories: pd.Index) -> pd.Categorical:
