@@ -545,3 +545,13 @@ def test_spark_transactions_to_assignments_without_collecting_them(spark, monkey
     reference = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
     expected = sk.RFMSegmenter().fit(reference).predict(reference).assignments
     assert_same(assignments, expected)
+
+
+def test_customer_id_is_not_a_feature_for_rules(features):
+    # As on pandas, where the id is the index.
+    frame = pl.from_pandas(features.frame.reset_index()).lazy()
+    model = sk.RuleSegmenter(rules=[("A", "customer_id == '1001'")])
+    with pytest.raises(RuleSyntaxError, match="Unknown feature 'customer_id'"):
+        model.fit(frame)
+    with pytest.raises(RuleSyntaxError, match="Unknown feature 'customer_id'"):
+        model.fit(features)

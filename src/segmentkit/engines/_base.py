@@ -95,7 +95,8 @@ class Segmenter(BaseEstimator, ABC):
         if _is_native(X):
             from segmentkit.engines._native import fit_native
 
-            return fit_native(self, X)  # type: ignore[return-value]
+            fit_native(self, X)
+            return self
         validate_params(
             type(self).__name__, self.get_params(deep=False), self._parameter_constraints
         )

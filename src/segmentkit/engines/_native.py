@@ -869,7 +869,8 @@ def rules_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Ex
     from segmentkit.engines._expr import check_names
 
     schema = dict(frame.collect_schema())
-    names = list(schema)
+    # The id is the index on the pandas path, not a feature a rule may name.
+    names = [name for name in schema if name != ID]
     resolve = schema_resolver(schema)
     conditions = []
     for rule, expr in zip(engine.rules_, engine._parsed, strict=True):
@@ -911,7 +912,7 @@ def rfm_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr
     from segmentkit.engines._rfm import _SCORE_NAMES, CLASSIC_GRID
 
     schema = dict(frame.collect_schema())
-    names = list(schema)
+    names = [name for name in schema if name != ID]
     require(names, [engine.recency, engine.frequency, engine.monetary], type(engine).__name__)
     recency = nw.col(engine.recency).cast(nw.Float64)
     frequency = nw.col(engine.frequency).cast(nw.Float64)
