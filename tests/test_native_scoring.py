@@ -555,3 +555,33 @@ def test_customer_id_is_not_a_feature_for_rules(features):
         model.fit(frame)
     with pytest.raises(RuleSyntaxError, match="Unknown feature 'customer_id'"):
         model.fit(features)
+
+
+class _BigSpenders(sk.Segmenter):
+    """A third-party engine that knows nothing of native frames."""
+
+    def _fit(self, features):
+        self.cut_ = float(features.frame["monetary"].median())
+        self.segments_ = [sk.Segment(0, "Small"), sk.Segment(1, "Big")]
+
+    def _assign(self, features):
+        return (features.frame["monetary"].to_numpy() > self.cut_).astype(int), {}
+
+
+def test_engines_without_native_hooks_say_so(features):
+    frame = pl.from_pandas(features.frame.reset_index())
+    with pytest.raises(TypeError, match="cannot fit on a polars frame"):
+        _BigSpenders().fit(frame.lazy())
+    model = _BigSpenders().fit(features)
+    with pytest.raises(NotImplementedError, match="does not compile to dataframe expressions"):
+        model.predict(frame.lazy())
+    result = model.predict(frame)  # eager: scored on the pandas path
+    assert isinstance(result, pl.DataFrame)
+    assert_same(result, model.predict(features).assignments)
+
+
+def test_fit_predict_on_a_lazy_frame(features):
+    frame = pl.from_pandas(features.frame.reset_index()).lazy()
+    result = sk.RFMSegmenter().fit_predict(frame)
+    assert isinstance(result, pl.LazyFrame)
+    assert_same(result, sk.RFMSegmenter().fit_predict(features).assignments)
