@@ -155,8 +155,10 @@ def map_columns(
                     ),
                 )
             )
+    # No copy of the user's columns (tens of MB each at 10M rows): nothing below writes
+    # into them, it builds new columns, and copy-on-write protects the input anyway.
     renamed = pd.DataFrame(
-        {key: frame[source] for key, source in selected.items()}, index=frame.index
+        {key: frame[source] for key, source in selected.items()}, index=frame.index, copy=False
     )
     # Positions, not labels, identify rows in messages: a user can find row 17 in
     # any export, while an index label may be meaningless or duplicated.
@@ -354,10 +356,14 @@ def _as_float(
 ) -> tuple[pd.Series, ContractFailure | None]:
     if pd.api.types.is_bool_dtype(values.dtype):
         values = values.astype(float)
-    converted = pd.to_numeric(values, errors="coerce").astype("float64")
-    bad = converted.isna().to_numpy() & values.notna().to_numpy()
+    if values.dtype == np.float64:
+        converted = values  # to_numeric would copy what is already float64
+    else:
+        converted = pd.to_numeric(values, errors="coerce").astype("float64")
     if pd.api.types.is_float_dtype(values.dtype):
         bad = np.zeros(len(values), dtype=bool)
+    else:
+        bad = converted.isna().to_numpy() & values.notna().to_numpy()
     bad |= np.isinf(converted.to_numpy())
     return converted, _conversion_failure(
         spec,
