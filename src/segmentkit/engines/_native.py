@@ -3,10 +3,11 @@
 ``predict`` on a frame that is not pandas compiles the fitted engine to narwhals
 expressions (rule conditions, RFM cut points, nearest-centroid k-means with its
 preprocessing) and returns a frame of assignments in the caller's engine, lazily when
-the input is lazy: nothing is collected to Python. ``fit`` on such a frame pulls only
-what the engine learns from: nothing but the schema for rules, the three R/F/M columns
-for RFM, and a reproducible sample of customers for k-means and HDBSCAN (see
-:func:`hash_sample`).
+the input is lazy: nothing is collected to Python. HDBSCAN, which has no expression
+form, runs its pandas scoring batch by batch in the engine's Python workers. ``fit`` on
+such a frame pulls only what the engine learns from: the schema for rules, the three
+R/F/M columns for RFM, and a reproducible sample of customers for k-means and HDBSCAN
+(see :func:`hash_sample`).
 
 The functions here are reached through ``Segmenter.fit``/``predict``; engines
 implement ``_native_fit_frame`` and ``_native_assign`` (see ``engines/_base.py``).
