@@ -582,7 +582,8 @@ class _Compiler:
         safe_left = nw.when(usable).then(left).otherwise(nw.lit(0.0))
         safe_right = nw.when(usable).then(right).otherwise(nw.lit(1.0))
         if all(integer(value) for value in operands):
-            # Exact in every engine (polars' float modulo differs in the last bits).
+            # Exact in every engine; the engines' float modulo differs from numpy's in
+            # the last bits (floored by ((a % b) + b) % b or a - b * floor(a / b)).
             remainder = (safe_left.cast(nw.Int64) % safe_right.cast(nw.Int64)).cast(nw.Float64)
         else:
             remainder = safe_left % safe_right
