@@ -282,6 +282,60 @@ def test_time_zone_aware_and_yyyymmdd_timestamps_match_pandas(to_backend, backen
         _assert_same(raw, native, as_of="2024-04-03", orders_from="day", **mapping)
 
 
+# 2024-03-10 02:30 does not exist in New York; 2024-11-03 01:30 happens twice.
+_DST = pd.DataFrame(
+    {
+        "cust": ["a", "a", "b", "b"],
+        "ts": pd.to_datetime(
+            ["2024-03-10 01:59", "2024-11-03 01:30", "2024-11-03 00:59", "2024-11-03 03:00"]
+        ),
+        "paid": [1.0, 2.0, 3.0, 4.0],
+    }
+)
+_SKIPPED = pd.DataFrame({"cust": ["a"], "ts": pd.to_datetime(["2024-03-10 02:30"]), "paid": [1.0]})
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_repeated_wall_clock_times_are_read_as_standard_time(to_backend, backend):
+    mapping = {"customer_id": "cust", "timestamp": "ts", "amount": "paid"}
+    native = to_backend(_DST, backend)
+    _assert_same(_DST, native, as_of="2024-12-01", timezone="America/New_York", **mapping)
+
+
+@pytest.mark.parametrize("backend", ["pyarrow", "dask"])
+def test_skipped_wall_clock_times_move_to_the_end_of_the_gap(to_backend, backend):
+    mapping = {"customer_id": "cust", "timestamp": "ts", "amount": "paid"}
+    native = to_backend(_SKIPPED, backend)
+    _assert_same(_SKIPPED, native, as_of="2024-12-01", timezone="America/New_York", **mapping)
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "pyspark"])
+def test_dst_differences_of_duckdb_and_spark_are_the_documented_ones(to_backend, backend):
+    # docs/scaling.md: both move a skipped time by the gap's length (02:30 -> 03:30, not
+    # 03:00 as pandas), and Spark reads a repeated time as daylight time.
+    mapping = {"customer_id": "cust", "timestamp": "ts", "amount": "paid"}
+    options = {"timezone": "America/New_York", **mapping}
+    skipped = sk.Transactions.from_frame(to_backend(_SKIPPED, backend), **options)
+    assert skipped.report == sk.Transactions.from_frame(_SKIPPED, **options).report
+    got = sk.extract_features(skipped, as_of="2024-12-01", output="pandas")
+    assert got.frame["first_purchase"].iloc[0] == pd.Timestamp("2024-03-10 07:30", tz="UTC")
+    repeated = sk.Transactions.from_frame(to_backend(_DST, backend), **options)
+    got = sk.extract_features(repeated, as_of="2024-12-01", output="pandas")
+    hour = 5 if backend == "pyspark" else 6
+    assert got.frame.loc["a", "last_purchase"] == pd.Timestamp(f"2024-11-03 0{hour}:30", tz="UTC")
+
+
+def test_skipped_wall_clock_times_on_polars_say_what_to_do():
+    with pytest.raises(InvalidParameterError, match="do not exist in time zone"):
+        sk.Transactions.from_frame(
+            pl.from_pandas(_SKIPPED),
+            customer_id="cust",
+            timestamp="ts",
+            amount="paid",
+            timezone="America/New_York",
+        )
+
+
 @pytest.mark.parametrize("backend", FAST)
 def test_currencies_are_converted_or_refused_like_pandas(to_backend, backend):
     raw = pd.DataFrame(

@@ -52,13 +52,37 @@ def with_utc(
     if backend.name == "dask":
         frame = _dask_utc(frame, column, naive=naive, timezone=timezone)
         return frame.with_columns(nw.col(column).dt.timestamp("us").alias(EPOCH_US))
-    values = nw.col(column)
-    # Wall-clock times that a DST change skips or repeats make polars raise; pandas
-    # shifts them instead. The docs say so.
-    utc = values.dt.replace_time_zone(timezone) if naive else values
-    utc = utc.dt.convert_time_zone("UTC")
+    if naive and backend.name == "polars":
+        frame = _polars_localize(frame, column, timezone)
+    elif naive and backend.name == "pyarrow":
+        frame = _pyarrow_localize(frame, column, timezone)
+    utc = nw.col(column).dt.convert_time_zone("UTC")
     frame = frame.with_columns(utc.alias(column))
     return frame.with_columns(nw.col(column).dt.timestamp("us").alias(EPOCH_US))
+
+
+#: Text of the error polars raises for a wall-clock time skipped by a DST change.
+POLARS_NON_EXISTENT = "non-existent"
+
+
+def _polars_localize(frame: nw.LazyFrame[Any], column: str, timezone: str) -> nw.LazyFrame[Any]:
+    import polars as pl
+
+    # Repeated wall-clock times are read as standard time (the later instant), as on
+    # the pandas path. Skipped ones make polars raise: it cannot shift them forward.
+    local = pl.col(column).dt.replace_time_zone(timezone, ambiguous="latest")
+    return nw.from_native(nw.to_native(frame).with_columns(local))
+
+
+def _pyarrow_localize(frame: nw.LazyFrame[Any], column: str, timezone: str) -> nw.LazyFrame[Any]:
+    import pyarrow.compute as pc
+
+    table = nw.to_native(frame)
+    # 'latest' for both: standard time for repeated times, and skipped times move to the
+    # end of the gap; the pandas path's rules.
+    local = pc.assume_timezone(table[column], timezone, ambiguous="latest", nonexistent="latest")
+    position = table.schema.get_field_index(column)
+    return nw.from_native(table.set_column(position, column, local)).lazy()
 
 
 def _duckdb_utc(

@@ -22,7 +22,7 @@ from segmentkit._native._coerce import (
 )
 from segmentkit._native._detect import Backend, collect, detect
 from segmentkit._native._tables import NativeTransactions
-from segmentkit._native._time import EPOCH_US, with_utc
+from segmentkit._native._time import EPOCH_US, POLARS_NON_EXISTENT, with_utc
 from segmentkit._report import ValidationReport
 from segmentkit._schema import Contract, check_option, check_timezone, map_columns, raise_if
 from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
@@ -295,7 +295,18 @@ def _count(
             nw.col("currency").min().alias("currency_min"),
             nw.col("currency").max().alias("currency_max"),
         ]
-    row = collect(prepared.select(exprs)).rows(named=True)[0]
+    try:
+        row = collect(prepared.select(exprs)).rows(named=True)[0]
+    except Exception as error:  # the engine's own error type
+        if POLARS_NON_EXISTENT not in str(error):
+            raise
+        msg = (
+            f"Some timestamps do not exist in time zone {plan.timezone!r} (a daylight-saving "
+            "change skips them), and polars cannot move them forward as pandas does. Pass "
+            "the data through pandas, or convert the timestamps to UTC in polars first "
+            "(dt.replace_time_zone(..., non_existent='null') marks them missing)."
+        )
+        raise InvalidParameterError(msg) from error
     return {k: (int(v or 0) if not k.startswith("currency") else v) for k, v in row.items()}
 
 
