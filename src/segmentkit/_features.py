@@ -446,7 +446,8 @@ def _purchase_features(
     is_return = tx["is_return"].to_numpy(dtype=bool)
     sale = ~is_return
     gross = np.bincount(codes, weights=np.where(sale, amount, 0.0), minlength=n)
-    returned = np.bincount(codes, weights=np.where(is_return, -amount, 0.0), minlength=n)
+    # 0 − Σ amount is exactly Σ −amount (rounding is symmetric) without a negated copy.
+    returned = 0.0 - np.bincount(codes, weights=np.where(is_return, amount, 0.0), minlength=n)
 
     order_key = tx["order_key"].to_numpy()
     n_orders = int(order_key.max()) + 1 if len(order_key) else 0
