@@ -453,13 +453,6 @@ def _localize(values: pd.Series, timezone: str) -> pd.Series:
     # Wall-clock times skipped by a DST change move forward to the first valid instant;
     # times that occur twice are read as standard time. Both are rare in order exports
     # and refusing the whole file over them would help nobody.
-    if timezone == "UTC" and values.dtype == "datetime64[ns]":
-        simple_new = getattr(pd.arrays.DatetimeArray, "_simple_new", None)
-        if simple_new is not None:
-            # UTC wall-clock times are UTC instants with the same nanoseconds: wrap them
-            # without the copy tz_localize makes (80 MB at 10M rows).
-            utc = simple_new(values.to_numpy(), dtype=pd.DatetimeTZDtype("ns", "UTC"))
-            return pd.Series(utc, index=values.index, name=values.name, copy=False)
     ambiguous = np.zeros(len(values), dtype=bool)
     localized = values.dt.tz_localize(timezone, ambiguous=ambiguous, nonexistent="shift_forward")
     return localized.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
