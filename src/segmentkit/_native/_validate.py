@@ -102,14 +102,12 @@ def transactions_from_native(
         "base_currency": base_currency,
     }
     prepared = plan.prepared(raw, **policies)
-    counts = _count(prepared, plan, rates is not None, "currency" in selected)
     deduped = None
     if duplicates == "drop":
         # Every input column counts, mapped or not. Identical lines share every earlier
         # exclusion reason, so the duplicates charged are kept lines minus distinct ones.
         deduped = plan.prepared(raw.unique(), **policies)
-        kept_after = collect(deduped.filter(nw.col("_stage") == 0).select(nw.len()))
-        counts["kept_distinct"] = int(kept_after.item(0, 0))
+    counts = _count(prepared, deduped, plan, rates is not None, "currency" in selected)
     rows_read = counts["rows"]
     _raise_failures(plan, counts, raw, prepared, missing_customer, rates, base_currency)
 
@@ -277,9 +275,13 @@ def _convert_currency(
 
 
 def _count(
-    prepared: nw.LazyFrame[Any], plan: _Plan, converted: bool, has_currency: bool
+    prepared: nw.LazyFrame[Any],
+    deduped: nw.LazyFrame[Any] | None,
+    plan: _Plan,
+    converted: bool,
+    has_currency: bool,
 ) -> dict[str, int | Any]:
-    """Every count of the report and of the checks, in one query."""
+    """Every count of the report and of the checks, in one query returning one row."""
     stage = nw.col("_stage")
     exprs = [nw.len().alias("rows")]
     exprs += [(stage == s).cast(nw.Int64).sum().alias(f"stage_{s}") for s in range(6)]
@@ -295,8 +297,12 @@ def _count(
             nw.col("currency").min().alias("currency_min"),
             nw.col("currency").max().alias("currency_max"),
         ]
+    query = prepared.select(exprs)
+    if deduped is not None:
+        distinct = deduped.filter(nw.col("_stage") == 0).select(nw.len().alias("kept_distinct"))
+        query = query.join(distinct, how="cross")
     try:
-        row = collect(prepared.select(exprs)).rows(named=True)[0]
+        row = collect(query).rows(named=True)[0]
     except Exception as error:  # the engine's own error type
         if POLARS_NON_EXISTENT not in str(error):
             raise
