@@ -247,6 +247,8 @@ HAND_RULES = [
     ("ne", "channel != 'web' and delta != 0"),
     ("lt-le", "delta < -10 or recency_days <= 3"),
     ("gt-ge", "score > 15 or score >= 14.5"),
+    ("ne-missing", "score != 3 and -score != 2"),
+    ("bool-number", "vip > 0 and vip in (1) and frequency != true"),
     ("in", "channel in ('app', 'store') and delta in [1, 2, 3, 4.0]"),
     ("not-in", "channel not in ('web') and delta not in (0, 1)"),
     ("between", "score between -5 and 5"),

@@ -668,7 +668,10 @@ class _Compiler:
             ">": lambda a, b: a > b,
             ">=": lambda a, b: a >= b,
         }
-        return operators[op](lhs, rhs).fill_null(False)
+        # Null makes the comparison null (then false) in most engines, but numpy-backed
+        # pandas (Dask) says NaN != 3 is true: test presence explicitly.
+        present = ~(left[1].expr.is_null() | right[1].expr.is_null())
+        return (present & operators[op](lhs, rhs)).fill_null(False)
 
     def in_list(self, node: Any) -> nw.Expr:
         import narwhals as nw
