@@ -139,7 +139,9 @@ class Transactions(_Table):
         Parameters
         ----------
         frame : pandas.DataFrame
-            Raw order lines with the user's column names.
+            Raw order lines with the user's column names. A polars, pyarrow, DuckDB,
+            PySpark or Dask frame is validated in its own engine and stays there (see
+            the Scaling page of the docs).
         returns : {'net', 'exclude', 'separate'}, default='net'
             What to do with return and cancellation lines (negative amounts, or order ids
             starting with ``cancellation_prefix``). ``'net'`` keeps them, so spend is net of
