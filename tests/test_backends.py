@@ -432,20 +432,98 @@ def test_pandas_data_is_not_collected_behind_the_users_back():
     )
 
 
-def test_events_and_customers_on_native_engines_say_what_to_do():
+def test_events_on_native_engines_say_what_to_do():
     events = pl.DataFrame(
         {"customer_id": ["a"], "timestamp": ["2024-01-01"], "event_type": ["view"]}
     )
     with pytest.raises(InvalidParameterError, match=r"events on polars is not supported yet"):
         sk.Events.from_frame(events)
-    with pytest.raises(InvalidParameterError, match=r"customers on polars is not supported"):
-        sk.Customers.from_frame(pl.DataFrame({"customer_id": ["a"]}))
     tx = sk.Transactions.from_frame(pl.from_pandas(_messy()), **_MAPPING)
     pandas_events = sk.Events.from_frame(events.to_pandas())
     with pytest.raises(InvalidParameterError, match=r"events= is not supported with"):
         sk.extract_features(tx, pandas_events)
+    pandas_profiles = sk.Customers.from_frame(pd.DataFrame({"customer_id": ["a"]}))
+    with pytest.raises(InvalidParameterError, match=r"same engine as the transactions"):
+        sk.extract_features(tx, customers=pandas_profiles)
     with pytest.raises(InvalidParameterError, match="'output'"):
         sk.extract_features(tx, output="spark")
+
+
+# --- customer profiles -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def profiles(sample) -> pd.DataFrame:
+    """Profiles of part of the sample's households, one without orders, messy values."""
+    raw, _ = sample
+    ids = [*sorted(raw["household_id"].unique())[:150], "no-orders", None]
+    n = len(ids)
+    rng = np.random.default_rng(7)
+    born = pd.to_datetime(rng.integers(-20_000, 15_000, n), unit="D")
+    # Up to mid-2018, so some sign up after as_of; "no-orders" signs up before it.
+    days = rng.integers(0, 900, n)
+    days[-2] = 10
+    signup = pd.Timestamp("2016-01-01") + pd.to_timedelta(days, unit="D")
+    return pd.DataFrame(
+        {
+            "id": ids,
+            "mail": [f"{i}@example.org" for i in ids],
+            "born": born.where(rng.random(n) > 0.2),
+            "age": rng.integers(-5, 130, n).astype(float),
+            "gender": rng.choice(["f", "m", None], n),
+            "country": rng.choice(["FR", "DE", "US"], n),
+            "signup": signup,
+            "opt_in": rng.choice(["yes", "no", None, "Granted", " N "], n),
+            "tier": rng.choice(["gold", "silver"], n),
+        }
+    )
+
+
+_PROFILE_MAPPING = {
+    "customer_id": "id",
+    "email": "mail",
+    "birth_date": "born",
+    "age": "age",
+    "gender": "gender",
+    "country": "country",
+    "signup_date": "signup",
+    "consent_email": "opt_in",
+    "extra_columns": ["tier"],
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_profile_features_match_pandas(sample, profiles, to_backend, backend):
+    raw, mapping = sample
+    expected_profiles = sk.Customers.from_frame(profiles, **_PROFILE_MAPPING)
+    native_profiles = sk.Customers.from_frame(to_backend(profiles, backend), **_PROFILE_MAPPING)
+    assert native_profiles.report == expected_profiles.report
+    assert "email" in native_profiles.columns
+    tx = sk.Transactions.from_frame(to_backend(raw, backend), **mapping)
+    expected = sk.extract_features(
+        sk.Transactions.from_frame(raw, **mapping), customers=expected_profiles, as_of=AS_OF
+    )
+    got = sk.extract_features(tx, customers=native_profiles, as_of=AS_OF, output="pandas")
+    pd.testing.assert_frame_equal(got.frame, expected.frame, check_exact=False, rtol=1e-9)
+    assert got.excluded == expected.excluded
+    assert "email" not in got.columns
+    assert "no-orders" in got.customer_ids
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_profile_contract_failures_say_what_to_do(profiles, to_backend, backend):
+    native = to_backend(profiles, backend)
+    with pytest.raises(InvalidParameterError, match="no row order"):
+        sk.Customers.from_frame(native, duplicates="keep_last", **_PROFILE_MAPPING)
+    repeated = to_backend(pd.concat([profiles, profiles.iloc[:2]]), backend)
+    with pytest.raises(ContractError, match="2 customer ids appear on more than one row"):
+        sk.Customers.from_frame(repeated, **_PROFILE_MAPPING)
+    flags = profiles.assign(opt_in=profiles["opt_in"].where(profiles.index != 3, "maybe"))
+    with pytest.raises(ContractError, match="'consent_email' of customers has 1") as info:
+        sk.Customers.from_frame(to_backend(flags, backend), **_PROFILE_MAPPING)
+    assert info.value.failures["failure_case"].tolist() == ["maybe"]
+    with pytest.raises(ContractError, match="1 rows have no 'customer_id'"):
+        sk.Customers.from_frame(native, missing_customer="raise", **_PROFILE_MAPPING)
 
 
 def test_validation_collects_only_small_results(sample):

@@ -133,10 +133,14 @@ class Customers(_Table):
             On missing or unmappable columns, empty input, unparseable values or
             duplicate ids with ``duplicates='raise'``.
         """
-        if not isinstance(frame, pd.DataFrame):
-            from segmentkit._native import refuse_native
+        if not isinstance(frame, pd.DataFrame):  # polars, DuckDB, Spark...: stays there
+            from segmentkit._native import customers_from_native
 
-            refuse_native(cls.contract.table, frame)
+            return customers_from_native(  # type: ignore[return-value]
+                cls.contract, frame, missing_customer=missing_customer, duplicates=duplicates,
+                extra_columns=extra_columns, timezone=timezone, policy_keys=_POLICY_KEYS,
+                columns=columns,
+            )  # fmt: skip
         table = cls.contract.table
         check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
         check_option(duplicates, "duplicates", ["raise", "keep_first", "keep_last"], table)

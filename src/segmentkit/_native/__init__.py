@@ -11,13 +11,16 @@ from typing import Any
 
 from segmentkit._native._detect import detect, is_native
 from segmentkit._native._features import extract_native_features
+from segmentkit._native._profiles import customers_from_native
 from segmentkit._native._scan import scan_file
-from segmentkit._native._tables import NativeDataError, NativeTransactions
+from segmentkit._native._tables import NativeCustomers, NativeDataError, NativeTransactions
 from segmentkit._native._validate import transactions_from_native
 
 __all__ = [
+    "NativeCustomers",
     "NativeDataError",
     "NativeTransactions",
+    "customers_from_native",
     "extract_native_features",
     "is_native",
     "refuse_native",
@@ -27,7 +30,7 @@ __all__ = [
 
 
 def refuse_native(table: str, frame: Any) -> None:
-    """Say clearly that events and profiles must be pandas for now.
+    """Say clearly that events must be pandas for now.
 
     Frames narwhals does not know fall through, to the pandas path's own type error.
     """
@@ -37,9 +40,9 @@ def refuse_native(table: str, frame: Any) -> None:
         return
     _, backend = detect(frame, table)
     msg = (
-        f"{table} on {backend.name} is not supported yet: only Transactions are validated "
-        "and featurised outside pandas. Collect this table to pandas first (e.g. "
-        "`.to_pandas()`, or `.collect().to_pandas()` when lazy), and compute the "
-        "purchase features of native Transactions without events= and customers=."
+        f"{table} on {backend.name} is not supported yet: only Transactions and Customers "
+        "are validated and featurised outside pandas. Collect this table to pandas first "
+        "(e.g. `.to_pandas()`, or `.collect().to_pandas()` when lazy); browsing features "
+        "are computed on the pandas path only."
     )
     raise InvalidParameterError(msg)

@@ -17,7 +17,8 @@ import pandas as pd
 
 from segmentkit._catalog import definitions_by_name
 from segmentkit._native._detect import collect, to_native
-from segmentkit._native._tables import NativeTransactions
+from segmentkit._native._profile_features import profile_features
+from segmentkit._native._tables import NativeCustomers, NativeTransactions
 from segmentkit._native._time import DAY_US, EPOCH_US
 from segmentkit.errors import InvalidParameterError
 
@@ -28,6 +29,22 @@ _INTEGER = ("frequency", "n_products", "n_categories")
 # Engines whose frames keep a row order; elsewhere a sort costs a shuffle and the order
 # is not kept by later steps anyway.
 _SORTED = ("polars", "pyarrow")
+_NUMERIC = frozenset(
+    {
+        "recency_days",
+        "monetary",
+        "gross_spend",
+        "avg_order_value",
+        "tenure_days",
+        "mean_days_between_orders",
+        "return_rate",
+        "discount_share",
+        "top_category_share",
+        "avg_basket_size",
+        "age",
+        "days_since_signup",
+    }
+)
 
 
 def extract_native_features(
@@ -67,15 +84,23 @@ def extract_native_features(
     if output not in {"native", "pandas"}:
         msg = f"The 'output' parameter must be one of ['native', 'pandas']. Got {output!r}."
         raise InvalidParameterError(msg)
-    for name, table in (("events", events), ("customers", customers)):
-        if table is not None:
-            msg = (
-                f"{name}= is not supported with transactions on {transactions.backend} yet: "
-                "browsing and profile features are computed on the pandas path only. "
-                "Compute the purchase features here (events=None, customers=None) and join "
-                f"your own {name} features on customer_id, or validate all tables in pandas."
-            )
-            raise InvalidParameterError(msg)
+    if events is not None:
+        msg = (
+            f"events= is not supported with transactions on {transactions.backend} yet: "
+            "browsing features (visits, abandoned carts) are computed on the pandas path "
+            "only. Compute the other features here (events=None) and join your own browsing "
+            "features on customer_id, or validate all tables in pandas."
+        )
+        raise InvalidParameterError(msg)
+    if customers is not None and (
+        not isinstance(customers, NativeCustomers) or customers.backend != transactions.backend
+    ):
+        msg = (
+            f"customers= must be validated on the same engine as the transactions "
+            f"({transactions.backend}): pass Customers.from_frame(<{transactions.backend} "
+            "frame>, ...)."
+        )
+        raise InvalidParameterError(msg)
     frame = transactions._frame
     if as_of is None:
         latest = collect(frame.select(nw.col(EPOCH_US).max())).item(0, 0)
@@ -99,7 +124,15 @@ def extract_native_features(
         )
         raise ValueError(msg)
     excluded = {"transactions_after_as_of": len(transactions) - n_in}
-    features = _purchase_features(frame.filter(inside), as_of_us, transactions.orders_from)
+    table = _purchase_table(frame.filter(inside), transactions.orders_from)
+    names = table.collect_schema().names()
+    profile_names: list[str] = []
+    if customers is not None:
+        profiles, profile_names = profile_features(customers, stamp, excluded)
+        # Everyone with a line or an eligible profile is a customer.
+        ids = nw.concat([table.select(_ID), profiles.select(_ID)], how="vertical").unique()
+        table = ids.join(table, on=_ID, how="left").join(profiles, on=_ID, how="left")
+    features = table.select(*_finish(names, as_of_us), *profile_names)
     if output == "native":
         if transactions.backend in _SORTED:
             features = features.sort(_ID)
@@ -111,7 +144,8 @@ def extract_native_features(
     return CustomerFeatures(pandas_frame, stamp, definitions, excluded)
 
 
-def _purchase_features(lines: nw.LazyFrame[Any], as_of_us: int, orders_from: str) -> Any:
+def _purchase_table(lines: nw.LazyFrame[Any], orders_from: str) -> Any:
+    """Per-customer aggregates of the purchase lines (finished by :func:`_finish`)."""
     names = lines.collect_schema().names()
     sale = ~nw.col("is_return")
     zero = nw.lit(0.0)
@@ -156,7 +190,7 @@ def _purchase_features(lines: nw.LazyFrame[Any], as_of_us: int, orders_from: str
         table = table.join(products, on=_ID, how="left")
     if "category" in names:
         table = table.join(_categories(sales), on=_ID, how="left")
-    return table.select(_finish(table.collect_schema().names(), as_of_us))
+    return table
 
 
 def _frequency(sales: nw.LazyFrame[Any], names: list[str], orders_from: str) -> Any:
@@ -200,8 +234,9 @@ def _categories(sales: nw.LazyFrame[Any]) -> Any:
 def _finish(names: list[str], as_of_us: int) -> list[nw.Expr]:
     frequency = nw.col("frequency").fill_null(0).cast(nw.Int64)
     bought = frequency > 0
-    gross = nw.col("gross_spend").cast(nw.Float64)
-    returned = nw.col("_returned").cast(nw.Float64)
+    # Customers known only by a profile have no aggregates: their sums are 0.
+    gross = nw.col("gross_spend").cast(nw.Float64).fill_null(0.0)
+    returned = nw.col("_returned").cast(nw.Float64).fill_null(0.0)
     first = nw.col("_first_us")
     last = nw.col("_last_us")
     # Divisions sit inside when(): Spark's ANSI mode raises on a zero divisor.
@@ -227,7 +262,7 @@ def _finish(names: list[str], as_of_us: int) -> list[nw.Expr]:
         .alias("return_rate"),
     ]
     if "_discount" in names:
-        discount = nw.col("_discount").cast(nw.Float64)
+        discount = nw.col("_discount").cast(nw.Float64).fill_null(0.0)
         list_price = gross + discount
         exprs.append(
             nw.when(list_price > 0)
@@ -249,7 +284,7 @@ def _finish(names: list[str], as_of_us: int) -> list[nw.Expr]:
     if "_units" in names:
         exprs.append(
             nw.when(bought)
-            .then(nw.col("_units").cast(nw.Float64) / frequency)
+            .then(nw.col("_units").cast(nw.Float64).fill_null(0.0) / frequency)
             .alias("avg_basket_size")
         )
     return exprs
@@ -267,11 +302,16 @@ def _to_pandas(features: nw.DataFrame[Any]) -> pd.DataFrame:
             columns[name] = pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]").array
         elif name in _INTEGER:
             columns[name] = values.to_numpy(dtype=np.int64)
-        elif name == "top_category":
-            text = values.astype(object)
-            columns[name] = np.asarray(text.where(text.notna(), None), dtype=object)
-        else:
+        elif name in _NUMERIC:
             columns[name] = pd.to_numeric(values).to_numpy(dtype=float, na_value=np.nan)
+        elif name.startswith("consent_"):
+            flags = values.astype(object)
+            columns[name] = pd.array(flags.where(flags.notna(), None), dtype="boolean")
+        else:
+            # Text (top_category, locations) and extra profile columns: objects with None
+            # for missing, as the pandas path builds them.
+            objects = values.astype(object)
+            columns[name] = np.asarray(objects.where(objects.notna(), None), dtype=object)
     frame = pd.DataFrame(columns)
     frame.index = pd.Index(data[_ID].astype(str).to_numpy(dtype=object), dtype=str, name=_ID)
     return frame

@@ -1,4 +1,4 @@
-"""Validated transactions whose rows stay in the caller's engine."""
+"""Validated tables whose rows stay in the caller's engine."""
 
 from __future__ import annotations
 
@@ -7,20 +7,77 @@ from typing import Any
 import narwhals as nw
 import pandas as pd
 
+from segmentkit._customers import Customers
 from segmentkit._native._detect import Backend, collect, to_native
 from segmentkit._native._time import EPOCH_US
 from segmentkit._report import ValidationReport
 from segmentkit._transactions import Transactions
 from segmentkit.errors import SegmentkitError
 
-__all__ = ["NativeDataError", "NativeTransactions"]
+__all__ = ["NativeCustomers", "NativeDataError", "NativeTransactions"]
 
 
 class NativeDataError(SegmentkitError, TypeError):
     """Pandas data was asked of a table whose rows live in another engine."""
 
 
-class NativeTransactions(Transactions):
+class _NativeRows:
+    """What native tables share: the rows are a query in the caller's engine."""
+
+    _frame: nw.LazyFrame[Any]
+    _backend: Backend
+    _n_customers: int | None
+    report: ValidationReport
+    #: Internal columns (epoch microseconds) kept beside the canonical ones.
+    _internal: tuple[str, ...] = ()
+
+    @property
+    def backend(self) -> str:
+        """The engine the rows live in: ``'polars'``, ``'duckdb'``, ``'pyspark'``..."""
+        return self._backend.name
+
+    @property
+    def native(self) -> Any:
+        """The kept rows as the caller's kind of frame (lazy for lazy inputs)."""
+        return to_native(self._visible(self._frame), self._backend)
+
+    def _visible(self, frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+        hidden = [c for c in self._internal if c in frame.collect_schema().names()]
+        return frame.drop(hidden) if hidden else frame
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """Not available: the rows are in another engine (see ``to_pandas``)."""
+        msg = (
+            f"These {self.report.table} live in {self._backend}; `.data` would collect "
+            "every row into pandas. Use `.native` for the frame in its engine, or "
+            "`.to_pandas()` to collect them on purpose when they fit in memory."
+        )
+        raise NativeDataError(msg)
+
+    @property
+    def columns(self) -> list[str]:
+        """Canonical columns of :attr:`native`."""
+        return [c for c in self._frame.collect_schema().names() if c not in self._internal]
+
+    def __len__(self) -> int:
+        return self.report.rows_kept
+
+    @property
+    def n_customers(self) -> int:
+        """Distinct customers among the kept rows (one query, then remembered)."""
+        if self._n_customers is None:
+            counted = collect(self._frame.select(nw.col("customer_id").n_unique()))
+            self._n_customers = int(counted.item(0, 0))
+        return self._n_customers
+
+    def __repr__(self) -> str:
+        # No customer count: it would run a query just to print the object.
+        name = self.report.table.capitalize()
+        return f"<{name} on {self._backend}: {len(self)} rows, columns={self.columns}>"
+
+
+class NativeTransactions(_NativeRows, Transactions):
     """Transactions validated on polars, pyarrow, DuckDB, PySpark or Dask, kept there.
 
     Built by :meth:`Transactions.from_frame` when given such a frame. The rows are a
@@ -41,6 +98,8 @@ class NativeTransactions(Transactions):
         How lines form orders when no ``order_id`` is mapped.
     """
 
+    _internal = (EPOCH_US,)
+
     def __init__(
         self,
         frame: nw.LazyFrame[Any],
@@ -50,57 +109,17 @@ class NativeTransactions(Transactions):
         backend: Backend,
         orders_from: str,
     ) -> None:
-        super().__init__(pd.DataFrame(), report, pd.DataFrame())
+        Transactions.__init__(self, pd.DataFrame(), report, pd.DataFrame())
         self._frame = frame
         self._returns_frame = returns
         self._backend = backend
         self.orders_from = orders_from
-        self._n_customers: int | None = None
-
-    @property
-    def backend(self) -> str:
-        """The engine the rows live in: ``'polars'``, ``'duckdb'``, ``'pyspark'``..."""
-        return self._backend.name
-
-    @property
-    def native(self) -> Any:
-        """The kept rows as the caller's kind of frame (lazy for lazy inputs)."""
-        return to_native(self._frame.drop(EPOCH_US), self._backend)
-
-    @property
-    def data(self) -> pd.DataFrame:
-        """Not available: the rows are in another engine (see :meth:`to_pandas`)."""
-        msg = (
-            f"These transactions live in {self._backend}; `.data` would collect every line "
-            "into pandas. Use `.native` for the frame in its engine, or `.to_pandas()` to "
-            "collect them on purpose when they fit in memory."
-        )
-        raise NativeDataError(msg)
+        self._n_customers = None
 
     @property
     def returns(self) -> Any:
         """Return lines set aside by ``returns='separate'``, in the caller's engine."""
-        return to_native(self._returns_frame.drop(EPOCH_US), self._backend)
-
-    @property
-    def columns(self) -> list[str]:
-        """Canonical columns of :attr:`native`."""
-        return [c for c in self._frame.collect_schema().names() if c != EPOCH_US]
-
-    def __len__(self) -> int:
-        return self.report.rows_kept
-
-    @property
-    def n_customers(self) -> int:
-        """Distinct customers among the kept rows (one query, then remembered)."""
-        if self._n_customers is None:
-            counted = collect(self._frame.select(nw.col("customer_id").n_unique()))
-            self._n_customers = int(counted.item(0, 0))
-        return self._n_customers
-
-    def __repr__(self) -> str:
-        # No customer count: it would run a query just to print the object.
-        return f"<Transactions on {self._backend}: {len(self)} rows, columns={self.columns}>"
+        return to_native(self._visible(self._returns_frame), self._backend)
 
     def to_pandas(self) -> Transactions:
         """Collect the rows into ordinary pandas :class:`Transactions`.
@@ -112,19 +131,44 @@ class NativeTransactions(Transactions):
         Transactions
             The same lines and report, with ``data`` in pandas.
         """
-        data = _collect_pandas(self._frame)
+        data = _collect_pandas(self._visible(self._frame))
         mapping = {name: name for name in data.columns if name != "is_return"}
         rebuilt = Transactions.from_frame(
             data.drop(columns="is_return"), orders_from=self.orders_from, **mapping
         )
         # Cancelled lines worth 0 are returns that amount < 0 alone would miss.
         kept = rebuilt.data.assign(is_return=data["is_return"].to_numpy(dtype=bool))
-        returns = _collect_pandas(self._returns_frame)
+        returns = _collect_pandas(self._visible(self._returns_frame))
         return Transactions(kept, self.report, returns)
 
 
+class NativeCustomers(_NativeRows, Customers):
+    """Customer profiles validated on polars, pyarrow, DuckDB, PySpark or Dask, kept there.
+
+    Parameters
+    ----------
+    frame : narwhals.LazyFrame
+        The kept profiles in canonical columns (and extra columns), plus internal
+        epoch columns of ``signup_date`` and ``birth_date``.
+    report : ValidationReport
+        The account of the input rows, counted in the engine.
+    backend : Backend
+        The caller's engine.
+    """
+
+    _internal = ("_signup_us", "_birth_us")
+
+    def __init__(
+        self, frame: nw.LazyFrame[Any], report: ValidationReport, *, backend: Backend
+    ) -> None:
+        Customers.__init__(self, pd.DataFrame(), report)
+        self._frame = frame
+        self._backend = backend
+        self._n_customers = None
+
+
 def _collect_pandas(frame: nw.LazyFrame[Any]) -> pd.DataFrame:
-    data = collect(frame.drop(EPOCH_US)).to_pandas()
+    data = collect(frame).to_pandas()
     if "timestamp" in data:
         stamps = pd.to_datetime(data["timestamp"], utc=True)
         data["timestamp"] = stamps.astype("datetime64[ns, UTC]")

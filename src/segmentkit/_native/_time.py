@@ -23,9 +23,15 @@ DAY_US = 86_400 * 10**6
 
 
 def with_utc(
-    frame: nw.LazyFrame[Any], column: str, *, naive: bool, timezone: str, backend: Backend
+    frame: nw.LazyFrame[Any],
+    column: str,
+    *,
+    naive: bool,
+    timezone: str,
+    backend: Backend,
+    epoch: str = EPOCH_US,
 ) -> nw.LazyFrame[Any]:
-    """Make ``column`` a UTC instant and add :data:`EPOCH_US` beside it.
+    """Make ``column`` a UTC instant and add its epoch microseconds as ``epoch``.
 
     Parameters
     ----------
@@ -39,6 +45,8 @@ def with_utc(
         IANA name of the zone of naive values.
     backend : Backend
         Engine of the frame.
+    epoch : str, default=EPOCH_US
+        Name of the added column of UTC microseconds since the epoch.
 
     Returns
     -------
@@ -46,19 +54,19 @@ def with_utc(
         The frame with the converted column and the epoch column.
     """
     if backend.name == "duckdb":
-        return _duckdb_utc(frame, column, naive=naive, timezone=timezone)
+        return _duckdb_utc(frame, column, naive=naive, timezone=timezone, epoch=epoch)
     if backend.name == "pyspark":
-        return _spark_utc(frame, column, naive=naive, timezone=timezone)
+        return _spark_utc(frame, column, naive=naive, timezone=timezone, epoch=epoch)
     if backend.name == "dask":
         frame = _dask_utc(frame, column, naive=naive, timezone=timezone)
-        return frame.with_columns(nw.col(column).dt.timestamp("us").alias(EPOCH_US))
+        return frame.with_columns(nw.col(column).dt.timestamp("us").alias(epoch))
     if naive and backend.name == "polars":
         frame = _polars_localize(frame, column, timezone)
     elif naive and backend.name == "pyarrow":
         frame = _pyarrow_localize(frame, column, timezone)
     utc = nw.col(column).dt.convert_time_zone("UTC")
     frame = frame.with_columns(utc.alias(column))
-    return frame.with_columns(nw.col(column).dt.timestamp("us").alias(EPOCH_US))
+    return frame.with_columns(nw.col(column).dt.timestamp("us").alias(epoch))
 
 
 #: Text of the error polars raises for a wall-clock time skipped by a DST change.
@@ -86,7 +94,7 @@ def _pyarrow_localize(frame: nw.LazyFrame[Any], column: str, timezone: str) -> n
 
 
 def _duckdb_utc(
-    frame: nw.LazyFrame[Any], column: str, *, naive: bool, timezone: str
+    frame: nw.LazyFrame[Any], column: str, *, naive: bool, timezone: str, epoch: str
 ) -> nw.LazyFrame[Any]:
     relation = nw.to_native(frame)
     quoted = '"' + column.replace('"', '""') + '"'
@@ -97,12 +105,12 @@ def _duckdb_utc(
     instant = f"timezone('{zone}', {quoted})" if naive else quoted
     instant = f"CAST({instant} AS TIMESTAMPTZ)"
     relation = relation.project(f"* REPLACE ({instant} AS {quoted})")
-    relation = relation.project(f'*, epoch_us({quoted}) AS "{EPOCH_US}"')
+    relation = relation.project(f'*, epoch_us({quoted}) AS "{epoch}"')
     return nw.from_native(relation)
 
 
 def _spark_utc(
-    frame: nw.LazyFrame[Any], column: str, *, naive: bool, timezone: str
+    frame: nw.LazyFrame[Any], column: str, *, naive: bool, timezone: str, epoch: str
 ) -> nw.LazyFrame[Any]:
     from pyspark.sql import functions as F  # noqa: N812 (Spark's own convention)
 
@@ -120,7 +128,7 @@ def _spark_utc(
         # In a UTC session the cast keeps the wall-clock time; to_utc_timestamp then reads
         # it in the data's zone.
         df = df.withColumn(column, F.to_utc_timestamp(F.col(column).cast("timestamp"), timezone))
-    return nw.from_native(df.withColumn(EPOCH_US, F.unix_micros(F.col(column))))
+    return nw.from_native(df.withColumn(epoch, F.unix_micros(F.col(column))))
 
 
 def _dask_utc(
