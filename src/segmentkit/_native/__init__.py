@@ -1,5 +1,6 @@
 """The non-pandas path: the same contracts and features on polars, pyarrow, DuckDB,
-PySpark and Dask frames, written once with narwhals.
+PySpark and Dask frames, written once with narwhals (transactions and profiles;
+browsing events stay on the pandas path).
 
 Nothing here is imported by ``import segmentkit``: the shared modules import it only
 when they meet a frame that is not a pandas DataFrame (or ``engine=`` is not pandas).

@@ -62,8 +62,11 @@ def extract_native_features(
     ----------
     transactions : NativeTransactions
         Transactions validated on polars, pyarrow, DuckDB, PySpark or Dask.
-    events, customers : None
+    events : None
         Not supported on these engines yet (a clear error says what to do).
+    customers : NativeCustomers, optional
+        Profiles validated on the same engine; adds the profile features, and
+        customers known only by a profile (signed up by ``as_of``).
     as_of : str or datetime-like, optional
         End of observation (inclusive); defaults to the last transaction.
     windows : sequence of int, default=(7, 30, 90)
