@@ -84,7 +84,15 @@ def run_child(engine: str, n: int, sample: int) -> dict:
         ).fit_predict(features)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    return {"engine": engine, "customers": n, "seconds": seconds, "peak_rss_gib": peak}
+    # Other processes on the (shared) machine skew timings: keep the 1-minute load.
+    return {
+        "engine": engine,
+        "customers": n,
+        "seconds": seconds,
+        "peak_rss_gib": peak,
+        "load_average_1min": os.getloadavg()[0],
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,14 +117,20 @@ def main(argv: list[str] | None = None) -> int:
                 return done.returncode
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
             row = results[-1]
-            print(f"{n:>9,} {engine:<15} {row['seconds']:8.2f} s  {row['peak_rss_gib']:.2f} GiB")
+            print(
+                f"{n:>9,} {engine:<15} {row['seconds']:8.2f} s  {row['peak_rss_gib']:.2f} GiB"
+                f"  load {row['load_average_1min']:.1f}"
+            )
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps({"results": results}, indent=1))
-    print("\n| customers | engine | seconds | peak RSS (GiB) |\n|---:|---|---:|---:|")
+    print(
+        "\n| customers | engine | seconds | peak RSS (GiB) | load (1 min) |"
+        "\n|---:|---|---:|---:|---:|"
+    )
     for row in results:
         print(
             f"| {row['customers']:,} | {row['engine']} | {row['seconds']:.2f} | "
-            f"{row['peak_rss_gib']:.2f} |"
+            f"{row['peak_rss_gib']:.2f} | {row['load_average_1min']:.1f} |"
         )
     return 0
 
