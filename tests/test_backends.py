@@ -433,21 +433,23 @@ def test_pandas_data_is_not_collected_behind_the_users_back():
     )
 
 
-def test_events_on_native_engines_say_what_to_do():
+def test_tables_of_mixed_engines_say_what_to_do():
     events = pl.DataFrame(
         {"customer_id": ["a"], "timestamp": ["2024-01-01"], "event_type": ["view"]}
     )
-    with pytest.raises(InvalidParameterError, match=r"events on polars is not supported yet"):
-        sk.Events.from_frame(events)
     tx = sk.Transactions.from_frame(pl.from_pandas(_messy()), **_MAPPING)
     pandas_events = sk.Events.from_frame(events.to_pandas())
-    with pytest.raises(InvalidParameterError, match=r"events= is not supported with"):
+    with pytest.raises(InvalidParameterError, match=r"events= must be validated on the same"):
         sk.extract_features(tx, pandas_events)
     pandas_profiles = sk.Customers.from_frame(pd.DataFrame({"customer_id": ["a"]}))
     with pytest.raises(InvalidParameterError, match=r"same engine as the transactions"):
         sk.extract_features(tx, customers=pandas_profiles)
     with pytest.raises(InvalidParameterError, match="'output'"):
         sk.extract_features(tx, output="spark")
+    native_events = sk.Events.from_frame(events)
+    assert native_events.backend == "polars"
+    with pytest.raises(TypeError, match=r"live in polars \(eager\)"):
+        sk.extract_features(sk.Transactions.from_frame(_messy(), **_MAPPING), native_events)
 
 
 # --- customer profiles -------------------------------------------------------------------
@@ -594,3 +596,200 @@ def test_scaling_page_spark_example_runs(spark):
     features = namespace["features"]
     assert features.columns[:3] == ["customer_id", "first_purchase", "last_purchase"]
     assert namespace["pdf"].shape[0] == 800
+
+
+# --- browsing events ----------------------------------------------------------------------
+
+_EVENT_MAPPING = {
+    "customer_id": "customer_id",
+    "timestamp": "timestamp",
+    "event_type": "event_type",
+    "product_id": "product_id",
+    "category": "category",
+    "session_id": "session_id",
+    "duration_s": "duration_s",
+}
+# Without session_id and duration_s, visits come from the 30-minute gap and their span.
+_GAP_MAPPING = {k: v for k, v in _EVENT_MAPPING.items() if k not in {"session_id", "duration_s"}}
+
+
+@pytest.fixture(scope="module")
+def sample_events(sample) -> pd.DataFrame:
+    """The quickstart's generated events (naive UTC: DuckDB has no ns-zoned type)."""
+    raw, mapping = sample
+    tx = sk.Transactions.from_frame(raw, **mapping)
+    events = sk.datasets.generate_events(tx.data, random_state=0)
+    return events.assign(timestamp=events["timestamp"].dt.tz_localize(None))
+
+
+def _assert_same_browsing(
+    raw: pd.DataFrame,
+    native_raw: Any,
+    events: pd.DataFrame,
+    native_events: Any,
+    *,
+    as_of: str,
+    tx_mapping: dict[str, Any],
+    event_mapping: dict[str, Any],
+) -> Any:
+    """Events validated and featurised both ways: same reports, features and exclusions."""
+    expected_events = sk.Events.from_frame(events, **event_mapping)
+    got_events = sk.Events.from_frame(native_events, **event_mapping)
+    assert got_events.report == expected_events.report, (
+        str(got_events.report),
+        str(expected_events.report),
+    )
+    expected_tx = sk.Transactions.from_frame(raw, **tx_mapping)
+    tx = sk.Transactions.from_frame(native_raw, **tx_mapping)
+    expected = sk.extract_features(expected_tx, expected_events, as_of=as_of)
+    got = sk.extract_features(tx, got_events, as_of=as_of, output="pandas")
+    pd.testing.assert_frame_equal(got.frame, expected.frame, check_exact=False, rtol=1e-9)
+    assert got.excluded == expected.excluded
+    pd.testing.assert_frame_equal(got.catalog, expected.catalog)
+    return expected
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_sample_events_match_pandas(sample, sample_events, to_backend, backend):
+    raw, mapping = sample
+    native_raw = to_backend(raw, backend)
+    native_events = to_backend(sample_events, backend)
+    for event_mapping in (_EVENT_MAPPING, _GAP_MAPPING):
+        expected = _assert_same_browsing(
+            raw,
+            native_raw,
+            sample_events,
+            native_events,
+            as_of=AS_OF,
+            tx_mapping=mapping,
+            event_mapping=event_mapping,
+        )
+        assert expected.frame["abandoned_carts_90d"].sum() > 0
+
+
+def _edge_events() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hand-made events and orders around each rule; as_of is 2024-03-10 00:00.
+
+    a: visits split exactly at the 30-minute gap, a tie, a cart bought within the
+    hour, an event after as_of. b: a cart never bought (abandoned). c: a cart younger
+    than 24 h at as_of (not counted yet). d: a cart bought exactly 24 h later (bought).
+    e: a cart bought through an order line, not an event. f: only after as_of.
+    Then rows excluded for each reason, aliases, an event_map name and an unknown type.
+    """
+    nan = np.nan
+    rows = [
+        ("a", "2024-03-01 10:00:00", "view", "p1", "food", "s1", 10.0),
+        ("a", "2024-03-01 10:30:00", "Page_View", "p2", "food", "s1", nan),
+        ("a", "2024-03-01 10:30:00", "view", "p2", "food", "s1", 5.0),
+        ("a", "2024-03-01 11:00:01", "view", "p3", "home", None, 7.0),
+        ("a", "2024-03-02 09:00:00", "AddToCart", "p3", "home", None, 3.0),
+        ("a", "2024-03-02 10:00:00", " Purchase ", "p3", "home", None, 1.0),
+        ("a", "2024-03-12 09:00:00", "view", "p3", "home", "s9", 1.0),
+        ("b", "2024-03-03 12:00:00", "basket", "p4", "toys", "s2", 20.0),
+        ("b", "2024-02-01 12:00:00", "view", "p4", "toys", "s3", 0.0),
+        ("c", "2024-03-09 12:00:00", "add_to_cart", "p5", "toys", "s4", 2.0),
+        ("d", "2024-03-04 08:00:00", "add_to_cart", "p6", "food", "s5", 2.0),
+        ("d", "2024-03-05 08:00:00", "purchase", "p6", "food", "s6", 2.0),
+        ("e", "2024-03-05 10:00:00", "add_to_cart", "p7", "home", "s7", 2.0),
+        ("e", "2024-03-05 10:05:00", "wishlist", "p7", "home", "s7", 2.0),
+        ("f", "2024-03-11 10:00:00", "view", "p7", "home", "s8", 2.0),
+        (None, "2024-03-05 10:00:00", "view", "p7", "home", "s7", 2.0),
+        ("", "2024-03-05 10:00:00", "view", "p7", "home", "s7", 2.0),
+        ("e", None, "view", "p7", "home", "s7", 2.0),
+        ("e", "2024-03-05 11:00:00", None, "p7", "home", "s7", 2.0),
+        ("e", "2024-03-05 11:00:00", "  ", "p7", "home", "s7", 2.0),
+        ("e", "2024-03-05 12:00:00", "view", "p7", "home", "s7", -1.0),
+    ]
+    columns = list(_EVENT_MAPPING.values())
+    events = pd.DataFrame(rows, columns=columns)
+    events = events.assign(timestamp=pd.to_datetime(events["timestamp"]))
+    orders = pd.DataFrame(
+        {
+            "cust": ["a", "e", "g", "e"],
+            "ts": pd.to_datetime(
+                ["2024-02-01 10:00", "2024-03-05 20:00", "2024-03-01 00:00", "2024-03-20 00:00"]
+            ),
+            "amount": [10.0, 25.0, 5.0, 9.0],
+        }
+    )
+    return events, orders
+
+
+_EDGE_AS_OF = "2024-03-10"
+
+
+@pytest.mark.parametrize(
+    ("backend", "mapping"),
+    [(b, m) for b in [*FAST, "pyspark"] for m in ("session_id", "gap")],
+)
+def test_edge_case_events_match_pandas(to_backend, backend, mapping):
+    events, orders = _edge_events()
+    event_mapping = dict(
+        _EVENT_MAPPING if mapping == "session_id" else _GAP_MAPPING,
+        event_map={"Basket": "add_to_cart"},
+    )
+    expected = _assert_same_browsing(
+        orders,
+        to_backend(orders, backend),
+        events,
+        to_backend(events, backend),
+        as_of=_EDGE_AS_OF,
+        tx_mapping=_MAPPING,
+        event_mapping=event_mapping,
+    )
+    frame = expected.frame
+    # The rules themselves, written out once so a shared mistake cannot pass unnoticed.
+    assert list(frame.index) == ["a", "b", "c", "d", "e", "g"]
+    assert frame["abandoned_carts_30d"].to_dict() == {
+        "a": 0, "b": 1, "c": 0, "d": 0, "e": 0, "g": 0
+    }  # fmt: skip
+    assert frame["views_30d"]["a"] == 4
+    assert expected.excluded["events_after_as_of"] == 2
+    if mapping == "gap":
+        # 10:00 and 10:30 (exactly the gap) are one visit, 11:00:01 starts another.
+        assert frame.loc["a", "sessions_30d"] == 3
+
+
+def test_edge_case_event_report_counts_every_reason():
+    events, _ = _edge_events()
+    got = sk.Events.from_frame(
+        pl.from_pandas(events), event_map={"basket": "add_to_cart"}, **_EVENT_MAPPING
+    )
+    assert got.report.rows_read == 21
+    assert dict(got.report.excluded) == {
+        "missing_customer_id": 2,
+        "missing_timestamp": 1,
+        "missing_event_type": 2,
+        "negative_duration": 1,
+    }
+    assert got.report.notes == ("event types kept but not used by the features: 'wishlist': 1",)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_event_contract_failures_are_raised_like_pandas(to_backend, backend):
+    events, _ = _edge_events()
+    native = to_backend(events, backend)
+    with pytest.raises(ContractError, match="2 rows have no 'customer_id'"):
+        sk.Events.from_frame(native, missing_customer="raise", **_EVENT_MAPPING)
+    text = to_backend(events.assign(duration_s=events["duration_s"].astype(str)), backend)
+    with pytest.raises(ContractError, match=r"must already be numeric\. Cast it"):
+        sk.Events.from_frame(text, **_EVENT_MAPPING)
+    with pytest.raises(ContractError, match="session"):
+        sk.Events.from_frame(native, **dict(_EVENT_MAPPING, session_id="visit"))
+
+
+def test_spark_sample_events_match_pandas(sample, sample_events, to_backend):
+    # A slice of the sample: Spark takes seconds per query, and the full 138,000 events
+    # need more than the default 1 GB driver heap to be sent over.
+    raw, mapping = sample
+    ids = sorted(sample_events["customer_id"].unique())[:40]
+    events = sample_events[sample_events["customer_id"].isin(ids)].reset_index(drop=True)
+    _assert_same_browsing(
+        raw,
+        to_backend(raw, "pyspark"),
+        events,
+        to_backend(events, "pyspark"),
+        as_of=AS_OF,
+        tx_mapping=mapping,
+        event_mapping=_GAP_MAPPING,
+    )

@@ -123,9 +123,20 @@ class Events(_Table):
             On missing or unmappable columns, empty input or unparseable values.
         """
         if not isinstance(frame, pd.DataFrame):
-            from segmentkit._native import refuse_native
+            from segmentkit._native import events_from_native, is_native
 
-            refuse_native(cls.contract.table, frame)
+            if is_native(frame):  # polars, pyarrow, DuckDB, Spark, Dask: validated there
+                return events_from_native(  # type: ignore[return-value]
+                    cls.contract,
+                    frame,
+                    missing_customer=missing_customer,
+                    event_map=event_map,
+                    timezone=timezone,
+                    aliases=_ALIASES,
+                    known_types=EVENT_TYPES,
+                    policy_keys=_POLICY_KEYS,
+                    columns=columns,
+                )
         table = cls.contract.table
         check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
         data = cls._canonical(frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS)

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._catalog import definitions_by_name
+from segmentkit._native._browsing import browsing_columns, browsing_features
 from segmentkit._native._detect import collect, to_native
 from segmentkit._native._profile_features import profile_features
-from segmentkit._native._tables import NativeCustomers, NativeTransactions
+from segmentkit._native._tables import NativeCustomers, NativeEvents, NativeTransactions
 from segmentkit._native._time import DAY_US, EPOCH_US
 from segmentkit.errors import InvalidParameterError
 
@@ -26,6 +27,9 @@ __all__ = ["extract_native_features"]
 
 _ID = "customer_id"
 _INTEGER = ("frequency", "n_products", "n_categories")
+# Browsing features, named by window: counts are int64, times float64 (as in pandas).
+_COUNTS = ("views_", "add_to_carts_", "sessions_", "abandoned_carts_")
+_TIMES = ("time_on_site_", "days_since_last_visit")
 # Engines whose frames keep a row order; elsewhere a sort costs a shuffle and the order
 # is not kept by later steps anyway.
 _SORTED = ("polars", "pyarrow")
@@ -54,6 +58,8 @@ def extract_native_features(
     *,
     as_of: Any = None,
     windows: Sequence[int] = (7, 30, 90),
+    abandon_hours: float = 24.0,
+    session_gap_minutes: float = 30.0,
     output: str = "native",
 ) -> Any:
     """Features of native transactions, as a frame of the caller's engine or pandas.
@@ -62,15 +68,21 @@ def extract_native_features(
     ----------
     transactions : NativeTransactions
         Transactions validated on polars, pyarrow, DuckDB, PySpark or Dask.
-    events : None
-        Not supported on these engines yet (a clear error says what to do).
+    events : NativeEvents, optional
+        Browsing events validated on the same engine; adds the browsing features,
+        and customers known only by their events (on or before ``as_of``).
     customers : NativeCustomers, optional
         Profiles validated on the same engine; adds the profile features, and
         customers known only by a profile (signed up by ``as_of``).
     as_of : str or datetime-like, optional
         End of observation (inclusive); defaults to the last transaction.
     windows : sequence of int, default=(7, 30, 90)
-        Browsing windows, used only for the catalog of the pandas output.
+        Look-back windows in days for the browsing features.
+    abandon_hours : float, default=24.0
+        A visit with an add-to-cart and no purchase within this many hours counts as
+        an abandoned cart, once that window has passed at ``as_of``.
+    session_gap_minutes : float, default=30.0
+        Without a ``session_id``, a pause longer than this starts a new visit.
     output : {'native', 'pandas'}, default='native'
         ``'native'``: a frame of the caller's engine (eager for eager inputs, lazy
         for lazy ones) with a ``customer_id`` column and the feature columns (sorted
@@ -87,12 +99,20 @@ def extract_native_features(
     if output not in {"native", "pandas"}:
         msg = f"The 'output' parameter must be one of ['native', 'pandas']. Got {output!r}."
         raise InvalidParameterError(msg)
-    if events is not None:
+    windows = tuple(int(w) for w in windows)
+    if any(w <= 0 for w in windows):
+        msg = f"The 'windows' parameter must hold positive day counts. Got {windows} instead."
+        raise ValueError(msg)
+    if abandon_hours <= 0 or session_gap_minutes <= 0:
+        msg = "The 'abandon_hours' and 'session_gap_minutes' parameters must be positive."
+        raise ValueError(msg)
+    if events is not None and (
+        not isinstance(events, NativeEvents) or events.backend != transactions.backend
+    ):
         msg = (
-            f"events= is not supported with transactions on {transactions.backend} yet: "
-            "browsing features (visits, abandoned carts) are computed on the pandas path "
-            "only. Compute the other features here (events=None) and join your own browsing "
-            "features on customer_id, or validate all tables in pandas."
+            f"events= must be validated on the same engine as the transactions "
+            f"({transactions.backend}): pass Events.from_frame(<{transactions.backend} "
+            "frame>, ...)."
         )
         raise InvalidParameterError(msg)
     if customers is not None and (
@@ -129,13 +149,23 @@ def extract_native_features(
     excluded = {"transactions_after_as_of": len(transactions) - n_in}
     table = _purchase_table(frame.filter(inside), transactions.orders_from)
     names = table.collect_schema().names()
+    browsing_names: list[str] = []
+    if events is not None:
+        browsing = _browsing(
+            transactions, events, as_of_us, windows, abandon_hours, session_gap_minutes, excluded
+        )
+        browsing_names = browsing_columns(windows)
+        ids = nw.concat([table.select(_ID), browsing.select(_ID)], how="vertical").unique()
+        table = ids.join(table, on=_ID, how="left").join(browsing, on=_ID, how="left")
     profile_names: list[str] = []
     if customers is not None:
         profiles, profile_names = profile_features(customers, stamp, excluded)
         # Everyone with a line or an eligible profile is a customer.
         ids = nw.concat([table.select(_ID), profiles.select(_ID)], how="vertical").unique()
         table = ids.join(table, on=_ID, how="left").join(profiles, on=_ID, how="left")
-    features = table.select(*_finish(names, as_of_us), *profile_names)
+    features = table.select(
+        *_finish(names, as_of_us), *_finish_browsing(browsing_names), *profile_names
+    )
     if output == "native":
         if transactions.backend in _SORTED:
             features = features.sort(_ID)
@@ -143,8 +173,49 @@ def extract_native_features(
     # Sorted in pandas: the result is one row per customer, and a distributed sort would
     # cost an extra pass.
     pandas_frame = _to_pandas(collect(features)).sort_index()
-    definitions = definitions_by_name(tuple(int(w) for w in windows))
+    definitions = definitions_by_name(windows)
     return CustomerFeatures(pandas_frame, stamp, definitions, excluded)
+
+
+def _browsing(
+    transactions: NativeTransactions,
+    events: NativeEvents,
+    as_of_us: int,
+    windows: tuple[int, ...],
+    abandon_hours: float,
+    session_gap_minutes: float,
+    excluded: dict[str, int],
+) -> nw.LazyFrame[Any]:
+    """Per-customer browsing features; counts the events after ``as_of`` in ``excluded``."""
+    inside = nw.col(EPOCH_US) <= as_of_us
+    n_in = collect(events._frame.select(inside.cast(nw.Int64).sum())).item(0, 0)
+    excluded["events_after_as_of"] = len(events) - int(n_in or 0)
+    sales = transactions._frame.filter(inside & ~nw.col("is_return")).select(_ID, EPOCH_US)
+    # The pandas path works in integer nanoseconds; the same thresholds in microseconds.
+    abandon_us = int(abandon_hours * 3600 * 10**9) / 1000
+    gap_us = int(session_gap_minutes * 60 * 10**9) / 1000
+    return browsing_features(
+        events._frame.filter(inside),
+        sales,
+        transactions._backend,
+        as_of_us,
+        windows=windows,
+        abandon_us=abandon_us,
+        gap_us=gap_us,
+    )
+
+
+def _finish_browsing(names: list[str]) -> list[nw.Expr]:
+    # Customers without events: no visit (missing days), zero counts and times.
+    exprs = []
+    for name in names:
+        if name == "days_since_last_visit":
+            exprs.append(nw.col(name).cast(nw.Float64))
+        elif name.startswith("time_on_site_"):
+            exprs.append(nw.col(name).cast(nw.Float64).fill_null(0.0))
+        else:
+            exprs.append(nw.col(name).fill_null(0).cast(nw.Int64))
+    return exprs
 
 
 def _purchase_table(lines: nw.LazyFrame[Any], orders_from: str) -> Any:
@@ -303,9 +374,9 @@ def _to_pandas(features: nw.DataFrame[Any]) -> pd.DataFrame:
         values = data[name]
         if name in {"first_purchase", "last_purchase"}:
             columns[name] = pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]").array
-        elif name in _INTEGER:
+        elif name in _INTEGER or name.startswith(_COUNTS):
             columns[name] = values.to_numpy(dtype=np.int64)
-        elif name in _NUMERIC:
+        elif name in _NUMERIC or name.startswith(_TIMES):
             columns[name] = pd.to_numeric(values).to_numpy(dtype=float, na_value=np.nan)
         elif name.startswith("consent_"):
             flags = values.astype(object)

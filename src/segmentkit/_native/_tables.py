@@ -8,13 +8,14 @@ import narwhals as nw
 import pandas as pd
 
 from segmentkit._customers import Customers
+from segmentkit._events import Events
 from segmentkit._native._detect import Backend, collect, to_native
 from segmentkit._native._time import EPOCH_US
 from segmentkit._report import ValidationReport
 from segmentkit._transactions import Transactions
 from segmentkit.errors import SegmentkitError
 
-__all__ = ["NativeCustomers", "NativeDataError", "NativeTransactions"]
+__all__ = ["NativeCustomers", "NativeDataError", "NativeEvents", "NativeTransactions"]
 
 
 class NativeDataError(SegmentkitError, TypeError):
@@ -165,6 +166,47 @@ class NativeCustomers(_NativeRows, Customers):
         self._frame = frame
         self._backend = backend
         self._n_customers = None
+
+
+class NativeEvents(_NativeRows, Events):
+    """Browsing events validated on polars, pyarrow, DuckDB, PySpark or Dask, kept there.
+
+    Built by :meth:`Events.from_frame` when given such a frame; browsing features are
+    then computed in the same engine by :func:`~segmentkit.extract_features`.
+
+    Parameters
+    ----------
+    frame : narwhals.LazyFrame
+        The kept events in canonical columns, plus the internal epoch column.
+    report : ValidationReport
+        The account of the input rows, counted in the engine.
+    backend : Backend
+        The caller's engine.
+    """
+
+    _internal = (EPOCH_US,)
+
+    def __init__(
+        self, frame: nw.LazyFrame[Any], report: ValidationReport, *, backend: Backend
+    ) -> None:
+        Events.__init__(self, pd.DataFrame(), report)
+        self._frame = frame
+        self._backend = backend
+        self._n_customers = None
+
+    def to_pandas(self) -> Events:
+        """Collect the rows into ordinary pandas :class:`Events`.
+
+        The report stays the one counted in the engine.
+
+        Returns
+        -------
+        Events
+            The same events and report, with ``data`` in pandas.
+        """
+        data = _collect_pandas(self._visible(self._frame))
+        rebuilt = Events.from_frame(data, **{name: name for name in data.columns})
+        return Events(rebuilt.data, self.report)
 
 
 def _collect_pandas(frame: nw.LazyFrame[Any]) -> pd.DataFrame:
