@@ -54,7 +54,7 @@ def synthetic_features(n: int, seed: int = 0):
     )
 
 
-def run_child(engine: str, n: int, sample: int) -> dict:
+def run_child(engine: str, n: int, sample: int, jobs: int | None = None) -> dict:
     # Imports happen before the clock starts: they are paid once per process, not per fit.
     import hdbscan  # noqa: F401
     import sklearn.cluster
@@ -80,7 +80,10 @@ def run_child(engine: str, n: int, sample: int) -> dict:
         model.fit(matrix).predict(matrix)
     else:
         sk.HDBSCANSegmenter(
-            min_cluster_size=max(50, min(n, sample) // 200), max_fit_size=sample, random_state=0
+            min_cluster_size=max(50, min(n, sample) // 200),
+            max_fit_size=sample,
+            random_state=0,
+            n_jobs=jobs,
         ).fit_predict(features)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
@@ -88,6 +91,7 @@ def run_child(engine: str, n: int, sample: int) -> dict:
     return {
         "engine": engine,
         "customers": n,
+        "n_jobs": jobs if engine == "hdbscan" else None,
         "seconds": seconds,
         "peak_rss_gib": peak,
         "load_average_1min": os.getloadavg()[0],
@@ -100,17 +104,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--hdbscan-sample", type=int, default=20_000)
+    parser.add_argument(
+        "--hdbscan-jobs",
+        type=int,
+        default=None,
+        help="HDBSCANSegmenter n_jobs (placement processes; their memory is not in peak RSS)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "clustering.json")
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(run_child(args.child[0], int(args.child[1]), args.hdbscan_sample)))
+        engine, n = args.child[0], int(args.child[1])
+        child = run_child(engine, n, args.hdbscan_sample, args.hdbscan_jobs)
+        print(json.dumps(child))
         return 0
     results = []
     for n in args.customers:
         for engine in args.engines:
             command = [sys.executable, __file__, "--child", engine, str(n)]
             command += ["--hdbscan-sample", str(args.hdbscan_sample)]
+            if args.hdbscan_jobs is not None:
+                command += ["--hdbscan-jobs", str(args.hdbscan_jobs)]
             done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
             if done.returncode:
                 print(done.stderr, file=sys.stderr)

@@ -158,6 +158,20 @@ def test_fit_on_a_sample_assigns_everyone(cdnow_features):
         assert " of the 5000 sampled customers" in segment.description
 
 
+def test_placement_in_parallel_processes_gives_the_same_segments(cdnow_features, monkeypatch):
+    from segmentkit.engines import _hdbscan
+
+    # Small chunks so that CDNOW's 23,570 customers are split between two processes.
+    monkeypatch.setattr(_hdbscan, "_CHUNK", 2000)
+    assert _hdbscan._workers(2, len(cdnow_features)) == 2
+    assert _hdbscan._workers(None, len(cdnow_features)) == 1
+    serial = HDBSCANSegmenter(max_fit_size=5000, random_state=0).fit(cdnow_features)
+    parallel = HDBSCANSegmenter(max_fit_size=5000, random_state=0, n_jobs=2).fit(cdnow_features)
+    pd.testing.assert_frame_equal(
+        serial.predict(cdnow_features).assignments, parallel.predict(cdnow_features).assignments
+    )
+
+
 def test_same_seed_same_segments(cdnow_features):
     def run(seed):
         return HDBSCANSegmenter(max_fit_size=2000, min_cluster_size=30, random_state=seed).fit(
@@ -195,6 +209,7 @@ def test_no_dense_group_warns_and_everyone_is_unclustered(sample_features):
         ({"cluster_selection_epsilon": -0.5}, r"'cluster_selection_epsilon' parameter"),
         ({"max_fit_size": 1}, r"'max_fit_size' parameter"),
         ({"random_state": "seed"}, r"'random_state' parameter .* an int or None"),
+        ({"n_jobs": "all"}, r"'n_jobs' parameter .* an int or None"),
         ({"scaler": "minmax"}, r"'scaler' parameter of HDBSCANSegmenter must be one of"),
         ({"features": ["monetry"]}, r"asked for features \['monetry'\].*Did you mean 'monetary'"),
         ({"min_cluster_size": 1000}, r"n_customers=800 should be >= min_cluster_size=1000\."),

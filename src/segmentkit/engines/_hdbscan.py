@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -85,6 +87,10 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         Approximate prediction has no expression form: ``predict`` on such frames runs
         it batch by batch in the engine's Python workers (Spark ``mapInPandas``, Dask
         ``map_partitions``, DuckDB ``map``, polars ``map_batches``).
+    n_jobs : int or None, default=None
+        Processes that place customers outside the fit sample (approximate prediction
+        runs a Python loop per customer, so threads would not help): ``None`` or 1 runs
+        in this process, ``-1`` uses every core. Results do not depend on it.
 
     Attributes
     ----------
@@ -156,6 +162,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         "names": [NAMES, NONE],
         "max_fit_size": [Interval(int, 2, None)],
         "random_state": [InstanceOf((int, np.integer), "an int"), NONE],
+        "n_jobs": [InstanceOf((int, np.integer), "an int"), NONE],
     }
     tags: ClassVar[SegmenterTags] = SegmenterTags(produces_noise=True, stable_segments=False)
     engine_name: ClassVar[str] = "hdbscan"
@@ -181,6 +188,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         names: Mapping[int, str] | None = None,
         max_fit_size: int = 50_000,
         random_state: int | None = None,
+        n_jobs: int | None = None,
     ) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -193,6 +201,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         self.names = names
         self.max_fit_size = max_fit_size
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     def _check_params_vs_input(self, features: CustomerFeatures) -> None:
         n_customers = len(features)
@@ -312,19 +321,45 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         """Segment ids and membership strengths by ``hdbscan.approximate_predict``."""
         if self.n_clusters_ == 0 or not len(matrix):
             return np.full(len(matrix), NOISE, dtype=np.int64), np.zeros(len(matrix))
-        import hdbscan
+        workers = _workers(self.n_jobs, len(matrix))
+        if workers > 1:
+            from joblib import Parallel, delayed
 
-        # In chunks: approximate_predict holds neighbour arrays for all its points at
-        # once, which at a million customers costs gigabytes for no speed gain.
-        parts = [
-            hdbscan.approximate_predict(self._model, matrix[start : start + _CHUNK])
-            for start in range(0, len(matrix), _CHUNK)
-        ]
+            # One task per worker: the fitted model is pickled once per worker, not per
+            # chunk. Rows keep their order, so the result does not depend on n_jobs.
+            bounds = np.linspace(0, len(matrix), workers + 1).astype(int)
+            results = Parallel(n_jobs=workers)(
+                delayed(_place)(self._model, matrix[a:b]) for a, b in itertools.pairwise(bounds)
+            )
+            parts = [part for result in results for part in result]
+        else:
+            parts = _place(self._model, matrix)
         raw = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts])
         strengths = np.concatenate([np.asarray(p[1], dtype=float) for p in parts])
         labels = self._remap[raw + 1]
         strengths = np.where(labels == NOISE, 0.0, np.clip(np.asarray(strengths), 0.0, 1.0))
         return labels, strengths
+
+
+def _place(model: Any, matrix: np.ndarray) -> list[tuple[Any, Any]]:
+    """``hdbscan.approximate_predict`` over ``matrix``, chunk by chunk."""
+    import hdbscan
+
+    # In chunks: approximate_predict holds neighbour arrays for all its points at once,
+    # which at a million customers costs gigabytes for no speed gain.
+    return [
+        hdbscan.approximate_predict(model, matrix[start : start + _CHUNK])
+        for start in range(0, len(matrix), _CHUNK)
+    ]
+
+
+def _workers(n_jobs: int | None, n_rows: int) -> int:
+    if n_jobs is None or n_rows < 2 * _CHUNK:
+        # Starting processes costs more than placing a few chunks here.
+        return 1
+    cores = os.cpu_count() or 1
+    wanted = cores if n_jobs < 0 else n_jobs
+    return max(1, min(wanted, cores, n_rows // _CHUNK))
 
 
 def _row_hashes(matrix: np.ndarray) -> np.ndarray:
