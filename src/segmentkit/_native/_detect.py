@@ -81,7 +81,27 @@ def detect(frame: Any, table: str) -> tuple[nw.DataFrame[Any] | nw.LazyFrame[Any
             "of them first (e.g. `.to_pandas()`)."
         )
         raise TypeError(msg)
+    if name == "duckdb":
+        wrapped = _duckdb_microseconds(wrapped)
     return wrapped, Backend(name, eager=isinstance(wrapped, nw.DataFrame))
+
+
+# DuckDB's nanosecond timestamps (what pandas data becomes) have no narwhals type.
+_NANOSECOND_TYPES = {"TIMESTAMP_NS": "TIMESTAMP", "TIMESTAMPTZ_NS": "TIMESTAMPTZ"}
+
+
+def _duckdb_microseconds(wrapped: Any) -> Any:
+    """Nanosecond timestamp columns cast to microseconds, the unit every path uses."""
+    relation = nw.to_native(wrapped)
+    types = [str(t) for t in relation.types]
+    if not any(t in _NANOSECOND_TYPES for t in types):
+        return wrapped
+    parts = []
+    for name, kind in zip(relation.columns, types, strict=True):
+        quoted = '"' + name.replace('"', '""') + '"'
+        target = _NANOSECOND_TYPES.get(kind)
+        parts.append(f"CAST({quoted} AS {target}) AS {quoted}" if target else quoted)
+    return nw.from_native(relation.project(", ".join(parts)))
 
 
 def collect(frame: nw.DataFrame[Any] | nw.LazyFrame[Any]) -> nw.DataFrame[Any]:
