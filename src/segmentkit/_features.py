@@ -263,7 +263,14 @@ def extract_features(
         from segmentkit._native import extract_native_features
 
         return extract_native_features(
-            transactions, events, customers, as_of=as_of, windows=windows, output=output
+            transactions,
+            events,
+            customers,
+            as_of=as_of,
+            windows=windows,
+            abandon_hours=abandon_hours,
+            session_gap_minutes=session_gap_minutes,
+            output=output,
         )
     windows = tuple(int(w) for w in windows)
     if any(w <= 0 for w in windows):

@@ -8,9 +8,7 @@ when they meet a frame that is not a pandas DataFrame (or ``engine=`` is not pan
 
 from __future__ import annotations
 
-from typing import Any
-
-from segmentkit._native._detect import detect, is_native
+from segmentkit._native._detect import is_native
 from segmentkit._native._events import events_from_native
 from segmentkit._native._features import extract_native_features
 from segmentkit._native._profiles import customers_from_native
@@ -32,26 +30,6 @@ __all__ = [
     "events_from_native",
     "extract_native_features",
     "is_native",
-    "refuse_native",
     "scan_file",
     "transactions_from_native",
 ]
-
-
-def refuse_native(table: str, frame: Any) -> None:
-    """Say clearly that events must be pandas for now.
-
-    Frames narwhals does not know fall through, to the pandas path's own type error.
-    """
-    from segmentkit.errors import InvalidParameterError
-
-    if not is_native(frame):
-        return
-    _, backend = detect(frame, table)
-    msg = (
-        f"{table} on {backend.name} is not supported yet: only Transactions and Customers "
-        "are validated and featurised outside pandas. Collect this table to pandas first "
-        "(e.g. `.to_pandas()`, or `.collect().to_pandas()` when lazy); browsing features "
-        "are computed on the pandas path only."
-    )
-    raise InvalidParameterError(msg)
