@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segmentkit._abtest import COLUMNS as ANALYSIS_TABLE_COLUMNS
 from segmentkit._io import PathLike, write_atomic
 from segmentkit._segmentation import NOISE, Segmentation
 from segmentkit._version import __version__
@@ -31,24 +32,8 @@ PROJECTION_SAMPLE = 3000
 
 _MIGRATION_ATTRIBUTES = ("matrix", "shares", "drift")
 _DRIFT_COLUMNS = ("segment", "customers_before", "customers_after", "size_change")
-_ANALYSIS_COLUMNS = (
-    "segment",
-    "arm",
-    "customers",
-    "conversions",
-    "conversion_rate",
-    "conversion_ci_low",
-    "conversion_ci_high",
-    "revenue_per_customer",
-    "revenue_ci_low",
-    "revenue_ci_high",
-    "conversion_lift",
-    "conversion_p_value",
-    "revenue_lift",
-    "revenue_p_value",
-    "conclusive",
-    "note",
-)
+# The columns analyze_test documents: one list, so the two cannot drift apart.
+_ANALYSIS_COLUMNS = tuple(ANALYSIS_TABLE_COLUMNS)
 # tab10, then the light shades of tab20: neighbouring segments never share a hue.
 _PALETTE = (
     *("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"),
