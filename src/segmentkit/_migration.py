@@ -261,6 +261,8 @@ class SegmentChanges:
     def __init__(
         self, before: Segmentation, after: Segmentation, pairs: Mapping[str, str]
     ) -> None:
+        from segmentkit.exporters._diff import membership_changes
+
         self._before = before
         self._after = after
         self._key_of_before = dict(pairs)
@@ -281,8 +283,7 @@ class SegmentChanges:
         for key in self._keys:
             old = before_members.get(key, empty)
             new = after_members.get(key, empty)
-            self._add[key] = new[~new.isin(old)]
-            self._remove[key] = old[~old.isin(new)]
+            self._add[key], self._remove[key] = membership_changes(old, new)
             rows.append(pd.DataFrame({"customer_id": self._add[key], "segment": key}))
             rows[-1]["action"] = "add"
             rows.append(pd.DataFrame({"customer_id": self._remove[key], "segment": key}))
