@@ -353,12 +353,18 @@ def extract_features(
     # Sorted ids make the output independent of the input's row order. The rows are
     # picked in their final order before the frame is built: one take per column.
     order = _text_order(index)
-    rows = order[present[order]]
-    del present, order
-    frame = pd.DataFrame(
-        {name: values[rows] for name, values in columns.items()}, index=index[rows]
-    )
-    del columns
+    if present.all() and _is_identity(order):  # the usual case: nothing to reorder
+        frame = pd.DataFrame(columns, index=index, copy=False)
+    else:
+        rows = order[present[order]]
+        frame = pd.DataFrame(
+            {name: values[rows] for name, values in columns.items()},
+            index=index[rows],
+            copy=False,
+        )
+    # copy=False: the columns are ours, and pandas would otherwise copy all the float
+    # ones into one block (a second copy of the table).
+    del columns, present, order
     definitions = definitions_by_name(windows)
     return CustomerFeatures(frame, stamp, definitions, excluded)
 
@@ -373,9 +379,26 @@ def _text_order(index: pd.Index) -> np.ndarray:
     keys = _packed_texts(index)
     if keys is None:
         return index.argsort()
+    if _ascending(keys):  # ids coded by their packed value come sorted already
+        return np.arange(len(index))
     if len(keys) == 1:
         return np.argsort(keys[0], kind="stable")
     return np.lexsort(keys[::-1])  # lexsort's primary key is its last
+
+
+def _is_identity(order: np.ndarray) -> bool:
+    return bool((order == np.arange(len(order))).all())
+
+
+def _ascending(words: list[np.ndarray]) -> bool:
+    """Whether rows of big-endian words are in ascending order (first word first)."""
+    later = np.ones(max(len(words[0]) - 1, 0), dtype=bool)  # "still tied" so far
+    for word in words:
+        ahead, behind = word[1:], word[:-1]
+        if (later & (ahead < behind)).any():
+            return False
+        later &= ahead == behind
+    return True
 
 
 def _packed_texts(index: pd.Index) -> list[np.ndarray] | None:
@@ -427,13 +450,17 @@ def _days(ns: np.ndarray) -> np.ndarray:
     return ns / _DAY_NS
 
 
+#: Neutral for a minimum of nanosecond times (NaT, the int64 minimum, is for maxima).
+_NO_EARLIEST = np.iinfo(np.int64).max
+
+
 def _group_extreme(codes: np.ndarray, values: np.ndarray, n: int, how: str) -> np.ndarray:
     # Unbuffered ufunc.at is a tight C loop in numpy >= 2: several times faster than a
     # group-by here. Empty groups keep the NaT marker.
     if how == "min":
-        out = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        out = np.full(n, _NO_EARLIEST, dtype=np.int64)
         np.minimum.at(out, codes, values)
-        out[out == np.iinfo(np.int64).max] = _NAT
+        out[out == _NO_EARLIEST] = _NAT
     else:
         out = np.full(n, _NAT, dtype=np.int64)
         np.maximum.at(out, codes, values)
@@ -452,22 +479,35 @@ def _purchase_features(
     amount = tx["amount"].to_numpy(dtype=float)
     is_return = tx["is_return"].to_numpy(dtype=bool)
     sale = ~is_return
-    gross = np.bincount(codes, weights=np.where(sale, amount, 0.0), minlength=n)
+    # Return lines are few: copies of the values with those lines blanked cost one
+    # sequential pass, less than masking every line or copying the sale lines out.
+    returns = np.flatnonzero(is_return)
+    sale_amount = amount
+    if len(returns):
+        sale_amount = amount.copy()
+        sale_amount[returns] = 0.0
+    gross = np.bincount(codes, weights=sale_amount, minlength=n)
+    del sale_amount
     # 0 − Σ amount is exactly Σ −amount (rounding is symmetric) without a negated copy.
-    returned = 0.0 - np.bincount(codes, weights=np.where(is_return, amount, 0.0), minlength=n)
+    returned = 0.0 - np.bincount(codes[returns], weights=amount[returns], minlength=n)
 
     order_key = tx["order_key"].to_numpy()
     n_orders = int(order_key.max()) + 1 if len(order_key) else 0
-    order_customer = np.zeros(n_orders, dtype=np.int64)
+    order_customer = np.zeros(n_orders, dtype=codes.dtype)
     order_customer[order_key] = codes
-    order_has_sale = np.zeros(n_orders, dtype=bool)
-    order_has_sale[order_key[sale]] = True
-    frequency = np.bincount(order_customer[order_has_sale], minlength=n)
+    # An order counts unless all of its lines are returns.
+    lines = np.bincount(order_key, minlength=n_orders)
+    return_lines = np.bincount(order_key[returns], minlength=n_orders)
+    frequency = np.bincount(order_customer[lines > return_lines], minlength=n)
+    del order_customer, lines, return_lines
 
-    sale_codes = codes[sale]  # one copy, shared by the features below
-    sale_ns = ns[sale]
-    first = _group_extreme(sale_codes, sale_ns, n, "min")
-    last = _group_extreme(sale_codes, sale_ns, n, "max")
+    sale_ns = ns.copy() if len(returns) else ns
+    if len(returns):
+        sale_ns[returns] = _NO_EARLIEST
+    first = _group_extreme(codes, sale_ns, n, "min")
+    if len(returns):
+        sale_ns[returns] = _NAT
+    last = _group_extreme(codes, sale_ns, n, "max")
     del sale_ns
     bought = frequency > 0
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -496,6 +536,8 @@ def _purchase_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             list_price = gross + total_discount
             columns["discount_share"] = np.where(list_price > 0, total_discount / list_price, 0.0)
+    if any(name in tx for name in ("product_id", "category", "quantity")):
+        sale_codes = codes[sale]
     if "product_id" in tx:
         columns["n_products"] = _distinct_per_customer(sale_codes, tx["product_id"][sale], n)
     if "category" in tx:

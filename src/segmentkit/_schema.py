@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from segmentkit._idcodes import DenseIds, dense_codes
 from segmentkit.errors import ContractError, ContractFailure, InvalidParameterError, Reason
 
 ColumnKind = Literal["id", "datetime", "float", "string", "category", "bool", "date"]
@@ -186,9 +187,9 @@ def coerce(
         )
         for name in frame.columns
     }
-    # Hashing Arrow strings releases the GIL: on large inputs the id columns (customer,
-    # order...) are factorised side by side on the machine's cores, the rest meanwhile
-    # here. Object columns hold the GIL while hashing, so threads would not help them.
+    # Coding Arrow strings or integers releases the GIL: on large inputs the id columns
+    # (customer, order...) are factorised side by side on the machine's cores, the rest
+    # meanwhile here. Object columns hold the GIL while hashing: threads would not help.
     threaded = [
         name
         for name in frame.columns
@@ -234,7 +235,8 @@ def _hashes_without_gil(values: pd.Series) -> bool:
     dtype = values.dtype
     if isinstance(dtype, pd.StringDtype):
         return dtype.storage == "pyarrow"
-    return isinstance(dtype, pd.ArrowDtype)
+    # Integer ids are coded by numpy or pandas' hash table, both outside the GIL.
+    return isinstance(dtype, pd.ArrowDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "iu")
 
 
 def _as_id(
@@ -256,7 +258,11 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
         finite = values.dropna()
         if (finite == np.floor(finite)).all():
             values = values.astype("Int64")
-    codes, uniques = _factorize(values)
+    dense = dense_codes(values)
+    if dense is not None and (dense.byte_low is None or _unchanged(dense)):
+        # Integers, or texts that trimming and number clean-up cannot touch.
+        return pd.Series(_categorical(dense.codes, dense.uniques), index=values.index)
+    codes, uniques = dense[:2] if dense is not None else _factorize(values)
     categories, changed = _id_texts(uniques)
     # factorize returned distinct values; only values whose text changed (padding, 1.0,
     # numbers) can collide, so the costly duplicate check runs only then.
@@ -266,6 +272,21 @@ def _as_category(values: pd.Series, *, integral_floats: bool = False) -> pd.Seri
         codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
         categories = pd.Index(categories_unique, dtype=categories.dtype)
     return pd.Series(_categorical(codes, categories), index=values.index)
+
+
+def _unchanged(dense: DenseIds) -> bool:
+    """Whether no text can change in ``_id_texts``, judged from bytes seen per position.
+
+    True when the first and last bytes are printable ASCII other than a space (so no
+    whitespace at either end) and no text both holds a '.' and ends in '0'.
+    """
+    low, high = dense.byte_low, dense.byte_high
+    if low is None or high is None:
+        return True  # integers
+    printable = bool(low[[0, -1]].min() > 0x20 and high[[0, -1]].max() < 0x7F)
+    dot = bool(((low <= ord(".")) & (high >= ord("."))).any())
+    ends_in_zero = bool(low[-1] <= ord("0") <= high[-1])
+    return printable and not (dot and ends_in_zero)
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, Any]:

@@ -350,9 +350,9 @@ def _starts_with(order_id: pd.Series, prefix: str) -> np.ndarray:
 
 def _order_keys(data: pd.DataFrame, orders_from: OrdersFrom) -> np.ndarray:
     """An integer per (customer, order), in first-seen order."""
-    customer = data["customer_id"].cat.codes.to_numpy().astype(np.int64)
+    customer = data["customer_id"].cat.codes.to_numpy()
     if "order_id" in data:
-        second = data["order_id"].cat.codes.to_numpy().astype(np.int64)
+        second = data["order_id"].cat.codes.to_numpy()
         single = _orders_of_one_customer(customer, second)
         if single is not None:
             return single
@@ -366,6 +366,7 @@ def _order_keys(data: pd.DataFrame, orders_from: OrdersFrom) -> np.ndarray:
     # Two int codes fold into one int64 key (customers × distinct seconds stays far below
     # 2**63), which factorises several times faster than a MultiIndex of pairs.
     second_codes, second_uniques = pd.factorize(second)
+    customer = customer.astype(np.int64)
     codes, _ = pd.factorize(customer * max(len(second_uniques), 1) + second_codes)
     return codes.astype(np.int64)
 
@@ -374,19 +375,18 @@ def _orders_of_one_customer(customer: np.ndarray, order: np.ndarray) -> np.ndarr
     """Order keys straight from the order codes when every order id has one customer.
 
     That is the normal case, and then (customer, order) pairs and order ids are one to
-    one: the order codes (first-seen order, as factorize gives them) are the keys, with
-    no hashing of pairs. ``None`` when an order id is shared by customers or missing.
+    one: the order codes are the keys, with no hashing of pairs. ``None`` when an order
+    id is shared by customers or missing.
     """
     if len(order) == 0 or order.min() < 0:
         return None
-    owner = np.empty(int(order.max()) + 1, dtype=np.int64)
+    owner = np.full(int(order.max()) + 1, -1, dtype=customer.dtype)
     owner[order] = customer
     if not np.array_equal(owner[order], customer):
         return None
-    # Already numbered in first-seen order (each new code is one more than any before)?
-    # Not when excluded rows left gaps or the input was categorical: renumber then.
-    running_max = np.maximum.accumulate(order)
-    if order[0] == 0 and bool((order[1:] <= running_max[:-1] + 1).all()):
+    used = owner >= 0
+    if used.all():
         return order
-    codes, _ = pd.factorize(order)
-    return codes.astype(np.int64)
+    # Excluded rows left codes unused: number the used ones densely (no hashing).
+    renumbered = np.cumsum(used) - 1
+    return renumbered[order]
