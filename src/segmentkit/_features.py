@@ -376,11 +376,11 @@ def _text_order(index: pd.Index) -> np.ndarray:
     big-endian integers each and sorted as numbers: several times faster than comparing
     1.5M strings. Other ids are sorted as text.
     """
+    if _sorted_arrow_texts(index):  # ids coded by direct addressing come sorted
+        return np.arange(len(index))
     keys = _packed_texts(index)
     if keys is None:
         return index.argsort()
-    if _ascending(keys):  # ids coded by their packed value come sorted already
-        return np.arange(len(index))
     if len(keys) == 1:
         return np.argsort(keys[0], kind="stable")
     return np.lexsort(keys[::-1])  # lexsort's primary key is its last
@@ -390,15 +390,21 @@ def _is_identity(order: np.ndarray) -> bool:
     return bool((order == np.arange(len(order))).all())
 
 
-def _ascending(words: list[np.ndarray]) -> bool:
-    """Whether rows of big-endian words are in ascending order (first word first)."""
-    later = np.ones(max(len(words[0]) - 1, 0), dtype=bool)  # "still tied" so far
-    for word in words:
-        ahead, behind = word[1:], word[:-1]
-        if (later & (ahead < behind)).any():
-            return False
-        later &= ahead == behind
-    return True
+def _sorted_arrow_texts(index: pd.Index) -> bool:
+    """Whether Arrow-backed texts are already in code point (byte) order."""
+    if len(index) < 2 or not (
+        isinstance(index.dtype, pd.StringDtype) and index.dtype.storage == "pyarrow"
+    ):
+        return False
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = pa.array(index.array)
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if texts.null_count:
+        return False
+    return bool(pc.all(pc.less_equal(texts[:-1], texts[1:])).as_py())
 
 
 def _packed_texts(index: pd.Index) -> list[np.ndarray] | None:
