@@ -10,6 +10,11 @@ For each size and engine, a fresh Python process builds a synthetic features tab
 * ``hdbscan`` – ``HDBSCANSegmenter`` ``fit_predict``, fitting on a sample of at most
   ``--hdbscan-sample`` customers and placing the rest by approximate prediction.
 
+With ``--hdbscan-check`` the ``hdbscan`` child then also times the placement of the
+customers outside the fit sample alone, by segmentkit and by
+``hdbscan.approximate_predict``, and counts the labels on which they disagree (after the
+peak RSS is taken; the library's run takes about 85 µs per customer).
+
 Peak RSS is the child's ``ru_maxrss``. Usage (from the repository root)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_clustering.py --customers 10000 100000 1000000
@@ -54,7 +59,9 @@ def synthetic_features(n: int, seed: int = 0):
     )
 
 
-def run_child(engine: str, n: int, sample: int, jobs: int | None = None) -> dict:
+def run_child(
+    engine: str, n: int, sample: int, jobs: int | None = None, check: bool = False
+) -> dict:
     # Imports happen before the clock starts: they are paid once per process, not per fit.
     import hdbscan  # noqa: F401
     import sklearn.cluster
@@ -79,16 +86,17 @@ def run_child(engine: str, n: int, sample: int, jobs: int | None = None) -> dict
             model = KMeans(n_clusters=5, n_init=4, random_state=0)
         model.fit(matrix).predict(matrix)
     else:
-        sk.HDBSCANSegmenter(
+        segmenter = sk.HDBSCANSegmenter(
             min_cluster_size=max(50, min(n, sample) // 200),
             max_fit_size=sample,
             random_state=0,
             n_jobs=jobs,
-        ).fit_predict(features)
+        )
+        segmenter.fit_predict(features)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     # Other processes on the (shared) machine skew timings: keep the 1-minute load.
-    return {
+    result = {
         "engine": engine,
         "customers": n,
         "n_jobs": jobs if engine == "hdbscan" else None,
@@ -96,6 +104,39 @@ def run_child(engine: str, n: int, sample: int, jobs: int | None = None) -> dict
         "peak_rss_gib": peak,
         "load_average_1min": os.getloadavg()[0],
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+    if engine == "hdbscan" and check:
+        result.update(compare_placement(segmenter, features))
+    return result
+
+
+def compare_placement(segmenter, features) -> dict:
+    """Placement of the customers outside the fit sample: segmentkit vs the library."""
+    import hdbscan
+    import numpy as np
+
+    from segmentkit.engines._hdbscan_placement import place
+
+    outside = ~features.customer_ids.isin(segmenter.fit_customer_ids_)
+    matrix = segmenter.transform(features)[np.asarray(outside)]
+    started = time.perf_counter()
+    labels, strengths = place(segmenter._model, matrix, n_jobs=segmenter.n_jobs)
+    ours = time.perf_counter() - started
+    started = time.perf_counter()
+    # In chunks, as segmentkit used to call it: all at once costs gigabytes.
+    parts = [
+        hdbscan.approximate_predict(segmenter._model, matrix[start : start + 50_000])
+        for start in range(0, len(matrix), 50_000)
+    ]
+    library = time.perf_counter() - started
+    reference = np.concatenate([part[0] for part in parts])
+    reference_strengths = np.concatenate([part[1] for part in parts])
+    return {
+        "placed": len(matrix),
+        "placement_seconds": ours,
+        "library_placement_seconds": library,
+        "label_mismatches": int((labels != reference).sum()),
+        "max_strength_difference": float(np.abs(strengths - reference_strengths).max(initial=0)),
     }
 
 
@@ -110,12 +151,17 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="HDBSCANSegmenter n_jobs (placement processes; their memory is not in peak RSS)",
     )
+    parser.add_argument(
+        "--hdbscan-check",
+        action="store_true",
+        help="also time placement alone, segmentkit vs hdbscan.approximate_predict",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "clustering.json")
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         engine, n = args.child[0], int(args.child[1])
-        child = run_child(engine, n, args.hdbscan_sample, args.hdbscan_jobs)
+        child = run_child(engine, n, args.hdbscan_sample, args.hdbscan_jobs, args.hdbscan_check)
         print(json.dumps(child))
         return 0
     results = []
@@ -125,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             command += ["--hdbscan-sample", str(args.hdbscan_sample)]
             if args.hdbscan_jobs is not None:
                 command += ["--hdbscan-jobs", str(args.hdbscan_jobs)]
+            if args.hdbscan_check:
+                command.append("--hdbscan-check")
             done = subprocess.run(command, capture_output=True, text=True, env=os.environ)
             if done.returncode:
                 print(done.stderr, file=sys.stderr)
@@ -135,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{n:>9,} {engine:<15} {row['seconds']:8.2f} s  {row['peak_rss_gib']:.2f} GiB"
                 f"  load {row['load_average_1min']:.1f}"
             )
+            if "placed" in row:
+                print(
+                    f"{'':>9} placing {row['placed']:,}: {row['placement_seconds']:.2f} s "
+                    f"(hdbscan.approximate_predict {row['library_placement_seconds']:.2f} s), "
+                    f"{row['label_mismatches']} labels differ, strengths within "
+                    f"{row['max_strength_difference']:.1e}"
+                )
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps({"results": results}, indent=1))
     print(

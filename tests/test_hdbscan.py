@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import hdbscan
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
 import segmentkit as sk
 from segmentkit.engines._hdbscan import HDBSCANSegmenter
+from segmentkit.engines._hdbscan_placement import place
 from segmentkit.errors import SegmentkitWarning
 
 RFM = ["recency_days", "frequency", "monetary"]
@@ -158,18 +162,128 @@ def test_fit_on_a_sample_assigns_everyone(cdnow_features):
         assert " of the 5000 sampled customers" in segment.description
 
 
-def test_placement_in_parallel_processes_gives_the_same_segments(cdnow_features, monkeypatch):
-    from segmentkit.engines import _hdbscan
+def test_placement_in_parallel_threads_gives_the_same_segments(cdnow_features, monkeypatch):
+    from segmentkit.engines import _hdbscan_placement
 
-    # Small chunks so that CDNOW's 23,570 customers are split between two processes.
-    monkeypatch.setattr(_hdbscan, "_CHUNK", 2000)
-    assert _hdbscan._workers(2, len(cdnow_features)) == 2
-    assert _hdbscan._workers(None, len(cdnow_features)) == 1
+    # Small chunks so that CDNOW's 23,570 customers are split between two threads.
+    monkeypatch.setattr(_hdbscan_placement, "_CELLS", 100_000)
+    assert _hdbscan_placement._workers(2, 20) == 2
+    assert _hdbscan_placement._workers(None, 20) == 1
+    assert _hdbscan_placement._workers(4, 1) == 1
     serial = HDBSCANSegmenter(max_fit_size=5000, random_state=0).fit(cdnow_features)
     parallel = HDBSCANSegmenter(max_fit_size=5000, random_state=0, n_jobs=2).fit(cdnow_features)
     pd.testing.assert_frame_equal(
         serial.predict(cdnow_features).assignments, parallel.predict(cdnow_features).assignments
     )
+
+
+def _library_fit(points: np.ndarray, **params: Any) -> hdbscan.HDBSCAN:
+    return hdbscan.HDBSCAN(prediction_data=True, core_dist_n_jobs=1, **params).fit(points)
+
+
+def _assert_placed_as_the_library(model: hdbscan.HDBSCAN, points: np.ndarray) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "no defined clusters"
+        library, strengths = hdbscan.approximate_predict(model, points)
+    labels, ours = place(model, points)
+    np.testing.assert_array_equal(labels, library)
+    np.testing.assert_allclose(ours, strengths, rtol=1e-12, atol=0)
+
+
+def _blobs_with_noise(seed: int, n: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-10, 10, (4, 3))
+    dense = centres[rng.integers(0, 4, n)] + rng.normal(0, 1, (n, 3))
+    return np.vstack([dense, rng.uniform(-15, 15, (n // 5, 3))])  # a fifth is noise
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"min_cluster_size": 25},
+        {"min_cluster_size": 25, "min_samples": 3},
+        {"min_cluster_size": 10, "min_samples": 1},
+        {"min_cluster_size": 15, "cluster_selection_method": "leaf"},
+        {"min_cluster_size": 15, "min_samples": 5, "cluster_selection_epsilon": 1.0},
+    ],
+)
+def test_placement_equals_approximate_predict_on_blobs_with_noise(params):
+    model = _library_fit(_blobs_with_noise(0, 1500), **params)
+    new = _blobs_with_noise(1, 4000)
+    _assert_placed_as_the_library(model, new)
+    # The fitted points themselves: exact duplicates of fitted points, distance 0.
+    _assert_placed_as_the_library(model, model.prediction_data_.raw_data)
+
+
+def test_placement_equals_approximate_predict_on_customer_features(
+    cdnow_features, sample_features
+):
+    cdnow = HDBSCANSegmenter(max_fit_size=4000, random_state=0).fit(cdnow_features)
+    _assert_placed_as_the_library(cdnow._model, cdnow.transform(cdnow_features))
+    sample = HDBSCANSegmenter(features=RFM, min_cluster_size=20, min_samples=5)
+    sample.fit(sample_features)
+    _assert_placed_as_the_library(sample._model, sample.transform(sample_features))
+
+
+def test_placement_equals_approximate_predict_on_the_benchmark_features():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_clustering.py"
+    spec = importlib.util.spec_from_file_location("bench_clustering", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    features = sk.CustomerFeatures.from_frame(bench.synthetic_features(30_000), as_of="2024-06-30")
+    model = HDBSCANSegmenter(min_cluster_size=50, max_fit_size=5000, random_state=0)
+    model.fit(features)
+    _assert_placed_as_the_library(model._model, model.transform(features))
+
+
+def test_placement_equals_approximate_predict_on_ties(monkeypatch):
+    from segmentkit.engines import _hdbscan_placement
+
+    # Whole-number points: many at the same distance and reach, the case where only the
+    # full query's neighbour order settles the cluster.
+    points = _tied_points().to_numpy()
+    grid = np.stack(np.meshgrid(np.arange(-4, 10), np.arange(-4, 10)), -1).reshape(-1, 2)
+    model = _library_fit(points, min_cluster_size=15)
+    tables = _hdbscan_placement.PlacementTables.from_model(model)
+    unsure, _ = tables._nearest(grid.astype(float), tables.min_samples + 2)
+    assert (unsure < 0).any()  # the fallback to the library's k is exercised
+    _assert_placed_as_the_library(model, grid.astype(float))
+    _assert_placed_as_the_library(model, points)
+
+
+def test_placement_of_a_clustering_without_clusters_is_all_noise():
+    points = np.random.default_rng(0).uniform(size=(40, 2))
+    model = _library_fit(points, min_cluster_size=30)
+    _assert_placed_as_the_library(model, points)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(40, 200),
+    min_cluster_size=st.integers(2, 20),
+    min_samples=st.integers(1, 10),
+    step=st.sampled_from([0.0, 0.5, 1.0]),
+    method=st.sampled_from(["eom", "leaf"]),
+)
+def test_placement_equals_approximate_predict_property(
+    seed, n, min_cluster_size, min_samples, step, method
+):
+    rng = np.random.default_rng(seed)
+    points = np.vstack([rng.normal(0, 1, (n, 2)), rng.normal(4, 1.5, (n // 2, 2))])
+    new = rng.uniform(-4, 8, (300, 2))
+    if step:  # a grid: exact ties in distance everywhere
+        points, new = np.round(points / step) * step, np.round(new / step) * step
+    model = _library_fit(
+        points,
+        min_cluster_size=min_cluster_size,
+        min_samples=min_samples,
+        cluster_selection_method=method,
+    )
+    _assert_placed_as_the_library(model, new)
 
 
 def test_same_seed_same_segments(cdnow_features):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -23,13 +21,12 @@ from segmentkit.engines._clustering import (
     ClusteringSegmenter,
     value_order,
 )
+from segmentkit.engines._hdbscan_placement import place
 from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._preprocess import Preprocessor
 from segmentkit.errors import SegmentkitWarning
 
 __all__ = ["HDBSCANSegmenter"]
-
-_CHUNK = 50_000
 
 _NOISE_NAME = "Unclustered"
 
@@ -46,8 +43,9 @@ class HDBSCANSegmenter(ClusteringSegmenter):
     after what sets them apart from the base, e.g. ``"High spend · Frequent · Recent"``.
 
     Large inputs are fitted on a random sample of ``max_fit_size`` customers (HDBSCAN
-    is super-linear in customers); the others are placed with
-    ``hdbscan.approximate_predict``, as are new customers in :meth:`predict`.
+    is super-linear in customers); the others are placed as
+    ``hdbscan.approximate_predict`` places them (same labels and strengths, computed
+    for all customers at once), as are new customers in :meth:`predict`.
 
     Parameters
     ----------
@@ -88,9 +86,9 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         it batch by batch in the engine's Python workers (Spark ``mapInPandas``, Dask
         ``map_partitions``, DuckDB ``map``, polars ``map_batches``).
     n_jobs : int or None, default=None
-        Processes that place customers outside the fit sample (approximate prediction
-        runs a Python loop per customer, so threads would not help): ``None`` or 1 runs
-        in this process, ``-1`` uses every core. Results do not depend on it.
+        Threads that place customers outside the fit sample (the nearest-neighbour
+        search runs outside the GIL): ``None`` or 1 places them in the calling thread,
+        ``-1`` uses every core. Results do not depend on it.
 
     Attributes
     ----------
@@ -129,11 +127,12 @@ class HDBSCANSegmenter(ClusteringSegmenter):
     -----
     ``predict`` returns, for customers of the fit sample whose features are unchanged,
     the labels and membership strengths of the fit itself, and the result of
-    ``hdbscan.approximate_predict`` for everyone else. Approximate prediction does not
-    always give a training point its own fit label: customers with identical features
-    (common, e.g. one-off buyers of the same amount on the same day) tie in distance and
-    may be placed with a neighbour in another cluster. Looking the fit sample up keeps
-    ``fit_predict(X)`` equal to ``fit(X).labels_`` on the sample.
+    ``hdbscan.approximate_predict`` for everyone else (computed by segmentkit's own
+    vectorised placement, which gives the same labels and strengths). Approximate
+    prediction does not always give a training point its own fit label: customers with
+    identical features (common, e.g. one-off buyers of the same amount on the same day)
+    tie in distance and may be placed with a neighbour in another cluster. Looking the
+    fit sample up keeps ``fit_predict(X)`` equal to ``fit(X).labels_`` on the sample.
 
     Examples
     --------
@@ -318,48 +317,13 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         return labels, {"membership": membership}
 
     def _approximate(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Segment ids and membership strengths by ``hdbscan.approximate_predict``."""
+        """Segment ids and membership strengths of ``hdbscan.approximate_predict``."""
         if self.n_clusters_ == 0 or not len(matrix):
             return np.full(len(matrix), NOISE, dtype=np.int64), np.zeros(len(matrix))
-        workers = _workers(self.n_jobs, len(matrix))
-        if workers > 1:
-            from joblib import Parallel, delayed
-
-            # One task per worker: the fitted model is pickled once per worker, not per
-            # chunk. Rows keep their order, so the result does not depend on n_jobs.
-            bounds = np.linspace(0, len(matrix), workers + 1).astype(int)
-            results = Parallel(n_jobs=workers)(
-                delayed(_place)(self._model, matrix[a:b]) for a, b in itertools.pairwise(bounds)
-            )
-            parts = [part for result in results for part in result]
-        else:
-            parts = _place(self._model, matrix)
-        raw = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts])
-        strengths = np.concatenate([np.asarray(p[1], dtype=float) for p in parts])
+        raw, strengths = place(self._model, matrix, n_jobs=self.n_jobs)
         labels = self._remap[raw + 1]
-        strengths = np.where(labels == NOISE, 0.0, np.clip(np.asarray(strengths), 0.0, 1.0))
+        strengths = np.where(labels == NOISE, 0.0, np.clip(strengths, 0.0, 1.0))
         return labels, strengths
-
-
-def _place(model: Any, matrix: np.ndarray) -> list[tuple[Any, Any]]:
-    """``hdbscan.approximate_predict`` over ``matrix``, chunk by chunk."""
-    import hdbscan
-
-    # In chunks: approximate_predict holds neighbour arrays for all its points at once,
-    # which at a million customers costs gigabytes for no speed gain.
-    return [
-        hdbscan.approximate_predict(model, matrix[start : start + _CHUNK])
-        for start in range(0, len(matrix), _CHUNK)
-    ]
-
-
-def _workers(n_jobs: int | None, n_rows: int) -> int:
-    if n_jobs is None or n_rows < 2 * _CHUNK:
-        # Starting processes costs more than placing a few chunks here.
-        return 1
-    cores = os.cpu_count() or 1
-    wanted = cores if n_jobs < 0 else n_jobs
-    return max(1, min(wanted, cores, n_rows // _CHUNK))
 
 
 def _row_hashes(matrix: np.ndarray) -> np.ndarray:
