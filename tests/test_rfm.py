@@ -167,3 +167,108 @@ def test_sklearn_estimator_contract():
     assert not hasattr(copy, "thresholds_")
     assert model.set_params(n_bins=3) is model
     assert repr(sk.RFMSegmenter(n_bins=5)) == "RFMSegmenter()"
+
+
+def _sorted_cuts(values: np.ndarray, n_bins: int) -> np.ndarray:
+    # The tie policy written out with a full sort: the reference the fast path must match.
+    finite = np.sort(values[np.isfinite(values)])
+    n = len(finite)
+    scores = np.minimum(np.searchsorted(finite, finite, side="left") * n_bins // n + 1, n_bins)
+    cuts = np.full(n_bins - 1, np.inf)
+    for level in range(2, n_bins + 1):
+        reached = finite[scores >= level]
+        if len(reached):
+            cuts[level - 2] = reached[0]
+    return cuts
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 100, 5_000, 70_000, 300_000])
+@pytest.mark.parametrize("n_bins", [2, 5, 10])
+def test_cut_points_match_a_full_sort_on_ties_and_large_inputs(n, n_bins):
+    from segmentkit.engines._rfm import _learn_cuts
+
+    rng = np.random.default_rng(n * 31 + n_bins)
+    samples = {
+        "continuous": rng.exponential(100.0, n),
+        "few values": rng.geometric(0.6, n).astype(float),
+        "one value": np.full(n, 3.0),
+        "cents": np.round(rng.gamma(2.0, 30.0, n), 2),
+        "sorted": np.sort(rng.integers(0, 50, n)).astype(float),
+        "with missing": np.where(rng.random(n) < 0.2, np.nan, rng.normal(0, 1, n)),
+        "with inf": np.where(rng.random(n) < 0.1, np.inf, rng.integers(0, 9, n) * 1.0),
+    }
+    for name, values in samples.items():
+        expected = _sorted_cuts(values, n_bins)
+        np.testing.assert_array_equal(_learn_cuts(values, n_bins), expected, err_msg=name)
+
+
+@pytest.mark.parametrize("n", [1, 2, 9, 70_000, 200_001])
+def test_sorted_at_matches_numpy_sort(n):
+    from segmentkit._segmentation import sorted_at
+
+    rng = np.random.default_rng(n)
+    for values in (
+        rng.normal(size=n),
+        rng.integers(0, 4, n).astype(float),
+        np.repeat(rng.normal(size=n // 1000 + 1), 1000)[:n],
+        # Every 64th value huge: a strided sample misleads the bracket (fallback path).
+        np.where(np.arange(n) % 64 == 0, 1e9, rng.normal(size=n)),
+    ):
+        positions = sorted({0, n // 3, n // 2, (n - 1) // 2, n - 1})
+        expected = np.sort(values)[positions]
+        np.testing.assert_array_equal(sorted_at(values, positions), expected)
+
+
+def test_catalog_medians_match_pandas_groupby_median():
+    from segmentkit._segmentation import _catalog
+
+    rng = np.random.default_rng(7)
+    n = 150_000
+    frame = pd.DataFrame(
+        {
+            "recency_days": np.where(rng.random(n) < 0.1, np.nan, rng.exponential(90, n)),
+            "frequency": rng.geometric(0.5, n),
+            "monetary": np.round(rng.gamma(2.0, 40.0, n), 2),
+        },
+        index=pd.Index([f"c{i}" for i in range(n)], name="customer_id"),
+    )
+    labels = rng.choice([0, 1, 2, 4], size=n, p=[0.6, 0.3, 0.0999, 0.0001])
+    assignments = pd.DataFrame({"customer_id": frame.index, "segment_id": labels})
+    segments = [sk.Segment(i, f"s{i}") for i in range(6)]
+    catalog = _catalog(assignments, segments, frame)
+    for name in frame.columns:
+        expected = frame[name].astype(float).groupby(labels).median().reindex(range(6))
+        np.testing.assert_array_equal(catalog[f"median_{name}"].to_numpy(), expected.to_numpy())
+
+
+def test_text_columns_keep_the_dtype_pandas_gives_text(sample_features):
+    assignments = sk.RFMSegmenter().fit_predict(sample_features).assignments
+    text = pd.Series(np.array(["x"], dtype=object)).dtype
+    for column in ("customer_id", "segment", "rfm_score"):
+        assert assignments[column].dtype == text
+    buyers = assignments["segment"] != "No purchases"
+    expected = (
+        assignments["r_score"].astype(str)
+        + assignments["f_score"].astype(str)
+        + assignments["m_score"].astype(str)
+    )
+    assert (assignments["rfm_score"][buyers] == expected[buyers]).all()
+    assert (assignments["rfm_score"][~buyers] == "").all()
+
+
+@pytest.mark.parametrize(
+    ("ids", "labels"),
+    [
+        ([0, 1, 2, 11], [2, 0, 11, 11, 1]),
+        ([-1, 3, 5], [5, -1, 4, 7, -2]),
+        ([0, 10**12], [10**12, 0, 5]),
+        ([0, 1], []),
+    ],
+)
+def test_label_positions_match_index_get_indexer(ids, labels):
+    from segmentkit._segmentation import label_positions
+
+    ids = np.array(ids, dtype=np.int64)
+    labels = np.array(labels, dtype=np.int64)
+    expected = pd.Index(ids).get_indexer(labels)
+    np.testing.assert_array_equal(label_positions(ids, labels), expected)

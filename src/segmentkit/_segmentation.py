@@ -529,7 +529,7 @@ def _catalog(
 ) -> pd.DataFrame:
     labels = assignments["segment_id"].to_numpy()
     ids = np.array([s.id for s in segments], dtype=np.int64)
-    position = pd.Index(ids).get_indexer(labels)
+    position = label_positions(ids, labels)
     customers = np.bincount(position, minlength=len(ids))
     total = max(len(labels), 1)
     catalog = pd.DataFrame(
@@ -551,16 +551,137 @@ def _catalog(
     else:
         catalog["revenue"] = np.nan
         catalog["revenue_share"] = np.nan
-    for name in _KEY_FEATURES:
-        if name in aligned and pd.api.types.is_numeric_dtype(aligned[name].dtype):
-            medians = (
-                pd.Series(aligned[name].to_numpy(dtype=float))
-                .groupby(position)
-                .median()
-                .reindex(range(len(ids)))
-            )
-            catalog[f"median_{name}"] = medians.to_numpy()
+    key = [
+        n
+        for n in _KEY_FEATURES
+        if n in aligned and pd.api.types.is_numeric_dtype(aligned[n].dtype)
+    ]
+    if key:
+        # Customers ordered by segment once, then every feature's medians from slices.
+        small = position.astype(np.int16) if len(ids) < 1 << 15 else position
+        order = np.argsort(small, kind="stable")  # radix sort for 16-bit keys
+        ends = np.cumsum(customers)
+        for name in key:
+            by_segment = aligned[name].to_numpy(dtype=float)[order]
+            catalog[f"median_{name}"] = _slice_medians(by_segment, ends)
     return catalog
+
+
+def label_positions(ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Position of each label in ``ids`` (unique integers), -1 where absent.
+
+    As ``pandas.Index(ids).get_indexer(labels)``; segment ids span a small range, so
+    a lookup table indexed by label replaces hashing every customer's label.
+    """
+    labels = np.asarray(labels)
+    if len(ids) and len(labels) and labels.dtype.kind == "i":
+        low = min(int(ids.min()), int(labels.min()))
+        high = max(int(ids.max()), int(labels.max()))
+        if high - low < 1 << 20:
+            slot = np.full(high - low + 1, -1, dtype=np.intp)
+            slot[ids - low] = np.arange(len(ids))
+            return slot[labels - low]
+    return pd.Index(ids).get_indexer(labels)
+
+
+def _slice_medians(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Median of each slice ``values[ends[i - 1]:ends[i]]``, NaN skipped.
+
+    As pandas' groupby median: the middle value, or half the sum of the two middle
+    values; NaN for a slice with no value.
+    """
+    medians = np.full(len(ends), np.nan)
+    has_nan = bool(np.isnan(values).any())
+    start = 0
+    for i, end in enumerate(ends.tolist()):
+        chunk = values[start:end]
+        start = end
+        if has_nan:
+            chunk = chunk[~np.isnan(chunk)]
+        k = len(chunk)
+        if k == 0:
+            continue
+        low, high = sorted_at(chunk, [(k - 1) // 2, k // 2])
+        medians[i] = high if k % 2 else (low + high) / 2
+    return medians
+
+
+def sorted_at(values: np.ndarray, positions: Sequence[int]) -> np.ndarray:
+    """``numpy.sort(values)[positions]``, exactly, without sorting all of ``values``.
+
+    A sorted strided sample brackets each cluster of positions with a narrow value
+    range; counting the values below it and partially sorting the few inside gives
+    the exact values. Runs of the range's end values are counted, not copied, so
+    heavy ties stay cheap. Should a bracket miss the positions (adversarial orders;
+    never wrong, only slower), ``numpy.partition`` of all values answers.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        One-dimensional floats without NaN.
+    positions : sequence of int
+        Sorted positions, ascending, each in ``range(len(values))``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The values at those positions of the sorted ``values``.
+    """
+    positions = list(positions)
+    n = len(values)
+    if n >= 1 << 16:
+        sample = np.sort(values[:: n // min(n // 64, 16384)])
+        m = len(sample)
+        # A sample rank spreads about sqrt(m) / 2 around its expectation: 6 sigma.
+        margin = 3 * int(np.sqrt(m)) + 1
+        clusters: list[list[int]] = []
+        for k in positions:
+            if clusters and (k - clusters[-1][-1]) * m // n <= 2 * margin:
+                clusters[-1].append(k)
+            else:
+                clusters.append([k])
+        found: dict[int, float] = {}
+        for cluster in clusters:
+            within = _within_bracket(values, cluster, sample, margin)
+            if within is None:
+                break
+            found.update(within)
+        else:
+            return np.array([found[k] for k in positions], dtype=values.dtype)
+    return np.partition(values, positions)[positions]
+
+
+def _within_bracket(
+    values: np.ndarray, cluster: list[int], sample: np.ndarray, margin: int
+) -> dict[int, float] | None:
+    # Sorted, the values from position `below` on are `low` repeated, the values
+    # strictly between the bounds, then `high` repeated (None bounds are open).
+    n, m = len(values), len(sample)
+    low_at, high_at = cluster[0] * m // n - margin, cluster[-1] * m // n + margin
+    low = sample[low_at] if low_at > 0 else None
+    high = sample[high_at] if high_at < m - 1 else None
+    below = 0 if low is None else int(np.count_nonzero(values < low))
+    n_low = 0 if low is None else int(np.count_nonzero(values == low))
+    if low is not None and low == high:
+        middle, n_high = values[:0], 0
+    else:
+        if low is None and high is None:
+            middle = values
+        else:
+            inside = values < high if high is not None else values > low
+            if low is not None and high is not None:
+                inside &= values > low
+            middle = values[inside]
+        n_high = 0 if high is None else int(np.count_nonzero(values == high))
+    offsets = [k - below for k in cluster]
+    if offsets[0] < 0 or offsets[-1] >= n_low + len(middle) + n_high:
+        return None
+    inner = sorted({q - n_low for q in offsets if n_low <= q < n_low + len(middle)})
+    part = np.partition(middle, inner) if inner else middle
+    return {
+        k: low if q < n_low else part[q - n_low] if q < n_low + len(middle) else high
+        for k, q in zip(cluster, offsets, strict=True)
+    }
 
 
 def _is_plain_numeric(values: pd.Series) -> bool:

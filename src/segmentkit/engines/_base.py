@@ -15,7 +15,7 @@ from typing_extensions import Self
 
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import validate_params
-from segmentkit._segmentation import Segment, Segmentation
+from segmentkit._segmentation import Segment, Segmentation, label_positions
 from segmentkit.errors import check_is_fitted
 
 __all__ = ["Segmenter", "SegmenterTags", "as_features"]
@@ -135,11 +135,14 @@ class Segmenter(BaseEstimator, ABC):
         labels, scores = self._assign(features)
         labels = self._checked_labels(labels, scores, len(features))
         assignments = pd.DataFrame(
-            {"customer_id": features.customer_ids.to_numpy(dtype=object), "segment_id": labels}
+            {"customer_id": _id_column(features.customer_ids), "segment_id": labels}
         )
-        assignments["segment"] = assignments["segment_id"].map(self.segment_names_)
+        assignments["segment"] = self._segment_column(labels)
         for name, values in scores.items():
-            assignments[name] = np.asarray(values)
+            # Text columns built by text_column are kept: through numpy they would
+            # become one Python string per customer and back.
+            keep = isinstance(values, pd.api.extensions.ExtensionArray)
+            assignments[name] = values if keep else np.asarray(values)
         return Segmentation(assignments, self.segments_, features, self._name())
 
     def fit_predict(self, X: CustomerFeatures | pd.DataFrame, y: None = None) -> Segmentation:
@@ -258,6 +261,14 @@ class Segmenter(BaseEstimator, ABC):
             raise ValueError(msg)
         return values.astype(np.int64)
 
+    def _segment_column(self, labels: np.ndarray) -> Any:
+        # Segment names by label, taken from the few names instead of mapping every row.
+        ids = np.fromiter(self.segment_names_, dtype=np.int64, count=len(self.segment_names_))
+        position = label_positions(ids, labels)
+        if len(labels) == 0 or (position < 0).any():
+            return pd.Series(labels).map(self.segment_names_).array
+        return text_column(list(self.segment_names_.values()), position)
+
     def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
         """The pandas frame to fit on, drawn from a narwhals frame of another library.
 
@@ -319,6 +330,40 @@ def as_features(X: Any) -> CustomerFeatures:
         "Hint: build features with segmentkit.extract_features(...)."
     )
     raise TypeError(msg)
+
+
+def text_column(choices: list[str], codes: np.ndarray) -> Any:
+    """Text column ``choices[codes]``, in the dtype pandas gives text (``str`` or object).
+
+    Parameters
+    ----------
+    choices : list of str
+        The distinct texts.
+    codes : numpy.ndarray
+        Integer position in ``choices`` of each row's text.
+
+    Returns
+    -------
+    pandas.api.extensions.ExtensionArray
+        One text per code; a DataFrame column gets the dtype it would get from the
+        same strings in an object array.
+    """
+    # The dtype is inferred once from the few distinct strings; take() then copies
+    # them by code, with no Python string per row (Arrow-backed on pandas 3).
+    return pd.Series(np.array(choices, dtype=object)).array.take(np.asarray(codes))
+
+
+def _id_column(ids: pd.Index) -> Any:
+    # Text ids already in the dtype pandas infers for text are passed as they are:
+    # the round trip through one Python string per customer would give the same column.
+    if isinstance(ids.dtype, pd.StringDtype) and ids.dtype == _text_dtype():
+        return ids.array
+    return ids.to_numpy(dtype=object)
+
+
+def _text_dtype() -> Any:
+    # Depends on the pandas version and its string options, so it is asked each time.
+    return pd.Series(np.array(["text"], dtype=object)).dtype
 
 
 def require_columns(features: CustomerFeatures, names: list[str], owner: str) -> None:

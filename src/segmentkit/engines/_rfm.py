@@ -10,8 +10,8 @@ import pandas as pd
 
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import InstanceOf, Interval, Satisfies
-from segmentkit._segmentation import Segment
-from segmentkit.engines._base import Segmenter, require_columns
+from segmentkit._segmentation import Segment, sorted_at
+from segmentkit.engines._base import Segmenter, require_columns, text_column
 from segmentkit.errors import RuleSyntaxError
 
 __all__ = ["CLASSIC_GRID", "RFMSegmenter"]
@@ -196,9 +196,10 @@ class RFMSegmenter(Segmenter):
     def _fit(self, features: CustomerFeatures) -> None:
         frame = features.frame
         buyers = _buyers(frame, self.recency, self.frequency)
-        values = self._oriented(frame[buyers])
+        # Only the three columns are subset: filtering the whole frame copies every feature.
         self.thresholds_ = {
-            name: _learn_cuts(column, self.n_bins) for name, column in values.items()
+            name: _learn_cuts(column[buyers], self.n_bins)
+            for name, column in self._oriented(frame).items()
         }
         # Recency was negated so that "higher is better"; store it in days again.
         self.thresholds_["recency"] = -self.thresholds_["recency"]
@@ -255,24 +256,32 @@ class RFMSegmenter(Segmenter):
 
     def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         frame = features.frame
-        buyers = _buyers(frame, self.recency, self.frequency)
         values = self._oriented(frame)
+        buyers = np.isfinite(values["recency"]) & (values["frequency"] > 0)
         cuts = dict(self.thresholds_, recency=-self.thresholds_["recency"])
         r, f, m = (_apply_cuts(values[k], cuts[k]) for k in ("recency", "frequency", "monetary"))
-        fm = (f + m + 1) // 2
+        fm = (f + m + 1) >> 1
         no_purchase_id = self.segments_[-1].id
         if self._rules is None:
             grid_ids = {s.name: s.id for s in self.segments_}
+            # Indexed by r * 6 + fm; scores are at least 1 and those above 5 take the
+            # top cell, so one gather labels every customer.
             lookup = np.array(
                 [
-                    [grid_ids[CLASSIC_GRID[5 - rr][ff - 1]] for ff in range(1, 6)]
-                    for rr in range(1, 6)
-                ]
+                    grid_ids[CLASSIC_GRID[5 - max(rr, 1)][max(ff, 1) - 1]]
+                    for rr in range(6)
+                    for ff in range(6)
+                ],
+                dtype=np.int64,
             )
-            labels = lookup[np.clip(r, 1, 5) - 1, np.clip(fm, 1, 5) - 1]
+            labels = lookup[np.minimum(r, 5) * 6 + np.minimum(fm, 5)]
         else:
             scores = pd.DataFrame(
-                {"r_score": r, "f_score": f, "m_score": m, "fm_score": fm}, index=frame.index
+                {
+                    name: score.astype(np.int64)
+                    for name, score in zip(_SCORE_NAMES, (r, f, m, fm), strict=True)
+                },
+                index=frame.index,
             )
             context = pd.concat([scores, frame], axis=1)
             labels = np.full(len(frame), self.segments_[-2].id, dtype=np.int64)
@@ -282,17 +291,17 @@ class RFMSegmenter(Segmenter):
                 labels[hit] = segment.id
                 undecided &= ~hit
         labels = np.where(buyers, labels, no_purchase_id).astype(np.int64)
-        # Scores are single digits (n_bins <= 10 means 1..10; 10 prints as "10"), so the
-        # text is looked up from a small table instead of concatenating strings per row.
-        table = np.array(
-            [f"{a}{b}{c}" for a in range(11) for b in range(11) for c in range(11)], dtype=object
-        )
-        text = table[(r * 121 + f * 11 + m).clip(0, len(table) - 1)]
+        # Scores are 1..10, so "rfm_score" takes its text from a table of every (R, F, M)
+        # combination plus "" for customers without a purchase: no string built per row.
+        table = [f"{a}{b}{c}" for a in range(11) for b in range(11) for c in range(11)]
+        wide = np.int16 if r.dtype == np.int8 else np.int64  # int8 scores are below 60
+        combination = r.astype(wide) * 121 + f.astype(wide) * 11 + m
+        codes = np.where(buyers, combination.clip(0, len(table) - 1), len(table))
         score_columns: dict[str, Any] = {
-            "r_score": np.where(buyers, r, 0),
-            "f_score": np.where(buyers, f, 0),
-            "m_score": np.where(buyers, m, 0),
-            "rfm_score": np.where(buyers, text, ""),
+            "r_score": np.where(buyers, r, 0).astype(np.int64),
+            "f_score": np.where(buyers, f, 0).astype(np.int64),
+            "m_score": np.where(buyers, m, 0).astype(np.int64),
+            "rfm_score": text_column([*table, ""], codes),
         }
         return labels, score_columns
 
@@ -300,27 +309,71 @@ class RFMSegmenter(Segmenter):
 def _buyers(frame: pd.DataFrame, recency: str, frequency: str) -> np.ndarray:
     recency_values = frame[recency].to_numpy(dtype=float)
     frequency_values = frame[frequency].to_numpy(dtype=float)
-    return np.isfinite(recency_values) & (np.nan_to_num(frequency_values) > 0)
+    # NaN and -inf orders are not > 0; +inf is.
+    return np.isfinite(recency_values) & (frequency_values > 0)
 
 
 def _learn_cuts(values: np.ndarray, n_bins: int) -> np.ndarray:
-    """Cut points under the min-rank tie policy (see the class docstring)."""
-    finite = np.sort(values[np.isfinite(values)])
+    """Cut points under the min-rank tie policy (see the class docstring).
+
+    Score ``level`` starts at the first sorted position ``p`` with
+    ``p * n_bins // n >= level - 1``. The cut is the value ``v`` at ``p`` when ``v``
+    first occurs there; when ``v`` also occurs before ``p`` it scores lower, and the
+    cut is the next larger value. Only the sorted values at ``p - 1`` and ``p`` are
+    needed, so no full sort is made.
+    """
+    finite = values[np.isfinite(values)]
     n = len(finite)
-    # First position of each value in sorted order = its min rank − 1.
-    first_position = np.searchsorted(finite, finite, side="left")
-    scores = np.minimum(first_position * n_bins // n + 1, n_bins)
     cuts = np.full(n_bins - 1, np.inf)
-    for level in range(2, n_bins + 1):
-        reached = finite[scores >= level]
-        if len(reached):
-            cuts[level - 2] = reached[0]
+    starts = [-(-(level - 1) * n // n_bins) for level in range(2, n_bins + 1)]
+    # p >= 1 whenever n >= 1, so p - 1 is a position too.
+    wanted = sorted({k for p in starts if p < n for k in (p - 1, p)})
+    if not wanted:
+        return cuts
+    ordered = dict(zip(wanted, sorted_at(finite, wanted).tolist(), strict=True))
+    for i, p in enumerate(starts):
+        if p >= n:
+            continue
+        value = ordered[p]
+        if ordered[p - 1] < value:
+            cuts[i] = value
+            continue
+        cuts[i] = _next_above(finite, value)
     return cuts
 
 
+def _next_above(values: np.ndarray, value: float) -> float:
+    """Smallest of ``values`` above ``value``; ``inf`` when there is none."""
+    # The smallest sampled value above bounds it, so only the values in between are copied.
+    sample = values[:: max(len(values) // 4096, 1)]
+    bounds = sample[sample > value]
+    if len(bounds):
+        bound = bounds.min()
+        between = values[(values > value) & (values < bound)]
+        return float(between.min()) if len(between) else float(bound)
+    larger = values[values > value]
+    return float(larger.min()) if len(larger) else np.inf
+
+
 def _apply_cuts(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    filled = np.where(np.isfinite(values), values, -np.inf)
-    return (1 + np.searchsorted(cuts, filled, side="right")).astype(np.int64)
+    """Score: one plus the number of cuts at or below the value.
+
+    Cuts ascend, so this equals ``searchsorted(cuts, value, side="right")`` plus one,
+    but a few vectorised comparisons beat a binary search per customer. Values that
+    are not finite count as ``-inf``.
+    """
+    cuts = np.asarray(cuts, dtype=float)
+    if np.isneginf(cuts).any():
+        values = np.where(np.isfinite(values), values, -np.inf)
+    # Small integers are cheaper to count and combine; fm = (f + m + 1) >> 1 must fit.
+    scores = np.ones(len(values), dtype=np.int8 if len(cuts) < 60 else np.int64)
+    for cut in cuts:
+        scores += values >= cut
+    # NaN and -inf already pass no cut; +inf passed them all but counts as -inf.
+    infinite = values == np.inf
+    if infinite.any():
+        scores[infinite] = 1
+    return scores
 
 
 def _grid_rule(name: str) -> str:
