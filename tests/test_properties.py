@@ -136,3 +136,34 @@ def test_rfm_tie_policy(values, n_bins):
     assert ordered["f_score"].is_monotonic_increasing
     assert ordered["r_score"].is_monotonic_decreasing
     assert ordered["f_score"].iloc[0] == 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(["C01", "C02", "C03", "C10"]),
+            st.sampled_from(["O001", "O002", "O003", "O010", "O011"]),
+            st.floats(min_value=-50, max_value=50, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    grouped=st.booleans(),
+)
+def test_frequency_counts_orders_with_a_sale_whatever_the_line_order(lines, grouped):
+    """Orders shared by customers, split into several runs, or all returns."""
+    frame = pd.DataFrame(lines, columns=["customer", "order", "amount"])
+    if grouped:  # lines of an order adjacent, as exports usually are
+        frame = frame.sort_values("order", kind="stable")
+    frame["when"] = pd.Timestamp("2024-01-01")
+    frame = frame.astype({"customer": "str", "order": "str"})
+    tx = sk.Transactions.from_frame(
+        frame, customer_id="customer", order_id="order", timestamp="when", amount="amount"
+    )
+    features = sk.extract_features(tx).frame
+    sales = frame[frame["amount"] >= 0]
+    expected = (
+        sales.groupby("customer")["order"].nunique().reindex(features.index, fill_value=0)
+    )
+    assert features["frequency"].tolist() == expected.tolist()

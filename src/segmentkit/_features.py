@@ -18,6 +18,7 @@ from typing_extensions import Self
 from segmentkit._catalog import FeatureDef, definitions_by_name
 from segmentkit._customers import PII_COLUMNS, Customers
 from segmentkit._events import Events
+from segmentkit._runs import run_starts
 from segmentkit._schema import to_ns
 from segmentkit._transactions import Transactions
 
@@ -497,15 +498,24 @@ def _purchase_features(
     # 0 − Σ amount is exactly Σ −amount (rounding is symmetric) without a negated copy.
     returned = 0.0 - np.bincount(codes[returns], weights=amount[returns], minlength=n)
 
+    # Per run of an order's adjacent lines rather than per line (see _runs); an
+    # order key has one customer by construction. An order counts unless all of its
+    # lines are returns.
     order_key = tx["order_key"].to_numpy()
     n_orders = int(order_key.max()) + 1 if len(order_key) else 0
+    starts = run_starts(order_key)
+    run_order = order_key[starts]
     order_customer = np.zeros(n_orders, dtype=codes.dtype)
-    order_customer[order_key] = codes
-    # An order counts unless all of its lines are returns.
-    lines = np.bincount(order_key, minlength=n_orders)
-    return_lines = np.bincount(order_key[returns], minlength=n_orders)
-    frequency = np.bincount(order_customer[lines > return_lines], minlength=n)
-    del order_customer, lines, return_lines
+    order_customer[run_order] = codes[starts]
+    order_has_sale = np.zeros(n_orders, dtype=bool)
+    if len(returns):
+        run_has_sale = np.logical_or.reduceat(sale, starts) if len(starts) else sale[:0]
+        order_has_sale[run_order[run_has_sale]] = True
+    else:
+        order_has_sale[run_order] = True
+    del starts, run_order
+    frequency = np.bincount(order_customer[order_has_sale], minlength=n)
+    del order_customer, order_has_sale
 
     sale_ns = ns.copy() if len(returns) else ns
     if len(returns):

@@ -10,6 +10,7 @@ import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._report import ValidationReport
+from segmentkit._runs import constant_within_runs, run_starts
 from segmentkit._schema import (
     ColumnSpec,
     Contract,
@@ -380,9 +381,16 @@ def _orders_of_one_customer(customer: np.ndarray, order: np.ndarray) -> np.ndarr
     """
     if len(order) == 0 or order.min() < 0:
         return None
+    # Checked run by run (an order's lines are usually adjacent): the customer may
+    # not change inside a run, and each run's order must belong to its customer.
+    if not constant_within_runs(customer, order):
+        return None
+    starts = run_starts(order)
+    run_order, run_customer = order[starts], customer[starts]
+    del starts
     owner = np.full(int(order.max()) + 1, -1, dtype=customer.dtype)
-    owner[order] = customer
-    if not np.array_equal(owner[order], customer):
+    owner[run_order] = run_customer
+    if not np.array_equal(owner[run_order], run_customer):
         return None
     used = owner >= 0
     if used.all():
