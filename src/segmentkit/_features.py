@@ -504,27 +504,29 @@ def _purchase_features(
     order_key = tx["order_key"].to_numpy()
     n_orders = int(order_key.max()) + 1 if len(order_key) else 0
     starts = run_starts(order_key)
-    run_order = order_key[starts]
+    run_order, run_customer = order_key[starts], codes[starts]
     order_customer = np.zeros(n_orders, dtype=codes.dtype)
-    order_customer[run_order] = codes[starts]
+    order_customer[run_order] = run_customer
     order_has_sale = np.zeros(n_orders, dtype=bool)
     if len(returns):
         run_has_sale = np.logical_or.reduceat(sale, starts) if len(starts) else sale[:0]
         order_has_sale[run_order[run_has_sale]] = True
     else:
         order_has_sale[run_order] = True
-    del starts, run_order
+    del run_order
     frequency = np.bincount(order_customer[order_has_sale], minlength=n)
     del order_customer, order_has_sale
 
+    # Earliest and latest sale of each run first (sequential), then of each customer
+    # over the runs: the random updates fall from one per line to one per run.
     sale_ns = ns.copy() if len(returns) else ns
     if len(returns):
         sale_ns[returns] = _NO_EARLIEST
-    first = _group_extreme(codes, sale_ns, n, "min")
+    first = _group_extreme(run_customer, np.minimum.reduceat(sale_ns, starts), n, "min")
     if len(returns):
         sale_ns[returns] = _NAT
-    last = _group_extreme(codes, sale_ns, n, "max")
-    del sale_ns
+    last = _group_extreme(run_customer, np.maximum.reduceat(sale_ns, starts), n, "max")
+    del sale_ns, starts, run_customer
     bought = frequency > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         recency = np.where(bought, _days(as_of_ns - last), np.nan)
