@@ -416,6 +416,27 @@ def test_features_come_back_in_the_callers_engine(to_backend, backend):
     assert len(tx) == tx.report.rows_kept
 
 
+def test_duckdb_features_are_computed_once_then_read_from_the_connection(sample):
+    # Fitting and predicting each query the features: they must read a table computed
+    # once, not rerun the group-bys over the lines. Emptying the lines afterwards shows
+    # any recomputation (it would find no customers).
+    raw, mapping = sample
+    con = duckdb.connect()
+    lines = pl.from_pandas(raw).to_arrow()  # noqa: F841 (read by name below)
+    con.execute("CREATE TABLE lines AS SELECT * FROM lines")
+    tx = sk.Transactions.from_frame(con.table("lines"), **mapping)
+    features = sk.extract_features(tx, as_of=AS_OF)
+    assert isinstance(features, duckdb.DuckDBPyRelation)
+    temporary = con.sql("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall()
+    assert temporary == [(1,)]
+    expected = sk.extract_features(sk.Transactions.from_frame(raw, **mapping), as_of=AS_OF)
+    con.execute("DELETE FROM lines")
+    segmented = sk.RFMSegmenter().fit_predict(features).to_arrow_table()
+    assert segmented.num_rows == len(expected)
+    rules = sk.RuleSegmenter(rules=[("Big", "monetary > 100")]).fit_predict(features)
+    assert rules.to_arrow_table().num_rows == len(expected)
+
+
 def test_pandas_data_is_not_collected_behind_the_users_back():
     raw = _messy()
     tx = sk.Transactions.from_frame(pl.from_pandas(raw).lazy(), **_FULL)

@@ -87,6 +87,8 @@ def extract_native_features(
         ``'native'``: a frame of the caller's engine (eager for eager inputs, lazy
         for lazy ones) with a ``customer_id`` column and the feature columns (sorted
         by id on polars and pyarrow; DuckDB, Spark and Dask rows have no set order).
+        On DuckDB the relation reads a temporary table of the same connection, computed
+        here once, so that fitting and predicting do not rerun the group-bys.
         ``'pandas'``: :class:`~segmentkit.CustomerFeatures`, collected and sorted.
 
     Returns
@@ -125,19 +127,28 @@ def extract_native_features(
         )
         raise InvalidParameterError(msg)
     frame = transactions._frame
+    # One pass over the lines on lazy engines, where each query reruns the validation.
     if as_of is None:
-        latest = collect(frame.select(nw.col(EPOCH_US).max())).item(0, 0)
-        stamp = pd.Timestamp(int(latest), unit="us", tz="UTC")
+        # Every timed line is on or before the last one: the count is the lines inside.
+        checked = collect(
+            frame.select(
+                nw.col(EPOCH_US).max().alias("last"),
+                nw.col(EPOCH_US).count().alias("n_in"),
+                nw.col(EPOCH_US).min().alias("first"),
+            )
+        ).rows(named=True)[0]
+        stamp = pd.Timestamp(int(checked["last"]), unit="us", tz="UTC")
     else:
         stamp = _as_utc_timestamp(as_of)
     as_of_us = stamp.value // 1000
     inside = nw.col(EPOCH_US) <= as_of_us
-    checked = collect(
-        frame.select(
-            inside.cast(nw.Int64).sum().alias("n_in"),
-            nw.col(EPOCH_US).min().alias("first"),
-        )
-    ).rows(named=True)[0]
+    if as_of is not None:
+        checked = collect(
+            frame.select(
+                inside.cast(nw.Int64).sum().alias("n_in"),
+                nw.col(EPOCH_US).min().alias("first"),
+            )
+        ).rows(named=True)[0]
     n_in = int(checked["n_in"] or 0)
     if n_in == 0:
         earliest = pd.Timestamp(int(checked["first"]), unit="us", tz="UTC")
@@ -169,12 +180,38 @@ def extract_native_features(
     if output == "native":
         if transactions.backend in _SORTED:
             features = features.sort(_ID)
-        return to_native(features, transactions._backend)
+        native = to_native(features, transactions._backend)
+        if transactions.backend == "duckdb":
+            native = _materialise_duckdb(native)
+        return native
     # Sorted in pandas: the result is one row per customer, and a distributed sort would
     # cost an extra pass.
     pandas_frame = _to_pandas(collect(features)).sort_index()
     definitions = definitions_by_name(windows)
     return CustomerFeatures(pandas_frame, stamp, definitions, excluded)
+
+
+def _materialise_duckdb(relation: Any) -> Any:
+    """``relation`` computed once into a temporary table of its own connection.
+
+    A DuckDB relation is a query, rerun from the transaction lines by every query that
+    reads it: fitting a segmenter, then its predictions, would each redo the group-bys.
+    The table holds one row per customer and never leaves DuckDB (nothing reaches
+    Python); it lives as long as the connection, like any temporary table. Where a
+    table cannot be created (e.g. a read-only database), the lazy relation is returned.
+    """
+    import uuid
+
+    import duckdb
+
+    table = f"__segmentkit_features_{uuid.uuid4().hex}"
+    # The relation is reachable by name only inside these statements (a view alias).
+    alias = f"__segmentkit_source_{uuid.uuid4().hex}"
+    try:
+        relation.query(alias, f'CREATE TEMPORARY TABLE "{table}" AS SELECT * FROM {alias}')
+        return relation.query(alias, f'SELECT * FROM "{table}"')
+    except duckdb.Error:
+        return relation
 
 
 def _browsing(
