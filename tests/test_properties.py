@@ -163,7 +163,5 @@ def test_frequency_counts_orders_with_a_sale_whatever_the_line_order(lines, grou
     )
     features = sk.extract_features(tx).frame
     sales = frame[frame["amount"] >= 0]
-    expected = (
-        sales.groupby("customer")["order"].nunique().reindex(features.index, fill_value=0)
-    )
+    expected = sales.groupby("customer")["order"].nunique().reindex(features.index, fill_value=0)
     assert features["frequency"].tolist() == expected.tolist()
