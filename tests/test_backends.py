@@ -546,7 +546,7 @@ def test_profile_contract_failures_say_what_to_do(profiles, to_backend, backend)
     with pytest.raises(ContractError, match="'consent_email' of customers has 1") as info:
         sk.Customers.from_frame(to_backend(flags, backend), **_PROFILE_MAPPING)
     assert info.value.failures["failure_case"].tolist() == ["maybe"]
-    with pytest.raises(ContractError, match="1 rows have no 'customer_id'"):
+    with pytest.raises(ContractError, match="1 row has no 'customer_id'"):
         sk.Customers.from_frame(native, missing_customer="raise", **_PROFILE_MAPPING)
 
 

@@ -273,13 +273,7 @@ def extract_features(
             session_gap_minutes=session_gap_minutes,
             output=output,
         )
-    windows = tuple(int(w) for w in windows)
-    if any(w <= 0 for w in windows):
-        msg = f"The 'windows' parameter must hold positive day counts. Got {windows} instead."
-        raise ValueError(msg)
-    if abandon_hours <= 0 or session_gap_minutes <= 0:
-        msg = "The 'abandon_hours' and 'session_gap_minutes' parameters must be positive."
-        raise ValueError(msg)
+    windows = checked_browsing_params(windows, abandon_hours, session_gap_minutes)
     tx = transactions.data
     stamp = (
         _as_utc_timestamp(as_of)
@@ -368,6 +362,20 @@ def extract_features(
     del columns, present, order
     definitions = definitions_by_name(windows)
     return CustomerFeatures(frame, stamp, definitions, excluded)
+
+
+def checked_browsing_params(
+    windows: Sequence[int], abandon_hours: float, session_gap_minutes: float
+) -> tuple[int, ...]:
+    """The look-back windows as ints, after refusing non-positive browsing parameters."""
+    windows = tuple(int(w) for w in windows)
+    if any(w <= 0 for w in windows):
+        msg = f"The 'windows' parameter must hold positive day counts. Got {windows} instead."
+        raise ValueError(msg)
+    if abandon_hours <= 0 or session_gap_minutes <= 0:
+        msg = "The 'abandon_hours' and 'session_gap_minutes' parameters must be positive."
+        raise ValueError(msg)
+    return windows
 
 
 def _text_order(index: pd.Index) -> np.ndarray:

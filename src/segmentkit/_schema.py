@@ -556,7 +556,12 @@ def raise_if(failures: list[ContractFailure], table: str) -> None:
 
 def check_not_empty(frame: Any, table: str) -> None:
     """Refuse an input with no rows: nothing downstream can mean anything on it."""
-    if len(frame) == 0:
+    refuse_empty(len(frame), table)
+
+
+def refuse_empty(n_rows: int, table: str) -> None:
+    """:func:`check_not_empty` from a row count (native engines count in a query)."""
+    if n_rows == 0:
         failure = ContractFailure(
             column="<table>",
             check="not_empty",
@@ -567,6 +572,38 @@ def check_not_empty(frame: Any, table: str) -> None:
             ),
         )
         raise ContractError([failure], table=table)
+
+
+def refuse_missing_ids(
+    n_missing: int,
+    n_rows: int,
+    policy: str,
+    table: str,
+    failure_cases: Sequence[tuple[Any, Any]] = (),
+) -> None:
+    """Raise when every row lacks a customer id, or any does under ``'raise'``."""
+    if n_missing == 0 or (n_missing < n_rows and policy != "raise"):
+        return
+    if n_missing == n_rows:
+        message = (
+            f"Every one of the {n_rows} rows has an empty 'customer_id'. Check that "
+            "customer_id is mapped to the right column."
+        )
+    else:
+        rows = "1 row has" if n_missing == 1 else f"{n_missing} rows have"
+        message = (
+            f"{rows} no 'customer_id' and missing_customer='raise'. Use "
+            "missing_customer='exclude' to leave them out (they are counted in the report)."
+        )
+    failure = ContractFailure(
+        column="customer_id",
+        check="not_null",
+        reason=Reason.NULLS,
+        message=message,
+        failure_cases=failure_cases,
+        n_failed=n_missing,
+    )
+    raise_if([failure], table)
 
 
 def check_option(value: Any, name: str, options: Sequence[Any], table: str) -> None:

@@ -20,8 +20,9 @@ from segmentkit._schema import (
     map_columns,
     null_mask,
     raise_if,
+    refuse_missing_ids,
 )
-from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
+from segmentkit.errors import InvalidParameterError
 
 PathLike = str | os.PathLike
 
@@ -179,43 +180,16 @@ def exclude_rows(
 def missing_ids(data: pd.DataFrame, policy: str, table: str) -> np.ndarray:
     """Rows without a customer id; raises when all are missing, or any with ``'raise'``."""
     missing = null_mask(data["customer_id"])
-    if missing.all():
-        raise_if([_all_ids_missing(data)], table)
-    if missing.any() and policy == "raise":
-        raise_if([_ids_missing(data, missing)], table)
+    n_missing = int(missing.sum())
+    if n_missing:
+        ids = data["customer_id"]
+        cases = (
+            examples(missing, ids)
+            if n_missing == len(missing)
+            else [(row, None) for row, _ in examples(missing, ids)]
+        )
+        refuse_missing_ids(n_missing, len(missing), policy, table, cases)
     return missing
-
-
-def _all_ids_missing(data: pd.DataFrame) -> ContractFailure:
-    return ContractFailure(
-        column="customer_id",
-        check="not_null",
-        reason=Reason.NULLS,
-        message=(
-            f"Every one of the {len(data)} rows has an empty 'customer_id'. Check that "
-            "customer_id is mapped to the right column."
-        ),
-        failure_cases=examples(np.ones(len(data), bool), data["customer_id"]),
-        n_failed=len(data),
-    )
-
-
-def _ids_missing(data: pd.DataFrame, missing: np.ndarray) -> ContractFailure:
-    return ContractFailure(
-        column="customer_id",
-        check="not_null",
-        reason=Reason.NULLS,
-        message=(
-            f"{_rows(int(missing.sum()))} no 'customer_id' and missing_customer='raise'. "
-            "Use missing_customer='exclude' to leave them out (they are counted in the report)."
-        ),
-        failure_cases=[(row, None) for row, _ in examples(missing, data["customer_id"])],
-        n_failed=int(missing.sum()),
-    )
-
-
-def _rows(n: int) -> str:
-    return "1 row has" if n == 1 else f"{n} rows have"
 
 
 def _check_separator(frame: pd.DataFrame, path: PathLike) -> None:

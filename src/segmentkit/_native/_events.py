@@ -17,10 +17,17 @@ from segmentkit._native._coerce import is_missing_id
 from segmentkit._native._detect import collect, detect
 from segmentkit._native._tables import NativeEvents
 from segmentkit._native._time import EPOCH_US, with_utc
-from segmentkit._native._validate import _bad_values, _Plan
+from segmentkit._native._validate import _Plan, bad_value_failures
 from segmentkit._report import ValidationReport
-from segmentkit._schema import Contract, check_option, check_timezone, map_columns, raise_if
-from segmentkit.errors import ContractFailure, Reason
+from segmentkit._schema import (
+    Contract,
+    check_option,
+    check_timezone,
+    map_columns,
+    raise_if,
+    refuse_empty,
+    refuse_missing_ids,
+)
 
 __all__ = ["events_from_native"]
 
@@ -161,41 +168,9 @@ def _raise_failures(
     plan: _Plan, counts: Mapping[str, int], raw: nw.LazyFrame[Any], missing_customer: str
 ) -> None:
     table = plan.contract.table
-    if counts["rows"] == 0:
-        failure = ContractFailure(
-            column="<table>",
-            check="not_empty",
-            reason=Reason.EMPTY,
-            message=(
-                f"The {table} data is empty (0 rows). Check the file or the filter that "
-                "produced it."
-            ),
-        )
-        raise_if([failure], table)
-    failures = [
-        _bad_values(key, plan, raw, counts[f"_bad_{key}"])
-        for key, c in plan.converted.items()
-        if c.bad is not None and counts[f"_bad_{key}"]
-    ]
-    raise_if(failures, table)
-    missing = counts["stage_1"]
-    if missing == counts["rows"] or (missing and missing_customer == "raise"):
-        rows = "1 row has" if missing == 1 else f"{missing} rows have"
-        message = (
-            f"Every one of the {missing} rows has an empty 'customer_id'. Check that "
-            "customer_id is mapped to the right column."
-            if missing == counts["rows"]
-            else f"{rows} no 'customer_id' and missing_customer='raise'. Use "
-            "missing_customer='exclude' to leave them out (they are counted in the report)."
-        )
-        failure = ContractFailure(
-            column="customer_id",
-            check="not_null",
-            reason=Reason.NULLS,
-            message=message,
-            n_failed=missing,
-        )
-        raise_if([failure], table)
+    refuse_empty(counts["rows"], table)
+    raise_if(bad_value_failures(plan, raw, counts), table)
+    refuse_missing_ids(counts["stage_1"], counts["rows"], missing_customer, table)
 
 
 def _unused_types(kept: nw.LazyFrame[Any], known_types: tuple[str, ...]) -> list[str]:

@@ -96,18 +96,16 @@ def extract_native_features(
     object
         The native frame, or ``CustomerFeatures``.
     """
-    from segmentkit._features import CustomerFeatures, _as_utc_timestamp
+    from segmentkit._features import (
+        CustomerFeatures,
+        _as_utc_timestamp,
+        checked_browsing_params,
+    )
 
     if output not in {"native", "pandas"}:
         msg = f"The 'output' parameter must be one of ['native', 'pandas']. Got {output!r}."
         raise InvalidParameterError(msg)
-    windows = tuple(int(w) for w in windows)
-    if any(w <= 0 for w in windows):
-        msg = f"The 'windows' parameter must hold positive day counts. Got {windows} instead."
-        raise ValueError(msg)
-    if abandon_hours <= 0 or session_gap_minutes <= 0:
-        msg = "The 'abandon_hours' and 'session_gap_minutes' parameters must be positive."
-        raise ValueError(msg)
+    windows = checked_browsing_params(windows, abandon_hours, session_gap_minutes)
     if events is not None and (
         not isinstance(events, NativeEvents) or events.backend != transactions.backend
     ):

@@ -19,7 +19,15 @@ from segmentkit._native._detect import Backend, collect, detect
 from segmentkit._native._tables import NativeCustomers
 from segmentkit._native._time import with_utc
 from segmentkit._report import ValidationReport
-from segmentkit._schema import Contract, check_option, check_timezone, map_columns, raise_if
+from segmentkit._schema import (
+    Contract,
+    check_option,
+    check_timezone,
+    map_columns,
+    raise_if,
+    refuse_empty,
+    refuse_missing_ids,
+)
 from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
 
 __all__ = ["customers_from_native"]
@@ -207,17 +215,7 @@ def _raise_failures(
     kept: nw.LazyFrame[Any],
     missing_customer: str,
 ) -> None:
-    if counts["rows"] == 0:
-        failure = ContractFailure(
-            column="<table>",
-            check="not_empty",
-            reason=Reason.EMPTY,
-            message=(
-                f"The {table} data is empty (0 rows). Check the file or the filter that "
-                "produced it."
-            ),
-        )
-        raise_if([failure], table)
+    refuse_empty(counts["rows"], table)
     failures = []
     for key, c in converted.items():
         if c.bad is None or not counts[f"_bad_{key}"]:
@@ -238,23 +236,7 @@ def _raise_failures(
             )
         )
     raise_if(failures, table)
-    missing = counts["missing"]
-    if missing == counts["rows"] or (missing and missing_customer == "raise"):
-        message = (
-            f"Every one of the {missing} rows has an empty 'customer_id'. Check that "
-            "customer_id is mapped to the right column."
-            if missing == counts["rows"]
-            else f"{missing} rows have no 'customer_id' and missing_customer='raise'. Use "
-            "missing_customer='exclude' to leave them out (they are counted in the report)."
-        )
-        failure = ContractFailure(
-            column="customer_id",
-            check="not_null",
-            reason=Reason.NULLS,
-            message=message,
-            n_failed=missing,
-        )
-        raise_if([failure], table)
+    refuse_missing_ids(counts["missing"], counts["rows"], missing_customer, table)
     if counts["repeated_ids"]:
         ids = collect(
             kept.group_by("customer_id")

@@ -24,7 +24,15 @@ from segmentkit._native._detect import Backend, collect, detect
 from segmentkit._native._tables import NativeTransactions
 from segmentkit._native._time import EPOCH_US, POLARS_NON_EXISTENT, with_utc
 from segmentkit._report import ValidationReport
-from segmentkit._schema import Contract, check_option, check_timezone, map_columns, raise_if
+from segmentkit._schema import (
+    Contract,
+    check_option,
+    check_timezone,
+    map_columns,
+    raise_if,
+    refuse_empty,
+    refuse_missing_ids,
+)
 from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
 
 __all__ = ["transactions_from_native"]
@@ -326,22 +334,8 @@ def _raise_failures(
     base_currency: str | None,
 ) -> None:
     table = plan.contract.table
-    if counts["rows"] == 0:
-        failure = ContractFailure(
-            column="<table>",
-            check="not_empty",
-            reason=Reason.EMPTY,
-            message=(
-                f"The {table} data is empty (0 rows). Check the file or the filter that "
-                "produced it."
-            ),
-        )
-        raise_if([failure], table)
-    failures = [
-        _bad_values(key, plan, raw, counts[f"_bad_{key}"])
-        for key, c in plan.converted.items()
-        if c.bad is not None and counts[f"_bad_{key}"]
-    ]
+    refuse_empty(counts["rows"], table)
+    failures = bad_value_failures(plan, raw, counts)
     if rates is not None and counts.get("_bad_rate"):
         failures.append(_unknown_rates(prepared, counts["_bad_rate"], rates, base_currency))
     if counts.get("currency_min") is not None and counts["currency_min"] != counts.get(
@@ -349,38 +343,24 @@ def _raise_failures(
     ):
         failures.append(_mixed_currencies(prepared))
     raise_if(failures, table)
-    missing = counts["stage_1"]
-    if missing == counts["rows"]:
-        failure = ContractFailure(
-            column="customer_id",
-            check="not_null",
-            reason=Reason.NULLS,
-            message=(
-                f"Every one of the {missing} rows has an empty 'customer_id'. Check that "
-                "customer_id is mapped to the right column."
-            ),
-            n_failed=missing,
-        )
-        raise_if([failure], table)
-    if missing and missing_customer == "raise":
-        rows = "1 row has" if missing == 1 else f"{missing} rows have"
-        failure = ContractFailure(
-            column="customer_id",
-            check="not_null",
-            reason=Reason.NULLS,
-            message=(
-                f"{rows} no 'customer_id' and missing_customer='raise'. Use "
-                "missing_customer='exclude' to leave them out (they are counted in the report)."
-            ),
-            n_failed=missing,
-        )
-        raise_if([failure], table)
+    refuse_missing_ids(counts["stage_1"], counts["rows"], missing_customer, table)
 
 
 def _examples(frame: nw.LazyFrame[Any], mask: nw.Expr, column: str) -> list[tuple[None, Any]]:
     # Lazy engines have no row positions, so examples carry values only.
     head = collect(frame.filter(mask).select(nw.col(column)).head(_N_EXAMPLES))
     return [(None, value) for value in head.get_column(column).to_list()]
+
+
+def bad_value_failures(
+    plan: _Plan, raw: nw.LazyFrame[Any], counts: Mapping[str, Any]
+) -> list[ContractFailure]:
+    """One failure per converted column with values that cannot be read."""
+    return [
+        _bad_values(key, plan, raw, counts[f"_bad_{key}"])
+        for key, c in plan.converted.items()
+        if c.bad is not None and counts[f"_bad_{key}"]
+    ]
 
 
 def _bad_values(key: str, plan: _Plan, raw: nw.LazyFrame[Any], n_bad: int) -> ContractFailure:

@@ -344,13 +344,6 @@ def _learn_cuts(values: np.ndarray, n_bins: int) -> np.ndarray:
 
 def _next_above(values: np.ndarray, value: float) -> float:
     """Smallest of ``values`` above ``value``; ``inf`` when there is none."""
-    # The smallest sampled value above bounds it, so only the values in between are copied.
-    sample = values[:: max(len(values) // 4096, 1)]
-    bounds = sample[sample > value]
-    if len(bounds):
-        bound = bounds.min()
-        between = values[(values > value) & (values < bound)]
-        return float(between.min()) if len(between) else float(bound)
     larger = values[values > value]
     return float(larger.min()) if len(larger) else np.inf
 
