@@ -165,3 +165,43 @@ def test_frequency_counts_orders_with_a_sale_whatever_the_line_order(lines, grou
     sales = frame[frame["amount"] >= 0]
     expected = sales.groupby("customer")["order"].nunique().reindex(features.index, fill_value=0)
     assert features["frequency"].tolist() == expected.tolist()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(["C01", "C02", "C03", "C10"]),
+            st.sampled_from(["O001", "O002", "O003", "O010", "O011"]),
+            st.floats(min_value=-50, max_value=50, allow_nan=False),
+            st.integers(min_value=0, max_value=400),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    grouped=st.booleans(),
+    time_per_order=st.booleans(),
+)
+def test_spend_and_purchase_times_match_a_pandas_reference(lines, grouped, time_per_order):
+    """Gross and net spend, first and last purchase: per run of lines or per line."""
+    frame = pd.DataFrame(lines, columns=["customer", "order", "amount", "day"])
+    if time_per_order:  # every line of an order at the order's time (the usual export)
+        frame["day"] = frame["order"].str[1:].astype(int) * 7
+    if grouped:
+        frame = frame.sort_values("order", kind="stable")
+    frame["when"] = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(frame["day"], "D")
+    tx = sk.Transactions.from_frame(
+        frame, customer_id="customer", order_id="order", timestamp="when", amount="amount"
+    )
+    features = sk.extract_features(tx, as_of="2026-01-01").frame
+    by_customer = frame.groupby("customer")
+    sales = frame[frame["amount"] >= 0].groupby("customer")
+    net = by_customer["amount"].sum().reindex(features.index)
+    gross = sales["amount"].sum().reindex(features.index, fill_value=0.0)
+    np.testing.assert_allclose(features["monetary"], net, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(features["gross_spend"], gross, rtol=1e-12, atol=1e-9)
+    # A customer whose lines are all returns has spent exactly nothing.
+    assert (features["gross_spend"][gross == 0] == 0).all()
+    for column, how in (("first_purchase", "min"), ("last_purchase", "max")):
+        expected = sales["when"].agg(how).reindex(features.index)
+        assert features[column].equals(expected.rename(column).astype(features[column].dtype))

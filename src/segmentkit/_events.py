@@ -10,7 +10,7 @@ import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._report import ValidationReport
-from segmentkit._schema import ColumnSpec, Contract, check_option, null_mask
+from segmentkit._schema import ColumnSpec, Contract, category_codes, check_option, null_mask
 from segmentkit._table import _Table, exclude_rows, missing_ids
 
 __all__ = ["EVENT_TYPES", "Events", "EventsContract"]
@@ -171,7 +171,7 @@ def _canonical_event_types(values: pd.Series, event_map: Mapping[str, str]) -> p
     lookup = {**_ALIASES, **{k.strip().lower(): v for k, v in event_map.items()}}
     names = [str(c).strip().lower() for c in values.cat.categories]
     renamed = [lookup.get(name, name) for name in names]
-    codes = values.cat.codes.to_numpy()
+    codes = category_codes(values)
     uniques = pd.Index(renamed).unique()
     remap = uniques.get_indexer(renamed)
     new_codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)

@@ -18,8 +18,14 @@ from typing_extensions import Self
 from segmentkit._catalog import FeatureDef, definitions_by_name
 from segmentkit._customers import PII_COLUMNS, Customers
 from segmentkit._events import Events
-from segmentkit._runs import run_starts
-from segmentkit._schema import to_ns
+from segmentkit._runs import (
+    constant_within_runs,
+    run_lengths,
+    run_starts,
+    run_sums,
+    runs_holding,
+)
+from segmentkit._schema import category_codes, to_ns
 from segmentkit._transactions import Transactions
 
 __all__ = ["CustomerFeatures", "extract_features"]
@@ -301,11 +307,11 @@ def extract_features(
         id_tables.append(profiles["customer_id"].cat.categories)
     if len(id_tables) > 1:
         ids = _union(id_tables)
-        tx_codes = ids.get_indexer(id_tables[0])[tx["customer_id"].cat.codes]
+        tx_codes = ids.get_indexer(id_tables[0])[category_codes(tx["customer_id"])]
     else:
         # Transactions alone: their categories are the id space, no hashing of ids.
         ids = id_tables[0]
-        tx_codes = tx["customer_id"].cat.codes.to_numpy()
+        tx_codes = category_codes(tx["customer_id"])
     present = np.zeros(len(ids), dtype=bool)
     if tx_in.all():
         # Nothing after as_of (the default): no filtered copy of every column.
@@ -319,7 +325,9 @@ def extract_features(
         ev_ns = to_ns(ev["timestamp"])
         ev_in = ev_ns <= as_of_ns
         excluded["events_after_as_of"] = int((~ev_in).sum())
-        ev_codes = ids.get_indexer(ev["customer_id"].cat.categories)[ev["customer_id"].cat.codes]
+        ev_codes = ids.get_indexer(ev["customer_id"].cat.categories)[
+            category_codes(ev["customer_id"])
+        ]
         present[ev_codes[ev_in]] = True
         purchase_times = _order_times(tx[tx_in], tx_codes[tx_in], tx_ns[tx_in])
         columns |= _browsing_features(
@@ -339,8 +347,9 @@ def extract_features(
             signup = to_ns(profiles["signup_date"])
             eligible = (signup == _NAT) | (signup <= as_of_ns)
             excluded["profiles_signed_up_after_as_of"] = int((~eligible).sum())
-        cat = profiles["customer_id"].cat
-        pr_codes = ids.get_indexer(cat.categories)[cat.codes]
+        pr_codes = ids.get_indexer(profiles["customer_id"].cat.categories)[
+            category_codes(profiles["customer_id"])
+        ]
         present[pr_codes[eligible]] = True
         columns |= _profile_features(profiles[eligible], pr_codes[eligible], len(ids), stamp)
 
@@ -493,51 +502,37 @@ def _purchase_features(
 ) -> dict[str, Any]:
     amount = tx["amount"].to_numpy(dtype=float)
     is_return = tx["is_return"].to_numpy(dtype=bool)
-    sale = ~is_return
-    # Return lines are few: copies of the values with those lines blanked cost one
-    # sequential pass, less than masking every line or copying the sale lines out.
     returns = np.flatnonzero(is_return)
-    sale_amount = amount
-    if len(returns):
-        sale_amount = amount.copy()
-        sale_amount[returns] = 0.0
-    gross = np.bincount(codes, weights=sale_amount, minlength=n)
-    del sale_amount
     # 0 − Σ amount is exactly Σ −amount (rounding is symmetric) without a negated copy.
     returned = 0.0 - np.bincount(codes[returns], weights=amount[returns], minlength=n)
 
-    # Per run of an order's adjacent lines rather than per line (see _runs); an
-    # order key has one customer by construction. An order counts unless all of its
-    # lines are returns.
+    # Per run of an order's adjacent lines rather than per line (see _runs): a few
+    # million scatters instead of ten million. An order key has one customer by
+    # construction; an order counts unless all of its lines are returns.
     order_key = tx["order_key"].to_numpy()
     n_orders = int(order_key.max()) + 1 if len(order_key) else 0
     starts = run_starts(order_key)
-    run_order, run_customer = order_key[starts], codes[starts]
+    run_customer = codes[starts]
+    return_runs, returns_in_run = runs_holding(returns, starts)
+    run_has_sale = np.ones(len(starts), dtype=bool)
+    all_returns = returns_in_run == run_lengths(return_runs, starts, len(order_key))
+    run_has_sale[return_runs[all_returns]] = False
+    sales = run_sums(amount, starts, skip=returns, skip_runs=return_runs)
+    gross = np.bincount(run_customer, weights=sales, minlength=n)
+    del sales, return_runs, returns_in_run, all_returns
+    sale_run_order = order_key[starts[run_has_sale]]
     order_customer = np.zeros(n_orders, dtype=codes.dtype)
-    order_customer[run_order] = run_customer
-    if len(returns):
-        run_lines = np.diff(starts, append=len(order_key)).astype(float)
-        lines = np.bincount(run_order, weights=run_lines, minlength=n_orders)
-        order_has_sale = lines > np.bincount(order_key[returns], minlength=n_orders)
-        del run_lines, lines
-    else:
-        order_has_sale = np.zeros(n_orders, dtype=bool)
-        order_has_sale[run_order] = True
-    del starts, run_order, run_customer
+    order_customer[sale_run_order] = run_customer[run_has_sale]
+    order_has_sale = np.zeros(n_orders, dtype=bool)
+    order_has_sale[sale_run_order] = True
+    del sale_run_order
     frequency = np.bincount(order_customer[order_has_sale], minlength=n)
     del order_customer, order_has_sale
+    first, last = _purchase_span(codes, ns, n, order_key, starts, run_has_sale, returns)
+    del starts, run_customer, run_has_sale
 
-    # Per line: reducing each run first (ufunc.reduceat) costs more than it saves here.
-    sale_ns = ns.copy() if len(returns) else ns
-    if len(returns):
-        sale_ns[returns] = _NO_EARLIEST
-    first = _group_extreme(codes, sale_ns, n, "min")
-    if len(returns):
-        sale_ns[returns] = _NAT
-    last = _group_extreme(codes, sale_ns, n, "max")
-    del sale_ns
     bought = frequency > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         recency = np.where(bought, _days(as_of_ns - last), np.nan)
         tenure = np.where(bought, _days(as_of_ns - first), np.nan)
         between = np.where(frequency > 1, _days(last - first) / (frequency - 1), np.nan)
@@ -557,6 +552,7 @@ def _purchase_features(
         "mean_days_between_orders": between,
         "return_rate": return_rate,
     }
+    sale = ~is_return
     if "discount" in tx:
         discount = np.nan_to_num(tx["discount"].to_numpy(dtype=float)) * sale
         total_discount = np.bincount(codes, weights=discount, minlength=n)
@@ -576,8 +572,35 @@ def _purchase_features(
     return columns
 
 
+def _purchase_span(
+    codes: np.ndarray,
+    ns: np.ndarray,
+    n: int,
+    order_key: np.ndarray,
+    starts: np.ndarray,
+    run_has_sale: np.ndarray,
+    returns: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's first and last purchase time (NaT for customers without one)."""
+    if constant_within_runs(ns, order_key):
+        # An order's lines share its time (the usual export): one value per run.
+        sale_starts = starts[run_has_sale]
+        sale_customer, sale_ns = codes[sale_starts], ns[sale_starts]
+        first = _group_extreme(sale_customer, sale_ns, n, "min")
+        return first, _group_extreme(sale_customer, sale_ns, n, "max")
+    sale_ns = ns
+    if len(returns):
+        # Return lines blanked with the neutral value of each reduction.
+        sale_ns = ns.copy()
+        sale_ns[returns] = _NO_EARLIEST
+    first = _group_extreme(codes, sale_ns, n, "min")
+    if len(returns):
+        sale_ns[returns] = _NAT
+    return first, _group_extreme(codes, sale_ns, n, "max")
+
+
 def _distinct_per_customer(codes: np.ndarray, values: pd.Series, n: int) -> np.ndarray:
-    value_codes = values.cat.codes.to_numpy().astype(np.int64)
+    value_codes = category_codes(values).astype(np.int64)
     known = value_codes >= 0
     width = len(values.cat.categories) + 1
     pairs = pd.unique(codes[known].astype(np.int64) * width + value_codes[known])
@@ -587,7 +610,7 @@ def _distinct_per_customer(codes: np.ndarray, values: pd.Series, n: int) -> np.n
 def _category_features(
     codes: np.ndarray, category: pd.Series, amount: np.ndarray, n: int
 ) -> dict[str, Any]:
-    cat_codes = category.cat.codes.to_numpy().astype(np.int64)
+    cat_codes = category_codes(category).astype(np.int64)
     known = cat_codes >= 0
     width = len(category.cat.categories) + 1
     pair_codes, pairs = pd.factorize(codes[known].astype(np.int64) * width + cat_codes[known])
@@ -685,7 +708,7 @@ def _browsing_features(
 
 def _sessions(ev: pd.DataFrame, codes: np.ndarray, ns: np.ndarray, gap_ns: int) -> dict[str, Any]:
     if "session_id" in ev:
-        session_codes = ev["session_id"].cat.codes.to_numpy().astype(np.int64)
+        session_codes = category_codes(ev["session_id"]).astype(np.int64)
         width = len(ev["session_id"].cat.categories) + 1
         # Events without a session id form one visit per customer and day.
         fallback = width + ns // _DAY_NS

@@ -78,7 +78,11 @@ def _largest_span(n_rows: int) -> int:
 
 
 def _codes_of_keys(keys: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dense codes in key order, and the distinct keys."""
+    """Dense codes in key order, and the distinct keys.
+
+    ``keys`` is consumed: when codes and keys have the same width, the codes are
+    written over the keys.
+    """
     present = np.zeros(span, dtype=bool)
     present[keys] = True
     distinct = np.flatnonzero(present)
@@ -88,7 +92,16 @@ def _codes_of_keys(keys: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]
     # cheaper than a running sum over the whole span.
     rank = np.zeros(span, dtype=code_type)
     rank[distinct] = np.arange(len(distinct), dtype=code_type)
-    return rank[keys], distinct
+    if keys.itemsize != np.dtype(code_type).itemsize:
+        return rank[keys], distinct
+    # Block by block into the keys' own memory: no fresh array of a code per row (the
+    # kernel zeroes every new page, a cost that rivals the lookups at 10M rows), and
+    # each block's keys are still in cache when overwritten.
+    codes = keys.view(code_type)
+    for first in range(0, len(keys), _BLOCK_ROWS):
+        block = slice(first, first + _BLOCK_ROWS)
+        np.take(rank, keys[block], out=codes[block])
+    return codes, distinct
 
 
 # --------------------------------------------------------------------------- integers

@@ -14,6 +14,7 @@ from segmentkit._runs import constant_within_runs, run_starts
 from segmentkit._schema import (
     ColumnSpec,
     Contract,
+    category_codes,
     check_option,
     examples,
     raise_if,
@@ -345,15 +346,15 @@ def _convert_currency(
 def _starts_with(order_id: pd.Series, prefix: str) -> np.ndarray:
     categories = order_id.cat.categories.astype(str)
     flagged = np.asarray(categories.str.startswith(prefix), dtype=bool)
-    codes = order_id.cat.codes.to_numpy()
+    codes = category_codes(order_id)
     return (codes >= 0) & flagged[np.maximum(codes, 0)]
 
 
 def _order_keys(data: pd.DataFrame, orders_from: OrdersFrom) -> np.ndarray:
     """An integer per (customer, order), in first-seen order."""
-    customer = data["customer_id"].cat.codes.to_numpy()
+    customer = category_codes(data["customer_id"])
     if "order_id" in data:
-        second = data["order_id"].cat.codes.to_numpy()
+        second = category_codes(data["order_id"])
         single = _orders_of_one_customer(customer, second)
         if single is not None:
             return single
