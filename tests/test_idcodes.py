@@ -91,6 +91,16 @@ def test_other_ids_are_left_to_hashing(values: pd.Series) -> None:
     assert dense_codes(values) is None
 
 
+@pytest.mark.parametrize("odd_row", [0, 65_535, 65_536, 65_537, 199_999])
+def test_one_text_of_another_width_anywhere_is_left_to_hashing(odd_row: int) -> None:
+    # The widths are checked block by block: the odd text may sit at a block's edge.
+    texts = np.array([f"C{i % 90_000:05d}" for i in range(200_000)], dtype=object)
+    wide, narrow = f"{texts[odd_row]}X", texts[odd_row][:-1]
+    texts[odd_row] = wide
+    texts[(odd_row + 1) % len(texts)] = narrow  # total length unchanged
+    assert dense_codes(pd.Series(texts, dtype=ARROW_TEXT)) is None
+
+
 def test_keys_past_32_bits_stay_exact() -> None:
     # 5 positions with 256 possible bytes each would be 2**40 keys; a sparse sample
     # exceeds the span allowed, so a dense 3-position block with a wide alphabet is

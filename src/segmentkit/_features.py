@@ -510,7 +510,6 @@ def _purchase_features(
     # million scatters instead of ten million. An order key has one customer by
     # construction; an order counts unless all of its lines are returns.
     order_key = tx["order_key"].to_numpy()
-    n_orders = int(order_key.max()) + 1 if len(order_key) else 0
     starts = run_starts(order_key)
     run_customer = codes[starts]
     return_runs, returns_in_run = runs_holding(returns, starts)
@@ -520,14 +519,7 @@ def _purchase_features(
     sales = run_sums(amount, starts, skip=returns, skip_runs=return_runs)
     gross = np.bincount(run_customer, weights=sales, minlength=n)
     del sales, return_runs, returns_in_run, all_returns
-    sale_run_order = order_key[starts[run_has_sale]]
-    order_customer = np.zeros(n_orders, dtype=codes.dtype)
-    order_customer[sale_run_order] = run_customer[run_has_sale]
-    order_has_sale = np.zeros(n_orders, dtype=bool)
-    order_has_sale[sale_run_order] = True
-    del sale_run_order
-    frequency = np.bincount(order_customer[order_has_sale], minlength=n)
-    del order_customer, order_has_sale
+    frequency = _orders_with_a_sale(order_key, starts, run_customer, run_has_sale, n)
     first, last = _purchase_span(codes, ns, n, order_key, starts, run_has_sale, returns)
     del starts, run_customer, run_has_sale
 
@@ -570,6 +562,27 @@ def _purchase_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             columns["avg_basket_size"] = np.where(bought, units / np.maximum(frequency, 1), np.nan)
     return columns
+
+
+def _orders_with_a_sale(
+    order_key: np.ndarray,
+    starts: np.ndarray,
+    run_customer: np.ndarray,
+    run_has_sale: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """Per customer, the orders holding at least one sale line."""
+    n_keys = int(order_key.max()) + 1 if len(order_key) else 0
+    if len(starts) == n_keys:
+        # As many runs as keys 0..max: every order is exactly one run (its lines are
+        # adjacent), so runs count as orders with no per-order table.
+        return np.bincount(run_customer[run_has_sale], minlength=n)
+    sale_run_order = order_key[starts[run_has_sale]]
+    order_customer = np.zeros(n_keys, dtype=run_customer.dtype)
+    order_customer[sale_run_order] = run_customer[run_has_sale]
+    order_has_sale = np.zeros(n_keys, dtype=bool)
+    order_has_sale[sale_run_order] = True
+    return np.bincount(order_customer[order_has_sale], minlength=n)
 
 
 def _purchase_span(

@@ -181,12 +181,23 @@ def _byte_matrices(chunks: list[Any]) -> list[np.ndarray] | None:
         chunk_width = total // len(chunk)
         if chunk_width == 0 or (width is not None and chunk_width != width):
             return None
-        if not np.array_equal(np.diff(offsets), np.broadcast_to(chunk_width, len(chunk))):
+        if not _evenly_spaced(offsets, chunk_width):
             return None
         width = chunk_width
         data = np.frombuffer(buffers[2], dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
         matrices.append(data.reshape(len(chunk), width))
     return matrices
+
+
+def _evenly_spaced(offsets: np.ndarray, step: int) -> bool:
+    """Whether every offset is the previous one plus ``step`` (every text that wide)."""
+    pattern = np.arange(0, (_BLOCK_ROWS + 1) * step, step, dtype=np.int64)
+    # Block by block against one pattern: no array of differences for every row.
+    for first in range(0, len(offsets), _BLOCK_ROWS):
+        block = offsets[first : first + _BLOCK_ROWS + 1]
+        if not np.array_equal(block - block[0], pattern[: len(block)]):
+            return False
+    return True
 
 
 def _byte_ranges(matrices: list[np.ndarray], width: int) -> tuple[np.ndarray, np.ndarray]:

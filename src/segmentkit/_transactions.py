@@ -355,7 +355,7 @@ def _order_keys(data: pd.DataFrame, orders_from: OrdersFrom) -> np.ndarray:
     customer = category_codes(data["customer_id"])
     if "order_id" in data:
         second = category_codes(data["order_id"])
-        single = _orders_of_one_customer(customer, second)
+        single = _orders_of_one_customer(customer, second, len(data["order_id"].cat.categories))
         if single is not None:
             return single
     elif orders_from == "row":
@@ -373,7 +373,9 @@ def _order_keys(data: pd.DataFrame, orders_from: OrdersFrom) -> np.ndarray:
     return codes.astype(np.int64)
 
 
-def _orders_of_one_customer(customer: np.ndarray, order: np.ndarray) -> np.ndarray | None:
+def _orders_of_one_customer(
+    customer: np.ndarray, order: np.ndarray, n_order_ids: int
+) -> np.ndarray | None:
     """Order keys straight from the order codes when every order id has one customer.
 
     That is the normal case, and then (customer, order) pairs and order ids are one to
@@ -387,9 +389,14 @@ def _orders_of_one_customer(customer: np.ndarray, order: np.ndarray) -> np.ndarr
     if not constant_within_runs(customer, order):
         return None
     starts = run_starts(order)
+    if len(starts) == n_order_ids:
+        # Runs are at least as many as the ids in use, and those at most the ids:
+        # equal counts mean every id is used and is exactly one run, with the one
+        # customer checked above.
+        return order
     run_order, run_customer = order[starts], customer[starts]
     del starts
-    owner = np.full(int(order.max()) + 1, -1, dtype=customer.dtype)
+    owner = np.full(n_order_ids, -1, dtype=customer.dtype)
     owner[run_order] = run_customer
     if not np.array_equal(owner[run_order], run_customer):
         return None

@@ -331,21 +331,25 @@ def _learn_cuts(values: np.ndarray, n_bins: int) -> np.ndarray:
     if not wanted:
         return cuts
     ordered = dict(zip(wanted, sorted_at(finite, wanted).tolist(), strict=True))
+    tied = sorted({ordered[p] for p in starts if p < n and ordered[p - 1] == ordered[p]})
+    next_above = _next_above(finite, tied)
     for i, p in enumerate(starts):
-        if p >= n:
-            continue
-        value = ordered[p]
-        if ordered[p - 1] < value:
-            cuts[i] = value
-            continue
-        cuts[i] = _next_above(finite, value)
+        if p < n:
+            value = ordered[p]
+            cuts[i] = value if ordered[p - 1] < value else next_above[value]
     return cuts
 
 
-def _next_above(values: np.ndarray, value: float) -> float:
-    """Smallest of ``values`` above ``value``; ``inf`` when there is none."""
-    larger = values[values > value]
-    return float(larger.min()) if len(larger) else np.inf
+def _next_above(values: np.ndarray, wanted: list[float]) -> dict[float, float]:
+    """The smallest of ``values`` above each of ``wanted`` (``inf`` when none is).
+
+    The value after ``v`` in sorted order sits at position ``count(values <= v)``:
+    counts are cheap, and one partial sort finds every such position at once.
+    """
+    positions = {v: int(np.count_nonzero(values <= v)) for v in wanted}
+    inside = sorted({k for k in positions.values() if k < len(values)})
+    found = dict(zip(inside, sorted_at(values, inside).tolist(), strict=True)) if inside else {}
+    return {v: found.get(k, np.inf) for v, k in positions.items()}
 
 
 def _apply_cuts(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
