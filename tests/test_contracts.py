@@ -483,6 +483,26 @@ def test_float_looking_id_text_and_placeholders_are_normalised(tmp_path):
     assert sorted(from_csv.data["customer_id"].cat.categories) == ["17850", "17851"]
 
 
+@pytest.mark.parametrize("dtype", [object, pd.StringDtype("pyarrow", na_value=np.nan)])
+def test_placeholder_ids_with_spaces_around_them_are_missing(dtype):
+    ids = [" nan ", "\u3000NULL\u3000", "N/A", "", "C0000001", "nat ", "\xa0none", "nanny"]
+    frame = pd.DataFrame({"c": pd.Series(ids, dtype=dtype), "t": "2024-01-01", "v": 1.0})
+    tx = sk.Transactions.from_frame(frame, customer_id="c", timestamp="t", amount="v")
+    assert sorted(tx.data["customer_id"].cat.categories) == ["C0000001", "nanny"]
+    assert tx.report.excluded == {"missing_customer_id": 6}
+
+
+def test_null_mask_finds_padded_placeholders_among_arrow_categories():
+    from segmentkit._schema import null_mask
+
+    texts = ["C0000001", "  nan  ", "\u3000NULL", "n/a\u2003", "<NA>", "nanny", "x"]
+    categories = pd.Index(pd.array(texts, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))
+    codes = np.array([0, 1, 2, 3, 4, 5, 6, -1, 0], dtype=np.int8)
+    values = pd.Series(pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories)))
+    expected = [False, True, True, True, True, False, False, True, False]
+    assert null_mask(values).tolist() == expected
+
+
 def test_policy_typos_list_the_policies():
     with pytest.raises(ContractError, match=r"Unknown column key 'retuns'.*policies: \["):
         sk.Transactions.from_frame(raw(), **MAP, retuns="exclude")

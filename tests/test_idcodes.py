@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
+from segmentkit import _idcodes
 from segmentkit._idcodes import dense_codes
 
 ARROW_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
@@ -89,6 +90,16 @@ def test_small_integer_types_do_not_overflow() -> None:
 )
 def test_other_ids_are_left_to_hashing(values: pd.Series) -> None:
     assert dense_codes(values) is None
+
+
+@pytest.mark.parametrize("block_rows", [1, 3, 1 << 16])
+def test_texts_decoded_block_by_block_and_in_two_threads(monkeypatch, block_rows) -> None:
+    # Small blocks and a low threshold run the paths that large inputs take.
+    monkeypatch.setattr(_idcodes, "_BLOCK_ROWS", block_rows)
+    monkeypatch.setattr(_idcodes, "_THREADED_ROWS", 2)
+    rng = np.random.default_rng(1)
+    values = pd.Series([f"O{n:07d}" for n in rng.integers(0, 500, 300)], dtype=ARROW_TEXT)
+    _check_codes(values)
 
 
 @pytest.mark.parametrize("odd_row", [0, 65_535, 65_536, 65_537, 199_999])

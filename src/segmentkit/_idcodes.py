@@ -14,6 +14,8 @@ Anything else (ids of several widths, missing values, sparse numbers, UUIDs) ret
 
 from __future__ import annotations
 
+import concurrent.futures
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -98,10 +100,28 @@ def _codes_of_keys(keys: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]
     # kernel zeroes every new page, a cost that rivals the lookups at 10M rows), and
     # each block's keys are still in cache when overwritten.
     codes = keys.view(code_type)
-    for first in range(0, len(keys), _BLOCK_ROWS):
-        block = slice(first, first + _BLOCK_ROWS)
-        np.take(rank, keys[block], out=codes[block])
+
+    def look_up(part: list[slice]) -> None:
+        for block in part:
+            np.take(rank, keys[block], out=codes[block])
+
+    _in_halves(look_up, len(keys))
     return codes, distinct
+
+
+def _in_halves(work: Callable[[list[slice]], None], n_rows: int) -> None:
+    """Run ``work`` over blocks of rows: large inputs as two halves in two threads.
+
+    For numpy work that releases the GIL. When the other core is busy (coding another
+    id column) the halves merely take turns; when it is free they run side by side.
+    """
+    blocks = [slice(first, first + _BLOCK_ROWS) for first in range(0, n_rows, _BLOCK_ROWS)]
+    if n_rows < _THREADED_ROWS:
+        work(blocks)
+        return
+    half = len(blocks) // 2
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(work, [blocks[:half], blocks[half:]]))
 
 
 # --------------------------------------------------------------------------- integers
@@ -250,6 +270,25 @@ def _pack(
     return keys
 
 
+#: Rows (or distinct ids) from which lookups and decoding run in two threads.
+_THREADED_ROWS = 1 << 20
+
+
+def _decode_block(
+    keys: np.ndarray, out: np.ndarray, low: np.ndarray, radix: np.ndarray, key_type: Any
+) -> None:
+    """Write the bytes of each key's text into ``out`` (one row per key)."""
+    # Digits peeled from the least significant position; a block at a time, so the
+    # strided writes of each position stay in cache.
+    rest = keys.astype(key_type)
+    for position in range(len(low) - 1, -1, -1):
+        if radix[position] == 1:
+            out[:, position] = low[position]
+            continue
+        rest, digit = np.divmod(rest, key_type(radix[position]))
+        np.add(digit, low[position], out=out[:, position], casting="unsafe")
+
+
 def _texts_of_keys(
     distinct: np.ndarray, low: np.ndarray, radix: np.ndarray, dtype: Any
 ) -> pd.Index:
@@ -258,17 +297,14 @@ def _texts_of_keys(
 
     width = len(low)
     matrix = np.empty((len(distinct), width), dtype=np.uint8)
-    # Digits peeled from the least significant position, in 32-bit unsigned integers
-    # when the keys fit (division there is several times faster than in int64).
+    # 32-bit unsigned division when the keys fit: several times faster than in int64.
     key_type = np.uint32 if len(distinct) == 0 or int(distinct[-1]) < 2**32 else np.uint64
-    rest = distinct.astype(key_type)
-    for position in range(width - 1, -1, -1):
-        if radix[position] == 1:
-            matrix[:, position] = low[position]
-            continue
-        rest, digit = np.divmod(rest, key_type(radix[position]))
-        matrix[:, position] = digit
-        matrix[:, position] += low[position]
+
+    def decode(part: list[slice]) -> None:
+        for block in part:
+            _decode_block(distinct[block], matrix[block], low, radix, key_type)
+
+    _in_halves(decode, len(distinct))
     total = matrix.size
     offset_type = pa.large_string() if total >= 2**31 else pa.string()
     offsets = np.arange(0, total + 1, width, dtype=np.int64 if total >= 2**31 else np.int32)

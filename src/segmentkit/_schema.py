@@ -630,8 +630,7 @@ def null_mask(values: pd.Series) -> np.ndarray:
     """Missing values, treating blank strings and placeholders such as 'nan' as missing."""
     mask = values.isna().to_numpy().copy()
     if isinstance(values.dtype, pd.CategoricalDtype):
-        cats = pd.Series(values.cat.categories.astype(str))
-        placeholder = cats.str.strip().str.lower().isin(MISSING_TEXT).to_numpy(dtype=bool)
+        placeholder = _placeholders(values.cat.categories)
         if placeholder.any():
             codes = category_codes(values)
             mask |= (codes >= 0) & placeholder[np.maximum(codes, 0)]
@@ -639,6 +638,50 @@ def null_mask(values: pd.Series) -> np.ndarray:
         text = values.astype("string").str.strip().str.lower()
         mask |= text.isin(MISSING_TEXT).fillna(False).to_numpy(dtype=bool)
     return mask
+
+
+def _placeholders(categories: pd.Index) -> np.ndarray:
+    """Which categories are blank or a placeholder such as 'nan' once stripped."""
+    placeholder = np.zeros(len(categories), dtype=bool)
+    maybe = _may_be_placeholders(categories)
+    if maybe.any():
+        texts = pd.Series(categories[maybe].astype(str))
+        placeholder[maybe] = texts.str.strip().str.lower().isin(MISSING_TEXT).to_numpy(bool)
+    return placeholder
+
+
+#: Longest text in MISSING_TEXT, in bytes.
+_LONGEST_PLACEHOLDER = max(len(text.encode()) for text in MISSING_TEXT)
+
+
+def _may_be_placeholders(categories: pd.Index) -> np.ndarray:
+    """A superset of the placeholders, from the texts' bytes alone (for Arrow text).
+
+    A longer text is a placeholder only with spaces around it, so it starts or ends
+    with a space or a non-ASCII byte (Unicode spaces). Testing two bytes per id is
+    several times cheaper than stripping and lower-casing millions of ids.
+    """
+    dtype = categories.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return np.ones(len(categories), dtype=bool)
+    import pyarrow as pa
+
+    texts = pa.array(categories.array)
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if texts.null_count or len(texts) == 0:
+        return np.ones(len(categories), dtype=bool)
+    buffers = texts.buffers()
+    offset_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)
+    offsets = offsets[texts.offset : texts.offset + len(texts) + 1]
+    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else None
+    maybe = np.diff(offsets) <= _LONGEST_PLACEHOLDER
+    longer = np.flatnonzero(~maybe)
+    if len(longer) and data is not None:
+        first, last = data[offsets[longer]], data[offsets[longer + 1] - 1]
+        maybe[longer] = (first <= 0x20) | (first >= 0x7F) | (last <= 0x20) | (last >= 0x7F)
+    return maybe
 
 
 def category_codes(values: pd.Series) -> np.ndarray:
