@@ -186,7 +186,18 @@ def _phone_rule(raw: str, region_code: str) -> str | None:
         return None
     if not phonenumbers.is_possible_number(number):
         return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # A trunk '0' written after the country code ('+31 0...') is dropped when read,
+    # so a number made of little else reads back shorter each time: such a number is
+    # ambiguous, and only a form that reads back as itself is sent.
+    if (
+        phonenumbers.format_number(
+            phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.E164
+        )
+        != e164
+    ):
+        return None
+    return e164
 
 
 def phone_e164(values: Any, countries: Any = None, default_region: str = "US") -> Result:
