@@ -296,7 +296,8 @@ def extract_features(
             f"{tx['timestamp'].min().isoformat()}. Choose a later as_of."
         )
         raise ValueError(msg)
-    excluded = {"transactions_after_as_of": int((~tx_in).sum())}
+    n_after = len(tx_in) - int(np.count_nonzero(tx_in))
+    excluded = {"transactions_after_as_of": n_after}
 
     id_tables = [tx["customer_id"].cat.categories]
     ev = events.data if events is not None else None
@@ -312,14 +313,13 @@ def extract_features(
         # Transactions alone: their categories are the id space, no hashing of ids.
         ids = id_tables[0]
         tx_codes = category_codes(tx["customer_id"])
-    present = np.zeros(len(ids), dtype=bool)
-    if tx_in.all():
+    if n_after == 0:
         # Nothing after as_of (the default): no filtered copy of every column.
-        present[tx_codes] = True
-        columns = _purchase_features(tx, tx_codes, tx_ns, len(ids), as_of_ns)
+        columns, present = _purchase_features(tx, tx_codes, tx_ns, len(ids), as_of_ns)
     else:
-        present[tx_codes[tx_in]] = True
-        columns = _purchase_features(tx[tx_in], tx_codes[tx_in], tx_ns[tx_in], len(ids), as_of_ns)
+        columns, present = _purchase_features(
+            tx[tx_in], tx_codes[tx_in], tx_ns[tx_in], len(ids), as_of_ns
+        )
 
     if ev is not None:
         ev_ns = to_ns(ev["timestamp"])
@@ -499,7 +499,8 @@ def _as_utc_times(ns: np.ndarray) -> pd.api.extensions.ExtensionArray:
 
 def _purchase_features(
     tx: pd.DataFrame, codes: np.ndarray, ns: np.ndarray, n: int, as_of_ns: int
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The purchase features, and which customers have at least one line."""
     amount = tx["amount"].to_numpy(dtype=float)
     is_return = tx["is_return"].to_numpy(dtype=bool)
     returns = np.flatnonzero(is_return)
@@ -512,6 +513,9 @@ def _purchase_features(
     order_key = tx["order_key"].to_numpy()
     starts = run_starts(order_key)
     run_customer = codes[starts]
+    # Every line is in a run, and a run has its order's one customer.
+    has_lines = np.zeros(n, dtype=bool)
+    has_lines[run_customer] = True
     return_runs, returns_in_run = runs_holding(returns, starts)
     run_has_sale = np.ones(len(starts), dtype=bool)
     all_returns = returns_in_run == run_lengths(return_runs, starts, len(order_key))
@@ -561,7 +565,7 @@ def _purchase_features(
         units = np.bincount(sale_codes, weights=np.nan_to_num(tx["quantity"][sale]), minlength=n)
         with np.errstate(invalid="ignore", divide="ignore"):
             columns["avg_basket_size"] = np.where(bought, units / np.maximum(frequency, 1), np.nan)
-    return columns
+    return columns, has_lines
 
 
 def _orders_with_a_sale(
