@@ -512,20 +512,21 @@ def _purchase_features(
     # construction; an order counts unless all of its lines are returns.
     order_key = tx["order_key"].to_numpy()
     starts = run_starts(order_key)
-    run_customer = codes[starts]
+    # In numpy's index type: bincount would otherwise convert it at every call.
+    run_customer = codes[starts].astype(np.intp)
     # Every line is in a run, and a run has its order's one customer.
     has_lines = np.zeros(n, dtype=bool)
     has_lines[run_customer] = True
     return_runs, returns_in_run = runs_holding(returns, starts)
-    run_has_sale = np.ones(len(starts), dtype=bool)
-    all_returns = returns_in_run == run_lengths(return_runs, starts, len(order_key))
-    run_has_sale[return_runs[all_returns]] = False
+    only_returns = return_runs[returns_in_run == run_lengths(return_runs, starts, len(order_key))]
     sales = run_sums(amount, starts, skip=returns, skip_runs=return_runs)
     gross = np.bincount(run_customer, weights=sales, minlength=n)
-    del sales, return_runs, returns_in_run, all_returns
-    frequency = _orders_with_a_sale(order_key, starts, run_customer, run_has_sale, n)
-    first, last = _purchase_span(codes, ns, n, order_key, starts, run_has_sale, returns)
-    del starts, run_customer, run_has_sale
+    del sales, return_runs, returns_in_run
+    frequency = _orders_with_a_sale(order_key, starts, run_customer, only_returns, n)
+    first, last = _purchase_span(
+        codes, ns, n, order_key, starts, run_customer, only_returns, returns
+    )
+    del starts, run_customer, only_returns
 
     bought = frequency > 0
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -572,15 +573,21 @@ def _orders_with_a_sale(
     order_key: np.ndarray,
     starts: np.ndarray,
     run_customer: np.ndarray,
-    run_has_sale: np.ndarray,
+    only_returns: np.ndarray,
     n: int,
 ) -> np.ndarray:
-    """Per customer, the orders holding at least one sale line."""
+    """Per customer, the orders holding at least one sale line.
+
+    ``only_returns`` are the runs whose lines are all returns.
+    """
     n_keys = int(order_key.max()) + 1 if len(order_key) else 0
     if len(starts) == n_keys:
         # As many runs as keys 0..max: every order is exactly one run (its lines are
-        # adjacent), so runs count as orders with no per-order table.
-        return np.bincount(run_customer[run_has_sale], minlength=n)
+        # adjacent), so orders are counted as runs, less the few of returns only.
+        runs = np.bincount(run_customer, minlength=n)
+        return runs - np.bincount(run_customer[only_returns], minlength=n)
+    run_has_sale = np.ones(len(starts), dtype=bool)
+    run_has_sale[only_returns] = False
     sale_run_order = order_key[starts[run_has_sale]]
     order_customer = np.zeros(n_keys, dtype=run_customer.dtype)
     order_customer[sale_run_order] = run_customer[run_has_sale]
@@ -595,19 +602,26 @@ def _purchase_span(
     n: int,
     order_key: np.ndarray,
     starts: np.ndarray,
-    run_has_sale: np.ndarray,
+    run_customer: np.ndarray,
+    only_returns: np.ndarray,
     returns: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each customer's first and last purchase time (NaT for customers without one)."""
+    """Each customer's first and last purchase time (NaT for customers without one).
+
+    ``only_returns`` are the runs whose lines are all returns, ``returns`` the return
+    lines: neither is a purchase.
+    """
     if constant_within_runs(ns, order_key):
-        # An order's lines share its time (the usual export): one value per run.
-        sale_starts = starts[run_has_sale]
-        sale_customer, sale_ns = codes[sale_starts], ns[sale_starts]
-        first = _group_extreme(sale_customer, sale_ns, n, "min")
-        return first, _group_extreme(sale_customer, sale_ns, n, "max")
+        # An order's lines share its time (the usual export): one value per run, the
+        # runs of returns only blanked with the neutral value of each reduction.
+        run_ns = ns[starts]
+        run_ns[only_returns] = _NO_EARLIEST
+        first = _group_extreme(run_customer, run_ns, n, "min")
+        run_ns[only_returns] = _NAT
+        return first, _group_extreme(run_customer, run_ns, n, "max")
+    # Line by line: a run may mix sales and returns at different times.
     sale_ns = ns
     if len(returns):
-        # Return lines blanked with the neutral value of each reduction.
         sale_ns = ns.copy()
         sale_ns[returns] = _NO_EARLIEST
     first = _group_extreme(codes, sale_ns, n, "min")
