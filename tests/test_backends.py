@@ -142,6 +142,41 @@ def test_sample_with_default_as_of_matches_pandas(sample, to_backend, backend):
     _assert_same(raw, to_backend(raw, backend), as_of=None, **mapping)
 
 
+@pytest.mark.parametrize("backend", FAST)
+def test_time_range_from_validation_answers_as_of_without_a_query(
+    sample, to_backend, backend, monkeypatch
+):
+    # On lazy engines every query reruns the validation: the kept lines' first and last
+    # time are counted with the report, so the default as_of and any as_of outside that
+    # range need no query of their own.
+    from segmentkit._native import _features as native_features
+
+    raw, mapping = sample
+    expected = sk.Transactions.from_frame(raw, **mapping)
+    tx = sk.Transactions.from_frame(to_backend(raw, backend), **mapping)
+    first, last = expected.data["timestamp"].min(), expected.data["timestamp"].max()
+    assert tx.time_range == (first.value // 1000, last.value // 1000)
+
+    def no_query(frame):
+        raise AssertionError("a query ran")
+
+    monkeypatch.setattr(native_features, "collect", no_query)
+    for as_of, n_in in ((None, len(tx)), ("2030-01-01", len(tx)), ("2000-01-01", 0)):
+        _, counted, earliest = native_features._lines_inside(tx, as_of)
+        assert counted == n_in
+        assert earliest == first.value // 1000
+    assert native_features._lines_inside(tx, None)[0] == last
+    monkeypatch.undo()
+    # A cut inside the range counts its lines, and the messages match pandas'.
+    inside = native_features._lines_inside(tx, AS_OF)[1]
+    assert inside == int((expected.data["timestamp"] <= pd.Timestamp(AS_OF, tz="UTC")).sum())
+    with pytest.raises(ValueError, match="the earliest is") as from_pandas:
+        sk.extract_features(expected, as_of="2000-01-01")
+    with pytest.raises(ValueError, match="the earliest is") as from_native:
+        sk.extract_features(tx, as_of="2000-01-01")
+    assert str(from_native.value) == str(from_pandas.value)
+
+
 # --- hand-made edge cases ---------------------------------------------------------------
 
 

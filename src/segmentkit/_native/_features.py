@@ -96,11 +96,7 @@ def extract_native_features(
     object
         The native frame, or ``CustomerFeatures``.
     """
-    from segmentkit._features import (
-        CustomerFeatures,
-        _as_utc_timestamp,
-        checked_browsing_params,
-    )
+    from segmentkit._features import CustomerFeatures, checked_browsing_params
 
     if output not in {"native", "pandas"}:
         msg = f"The 'output' parameter must be one of ['native', 'pandas']. Got {output!r}."
@@ -125,36 +121,16 @@ def extract_native_features(
         )
         raise InvalidParameterError(msg)
     frame = transactions._frame
-    # One pass over the lines on lazy engines, where each query reruns the validation.
-    if as_of is None:
-        # Every timed line is on or before the last one: the count is the lines inside.
-        checked = collect(
-            frame.select(
-                nw.col(EPOCH_US).max().alias("last"),
-                nw.col(EPOCH_US).count().alias("n_in"),
-                nw.col(EPOCH_US).min().alias("first"),
-            )
-        ).rows(named=True)[0]
-        stamp = pd.Timestamp(int(checked["last"]), unit="us", tz="UTC")
-    else:
-        stamp = _as_utc_timestamp(as_of)
-    as_of_us = stamp.value // 1000
-    inside = nw.col(EPOCH_US) <= as_of_us
-    if as_of is not None:
-        checked = collect(
-            frame.select(
-                inside.cast(nw.Int64).sum().alias("n_in"),
-                nw.col(EPOCH_US).min().alias("first"),
-            )
-        ).rows(named=True)[0]
-    n_in = int(checked["n_in"] or 0)
+    stamp, n_in, first_us = _lines_inside(transactions, as_of)
     if n_in == 0:
-        earliest = pd.Timestamp(int(checked["first"]), unit="us", tz="UTC")
+        earliest = pd.Timestamp(first_us, unit="us", tz="UTC")
         msg = (
             f"No transaction is on or before as_of={stamp.isoformat()}; the earliest is "
             f"{earliest.isoformat()}. Choose a later as_of."
         )
         raise ValueError(msg)
+    as_of_us = stamp.value // 1000
+    inside = nw.col(EPOCH_US) <= as_of_us
     excluded = {"transactions_after_as_of": len(transactions) - n_in}
     table = _purchase_table(frame.filter(inside), transactions.orders_from)
     names = table.collect_schema().names()
@@ -187,6 +163,50 @@ def extract_native_features(
     pandas_frame = _to_pandas(collect(features)).sort_index()
     definitions = definitions_by_name(windows)
     return CustomerFeatures(pandas_frame, stamp, definitions, excluded)
+
+
+def _lines_inside(transactions: NativeTransactions, as_of: Any) -> tuple[pd.Timestamp, int, int]:
+    """``as_of`` as a timestamp, the lines on or before it, and the first line's time.
+
+    On lazy engines every query reruns the validation, so the time range counted
+    during validation answers whenever it can: the default ``as_of`` (the last line),
+    and any ``as_of`` outside the range. Only a cut inside it needs a query.
+    """
+    from segmentkit._features import _as_utc_timestamp
+
+    if len(transactions) == 0:
+        msg = (
+            "Validation kept no transaction line (see the transactions' report): there "
+            "is nothing to compute features from."
+        )
+        raise ValueError(msg)
+    known = transactions.time_range
+    if as_of is None and known is not None:
+        return pd.Timestamp(known[1], unit="us", tz="UTC"), len(transactions), known[0]
+    if as_of is None:
+        checked = collect(
+            transactions._frame.select(
+                nw.col(EPOCH_US).max().alias("last"),
+                nw.col(EPOCH_US).count().alias("n_in"),
+                nw.col(EPOCH_US).min().alias("first"),
+            )
+        ).rows(named=True)[0]
+        # Every timed line is on or before the last one: the count is the lines inside.
+        stamp = pd.Timestamp(int(checked["last"]), unit="us", tz="UTC")
+        return stamp, int(checked["n_in"] or 0), int(checked["first"])
+    stamp = _as_utc_timestamp(as_of)
+    as_of_us = stamp.value // 1000
+    if known is not None and as_of_us >= known[1]:
+        return stamp, len(transactions), known[0]
+    if known is not None and as_of_us < known[0]:
+        return stamp, 0, known[0]
+    checked = collect(
+        transactions._frame.select(
+            (nw.col(EPOCH_US) <= as_of_us).cast(nw.Int64).sum().alias("n_in"),
+            nw.col(EPOCH_US).min().alias("first"),
+        )
+    ).rows(named=True)[0]
+    return stamp, int(checked["n_in"] or 0), int(checked["first"])
 
 
 def _materialise_duckdb(relation: Any) -> Any:

@@ -97,6 +97,9 @@ class NativeTransactions(_NativeRows, Transactions):
         The caller's engine.
     orders_from : str
         How lines form orders when no ``order_id`` is mapped.
+    time_range : tuple of int, optional
+        First and last kept timestamp (microseconds since the epoch), counted during
+        validation; ``None`` when unknown.
     """
 
     _internal = (EPOCH_US,)
@@ -109,8 +112,10 @@ class NativeTransactions(_NativeRows, Transactions):
         *,
         backend: Backend,
         orders_from: str,
+        time_range: tuple[int, int] | None = None,
     ) -> None:
         Transactions.__init__(self, pd.DataFrame(), report, pd.DataFrame())
+        self.time_range = time_range
         self._frame = frame
         self._returns_frame = returns
         self._backend = backend

@@ -138,8 +138,14 @@ def transactions_from_native(
     kept = final.filter(nw.col("_stage") == 0).select(keep)
     # Stage 5 holds returns only with returns='separate' or 'exclude'; -1 matches nothing.
     set_aside = prepared.filter(nw.col("_stage") == (5 if returns == "separate" else -1))
+    first_us, last_us = counts["first_us"], counts["last_us"]
     return NativeTransactions(
-        kept, report, set_aside.select(keep), backend=backend, orders_from=orders_from
+        kept,
+        report,
+        set_aside.select(keep),
+        backend=backend,
+        orders_from=orders_from,
+        time_range=None if first_us is None else (int(first_us), int(last_us)),
     )
 
 
@@ -282,6 +288,10 @@ def _convert_currency(
     ).drop("_rate")
 
 
+#: Counts that are times (None when no line is kept), not numbers of rows.
+_TIMES = ("first_us", "last_us")
+
+
 def _count(
     prepared: nw.LazyFrame[Any],
     deduped: nw.LazyFrame[Any] | None,
@@ -293,6 +303,10 @@ def _count(
     stage = nw.col("_stage")
     exprs = [nw.len().alias("rows")]
     exprs += [(stage == s).cast(nw.Int64).sum().alias(f"stage_{s}") for s in range(6)]
+    # The kept lines' time range, in the same pass: features need it for the default
+    # as_of, and would otherwise run every validation step once more to find it.
+    kept_time = nw.when(stage == 0).then(nw.col(EPOCH_US))
+    exprs += [kept_time.min().alias("first_us"), kept_time.max().alias("last_us")]
     exprs += [
         nw.col(f"_bad_{key}").sum().alias(f"_bad_{key}")
         for key, c in plan.converted.items()
@@ -321,7 +335,9 @@ def _count(
             "(dt.replace_time_zone(..., non_existent='null') marks them missing)."
         )
         raise InvalidParameterError(msg) from error
-    return {k: (int(v or 0) if not k.startswith("currency") else v) for k, v in row.items()}
+    return {
+        k: (v if k.startswith("currency") or k in _TIMES else int(v or 0)) for k, v in row.items()
+    }
 
 
 def _raise_failures(
