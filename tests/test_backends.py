@@ -177,6 +177,17 @@ def test_time_range_from_validation_answers_as_of_without_a_query(
     assert str(from_native.value) == str(from_pandas.value)
 
 
+@pytest.mark.parametrize("backend", FAST)
+def test_no_kept_line_is_refused_like_pandas(to_backend, backend):
+    raw = pd.DataFrame({"c": ["a", "b"], "t": ["2024-01-01", "2024-01-02"], "v": [-1.0, -2.0]})
+    mapping = {"customer_id": "c", "timestamp": "t", "amount": "v", "returns": "exclude"}
+    for frame in (raw, to_backend(raw, backend)):
+        tx = sk.Transactions.from_frame(frame, **mapping)
+        assert len(tx) == 0
+        with pytest.raises(ValueError, match="Validation kept no transaction line"):
+            sk.extract_features(tx)
+
+
 # --- hand-made edge cases ---------------------------------------------------------------
 
 

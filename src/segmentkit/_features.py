@@ -281,6 +281,8 @@ def extract_features(
         )
     windows = checked_browsing_params(windows, abandon_hours, session_gap_minutes)
     tx = transactions.data
+    if len(tx) == 0:
+        raise ValueError(NO_LINES_KEPT)
     stamp = (
         _as_utc_timestamp(as_of)
         if as_of is not None
@@ -371,6 +373,13 @@ def extract_features(
     del columns, present, order
     definitions = definitions_by_name(windows)
     return CustomerFeatures(frame, stamp, definitions, excluded)
+
+
+#: Raised by both paths when validation excluded every line.
+NO_LINES_KEPT = (
+    "Validation kept no transaction line (see the transactions' report): there is "
+    "nothing to compute features from."
+)
 
 
 def checked_browsing_params(

@@ -172,14 +172,10 @@ def _lines_inside(transactions: NativeTransactions, as_of: Any) -> tuple[pd.Time
     during validation answers whenever it can: the default ``as_of`` (the last line),
     and any ``as_of`` outside the range. Only a cut inside it needs a query.
     """
-    from segmentkit._features import _as_utc_timestamp
+    from segmentkit._features import NO_LINES_KEPT, _as_utc_timestamp
 
     if len(transactions) == 0:
-        msg = (
-            "Validation kept no transaction line (see the transactions' report): there "
-            "is nothing to compute features from."
-        )
-        raise ValueError(msg)
+        raise ValueError(NO_LINES_KEPT)
     known = transactions.time_range
     if as_of is None and known is not None:
         return pd.Timestamp(known[1], unit="us", tz="UTC"), len(transactions), known[0]

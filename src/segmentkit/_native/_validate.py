@@ -145,7 +145,8 @@ def transactions_from_native(
         set_aside.select(keep),
         backend=backend,
         orders_from=orders_from,
-        time_range=None if first_us is None else (int(first_us), int(last_us)),
+        # No kept line: None, or NaN on Dask.
+        time_range=None if pd.isna(first_us) else (int(first_us), int(last_us)),
     )
 
 
