@@ -138,33 +138,74 @@ def test_rfm_tie_policy(values, n_bins):
     assert ordered["f_score"].iloc[0] == 1
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lines=st.lists(
         st.tuples(
-            st.sampled_from(["C01", "C02", "C03", "C10"]),
+            # None: excluded (missing customer), which can leave an order id unused.
+            st.sampled_from(["C01", "C02", "C03", "C10", None]),
             st.sampled_from(["O001", "O002", "O003", "O010", "O011"]),
             st.floats(min_value=-50, max_value=50, allow_nan=False),
+            st.integers(min_value=0, max_value=3),
         ),
         min_size=1,
         max_size=40,
     ),
     grouped=st.booleans(),
+    cut=st.sampled_from([None, 1, 2]),
 )
-def test_frequency_counts_orders_with_a_sale_whatever_the_line_order(lines, grouped):
-    """Orders shared by customers, split into several runs, or all returns."""
-    frame = pd.DataFrame(lines, columns=["customer", "order", "amount"])
+def test_frequency_counts_orders_with_a_sale_whatever_the_line_order(lines, grouped, cut):
+    """Orders shared by customers, split into several runs, all returns, cut by as_of."""
+    frame = pd.DataFrame(lines, columns=["customer", "order", "amount", "day"])
+    if frame["customer"].isna().all():
+        return
     if grouped:  # lines of an order adjacent, as exports usually are
         frame = frame.sort_values("order", kind="stable")
-    frame["when"] = pd.Timestamp("2024-01-01")
-    frame = frame.astype({"customer": "str", "order": "str"})
+    frame["when"] = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(frame["day"], "D")
+    frame = frame.astype({"order": "str"})
     tx = sk.Transactions.from_frame(
         frame, customer_id="customer", order_id="order", timestamp="when", amount="amount"
     )
-    features = sk.extract_features(tx).frame
-    sales = frame[frame["amount"] >= 0]
+    as_of = None if cut is None else pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=cut)
+    kept = frame[frame["customer"].notna()]
+    if as_of is not None:
+        if not (kept["when"] <= as_of).any():
+            return
+        kept = kept[kept["when"] <= as_of]
+    features = sk.extract_features(tx, as_of=as_of).frame
+    sales = kept[kept["amount"] >= 0]
     expected = sales.groupby("customer")["order"].nunique().reindex(features.index, fill_value=0)
     assert features["frequency"].tolist() == expected.tolist()
+
+
+def test_an_order_in_two_runs_counts_once_when_as_of_leaves_a_gap_in_the_keys():
+    # After the cut, keys 0 and 2 remain in three runs (A, C, A): as many runs as
+    # keys 0..max, yet A is one order.
+    frame = pd.DataFrame(
+        {
+            "c": ["x", "y", "x", "x"],
+            "o": ["A", "C", "A", "B"],
+            "t": ["2024-01-01", "2024-01-01", "2024-01-01", "2024-01-05"],
+            "v": 1.0,
+        }
+    )
+    tx = sk.Transactions.from_frame(
+        frame, customer_id="c", order_id="o", timestamp="t", amount="v"
+    )
+    features = sk.extract_features(tx, as_of="2024-01-02").frame
+    assert features["frequency"].to_dict() == {"x": 1, "y": 1}
+
+
+def test_an_order_id_split_across_customers_next_to_an_unused_one():
+    # Order A is bought by x and by y (two runs); order C's only line is excluded, so
+    # there are as many runs as order ids: A must still be checked for one owner.
+    frame = pd.DataFrame(
+        {"c": ["x", "z", "y", None], "o": ["A", "B", "A", "C"], "t": "2024-01-01", "v": 1.0}
+    )
+    tx = sk.Transactions.from_frame(
+        frame, customer_id="c", order_id="o", timestamp="t", amount="v"
+    )
+    assert sk.extract_features(tx).frame["frequency"].to_dict() == {"x": 1, "y": 1, "z": 1}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

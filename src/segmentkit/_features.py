@@ -590,11 +590,15 @@ def _orders_with_a_sale(
     ``only_returns`` are the runs whose lines are all returns.
     """
     n_keys = int(order_key.max()) + 1 if len(order_key) else 0
-    if len(starts) == n_keys:
-        # As many runs as keys 0..max: every order is exactly one run (its lines are
-        # adjacent), so orders are counted as runs, less the few of returns only.
+    run_order = order_key[starts]
+    seen = np.zeros(n_keys, dtype=bool)
+    seen[run_order] = True
+    if np.count_nonzero(seen) == len(starts):
+        # As many distinct orders as runs: every order is exactly one run (its lines
+        # are adjacent), so orders are counted as runs, less the few of returns only.
         runs = np.bincount(run_customer, minlength=n)
         return runs - np.bincount(run_customer[only_returns], minlength=n)
+    del seen, run_order
     run_has_sale = np.ones(len(starts), dtype=bool)
     run_has_sale[only_returns] = False
     sale_run_order = order_key[starts[run_has_sale]]

@@ -389,18 +389,16 @@ def _orders_of_one_customer(
     if not constant_within_runs(customer, order):
         return None
     starts = run_starts(order)
-    if len(starts) == n_order_ids:
-        # Runs are at least as many as the ids in use, and those at most the ids:
-        # equal counts mean every id is used and is exactly one run, with the one
-        # customer checked above.
-        return order
     run_order, run_customer = order[starts], customer[starts]
     del starts
-    owner = np.full(n_order_ids, -1, dtype=customer.dtype)
-    owner[run_order] = run_customer
-    if not np.array_equal(owner[run_order], run_customer):
-        return None
-    used = owner >= 0
+    used = np.zeros(n_order_ids, dtype=bool)
+    used[run_order] = True
+    if np.count_nonzero(used) < len(run_order):
+        # Some order id spans several runs: all of them must have the same customer.
+        owner = np.full(n_order_ids, -1, dtype=customer.dtype)
+        owner[run_order] = run_customer
+        if not np.array_equal(owner[run_order], run_customer):
+            return None
     if used.all():
         return order
     # Excluded rows left codes unused: number the used ones densely (no hashing).
