@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
@@ -153,6 +153,28 @@ def test_rfm_tie_policy(values, n_bins):
     ),
     grouped=st.booleans(),
     cut=st.sampled_from([None, 1, 2]),
+)
+# An order id in two runs of different customers, next to an id used only by an
+# excluded line (as many runs as ids); and an order in two runs after an as_of cut.
+@example(
+    lines=[
+        ("C01", "O001", 1.0, 0),
+        ("C02", "O002", 1.0, 0),
+        ("C03", "O001", 1.0, 0),
+        (None, "O003", 1.0, 0),
+    ],
+    grouped=False,
+    cut=None,
+)
+@example(
+    lines=[
+        ("C01", "O001", 1.0, 0),
+        ("C02", "O003", 1.0, 0),
+        ("C01", "O001", 1.0, 0),
+        ("C01", "O002", 1.0, 3),
+    ],
+    grouped=False,
+    cut=1,
 )
 def test_frequency_counts_orders_with_a_sale_whatever_the_line_order(lines, grouped, cut):
     """Orders shared by customers, split into several runs, all returns, cut by as_of."""
