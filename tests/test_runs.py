@@ -6,7 +6,14 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segmentkit._runs import run_lengths, run_starts, run_sums, runs_holding
+from segmentkit._runs import (
+    keys_used,
+    one_run_each,
+    run_lengths,
+    run_starts,
+    run_sums,
+    runs_holding,
+)
 
 keys_and_values = st.lists(
     st.tuples(st.integers(0, 3), st.floats(-1e6, 1e6, allow_nan=False), st.booleans()),
@@ -53,3 +60,15 @@ def test_run_sums_leave_out_the_skipped_values(rows):
     for run, total in zip(runs, sums, strict=True):
         if all(p in skipped for p in run):
             assert total == 0.0  # exactly, not a rounding residue
+
+
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=30))
+def test_one_run_each_means_every_key_in_use_is_one_run(keys):
+    values = np.array(keys, dtype=np.int64)
+    starts = run_starts(values)
+    used = keys_used(values[starts], int(values.max()) + 1)
+    assert used.tolist() == [k in set(keys) for k in range(int(values.max()) + 1)]
+    runs_per_key = {}
+    for run in _runs_by_loop(keys):
+        runs_per_key[keys[run[0]]] = runs_per_key.get(keys[run[0]], 0) + 1
+    assert one_run_each(used, len(starts)) == all(n == 1 for n in runs_per_key.values())

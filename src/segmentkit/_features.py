@@ -20,6 +20,8 @@ from segmentkit._customers import PII_COLUMNS, Customers
 from segmentkit._events import Events
 from segmentkit._runs import (
     constant_within_runs,
+    keys_used,
+    one_run_each,
     run_lengths,
     run_starts,
     run_sums,
@@ -293,11 +295,7 @@ def extract_features(
     tx_ns = to_ns(tx["timestamp"])
     tx_in = tx_ns <= as_of_ns
     if not tx_in.any():
-        msg = (
-            f"No transaction is on or before as_of={stamp.isoformat()}; the earliest is "
-            f"{tx['timestamp'].min().isoformat()}. Choose a later as_of."
-        )
-        raise ValueError(msg)
+        raise ValueError(nothing_by_as_of(stamp, tx["timestamp"].min()))
     n_after = len(tx_in) - int(np.count_nonzero(tx_in))
     excluded = {"transactions_after_as_of": n_after}
 
@@ -373,6 +371,14 @@ def extract_features(
     del columns, present, order
     definitions = definitions_by_name(windows)
     return CustomerFeatures(frame, stamp, definitions, excluded)
+
+
+def nothing_by_as_of(as_of: pd.Timestamp, earliest: pd.Timestamp) -> str:
+    """The message of both paths when no line is on or before ``as_of``."""
+    return (
+        f"No transaction is on or before as_of={as_of.isoformat()}; the earliest is "
+        f"{earliest.isoformat()}. Choose a later as_of."
+    )
 
 
 #: Raised by both paths when validation excluded every line.
@@ -590,15 +596,11 @@ def _orders_with_a_sale(
     ``only_returns`` are the runs whose lines are all returns.
     """
     n_keys = int(order_key.max()) + 1 if len(order_key) else 0
-    run_order = order_key[starts]
-    seen = np.zeros(n_keys, dtype=bool)
-    seen[run_order] = True
-    if np.count_nonzero(seen) == len(starts):
-        # As many distinct orders as runs: every order is exactly one run (its lines
-        # are adjacent), so orders are counted as runs, less the few of returns only.
+    if one_run_each(keys_used(order_key[starts], n_keys), len(starts)):
+        # Every order is exactly one run (its lines are adjacent), so orders are
+        # counted as runs, less the few of returns only.
         runs = np.bincount(run_customer, minlength=n)
         return runs - np.bincount(run_customer[only_returns], minlength=n)
-    del seen, run_order
     run_has_sale = np.ones(len(starts), dtype=bool)
     run_has_sale[only_returns] = False
     sale_run_order = order_key[starts[run_has_sale]]

@@ -186,15 +186,11 @@ def _dense_text_codes(values: pd.Series) -> DenseIds | None:
 
 def _byte_matrices(chunks: list[Any]) -> list[np.ndarray] | None:
     """Each chunk's UTF-8 bytes as a (rows, width) view, or ``None`` if widths differ."""
-    import pyarrow as pa
 
     matrices = []
     width = None
     for chunk in chunks:
-        offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-        buffers = chunk.buffers()
-        offsets = np.frombuffer(buffers[1], dtype=offset_type)
-        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
+        offsets, data = text_buffers(chunk)
         total = int(offsets[-1]) - int(offsets[0])
         if total % len(chunk):
             return None
@@ -204,9 +200,25 @@ def _byte_matrices(chunks: list[Any]) -> list[np.ndarray] | None:
         if not _evenly_spaced(offsets, chunk_width):
             return None
         width = chunk_width
-        data = np.frombuffer(buffers[2], dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
-        matrices.append(data.reshape(len(chunk), width))
+        matrices.append(data[int(offsets[0]) : int(offsets[-1])].reshape(len(chunk), width))
     return matrices
+
+
+def text_buffers(texts: Any) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow string array's offsets (one more than its texts) and UTF-8 bytes.
+
+    Numpy views of Arrow's buffers, no copy; text ``i`` is
+    ``data[offsets[i]:offsets[i + 1]]``. Missing texts are not marked.
+    """
+    import pyarrow as pa
+
+    buffers = texts.buffers()
+    offset_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)
+    offsets = offsets[texts.offset : texts.offset + len(texts) + 1]
+    if buffers[2] is None:  # only empty texts
+        return offsets, np.zeros(0, dtype=np.uint8)
+    return offsets, np.frombuffer(buffers[2], dtype=np.uint8)
 
 
 def _evenly_spaced(offsets: np.ndarray, step: int) -> bool:

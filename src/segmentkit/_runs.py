@@ -31,6 +31,23 @@ def constant_within_runs(values: np.ndarray, runs_of: np.ndarray) -> bool:
     return not same_run.any()
 
 
+def keys_used(run_keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """Which of the keys ``0..n_keys - 1`` occur, from each run's key."""
+    used = np.zeros(n_keys, dtype=bool)
+    used[run_keys] = True
+    return used
+
+
+def one_run_each(used: np.ndarray, n_runs: int) -> bool:
+    """Whether every key that occurs is exactly one run.
+
+    Each key that occurs has at least one run, so that holds exactly when there are as
+    many keys in use as runs. (Counting the key range instead is wrong: an unused key
+    can make up for a key split over two runs.)
+    """
+    return int(np.count_nonzero(used)) == n_runs
+
+
 def runs_holding(positions: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The runs holding the (sorted) ``positions``, and how many of them each holds."""
     run_of = np.searchsorted(starts, positions, side="right") - 1

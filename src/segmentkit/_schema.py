@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from segmentkit._idcodes import DenseIds, dense_codes
+from segmentkit._idcodes import DenseIds, dense_codes, text_buffers
 from segmentkit.errors import ContractError, ContractFailure, InvalidParameterError, Reason
 
 ColumnKind = Literal["id", "datetime", "float", "string", "category", "bool", "date"]
@@ -671,14 +671,10 @@ def _may_be_placeholders(categories: pd.Index) -> np.ndarray:
         texts = texts.combine_chunks()
     if texts.null_count or len(texts) == 0:
         return np.ones(len(categories), dtype=bool)
-    buffers = texts.buffers()
-    offset_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
-    offsets = np.frombuffer(buffers[1], dtype=offset_type)
-    offsets = offsets[texts.offset : texts.offset + len(texts) + 1]
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else None
+    offsets, data = text_buffers(texts)
     maybe = np.diff(offsets) <= _LONGEST_PLACEHOLDER
     longer = np.flatnonzero(~maybe)
-    if len(longer) and data is not None:
+    if len(longer):
         first, last = data[offsets[longer]], data[offsets[longer + 1] - 1]
         maybe[longer] = (first <= 0x20) | (first >= 0x7F) | (last <= 0x20) | (last >= 0x7F)
     return maybe

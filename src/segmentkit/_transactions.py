@@ -10,7 +10,7 @@ import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._report import ValidationReport
-from segmentkit._runs import constant_within_runs, run_starts
+from segmentkit._runs import constant_within_runs, keys_used, one_run_each, run_starts
 from segmentkit._schema import (
     ColumnSpec,
     Contract,
@@ -391,9 +391,8 @@ def _orders_of_one_customer(
     starts = run_starts(order)
     run_order, run_customer = order[starts], customer[starts]
     del starts
-    used = np.zeros(n_order_ids, dtype=bool)
-    used[run_order] = True
-    if np.count_nonzero(used) < len(run_order):
+    used = keys_used(run_order, n_order_ids)
+    if not one_run_each(used, len(run_order)):
         # Some order id spans several runs: all of them must have the same customer.
         owner = np.full(n_order_ids, -1, dtype=customer.dtype)
         owner[run_order] = run_customer

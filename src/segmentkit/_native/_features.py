@@ -96,7 +96,11 @@ def extract_native_features(
     object
         The native frame, or ``CustomerFeatures``.
     """
-    from segmentkit._features import CustomerFeatures, checked_browsing_params
+    from segmentkit._features import (
+        CustomerFeatures,
+        checked_browsing_params,
+        nothing_by_as_of,
+    )
 
     if output not in {"native", "pandas"}:
         msg = f"The 'output' parameter must be one of ['native', 'pandas']. Got {output!r}."
@@ -124,11 +128,7 @@ def extract_native_features(
     stamp, n_in, first_us = _lines_inside(transactions, as_of)
     if n_in == 0:
         earliest = pd.Timestamp(first_us, unit="us", tz="UTC")
-        msg = (
-            f"No transaction is on or before as_of={stamp.isoformat()}; the earliest is "
-            f"{earliest.isoformat()}. Choose a later as_of."
-        )
-        raise ValueError(msg)
+        raise ValueError(nothing_by_as_of(stamp, earliest))
     as_of_us = stamp.value // 1000
     inside = nw.col(EPOCH_US) <= as_of_us
     excluded = {"transactions_after_as_of": len(transactions) - n_in}
