@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -241,7 +244,9 @@ class HDBSCANSegmenter(ClusteringSegmenter):
             # The library's default (4) starts a process pool: seconds of start-up on
             # every first fit, for core distances that are a small part of the work.
             core_dist_n_jobs=1,
-        ).fit(matrix[sample])
+        )
+        with _stable_edge_order():
+            model.fit(matrix[sample])
         raw_labels = np.asarray(model.labels_, dtype=np.int64)
         k = int(raw_labels.max()) + 1 if raw_labels.size else 0
         order = value_order(frame.iloc[sample], raw_labels, k)
@@ -324,6 +329,51 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         labels = self._remap[raw + 1]
         strengths = np.where(labels == NOISE, 0.0, np.clip(strengths, 0.0, 1.0))
         return labels, strengths
+
+
+class _StableArgsort(ModuleType):
+    """numpy, except that ``argsort`` keeps equal keys in their order (a stable sort)."""
+
+    def __init__(self, numpy: ModuleType) -> None:
+        super().__init__(numpy.__name__)
+        self.__dict__.update(numpy.__dict__)
+        self.argsort = self._argsort
+
+    @staticmethod
+    def _argsort(a: Any, axis: int = -1, kind: str | None = None, order: Any = None) -> Any:
+        return np.argsort(a, axis=axis, kind="stable", order=order)
+
+
+_ORDER_LOCK = threading.Lock()
+_ORDER_USERS = [0]
+
+
+@contextmanager
+def _stable_edge_order() -> Iterator[None]:
+    """Make ``hdbscan`` sort its spanning-tree edges stably while the block runs.
+
+    ``hdbscan`` orders the edges of the minimum spanning tree by weight with numpy's
+    default ``argsort``, which is not stable and takes other code on AVX-512 machines
+    than on AVX2 ones. Customers with equal features give many edges of equal weight,
+    and their order decides which points fall out of a cluster first: the same input
+    gave 4 clusters (579 noise) on one machine and 2 (385 noise) on another. A stable
+    sort keeps ties in the order the spanning tree found them, which is the same
+    everywhere. Only the module that does this sort sees the change; the counter keeps
+    it in place while any thread still fits.
+    """
+    import hdbscan.hdbscan_ as fitting
+
+    with _ORDER_LOCK:
+        if _ORDER_USERS[0] == 0:
+            fitting.np = _StableArgsort(np)  # type: ignore[attr-defined]
+        _ORDER_USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _ORDER_LOCK:
+            _ORDER_USERS[0] -= 1
+            if _ORDER_USERS[0] == 0:
+                fitting.np = np  # type: ignore[attr-defined]
 
 
 def _row_hashes(matrix: np.ndarray) -> np.ndarray:
