@@ -27,7 +27,7 @@ class BadInput:
     words: tuple[str, ...] = field(default_factory=tuple)
 
 
-class CliFailure(Exception):
+class CliFailure(Exception):  # noqa: N818 (a failed run, not an error of the tests)
     """A CLI run that ended with a non-zero exit code; the message is its stderr."""
 
     def __init__(self, code: int, stderr: str) -> None:

@@ -53,11 +53,30 @@ _SCRIPT = textwrap.dedent(
 )
 
 # Instruction sets above the x86-64-v2 baseline that numpy can be told to ignore.
-_OPTIONAL = (
-    "AVX512F AVX512CD AVX512VPOPCNTDQ AVX512VL AVX512BW AVX512DQ AVX512VNNI AVX512IFMA "
-    "AVX512VBMI AVX512VBMI2 AVX512BITALG AVX512BF16 AVX512FP16 AVX512_SKX AVX512_CLX "
-    "AVX512_CNL AVX512_ICL AVX512_SPR X86_V4 AVX2 FMA3 X86_V3"
-).split()
+_OPTIONAL = [
+    "AVX512F",
+    "AVX512CD",
+    "AVX512VPOPCNTDQ",
+    "AVX512VL",
+    "AVX512BW",
+    "AVX512DQ",
+    "AVX512VNNI",
+    "AVX512IFMA",
+    "AVX512VBMI",
+    "AVX512VBMI2",
+    "AVX512BITALG",
+    "AVX512BF16",
+    "AVX512FP16",
+    "AVX512_SKX",
+    "AVX512_CLX",
+    "AVX512_CNL",
+    "AVX512_ICL",
+    "AVX512_SPR",
+    "X86_V4",
+    "AVX2",
+    "FMA3",
+    "X86_V3",
+]
 
 
 def _switchable() -> list[str]:
