@@ -365,14 +365,22 @@ def test_backoff_is_seeded_full_jitter(server_factory, waits):
     assert waits == pytest.approx(expected)
 
 
-def test_retry_after_is_honoured(server_factory, waits):
+def test_retry_after_is_honoured_up_to_max_backoff(server_factory, waits, caplog):
     server = server_factory("klaviyo")
     later = datetime.now(timezone.utc) + timedelta(seconds=120)
     server.faults = {0: ("429", "7"), 1: ("429", email.utils.format_datetime(later, usegmt=True))}
-    summary = _push(server, make_requests("klaviyo", 1), max_backoff=1)
+    summary = _push(server, make_requests("klaviyo", 1), max_backoff=200)
     assert summary.retries == 2
-    assert waits[0] == 7.0  # beyond max_backoff: the platform's word wins
+    assert waits[0] == 7.0
     assert 100 < waits[1] <= 121
+    # Beyond max_backoff the wait is capped, and the log says what the platform asked.
+    server.faults = {3: ("429", "7"), 4: ("429", "3600")}
+    waits.clear()
+    with caplog.at_level(logging.WARNING, logger="segmentkit.push"):
+        summary = _push(server, make_requests("klaviyo", 2)[1:], max_backoff=1.5)
+    assert summary.retries == 2
+    assert waits == [1.5, 1.5]
+    assert "Retry-After asked 3600s, capped by max_backoff" in caplog.text
 
 
 def test_retry_after_parsing():
