@@ -456,14 +456,22 @@ def test_crash_then_resume_sends_only_unacknowledged(server_factory, waits, tmp_
     journal = tmp_path / "push.jsonl"
     with httpx.Client(transport=CrashingTransport(crash_at=3)) as client, pytest.raises(Crash):
         _push(server, requests, journal=journal, client=client)
-    lines = journal.read_text().splitlines()
-    assert [json.loads(line)["key"] for line in lines] == [r.key for r in requests[:3]]
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    acknowledged = [e["key"] for e in entries if e["state"] == "acknowledged"]
+    assert acknowledged == [r.key for r in requests[:3]]
+    # The 4th was on its way when the process died: journaled as sending, not acknowledged.
+    assert entries[-1]["state"] == "sending"
+    assert entries[-1]["key"] == requests[3].key
+    assert all("body" not in e for e in entries)
+    assert not journal.with_name("push.jsonl.lock").exists()  # released even on a crash
     # A torn line from a crash during the write is ignored.
     with journal.open("a") as handle:
         handle.write('{"key": "trunc')
     summary = _push(server, requests, journal=journal)
     assert summary.skipped_already_acknowledged == 3
     assert summary.sent == 5
+    assert summary.possible_duplicates == 2  # the in-flight request's customers
+    assert summary.customers_undelivered == 0
     # The 4th reached the platform but its answer was lost with the crash: sent again
     # (at least once); every other request exactly once.
     expected = Counter({r.key: 1 for r in requests})
