@@ -50,6 +50,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from segmentkit._io import process_alive
 from segmentkit.errors import InvalidParameterError, SegmentkitError
 
 if TYPE_CHECKING:
@@ -577,22 +578,6 @@ def _lock_path(journal: Path) -> Path:
     return journal.with_name(journal.name + ".lock")
 
 
-def _process_alive(pid: int) -> bool | None:
-    """Whether process ``pid`` of this machine runs; ``None`` when it cannot be told."""
-    if os.name != "posix":
-        # On Windows os.kill(pid, 0) would *terminate* the process: never probe there.
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    except OSError:
-        return None
-    return True
-
-
 class _JournalLock:
     """An exclusive lock file beside the journal (``<journal>.lock``).
 
@@ -661,7 +646,7 @@ class _JournalLock:
         pid = holder.get("pid")
         if not isinstance(pid, int) or pid == os.getpid():
             return False
-        return _process_alive(pid) is False
+        return process_alive(pid) is False
 
     def _locked(self, holder: dict[str, Any] | None) -> JournalLockedError:
         msg = (
@@ -765,9 +750,10 @@ def _redact(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
-# Anything shaped like an address: a run of non-separators around an "@".
-_NOT_IN_ADDRESS = r"\s@<>()\[\]{}\\,;:\"'"
-_EMAIL_TEXT = re.compile(rf"[^{_NOT_IN_ADDRESS}]*[^{_NOT_IN_ADDRESS}.]@[^{_NOT_IN_ADDRESS}]+")
+# Anything shaped like an address: a run of non-delimiters around an "@" (delimiters
+# being what surrounds an address in prose or JSON: space, quotes, brackets, commas).
+_NOT_IN_ADDRESS = r"\s@<>()\[\]\\,;:\""
+_EMAIL_TEXT = re.compile(rf"[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}]+")
 # A phone in any common writing: 7 to 15 digits with separators, not part of a longer
 # word (so hex digests, which are fine to show, are never cut).
 _PHONE_TEXT = re.compile(r"(?<![\w+])\+?(?:\(?\d[\s().\-/]{0,2}){6,14}\d(?![\w])")
