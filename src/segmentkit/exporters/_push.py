@@ -350,12 +350,12 @@ class PushSummary:
         Items a platform refused inside a successful answer (Mailchimp's ``errors``,
         Braze's ``errors``): the request is acknowledged, these customers were not taken.
     possible_duplicates : int, default=0
-        Customers of requests sent again after an attempt whose answer was lost (a
-        time-out after sending, a dropped connection, a 502/504, or a crash of an
-        earlier run): the platform may have applied the first attempt, so each may
-        have been delivered twice. Always 0 for a platform that takes an idempotency
-        key (see :data:`IDEMPOTENCY_HEADERS`). An upper bound: an attempt whose answer
-        was lost may also never have been applied.
+        Customer deliveries that may be duplicates: each attempt whose answer was lost
+        after it may have been applied (a time-out after sending, a dropped connection,
+        a 502/504, or a crash of an earlier run) and that was followed by another
+        attempt counts the request's customers once. Always 0 for a platform that takes
+        an idempotency key (see :data:`IDEMPOTENCY_HEADERS`). An upper bound: an attempt
+        whose answer was lost may also never have been applied.
     customers_undelivered : int, default=0
         Customers of the requests not acknowledged when the push stopped (0 after a
         complete push): what a re-run with the same journal still has to send.
@@ -399,7 +399,7 @@ class PushSummary:
             parts.append(f"{self.rejected_items} item(s) refused inside successful answers")
         if self.possible_duplicates:
             parts.append(
-                f"{self.possible_duplicates} customer(s) possibly delivered twice "
+                f"{self.possible_duplicates} possible duplicate customer deliveries "
                 "(re-sent after a lost answer)"
             )
         if self.customers_undelivered:
@@ -1114,6 +1114,8 @@ def _push_locked(
     skipped = len(requests) - len(todo)
     state = {"sent": 0, "retries": 0, "customers": 0, "rejected": 0, "duplicates": 0}
     position = {"next": 0}  # index in todo of the request being sent
+    # Attempts of the current request that may have been applied without our knowing.
+    current = {"uncertain": 0, "customers": 0}
 
     def summary(failures: int = 0) -> PushSummary:
         return PushSummary(
@@ -1176,6 +1178,9 @@ def _push_locked(
         sys.stderr.flush()
 
     def fail(request: Request, status: int | None, reason: str) -> PushError:
+        # k attempts that may each have been applied: up to k - 1 of them are duplicates.
+        state["duplicates"] += max(0, current["uncertain"] - 1) * current["customers"]
+        current["uncertain"] = 0
         show(final=True)
         message = _redact(f"Push stopped at {_describe(request)}: {reason}", secrets)
         return PushError(message, request=request, status=status, summary=summary(1))
@@ -1201,8 +1206,11 @@ def _push_locked(
             if idempotency_header:
                 headers[idempotency_header] = request.key
             headers.update(cred.headers())
-            # Sent by a run that died before the answer: this run may deliver it twice.
-            uncertain = request.key in journal_state.in_flight
+            # Sent by a run that died before the answer: this run may deliver it again.
+            current["uncertain"] = int(request.key in journal_state.in_flight)
+            # With an idempotency key the platform applies a request once, however often
+            # it is sent: nothing to count.
+            current["customers"] = 0 if idempotency_header else request.n_customers
             if book is not None:
                 book.sending(request)
             attempt = 0
@@ -1252,8 +1260,8 @@ def _push_locked(
                             book.record(request, status, job)
                         state["sent"] += 1
                         state["customers"] += request.n_customers
-                        if uncertain and not idempotency_header:
-                            state["duplicates"] += request.n_customers
+                        state["duplicates"] += current["uncertain"] * current["customers"]
+                        current["uncertain"] = 0
                         show()
                         break
                     problem = f"HTTP {status}: {_platform_message(response)}"
@@ -1270,7 +1278,7 @@ def _push_locked(
                             "the create is not sent again blindly. Run the push again with "
                             "the same journal: it tells you how to go on.",
                         )
-                    uncertain = True
+                    current["uncertain"] += 1
                 if attempt >= max_retries:
                     raise fail(request, status, f"{problem}; gave up after {max_retries} retries")
                 if wait_hint is None:
