@@ -23,12 +23,19 @@ braze         ``SEGMENTKIT_BRAZE_API_KEY``, ``SEGMENTKIT_BRAZE_INSTANCE``
 ============  ==============================================================
 
 Secrets never appear in a ``repr``, a log line, an exception message or the summary:
-error bodies echoed by a platform are scrubbed of them too.
+error bodies echoed by a platform are scrubbed of them too, and of e-mail addresses and
+phone numbers.
 
-Delivery is *at least once*: a request is journaled only once the platform acknowledged
-it (2xx). A request whose response was lost (time-out, dropped connection, crash between
-the response and the journal write) is sent again; the audience endpoints are set
-operations (adding a member twice, or removing an absent one, changes nothing).
+Delivery is *at least once*, with every possible duplicate counted: a request is
+journaled as acknowledged only once the platform acknowledged it (2xx). A request whose
+answer was lost (time-out, dropped connection, 502/504, crash between the answer and the
+journal write) is sent again, and its customers are counted in
+:attr:`PushSummary.possible_duplicates`; the audience endpoints are set operations
+(adding a member twice, or removing an absent one, changes nothing). None of the six
+platforms documents an idempotency key for these endpoints (:data:`IDEMPOTENCY_HEADERS`).
+A request that creates something (Google Ads ``offlineUserDataJobs:create``) is never
+re-sent blindly. A push is bounded (``deadline``, ``Retry-After`` capped by
+``max_backoff``), and one journal serves one pusher at a time (``<journal>.lock``).
 """
 
 from __future__ import annotations
@@ -581,8 +588,8 @@ def _lock_path(journal: Path) -> Path:
 class _JournalLock:
     """An exclusive lock file beside the journal (``<journal>.lock``).
 
-    Created with ``O_CREAT | O_EXCL``, which is atomic on every platform and file
-    system Python supports, and holding the owner's process id, host and start time.
+    Created with ``O_CREAT | O_EXCL`` (atomic on Windows, Linux and macOS local disks
+    and on NFS version 3 or later; no ``fcntl``/``msvcrt`` split), and holding the owner's process id, host and start time.
     A lock left by a process that died is *stale*: on POSIX it is recognised (same host,
     process gone) and taken over with a warning; anywhere else the error names the file
     to delete once no push is running.
