@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 import segmentkit as sk
-from _bad_inputs import BadInput
+from _bad_inputs import BadInput, CliFailure, run_cli
 from segmentkit.errors import ContractError, InvalidParameterError
 from segmentkit.exporters import (
     Credentials,
@@ -51,6 +51,16 @@ def _phone_ids(tmp: Path) -> None:
     build_braze(segmentation, "A", customers)
 
 
+def _cli_email_ids(tmp: Path) -> None:
+    (tmp / "segments.csv").write_text("customer_id,segment_id,segment\njane@x.com,0,A\n")
+    (tmp / "customers.csv").write_text("id,ok\njane@x.com,true\n")
+    run_cli(
+        "-q", "export", str(tmp / "segments.csv"), "--customers", str(tmp / "customers.csv"),
+        "--map-customers", "customer_id=id", "consent_email=ok", "--to", "braze",
+        "--segment", "A", "--out", str(tmp / "out"),
+    )  # fmt: skip
+
+
 def _uncertain_create(tmp: Path) -> None:
     journal = tmp / "google.jsonl"
     path = "/v26/customers/1/offlineUserDataJobs:create"
@@ -79,6 +89,12 @@ CASES = [
         _phone_ids,
         ContractError,
         ("2 customer id(s)", "2 like a phone number", "Braze", "allow_personal_external_id"),
+    ),
+    BadInput(
+        "push-cli-external-id-looks-like-email",
+        _cli_email_ids,
+        CliFailure,
+        ("1 like an e-mail address", "--param allow_personal_external_id=true"),
     ),
     BadInput(
         "push-negative-max-backoff",
