@@ -931,6 +931,20 @@ def test_a_create_that_never_left_or_was_refused_is_retried(waits):
     assert summary.sent == 3
 
 
+def test_a_create_that_surely_failed_is_sent_freely_on_a_re_run(tmp_path, waits):
+    api = GoogleAds()
+    api.create_faults = ["connect", "503"]
+    journal = tmp_path / "google.jsonl"
+    with pytest.raises(PushError, match="HTTP 503"):
+        _push_google(api, journal=journal, max_retries=1)
+    assert api.created == []
+    states = [json.loads(line)["state"] for line in journal.read_text().splitlines()]
+    assert states == ["sending", "failed"]
+    summary = _push_google(api, journal=journal)  # no resend_uncertain_creates needed
+    assert api.created == ["900"]
+    assert summary.sent == 3
+
+
 # --------------------------------------------------------------------------- journal lock
 
 

@@ -480,6 +480,8 @@ class TokenBucket:
 
 _SENDING = "sending"
 _ACKNOWLEDGED = "acknowledged"
+# Every attempt surely failed (never sent, or refused): the request was not applied.
+_FAILED = "failed"
 
 
 @dataclass
@@ -521,6 +523,8 @@ def _read_journal_state(path: Path | None) -> _JournalState:
             if entry.get("state") == _SENDING:
                 if key not in state.acknowledged:
                     state.in_flight[key] = entry
+            elif entry.get("state") == _FAILED:
+                state.in_flight.pop(key, None)
             else:
                 state.acknowledged[key] = entry
                 state.in_flight.pop(key, None)
@@ -564,6 +568,10 @@ class _Journal:
         """Record that ``request`` is about to go out (before its first attempt)."""
         self._write(self._entry(request, _SENDING))
 
+    def failed(self, request: Request) -> None:
+        """Record that no attempt of ``request`` can have been applied."""
+        self._write(self._entry(request, _FAILED))
+
     def record(self, request: Request, status: int, job: str | None = None) -> None:
         """Record that the platform acknowledged ``request``."""
         entry = self._entry(request, _ACKNOWLEDGED)
@@ -589,7 +597,8 @@ class _JournalLock:
     """An exclusive lock file beside the journal (``<journal>.lock``).
 
     Created with ``O_CREAT | O_EXCL`` (atomic on Windows, Linux and macOS local disks
-    and on NFS version 3 or later; no ``fcntl``/``msvcrt`` split), and holding the owner's process id, host and start time.
+    and on NFS version 3 or later; no ``fcntl``/``msvcrt`` split), holding the owner's
+    process id, host and start time.
     A lock left by a process that died is *stale*: on POSIX it is recognised (same host,
     process gone) and taken over with a warning; anywhere else the error names the file
     to delete once no push is running.
@@ -1187,6 +1196,8 @@ def _push_locked(
     def fail(request: Request, status: int | None, reason: str) -> PushError:
         # k attempts that may each have been applied: up to k - 1 of them are duplicates.
         state["duplicates"] += max(0, current["uncertain"] - 1) * current["customers"]
+        if book is not None and not current["uncertain"]:
+            book.failed(request)  # surely not applied: a re-run may send it freely
         current["uncertain"] = 0
         show(final=True)
         message = _redact(f"Push stopped at {_describe(request)}: {reason}", secrets)
