@@ -1288,6 +1288,7 @@ def _push_locked(
                     maybe_applied = status in _UNCERTAIN_STATUSES
                     wait_hint = _retry_after(response.headers.get("Retry-After"))
                 if maybe_applied:
+                    current["uncertain"] += 1
                     if _creates(request):
                         raise fail(
                             request,
@@ -1296,7 +1297,6 @@ def _push_locked(
                             "the create is not sent again blindly. Run the push again with "
                             "the same journal: it tells you how to go on.",
                         )
-                    current["uncertain"] += 1
                 if attempt >= max_retries:
                     raise fail(request, status, f"{problem}; gave up after {max_retries} retries")
                 if wait_hint is None:
