@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import hashlib
+import io
 import itertools
 import json
 import logging
+import math
+import os
 import random
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -21,10 +28,11 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
+from segmentkit.errors import ContractError, InvalidParameterError
 from segmentkit.exporters import Request
 from segmentkit.exporters import _push as push_module
 from segmentkit.exporters._diff import membership_changes, restrict
@@ -104,8 +112,14 @@ class ContractServer:
     """Checks method, path, auth and JSON body; records deliveries; injects faults.
 
     ``faults`` maps the arrival number (0-based, over every incoming attempt) to one of
-    ``("429", retry_after)``, ``("500",)``, ``("slow", seconds)``, ``("drop",)`` or
-    ``("400", body)``. Faulted attempts are not recorded as delivered.
+    ``("429", retry_after)``, ``("<status>",)`` (any status, empty JSON message),
+    ``("slow", seconds)``, ``("drop",)`` or ``("400", body)``: those attempts are not
+    applied. Two faults lose the answer of an attempt that *was* applied (recorded as
+    delivered): ``("lost",)`` closes the connection without answering, ``("late",
+    seconds)`` answers only after ``seconds`` (past the client's time-out).
+
+    With ``idempotency_header`` set, an attempt whose header value was applied before is
+    answered 200 without being applied again, as a platform honouring the key would.
     """
 
     MAX_REQUESTS = 200
@@ -116,6 +130,9 @@ class ContractServer:
         self.method, self.path = PATHS[platform]
         self.faults: dict[int, tuple[Any, ...]] = {}
         self.deliveries: Counter[str] = Counter()
+        self.idempotency_header: str | None = None
+        self.idempotency_keys: list[str | None] = []
+        self.applied_keys: set[str] = set()
         self.violations: list[str] = []
         self.arrivals = 0
         self.lock = threading.Lock()
@@ -132,7 +149,8 @@ class ContractServer:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)  # a late answer finds the client gone
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -162,6 +180,9 @@ class ContractServer:
                     if kind == "400":
                         self._reply(400, fault[1].encode())
                         return
+                    if kind not in ("lost", "late"):
+                        self._reply(int(kind), b'{"message": "injected"}')
+                        return
                 problems = []
                 if self.command != server.method or self.path != server.path:
                     problems.append(f"unexpected {self.command} {self.path}")
@@ -181,8 +202,22 @@ class ContractServer:
                     self._reply(422, json.dumps({"message": problems}).encode())
                     return
                 key = _key(server.platform, self.command, self.path, body)
+                given = (
+                    self.headers.get(server.idempotency_header)
+                    if server.idempotency_header
+                    else None
+                )
                 with server.lock:
-                    server.deliveries[key] += 1
+                    server.idempotency_keys.append(given)
+                    if given is None or given not in server.applied_keys:
+                        server.deliveries[key] += 1
+                    if given is not None:
+                        server.applied_keys.add(given)
+                if fault is not None and fault[0] == "lost":
+                    self.close_connection = True  # applied, but the answer never leaves
+                    return
+                if fault is not None and fault[0] == "late":
+                    time.sleep(fault[1])
                 self._reply(200, b'{"ok": true}')
 
             def do_POST(self) -> None:
@@ -365,14 +400,22 @@ def test_backoff_is_seeded_full_jitter(server_factory, waits):
     assert waits == pytest.approx(expected)
 
 
-def test_retry_after_is_honoured(server_factory, waits):
+def test_retry_after_is_honoured_up_to_max_backoff(server_factory, waits, caplog):
     server = server_factory("klaviyo")
     later = datetime.now(timezone.utc) + timedelta(seconds=120)
     server.faults = {0: ("429", "7"), 1: ("429", email.utils.format_datetime(later, usegmt=True))}
-    summary = _push(server, make_requests("klaviyo", 1), max_backoff=1)
+    summary = _push(server, make_requests("klaviyo", 1), max_backoff=200)
     assert summary.retries == 2
-    assert waits[0] == 7.0  # beyond max_backoff: the platform's word wins
+    assert waits[0] == 7.0
     assert 100 < waits[1] <= 121
+    # Beyond max_backoff the wait is capped, and the log says what the platform asked.
+    server.faults = {3: ("429", "7"), 4: ("429", "3600")}
+    waits.clear()
+    with caplog.at_level(logging.WARNING, logger="segmentkit.push"):
+        summary = _push(server, make_requests("klaviyo", 2)[1:], max_backoff=1.5)
+    assert summary.retries == 2
+    assert waits == [1.5, 1.5]
+    assert "Retry-After asked 3600s, capped by max_backoff" in caplog.text
 
 
 def test_retry_after_parsing():
@@ -448,14 +491,22 @@ def test_crash_then_resume_sends_only_unacknowledged(server_factory, waits, tmp_
     journal = tmp_path / "push.jsonl"
     with httpx.Client(transport=CrashingTransport(crash_at=3)) as client, pytest.raises(Crash):
         _push(server, requests, journal=journal, client=client)
-    lines = journal.read_text().splitlines()
-    assert [json.loads(line)["key"] for line in lines] == [r.key for r in requests[:3]]
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    acknowledged = [e["key"] for e in entries if e["state"] == "acknowledged"]
+    assert acknowledged == [r.key for r in requests[:3]]
+    # The 4th was on its way when the process died: journaled as sending, not acknowledged.
+    assert entries[-1]["state"] == "sending"
+    assert entries[-1]["key"] == requests[3].key
+    assert all("body" not in e for e in entries)
+    assert not journal.with_name("push.jsonl.lock").exists()  # released even on a crash
     # A torn line from a crash during the write is ignored.
     with journal.open("a") as handle:
         handle.write('{"key": "trunc')
     summary = _push(server, requests, journal=journal)
     assert summary.skipped_already_acknowledged == 3
     assert summary.sent == 5
+    assert summary.possible_duplicates == 2  # the in-flight request's customers
+    assert summary.customers_undelivered == 0
     # The 4th reached the platform but its answer was lost with the crash: sent again
     # (at least once); every other request exactly once.
     expected = Counter({r.key: 1 for r in requests})
@@ -597,7 +648,8 @@ def test_journal_path_is_created(tmp_path, server_factory, waits):
     journal = tmp_path / "nested" / "dir" / "j.jsonl"
     summary = _push(server, make_requests("braze", 2), journal=Path(journal))
     assert summary.sent == 2
-    assert len(journal.read_text().splitlines()) == 2
+    states = [json.loads(line)["state"] for line in journal.read_text().splitlines()]
+    assert states == ["sending", "acknowledged"] * 2
 
 
 def test_items_refused_inside_a_successful_answer_are_counted_not_shown(caplog):
@@ -649,3 +701,541 @@ def test_platform_rates_space_requests(monkeypatch):
         rate_per_second="platform",
     )
     assert sum(waits) == pytest.approx(2 / (150 / 60))
+
+
+# --------------------------------------------------------------------------- bounded push
+
+
+def _duplicated_customers(server: ContractServer, requests: list[Request]) -> int:
+    """Customers the server applied more than once (what a platform would see)."""
+    by_key = {r.key: r.n_customers for r in requests}
+    return sum((count - 1) * by_key[key] for key, count in server.deliveries.items())
+
+
+def test_fault_injection_reports_duplicates_losses_and_capped_retry_after(
+    server_factory, waits, caplog
+):
+    server = server_factory("braze")
+    server.faults = {
+        0: ("429", "120"),  # asks for 2 minutes: capped at max_backoff
+        1: ("500",),
+        2: ("lost",),  # applied, answer lost: request 0 delivered twice
+        4: ("slow", 0.3),  # past the time-out, not applied
+        6: ("drop",),  # connection dropped, not applied
+        8: ("late", 0.3),  # applied, answered past the time-out: request 3 twice
+        10: ("503",),
+        11: ("425",),
+        12: ("408",),
+        14: ("504",),  # a gateway lost the answer (here: not applied)
+    }
+    requests = make_requests("braze", 8)
+    with caplog.at_level(logging.WARNING, logger="segmentkit.push"):
+        summary = _push(server, requests, timeout=0.05, max_backoff=2.0, rng=random.Random(0))
+    assert server.violations == []
+    # Nothing lost: every request reached the platform and was acknowledged.
+    assert set(server.deliveries) == {r.key for r in requests}
+    assert summary.sent == 8
+    assert summary.customers_delivered == 16
+    assert summary.customers_undelivered == 0
+    assert summary.retries == len(server.faults)
+    # Two requests were really applied twice; the push could not tell which of the five
+    # lost answers were applied, so it reports all five as possible duplicates.
+    assert _duplicated_customers(server, requests) == 4
+    assert summary.possible_duplicates == 10
+    assert "10 possible duplicate customer deliveries" in str(summary)
+    # The Retry-After of 120 s was capped; no real sleeping happened.
+    assert waits[0] == 2.0
+    assert all(w <= 2.0 for w in waits)
+    assert "Retry-After asked 120s, capped by max_backoff" in caplog.text
+
+
+def test_lost_answers_that_were_applied_are_counted_exactly(server_factory, waits):
+    server = server_factory("hubspot")
+    # Request 1's answer is lost once; request 2's twice (it is applied three times).
+    server.faults = {1: ("lost",), 3: ("late", 0.3), 4: ("lost",)}
+    requests = make_requests("hubspot", 4)
+    summary = _push(server, requests, timeout=0.05)
+    assert set(server.deliveries) == {r.key for r in requests}
+    assert server.deliveries[requests[2].key] == 3
+    assert _duplicated_customers(server, requests) == summary.possible_duplicates == 6
+
+
+def test_an_idempotency_key_makes_lost_answers_harmless(server_factory, waits, monkeypatch):
+    monkeypatch.setitem(push_module.IDEMPOTENCY_HEADERS, "braze", "Idempotency-Key")
+    server = server_factory("braze")
+    server.idempotency_header = "Idempotency-Key"
+    server.faults = {0: ("lost",), 2: ("late", 0.3), 4: ("lost",)}
+    requests = make_requests("braze", 3)
+    summary = _push(server, requests, timeout=0.05)
+    assert server.deliveries == Counter({r.key: 1 for r in requests})
+    assert summary.possible_duplicates == 0
+    # The key is the request's content hash, the same on every attempt.
+    assert server.idempotency_keys == [r.key for r in requests for _ in range(2)]
+
+
+def test_no_idempotency_header_is_invented():
+    # None of the six platforms documents one for these endpoints (see the docs).
+    assert set(push_module.IDEMPOTENCY_HEADERS) == set(push_module.PLATFORMS)
+    assert all(header is None for header in push_module.IDEMPOTENCY_HEADERS.values())
+
+
+def _mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [(408, True), (425, True), (429, True), (500, True), (502, True), (503, True),
+     (504, True), (599, True), (501, False), (505, False), (400, False), (404, False),
+     (409, False), (422, False)],
+)  # fmt: skip
+def test_only_retryable_statuses_are_retried(status, retried, waits):
+    calls = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(status if len(calls) == 1 else 200, json={})
+
+    client = _mock_client(answer)
+    request = make_requests("braze", 1)
+    if retried:
+        summary = push(
+            request, credentials=CREDENTIALS["braze"], client=client, base_url="http://x"
+        )
+        assert (summary.sent, summary.retries, len(calls)) == (1, 1, 2)
+    else:
+        with pytest.raises(PushError, match=f"HTTP {status}") as caught:
+            push(request, credentials=CREDENTIALS["braze"], client=client, base_url="http://x")
+        assert len(calls) == 1
+        assert caught.value.summary.customers_undelivered == 2
+
+
+def test_deadline_bounds_the_whole_push(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(push_module, "_clock", clock)
+    monkeypatch.setattr(push_module, "_sleep", clock.sleep)
+    timeouts = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"]["read"])
+        clock.now += 1.0  # a slow platform: every answer takes a second
+        return httpx.Response(503, json={"message": "busy"}, headers={"Retry-After": "30"})
+
+    requests = make_requests("braze", 3)
+    started = clock.now
+    with pytest.raises(PushError, match=r"deadline of 10s") as caught:
+        push(
+            requests,
+            credentials=CREDENTIALS["braze"],
+            client=_mock_client(answer),
+            base_url="http://x",
+            max_retries=100,
+            max_backoff=4.0,
+            timeout=30.0,
+            deadline=10.0,
+        )
+    # Attempt 1 at 0 s (answered at 1 s), wait 4 s, attempt 2 at 5 s (answered at 6 s):
+    # the next wait would end at the deadline, so the push stops without beginning it.
+    assert clock.sleeps == [4.0]
+    assert clock.now - started == pytest.approx(6.0)
+    # Each attempt's time-out is cut to what is left of the deadline.
+    assert timeouts == pytest.approx([10.0, 5.0])
+    error = caught.value
+    assert error.summary.sent == 0
+    assert error.summary.customers_undelivered == 6
+    assert "same journal" in str(error)
+
+
+# --------------------------------------------------------------------------- creates
+
+
+class GoogleAds:
+    """A Customer Match job API whose :create answer can be lost after applying."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.operations: Counter[str] = Counter()
+        self.create_faults: list[str] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("offlineUserDataJobs:create"):
+            fault = self.create_faults.pop(0) if self.create_faults else None
+            if fault == "connect":  # never reached the platform
+                raise httpx.ConnectError("refused", request=request)
+            if fault == "503":
+                return httpx.Response(503, json={"error": {"message": "try again"}})
+            job = str(900 + len(self.created))
+            self.created.append(job)
+            if fault == "timeout":
+                raise httpx.ReadTimeout("lost", request=request)
+            if fault == "502":
+                return httpx.Response(502, text="bad gateway")
+            return httpx.Response(
+                200, json={"resourceName": f"customers/1234567890/offlineUserDataJobs/{job}"}
+            )
+        self.operations[path] += 1
+        return httpx.Response(200, json={})
+
+
+def _google_requests() -> list[Request]:
+    base = "/v26/customers/1234567890/offlineUserDataJobs"
+    return [
+        Request("google_ads", "POST", f"{base}:create", {"job": {}}, batch=0),
+        Request("google_ads", "POST", f"{base}/{{job}}:addOperations", {"ops": [1]},
+                n_customers=3, batch=1),
+        Request("google_ads", "POST", f"{base}/{{job}}:run", {}, batch=2),
+    ]  # fmt: skip
+
+
+def _push_google(api: GoogleAds, **kwargs: Any) -> PushSummary:
+    return push(
+        _google_requests(),
+        credentials=CREDENTIALS["google_ads"],
+        client=_mock_client(api),
+        base_url="http://x",
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("fault", ["timeout", "502"])
+def test_a_create_is_never_sent_again_blindly(fault, tmp_path, waits):
+    api = GoogleAds()
+    api.create_faults = [fault]
+    journal = tmp_path / "google.jsonl"
+    with pytest.raises(PushError, match="not sent again blindly") as caught:
+        _push_google(api, journal=journal)
+    assert api.created == ["900"]  # created once, its answer lost
+    assert caught.value.summary.customers_undelivered == 3
+    assert waits == []
+    # A re-run with the journal knows the create is uncertain and refuses to repeat it.
+    with pytest.raises(PushError, match="resend_uncertain_creates=True"):
+        _push_google(api, journal=journal)
+    assert api.created == ["900"]
+    assert not api.operations
+    # Told to, it creates a new job and fills it; the lost one was never run.
+    summary = _push_google(api, journal=journal, resend_uncertain_creates=True)
+    assert api.created == ["900", "901"]
+    base = "/v26/customers/1234567890/offlineUserDataJobs/901"
+    assert api.operations == Counter({f"{base}:addOperations": 1, f"{base}:run": 1})
+    assert summary.possible_duplicates == 0
+    assert summary.sent == 3
+
+
+def test_a_create_that_never_left_or_was_refused_is_retried(waits):
+    api = GoogleAds()
+    api.create_faults = ["connect", "503"]
+    summary = _push_google(api)
+    assert api.created == ["900"]
+    assert summary.retries == 2
+    assert summary.sent == 3
+
+
+def test_a_create_that_surely_failed_is_sent_freely_on_a_re_run(tmp_path, waits):
+    api = GoogleAds()
+    api.create_faults = ["connect", "503"]
+    journal = tmp_path / "google.jsonl"
+    with pytest.raises(PushError, match="HTTP 503"):
+        _push_google(api, journal=journal, max_retries=1)
+    assert api.created == []
+    states = [json.loads(line)["state"] for line in journal.read_text().splitlines()]
+    assert states == ["sending", "failed"]
+    summary = _push_google(api, journal=journal)  # no resend_uncertain_creates needed
+    assert api.created == ["900"]
+    assert summary.sent == 3
+
+
+# --------------------------------------------------------------------------- journal lock
+
+
+def test_a_second_pusher_is_refused(server_factory, waits, tmp_path):
+    server = server_factory("braze")
+    journal = tmp_path / "push.jsonl"
+    requests = make_requests("braze", 2)
+    refused: list[BaseException] = []
+
+    class Nested(httpx.BaseTransport):
+        """While the first push sends, a second one tries the same journal."""
+
+        def __init__(self) -> None:
+            self.inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if not refused:
+                try:
+                    _push(server, requests, journal=journal)
+                except push_module.JournalLockedError as error:
+                    refused.append(error)
+            return self.inner.handle_request(request)
+
+    with httpx.Client(transport=Nested()) as client:
+        summary = _push(server, requests, journal=journal, client=client)
+    assert summary.sent == 2
+    assert len(refused) == 1
+    message = str(refused[0])
+    lock = tmp_path / "push.jsonl.lock"
+    assert str(lock) in message
+    assert f"process {os.getpid()}" in message
+    assert "delete" in message
+    assert not lock.exists()  # released at the end
+    assert server.deliveries == Counter({r.key: 1 for r in requests})
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="stale locks are recognised on POSIX only")
+def test_a_stale_lock_is_taken_over(server_factory, waits, tmp_path, caplog):
+    server = server_factory("braze")
+    journal = tmp_path / "push.jsonl"
+    lock = tmp_path / "push.jsonl.lock"
+    holder = {"pid": _dead_pid(), "host": socket.gethostname(), "started_at": "earlier"}
+    lock.write_text(json.dumps(holder))
+    with caplog.at_level(logging.WARNING, logger="segmentkit.push"):
+        summary = _push(server, make_requests("braze", 1), journal=journal)
+    assert summary.sent == 1
+    assert "stale lock" in caplog.text
+    assert not lock.exists()
+
+
+def test_a_lock_of_another_machine_or_being_written_is_respected(tmp_path, waits):
+    journal = tmp_path / "push.jsonl"
+    lock = tmp_path / "push.jsonl.lock"
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere", "started_at": "now"}))
+    with pytest.raises(push_module.JournalLockedError, match="process 1 on elsewhere"):
+        push(make_requests("braze", 1), credentials=CREDENTIALS["braze"], journal=journal)
+    lock.write_text("")  # created a moment ago, content not written yet
+    with pytest.raises(push_module.JournalLockedError, match="holder unknown"):
+        push(make_requests("braze", 1), credentials=CREDENTIALS["braze"], journal=journal)
+    old = time.time() - 3600
+    os.utime(lock, (old, old))  # the same, an hour later: its writer died
+    answer = _mock_client(lambda request: httpx.Response(200, json={}))
+    summary = push(
+        make_requests("braze", 1),
+        credentials=CREDENTIALS["braze"],
+        journal=journal,
+        client=answer,
+        base_url="http://x",
+    )
+    assert summary.sent == 1
+    # A dry run only reads the journal: it needs no lock.
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere", "started_at": "now"}))
+    assert push(make_requests("braze", 1), journal=journal, dry_run=True).dry_run
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_backoff", -1), ("max_backoff", math.inf), ("deadline", 0), ("deadline", math.nan),
+     ("timeout", 0), ("backoff", -0.5), ("max_retries", -1), ("max_retries", 1.5)],
+)  # fmt: skip
+def test_limits_are_checked(option, value):
+    with pytest.raises(InvalidParameterError, match=option):
+        push(make_requests("braze", 1), dry_run=True, **{option: value})
+
+
+# --------------------------------------------------------------------------- personal data
+
+_PHONE_FORMATS = ["+{c} {a} {b}", "+{c}-{a}-{b}", "({a}) {b}", "{c}{a}{b}", "+{c}{a}{b}",
+                  "{a}.{b}", "00{c} {a} {b}"]  # fmt: skip
+
+
+@st.composite
+def phones(draw: st.DrawFn) -> str:
+    country = draw(st.integers(1, 999))
+    area = draw(st.integers(100, 9999))
+    line = draw(st.integers(10_000, 9_999_999))
+    return draw(st.sampled_from(_PHONE_FORMATS)).format(c=country, a=area, b=line)
+
+
+def _echo(kind: str, email: str, phone: str) -> bytes:
+    text = f"Invalid profile: email {email} / phone {phone} rejected"
+    bodies = {
+        "meta": {"error": {"message": text, "code": 100}},
+        "klaviyo": {"errors": [{"detail": text, "source": {"pointer": email}}]},
+        "hubspot": {"message": text, "context": {"email": [email], "phone": [phone]}},
+        "unknown": {"problem": {"input": {"email": email, "phone": phone}}},
+    }
+    if kind == "text":
+        return f"<html>{text} (email={email}, phone={phone})</html>".encode()
+    return json.dumps(bodies[kind]).encode()
+
+
+# monkeypatch only sets the same no-op sleep for every example.
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    email=st.emails(),
+    phone=phones(),
+    kind=st.sampled_from(["meta", "klaviyo", "hubspot", "unknown", "text"]),
+    final=st.sampled_from([400, 422, 500]),
+)
+def test_no_email_or_phone_leaks_from_echoed_errors(email, phone, kind, final, monkeypatch):
+    monkeypatch.setattr(push_module, "_sleep", lambda seconds: None)
+    body = {"attributes": [{"external_id": "c1", "email": email, "phone": phone}]}
+    request = Request("braze", "POST", "/users/track", body, n_customers=1)
+    export = sk.exporters.AudienceExport(
+        (request,),
+        sk.exporters.ExportReport("braze", "A", "add", 1, 1, {}, {"email": 1}, {}, 1),
+    )
+    answers = iter([500, 502, final])
+
+    def answer(http_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(answers, final), content=_echo(kind, email, phone))
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("segmentkit.push")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), pytest.raises(PushError) as caught:
+            push(
+                export,
+                credentials=CREDENTIALS["braze"],
+                client=_mock_client(answer),
+                base_url="http://x",
+                max_retries=2,
+                progress=True,
+            )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    error = caught.value
+    texts = [str(error), repr(error), repr(error.request), str(error.request)]
+    texts += [str(error.summary), repr(error.summary), repr(export), str(export)]
+    texts += [record.getMessage() for record in records]
+    texts += [stderr.getvalue()]
+    chained = error.__cause__ or error.__context__
+    if chained is not None:
+        texts.append(repr(chained))
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    for text in texts:
+        assert email not in text
+        assert email.lower() not in text.lower()
+        assert phone not in text
+        assert digits not in text  # the normalised form platforms hash
+    assert records, "retries are logged"
+    assert "HTTP" in str(error)
+
+
+def test_repr_of_requests_and_exports_shows_no_body():
+    raw = pd.DataFrame(
+        {
+            "id": ["c1", "c2"],
+            "email": ["jane.doe@gmail.com", "bob@example.co.uk"],
+            "phone": ["+1 650 555 0123", "+44 20 7183 8750"],
+            "ok": [True, True],
+        }
+    )
+    customers = sk.Customers.from_frame(raw, customer_id="id", consent_email="ok")
+    segmentation = _segmentation({"c1": "A", "c2": "A"})
+    export = sk.exporters.build_klaviyo(segmentation, "A", customers, list_id="L")
+    for text in (repr(export), str(export), repr(export.requests), repr(export.requests[0])):
+        assert "jane" not in text
+        assert "bob@" not in text
+        assert "7183" not in text
+    assert repr(export) == (
+        "AudienceExport(platform='klaviyo', segment='A', operation='add', requests=1, "
+        "batches=0..0, customers=2)"
+    )
+    assert repr(export.requests[0]) == (
+        "Request(platform='klaviyo', method='POST', path='/api/profile-bulk-import-jobs', "
+        "batch=0, n_customers=2, body=<1 key(s), hidden>)"
+    )
+
+
+def _profiles(ids: list[str], **columns: list[Any]) -> tuple[sk.Segmentation, sk.Customers]:
+    raw = pd.DataFrame({"id": ids, "ok": [True] * len(ids), **columns})
+    customers = sk.Customers.from_frame(
+        raw, customer_id="id", consent_email="ok", consent_ads="ok"
+    )
+    return _segmentation(dict.fromkeys(ids, "A")), customers
+
+
+@pytest.mark.parametrize(
+    ("builder", "params"),
+    [("build_klaviyo", {"list_id": "L"}), ("build_braze", {}),
+     ("build_meta", {"audience_id": "1"})],
+)  # fmt: skip
+def test_personal_looking_customer_ids_need_an_opt_in(builder, params):
+    ids = ["jane.doe@gmail.com", "+44 20 7183 8750", "(650) 555-0123", "cust-1", "1234567"]
+    segmentation, customers = _profiles(ids, email=["x@y.com"] * 5)
+    build = getattr(sk.exporters, builder)
+    with pytest.raises(ContractError) as caught:
+        build(segmentation, "A", customers, **params)
+    message = str(caught.value)
+    assert "allow_personal_external_id=True" in message
+    assert "3 customer id(s)" in message
+    assert "1 like an e-mail address, 2 like a phone number" in message
+    for value in ids[:3]:
+        assert value not in message
+    export = build(segmentation, "A", customers, allow_personal_external_id=True, **params)
+    assert export.report.exported == 5
+
+
+def test_a_customer_id_that_is_the_customers_phone_is_personal():
+    segmentation, customers = _profiles(
+        ["6505550123", "10023"], phone=["+1 (650) 555-0123", "+1 (650) 555-0199"]
+    )
+    with pytest.raises(ContractError, match="0 like an e-mail address, 1 like a phone"):
+        sk.exporters.build_braze(segmentation, "A", customers, consent="consent_email")
+    # Numeric shop ids that are nobody's phone pass.
+    segmentation, customers = _profiles(["6505550123", "10023"], phone=["+1 212 555 0100", None])
+    export = sk.exporters.build_braze(segmentation, "A", customers)
+    assert export.report.exported == 2
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def test_an_interrupted_atomic_write_leaves_no_temporary(tmp_path):
+    from segmentkit._io import write_atomic
+
+    target = tmp_path / "result.csv"
+    target.write_text("before")
+
+    def interrupted(temporary: Path) -> None:
+        temporary.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, interrupted)
+    assert target.read_text() == "before"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.csv"]
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    from segmentkit._io import write_atomic
+
+    target = tmp_path / "result.json"
+    script = (
+        "import os, sys\n"
+        "from segmentkit._io import write_atomic\n"
+        "def die(temporary):\n"
+        "    temporary.write_text('half')\n"
+        "    os._exit(9)  # killed: no finally runs\n"
+        "write_atomic(sys.argv[1], die)\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    completed = subprocess.run(
+        [sys.executable, "-c", script, str(target)], env=environment, check=False
+    )
+    assert completed.returncode == 9
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1
+    assert left[0].startswith(".result.json.")
+    assert left[0].endswith(".tmp")
+    # A temporary of a write still running (this process) is kept; the dead one's goes.
+    running = tmp_path / f".result.json.{os.getpid()}.abcdefgh.tmp"
+    running.write_text("in progress")
+    write_atomic(target, lambda temporary: temporary.write_text("done"))
+    assert target.read_text() == "done"
+    if os.name == "posix":
+        assert sorted(p.name for p in tmp_path.iterdir()) == [running.name, "result.json"]

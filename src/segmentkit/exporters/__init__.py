@@ -15,12 +15,20 @@ from segmentkit.exporters._hubspot import build_hubspot, hubspot_membership_requ
 from segmentkit.exporters._klaviyo import build_klaviyo
 from segmentkit.exporters._mailchimp import build_mailchimp
 from segmentkit.exporters._meta import build_meta
-from segmentkit.exporters._push import Credentials, PushError, PushSummary, TokenBucket, push
+from segmentkit.exporters._push import (
+    Credentials,
+    JournalLockedError,
+    PushError,
+    PushSummary,
+    TokenBucket,
+    push,
+)
 
 __all__ = [
     "AudienceExport",
     "Credentials",
     "ExportReport",
+    "JournalLockedError",
     "PushError",
     "PushSummary",
     "Request",

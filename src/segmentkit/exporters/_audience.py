@@ -63,6 +63,14 @@ class Request:
     n_customers: int = 0
     batch: int = 0
 
+    def __repr__(self) -> str:
+        # A body holds e-mails and phones in clear for the CRM tools: never shown here.
+        return (
+            f"Request(platform={self.platform!r}, method={self.method!r}, "
+            f"path={self.path!r}, batch={self.batch}, n_customers={self.n_customers}, "
+            f"body=<{len(self.body)} key(s), hidden>)"
+        )
+
     @property
     def key(self) -> str:
         """Content hash of the request: identical requests share it (idempotency key)."""
@@ -181,6 +189,18 @@ class AudienceExport:
     report : ExportReport
         The account of the segment's members.
     """
+
+    def __repr__(self) -> str:
+        # Counts and routing only: the requests' bodies carry personal data.
+        batches = (
+            f"{self.requests[0].batch}..{self.requests[-1].batch}" if self.requests else "none"
+        )
+        return (
+            f"AudienceExport(platform={self.report.platform!r}, "
+            f"segment={self.report.segment!r}, operation={self.report.operation!r}, "
+            f"requests={len(self.requests)}, batches={batches}, "
+            f"customers={sum(r.n_customers for r in self.requests)})"
+        )
 
     requests: tuple[Request, ...]
     report: ExportReport

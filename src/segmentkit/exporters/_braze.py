@@ -26,6 +26,7 @@ from segmentkit.exporters._audience import (
 from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._shared import (
     check_batch_size,
+    check_external_ids,
     check_operation,
     make_report,
     segment_name,
@@ -50,6 +51,7 @@ def build_braze(
     suppression: Iterable[str] | None = None,
     attribute: str = "segmentkit_segments",
     batch_size: int = BRAZE_MAX_OBJECTS,
+    allow_personal_external_id: bool = False,
 ) -> AudienceExport:
     """Braze ``/users/track`` requests tagging a segment's members with its name.
 
@@ -78,6 +80,10 @@ def build_braze(
         Array custom attribute holding segment names.
     batch_size : int, default=75
         User objects per request (Braze's current limit is 75 in total).
+    allow_personal_external_id : bool, default=False
+        Send customer ids that look like an e-mail address or a phone number as
+        ``external_id`` anyway. Without it such ids are refused with a
+        :class:`~segmentkit.errors.ContractError` that counts them (never shows them).
 
     Returns
     -------
@@ -89,6 +95,9 @@ def build_braze(
     ValueError
         On an unknown operation, a bad ``batch_size`` or an attribute name that is a
         Braze profile field.
+    ContractError
+        Customer ids look like e-mails or phones and ``allow_personal_external_id`` is
+        not set.
     """
     check_operation(operation, ["add", "remove"], "Braze")
     check_batch_size(batch_size, BRAZE_MAX_OBJECTS, "Braze")
@@ -102,6 +111,13 @@ def build_braze(
     external = frame["customer_id"].astype("string")
     usable = (external.notna() & (external != "")).fillna(False).to_numpy()
     excluded[NO_IDENTIFIER] = int((~usable).sum())
+    check_external_ids(
+        external[usable],
+        frame[usable],
+        platform="Braze",
+        field="external_id",
+        allowed=allow_personal_external_id,
+    )
     emails, bad_email = normalise_email(text_column(frame, "email"))
     first_names = text_column(frame, "first_name")
     rows = np.flatnonzero(usable)

@@ -29,6 +29,7 @@ from segmentkit.exporters._audience import (
 from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._shared import (
     check_batch_size,
+    check_external_ids,
     check_operation,
     json_size,
     make_report,
@@ -61,6 +62,7 @@ def build_klaviyo(
     batch_size: int = KLAVIYO_MAX_PROFILES,
     properties: Sequence[str] | Mapping[str, str] | None = None,
     max_body_bytes: int = KLAVIYO_MAX_BODY_BYTES,
+    allow_personal_external_id: bool = False,
 ) -> AudienceExport:
     """Klaviyo bulk import jobs that upsert a segment's profiles and add them to a list.
 
@@ -99,6 +101,10 @@ def build_klaviyo(
         mapping from column to property name. Missing values are left out.
     max_body_bytes : int, default=5000000
         Largest request body (Klaviyo accepts 5 MB).
+    allow_personal_external_id : bool, default=False
+        Send customer ids that look like an e-mail address or a phone number as
+        ``external_id`` anyway. Without it such ids are refused with a
+        :class:`~segmentkit.errors.ContractError` that counts them (never shows them).
 
     Returns
     -------
@@ -111,6 +117,9 @@ def build_klaviyo(
     ValueError
         On ``operation='remove'``, a bad ``batch_size``, an unknown property column, or
         one profile larger than ``max_body_bytes`` on its own.
+    ContractError
+        Customer ids look like e-mails or phones and ``allow_personal_external_id`` is
+        not set.
     """
     if operation == "remove":
         msg = (
@@ -135,6 +144,13 @@ def build_klaviyo(
     has_external = external.notna().to_numpy() & (external != "").fillna(False).to_numpy()
     usable = has_email | has_phone | has_external
     excluded[NO_IDENTIFIER] = int((~usable).sum())
+    check_external_ids(
+        external[has_external],
+        frame[has_external],
+        platform="Klaviyo",
+        field="external_id",
+        allowed=allow_personal_external_id,
+    )
 
     columns = {
         "first_name": text_column(frame, "first_name"),

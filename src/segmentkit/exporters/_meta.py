@@ -26,6 +26,7 @@ from segmentkit.exporters._audience import (
     batched,
     eligible_members,
 )
+from segmentkit.exporters._shared import check_external_ids
 
 __all__ = ["build_meta"]
 
@@ -58,6 +59,7 @@ def build_meta(
     default_region: str = "US",
     batch_size: int = MAX_ROWS,
     session_id: int | None = None,
+    allow_personal_external_id: bool = False,
 ) -> AudienceExport:
     """Requests adding a segment to (or removing it from) a Meta custom audience.
 
@@ -92,6 +94,10 @@ def build_meta(
     session_id : int, optional
         Upload session id; by default derived from the audience, segment, operation and
         content, so rebuilding the same export gives the same session.
+    allow_personal_external_id : bool, default=False
+        Send customer ids that look like an e-mail address or a phone number as the
+        unhashed ``EXTERN_ID`` anyway. Without it such ids are refused with a
+        :class:`~segmentkit.errors.ContractError` that counts them (never shows them).
 
     Returns
     -------
@@ -118,6 +124,14 @@ def build_meta(
 
     usable = _usable(columns, len(profiles))
     excluded[NO_IDENTIFIER] = int((~usable).sum())
+    if "EXTERN_ID" in columns:
+        check_external_ids(
+            columns["EXTERN_ID"][usable],
+            profiles.reset_index(drop=True)[usable],
+            platform="Meta",
+            field="EXTERN_ID",
+            allowed=allow_personal_external_id,
+        )
     rows = [
         [columns[key].iloc[i] if pd.notna(columns[key].iloc[i]) else "" for key in schema]
         for i in np.flatnonzero(usable)

@@ -23,12 +23,19 @@ braze         ``SEGMENTKIT_BRAZE_API_KEY``, ``SEGMENTKIT_BRAZE_INSTANCE``
 ============  ==============================================================
 
 Secrets never appear in a ``repr``, a log line, an exception message or the summary:
-error bodies echoed by a platform are scrubbed of them too.
+error bodies echoed by a platform are scrubbed of them too, and of e-mail addresses and
+phone numbers.
 
-Delivery is *at least once*: a request is journaled only once the platform acknowledged
-it (2xx). A request whose response was lost (time-out, dropped connection, crash between
-the response and the journal write) is sent again; the audience endpoints are set
-operations (adding a member twice, or removing an absent one, changes nothing).
+Delivery is *at least once*, with every possible duplicate counted: a request is
+journaled as acknowledged only once the platform acknowledged it (2xx). A request whose
+answer was lost (time-out, dropped connection, 502/504, crash between the answer and the
+journal write) is sent again, and its customers are counted in
+:attr:`PushSummary.possible_duplicates`; the audience endpoints are set operations
+(adding a member twice, or removing an absent one, changes nothing). None of the six
+platforms documents an idempotency key for these endpoints (:data:`IDEMPOTENCY_HEADERS`).
+A request that creates something (Google Ads ``offlineUserDataJobs:create``) is never
+re-sent blindly. A push is bounded (``deadline``, ``Retry-After`` capped by
+``max_backoff``), and one journal serves one pusher at a time (``<journal>.lock``).
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ import logging
 import math
 import os
 import random
+import re
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,13 +57,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segmentkit.errors import SegmentkitError
+from segmentkit._io import process_alive
+from segmentkit.errors import InvalidParameterError, SegmentkitError
 
 if TYPE_CHECKING:
     import httpx
 from segmentkit.exporters._audience import AudienceExport, Request
 
-__all__ = ["Credentials", "PushError", "PushSummary", "TokenBucket", "push"]
+__all__ = [
+    "IDEMPOTENCY_HEADERS",
+    "RETRYABLE_STATUSES",
+    "Credentials",
+    "JournalLockedError",
+    "PushError",
+    "PushSummary",
+    "TokenBucket",
+    "push",
+]
 
 logger = logging.getLogger("segmentkit.push")
 
@@ -263,10 +282,13 @@ class Credentials:
 class PushError(SegmentkitError, RuntimeError):
     """A push stopped: a request was refused or kept failing after every retry.
 
+    The message never holds a secret, an e-mail address or a phone number: a platform's
+    error text is scrubbed of them before it is quoted.
+
     Parameters
     ----------
     message : str
-        What happened, with secrets masked.
+        What happened, with secrets and personal data masked.
     request : Request
         The request that failed.
     status : int or None
@@ -293,6 +315,22 @@ class PushError(SegmentkitError, RuntimeError):
         self.summary = summary
 
 
+class JournalLockedError(SegmentkitError, RuntimeError):
+    """Another push holds the journal: two pushers must never share one.
+
+    Parameters
+    ----------
+    message : str
+        Names the journal, the lock file and its holder, and what to do.
+    lock_path : pathlib.Path
+        The lock file (``<journal>.lock``).
+    """
+
+    def __init__(self, message: str, *, lock_path: Path) -> None:
+        super().__init__(message)
+        self.lock_path = lock_path
+
+
 @dataclass(frozen=True)
 class PushSummary:
     """The account of one push.
@@ -304,7 +342,7 @@ class PushSummary:
     skipped_already_acknowledged : int
         Requests skipped because the journal holds them as acknowledged.
     retries : int
-        Attempts repeated after a 429, a 5xx, a time-out or a connection error.
+        Attempts repeated after a retryable status, a time-out or a connection error.
     failures : int
         Requests that failed for good (the push stops at the first: 0 or 1).
     customers_delivered : int
@@ -318,6 +356,16 @@ class PushSummary:
     rejected_items : int, default=0
         Items a platform refused inside a successful answer (Mailchimp's ``errors``,
         Braze's ``errors``): the request is acknowledged, these customers were not taken.
+    possible_duplicates : int, default=0
+        Customer deliveries that may be duplicates: each attempt whose answer was lost
+        after it may have been applied (a time-out after sending, a dropped connection,
+        a 502/504, or a crash of an earlier run) and that was followed by another
+        attempt counts the request's customers once. Always 0 for a platform that takes
+        an idempotency key (see :data:`IDEMPOTENCY_HEADERS`). An upper bound: an attempt
+        whose answer was lost may also never have been applied.
+    customers_undelivered : int, default=0
+        Customers of the requests not acknowledged when the push stopped (0 after a
+        complete push): what a re-run with the same journal still has to send.
     """
 
     sent: int
@@ -329,6 +377,8 @@ class PushSummary:
     dry_run: bool = False
     pending: tuple[Request, ...] = field(default=(), repr=False)
     rejected_items: int = 0
+    possible_duplicates: int = 0
+    customers_undelivered: int = 0
 
     def __str__(self) -> str:
         if self.dry_run:
@@ -354,6 +404,13 @@ class PushSummary:
             parts.append(f"{self.failures} failed")
         if self.rejected_items:
             parts.append(f"{self.rejected_items} item(s) refused inside successful answers")
+        if self.possible_duplicates:
+            parts.append(
+                f"{self.possible_duplicates} possible duplicate customer deliveries "
+                "(re-sent after a lost answer)"
+            )
+        if self.customers_undelivered:
+            parts.append(f"{self.customers_undelivered} customer(s) not delivered yet")
         return "; ".join(parts)
 
 
@@ -421,29 +478,62 @@ class TokenBucket:
 
 # --------------------------------------------------------------------------- journal
 
+_SENDING = "sending"
+_ACKNOWLEDGED = "acknowledged"
+# Every attempt surely failed (never sent, or refused): the request was not applied.
+_FAILED = "failed"
+
+
+@dataclass
+class _JournalState:
+    """What earlier runs left: acknowledged requests, and requests sent but unanswered."""
+
+    acknowledged: dict[str, dict[str, Any]] = field(default_factory=dict)
+    in_flight: dict[str, dict[str, Any]] = field(default_factory=dict)
+
 
 def _read_journal(path: Path) -> set[str]:
     """Keys acknowledged in earlier runs; a torn last line (crash mid-write) is ignored."""
-    return set(_read_journal_entries(path))
+    return set(_read_journal_state(path).acknowledged)
 
 
 def _read_journal_entries(path: Path) -> dict[str, dict[str, Any]]:
     """Acknowledged entries of earlier runs by key (later entries win)."""
-    if not path.exists():
-        return {}
-    entries: dict[str, dict[str, Any]] = {}
+    return _read_journal_state(path).acknowledged
+
+
+def _read_journal_state(path: Path | None) -> _JournalState:
+    """Replay the journal: a ``sending`` line without a later acknowledgement is in flight.
+
+    Lines written before intents were journaled carry no ``state``: they are
+    acknowledgements.
+    """
+    state = _JournalState()
+    if path is None or not path.exists():
+        return state
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(entry, dict) and isinstance(entry.get("key"), str):
-                entries[entry["key"]] = entry
-    return entries
+            if not (isinstance(entry, dict) and isinstance(entry.get("key"), str)):
+                continue
+            key = entry["key"]
+            if entry.get("state") == _SENDING:
+                if key not in state.acknowledged:
+                    state.in_flight[key] = entry
+            elif entry.get("state") == _FAILED:
+                state.in_flight.pop(key, None)
+            else:
+                state.acknowledged[key] = entry
+                state.in_flight.pop(key, None)
+    return state
 
 
 class _Journal:
+    """Append-only JSON lines, each fsynced before the push goes on."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -456,24 +546,138 @@ class _Journal:
         if torn:  # a crash mid-write left half a line: end it so the next entry parses
             self._handle.write("\n")
 
-    def record(self, request: Request, status: int, job: str | None = None) -> None:
-        entry = {
-            "job": job,
+    def _write(self, entry: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(entry, sort_keys=True) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def _entry(self, request: Request, state: str) -> dict[str, Any]:
+        # Never the body: the journal holds counts and routing, no personal data.
+        return {
+            "state": state,
             "key": request.key,
             "platform": request.platform,
             "method": request.method,
             "path": request.path,
             "batch": request.batch,
             "n_customers": request.n_customers,
-            "status": status,
-            "acknowledged_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        self._handle.write(json.dumps(entry, sort_keys=True) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+
+    def sending(self, request: Request) -> None:
+        """Record that ``request`` is about to go out (before its first attempt)."""
+        self._write(self._entry(request, _SENDING))
+
+    def failed(self, request: Request) -> None:
+        """Record that no attempt of ``request`` can have been applied."""
+        self._write(self._entry(request, _FAILED))
+
+    def record(self, request: Request, status: int, job: str | None = None) -> None:
+        """Record that the platform acknowledged ``request``."""
+        entry = self._entry(request, _ACKNOWLEDGED)
+        entry.update(job=job, status=status, acknowledged_at=entry["at"])
+        self._write(entry)
 
     def close(self) -> None:
         self._handle.close()
+
+
+# --------------------------------------------------------------------------- lock
+
+#: A lock file whose content cannot be read (a crash between creating and writing it)
+#: is taken as stale once it is this many seconds old.
+_GARBLED_LOCK_AGE = 60.0
+
+
+def _lock_path(journal: Path) -> Path:
+    return journal.with_name(journal.name + ".lock")
+
+
+class _JournalLock:
+    """An exclusive lock file beside the journal (``<journal>.lock``).
+
+    Created with ``O_CREAT | O_EXCL`` (atomic on Windows, Linux and macOS local disks
+    and on NFS version 3 or later; no ``fcntl``/``msvcrt`` split), holding the owner's
+    process id, host and start time.
+    A lock left by a process that died is *stale*: on POSIX it is recognised (same host,
+    process gone) and taken over with a warning; anywhere else the error names the file
+    to delete once no push is running.
+    """
+
+    def __init__(self, journal: Path) -> None:
+        self.journal = journal
+        self.path = _lock_path(journal)
+        self._held = False
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if self._stale(holder):
+                    logger.warning(
+                        "%s",
+                        f"taking over the stale lock {self.path} (its push "
+                        f"{_holder_text(holder)} is no longer running)",
+                    )
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise self._locked(holder) from None
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(
+                    {
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    },
+                    handle,
+                )
+            self._held = True
+            return
+        raise self._locked(self._holder())
+
+    def release(self) -> None:
+        if self._held:
+            self.path.unlink(missing_ok=True)
+            self._held = False
+
+    def _holder(self) -> dict[str, Any] | None:
+        try:
+            holder = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def _stale(self, holder: dict[str, Any] | None) -> bool:
+        if holder is None:
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except OSError:
+                return True  # gone meanwhile: try again
+            return age > _GARBLED_LOCK_AGE
+        if holder.get("host") != socket.gethostname():
+            return False  # another machine's process cannot be checked from here
+        pid = holder.get("pid")
+        if not isinstance(pid, int) or pid == os.getpid():
+            return False
+        return process_alive(pid) is False
+
+    def _locked(self, holder: dict[str, Any] | None) -> JournalLockedError:
+        msg = (
+            f"Another push holds the journal {self.journal} (lock file {self.path}, "
+            f"{_holder_text(holder)}). Two pushes sharing a journal could send the same "
+            "requests twice; wait for the other one to finish. If no push is running any "
+            f"more (its machine crashed), delete {self.path} and run again."
+        )
+        return JournalLockedError(msg, lock_path=self.path)
+
+
+def _holder_text(holder: dict[str, Any] | None) -> str:
+    if holder is None:
+        return "holder unknown"
+    return f"process {holder.get('pid')} on {holder.get('host')} since {holder.get('started_at')}"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -490,14 +694,42 @@ PLATFORM_RATES: dict[str, float | None] = {
     "meta": None,
     "google_ads": None,
 }
-_EMPTY_SUMMARY_FIELDS = {
-    "sent": 0,
-    "skipped_already_acknowledged": 0,
-    "retries": 0,
-    "failures": 1,
-    "customers_delivered": 0,
-    "elapsed": 0.0,
-}
+
+#: The header each platform reads an idempotency key from (``None``: it takes none).
+#: A request sent again with the same key is applied once, so its customers are never
+#: counted in :attr:`PushSummary.possible_duplicates`. None of the six platforms
+#: documents one for the endpoints segmentkit uses (checked 2026-11: Meta Graph API,
+#: Google Ads REST, Klaviyo, Mailchimp Marketing 3.0, HubSpot CRM v3, Braze REST); an
+#: unknown header would be ignored at best and refused at worst, so none is invented.
+#: Their audience endpoints are set operations instead: a duplicate changes nothing.
+IDEMPOTENCY_HEADERS: dict[str, str | None] = {platform: None for platform in PLATFORMS}
+
+#: Statuses worth another attempt: the request was not taken (408 Request Timeout,
+#: 425 Too Early, 429 Too Many Requests) or the platform failed (5xx), except 501 Not
+#: Implemented and 505 HTTP Version Not Supported, which fail the same way again.
+RETRYABLE_STATUSES = frozenset(
+    {408, 425, 429, *(s for s in range(500, 600) if s not in (501, 505))}
+)
+#: Statuses from a gateway that lost the platform's answer: the request may have been
+#: applied (502 Bad Gateway, 504 Gateway Timeout).
+_UNCERTAIN_STATUSES = frozenset({502, 504})
+
+
+def _empty_summary() -> PushSummary:
+    return PushSummary(
+        sent=0,
+        skipped_already_acknowledged=0,
+        retries=0,
+        failures=1,
+        customers_delivered=0,
+        elapsed=0.0,
+    )
+
+
+def _creates(request: Request) -> bool:
+    """Requests that create a resource, which a blind re-send would create twice."""
+    return request.platform == "google_ads" and request.path.endswith("offlineUserDataJobs:create")
+
 
 # Module-level so tests can replace them without touching time.sleep for everyone.
 _sleep: Callable[[float], None] = time.sleep
@@ -534,6 +766,27 @@ def _redact(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+# Anything shaped like an address: a run of non-delimiters around an "@" (delimiters
+# being what surrounds an address in prose or JSON: space, quotes, brackets, commas).
+_NOT_IN_ADDRESS = r"\s@<>()\[\]\\,;:\""
+_EMAIL_TEXT = re.compile(rf"[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}]+")
+# A phone in any common writing: 7 to 15 digits with separators, not part of a longer
+# word (so hex digests, which are fine to show, are never cut).
+_PHONE_TEXT = re.compile(r"(?<![\w+])\+?(?:\(?\d[\s().\-/]{0,2}){6,14}\d(?![\w])")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _scrub_personal(text: str) -> str:
+    """Mask e-mail addresses and phone numbers a platform echoed in an error text."""
+    text = _EMAIL_TEXT.sub("<e-mail>", text)
+
+    def phone(match: re.Match[str]) -> str:
+        found = match.group(0)
+        return found if _ISO_DATE.fullmatch(found.strip()) else "<phone>"
+
+    return _PHONE_TEXT.sub(phone, text)
+
+
 def _require_httpx() -> Any:
     """httpx is the optional ``push`` extra: import it only when sending."""
     try:
@@ -553,9 +806,7 @@ def _with_job(request: Request, job: str | None) -> str:
             f"{_describe(request)} needs the job Google named in its :create answer, and no "
             "acknowledged :create (in this run or the journal) gave one."
         )
-        raise PushError(
-            msg, request=request, status=None, summary=PushSummary(**_EMPTY_SUMMARY_FIELDS)
-        )
+        raise PushError(msg, request=request, status=None, summary=_empty_summary())
     return request.path.replace(_JOB, job)
 
 
@@ -608,6 +859,10 @@ def _platform_message(response: httpx.Response) -> str:
             if not found and data.get(name):
                 found.append(str(data[name]))
     message = "; ".join(found) if found else " ".join(text.split())
+    # Platforms quote the offending values (addresses, phones): mask them before the
+    # text can reach an exception, a log line or stderr, and before cutting it, so a
+    # cut never leaves half an address behind.
+    message = _scrub_personal(message)
     if len(message) > _EXCERPT:
         message = message[:_EXCERPT] + "…"
     return message or "(empty body)"
@@ -658,6 +913,37 @@ def _credentials_for(
 # --------------------------------------------------------------------------- push
 
 
+def _check_limits(
+    max_retries: int, backoff: float, max_backoff: float, timeout: float, deadline: float | None
+) -> None:
+    """Refuse limits that would make a push unbounded or nonsensical."""
+
+    def number(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if not (isinstance(max_retries, int) and not isinstance(max_retries, bool)) or max_retries < 0:
+        msg = f"max_retries must be an integer >= 0, got {max_retries!r}."
+        raise InvalidParameterError(msg)
+    if not number(backoff) or not (0 <= backoff < math.inf):
+        msg = f"backoff must be a finite number of seconds >= 0, got {backoff!r}."
+        raise InvalidParameterError(msg)
+    if not number(max_backoff) or not (0 <= max_backoff < math.inf):
+        msg = (
+            f"max_backoff must be a finite number of seconds >= 0, got {max_backoff!r}: it "
+            "caps every wait, a platform's Retry-After included."
+        )
+        raise InvalidParameterError(msg)
+    if not number(timeout) or not (0 < timeout < math.inf):
+        msg = f"timeout must be a finite number of seconds > 0, got {timeout!r}."
+        raise InvalidParameterError(msg)
+    if deadline is not None and (not number(deadline) or not (0 < deadline < math.inf)):
+        msg = (
+            f"deadline must be a finite number of seconds > 0 (or None for no overall "
+            f"limit), got {deadline!r}."
+        )
+        raise InvalidParameterError(msg)
+
+
 def push(
     export_or_requests: AudienceExport | Sequence[Request] | Request,
     *,
@@ -669,19 +955,36 @@ def push(
     backoff: float = 0.5,
     max_backoff: float = 30.0,
     timeout: float = 30.0,
+    deadline: float | None = 3600.0,
     rate_per_second: float | str | None = None,
     progress: bool = False,
     client: httpx.Client | None = None,
     rng: random.Random | None = None,
+    resend_uncertain_creates: bool = False,
 ) -> PushSummary:
     """Send the requests of an export, in order, to their platform.
 
-    Each request gets the platform's authentication headers and its JSON body. A 429,
-    a 5xx, a 408, a time-out or a connection error is retried up to ``max_retries``
-    times with exponential backoff and full jitter (``uniform(0, min(max_backoff,
-    backoff * 2**attempt))`` seconds), or after the time a ``Retry-After`` header asks
-    for (seconds or an HTTP date; honoured even beyond ``max_backoff``). Any other
-    answer outside 2xx stops the push with a :class:`PushError`.
+    Each request gets the platform's authentication headers and its JSON body.
+
+    *Retries.* An answer with a retryable status (408, 425, 429, and 5xx except 501 and
+    505), a time-out or a connection error is retried up to ``max_retries`` times, after
+    ``uniform(0, min(max_backoff, backoff * 2**attempt))`` seconds (full jitter) or the
+    time a ``Retry-After`` header asks for (seconds or an HTTP date), **capped by**
+    ``max_backoff``. Any other status stops the push with a :class:`PushError`.
+
+    *Bounds.* The whole push stops with a :class:`PushError` once ``deadline`` seconds
+    have passed (no attempt starts, and no wait is begun, that would end after it; each
+    attempt's time-out is cut to what is left). With the journal, a re-run continues
+    where it stopped.
+
+    *Delivery.* At least once, with every possible duplicate counted: a request whose
+    answer was lost after it may have been applied (a time-out after sending, a dropped
+    connection, a 502/504, a crash) is sent again, and its customers are counted in
+    :attr:`PushSummary.possible_duplicates` unless the platform takes an idempotency
+    key (:data:`IDEMPOTENCY_HEADERS`, sent as the request's :attr:`Request.key`).
+    Requests that *create* something (Google Ads ``offlineUserDataJobs:create``) are
+    never sent again blindly: an uncertain outcome stops the push, and a re-run with the
+    journal refuses to create the job again unless ``resend_uncertain_creates=True``.
 
     Parameters
     ----------
@@ -693,19 +996,28 @@ def push(
     base_url : str, optional
         Overrides the API base URL of every platform (a test server, a proxy).
     journal : path, optional
-        JSON-lines file of acknowledged requests, keyed by :attr:`Request.key`: each
-        acknowledged request is appended and fsynced at once, and requests already in
-        it are skipped, so an interrupted push re-run with the same journal sends only
-        what was not acknowledged.
+        JSON-lines file of the push, keyed by :attr:`Request.key`: a ``sending`` line
+        before each request's first attempt and an ``acknowledged`` line once the
+        platform acknowledged it, each fsynced at once (routing and counts only, never a
+        body). Acknowledged requests are skipped by a re-run, so an interrupted push
+        re-run with the same journal sends only what was not acknowledged. While a push
+        runs, ``<journal>.lock`` holds the journal: a second push with the same journal
+        raises :class:`JournalLockedError`. A lock left by a process that died is taken
+        over on POSIX systems (same host, process gone); elsewhere, delete it by hand
+        once no push is running.
     dry_run : bool, default=False
         Send nothing; the summary's ``pending`` holds the requests that would be sent
         (those not yet in the journal).
     max_retries : int, default=5
         Retries per request before giving up.
     backoff, max_backoff : float, default=0.5, 30
-        Base and cap of the exponential backoff, in seconds.
+        Base and cap of the waits between attempts, in seconds. ``max_backoff`` caps a
+        platform's ``Retry-After`` too.
     timeout : float, default=30
         Seconds per HTTP attempt (connect, read, write).
+    deadline : float or None, default=3600
+        Seconds the whole push may take; ``None`` for no overall limit (each request is
+        still bounded by ``max_retries``, ``timeout`` and ``max_backoff``).
     rate_per_second : float or 'platform', optional
         Spaces the attempts (retries included) to at most this many per second with a
         token bucket; platform limits are e.g. Klaviyo 10/s burst and 150/min steady,
@@ -713,11 +1025,15 @@ def push(
         of :data:`PLATFORM_RATES` for the slowest platform in the push (none when no
         published limit is known).
     progress : bool, default=False
-        Print a one-line progress indicator to standard error.
+        Print a one-line progress indicator (counts only) to standard error.
     client : httpx.Client, optional
         Client to send with (left open); a new one is made and closed otherwise.
     rng : random.Random, optional
         Source of the jitter (seed it for reproducible waits).
+    resend_uncertain_creates : bool, default=False
+        Create again a resource whose ``:create`` an earlier run sent without getting
+        the answer (the journal says so). The earlier attempt may have created a Google
+        Ads job that was never run: it stays empty and adds nobody.
 
     Returns
     -------
@@ -727,31 +1043,27 @@ def push(
     ------
     PushError
         A request was refused (names the platform, batch, status and the platform's
-        message, never a secret) or still failed after ``max_retries`` retries. Its
-        ``summary`` tells what was delivered before.
+        message, never a secret, an e-mail address or a phone number), still failed
+        after ``max_retries`` retries, the deadline passed, or a create had an uncertain
+        outcome. Its ``summary`` tells what was delivered before.
+    JournalLockedError
+        Another push holds the journal.
+    InvalidParameterError
+        A limit is negative, infinite or not a number.
     ValueError
         Credentials are missing for a platform of the requests.
     """
-    if max_retries < 0:
-        msg = f"max_retries must be >= 0, got {max_retries}."
-        raise ValueError(msg)
+    _check_limits(max_retries, backoff, max_backoff, timeout, deadline)
     started = _clock()
     requests = _as_requests(export_or_requests)
     journal_path = Path(journal) if journal is not None else None
-    acknowledged = _read_journal_entries(journal_path) if journal_path is not None else {}
-    todo = [r for r in requests if r.key not in acknowledged]
-    # Google Ads names a job in its :create answer; a re-run finds it in the journal.
-    jobs = {
-        entry["platform"]: entry["job"]
-        for entry in acknowledged.values()
-        if entry.get("job") and entry.get("platform")
-    }
-    skipped = len(requests) - len(todo)
 
     if dry_run:
+        acknowledged = _read_journal_state(journal_path).acknowledged
+        todo = [r for r in requests if r.key not in acknowledged]
         return PushSummary(
             sent=0,
-            skipped_already_acknowledged=skipped,
+            skipped_already_acknowledged=len(requests) - len(todo),
             retries=0,
             failures=0,
             customers_delivered=0,
@@ -760,11 +1072,98 @@ def push(
             pending=tuple(todo),
         )
 
+    lock = _JournalLock(journal_path) if journal_path is not None else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _push_locked(
+            requests,
+            credentials=credentials,
+            base_url=base_url,
+            journal_path=journal_path,
+            max_retries=max_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            timeout=timeout,
+            deadline=deadline,
+            rate_per_second=rate_per_second,
+            progress=progress,
+            client=client,
+            rng=rng,
+            resend_uncertain_creates=resend_uncertain_creates,
+            started=started,
+        )
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _push_locked(
+    requests: list[Request],
+    *,
+    credentials: Credentials | Mapping[str, Credentials] | None,
+    base_url: str | None,
+    journal_path: Path | None,
+    max_retries: int,
+    backoff: float,
+    max_backoff: float,
+    timeout: float,
+    deadline: float | None,
+    rate_per_second: float | str | None,
+    progress: bool,
+    client: httpx.Client | None,
+    rng: random.Random | None,
+    resend_uncertain_creates: bool,
+    started: float,
+) -> PushSummary:
+    """The push itself, once the journal (if any) is locked and read."""
+    # Read only under the lock: another pusher may have been appending until now.
+    journal_state = _read_journal_state(journal_path)
+    acknowledged = journal_state.acknowledged
+    todo = [r for r in requests if r.key not in acknowledged]
+    # Google Ads names a job in its :create answer; a re-run finds it in the journal.
+    jobs = {
+        entry["platform"]: entry["job"]
+        for entry in acknowledged.values()
+        if entry.get("job") and entry.get("platform")
+    }
+    skipped = len(requests) - len(todo)
+    state = {"sent": 0, "retries": 0, "customers": 0, "rejected": 0, "duplicates": 0}
+    position = {"next": 0}  # index in todo of the request being sent
+    # Attempts of the current request that may have been applied without our knowing.
+    current = {"uncertain": 0, "customers": 0}
+
+    def summary(failures: int = 0) -> PushSummary:
+        return PushSummary(
+            sent=state["sent"],
+            skipped_already_acknowledged=skipped,
+            retries=state["retries"],
+            failures=failures,
+            customers_delivered=state["customers"],
+            elapsed=_clock() - started,
+            rejected_items=state["rejected"],
+            possible_duplicates=state["duplicates"],
+            customers_undelivered=sum(r.n_customers for r in todo[position["next"] :]),
+        )
+
+    for request in todo:
+        entry = journal_state.in_flight.get(request.key)
+        if entry is not None and _creates(request) and not resend_uncertain_creates:
+            msg = (
+                f"{_describe(request)} was sent at {entry.get('at')} by an earlier push that "
+                "never got its answer (time-out, dropped connection or crash), so Google may "
+                "have created that job. segmentkit does not create it again blindly. A job "
+                "that was never run stays empty and adds nobody: check the account's offline "
+                "user data jobs if you wish, then push again with "
+                "resend_uncertain_creates=True to create a new job."
+            )
+            raise PushError(msg, request=request, status=None, summary=summary(1))
+
     platforms = list(dict.fromkeys(r.platform for r in todo))
     creds = _credentials_for(platforms, credentials, base_url)
     secrets = tuple(s for c in creds.values() for s in c.secrets())
     if rate_per_second == "platform":
-        known = [PLATFORM_RATES[p] for p in platforms if PLATFORM_RATES.get(p)]
+        known = [rate for p in platforms if (rate := PLATFORM_RATES.get(p))]
         rate_per_second = min(known) if known else None
     bucket = (
         TokenBucket(float(rate_per_second), clock=_clock, sleep=_sleep)
@@ -776,19 +1175,12 @@ def push(
     httpx = _require_httpx()
     http = client if client is not None else httpx.Client(timeout=timeout)
     book = _Journal(journal_path) if journal_path is not None else None
-    state = {"sent": 0, "retries": 0, "customers": 0, "rejected": 0}
     total = len(todo)
+    # Connecting failed: the request never left, so sending it again is always safe.
+    never_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
-    def summary(failures: int = 0) -> PushSummary:
-        return PushSummary(
-            sent=state["sent"],
-            skipped_already_acknowledged=skipped,
-            retries=state["retries"],
-            failures=failures,
-            customers_delivered=state["customers"],
-            elapsed=_clock() - started,
-            rejected_items=state["rejected"],
-        )
+    def remaining() -> float:
+        return math.inf if deadline is None else deadline - (_clock() - started)
 
     def show(final: bool = False) -> None:
         if not progress:
@@ -802,32 +1194,70 @@ def push(
         sys.stderr.flush()
 
     def fail(request: Request, status: int | None, reason: str) -> PushError:
+        # k attempts that may each have been applied: up to k - 1 of them are duplicates.
+        state["duplicates"] += max(0, current["uncertain"] - 1) * current["customers"]
+        if book is not None and not current["uncertain"]:
+            book.failed(request)  # surely not applied: a re-run may send it freely
+        current["uncertain"] = 0
         show(final=True)
         message = _redact(f"Push stopped at {_describe(request)}: {reason}", secrets)
         return PushError(message, request=request, status=status, summary=summary(1))
 
+    def past_deadline(request: Request, problem: str | None) -> PushError:
+        before = f"{problem}; " if problem else ""
+        return fail(
+            request,
+            None,
+            f"{before}the push deadline of {deadline:g}s is reached. Run it again with "
+            "the same journal to send the rest, or raise deadline=.",
+        )
+
     try:
         show()
-        for request in todo:
+        for index, request in enumerate(todo):
+            position["next"] = index
             cred = creds[request.platform]
             url = base_url.rstrip("/") if base_url is not None else cred.api_base_url()
             url += _with_job(request, jobs.get(request.platform))
             headers = {"Content-Type": "application/json", **dict(request.headers)}
+            idempotency_header = IDEMPOTENCY_HEADERS.get(request.platform)
+            if idempotency_header:
+                headers[idempotency_header] = request.key
             headers.update(cred.headers())
+            # Sent by a run that died before the answer: this run may deliver it again.
+            current["uncertain"] = int(request.key in journal_state.in_flight)
+            # With an idempotency key the platform applies a request once, however often
+            # it is sent: nothing to count.
+            current["customers"] = 0 if idempotency_header else request.n_customers
+            if book is not None:
+                book.sending(request)
             attempt = 0
+            problem: str | None = None
             while True:
+                if remaining() <= 0:
+                    raise past_deadline(request, problem)
                 if bucket is not None:
                     bucket.acquire()
+                left = remaining()
+                if left <= 0:
+                    raise past_deadline(request, problem)
                 wait_hint: float | None = None
                 status: int | None = None
+                maybe_applied = False
                 try:
                     response = http.request(
-                        request.method, url, json=request.body, headers=headers, timeout=timeout
+                        request.method,
+                        url,
+                        json=request.body,
+                        headers=headers,
+                        timeout=min(timeout, left),
                     )
                 except httpx.TimeoutException as exc:
-                    problem = f"timed out after {timeout}s ({type(exc).__name__})"
+                    problem = f"timed out after {min(timeout, left):g}s ({type(exc).__name__})"
+                    maybe_applied = not isinstance(exc, never_sent)
                 except httpx.TransportError as exc:
                     problem = f"connection error ({type(exc).__name__})"
+                    maybe_applied = not isinstance(exc, never_sent)
                 else:
                     status = response.status_code
                     if 200 <= status < 300:
@@ -848,30 +1278,52 @@ def push(
                             book.record(request, status, job)
                         state["sent"] += 1
                         state["customers"] += request.n_customers
+                        state["duplicates"] += current["uncertain"] * current["customers"]
+                        current["uncertain"] = 0
                         show()
                         break
                     problem = f"HTTP {status}: {_platform_message(response)}"
-                    if not (status in (408, 429) or status >= 500):
+                    if status not in RETRYABLE_STATUSES:
                         raise fail(request, status, problem)
+                    maybe_applied = status in _UNCERTAIN_STATUSES
                     wait_hint = _retry_after(response.headers.get("Retry-After"))
+                if maybe_applied:
+                    current["uncertain"] += 1
+                    if _creates(request):
+                        raise fail(
+                            request,
+                            status,
+                            f"{problem}. The platform may have created the job anyway, so "
+                            "the create is not sent again blindly. Run the push again with "
+                            "the same journal: it tells you how to go on.",
+                        )
                 if attempt >= max_retries:
                     raise fail(request, status, f"{problem}; gave up after {max_retries} retries")
                 if wait_hint is None:
                     wait = rng.uniform(0, min(max_backoff, backoff * 2**attempt))
+                    asked = ""
                 else:
-                    wait = wait_hint
+                    wait = min(wait_hint, max_backoff)
+                    asked = (
+                        f" (Retry-After asked {wait_hint:g}s, capped by max_backoff)"
+                        if wait_hint > max_backoff
+                        else ""
+                    )
+                if wait >= remaining():
+                    raise past_deadline(request, problem)
                 attempt += 1
                 state["retries"] += 1
                 logger.warning(
                     "%s",
                     _redact(
                         f"{_describe(request)}: {problem}; retry {attempt}/{max_retries} "
-                        f"in {wait:.2f}s",
+                        f"in {wait:.2f}s{asked}",
                         secrets,
                     ),
                 )
                 show()
                 _sleep(wait)
+        position["next"] = total
         show(final=True)
     finally:
         if book is not None:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._segmentation import Segmentation
+from segmentkit.errors import ContractError, ContractFailure, Reason
 from segmentkit.exporters._audience import (
     AudienceExport,
     ExportReport,
@@ -20,6 +21,7 @@ from segmentkit.exporters._identifiers import phone_e164
 
 __all__ = [
     "check_batch_size",
+    "check_external_ids",
     "check_operation",
     "json_size",
     "make_report",
@@ -128,6 +130,85 @@ def make_report(
         batches=len(numbered),
     )
     return AudienceExport(requests=numbered, report=report)
+
+
+#: The builder option that allows customer ids that look like personal data.
+PERSONAL_ID_OPTION = "allow_personal_external_id"
+
+_EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_PHONE_CHARACTERS = r"^\+?[\d\s().\-/]+$"
+_PHONE_SEPARATORS = r"[\s().\-/]"
+
+
+def check_external_ids(
+    ids: pd.Series,
+    profiles: pd.DataFrame,
+    *,
+    platform: str,
+    field: str,
+    allowed: bool,
+) -> None:
+    """Refuse customer ids that look like an e-mail or a phone, sent in clear as ``field``.
+
+    An id looks personal when it is shaped like an address (``x@y.z``), is written like
+    a phone number (7 to 15 digits with a ``+`` or separators), or ends with the same 7
+    digits as the customer's own phone. Bare numeric ids (``1234567``, a shop
+    system's ids) pass unless they are the customer's phone. The error counts the ids
+    and never shows one.
+
+    Parameters
+    ----------
+    ids : pandas.Series
+        The ids to send, aligned by position with ``profiles``.
+    profiles : pandas.DataFrame
+        The exported customers' profiles (``email`` and ``phone`` columns if known).
+    platform, field : str
+        Where the ids would go, for the message.
+    allowed : bool
+        The builder's ``allow_personal_external_id``: skip the check.
+    """
+    if allowed or len(ids) == 0:
+        return
+    text = pd.Series(ids.to_numpy(), dtype="string").str.strip()
+    digits = text.str.replace(r"\D", "", regex=True)
+    n_digits = digits.str.len().fillna(0).to_numpy()
+    email_like = text.str.match(_EMAIL_LIKE).fillna(False).to_numpy(dtype=bool)
+    phone_shaped = text.str.match(_PHONE_CHARACTERS).fillna(False).to_numpy(dtype=bool) & (
+        (n_digits >= 7) & (n_digits <= 15)
+    )
+    written_as_phone = text.str.startswith("+").fillna(False).to_numpy(
+        dtype=bool
+    ) | text.str.contains(_PHONE_SEPARATORS, regex=True).fillna(False).to_numpy(dtype=bool)
+    phone_like = phone_shaped & written_as_phone
+    if "email" in profiles.columns:
+        own_email = pd.Series(profiles["email"].to_numpy(), dtype="string").str.strip().str.lower()
+        email_like |= (text.str.lower() == own_email).fillna(False).to_numpy(dtype=bool)
+    if "phone" in profiles.columns:
+        own_digits = pd.Series(profiles["phone"].to_numpy(), dtype="string").str.replace(
+            r"\D", "", regex=True
+        )
+        same_line = (digits.str[-7:] == own_digits.str[-7:]).fillna(False).to_numpy(dtype=bool)
+        phone_like |= phone_shaped & same_line
+    phone_like &= ~email_like
+    n_email, n_phone = int(email_like.sum()), int(phone_like.sum())
+    if not n_email + n_phone:
+        return
+    message = (
+        f"{n_email + n_phone} customer id(s) among the exported customers look like personal "
+        f"data ({n_email} like an e-mail address, {n_phone} like a phone number), and "
+        f"{platform} would receive them in clear as {field!r}; the ids are not shown. Use "
+        "customer ids that are not personal data, or pass "
+        f"{PERSONAL_ID_OPTION}=True (CLI: --param {PERSONAL_ID_OPTION}=true) if sending "
+        "them is intended."
+    )
+    failure = ContractFailure(
+        column="customer_id",
+        check="external_id_is_personal",
+        reason=Reason.INVALID_POLICY,
+        message=message,
+        n_failed=n_email + n_phone,
+    )
+    raise ContractError([failure], table="customers")
 
 
 def unique_by(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
