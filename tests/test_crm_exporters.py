@@ -265,7 +265,11 @@ def test_exclusions_are_counted_and_the_report_adds_up():
     assert mailchimp.report.exported == 1
     assert mailchimp.report.invalid_values == {"email_address": 1}
     assert klaviyo.report.exported == 4
-    assert klaviyo.report.invalid_values == {"email": 1, "phone_number": 0}
+    assert klaviyo.report.invalid_values == {
+        "email": 1,
+        "phone_number": 0,
+        "country": 0,
+    }
     assert klaviyo.report.identifiers == {"email": 1, "phone_number": 1, "external_id": 4}
     assert hubspot.report.identifiers == {"email": 1, "phone": 0}
     assert braze.report.identifiers == {"external_id": 4, "email": 1}
@@ -414,3 +418,16 @@ def test_klaviyo_extra_properties(pair):
     assert profiles[1]["attributes"]["properties"] == {"segmentkit_segment": SEGMENT}
     with pytest.raises(ValueError, match="not in the customers data"):
         build_klaviyo(segmentation, SEGMENT, richer, list_id="L", properties=["missing"])
+
+
+def test_klaviyo_sends_country_names_as_iso_codes_and_reports_the_rest(pair):
+    segmentation, customers = pair
+    named = customers.data.copy()
+    named["country"] = ["United States of America", "European Community"]
+    export = build_klaviyo(segmentation, SEGMENT, _customers(named), list_id="L")
+    profiles = export.requests[0].body["data"]["attributes"]["profiles"]["data"]
+    assert profiles[0]["attributes"]["location"]["country"] == "US"
+    assert "country" not in profiles[1]["attributes"]["location"]
+    assert export.report.unknown_countries == {"European Community": 1}
+    assert export.report.invalid_values["country"] == 1
+    assert "'European Community' 1" in str(export.report)

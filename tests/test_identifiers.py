@@ -333,16 +333,14 @@ def _iso_spellings():
 )
 def test_any_iso_spelling_in_any_case_maps_to_its_alpha2(pair, case, left, right):
     text, code = pair
-    cased = "".join(
-        ch.upper() if case[i % len(case)] else ch.lower() for i, ch in enumerate(text)
-    )
+    cased = "".join(ch.upper() if case[i % len(case)] else ch.lower() for i, ch in enumerate(text))
     result = ids.country(pd.Series([left + cased + right]))
     assert values(result) == [code]
     assert invalid(result) == [False]
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(list(UCI_COUNTRIES) + ["  uk ", None, "", "XX"]), max_size=40))
+@given(st.lists(st.sampled_from([*UCI_COUNTRIES, "  uk ", None, "", "XX"]), max_size=40))
 def test_country_is_the_same_row_by_row_and_in_bulk(raw):
     bulk = values(ids.country(raw))
     assert bulk == [values(ids.country([v]))[0] for v in raw]

@@ -119,6 +119,11 @@ class ExportReport:
         without ``@``), by identifier; the customer may still be exported on others.
     batches : int
         Requests built.
+    unknown_countries : dict of str to int, default={}
+        Country values that name no ISO 3166 country (``'European Community'``,
+        ``'Unspecified'``), with the customers holding each: left out of the payload
+        (the rest of the customer's identifiers are still sent). Values that look like
+        an e-mail or phone are shown as ``'<redacted>'``.
     """
 
     platform: str
@@ -130,6 +135,7 @@ class ExportReport:
     identifiers: Mapping[str, int]
     invalid_values: Mapping[str, int]
     batches: int
+    unknown_countries: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.exported + sum(self.excluded.values()) != self.members:
@@ -167,6 +173,12 @@ class ExportReport:
         if invalid:
             shown = ", ".join(f"{k} {v}" for k, v in invalid.items())
             lines.append(f"  values dropped as invalid: {shown}")
+        if self.unknown_countries:
+            shown = ", ".join(f"{k!r} {v}" for k, v in self.unknown_countries.items())
+            lines.append(
+                f"  countries naming no ISO 3166 country, left out: {shown} "
+                "(write an ISO code or a country name to send them)"
+            )
         return "\n".join(lines)
 
 
