@@ -243,12 +243,15 @@ def _property_columns(
 ) -> dict[str, str]:
     if properties is None:
         return {}
+    if isinstance(properties, str):  # one column, not its letters
+        properties = [properties]
     mapping = dict(properties) if isinstance(properties, Mapping) else {c: c for c in properties}
     missing = [c for c in mapping if c not in frame.columns]
     if missing:
         msg = (
             f"Property columns {missing} are not in the customers data; keep them with "
-            "Customers.from_frame(..., extra_columns=[...])."
+            "Customers.from_frame(..., extra_columns=[...]) (the command line keeps the "
+            "columns --param properties=... names)."
         )
         raise ValueError(msg)
     if "segmentkit_segment" in mapping.values():
