@@ -431,3 +431,29 @@ def test_klaviyo_sends_country_names_as_iso_codes_and_reports_the_rest(pair):
     assert export.report.unknown_countries == {"European Community": 1}
     assert export.report.invalid_values["country"] == 1
     assert "'European Community' 1" in str(export.report)
+
+
+def test_to_json_with_a_path_writes_the_document_atomically(pair, tmp_path, monkeypatch):
+    segmentation, customers = pair
+    export = build_klaviyo(segmentation, SEGMENT, customers, list_id="L")
+    path = export.to_json(tmp_path / "klaviyo.json")
+    assert path == tmp_path / "klaviyo.json"
+    assert path.read_text(encoding="utf-8") == export.to_json()
+    assert json.loads(path.read_text())["report"]["exported"] == 2
+    assert export.to_json(str(tmp_path / "again.json")).exists()  # str paths too
+
+    # A failed write leaves the previous file whole and no temporary file behind.
+    import pathlib
+
+    def broken(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", broken)
+    with pytest.raises(OSError, match="disk full"):
+        export.to_json(path)
+    monkeypatch.undo()
+    assert json.loads(path.read_text())["report"]["exported"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.json", "klaviyo.json"]
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export.to_json(tmp_path / "missing" / "klaviyo.json")
