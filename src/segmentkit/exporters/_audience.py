@@ -206,8 +206,7 @@ class AudienceExport:
     def to_json(self, path: PathLike) -> Path: ...
 
     def to_json(self, path: PathLike | None = None) -> str | Path:
-        """All requests and the report as one JSON document, or that document written to
-        a file.
+        """All requests and the report as one JSON document, returned or written.
 
         Never holds secrets; identifiers are as each platform takes them: hashed for the
         ad platforms, raw for the e-mail and CRM tools (so a file for those holds
