@@ -605,3 +605,12 @@ def test_export_without_a_consent_column_says_how_to_map_it(export_files, tmp_pa
     assert code == 1
     err = capsys.readouterr().err
     assert "--map-customers consent_ads=<column>" in err
+
+
+def test_export_platform_ids_are_kept_as_written(export_files, tmp_path):
+    import json
+
+    assert _export(export_files, tmp_path, "--param", "list_id=12e3", to="klaviyo") == 0
+    document = json.loads((tmp_path / "out" / "klaviyo-vip.json").read_text())
+    relationships = document["requests"][0]["body"]["data"]["relationships"]
+    assert relationships["lists"]["data"][0]["id"] == "12e3"

@@ -397,10 +397,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     progress = _Progress(args.quiet)
     builder = getattr(exporters, _BUILDERS[args.to])
     params = _parse_pairs(args.param, "--param", typed=True)
-    # Platform ids are text even when they look like numbers (leading zeros, dashes).
+    # Platform ids are text as written, even when they look like numbers (leading
+    # zeros, dashes, '12e3').
+    written = _parse_pairs(args.param, "--param", typed=False)
     for key in ("audience_id", "list_id", "customer_id", "job_id", "user_list_id"):
         if key in params and params[key] is not None:
-            params[key] = str(params[key])
+            params[key] = written[key]
     params = _builder_params(builder, args.to, params)
     segmentation = progress.step(
         f"reading {args.segments}", lambda: _read_segmentation(args.segments)
