@@ -279,7 +279,6 @@ class KMeansSegmenter(ClusteringSegmenter):
         return KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state)
 
     def _score_k(self, matrix: np.ndarray) -> pd.DataFrame:
-        from sklearn.exceptions import ConvergenceWarning
         from sklearn.metrics import silhouette_score
 
         low, high = self.k_range
@@ -301,7 +300,7 @@ class KMeansSegmenter(ClusteringSegmenter):
             with warnings.catch_warnings():
                 # A candidate finding fewer clusters than k (duplicate points) is what
                 # the silhouette judges: it scores NaN, not a warning to the user.
-                warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.filterwarnings("ignore", message="Number of distinct clusters")
                 model = self._model(k, len(points)).fit(points)
             score = (
                 float(silhouette_score(points, model.labels_))
