@@ -437,3 +437,180 @@ def test_export_push_without_credentials_names_the_variable(tmp_path, capsys, mo
     )
     assert code == 1
     assert "SEGMENTKIT_BRAZE_API_KEY" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ export errors
+
+
+@pytest.fixture
+def export_files(tmp_path):
+    segments = tmp_path / "segments.csv"
+    pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2", "c3"],
+            "segment_id": [0, 0, 1],
+            "segment": ["VIP"] * 2 + ["Other"],
+        }
+    ).to_csv(segments, index=False)
+    customers = tmp_path / "customers.csv"
+    pd.DataFrame(
+        {
+            "id": ["c1", "c2", "c3"],
+            "mail": ["jane@example.com", "bob@example.co.uk", "eve@example.fi"],
+            "Country": ["United Kingdom", "European Community", "Suomi"],
+            "ok": ["yes", "yes", "no"],
+        }
+    ).to_csv(customers, index=False)
+    return segments, customers
+
+
+def _export(files, tmp_path, *extra, to="meta", segment="VIP"):
+    segments, customers = files
+    return main(
+        ["-q", "export", str(segments), "--customers", str(customers), "--map-customers",
+         "customer_id=id", "email=mail", "country=Country", "consent_ads=ok",
+         "consent_email=ok", "--to", to, "--segment", segment, "--out", str(tmp_path / "out"),
+         *extra]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("to", "given", "wanted"),
+    [
+        ("meta", [], "--param audience_id=..."),
+        ("google_ads", [], "--param customer_id=... user_list_id=..."),
+        ("google_ads", ["customer_id=1"], "--param user_list_id=..."),
+        ("klaviyo", [], "--param list_id=..."),
+        ("mailchimp", [], "--param list_id=..."),
+    ],
+)
+def test_export_missing_builder_parameter_names_the_option(
+    export_files, tmp_path, capsys, to, given, wanted
+):
+    args = ["--param", *given] if given else []
+    assert _export(export_files, tmp_path, *args, to=to) == 1
+    err = capsys.readouterr().err
+    assert f"--to {to} needs {wanted}" in err
+    assert "keyword-only argument" not in err
+
+
+@pytest.mark.parametrize("to", ["hubspot", "braze"])
+def test_export_without_required_parameters_runs(export_files, tmp_path, to):
+    assert _export(export_files, tmp_path, to=to) == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        (["audience_id=1", "colour=red"], ["--param colour is not a parameter of --to meta",
+                                           "audience_id, operation"]),
+        (["audience_id=1", "batch_size=many"], ["--param batch_size must be a whole number",
+                                                "'many'"]),
+        (["audience_id=1", "batch_size=true"], ["--param batch_size must be a whole number"]),
+        (["audience_id=1", "operation=merge"], ["operation must be", "'merge'"]),
+        (["audience_id=1", "consent=vip_ok"], ["Consent flag 'vip_ok'",
+                                              "--map-customers vip_ok=<column>",
+                                              "--param consent=null"]),
+    ],
+)  # fmt: skip
+def test_export_bad_parameters_are_named(export_files, tmp_path, capsys, params, words):
+    assert _export(export_files, tmp_path, "--param", *params) == 1
+    err = capsys.readouterr().err
+    for word in words:
+        assert word in err
+    assert "Traceback" not in err
+
+
+def test_export_list_parameters_are_comma_separated(export_files, tmp_path, capsys):
+    code = _export(
+        export_files, tmp_path, "--param", "audience_id=1", "suppression=c1,c2", "consent=null"
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "excluded, suppressed: 2" in out
+    assert "nothing to send" in out
+
+
+def test_export_klaviyo_properties_from_the_command_line(export_files, tmp_path):
+    _, customers = export_files
+    frame = pd.read_csv(customers).assign(tier=["gold", "silver", "none"])
+    frame.to_csv(customers, index=False)
+    code = _export(
+        export_files, tmp_path, "--param", "list_id=L1", "properties=tier", to="klaviyo"
+    )
+    assert code == 0
+    import json
+
+    body = json.loads((tmp_path / "out" / "klaviyo-vip.json").read_text())
+    profiles = body["requests"][0]["body"]["data"]["attributes"]["profiles"]["data"]
+    assert [p["attributes"]["properties"]["tier"] for p in profiles] == ["gold", "silver"]
+    assert [p["attributes"].get("location") for p in profiles] == [{"country": "GB"}, None]
+
+
+def test_export_country_names_are_sent_and_the_rest_reported(export_files, tmp_path, capsys):
+    import hashlib
+    import json
+
+    assert _export(export_files, tmp_path, "--param", "audience_id=1") == 0
+    out = capsys.readouterr().out
+    assert "'European Community' 1" in out
+    document = json.loads((tmp_path / "out" / "meta-vip.json").read_text())
+    assert document["report"]["unknown_countries"] == {"European Community": 1}
+    payload = document["requests"][0]["body"]["payload"]
+    column = payload["schema"].index("COUNTRY")
+    assert [row[column] for row in payload["data"]] == [hashlib.sha256(b"gb").hexdigest(), ""]
+
+
+@pytest.mark.parametrize(
+    ("which", "content", "words"),
+    [
+        ("segments", None, ["segments file", "does not exist"]),
+        ("segments", "", ["segments file", "is empty"]),
+        ("segments", "a,b\n1,2\n", ["segments file", "segment_id", "segmentkit segment --out"]),
+        ("segments", 'customer_id,segment_id,segment\n"c1,0', ["segments file", "tokenizing"]),
+        ("customers", None, ["--customers file", "does not exist"]),
+        ("customers", "", ["--customers file", "is empty"]),
+        ("customers", "x,y\n1,2\n", ["'id'", "--map-customers KEY=COLUMN"]),
+    ],
+)
+def test_export_unreadable_files_are_named(export_files, tmp_path, capsys, which, content, words):
+    segments, customers = export_files
+    path = segments if which == "segments" else customers
+    if content is None:
+        path.unlink()
+    else:
+        path.write_text(content)
+    assert _export(export_files, tmp_path, "--param", "audience_id=1") == 1
+    err = capsys.readouterr().err
+    assert str(path.name) in err or "'id'" in err
+    for word in words:
+        assert word in err
+    assert "Traceback" not in err
+
+
+def test_export_unknown_segment_lists_the_segments(export_files, tmp_path, capsys):
+    assert _export(export_files, tmp_path, "--param", "audience_id=1", segment="Gold") == 1
+    err = capsys.readouterr().err
+    assert "No segment named 'Gold'" in err
+    assert "'Other', 'VIP'" in err
+
+
+def test_export_without_a_consent_column_says_how_to_map_it(export_files, tmp_path, capsys):
+    segments, customers = export_files
+    code = main(
+        ["-q", "export", str(segments), "--customers", str(customers), "--map-customers",
+         "customer_id=id", "email=mail", "--to", "meta", "--segment", "VIP",
+         "--param", "audience_id=1", "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "--map-customers consent_ads=<column>" in err
+
+
+def test_export_platform_ids_are_kept_as_written(export_files, tmp_path):
+    import json
+
+    assert _export(export_files, tmp_path, "--param", "list_id=12e3", to="klaviyo") == 0
+    document = json.loads((tmp_path / "out" / "klaviyo-vip.json").read_text())
+    relationships = document["requests"][0]["body"]["data"]["relationships"]
+    assert relationships["lists"]["data"][0]["id"] == "12e3"

@@ -265,7 +265,11 @@ def test_exclusions_are_counted_and_the_report_adds_up():
     assert mailchimp.report.exported == 1
     assert mailchimp.report.invalid_values == {"email_address": 1}
     assert klaviyo.report.exported == 4
-    assert klaviyo.report.invalid_values == {"email": 1, "phone_number": 0}
+    assert klaviyo.report.invalid_values == {
+        "email": 1,
+        "phone_number": 0,
+        "country": 0,
+    }
     assert klaviyo.report.identifiers == {"email": 1, "phone_number": 1, "external_id": 4}
     assert hubspot.report.identifiers == {"email": 1, "phone": 0}
     assert braze.report.identifiers == {"external_id": 4, "email": 1}
@@ -414,3 +418,42 @@ def test_klaviyo_extra_properties(pair):
     assert profiles[1]["attributes"]["properties"] == {"segmentkit_segment": SEGMENT}
     with pytest.raises(ValueError, match="not in the customers data"):
         build_klaviyo(segmentation, SEGMENT, richer, list_id="L", properties=["missing"])
+
+
+def test_klaviyo_sends_country_names_as_iso_codes_and_reports_the_rest(pair):
+    segmentation, customers = pair
+    named = customers.data.copy()
+    named["country"] = ["United States of America", "European Community"]
+    export = build_klaviyo(segmentation, SEGMENT, _customers(named), list_id="L")
+    profiles = export.requests[0].body["data"]["attributes"]["profiles"]["data"]
+    assert profiles[0]["attributes"]["location"]["country"] == "US"
+    assert "country" not in profiles[1]["attributes"]["location"]
+    assert export.report.unknown_countries == {"European Community": 1}
+    assert export.report.invalid_values["country"] == 1
+    assert "'European Community' 1" in str(export.report)
+
+
+def test_to_json_with_a_path_writes_the_document_atomically(pair, tmp_path, monkeypatch):
+    segmentation, customers = pair
+    export = build_klaviyo(segmentation, SEGMENT, customers, list_id="L")
+    path = export.to_json(tmp_path / "klaviyo.json")
+    assert path == tmp_path / "klaviyo.json"
+    assert path.read_text(encoding="utf-8") == export.to_json()
+    assert json.loads(path.read_text())["report"]["exported"] == 2
+    assert export.to_json(str(tmp_path / "again.json")).exists()  # str paths too
+
+    # A failed write leaves the previous file whole and no temporary file behind.
+    import pathlib
+
+    def broken(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", broken)
+    with pytest.raises(OSError, match="disk full"):
+        export.to_json(path)
+    monkeypatch.undo()
+    assert json.loads(path.read_text())["report"]["exported"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.json", "klaviyo.json"]
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export.to_json(tmp_path / "missing" / "klaviyo.json")

@@ -144,9 +144,9 @@ def test_postal_code_rules():
 
 
 def test_country_gender_and_birth_parts():
-    result = ids.country(["US", " gb ", "UK", "France", "USA"])
-    assert values(result) == ["us", "gb", "gb", None, None]
-    assert invalid(result) == [False, False, False, True, True]
+    result = ids.country(["US", " gb ", "UK", "France", "USA", "XX", None, "  "])
+    assert values(result) == ["us", "gb", "gb", "fr", "us", None, None, None]
+    assert invalid(result) == [False, False, False, False, False, True, False, False]
 
     result = ids.gender(["M", "female", "Male", "F", "x", None])
     assert values(result) == ["m", "f", "m", "f", None, None]
@@ -244,3 +244,117 @@ def test_invalid_only_marks_non_empty_values(raw):
         blank = np.array([v is None or not v.strip() for v in raw], dtype=bool)
         assert not (bad & blank).any()
         assert not (bad & normalised.notna().to_numpy()).any()
+
+
+# -------------------------------------------------------------------------- countries
+
+#: The country column of the UCI Online Retail export, and what each value is sent as.
+UCI_COUNTRIES = {
+    "United Kingdom": "gb", "France": "fr", "Australia": "au", "Netherlands": "nl",
+    "Germany": "de", "Norway": "no", "EIRE": "ie", "Switzerland": "ch", "Spain": "es",
+    "Poland": "pl", "Portugal": "pt", "Italy": "it", "Belgium": "be", "Lithuania": "lt",
+    "Japan": "jp", "Iceland": "is", "Denmark": "dk", "Cyprus": "cy", "Sweden": "se",
+    "Austria": "at", "Israel": "il", "Finland": "fi", "Bahrain": "bh", "Greece": "gr",
+    "Hong Kong": "hk", "Singapore": "sg", "Lebanon": "lb", "United Arab Emirates": "ae",
+    "Saudi Arabia": "sa", "Czech Republic": "cz", "Canada": "ca", "Brazil": "br",
+    "USA": "us", "Malta": "mt", "RSA": "za", "Korea": "kr", "Nigeria": "ng",
+    "Thailand": "th", "Bermuda": "bm",
+    # Naming no single country: reported, never guessed.
+    "Channel Islands": None, "European Community": None, "Unspecified": None,
+    "West Indies": None,
+}  # fmt: skip
+
+
+def test_country_names_of_a_real_store_export():
+    result = ids.country(list(UCI_COUNTRIES))
+    assert values(result) == list(UCI_COUNTRIES.values())
+    assert invalid(result) == [code is None for code in UCI_COUNTRIES.values()]
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("United Kingdom", "gb"), ("UK", "gb"), ("u.k.", "gb"), ("Great Britain", "gb"),
+        ("England", "gb"), ("Scotland", "gb"), ("GBR", "gb"),
+        ("Suomi", "fi"), ("Finland", "fi"), ("FIN", "fi"), ("Sverige", "se"),
+        ("Polska", "pl"), ("USA", "us"), ("United States of America", "us"),
+        ("U.S.A.", "us"), ("Deutschland", "de"), ("Czech Republic", "cz"),
+        ("Czechia", "cz"), ("Česko", "cz"), ("EIRE", "ie"), ("Éire", "ie"),
+        ("Ireland", "ie"), ("RSA", "za"), ("Österreich", "at"), ("osterreich", "at"),
+        ("The Netherlands", "nl"), ("Holland", "nl"), ("Trinidad & Tobago", "tt"),
+        ("St Lucia", "lc"), ("St. Lucia", "lc"), ("Korea, Republic of", "kr"),
+        ("Türkiye", "tr"), ("Turkey", "tr"), ("Russia", "ru"), ("Côte d'Ivoire", "ci"),
+        ("Ελλάδα", "gr"), ("  viet nam ", "vn"),
+    ],
+)  # fmt: skip
+def test_country_spellings(raw, code):
+    assert values(ids.country([raw])) == [code]
+
+
+@pytest.mark.parametrize(
+    "raw", ["European Community", "EU", "Channel Islands", "Unspecified", "XX", "Kosovo", "?"]
+)
+def test_values_naming_no_country_are_invalid(raw):
+    assert invalid(ids.country([raw])) == [True]
+
+
+def test_no_key_names_two_countries():
+    import pycountry
+
+    # Every spelling in the alias table is read as its own country, not shadowed by,
+    # or shadowing, an ISO name.
+    table = ids._country_table()
+    for text, code in ids._COUNTRY_ALIASES.items():
+        assert pycountry.countries.get(alpha_2=code) is not None, code
+        assert table[ids._country_key(text)] == code.lower(), text
+    # Every ISO code and name survives: no two countries share a key.
+    for entry in pycountry.countries:
+        assert table[ids._country_key(entry.name)] == entry.alpha_2.lower(), entry.name
+
+
+def _iso_spellings():
+    import pycountry
+
+    pairs = []
+    for entry in pycountry.countries:
+        for attribute in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
+            value = getattr(entry, attribute, None)
+            if value:
+                pairs.append((value, entry.alpha_2.lower()))
+    return pairs
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pair=st.sampled_from(_iso_spellings()),
+    case=st.lists(st.booleans(), min_size=1, max_size=80),
+    left=st.sampled_from(["", " ", "  ", "\t", " \n"]),
+    right=st.sampled_from(["", " ", "  ", "\t", "\r\n"]),
+)
+def test_any_iso_spelling_in_any_case_maps_to_its_alpha2(pair, case, left, right):
+    text, code = pair
+    cased = "".join(ch.upper() if case[i % len(case)] else ch.lower() for i, ch in enumerate(text))
+    result = ids.country(pd.Series([left + cased + right]))
+    assert values(result) == [code]
+    assert invalid(result) == [False]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([*UCI_COUNTRIES, "  uk ", None, "", "XX"]), max_size=40))
+def test_country_is_the_same_row_by_row_and_in_bulk(raw):
+    bulk = values(ids.country(raw))
+    assert bulk == [values(ids.country([v]))[0] for v in raw]
+
+
+def test_unrecognised_counts_each_value_and_hides_personal_data():
+    raw = pd.Series(["Unspecified", "gb", "Unspecified", " European Community ", None,
+                     "jane@example.com", "+44 20 7183 8750", "x" * 60])  # fmt: skip
+    _, bad = ids.country(raw)
+    counts = ids.unrecognised(raw, bad)
+    assert counts == {
+        "<redacted>": 2,
+        "Unspecified": 2,
+        "European Community": 1,
+        "x" * 39 + "…": 1,
+    }
+    assert ids.unrecognised(raw, np.zeros(len(raw), dtype=bool)) == {}

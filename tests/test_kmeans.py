@@ -108,7 +108,7 @@ def test_works_on_a_plain_numeric_array():
         ({"k_range": (5, 2)}, r"'k_range' parameter"),
         ({"scaler": "minmax"}, r"'scaler' parameter of KMeansSegmenter must be one of"),
         ({"features": ["monetry"]}, r"asked for features \['monetry'\].*Did you mean 'monetary'"),
-        ({"n_clusters": 1000}, r"n_customers=800 should be >= n_clusters=1000"),
+        ({"n_clusters": 1000}, r"n_customers=800 should be >= n_clusters=1000. Set n_clusters"),
         ({"features": ["first_purchase"]}, r"cannot cluster on timestamps"),
     ],
 )
@@ -138,3 +138,67 @@ def test_cluster_names_with_the_same_words_are_numbered():
     assert len(set(names)) == 3
     assert names[2].endswith("(2)")
     assert set(names[1].split(" · ")) == set(names[2][:-4].split(" · "))
+
+
+# ------------------------------------------------------------------ tiny inputs
+
+
+def _few(sample_features: sk.CustomerFeatures, n: int) -> sk.CustomerFeatures:
+    return sk.CustomerFeatures.from_frame(
+        sample_features.frame.iloc[:n], as_of=sample_features.as_of
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "params", "words"),
+    [
+        (1, {}, ["at least 2 customers", "got 1", "rules or RFM"]),
+        (2, {}, ["k_range=(2, 8)", "more than 2 customers", "got 2", "n_clusters"]),
+        (3, {"k_range": (3, 5)}, ["more than 3 customers", "got 3", "lower k_range"]),
+        (3, {"n_clusters": 5}, ["n_customers=3", "n_clusters=5", "at most 3"]),
+        (
+            800,
+            {"k_range": (150, 160), "silhouette_sample": 100},
+            ["silhouette_sample=100", "k=150"],
+        ),
+    ],
+)
+def test_too_few_customers_are_refused_clearly(sample_features, n, params, words):
+    # Not scikit-learn's or pandas' error (a KeyError 'silhouette' before).
+    with pytest.raises(sk.errors.InvalidParameterError) as caught:
+        sk.KMeansSegmenter(random_state=0, **params).fit(_few(sample_features, n))
+    for word in words:
+        assert word in str(caught.value)
+
+
+@pytest.mark.parametrize("params", [{}, {"n_clusters": 3}])
+def test_identical_customers_are_refused_clearly(sample_features, params, recwarn):
+    frame = sample_features.frame.iloc[:50].copy()
+    frame[:] = frame.iloc[0].to_numpy()
+    same = sk.CustomerFeatures.from_frame(frame, as_of=sample_features.as_of)
+    with pytest.raises(sk.errors.InvalidParameterError, match=r"1 distinct"):
+        sk.KMeansSegmenter(random_state=0, **params).fit(same)
+    assert not [w for w in recwarn if "ConvergenceWarning" in w.category.__name__]
+
+
+def test_three_customers_and_automatic_k_give_two_segments(sample_features):
+    model = sk.KMeansSegmenter(random_state=0).fit(_few(sample_features, 3))
+    assert model.n_clusters_ == 2
+    assert list(model.k_scores_["k"]) == [2]
+
+
+def test_tiny_input_on_the_command_line_names_the_option(tmp_path, capsys):
+    from segmentkit.cli import main
+
+    orders = tmp_path / "orders.csv"
+    pd.DataFrame(
+        {"customer": ["a", "b"], "day": ["2024-01-01", "2024-01-02"], "total": [5.0, 9.0]}
+    ).to_csv(orders, index=False)
+    code = main(
+        ["-q", "segment", str(orders), "--map", "customer_id=customer", "timestamp=day",
+         "amount=total", "--engine", "kmeans"]
+    )  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "--param n_clusters=2" in err
+    assert "Traceback" not in err

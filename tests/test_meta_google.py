@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pandas as pd
@@ -498,3 +499,54 @@ def test_no_raw_email_or_phone_in_push_logs_summary_or_report(reference, caplog)
     assert summary.retries == 1
     for raw in ("jane.doe@gmail.com", "bob.smith+promo", "6505550123", "2071838750", "555-0123"):
         assert raw not in seen
+
+
+# ------------------------------------------------------------------- country names
+
+
+def test_country_names_give_the_reference_payloads(reference_frame):
+    # A store export writes country names: they are sent as the codes the platforms
+    # take, and read as the phone's country.
+    named = reference_frame.copy()
+    named["country"] = ["United States of America", " united kingdom "]
+    named.loc[1, "phone"] = "020 7183 8750"  # national: read in the UK, not default US
+    segmentation = make_segmentation(["cust-001", "cust-002"])
+    for build, kwargs in (
+        (build_meta, {"audience_id": 1, "session_id": 9}),
+        (build_google_ads, {"customer_id": 1, "job_id": 2, "user_list_id": 3}),
+    ):
+        plain = build(segmentation, "Big", make_customers(reference_frame), **kwargs)
+        export = build(segmentation, "Big", make_customers(named), **kwargs)
+        assert [r.body for r in export.requests] == [r.body for r in plain.requests]
+        assert export.report.unknown_countries == {}
+
+
+def test_values_naming_no_country_are_left_out_and_reported(reference_frame):
+    frame = pd.concat([reference_frame] * 3, ignore_index=True)
+    frame["customer_id"] = [f"c{i}" for i in range(6)]
+    frame["country"] = ["EIRE", "European Community", "Unspecified", "RSA", "Unspecified", None]
+    segmentation = make_segmentation(list(frame["customer_id"]))
+    meta = build_meta(segmentation, "Big", make_customers(frame), audience_id=1)
+    google = build_google_ads(
+        segmentation, "Big", make_customers(frame), customer_id=1, job_id=2, user_list_id=3
+    )
+    expected = {"Unspecified": 2, "European Community": 1}
+    for export in (meta, google):
+        assert export.report.unknown_countries == expected
+        assert export.report.exported == 6  # the customers are still sent on e-mail
+        text = str(export.report)
+        assert "'Unspecified' 2" in text
+        assert "'European Community' 1" in text
+        assert json.loads(export.to_json())["report"]["unknown_countries"] == expected
+    assert meta.report.invalid_values["COUNTRY"] == 3
+    assert google.report.invalid_values["country"] == 3
+    column = meta.requests[0].body["payload"]["schema"].index("COUNTRY")
+    sent = [row[column] for row in meta.requests[0].body["payload"]["data"]]
+    ie, za = (hashlib.sha256(code).hexdigest() for code in (b"ie", b"za"))
+    assert sent == [ie, "", "", za, "", ""]
+    codes = [
+        next((u["addressInfo"]["countryCode"] for u in op["create"]["userIdentifiers"]
+              if "addressInfo" in u), None)
+        for op in google.requests[1].body["operations"]
+    ]  # fmt: skip
+    assert codes == ["IE", None, None, "ZA", None, None]

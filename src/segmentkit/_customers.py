@@ -35,7 +35,7 @@ CustomersContract = Contract(
         ColumnSpec("city", "category", False, "City."),
         ColumnSpec("region", "category", False, "State, province or region."),
         ColumnSpec("postal_code", "string", False, "Postal code (personal data)."),
-        ColumnSpec("country", "category", False, "Country (ISO 3166-1 alpha-2 preferred)."),
+        ColumnSpec("country", "category", False, "Country: ISO 3166-1 code or name."),
         ColumnSpec("birth_date", "date", False, "Date of birth (personal data)."),
         ColumnSpec("age", "float", False, "Age in years, when no birth date is known."),
         ColumnSpec("age_band", "category", False, "Age band such as '25-34'."),

@@ -280,26 +280,146 @@ _BUILDERS = {
 }
 
 
+#: What each required builder parameter is, for the message when it is missing.
+_REQUIRED_PARAMS = {
+    "audience_id": "the Meta custom audience's id",
+    "customer_id": "the Google Ads account id, e.g. 123-456-7890",
+    "user_list_id": "the Customer Match user list's id",
+    "list_id": "the list's id on the platform",
+}
+
+#: Builder parameters that take several values; on the command line, comma-separated.
+_LIST_PARAMS = ("consent", "suppression", "properties")
+
+
+def _builder_params(
+    builder: Callable[..., Any], platform: str, given: dict[str, Any]
+) -> dict[str, Any]:
+    """``given`` checked against the builder's keyword parameters, named as CLI options.
+
+    A missing, unknown or mistyped parameter would otherwise reach the user as the
+    builder's ``TypeError`` ("missing 1 required keyword-only argument").
+    """
+    import inspect
+
+    options = {
+        name: parameter
+        for name, parameter in inspect.signature(builder).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = [name for name in given if name not in options]
+    if unknown:
+        msg = (
+            f"--param {unknown[0]} is not a parameter of --to {platform}; it takes "
+            f"{', '.join(options)} (see 'segmentkit export --help' and docs/destinations)."
+        )
+        raise SegmentkitError(msg)
+    missing = [
+        name
+        for name, parameter in options.items()
+        if parameter.default is inspect.Parameter.empty and name not in given
+    ]
+    if missing:
+        needed = " ".join(f"{name}=..." for name in missing)
+        what = "; ".join(f"{name} is {_REQUIRED_PARAMS.get(name, 'required')}" for name in missing)
+        msg = f"--to {platform} needs --param {needed} ({what})."
+        raise SegmentkitError(msg)
+    params = dict(given)
+    for name, value in given.items():
+        annotation = str(options[name].annotation)
+        if annotation in ("int", "int | None") and (
+            not isinstance(value, int) or isinstance(value, bool)
+        ):
+            if value is None and annotation == "int | None":
+                continue
+            msg = f"--param {name} must be a whole number, got {value!r}."
+            raise SegmentkitError(msg)
+        if name in _LIST_PARAMS and isinstance(value, str):
+            params[name] = [part.strip() for part in value.split(",") if part.strip()]
+            if name == "consent" and len(params[name]) == 1:
+                params[name] = params[name][0]
+    return params
+
+
+def _input_file(path: str, what: str) -> Path:
+    """``path`` if it is a non-empty file; else an error naming it and ``what`` it is."""
+    file = Path(path)
+    if not file.is_file():
+        msg = f"{what} {path} does not exist."
+        raise SegmentkitError(msg)
+    if file.stat().st_size == 0:
+        msg = f"{what} {path} is empty."
+        raise SegmentkitError(msg)
+    return file
+
+
+def _read_segmentation(path: str) -> Any:
+    import segmentkit as sk
+
+    file = _input_file(path, "The segments file")
+    try:
+        return sk.Segmentation.from_assignments(file)
+    except (SegmentkitError, ValueError, KeyError, UnicodeDecodeError) as error:
+        # pandas' EmptyDataError and ParserError are ValueErrors.
+        reason = f"it has no {error}" if isinstance(error, KeyError) else str(error)
+        msg = (
+            f"Cannot read the segments file {path}: {reason}\n"
+            "Use an assignments file written by 'segmentkit segment --out' "
+            "(.csv, .parquet or .json)."
+        )
+        raise SegmentkitError(msg) from error
+
+
+def _read_customers(path: str, mapping: dict[str, Any]) -> Any:
+    import segmentkit as sk
+    from segmentkit.errors import ContractError
+
+    file = _input_file(path, "The --customers file")
+    try:
+        return sk.Customers.from_csv(file, **mapping)
+    except ContractError as error:
+        # The contract's hints are written for Python (customer_id='<column>').
+        msg = (
+            f"{error}\nOn the command line, map your columns with --map-customers "
+            "KEY=COLUMN, e.g. --map-customers customer_id=CustomerID email=Email."
+        )
+        raise SegmentkitError(msg) from error
+    except (ValueError, UnicodeDecodeError) as error:
+        msg = f"Cannot read the --customers file {path}: {error}"
+        raise SegmentkitError(msg) from error
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     import re
 
-    import segmentkit as sk
     from segmentkit import exporters
 
     progress = _Progress(args.quiet)
-    segmentation = progress.step(
-        f"reading {args.segments}", lambda: sk.Segmentation.from_assignments(args.segments)
-    )
-    mapping = _parse_pairs(args.map_customers, "--map-customers", typed=False)
-    customers = progress.step(
-        f"reading {args.customers}", lambda: sk.Customers.from_csv(args.customers, **mapping)
-    )
-    params = _parse_pairs(args.param, "--param", typed=True)
-    # Platform ids are text even when they look like numbers (leading zeros, dashes).
-    for key in ("audience_id", "list_id", "customer_id", "job_id", "user_list_id"):
-        if key in params:
-            params[key] = str(params[key])
     builder = getattr(exporters, _BUILDERS[args.to])
+    params = _parse_pairs(args.param, "--param", typed=True)
+    # Platform ids are text as written, even when they look like numbers (leading
+    # zeros, dashes, '12e3').
+    written = _parse_pairs(args.param, "--param", typed=False)
+    for key in ("audience_id", "list_id", "customer_id", "job_id", "user_list_id"):
+        if key in params and params[key] is not None:
+            params[key] = written[key]
+    params = _builder_params(builder, args.to, params)
+    segmentation = progress.step(
+        f"reading {args.segments}", lambda: _read_segmentation(args.segments)
+    )
+    mapping: dict[str, Any] = _parse_pairs(args.map_customers, "--map-customers", typed=False)
+    if isinstance(params.get("properties"), list):
+        # Columns sent as Klaviyo properties must be kept when the profiles are read
+        # (canonical ones, such as country, are kept anyway).
+        from segmentkit._customers import CustomersContract
+
+        canonical = {column.name for column in CustomersContract.columns}
+        mapping["extra_columns"] = [
+            c for c in params["properties"] if c not in mapping and c not in canonical
+        ]
+    customers = progress.step(
+        f"reading {args.customers}", lambda: _read_customers(args.customers, mapping)
+    )
     export = progress.step(
         f"building {args.to} requests",
         lambda: builder(segmentation, args.segment, customers, **params),
@@ -307,12 +427,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", args.segment.lower()).strip("-") or "segment"
-    path = out / f"{args.to}-{slug}.json"
-    from segmentkit._io import write_atomic
-
-    write_atomic(path, lambda tmp: tmp.write_text(export.to_json(), encoding="utf-8"))
+    path = export.to_json(out / f"{args.to}-{slug}.json")
     print(export.report)
     print(f"{len(export.requests)} request(s) written to {path}")
+    if not export.requests:
+        print(
+            f"nothing to send: no member of '{export.report.segment}' can be exported "
+            "(see the exclusions above)"
+        )
     if args.push:
         credentials = exporters.Credentials.from_env(args.to, base_url=args.base_url)
         summary = exporters.push(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from segmentkit.engines._clustering import (
 )
 from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._preprocess import Preprocessor
+from segmentkit.errors import InvalidParameterError
 
 __all__ = ["KMeansSegmenter"]
 
@@ -167,20 +169,70 @@ class KMeansSegmenter(ClusteringSegmenter):
         self.random_state = random_state
 
     def _check_params_vs_input(self, features: CustomerFeatures) -> None:
-        wanted = self.n_clusters if self.n_clusters is not None else self.k_range[0]
-        if len(features) < wanted:
-            msg = f"n_customers={len(features)} should be >= n_clusters={wanted}."
-            raise ValueError(msg)
+        n = len(features)
+        # Rules and RFM have no minimum: the way out for a handful of customers.
+        others = "or segment them with rules or RFM (engine 'rules' or 'rfm')"
+        if n < 2:
+            msg = f"k-means needs at least 2 customers; got {n}. Add customers {others}."
+            raise InvalidParameterError(msg)
+        if self.n_clusters is not None:
+            if n < self.n_clusters:
+                msg = (
+                    f"n_clusters={self.n_clusters} is more segments than customers: "
+                    f"n_customers={n} should be >= n_clusters={self.n_clusters}. Set "
+                    f"n_clusters to at most {n} (on the command line --param "
+                    f"n_clusters={n}), {others}."
+                )
+                raise InvalidParameterError(msg)
+            return
+        low = self.k_range[0]
+        # A silhouette needs fewer clusters than points: k must be below the customers
+        # scored (all of them, or the silhouette sample).
+        scored = min(n, self.silhouette_sample)
+        if low >= scored:
+            what = f"{n} customers" if scored == n else f"silhouette_sample={scored}"
+            msg = (
+                f"Choosing k by silhouette (n_clusters=None, k_range={tuple(self.k_range)}) "
+                f"needs more than {low} customers to score k={low}; got {what}. Set "
+                f"n_clusters to a number of segments from 2 to {n} (on the command line "
+                f"--param n_clusters=2), lower k_range, {others}."
+            )
+            raise InvalidParameterError(msg)
 
     def _fit(self, features: CustomerFeatures) -> None:
         matrix = self._fit_preprocessor(features)
         if self.n_clusters is None:
             self.k_scores_ = self._score_k(matrix)
-            best = self.k_scores_.sort_values(["silhouette", "k"], ascending=[False, True])
+            scored = self.k_scores_.dropna(subset=["silhouette"])
+            if scored.empty:
+                # Every candidate put all customers in one cluster (or each in its own).
+                distinct = _distinct_rows(matrix)
+                msg = (
+                    f"Choosing k by silhouette failed: the {len(matrix)} customers' features "
+                    f"take only {distinct} distinct value(s) after preprocessing, too few "
+                    f"for k in {tuple(self.k_range)}. Cluster on features that differ "
+                    "between customers (features=[...]), or use rules or RFM."
+                )
+                raise InvalidParameterError(msg)
+            best = scored.sort_values(["silhouette", "k"], ascending=[False, True])
             k = int(best["k"].iloc[0])
         else:
             self.k_scores_ = None
             k = self.n_clusters
+            distinct = _distinct_rows(matrix, at_least=k)
+            if distinct < k:
+                fix = (
+                    f"Set n_clusters to at most {distinct}, cluster"
+                    if distinct >= 2
+                    else "Cluster"
+                )
+                msg = (
+                    f"n_clusters={k} is more than the {distinct} distinct customer(s) in the "
+                    f"features after preprocessing ({len(matrix)} customers): k-means "
+                    f"cannot make {k} segments. {fix} on features that differ between "
+                    "customers (features=[...]), or use rules or RFM."
+                )
+                raise InvalidParameterError(msg)
         model = self._model(k, len(matrix)).fit(matrix)
         order = value_order(features.frame, model.labels_, k)
         remap = np.empty(k, dtype=np.int64)
@@ -245,7 +297,11 @@ class KMeansSegmenter(ClusteringSegmenter):
         for k in range(low, max(high, low) + 1):
             if k >= len(points):
                 break
-            model = self._model(k, len(points)).fit(points)
+            with warnings.catch_warnings():
+                # A candidate finding fewer clusters than k (duplicate points) is what
+                # the silhouette judges: it scores NaN, not a warning to the user.
+                warnings.filterwarnings("ignore", message="Number of distinct clusters")
+                model = self._model(k, len(points)).fit(points)
             score = (
                 float(silhouette_score(points, model.labels_))
                 if 1 < len(np.unique(model.labels_)) < len(points)
@@ -253,6 +309,17 @@ class KMeansSegmenter(ClusteringSegmenter):
             )
             rows.append({"k": k, "silhouette": score, "inertia": float(model.inertia_)})
         return pd.DataFrame(rows)
+
+
+def _distinct_rows(matrix: np.ndarray, at_least: int | None = None) -> int:
+    """Distinct rows of ``matrix``; with ``at_least``, stops counting once there are
+    that many among the first rows (cheap on large inputs, which nearly always do)."""
+    if at_least is not None:
+        head = matrix[: max(at_least * 100, 1000)]
+        found = len(np.unique(head, axis=0))
+        if found >= at_least:
+            return found
+    return len(np.unique(matrix, axis=0))
 
 
 def _squared_distances(matrix: np.ndarray, centers: np.ndarray) -> np.ndarray:

@@ -12,12 +12,14 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
 
 from segmentkit._customers import Customers
+from segmentkit._io import PathLike, write_atomic
 from segmentkit._segmentation import Segmentation
 
 __all__ = ["AudienceExport", "ExportReport", "Request", "eligible_members"]
@@ -127,6 +129,11 @@ class ExportReport:
         without ``@``), by identifier; the customer may still be exported on others.
     batches : int
         Requests built.
+    unknown_countries : dict of str to int, default={}
+        Country values that name no ISO 3166 country (``'European Community'``,
+        ``'Unspecified'``), with the customers holding each: left out of the payload
+        (the rest of the customer's identifiers are still sent). Values that look like
+        an e-mail or phone are shown as ``'<redacted>'``.
     """
 
     platform: str
@@ -138,6 +145,7 @@ class ExportReport:
     identifiers: Mapping[str, int]
     invalid_values: Mapping[str, int]
     batches: int
+    unknown_countries: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.exported + sum(self.excluded.values()) != self.members:
@@ -175,6 +183,12 @@ class ExportReport:
         if invalid:
             shown = ", ".join(f"{k} {v}" for k, v in invalid.items())
             lines.append(f"  values dropped as invalid: {shown}")
+        if self.unknown_countries:
+            shown = ", ".join(f"{k!r} {v}" for k, v in self.unknown_countries.items())
+            lines.append(
+                f"  countries naming no ISO 3166 country, left out: {shown} "
+                "(write an ISO code or a country name to send them)"
+            )
         return "\n".join(lines)
 
 
@@ -205,23 +219,61 @@ class AudienceExport:
     requests: tuple[Request, ...]
     report: ExportReport
 
-    def to_json(self) -> str:
-        """All requests and the report as one JSON document.
+    @overload
+    def to_json(self, path: None = None) -> str: ...
+
+    @overload
+    def to_json(self, path: PathLike) -> Path: ...
+
+    def to_json(self, path: PathLike | None = None) -> str | Path:
+        """All requests and the report as one JSON document, returned or written.
 
         Never holds secrets; identifiers are as each platform takes them: hashed for the
-        ad platforms, raw for the e-mail and CRM tools.
+        ad platforms, raw for the e-mail and CRM tools (so a file for those holds
+        personal data: store it accordingly).
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            File to write, atomically (a complete file or the previous one, never half of
+            one), as :meth:`Segmentation.to_json <segmentkit.Segmentation.to_json>` does;
+            its folder must exist. Without it, the document is returned.
 
         Returns
         -------
-        str
-            ``{"report": ..., "requests": [...]}``.
+        str or pathlib.Path
+            ``{"report": ..., "requests": [...]}`` as text, or the path written.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from segmentkit.exporters import AudienceExport, ExportReport
+        >>> report = ExportReport(platform="braze", segment="VIP", operation="add",
+        ...     members=0, exported=0, excluded={}, identifiers={}, invalid_values={},
+        ...     batches=0)
+        >>> export = AudienceExport(requests=(), report=report)
+        >>> import json
+        >>> sorted(json.loads(export.to_json()))
+        ['report', 'requests']
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> export.to_json(folder / "braze-vip.json").name
+        'braze-vip.json'
         """
         report = {
             k: (dict(v) if isinstance(v, Mapping) else v) for k, v in vars(self.report).items()
         }
-        return json.dumps(
-            {"report": report, "requests": [r.to_dict() for r in self.requests]}, indent=1
+        text = json.dumps(
+            {"report": report, "requests": [r.to_dict() for r in self.requests]},
+            indent=1,
+            default=str,
         )
+        if path is None:
+            return text
+
+        def write(temporary: Path) -> None:
+            temporary.write_text(text, encoding="utf-8")
+
+        return write_atomic(path, write)
 
 
 def eligible_members(
@@ -256,7 +308,9 @@ def eligible_members(
         if flag not in chosen.columns:
             msg = (
                 f"Consent flag {flag!r} is not in the customers data; map it "
-                f"({flag}='<column>') or pass consent=None to export without a consent check."
+                f"({flag}='<column>', on the command line --map-customers "
+                f"{flag}=<column>) or pass consent=None (--param consent=null) to export "
+                "without a consent check."
             )
             raise ValueError(msg)
     if flags:

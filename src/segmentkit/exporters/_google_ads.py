@@ -146,7 +146,7 @@ def build_google_ads(
     profiles, excluded, members = eligible_members(
         segmentation, segment, customers, consent=consent, suppression=suppression
     )
-    users, invalid = _user_identifiers(profiles, default_region)
+    users, invalid, unknown_countries = _user_identifiers(profiles, default_region)
     usable = [i for i, user in enumerate(users) if user]
     excluded[NO_IDENTIFIER] = len(users) - len(usable)
     kind = "create" if operation == "add" else "remove"
@@ -175,6 +175,7 @@ def build_google_ads(
         identifiers=identifiers,
         invalid_values=invalid,
         batches=len(requests),
+        unknown_countries=unknown_countries,
     )
     return AudienceExport(requests, report)
 
@@ -246,8 +247,9 @@ def _pack(sizes: list[int], items: list[int], limit: int) -> list[list[int]]:
 
 def _user_identifiers(
     profiles: pd.DataFrame, default_region: str
-) -> tuple[list[list[dict[str, Any]]], dict[str, int]]:
-    """Each profile's ``userIdentifiers`` and the invalid value counts per column."""
+) -> tuple[list[list[dict[str, Any]]], dict[str, int], dict[str, int]]:
+    """Each profile's ``userIdentifiers``, the invalid value counts per column and the
+    customers per country value that names no country."""
     n = len(profiles)
     invalid: dict[str, int] = {}
 
@@ -273,6 +275,11 @@ def _user_identifiers(
     first = ids.sha256_hex(rule("first_name", _google_name, True))
     last = ids.sha256_hex(rule("last_name", _google_name, True))
     country = rule("country", ids.country, False).str.upper()
+    unknown_countries = (
+        ids.unrecognised(countries_raw, ids.country(countries_raw)[1])
+        if countries_raw is not None
+        else {}
+    )
     postal = rule(
         "postal_code",
         lambda v: _google_postal(v, countries_raw),
@@ -296,7 +303,7 @@ def _user_identifiers(
             }
             user.append({"addressInfo": address})
         users.append(user[:MAX_PER_USER])
-    return users, invalid
+    return users, invalid, unknown_countries
 
 
 def _google_name(values: pd.Series) -> ids.Result:

@@ -15,6 +15,7 @@ Google Customer Match), not their SDKs' helpers, which deviate from them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -41,6 +42,7 @@ __all__ = [
     "prehashed",
     "region",
     "sha256_hex",
+    "unrecognised",
 ]
 
 Result = tuple[pd.Series, np.ndarray]
@@ -48,10 +50,47 @@ Result = tuple[pd.Series, np.ndarray]
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _US_ZIP = re.compile(r"(\d{5})(?:-?\d{4})?")
-_ALPHA2 = re.compile(r"[a-z]{2}")
+_WORD = re.compile(r"[^\W_]+")
 
-#: Common non-ISO spellings of alpha-2 codes.
-_COUNTRY_ALIASES = {"uk": "gb"}
+#: Spellings a store's export uses that pycountry (ISO 3166 names and codes) lacks:
+#: native names of the countries the library's stores sell in, constituent countries,
+#: customary abbreviations and former or short names. Keys are read through
+#: ``_country_key``, so case, accents, punctuation and a leading "the" do not matter.
+#: Left out on purpose, so that they are reported rather than guessed: "Channel
+#: Islands" (Jersey JE and Guernsey GG are two ISO countries, and neither is part of
+#: the UK), "West Indies", "European Community"/"European Union"/"EU", "Unspecified",
+#: and "Kosovo" (no ISO 3166 code; "XK" is user-assigned).
+_COUNTRY_ALIASES = {
+    # United Kingdom: the ISO code is GB, the usual abbreviation UK (ISO reserves it for GB).
+    "UK": "GB", "U.K.": "GB", "Great Britain": "GB", "Britain": "GB", "England": "GB",
+    "Scotland": "GB", "Wales": "GB", "Northern Ireland": "GB",
+    "United States of America": "US", "U.S.A.": "US",
+    "Eire": "IE", "Republic of Ireland": "IE",
+    "RSA": "ZA", "Republic of South Africa": "ZA",
+    "UAE": "AE",
+    # Native names of the Nordic, Baltic and central European markets.
+    "Suomi": "FI", "Sverige": "SE", "Norge": "NO", "Noreg": "NO", "Danmark": "DK",
+    "Ísland": "IS", "Føroyar": "FO", "Eesti": "EE", "Latvija": "LV", "Lietuva": "LT",
+    "Polska": "PL", "Deutschland": "DE", "Österreich": "AT", "Schweiz": "CH",
+    "Suisse": "CH", "Svizzera": "CH", "Nederland": "NL", "Holland": "NL",
+    "Belgique": "BE", "België": "BE", "Belgien": "BE", "Česko": "CZ",
+    "Česká republika": "CZ", "Slovensko": "SK", "Magyarország": "HU", "Hrvatska": "HR",
+    "Slovenija": "SI", "España": "ES", "Italia": "IT", "Hellas": "GR", "Ellada": "GR",
+    "Ελλάδα": "GR", "Κύπρος": "CY", "Россия": "RU", "Україна": "UA",
+    # Short and former names.
+    "Russia": "RU", "Turkey": "TR", "Korea": "KR", "Republic of Korea": "KR",
+    "DPRK": "KP", "Macedonia": "MK", "Ivory Coast": "CI", "Swaziland": "SZ",
+    "Cape Verde": "CV", "Burma": "MM", "Vatican": "VA", "Vatican City": "VA",
+    "Holy See": "VA", "Palestine": "PS", "Brunei": "BN", "Micronesia": "FM",
+    "DR Congo": "CD", "DRC": "CD", "Democratic Republic of Congo": "CD",
+    "Republic of Congo": "CG", "Congo-Brazzaville": "CG", "Congo-Kinshasa": "CD",
+    "East Timor": "TL", "Macau": "MO", "Falkland Islands": "FK",
+    "British Virgin Islands": "VG", "US Virgin Islands": "VI", "Vietnam": "VN",
+    "Laos": "LA", "Syria": "SY", "Iran": "IR", "Bolivia": "BO", "Venezuela": "VE",
+    "Tanzania": "TZ", "Moldova": "MD", "Taiwan": "TW", "Czech Republic": "CZ",
+    "Sao Tome": "ST", "St Kitts": "KN", "St Vincent": "VC", "Saint Vincent": "VC",
+    "Reunion": "RE", "Curacao": "CW",
+}  # fmt: skip
 
 _US_STATES = {
     "alabama": "al", "alaska": "ak", "arizona": "az", "arkansas": "ar", "california": "ca",
@@ -286,19 +325,88 @@ def _us_zip_rule(raw: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _country_key(text: str) -> str:
+    """``text`` reduced to what tells countries apart: letters and digits, casefolded,
+    accents removed, ``&`` read as "and", "St" as "Saint" and the word "the" dropped
+    (``' The Bahamas '``, ``'BAHAMAS'`` → ``'bahamas'``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    words = _WORD.findall(plain.replace("&", " and "))
+    return "".join("saint" if w == "st" else w for w in words if w != "the")
+
+
+@functools.lru_cache(maxsize=1)
+def _country_table() -> dict[str, str]:
+    """Every key :func:`_country_key` makes of an ISO 3166-1 code or name → alpha-2.
+
+    Built once from pycountry (alpha-2, alpha-3, name, official and common name) and the
+    alias table. A key that would name two countries is dropped rather than guessed
+    (none does in pycountry 24 to 26; the test suite checks it).
+    """
+    import pycountry
+
+    table: dict[str, str] = {}
+    clashes: set[str] = set()
+
+    def add(text: str, code: str) -> None:
+        key = _country_key(text)
+        if table.get(key, code) != code:
+            clashes.add(key)
+        table[key] = code
+
+    for entry in pycountry.countries:
+        for attribute in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
+            value = getattr(entry, attribute, None)
+            if value:
+                add(value, entry.alpha_2)
+    for text, code in _COUNTRY_ALIASES.items():
+        add(text, code)
+    for key in clashes:
+        del table[key]
+    return {key: code.lower() for key, code in table.items()}
+
+
 def _country_rule(raw: str) -> str | None:
-    value = raw.strip().lower()
-    value = _COUNTRY_ALIASES.get(value, value)
-    return value if _ALPHA2.fullmatch(value) else None
+    return _country_table().get(_country_key(raw))
 
 
 def country(values: Any) -> Result:
-    """Countries as lowercase ISO 3166-1 alpha-2 codes (``'US'`` → ``'us'``).
+    """Countries as lowercase ISO 3166-1 alpha-2 codes (``'United Kingdom'`` → ``'gb'``).
 
-    Only two-letter codes are accepted (``'UK'`` is read as ``'gb'``); country names
-    are invalid.
+    Read: ISO 3166-1 alpha-2 and alpha-3 codes and the country's ISO names (short,
+    official and common, from pycountry), plus common spellings ISO lacks — ``'UK'``,
+    ``'England'``, ``'EIRE'``, ``'RSA'``, ``'USA'`` and native names such as
+    ``'Suomi'``, ``'Sverige'``, ``'Polska'``, ``'Deutschland'`` — in any case, with
+    or without accents, punctuation and surrounding spaces. Invalid: anything naming
+    no single country (``'European Community'``, ``'Channel Islands'``,
+    ``'Unspecified'``, an unassigned code such as ``'XX'``).
+
+    Examples
+    --------
+    >>> from segmentkit.exporters import _identifiers as ids
+    >>> codes, invalid = ids.country(["United Kingdom", " eire", "Suomi", "EU"])
+    >>> codes.tolist(), invalid.tolist()
+    (['gb', 'ie', 'fi', <NA>], [False, False, False, True])
     """
     return _apply(values, _country_rule)
+
+
+def unrecognised(values: Any, invalid: np.ndarray) -> dict[str, int]:
+    """How many rows hold each raw value flagged ``invalid``, most frequent first.
+
+    For values that are safe to show, such as countries: a value that looks like an
+    e-mail address or a phone number (an ``@``, or five digits or more) is shown as
+    ``'<redacted>'``, and long values are cut to 40 characters.
+    """
+    s = _series(values)
+    bad = s[np.asarray(invalid, dtype=bool)].astype(str).str.strip()
+    if bad.empty:
+        return {}
+    shown = bad.where(~bad.str.contains(r"@|(?:\d\D*){5}", regex=True), "<redacted>")
+    shown = shown.where(shown.str.len() <= 40, shown.str.slice(0, 39) + "…")
+    counts = shown.value_counts(sort=False)
+    ordered = sorted(counts.items(), key=lambda item: (-int(item[1]), str(item[0])))
+    return {str(value): int(n) for value, n in ordered}
 
 
 _GENDERS = {"m": "m", "male": "m", "f": "f", "female": "f"}

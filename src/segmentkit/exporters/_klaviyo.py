@@ -31,6 +31,7 @@ from segmentkit.exporters._shared import (
     check_batch_size,
     check_external_ids,
     check_operation,
+    countries,
     json_size,
     make_report,
     phones,
@@ -70,7 +71,9 @@ def build_klaviyo(
     profiles and at most ``max_body_bytes`` of JSON; a batch that would be larger is
     split. Each profile carries ``email`` (trimmed, lowercased), ``phone_number``
     (E.164), ``external_id`` (the customer id), ``first_name``, ``last_name``,
-    ``location`` (``city, region, zip, country``, those known) and ``properties``
+    ``location`` (``city, region, zip, country``, those known; the country as an ISO
+    3166-1 alpha-2 code, ``'United Kingdom'`` → ``'GB'``, and left out, counted in
+    ``report.unknown_countries``, when it names no country) and ``properties``
     with ``segmentkit_segment`` set to the segment's name. Values are sent in clear, as
     Klaviyo requires; the job runs asynchronously on Klaviyo's side.
 
@@ -138,6 +141,7 @@ def build_klaviyo(
 
     emails, bad_email = normalise_email(text_column(frame, "email"))
     phone_numbers, bad_phone = phones(frame, default_region)
+    country_codes, bad_country, unknown_countries = countries(frame)
     external = frame["customer_id"].astype("string")
     has_email = emails.notna().to_numpy()
     has_phone = phone_numbers.notna().to_numpy()
@@ -160,7 +164,7 @@ def build_klaviyo(
         "city": text_column(frame, "city"),
         "region": text_column(frame, "region"),
         "zip": text_column(frame, "postal_code"),
-        "country": text_column(frame, "country"),
+        "country": country_codes,
     }
     profiles = []
     for i in np.flatnonzero(usable):
@@ -201,10 +205,14 @@ def build_klaviyo(
         "phone_number": int(has_phone[usable].sum()),
         "external_id": int(has_external[usable].sum()),
     }
-    invalid = {"email": int(np.sum(bad_email)), "phone_number": int(np.sum(bad_phone))}
+    invalid = {
+        "email": int(np.sum(bad_email)),
+        "phone_number": int(np.sum(bad_phone)),
+        "country": int(np.sum(bad_country)),
+    }
     return make_report(
         "klaviyo", name, operation, members, excluded, int(usable.sum()), identifiers,
-        invalid, requests,
+        invalid, requests, unknown_countries,
     )  # fmt: skip
 
 
@@ -251,12 +259,15 @@ def _property_columns(
 ) -> dict[str, str]:
     if properties is None:
         return {}
+    if isinstance(properties, str):  # one column, not its letters
+        properties = [properties]
     mapping = dict(properties) if isinstance(properties, Mapping) else {c: c for c in properties}
     missing = [c for c in mapping if c not in frame.columns]
     if missing:
         msg = (
             f"Property columns {missing} are not in the customers data; keep them with "
-            "Customers.from_frame(..., extra_columns=[...])."
+            "Customers.from_frame(..., extra_columns=[...]) (the command line keeps the "
+            "columns --param properties=... names)."
         )
         raise ValueError(msg)
     if "segmentkit_segment" in mapping.values():

@@ -120,7 +120,7 @@ def build_meta(
         segmentation, segment, customers, consent=consent, suppression=suppression
     )
     schema = [key for key, column in SCHEMA.items() if column in profiles.columns]
-    columns, invalid = _match_keys(profiles, schema, default_region)
+    columns, invalid, unknown_countries = _match_keys(profiles, schema, default_region)
 
     usable = _usable(columns, len(profiles))
     excluded[NO_IDENTIFIER] = int((~usable).sum())
@@ -175,14 +175,16 @@ def build_meta(
         identifiers=identifiers,
         invalid_values=invalid,
         batches=len(requests),
+        unknown_countries=unknown_countries,
     )
     return AudienceExport(requests=requests, report=report)
 
 
 def _match_keys(
     profiles: pd.DataFrame, schema: list[str], default_region: str
-) -> tuple[dict[str, pd.Series], dict[str, int]]:
-    """Hashed value (or ``<NA>``) per key, and the invalid counts per key."""
+) -> tuple[dict[str, pd.Series], dict[str, int], dict[str, int]]:
+    """Hashed value (or ``<NA>``) per key, the invalid counts per key, and the
+    customers per country value that names no country."""
     countries = profiles["country"] if "country" in profiles.columns else None
     rules: dict[str, Any] = {
         "EMAIL": ids.email,
@@ -196,6 +198,7 @@ def _match_keys(
     }
     columns: dict[str, pd.Series] = {}
     invalid: dict[str, int] = {}
+    unknown_countries: dict[str, int] = {}
     for key in schema:
         raw = profiles[SCHEMA[key]].reset_index(drop=True)
         if key == "EXTERN_ID":
@@ -204,7 +207,9 @@ def _match_keys(
         normalised, bad = ids.prehashed(raw, rules[key](raw))
         columns[key] = ids.sha256_hex(normalised)
         invalid[key] = int(bad.sum())
-    return columns, invalid
+        if key == "COUNTRY":
+            unknown_countries = ids.unrecognised(raw, bad)
+    return columns, invalid, unknown_countries
 
 
 def _usable(columns: dict[str, pd.Series], n: int) -> np.ndarray:

@@ -17,12 +17,14 @@ from segmentkit.exporters._audience import (
     ExportReport,
     Request,
 )
-from segmentkit.exporters._identifiers import phone_e164
+from segmentkit.exporters._identifiers import country as country_codes
+from segmentkit.exporters._identifiers import phone_e164, unrecognised
 
 __all__ = [
     "check_batch_size",
     "check_external_ids",
     "check_operation",
+    "countries",
     "json_size",
     "make_report",
     "phones",
@@ -47,6 +49,14 @@ def text_column(frame: pd.DataFrame, column: str) -> pd.Series:
         return pd.Series(pd.NA, index=frame.index, dtype="string")
     values = frame[column].astype("string").str.strip()
     return values.mask(values == "", pd.NA)
+
+
+def countries(frame: pd.DataFrame) -> tuple[pd.Series, np.ndarray, dict[str, int]]:
+    """The ``country`` column as uppercase ISO 3166-1 alpha-2 (``<NA>`` when missing or
+    naming no country), the invalid mask, and the customers per unrecognised value."""
+    raw = text_column(frame, "country")
+    codes, invalid = country_codes(raw)
+    return codes.str.upper().astype("string"), invalid, unrecognised(raw, invalid)
 
 
 def phones(frame: pd.DataFrame, default_region: str) -> tuple[pd.Series, np.ndarray]:
@@ -104,6 +114,7 @@ def make_report(
     identifiers: Mapping[str, int],
     invalid_values: Mapping[str, int],
     requests: Sequence[Request],
+    unknown_countries: Mapping[str, int] | None = None,
 ) -> AudienceExport:
     """Number the requests by ``batch`` and wrap them with their report."""
     numbered = tuple(
@@ -128,6 +139,7 @@ def make_report(
         identifiers=dict(identifiers),
         invalid_values=dict(invalid_values),
         batches=len(numbered),
+        unknown_countries=dict(unknown_countries or {}),
     )
     return AudienceExport(requests=numbered, report=report)
 
