@@ -71,7 +71,7 @@ def _convert_values(values: pd.Series | pd.Index, pattern: str, prefix: bool) ->
         changed[hit] = "'" + texts[hit].astype(str)
     else:
         changed[hit] = texts[hit].astype(str).str.slice(1)
-    mapped: np.ndarray = np.where(codes >= 0, changed[np.maximum(codes, 0)], None)
+    mapped = changed[np.maximum(codes, 0)]  # fancy indexing: a new array
     missing = codes < 0
     if missing.any():
         # Keep each missing value as it was (NaN, None, pd.NA).
