@@ -250,7 +250,9 @@ def test_evaluate_string_dtype_and_nullable_boolean():
         ("a == 1e999", r"^Invalid number '1e999' at position 5\.", 5),
         ("a == +1", r"^Expected a value at position 5, found '\+'\.", 5),
         ("a and", r"^Expected a value at position 5, found the end of the rule\.", 5),
-        ("(" * 5000, r"nested too deeply.*position 0", 0),
+        ("(" * 5000, r"nested more than 50 levels deep at position 50", 50),
+        (" + ".join(["x"] * 1000) + " > 0", r"nested more than 50 levels deep at position", 3804),
+        ("not " * 60 + "x", r"nested more than 50 levels deep at position 200", 200),
     ],
 )
 def test_syntax_errors(text, match, position):

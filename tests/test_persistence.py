@@ -7,7 +7,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,8 @@ class Opaque:
 
 class OpaqueStateSegmenter(sk.RFMSegmenter):
     """RFM plus an attribute that has to be pickled, like HDBSCAN's fitted model."""
+
+    _pickled_state: ClassVar[dict[str, str]] = {"_opaque": "an Opaque test object"}
 
     def _fit(self, features: sk.CustomerFeatures) -> None:
         super()._fit(features)
@@ -272,7 +274,7 @@ def test_newer_format_version_asks_for_an_upgrade(tmp_path):
     ("engine", "message"),
     [
         ("os:system", "not part of segmentkit, not registered"),
-        ("never_imported_package_xyz.evil:Payload", "Install or import the package"),
+        ("never_imported_package_xyz.evil:Payload", "install or import the package"),
         ("segmentkit._io:write_atomic", "which is not a segmentkit Segmenter"),
         ("segmentkit.engines._nope:Engine", "this version of segmentkit .* does not have"),
         ("builtins:print; import os", "expected 'module:Class'"),

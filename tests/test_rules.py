@@ -131,7 +131,7 @@ def test_rules_load_from_files(tmp_path, frame, suffix):
     ("content", "match"),
     [
         ('{"rule": []}', "expected a top-level 'rules' list"),
-        ('{"rules": [{"name": "x"}]}', "rule 1 needs 'name' and 'when'"),
+        ('{"rules": [{"name": "x"}]}', r"rule 1 \('x'\) needs 'name' and 'when'"),
         (
             '{"rules": [{"name": "x", "when": "a > 1", "colour": "red"}]}',
             r"unknown keys \['colour'\]",

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from segmentkit._csv import restore_frame, write_csv
 from segmentkit._io import PathLike, write_atomic
 from segmentkit._segmentation import Segmentation
 from segmentkit.errors import InvalidParameterError, UnknownSegmentError
@@ -247,7 +248,7 @@ class GroupAssignment:
         frame = self.to_frame()
         # Default float formatting writes the shortest text that reads back to the same
         # bucket, so a reread file compares equal.
-        return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+        return write_csv(path, frame, index=False)
 
     def to_parquet(self, path: PathLike) -> Path:
         """Write the assignment to a Parquet file, atomically.
@@ -704,9 +705,11 @@ def _read_frame(source: object) -> pd.DataFrame:
             stratify_by=document.get("stratify_by") or "",
         )
     text = {c: str for c in ("customer_id", "segment", "stratum", "arm", "salt", "arms")}
-    return pd.read_csv(
+    frame = pd.read_csv(
         path,
         dtype={**text, "stratify_by": str},
         keep_default_na=False,
         na_values={"segment_id": [""], "segment": [""]},
     )
+    # Text cells were prefixed against spreadsheet formulas when written (see _csv).
+    return restore_frame(frame, [*text, "stratify_by"])

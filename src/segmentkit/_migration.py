@@ -19,7 +19,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from segmentkit._io import PathLike, write_atomic
+from segmentkit._csv import write_csv
+from segmentkit._io import PathLike
 from segmentkit._segmentation import Segmentation
 from segmentkit.errors import InvalidParameterError, UnknownSegmentError
 
@@ -212,7 +213,7 @@ class Migration:
         for name, frame in tables.items():
             path = out / f"{name}.csv"
             keep_index = name in ("matrix", "shares")
-            write_atomic(path, lambda tmp, f=frame, i=keep_index: f.to_csv(tmp, index=i))
+            write_csv(path, frame, index=keep_index)
             written[name] = path
         return written
 

@@ -72,6 +72,8 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 FORMAT = "segmentkit-model"
 #: Newest format version this release writes and reads.
 FORMAT_VERSION = 1
+#: Deepest nesting of lists and objects :func:`load` reads; saved models use about 10.
+MAX_DEPTH = 100
 
 _TAG = "__type__"
 _KEYS = ("format", "format_version", "segmentkit_version", "engine", "fitted", "params")
@@ -176,7 +178,33 @@ def load(path: PathLike, *, trust_pickle: bool = False) -> Segmenter:
     except ValueError as error:
         msg = f"{source} is not a segmentkit model file: it is not valid JSON ({error})."
         raise PersistenceError(msg) from None
-    return _from_document(document, source=source, trust_pickle=trust_pickle)
+    except RecursionError:
+        raise PersistenceError(_too_deep(source)) from None
+    _check_depth(document, source)
+    try:
+        return _from_document(document, source=source, trust_pickle=trust_pickle)
+    except RecursionError:
+        raise PersistenceError(_too_deep(source)) from None
+
+
+def _too_deep(source: str) -> str:
+    return (
+        f"{source} is not a segmentkit model file: its JSON is nested more than "
+        f"{MAX_DEPTH} levels deep, which no saved model is."
+    )
+
+
+def _check_depth(document: Any, source: str) -> None:
+    # Iterative, so a deep document is refused here rather than by a RecursionError.
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PersistenceError(_too_deep(source))
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value)
 
 
 # --------------------------------------------------------------------------- writing
@@ -205,7 +233,15 @@ def _to_document(segmenter: Segmenter) -> dict[str, Any]:
     for name, value in attributes.items():
         try:
             state[name] = codec.encode(value, f"state[{name!r}]")
-        except _UnencodableError:
+        except _UnencodableError as error:
+            if name not in cls._pickled_state:
+                msg = (
+                    f"Cannot save {cls.__name__}: its attribute {name!r} is {error.what}, "
+                    "which has no JSON form. Store plain data (numbers, text, lists, "
+                    "arrays, pandas objects) in it, or, if it must be pickled, list it in "
+                    f"{cls.__name__}._pickled_state (loading then needs trust_pickle=True)."
+                )
+                raise PersistenceError(msg) from None
             pickled[name] = _pickle_entry(cls.__name__, name, value)
     encoded_params = {}
     for name, value in params.items():
@@ -285,9 +321,14 @@ def _from_document(document: Any, *, source: str, trust_pickle: bool) -> Segment
         raise PersistenceError(msg)
     version = document.get("format_version")
     if type(version) is not int or version < 1:
-        raise _damaged(source, "format_version", f"expected a positive int, got {version!r}")
+        raise _damaged(
+            source, "format_version", f"expected a positive int, got {_untrusted(version)}"
+        )
     if version > FORMAT_VERSION:
-        written_by = document.get("segmentkit_version", "an unknown version")
+        claimed = document.get("segmentkit_version")
+        # Shown only when it looks like a version number: the text comes from the file.
+        version_like = isinstance(claimed, str) and re.fullmatch(r"[\w.+-]{1,40}", claimed)
+        written_by = claimed if version_like else "an unknown version"
         msg = (
             f"{source} was written by segmentkit {written_by} with format version "
             f"{version}; this version of segmentkit ({__version__}) reads up to "
@@ -302,7 +343,7 @@ def _from_document(document: Any, *, source: str, trust_pickle: bool) -> Segment
         raise _damaged(source, "the document", f"it has unknown fields {unknown}")
     engine = document["engine"]
     if not isinstance(engine, str) or not _CLASS_PATH.fullmatch(engine):
-        raise _damaged(source, "engine", f"expected 'module:Class', got {engine!r}")
+        raise _damaged(source, "engine", f"expected 'module:Class', got {_untrusted(engine)}")
     cls = _resolve_engine(engine, source)
     fitted, params = document["fitted"], document["params"]
     state, pickled = document.get("state", {}), document.get("pickled", {})
@@ -314,7 +355,8 @@ def _from_document(document: Any, *, source: str, trust_pickle: bool) -> Segment
     ):
         if not isinstance(value, kind):
             raise _damaged(source, where, f"expected {kind.__name__}, got {type(value).__name__}")
-    unpickled = _unpickle(pickled, source=source, trust=trust_pickle)
+    _check_pickled_names(cls, pickled, source)
+    unpickled = _unpickle(cls, pickled, source=source, trust=trust_pickle)
 
     codec = _Codec(owner=cls.__name__, engine_module=cls.__module__, source=source)
     decoded = {k: codec.decode(v, k) for k, v in params.items()}
@@ -324,6 +366,7 @@ def _from_document(document: Any, *, source: str, trust_pickle: bool) -> Segment
             raise _damaged(source, "state", f"{name!r} is not an attribute name")
         if name in params:
             raise _damaged(source, "state", f"{name!r} is a parameter, not fitted state")
+        _check_state_name(cls, name, source)
     both = sorted(set(state) & set(unpickled))
     if both:
         raise _damaged(source, "pickled", f"{both} are also in 'state'")
@@ -338,7 +381,25 @@ def _from_document(document: Any, *, source: str, trust_pickle: bool) -> Segment
     return segmenter
 
 
-def _unpickle(pickled: dict[str, Any], *, source: str, trust: bool) -> dict[str, Any]:
+def _check_pickled_names(cls: type[Segmenter], pickled: dict[str, Any], source: str) -> None:
+    """Refuse pickled state the engine never writes, whatever the caller trusts."""
+    declared = cls._pickled_state
+    unexpected = [name for name in pickled if name not in declared]
+    if not unexpected:
+        return
+    shown = ", ".join(_untrusted(name) for name in unexpected[:5])
+    writes = f"it writes only {sorted(declared)} that way" if declared else "it never writes any"
+    msg = (
+        f"{source} holds pickled state {shown} for {cls.__name__}, but {writes}. The "
+        "pickled section was not written by segmentkit; it is refused even with "
+        "trust_pickle=True. Save the model again."
+    )
+    raise PersistenceError(msg)
+
+
+def _unpickle(
+    cls: type[Segmenter], pickled: dict[str, Any], *, source: str, trust: bool
+) -> dict[str, Any]:
     blobs = {}
     for name, entry in pickled.items():
         where = f"pickled[{name!r}]"
@@ -354,9 +415,12 @@ def _unpickle(pickled: dict[str, Any], *, source: str, trust: bool) -> dict[str,
     if not blobs:
         return {}
     if not trust:
-        listed = ", ".join(f"{n!r} ({pickled[n]['python_type']})" for n in pickled)
+        # What the engine's own code says the attribute holds: the file's 'python_type'
+        # is the author's claim and is not shown as if it were verified.
+        listed = ", ".join(f"{n!r} ({cls._pickled_state[n]})" for n in pickled)
         msg = (
-            f"{source} holds pickled Python objects: {listed}. Unpickling runs code chosen "
+            f"{source} holds pickled Python objects for {cls.__name__}: {listed}. "
+            "Unpickling runs code chosen "
             "by whoever wrote the file, so loading it is refused by default. If you wrote "
             "the file yourself or trust its origin as much as your own code, load it with "
             "load(path, trust_pickle=True)."
@@ -373,7 +437,7 @@ def _unpickle(pickled: dict[str, Any], *, source: str, trust: bool) -> dict[str,
             objects[name] = pickle.loads(blob)  # the caller said it trusts the file
         except Exception as error:
             msg = (
-                f"{source}: cannot unpickle {name!r} ({pickled[name]['python_type']}): "
+                f"{source}: cannot unpickle {name!r} ({cls._pickled_state[name]}): "
                 f"{type(error).__name__}: {error}. It may need other library versions than "
                 "the ones installed."
             )
@@ -401,6 +465,88 @@ def _construct(
         raise PersistenceError(msg) from error
 
 
+def _check_state_name(cls: type[Segmenter], name: str, source: str) -> None:
+    declared = {**_BASE_STATE, **cls._state_types, **cls._pickled_state}
+    if name in declared:
+        return
+    if hasattr(cls, name):
+        # Data set over a method or class attribute would change what the engine runs.
+        raise _damaged(source, "state", f"{name!r} is not fitted state of {cls.__name__}")
+    builtin = cls.__module__.startswith("segmentkit.")
+    if builtin and not _is_public_fitted(name):
+        raise _damaged(source, "state", f"{cls.__name__} has no fitted attribute {name!r}")
+
+
+def _check_values(segmenter: Segmenter, source: str) -> None:
+    """Shapes and numbers of the state that predict uses: finite, consistent, 1-d names."""
+    from segmentkit.engines._preprocess import Preprocessor
+
+    cls = type(segmenter)
+    names = segmenter.feature_names_in_
+    if names.ndim != 1 or not all(isinstance(n, str) for n in names.tolist()):
+        raise _damaged(source, "state['feature_names_in_']", "expected a list of names")
+    if len(set(names.tolist())) != len(names):
+        raise _damaged(source, "state['feature_names_in_']", "it repeats a feature name")
+    for name in cls._state_types:
+        value = getattr(segmenter, name)
+        where = f"state[{name!r}]"
+        if _has_nan(value):
+            raise _damaged(source, where, "it holds NaN where numbers are needed")
+        if isinstance(value, Preprocessor):
+            _check_preprocessor(value, source, where)
+    centers = getattr(segmenter, "cluster_centers_", None)
+    if "cluster_centers_" in cls._state_types and isinstance(centers, np.ndarray):
+        where = "state['cluster_centers_']"
+        if centers.ndim != 2 or centers.dtype.kind != "f" or not np.isfinite(centers).all():
+            raise _damaged(source, where, "expected a 2-d array of finite numbers")
+        pre = getattr(segmenter, "_pre", None)
+        if isinstance(pre, Preprocessor):
+            width = len(pre.numeric) + sum(len(levels) for levels in pre.categorical.values())
+            if centers.shape[1] != width:
+                raise _damaged(source, where, f"{centers.shape[1]} columns for {width} features")
+    thresholds = getattr(segmenter, "thresholds_", None)
+    if "thresholds_" in cls._state_types and isinstance(thresholds, dict):
+        for key, cuts in thresholds.items():
+            if not (isinstance(cuts, np.ndarray) and cuts.ndim == 1 and cuts.dtype.kind == "f"):
+                raise _damaged(source, f"state['thresholds_'][{key!r}]", "expected a 1-d array")
+    parsed, rules = getattr(segmenter, "_parsed", None), getattr(segmenter, "rules_", None)
+    if isinstance(parsed, list) and isinstance(rules, list) and len(parsed) != len(rules):
+        raise _damaged(source, "state['_parsed']", "it does not match rules_")
+
+
+def _check_preprocessor(pre: Any, source: str, where: str) -> None:
+    n = len(pre.numeric)
+    for field_name in ("fill", "center", "scale"):
+        values = getattr(pre, field_name)
+        if not isinstance(values, list) or len(values) != n:
+            raise _damaged(source, f"{where}.{field_name}", f"expected {n} numbers")
+        if not all(_is_real(v) and math.isfinite(v) for v in values):
+            raise _damaged(source, f"{where}.{field_name}", "expected finite numbers")
+    if not all(v > 0 for v in pre.scale):
+        raise _damaged(source, f"{where}.scale", "scales must be positive")
+    if not set(pre.logged) <= set(pre.numeric):
+        raise _damaged(source, f"{where}.logged", "it names features that are not numeric")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool
+    )
+
+
+def _has_nan(value: Any) -> bool:
+    # Bounded: the document's depth was checked on reading.
+    if isinstance(value, float | np.floating):
+        return bool(np.isnan(value))
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind == "f" and bool(np.isnan(value).any())
+    if isinstance(value, list | tuple):
+        return any(_has_nan(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nan(v) for v in value.values())
+    return False
+
+
 def _check_state(segmenter: Segmenter, source: str) -> None:
     cls = type(segmenter)
     required = {**_BASE_STATE, **getattr(cls, "_state_types", {})}
@@ -426,6 +572,7 @@ def _check_state(segmenter: Segmenter, source: str) -> None:
         raise _damaged(source, "state['segment_names_']", "it does not match segments_")
     if segmenter.n_features_in_ != len(segmenter.feature_names_in_):
         raise _damaged(source, "state['n_features_in_']", "it does not match feature_names_in_")
+    _check_values(segmenter, source)
 
 
 def _resolve_engine(path: str, source: str) -> type[Segmenter]:
@@ -438,22 +585,26 @@ def _resolve_engine(path: str, source: str) -> type[Segmenter]:
         found = _lookup(module, qualname) if module is not None else None
         if found is None:
             msg = (
-                f"{source} names the engine {path}, which this version of segmentkit "
-                f"({__version__}) does not have."
+                f"{source} names its engine {_untrusted(path)} (the file's claim), which "
+                f"this version of segmentkit ({__version__}) does not have. Its engines: "
+                f"{_builtin_engines()}."
             )
             raise PersistenceError(msg)
     else:
         found = _known_engine(path)
         if found is None:
             msg = (
-                f"{source} names the engine {path}, which is not part of segmentkit, not "
-                "registered (segmentkit.register_engine) and not an installed plugin (entry "
-                "point group 'segmentkit.engines'). Install or import the package that "
-                "provides it, then load again."
+                f"{source} names its engine {_untrusted(path)} (the file's claim), which is "
+                "not part of segmentkit, not registered (segmentkit.register_engine) and not "
+                "an installed plugin (entry point group 'segmentkit.engines'). If you trust "
+                "the file, install or import the package that provides it, then load again."
             )
             raise PersistenceError(msg)
     if not (isinstance(found, type) and issubclass(found, Segmenter)):
-        msg = f"{source} names {path} as its engine, which is not a segmentkit Segmenter."
+        msg = (
+            f"{source} names {_untrusted(path)} as its engine (the file's claim), which is "
+            "not a segmentkit Segmenter."
+        )
         raise PersistenceError(msg)
     return found
 
@@ -901,6 +1052,18 @@ def _damaged(source: str, where: str, detail: str) -> PersistenceError:
         "model again."
     )
     return PersistenceError(msg)
+
+
+def _untrusted(value: Any, limit: int = 80) -> str:
+    """A value from a file, quoted and shortened: shown as the file's text, never trusted."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def _builtin_engines() -> list[str]:
+    from segmentkit import _registry
+
+    return sorted(path.partition(":")[2] for path in _registry._BUILTIN.values())
 
 
 def _reject_constant(name: str) -> Any:

@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from segmentkit._csv import read_csv, write_csv
 from segmentkit._features import CustomerFeatures
 from segmentkit._io import PathLike, write_atomic
 from segmentkit.errors import InvalidParameterError, UnknownSegmentError
@@ -354,7 +355,7 @@ class Segmentation:
         """
         frame = self._table(table)
         # 15 significant digits print sums as 45724.37, not 45724.369999999995.
-        return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.15g"))
+        return write_csv(path, frame, index=False, float_format="%.15g")
 
     def to_parquet(self, path: PathLike, *, table: Table = "assignments") -> Path:
         """Write the assignments (or the catalog) to a Parquet file, atomically.
@@ -709,7 +710,9 @@ def _read_assignments(source: pd.DataFrame | PathLike) -> pd.DataFrame:
             frame = pd.DataFrame(document["assignments"])
             return frame.assign(as_of=document.get("as_of"))
         return pd.DataFrame(document)
-    return pd.read_csv(path, dtype={"customer_id": str, "segment": str})
+    # Ids and names come back exactly, without the prefix that kept them from running as
+    # spreadsheet formulas (see segmentkit._csv).
+    return read_csv(path, ["customer_id", "segment"])
 
 
 def feature_rows(frame: pd.DataFrame, assignments: pd.DataFrame, user: str) -> np.ndarray:

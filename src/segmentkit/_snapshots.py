@@ -240,7 +240,7 @@ class Snapshots(Sequence[Segmentation]):
         pathlib.Path
             The folder.
         """
-        from segmentkit._io import write_atomic
+        from segmentkit._csv import write_csv
 
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
@@ -255,7 +255,7 @@ class Snapshots(Sequence[Segmentation]):
             else:
                 getattr(item, writers[fmt])(path)
         sizes = self.sizes()
-        write_atomic(out / "sizes.csv", lambda tmp: sizes.to_csv(tmp))
+        write_csv(out / "sizes.csv", sizes)
         return out
 
     def __repr__(self) -> str:

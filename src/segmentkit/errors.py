@@ -153,7 +153,7 @@ class ContractError(SegmentkitError, ValueError):
 
 
 class RuleSyntaxError(SegmentkitError, ValueError):
-    """A rule written as text cannot be parsed or names an unknown feature.
+    """A rule cannot be parsed, names an unknown feature, or a rules file is malformed.
 
     Parameters
     ----------
@@ -178,6 +178,9 @@ class RuleSyntaxError(SegmentkitError, ValueError):
         self.message = message
         self.text = text
         self.position = position
+        if not text:  # about a rule file's structure, not the text of a condition
+            super().__init__(message)
+            return
         pointer = " " * position + "^"
         super().__init__(f"{message}\n    {text}\n    {pointer}")
 

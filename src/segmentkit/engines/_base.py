@@ -72,6 +72,11 @@ class Segmenter(BaseEstimator, ABC):
     #: hold, with their types; :func:`segmentkit.load` refuses files that lack them.
     #: List the private state ``_assign`` needs (e.g. ``{"_pre": Preprocessor}``).
     _state_types: ClassVar[dict[str, type | tuple[type, ...]]] = {}
+    #: Fitted attributes with no JSON form that :meth:`save` stores pickled, each with
+    #: what it holds (e.g. ``{"_model": "the fitted hdbscan.HDBSCAN clusterer"}``).
+    #: :func:`segmentkit.load` refuses a pickled section for any other attribute, even
+    #: with ``trust_pickle=True``; engines that pickle nothing leave it empty.
+    _pickled_state: ClassVar[dict[str, str]] = {}
 
     def fit(self, X: CustomerFeatures | pd.DataFrame, y: None = None) -> Self:
         """Learn the segments from customer features.

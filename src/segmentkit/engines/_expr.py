@@ -83,6 +83,11 @@ _TOKEN = re.compile(
 )
 _NUMBER_TAIL = re.compile(r"[\w.]*")
 _TOO_DEEP = "Rule is nested too deeply, starting at position 0; split it into simpler rules."
+#: Longest rule text parsed, in characters.
+MAX_RULE_LENGTH = 100_000
+#: Deepest nesting of a rule: parentheses, ``not``, ``-`` and chained arithmetic
+#: (``a + b + c`` nests two levels). Deeper trees would exhaust Python's stack.
+MAX_RULE_DEPTH = 50
 
 
 # --------------------------------------------------------------------------- AST
@@ -101,12 +106,21 @@ class Expr:
         return frozenset(node.name for node in self._walk() if isinstance(node, Name))
 
     def _walk(self) -> Iterator[Expr]:
-        yield self
+        # Iterative, pre-order: a deep tree built in Python must not exhaust the stack.
+        stack: list[Expr] = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node._children()))
+
+    def _children(self) -> list[Expr]:
+        children: list[Expr] = []
         for f in fields(self):
             value = getattr(self, f.name)
             for child in value if isinstance(value, tuple) else (value,):
                 if isinstance(child, Expr):
-                    yield from child._walk()
+                    children.append(child)
+        return children
 
     def __str__(self) -> str:
         return self._render()
@@ -539,6 +553,17 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.index = 0
+        self.depth = 0  # open parentheses, 'not' and '-' around the current token
+
+    def nested(self, token: _Token, parse: Callable[[], Expr]) -> Expr:
+        """Parse one more level of nesting, refusing rules nested too deeply."""
+        if self.depth >= MAX_RULE_DEPTH:
+            raise self.error(_too_deep(token.position), token.position)
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
 
     def peek(self, ahead: int = 0) -> _Token:
         return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
@@ -607,7 +632,7 @@ class _Parser:
 
     def not_expr(self) -> Expr:
         if token := self.accept("keyword", "not"):
-            return Not(self.not_expr(), position=token.position)
+            return Not(self.nested(token, self.not_expr), position=token.position)
         return self.predicate()
 
     def predicate(self) -> Expr:
@@ -676,7 +701,7 @@ class _Parser:
         if number := self.accept("number"):
             # Fold "-3" into one literal so negative numbers print and round-trip as such.
             return Literal(-number.value, position=token.position)
-        return Negate(self.unary(), position=token.position)
+        return Negate(self.nested(token, self.unary), position=token.position)
 
     def atom(self) -> Expr:
         token = self.peek()
@@ -687,7 +712,7 @@ class _Parser:
         if self.accept("keyword", "true", "false"):
             return Literal(token.value == "true", position=token.position)
         if self.accept("op", "("):
-            inner = self.or_expr()
+            inner = self.nested(token, self.or_expr)
             self.expect("op", ")", "')'")
             return inner
         if self.at("keyword", "null"):
@@ -717,10 +742,38 @@ def parse(text: str) -> Expr:
     RuleSyntaxError
         If ``text`` does not follow the grammar in the module docstring.
     """
+    if len(text) > MAX_RULE_LENGTH:
+        shown = text[:60] + "..."
+        msg = (
+            f"Rule is {len(text):,} characters long; rules are limited to "
+            f"{MAX_RULE_LENGTH:,}. Split it into simpler rules."
+        )
+        raise RuleSyntaxError(msg, text=shown, position=0)
     try:
-        return _Parser(text).rule()
+        tree = _Parser(text).rule()
     except RecursionError:
         raise RuleSyntaxError(_TOO_DEEP, text=text, position=0) from None
+    _check_depth(tree, text)
+    return tree
+
+
+def _too_deep(position: int) -> str:
+    return (
+        f"Rule is nested more than {MAX_RULE_DEPTH} levels deep at position {position} "
+        "(parentheses, 'not', '-' or a long chain of arithmetic); split it into simpler "
+        "rules, or add a feature that holds the computed value."
+    )
+
+
+def _check_depth(tree: Expr, text: str) -> None:
+    # A chain such as "a + b + ... + z" parses without recursion but nests one level
+    # per operator, and every later pass over the tree recurses.
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_RULE_DEPTH:
+            raise RuleSyntaxError(_too_deep(node.position), text=text, position=node.position)
+        stack.extend((child, depth + 1) for child in node._children())
 
 
 def check_names(expr_or_text: Expr | str, available: Iterable[str], *, text: str) -> None:

@@ -175,6 +175,9 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         "_fit_index": pd.Index,
         "_fit_hashes": np.ndarray,
     }
+    _pickled_state: ClassVar[dict[str, str]] = {
+        "_model": "the fitted hdbscan.HDBSCAN clusterer, for approximate_predict"
+    }
 
     def __init__(
         self,

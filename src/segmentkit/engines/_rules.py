@@ -232,7 +232,7 @@ def _parse_rule(rule: Rule, columns: list[str]) -> Expr:
                 " Browsing features need events: extract_features(transactions, events=...),"
                 " or use lifecycle_rules(browsing=False)."
             )
-        raise RuleSyntaxError(message, text=text, position=error.position) from None
+        raise RuleSyntaxError(message, text=error.text, position=error.position) from None
     return expr
 
 
@@ -274,6 +274,14 @@ def _normalise(rules: Sequence[RuleLike] | Mapping[str, Condition]) -> list[Rule
     return out
 
 
+#: Largest rules file read, in bytes: a real one is a few kilobytes.
+MAX_RULES_FILE_BYTES = 1_000_000
+#: Most values a YAML rules file may expand to through anchors and aliases.
+MAX_YAML_VALUES = 100_000
+#: Deepest nesting of lists and tables in a rules file.
+MAX_RULES_FILE_DEPTH = 64
+
+
 def load_rules(path: str | Path) -> tuple[list[Rule], str]:
     """Read segment rules from a TOML, JSON or YAML file.
 
@@ -286,6 +294,11 @@ def load_rules(path: str | Path) -> tuple[list[Rule], str]:
         name = "New customers"
         when = "tenure_days <= 30"
         description = "First order in the last 30 days."
+
+    Rules files often come from outside the code, so reading one is bounded: at most
+    :data:`MAX_RULES_FILE_BYTES` bytes, :data:`MAX_RULES_FILE_DEPTH` levels of nesting
+    and, for YAML, :data:`MAX_YAML_VALUES` values once anchors and aliases are
+    expanded (counted without expanding them).
 
     Parameters
     ----------
@@ -301,58 +314,198 @@ def load_rules(path: str | Path) -> tuple[list[Rule], str]:
 
     Raises
     ------
-    ValueError
-        If the file's structure is not as above; the message says what is wrong.
+    RuleSyntaxError
+        If the file cannot be read, is too large or too deeply nested, or its structure
+        is not as above (a ``ValueError``); the message names the rule and the field.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "rules.json").write_text('{"rules": [{"name": "VIP", "when": 3}]}')
+    >>> load_rules(folder / "rules.json")
+    Traceback (most recent call last):
+    ...
+    segmentkit.errors.RuleSyntaxError: ...rule 1 ('VIP'): 'when' must be text ... got a number.
     """
     path = Path(path)
     try:
         document = _read_document(path)
+    except RuleSyntaxError:
+        raise
+    except RecursionError:
+        raise _file_error(path, _too_deep_message()) from None
     except (ValueError, TypeError) as error:  # JSON, TOML and YAML parse errors
-        if "unsupported rules file type" in str(error):
-            raise
-        msg = f"{path}: cannot read the rules file: {error}"
-        raise ValueError(msg) from error
+        raise _file_error(path, f"cannot read the rules file: {error}") from error
     if not isinstance(document, Mapping) or not isinstance(document.get("rules"), list):
-        msg = f"{path}: expected a top-level 'rules' list (and optionally 'default')."
-        raise ValueError(msg)
+        raise _file_error(path, "expected a top-level 'rules' list (and optionally 'default').")
     rules = []
     for position, entry in enumerate(document["rules"], start=1):
-        if not isinstance(entry, Mapping) or not {"name", "when"} <= set(entry):
-            msg = f"{path}: rule {position} needs 'name' and 'when' keys, got {entry!r}."
-            raise ValueError(msg)
+        if not isinstance(entry, Mapping):
+            msg = f"rule {position} must be a table with 'name' and 'when', got {_kind(entry)}."
+            raise _file_error(path, msg)
+        name = entry.get("name")
+        label = f"rule {position}" + (f" ({name!r})" if isinstance(name, str) else "")
+        missing = [key for key in ("name", "when") if key not in entry]
+        if missing:
+            keys = sorted(str(k) for k in entry)
+            msg = f"{label} needs 'name' and 'when' keys; {missing} missing (it has {keys})."
+            raise _file_error(path, msg)
         unknown = set(entry) - {"name", "when", "description"}
         if unknown:
-            msg = f"{path}: rule {position} has unknown keys {sorted(unknown)}."
-            raise ValueError(msg)
-        rules.append(
-            Rule(str(entry["name"]), str(entry["when"]), str(entry.get("description", "")))
+            raise _file_error(path, f"{label} has unknown keys {sorted(map(str, unknown))}.")
+        fields = {
+            "name": "the segment name",
+            "when": 'a condition such as "frequency >= 4"',
+            "description": "who the segment is, in words",
+        }
+        for key, what in fields.items():
+            if key in entry and not isinstance(entry[key], str):
+                msg = f"{label}: {key!r} must be text ({what}), got {_kind(entry[key])}."
+                raise _file_error(path, msg)
+        if not entry["name"].strip():
+            raise _file_error(path, f"{label}: 'name' is empty; give the segment a name.")
+        rules.append(Rule(entry["name"], entry["when"], entry.get("description", "")))
+    default = document.get("default", "Other")
+    if not isinstance(default, str) or not default.strip():
+        msg = (
+            "'default' must be non-empty text (the segment of customers no rule matches), "
+            f"got {_kind(default)}."
         )
-    return rules, str(document.get("default", "Other"))
+        raise _file_error(path, msg)
+    return rules, default
+
+
+def _file_error(path: Path, message: str) -> RuleSyntaxError:
+    return RuleSyntaxError(f"{path}: {message}", text="", position=0)
+
+
+def _too_deep_message() -> str:
+    return (
+        f"the rules file is nested more than {MAX_RULES_FILE_DEPTH} levels deep; a rules "
+        "file is a list of rules, each a table of text."
+    )
+
+
+def _kind(value: object) -> str:
+    """What a value from a file is, in words, without echoing it (it may be huge)."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
 
 
 def _read_document(path: Path) -> Any:
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    if suffix not in {".toml", ".json", ".yaml", ".yml"}:
+        msg = f"unsupported rules file type {suffix!r}; use .toml, .json, .yaml or .yml."
+        raise _file_error(path, msg)
+    with open(path, "rb") as stream:
+        # Read one byte past the limit rather than trust the size on disk (a pipe or
+        # device has none).
+        data = stream.read(MAX_RULES_FILE_BYTES + 1)
+    if len(data) > MAX_RULES_FILE_BYTES:
+        msg = (
+            f"the file is larger than {MAX_RULES_FILE_BYTES:,} bytes, the limit for a rules "
+            "file (a real one is a few kilobytes); check that this is the rules file."
+        )
+        raise _file_error(path, msg)
+    text = data.decode("utf-8")
     if suffix == ".toml":
         try:
             import tomllib
         except ModuleNotFoundError:  # Python 3.10
             import tomli as tomllib  # type: ignore[no-redef]
-        return tomllib.loads(text)
-    if suffix == ".json":
-        return json.loads(text)
-    if suffix in {".yaml", ".yml"}:
-        try:
-            import yaml
-        except ImportError as error:
-            msg = "Reading YAML rules needs pyyaml: pip install 'segmentkit[yaml]'."
-            raise ImportError(msg) from error
-        try:
-            return yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ValueError(str(error)) from error
-    msg = f"{path}: unsupported rules file type {suffix!r}; use .toml, .json, .yaml or .yml."
-    raise ValueError(msg)
+        document = tomllib.loads(text)
+    elif suffix == ".json":
+        document = json.loads(text)
+    else:
+        return _read_yaml(path, text)
+    _check_depth(path, document)
+    return document
+
+
+def _check_depth(path: Path, document: Any) -> None:
+    # Iterative, so a deep document is refused here rather than by a RecursionError.
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_RULES_FILE_DEPTH:
+            raise _file_error(path, _too_deep_message())
+        children = value.values() if isinstance(value, Mapping) else value
+        if isinstance(value, Mapping | list):
+            stack.extend((child, depth + 1) for child in children)
+
+
+def _read_yaml(path: Path, text: str) -> Any:
+    try:
+        import yaml
+    except ImportError as error:
+        msg = "Reading YAML rules needs pyyaml: pip install 'segmentkit[yaml]'."
+        raise ImportError(msg) from error
+    loader = yaml.SafeLoader(text)
+    try:
+        # Compose the node graph first: an alias is one shared node there, so its size
+        # can be counted before anything is expanded ("billion laughs").
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml_size(path, node)
+        return loader.construct_document(node)
+    except yaml.YAMLError as error:
+        raise ValueError(str(error)) from error
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_size(path: Path, root: Any) -> None:
+    """Refuse a YAML graph that expands to too many values, is too deep, or is cyclic."""
+    import yaml
+
+    expanded: dict[int, int] = {}  # node id -> values it expands to
+    on_path: set[int] = set()
+    stack: list[tuple[Any, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        children: list[Any] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [item for pair in node.value for item in pair]
+        if done:
+            on_path.discard(key)
+            expanded[key] = 1 + sum(expanded[id(child)] for child in children)
+            if expanded[key] > MAX_YAML_VALUES:
+                msg = (
+                    f"the YAML expands to more than {MAX_YAML_VALUES:,} values through "
+                    "anchors and aliases (&name and *name); write the rules out without "
+                    "aliases."
+                )
+                raise _file_error(path, msg)
+            continue
+        if key in expanded:
+            continue
+        if key in on_path:
+            msg = (
+                "the YAML refers to itself through an alias (a *name inside the &name it "
+                "points to); write the rules out without aliases."
+            )
+            raise _file_error(path, msg)
+        if depth > MAX_RULES_FILE_DEPTH:
+            raise _file_error(path, _too_deep_message())
+        on_path.add(key)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in children)
 
 
 def lifecycle_rules(
