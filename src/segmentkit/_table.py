@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
+from segmentkit._dates import DateOptions
 from segmentkit._report import ValidationReport
 from segmentkit._schema import (
     Contract,
@@ -72,14 +73,26 @@ class _Table:
 
     @classmethod
     def _canonical(
-        cls, frame: Any, mapping: Mapping[str, str], *, timezone: str, extra_keys: list[str]
+        cls,
+        frame: Any,
+        mapping: Mapping[str, str],
+        *,
+        timezone: str,
+        extra_keys: list[str],
+        dates: DateOptions | None = None,
+        notes: list[str] | None = None,
     ) -> pd.DataFrame:
-        """Map, then coerce, raising every contract failure of the two steps at once."""
+        """Map, then coerce, raising every contract failure of the two steps at once.
+
+        What reading decided (e.g. the day/month order of text dates) is added to ``notes``.
+        """
         check_timezone(timezone)
         canonical, failures = map_columns(frame, cls.contract, mapping, extra_keys=extra_keys)
         raise_if(failures, cls.contract.table)
         check_not_empty(canonical, cls.contract.table)
-        coerced, failures = coerce(canonical, cls.contract, timezone=timezone)
+        coerced, failures = coerce(
+            canonical, cls.contract, timezone=timezone, dates=dates, notes=notes
+        )
         raise_if(failures, cls.contract.table)
         return coerced
 
