@@ -127,8 +127,8 @@ class Customers(_Table):
             Time zone of ``signup_date`` values that carry none.
         date_format : str, optional
             How text dates (``signup_date``, ``birth_date``) are written, as a
-            ``strftime`` pattern such as ``'%d.%m.%Y %H:%M'``; or ``'epoch'`` / ``'epoch_ms'`` for numbers of seconds /
-            milliseconds since 1970-01-01 UTC. Without it, ISO 8601 is read as such and
+            ``strftime`` pattern such as ``'%d.%m.%Y %H:%M'``; or ``'epoch'`` /
+            ``'epoch_ms'`` for numbers of seconds / milliseconds since 1970-01-01 UTC. Without it, ISO 8601 is read as such and
             numeric day/month dates use ``dayfirst`` or the order the data settles.
         dayfirst : bool, optional
             For numeric dates such as ``01.02.2024``: ``True`` reads day first, ``False``

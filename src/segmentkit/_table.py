@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -11,6 +12,7 @@ import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._dates import DateOptions
+from segmentkit._readers import read_delimited
 from segmentkit._report import ValidationReport
 from segmentkit._schema import (
     Contract,
@@ -115,8 +117,12 @@ class _Table:
         path : str or os.PathLike
             File to read; ``.gz``, ``.zip``, ``.bz2`` and ``.xz`` are decompressed.
         read_options : dict, optional
-            Extra keyword arguments for :func:`pandas.read_csv` (``sep``, ``encoding``...),
-            or for ``polars.scan_csv`` / ``duckdb.read_csv`` with those engines.
+            Extra keyword arguments for :func:`pandas.read_csv` (``sep``, ``decimal``,
+            ``thousands``, ``encoding``...), or for ``polars.scan_csv`` / ``duckdb.read_csv``
+            with those engines. Without ``sep``, the separator is sniffed among ``,`` ``;``
+            tab and ``|`` (the report notes which). A file that is empty, truncated, not in
+            the encoding, cannot be split into columns or repeats a column name is a
+            :class:`~segmentkit.errors.ContractError` naming the file.
         engine : {'pandas', 'polars', 'duckdb'}, default='pandas'
             Who reads. ``'polars'`` and ``'duckdb'`` scan lazily (files and globs larger
             than memory), validate in that engine and return native transactions.
@@ -139,9 +145,14 @@ class _Table:
         # One pass over the whole file for types, instead of guessing per chunk (which
         # warns about mixed types and can type one column two ways).
         options.setdefault("low_memory", False)
-        frame = pd.read_csv(path, dtype=dtype, **options)
+        frame, notes = read_delimited(path, options, dtype, cls.contract.table)
         _check_separator(frame, path)
-        return cls.from_frame(frame, **kwargs)
+        table = cls.from_frame(frame, **kwargs)
+        if notes:
+            # How the file was read belongs with how its rows were: one report.
+            report = table.report
+            table._report = dataclasses.replace(report, notes=(*notes, *report.notes))
+        return table
 
     @classmethod
     def from_parquet(cls, path: PathLike, /, *, engine: str = "pandas", **kwargs: Any) -> Self:
