@@ -128,8 +128,9 @@ class Customers(_Table):
         date_format : str, optional
             How text dates (``signup_date``, ``birth_date``) are written, as a
             ``strftime`` pattern such as ``'%d.%m.%Y %H:%M'``; or ``'epoch'`` /
-            ``'epoch_ms'`` for numbers of seconds / milliseconds since 1970-01-01 UTC. Without it, ISO 8601 is read as such and
-            numeric day/month dates use ``dayfirst`` or the order the data settles.
+            ``'epoch_ms'`` for numbers of seconds / milliseconds since 1970-01-01 UTC.
+            Without it, ISO 8601 is read as such and numeric day/month dates use
+            ``dayfirst`` or the order the data settles.
         dayfirst : bool, optional
             For numeric dates such as ``01.02.2024``: ``True`` reads day first, ``False``
             month first. Left out, the data must settle it (a value like ``13.02.2024``

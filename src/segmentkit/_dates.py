@@ -17,6 +17,7 @@ column of ten million rows costs one factorisation, not ten million Python calls
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -312,8 +313,6 @@ def _first_value(text: pd.Series) -> str | None:
 
 
 def _is_year_first(value: str) -> bool:
-    import re
-
     return re.match(_YEAR_FIRST, value) is not None
 
 
@@ -500,8 +499,33 @@ _OPTIONS = (
 )
 
 
-def _pattern(separator: str) -> str:
-    return f"%d{separator}%m{separator}%Y %H:%M"
+def _pattern(example: str) -> str:
+    """The day-first strftime pattern of an example value (what a European export uses)."""
+    parts = re.match(_DAY_MONTH, example)
+    return day_month_format(parts, dayfirst=True) if parts else "%d.%m.%Y"
+
+
+def day_month_format(parts: re.Match[str], *, dayfirst: bool) -> str:
+    """The strftime pattern of one dd.mm.yyyy-like value, in the stated order."""
+    sep = parts["sep"]
+    first, second = ("%d", "%m") if dayfirst else ("%m", "%d")
+    year = "%Y" if len(parts["year"]) == 4 else "%y"
+    fmt = f"{first}{sep}{second}{sep}{year}"
+    if parts["hour"] is not None:
+        value = parts.group(0)
+        between = value[parts.end("year") : parts.start("hour")]
+        clock = value[parts.end("hour") : parts.start("minute")]
+        fmt += f"{between}{'%I' if parts['ampm'] else '%H'}{clock}%M"
+        if parts["second"] is not None:
+            fmt += f"{clock}%S"
+        if parts["ampm"] is not None:
+            fmt += value[
+                parts.end("second") if parts["second"] else parts.end("minute") : parts.start(
+                    "ampm"
+                )
+            ]
+            fmt += "%p"
+    return fmt
 
 
 def _ambiguous(
@@ -514,7 +538,7 @@ def _ambiguous(
         message=(
             f"Column {column!r} of {table} holds dates that read both day first and month "
             f"first (such as {text.iloc[rows[0]]!r}), and no value settles which. "
-            + _OPTIONS.format(pattern=_pattern(separator))
+            + _OPTIONS.format(pattern=_pattern(str(text.iloc[rows[0]])))
         ),
         failure_cases=_cases(text, rows),
         n_failed=len(rows),
@@ -532,7 +556,7 @@ def _contradictory(
             f"Column {column!r} of {table} mixes date conventions: some values can only be "
             "day first, others only month first, so no single reading fits every row. Fix "
             "the export, or state the order of most rows to see the others reported. "
-            + _OPTIONS.format(pattern=_pattern(separator))
+            + _OPTIONS.format(pattern=_pattern(str(text.iloc[rows[0]])))
         ),
         failure_cases=_cases(text, rows),
         n_failed=len(rows),

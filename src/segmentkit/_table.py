@@ -224,9 +224,9 @@ def _check_separator(frame: pd.DataFrame, path: PathLike) -> None:
     for separator, label in ((";", "';'"), ("\t", "'\\t'"), ("|", "'|'"), (" ", r"'\s+'")):
         if separator in header.strip():
             msg = (
-                f"{path} was read as a single column {header!r}: it does not look "
-                f"comma-separated. Pass read_options={{'sep': {label}}} (on the command "
-                f"line: --sep {label})."
+                f"{path} was read as a single column {header!r}: the separator used "
+                f"does not split it. Pass read_options={{'sep': {label}}} (on the command "
+                f"line: --sep {label}), or leave the separator out to have it detected."
             )
             raise InvalidParameterError(msg)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import narwhals as nw
 
-from segmentkit._dates import _DAY_MONTH, EPOCH_UNITS, DateOptions
+from segmentkit._dates import _DAY_MONTH, EPOCH_UNITS, DateOptions, day_month_format
 from segmentkit._native._detect import Backend
 from segmentkit._schema import MISSING_TEXT
 from segmentkit.errors import ContractError, ContractFailure, InvalidParameterError, Reason
@@ -223,32 +223,9 @@ def _text_pattern(
             n_failed=1,
         )
         raise ContractError([failure], table=table)
-    return format_regex(_day_month_format(parts, dayfirst=options.dayfirst)), (
-        _day_month_format(parts, dayfirst=options.dayfirst)
+    return format_regex(day_month_format(parts, dayfirst=options.dayfirst)), (
+        day_month_format(parts, dayfirst=options.dayfirst)
     )
-
-
-def _day_month_format(parts: re.Match[str], *, dayfirst: bool) -> str:
-    """The strftime pattern of one dd.mm.yyyy-like value, in the stated order."""
-    sep = parts["sep"]
-    first, second = ("%d", "%m") if dayfirst else ("%m", "%d")
-    year = "%Y" if len(parts["year"]) == 4 else "%y"
-    fmt = f"{first}{sep}{second}{sep}{year}"
-    if parts["hour"] is not None:
-        value = parts.group(0)
-        between = value[parts.end("year") : parts.start("hour")]
-        clock = value[parts.end("hour") : parts.start("minute")]
-        fmt += f"{between}{'%I' if parts['ampm'] else '%H'}{clock}%M"
-        if parts["second"] is not None:
-            fmt += f"{clock}%S"
-        if parts["ampm"] is not None:
-            fmt += value[
-                parts.end("second") if parts["second"] else parts.end("minute") : parts.start(
-                    "ampm"
-                )
-            ]
-            fmt += "%p"
-    return fmt
 
 
 #: strftime directives this path can match with a regular expression.
