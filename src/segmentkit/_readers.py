@@ -49,7 +49,7 @@ def read_delimited(
         The file (``.gz``, ``.bz2``, ``.xz``, ``.zip`` decompressed).
     options : dict, optional
         ``pandas.read_csv`` options. Without ``sep`` the separator is sniffed among
-        ``,`` ``;`` tab ``|`` and a note says which was used.
+        ``,`` ``;`` tab ``|``; a note says which when it is not a comma.
     dtype : object
         ``dtype=`` for ``read_csv`` (identifier columns as text).
     table : str
@@ -80,7 +80,8 @@ def read_delimited(
         sep = _sniff(text, decimal=str(opts.get("decimal", ".")))
         if sep is not None:
             opts["sep"] = sep
-            notes.append(f"file {Path(name).name}: separator {_LABELS[sep]} detected")
+            if sep != ",":  # a comma is what any reader assumes: only news is said
+                notes.append(f"file {Path(name).name}: separator {_LABELS[sep]} detected")
     elif sep == opts.get("decimal"):
         msg = f"The separator and the decimal mark are both {sep!r}: set one of them apart."
         _fail(table, "read_file", Reason.UNREADABLE, f"{name}: {msg}")
