@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import re
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -118,7 +119,7 @@ encoding = "{encoding}"
         encoding="utf-8",
     )
     out = tmp_path / "config.csv"
-    code, stdout, err = _cli(
+    code, _, err = _cli(
         "-q",
         "segment",
         str(european),
@@ -165,7 +166,7 @@ def test_every_common_separator_is_detected(tmp_path, sep):
 def test_thousands_separators_and_tab_on_the_command_line(tmp_path):
     path = tmp_path / "orders.tsv"
     path.write_text("id\twhen\ttotal\na\t2024-01-01\t1.234,50\nb\t2024-01-02\t12,00\n")
-    code, out, err = _cli("-q", "validate", str(path), "--sep", "\\t", "--decimal", ",",
+    code, _, err = _cli("-q", "validate", str(path), "--sep", "\\t", "--decimal", ",",
                           "--thousands", ".", "--map", "customer_id=id", "timestamp=when",
                           "amount=total")  # fmt: skip
     assert code == 0, err
@@ -197,7 +198,8 @@ def test_the_data_settles_the_order_and_the_report_says_so():
         "2024-04-03 08:00",
     ]
     note = " ".join(tx.report.notes)
-    assert "day first" in note and "'13.02.2024 14:05' (row 1)" in note
+    assert "day first" in note
+    assert "'13.02.2024 14:05' (row 1)" in note
     us = _tx(["12/1/2010 8:26", "12/13/2010 3:05 PM"])
     assert us.data["timestamp"].dt.strftime("%Y-%m-%d %H:%M").tolist() == [
         "2010-12-01 08:26",
@@ -242,7 +244,8 @@ def test_ambiguous_and_mixed_are_refused_on_the_command_line(tmp_path):
         code, _, err = _cli("validate", str(path), "--map", "customer_id=id", "timestamp=day",
                             "amount=total")  # fmt: skip
         assert code == 1
-        assert words in err and "'timestamp'" in err and "--date-format" in err
+        for expected in (words, "'timestamp'", "--date-format"):
+            assert expected in err
         assert "Traceback" not in err
 
 
@@ -260,7 +263,7 @@ def test_epoch_seconds_and_milliseconds():
     ]
     millis = _tx(["1704067200000"], date_format="epoch_ms")
     assert millis.data["timestamp"].iloc[0] == pd.Timestamp("2024-01-01", tz="UTC")
-    with pytest.raises(ContractError, match="date_format='epoch'"):
+    with pytest.raises(ContractError, match=re.escape("date_format='epoch'")):
         _tx([1_704_067_200, 1_704_067_260])
 
 
@@ -286,7 +289,7 @@ def test_events_and_customers_take_the_same_options():
                 "ts": ["01.02.2024 10:00", "03.02.2024 11:00"],
                 "what": ["view", "view"],
             }
-        ),  # fmt: skip
+        ),
         customer_id="who",
         timestamp="ts",
         event_type="what",
@@ -322,7 +325,7 @@ def test_native_frames_read_text_dates_with_the_options():
             "customer_id": ["a", "b"],
             "timestamp": ["13.02.2024 14:05", "01.02.2024 10:00"],
             "amount": [1.0, 2.0],
-        }  # fmt: skip
+        }
     )
     with pytest.raises(ContractError, match="dayfirst=True"):
         sk.Transactions.from_frame(frame)
@@ -350,7 +353,7 @@ def test_a_truncated_gzip_names_the_file(tmp_path):
     data = gzip.compress(b"customer_id,timestamp,amount\n" + b"a,2024-01-01,1\n" * 50_000)
     path = tmp_path / "orders.csv.gz"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ContractError, match="orders.csv.gz is damaged or truncated"):
+    with pytest.raises(ContractError, match=r"orders\.csv\.gz is damaged or truncated"):
         sk.Transactions.from_csv(path)
 
 

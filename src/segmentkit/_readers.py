@@ -14,6 +14,7 @@ import gzip
 import io
 import lzma
 import os
+import warnings
 import zipfile
 import zlib
 from collections import Counter
@@ -88,8 +89,24 @@ def read_delimited(
     if isinstance(sep, str) and len(sep) == 1:
         _refuse_duplicate_header(text, sep, name, table)
     opts.setdefault("low_memory", False)
+    # pandas would otherwise take the extra fields of a too-long first row as an index
+    # and shift every column silently; with index_col=False it warns, and that is made
+    # an error below.
+    opts.setdefault("index_col", False)
     try:
-        frame = pd.read_csv(path, dtype=dtype, **opts)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, dtype=dtype, **opts)
+    except pd.errors.ParserWarning:
+        _fail(
+            table,
+            "read_file",
+            Reason.UNREADABLE,
+            f"The file {name} has rows with more fields than its header: with the separator "
+            f"{_LABELS.get(str(opts.get('sep')), repr(opts.get('sep')))} they could not be "
+            "split into its columns. Pass the right separator (read_options={'sep': ';'}, "
+            "command line: --sep ';'), or check for unquoted separators inside values.",
+        )
     except pd.errors.EmptyDataError:
         _fail(table, "empty_file", Reason.EMPTY, f"The file {name} is empty: it holds no header "
               "and no rows. Check the export, or the path.")  # fmt: skip
