@@ -125,7 +125,7 @@ def _unescape(value: str) -> str:
 
 def _date_options(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """``date_format`` / ``dayfirst`` of the config table, overridden by the command line."""
-    dates = {key: config[key] for key in ("date_format", "dayfirst") if key in config}
+    dates: dict[str, Any] = {k: config[k] for k in ("date_format", "dayfirst") if k in config}
     if getattr(args, "date_format", None) is not None:
         dates["date_format"] = args.date_format
     if getattr(args, "dayfirst", None) is not None:
@@ -137,7 +137,10 @@ def _load_transactions(args: argparse.Namespace, progress: _Progress) -> Any:
     from segmentkit import Transactions
 
     config = _read_config(args.config).get("transactions", {})
-    mapping = {**config.get("map", {}), **_parse_pairs(args.map, "--map", typed=False)}
+    mapping: dict[str, Any] = {
+        **config.get("map", {}),
+        **_parse_pairs(args.map, "--map", typed=False),
+    }
     policy = {**config.get("policy", {}), **_parse_pairs(args.policy, "--policy", typed=True)}
     policy.update(_date_options(config, args))
     read_options = _read_options(config, args)
@@ -362,7 +365,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     segmentation = progress.step(
         f"reading {args.segments}", lambda: sk.Segmentation.from_assignments(args.segments)
     )
-    mapping = _parse_pairs(args.map_customers, "--map-customers", typed=False)
+    mapping: dict[str, Any] = _parse_pairs(args.map_customers, "--map-customers", typed=False)
     mapping.update(_date_options({}, args))
     read_options = _read_options({}, args)
     customers = progress.step(
