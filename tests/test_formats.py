@@ -390,3 +390,21 @@ def test_dates_written_with_one_format_are_read_back_exactly(fmt, moments):
     else:
         with pytest.raises(ContractError, match="both day first and month first"):
             _tx(text)
+
+
+def test_the_pandas_fallback_extracts_the_same_parts_as_arrow():
+    from segmentkit._dates import _parts, _parts_with_pandas
+
+    distinct = pd.Series(
+        ["13.02.2024 14:05", "1/2/24 3:05:09.5 PM", "02-13-2024", "13.02/2024", "x", None],
+        dtype="string",
+    )
+    arrow, plain = _parts(distinct), _parts_with_pandas(distinct)
+    matched = plain["matched"].to_numpy(dtype=bool)
+    assert matched.tolist() == [True, True, True, False, False, False]
+    assert arrow["matched"].tolist() == matched.tolist()
+    pd.testing.assert_frame_equal(
+        arrow[matched].reset_index(drop=True),
+        plain[matched].reset_index(drop=True),
+        check_dtype=False,
+    )

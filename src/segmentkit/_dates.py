@@ -300,8 +300,8 @@ def _detect(
         return _finish(parsed, timezone, present & parsed.isna().to_numpy())
     codes, uniques = pd.factorize(text)
     distinct = pd.Series(uniques, dtype="string")
-    parts = distinct.str.extract(_DAY_MONTH)
-    day_month = parts["a"].notna().to_numpy()
+    parts = _parts(distinct)
+    day_month = parts["matched"].to_numpy(dtype=bool)
     if not day_month.any():
         return _general(text, timezone, present)
     return _day_month(text, codes, distinct, parts, day_month, column, table, timezone, options)
@@ -381,8 +381,8 @@ def _day_month(
             for sep in separators[:3]
         ]
         return _refused(text, _mixed(column, table, text, sorted(rows)))
-    a = pd.to_numeric(parts["a"]).to_numpy(dtype=float)
-    b = pd.to_numeric(parts["b"]).to_numpy(dtype=float)
+    a = parts["a"].to_numpy(dtype=float)
+    b = parts["b"].to_numpy(dtype=float)
     separator = str(separators[0])
     notes: list[str] = []
     dayfirst = options.dayfirst
@@ -423,6 +423,62 @@ def _day_month(
     return result
 
 
+#: _DAY_MONTH without the back-reference, which RE2 (Arrow's engine) lacks: both
+#: separators are captured and compared afterwards.
+_DAY_MONTH_RE2 = _DAY_MONTH.replace("(?P=sep)", "(?P<sep2>[./-])")
+
+_NUMBERS = ("a", "b", "year", "hour", "minute", "second")
+
+
+def _parts(distinct: pd.Series) -> pd.DataFrame:
+    """Numeric parts of each dd.mm.yyyy-like value; ``matched`` is false for others.
+
+    Columns: ``matched``, ``sep``, ``a``, ``b``, ``year``, ``year_digits``, ``hour``,
+    ``minute``, ``second``, ``nanos`` (floats, NaN when absent) and ``ampm`` ('a', 'p'
+    or ''). Arrow's regular expressions run in C++ over all values at once; without
+    pyarrow, pandas' per-value ``str.extract`` gives the same table, more slowly.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:  # pragma: no cover - pyarrow is optional
+        return _parts_with_pandas(distinct)
+    texts = pa.array(distinct.to_numpy(dtype=object, na_value=None), type=pa.string())
+    found = pc.extract_regex(texts, _DAY_MONTH_RE2)
+    matched = found.is_valid().to_numpy(zero_copy_only=False)
+    if not matched.any():
+        return pd.DataFrame({"matched": matched})
+    fields = {field.name: found.field(field.name) for field in found.type}
+    sep = fields["sep"].to_numpy(zero_copy_only=False)
+    matched &= sep == fields["sep2"].to_numpy(zero_copy_only=False)
+
+    def number(text: Any) -> np.ndarray:
+        # Optional groups that did not take part are '' in Arrow: missing, not zero.
+        blank = pc.equal(text, "")
+        return pc.cast(pc.if_else(blank, None, text), pa.float64()).to_numpy(zero_copy_only=False)
+
+    out = {"matched": matched, "sep": sep}
+    out |= {name: number(fields[name]) for name in _NUMBERS}
+    out["year_digits"] = pc.utf8_length(fields["year"]).to_numpy(zero_copy_only=False)
+    fraction = pc.utf8_rpad(fields["fraction"], 9, "0")
+    out["nanos"] = number(pc.utf8_slice_codeunits(fraction, 0, 9))
+    out["ampm"] = pc.utf8_lower(pc.utf8_slice_codeunits(fields["ampm"], 0, 1)).to_numpy(
+        zero_copy_only=False
+    )
+    return pd.DataFrame(out)
+
+
+def _parts_with_pandas(distinct: pd.Series) -> pd.DataFrame:
+    parts = distinct.astype(object).str.extract(_DAY_MONTH)
+    out = {"matched": parts["a"].notna().to_numpy(), "sep": parts["sep"].to_numpy(object)}
+    out |= {name: pd.to_numeric(parts[name]).to_numpy(dtype=float) for name in _NUMBERS}
+    out["year_digits"] = parts["year"].str.len().to_numpy(dtype=float)
+    fraction = parts["fraction"].fillna("0").str.ljust(9, "0").str[:9]
+    out["nanos"] = pd.to_numeric(fraction).to_numpy(dtype=float)
+    out["ampm"] = parts["ampm"].str.lower().str[:1].to_numpy(dtype=object, na_value="")
+    return pd.DataFrame(out)
+
+
 def _assemble(
     parts: pd.DataFrame, day: np.ndarray, month: np.ndarray
 ) -> tuple[pd.Series, np.ndarray]:
@@ -430,16 +486,15 @@ def _assemble(
 
     Also returns which values are dates in years a nanosecond timestamp cannot hold.
     """
-    year = pd.to_numeric(parts["year"]).to_numpy(dtype=float)
-    short = parts["year"].str.len().to_numpy(dtype=float) == 2
+    year = parts["year"].to_numpy(dtype=float)
+    short = parts["year_digits"].to_numpy(dtype=float) == 2
     # strptime's %y rule: 69-99 are 1969-1999, 00-68 are 2000-2068.
     year = np.where(short, np.where(year >= 69, 1900 + year, 2000 + year), year)
-    hour = pd.to_numeric(parts["hour"]).fillna(0).to_numpy(dtype=float)
-    minute = pd.to_numeric(parts["minute"]).fillna(0).to_numpy(dtype=float)
-    second = pd.to_numeric(parts["second"]).fillna(0).to_numpy(dtype=float)
-    fraction = parts["fraction"].fillna("0").str.ljust(9, "0").str[:9]
-    nanos = pd.to_numeric(fraction).to_numpy(dtype=float)
-    ampm = parts["ampm"].str.lower().str[:1].to_numpy(dtype=object, na_value="")
+    hour = np.nan_to_num(parts["hour"].to_numpy(dtype=float))
+    minute = np.nan_to_num(parts["minute"].to_numpy(dtype=float))
+    second = np.nan_to_num(parts["second"].to_numpy(dtype=float))
+    nanos = np.nan_to_num(parts["nanos"].to_numpy(dtype=float))
+    ampm = parts["ampm"].to_numpy(dtype=object)
     has_ampm = ampm != ""
     bad_hour = np.where(has_ampm, (hour < 1) | (hour > 12), hour > 23)
     hour = np.where(has_ampm, hour % 12 + np.where(ampm == "p", 12, 0), hour)
