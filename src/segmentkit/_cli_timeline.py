@@ -148,7 +148,10 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     progress = _Progress(args.quiet)
     tx = _load_transactions(args, progress)
     if args.monthly:
-        first, last = (pd.Timestamp(value) for value in args.monthly)
+        from segmentkit._features import _as_utc_timestamp
+
+        # Checked like --as-of: garbage or 9999-12-31 is a clear error, not a traceback.
+        first, last = (_as_utc_timestamp(value).tz_localize(None) for value in args.monthly)
         dates = list(pd.date_range(first, last, freq="MS"))
         if not dates:
             msg = f"--monthly {args.monthly[0]} {args.monthly[1]} holds no first of a month."

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
+from segmentkit._dates import check_date_options
 from segmentkit._report import ValidationReport
 from segmentkit._schema import (
     ColumnSpec,
@@ -50,7 +51,14 @@ CustomersContract = Contract(
 #: Columns holding personal data: never joined into features, never printed.
 PII_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "birth_date")
 
-_POLICY_KEYS = ["missing_customer", "duplicates", "extra_columns", "timezone"]
+_POLICY_KEYS = [
+    "missing_customer",
+    "duplicates",
+    "extra_columns",
+    "timezone",
+    "date_format",
+    "dayfirst",
+]
 
 
 class Customers(_Table):
@@ -95,6 +103,8 @@ class Customers(_Table):
         duplicates: Literal["raise", "keep_first", "keep_last"] = "raise",
         extra_columns: Sequence[str] | Literal["all"] = (),
         timezone: str = "UTC",
+        date_format: str | None = None,
+        dayfirst: bool | None = None,
         **columns: str,
     ) -> Self:
         """Validate a frame of customer profiles against the customers contract.
@@ -115,6 +125,16 @@ class Customers(_Table):
             postal code, birth date, card...); list such a column by name to keep it.
         timezone : str, default='UTC'
             Time zone of ``signup_date`` values that carry none.
+        date_format : str, optional
+            How text dates (``signup_date``, ``birth_date``) are written, as a
+            ``strftime`` pattern such as ``'%d.%m.%Y %H:%M'``; or ``'epoch'`` /
+            ``'epoch_ms'`` for numbers of seconds / milliseconds since 1970-01-01 UTC.
+            Without it, ISO 8601 is read as such and numeric day/month dates use
+            ``dayfirst`` or the order the data settles.
+        dayfirst : bool, optional
+            For numeric dates such as ``01.02.2024``: ``True`` reads day first, ``False``
+            month first. Left out, the data must settle it (a value like ``13.02.2024``
+            fits only day first; the report notes the choice), else it is refused.
         **columns : str
             Column mapping from canonical names (``customer_id``, ``email``, ``phone``,
             ``first_name``, ``last_name``, ``city``, ``region``, ``postal_code``,
@@ -139,19 +159,22 @@ class Customers(_Table):
             return customers_from_native(  # type: ignore[return-value]
                 cls.contract, frame, missing_customer=missing_customer, duplicates=duplicates,
                 extra_columns=extra_columns, timezone=timezone, policy_keys=_POLICY_KEYS,
-                columns=columns,
+                columns=columns, dates=check_date_options(date_format, dayfirst),
             )  # fmt: skip
         table = cls.contract.table
         check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
         check_option(duplicates, "duplicates", ["raise", "keep_first", "keep_last"], table)
-        data = cls._canonical(frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS)
+        notes: list[str] = []
+        data = cls._canonical(
+            frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS,
+            dates=check_date_options(date_format, dayfirst), notes=notes,
+        )  # fmt: skip
         extras = _extra_columns(frame, columns, extra_columns)
         for name in extras:
             data[name] = frame[name].to_numpy()
         rows_read = len(data)
         missing_id = missing_ids(data, missing_customer, table)
 
-        notes: list[str] = []
         if "age" in data:
             implausible = ((data["age"] < 0) | (data["age"] > 120)).to_numpy()
             if implausible.any():

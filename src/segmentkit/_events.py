@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
+from segmentkit._dates import check_date_options
 from segmentkit._report import ValidationReport
 from segmentkit._schema import ColumnSpec, Contract, category_codes, check_option, null_mask
 from segmentkit._table import _Table, exclude_rows, missing_ids
@@ -46,7 +47,7 @@ _ALIASES = {
     "order": "purchase",
 }
 
-_POLICY_KEYS = ["missing_customer", "event_map", "timezone"]
+_POLICY_KEYS = ["missing_customer", "event_map", "timezone", "date_format", "dayfirst"]
 
 
 class Events(_Table):
@@ -91,6 +92,8 @@ class Events(_Table):
         missing_customer: Literal["exclude", "raise"] = "exclude",
         event_map: Mapping[str, str] | None = None,
         timezone: str = "UTC",
+        date_format: str | None = None,
+        dayfirst: bool | None = None,
         **columns: str,
     ) -> Self:
         """Validate a frame of browsing events against the events contract.
@@ -107,6 +110,15 @@ class Events(_Table):
             applied after lower-casing, on top of the built-in aliases.
         timezone : str, default='UTC'
             Time zone of timestamps that carry none.
+        date_format : str, optional
+            How text dates are written, as a ``strftime`` pattern such as
+            ``'%d.%m.%Y %H:%M'``; or ``'epoch'`` / ``'epoch_ms'`` for numbers of seconds /
+            milliseconds since 1970-01-01 UTC. Without it, ISO 8601 is read as such and
+            numeric day/month dates use ``dayfirst`` or the order the data settles.
+        dayfirst : bool, optional
+            For numeric dates such as ``01.02.2024``: ``True`` reads day first, ``False``
+            month first. Left out, the data must settle it (a value like ``13.02.2024``
+            fits only day first; the report notes the choice), else it is refused.
         **columns : str
             Column mapping from canonical names (``customer_id``, ``timestamp``,
             ``event_type``, ``product_id``, ``category``, ``session_id``, ``duration_s``)
@@ -136,10 +148,15 @@ class Events(_Table):
                     known_types=EVENT_TYPES,
                     policy_keys=_POLICY_KEYS,
                     columns=columns,
+                    dates=check_date_options(date_format, dayfirst),
                 )
         table = cls.contract.table
         check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
-        data = cls._canonical(frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS)
+        notes: list[str] = []
+        data = cls._canonical(
+            frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS,
+            dates=check_date_options(date_format, dayfirst), notes=notes,
+        )  # fmt: skip
         rows_read = len(data)
         missing_id = missing_ids(data, missing_customer, table)
 
@@ -156,7 +173,6 @@ class Events(_Table):
         for name in ("customer_id", "event_type", "product_id", "category", "session_id"):
             if name in kept:
                 kept[name] = kept[name].cat.remove_unused_categories()
-        notes = []
         other = kept["event_type"].value_counts()
         other = other[(other > 0) & ~other.index.isin(EVENT_TYPES)]
         if len(other):

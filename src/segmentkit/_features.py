@@ -192,13 +192,34 @@ def _as_utc_timestamp(value: Any) -> pd.Timestamp:
         value = str(value)
     try:
         stamp = pd.Timestamp(value)
-    except (ValueError, TypeError) as error:
-        msg = f"as_of={value!r} is not a date or time. Use ISO 8601, e.g. '2024-06-30'."
-        raise ValueError(msg) from error
+    except (ValueError, TypeError, OverflowError) as error:
+        _refuse_as_of(value, "is not a date or time")
+        raise AssertionError from error  # unreachable: _refuse_as_of raises
     if stamp is pd.NaT:
-        msg = f"as_of={value!r} is not a date or time. Use ISO 8601, e.g. '2024-06-30'."
-        raise ValueError(msg)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        _refuse_as_of(value, "is not a date or time")
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    try:
+        # Features count in nanoseconds: 9999-12-31 (an 'open end' placeholder) parses,
+        # but lies beyond what they can hold.
+        return stamp.as_unit("ns")
+    except (OverflowError, ValueError):
+        _refuse_as_of(value, "is outside the range segmentkit can hold (1677-09-21 to 2262-04-11)")
+        raise
+
+
+def _refuse_as_of(value: Any, problem: str) -> None:
+    from segmentkit.errors import ContractError, ContractFailure, Reason
+
+    failure = ContractFailure(
+        column="as_of",
+        check="as_of",
+        reason=Reason.OUT_OF_RANGE if "range" in problem else Reason.WRONG_DTYPE,
+        message=(
+            f"as_of={value!r} {problem}. Use an ISO 8601 date or time, e.g. '2024-06-30' "
+            "(command line: --as-of 2024-06-30)."
+        ),
+    )
+    raise ContractError([failure], table="as_of")
 
 
 def extract_features(

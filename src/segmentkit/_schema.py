@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from segmentkit._dates import DateOptions, out_of_range_message, parse_dates
 from segmentkit._idcodes import DenseIds, dense_codes, text_buffers
 from segmentkit.errors import ContractError, ContractFailure, InvalidParameterError, Reason
 
@@ -107,6 +108,7 @@ def map_columns(
         raise TypeError(msg)
     failures: list[ContractFailure] = []
     available = [str(c) for c in frame.columns]
+    _refuse_duplicate_columns(frame.columns, contract.table)
     selected: dict[str, str] = {}
     for key, source in mapping.items():
         if key not in contract.names:
@@ -168,25 +170,53 @@ def map_columns(
     return renamed, failures
 
 
+def _refuse_duplicate_columns(columns: pd.Index, table: str) -> None:
+    """Two columns with one name: which one a mapping means is anyone's guess."""
+    repeated = columns[columns.duplicated()].unique()
+    if len(repeated) == 0:
+        return
+    names = [str(name) for name in repeated]
+    positions = [(int(i), str(name)) for i, name in enumerate(columns) if str(name) in set(names)][
+        :_N_EXAMPLES
+    ]
+    failure = ContractFailure(
+        column=names[0],
+        check="unique_column_names",
+        reason=Reason.DUPLICATES,
+        message=(
+            f"The {table} data has {len(names)} column name(s) used more than once: "
+            f"{names}. Rename the columns so every name is unique (e.g. "
+            f"frame.columns = [...]; in a file, fix the header line)."
+        ),
+        failure_cases=[(None, f"column {i}: {name!r}") for i, name in positions],
+        n_failed=len(names),
+    )
+    raise ContractError([failure], table=table)
+
+
 def coerce(
-    frame: pd.DataFrame, contract: Contract, *, timezone: str = "UTC"
+    frame: pd.DataFrame,
+    contract: Contract,
+    *,
+    timezone: str = "UTC",
+    dates: DateOptions | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[pd.DataFrame, list[ContractFailure]]:
     """Convert each present column to its declared kind, reporting values that cannot be.
 
     Missing values stay missing (policies decide about them later); a present value
-    that cannot be converted is a failure.
+    that cannot be converted is a failure. ``dates`` says how text dates are read;
+    what was decided about them (a day/month order the data settled) goes to ``notes``.
     """
     failures: list[ContractFailure] = []
-    jobs = {
-        name: functools.partial(
-            _COERCERS[contract.spec(name).kind],
-            frame[name],
-            contract.spec(name),
-            contract,
-            timezone,
-        )
-        for name in frame.columns
-    }
+    jobs: dict[str, functools.partial[tuple[pd.Series, ContractFailure | None]]] = {}
+    for name in frame.columns:
+        kind = contract.spec(name).kind
+        args = (frame[name], contract.spec(name), contract, timezone)
+        if kind in ("datetime", "date"):
+            jobs[name] = functools.partial(_as_datetime, *args, dates=dates, notes=notes)
+        else:
+            jobs[name] = functools.partial(_COERCERS[kind], *args)
     # Coding Arrow strings or integers releases the GIL: on large inputs the id columns
     # (customer, order...) are factorised side by side on the machine's cores, the rest
     # meanwhile here. Object columns hold the GIL while hashing: threads would not help.
@@ -404,6 +434,18 @@ def _as_float(
     else:
         bad = converted.isna().to_numpy() & values.notna().to_numpy()
     bad |= np.isinf(converted.to_numpy())
+    hint = (
+        "Hint: remove currency symbols and thousands separators, or clean these rows "
+        "before loading."
+        if spec.name in {"amount", "unit_price", "discount"}
+        else "Hint: clean these rows before loading, or leave them empty."
+    )
+    if bad.any() and _decimal_commas(values[bad]):
+        hint = (
+            "Hint: these look like numbers written with a decimal comma: read the file "
+            "with read_options={'decimal': ','} (command line: --decimal ','), or convert "
+            "the column before loading."
+        )
     return converted, _conversion_failure(
         spec,
         contract,
@@ -411,13 +453,14 @@ def _as_float(
         bad,
         check="numeric",
         problem="non-numeric or infinite values",
-        hint=(
-            "Hint: remove currency symbols and thousands separators, or clean these rows "
-            "before loading."
-            if spec.name in {"amount", "unit_price", "discount"}
-            else "Hint: clean these rows before loading, or leave them empty."
-        ),
+        hint=hint,
     )
+
+
+def _decimal_commas(bad: pd.Series) -> bool:
+    """Whether refused numbers read as numbers once a decimal comma is a point."""
+    text = bad.astype("string").str.strip()
+    return bool(text.str.fullmatch(r"-?[\d .\u00a0\u202f]*\d,\d+", na=False).any())
 
 
 def _conversion_failure(
@@ -444,23 +487,40 @@ def _conversion_failure(
 
 
 def _as_datetime(
-    values: pd.Series, spec: ColumnSpec, contract: Contract, timezone: str
+    values: pd.Series,
+    spec: ColumnSpec,
+    contract: Contract,
+    timezone: str,
+    *,
+    dates: DateOptions | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[pd.Series, ContractFailure | None]:
-    converted = _to_utc(values, timezone)
-    bad = converted.isna().to_numpy() & values.notna().to_numpy()
-    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(
-        values.dtype
-    ):
-        bad = np.zeros(len(values), dtype=bool)
-    return converted, _conversion_failure(
+    parsed = parse_dates(values, spec.name, contract.table, timezone, dates or DateOptions())
+    if parsed.refusal is not None:
+        return parsed.values, parsed.refusal
+    if notes is not None:
+        notes.extend(parsed.notes)
+    if parsed.out_of_range.any():
+        n_out = int(parsed.out_of_range.sum())
+        return parsed.values, ContractFailure(
+            column=spec.name,
+            check="timestamp_range",
+            reason=Reason.OUT_OF_RANGE,
+            message=out_of_range_message(spec.name, contract.table),
+            failure_cases=examples(parsed.out_of_range, values),
+            n_failed=n_out,
+        )
+    return parsed.values, _conversion_failure(
         spec,
         contract,
         values,
-        bad,
+        parsed.bad,
         check="parse_timestamp",
         problem="values that are not dates or timestamps",
-        hint="Hint: use ISO 8601 (2024-06-30 or 2024-06-30T14:05:00), or parse the column "
-        "yourself with pandas.to_datetime(..., format=...) first.",
+        hint=parsed.hint
+        or "Hint: use ISO 8601 (2024-06-30 or 2024-06-30T14:05:00), or pass "
+        "date_format='...' with the column's strftime pattern (e.g. '%d.%m.%Y %H:%M'; "
+        "command line: --date-format).",
     )
 
 
@@ -474,50 +534,6 @@ def check_timezone(timezone: str) -> None:
             f"'Europe/Paris'. Got {timezone!r} instead."
         )
         raise InvalidParameterError(msg) from error
-
-
-def _localize(values: pd.Series, timezone: str) -> pd.Series:
-    # Wall-clock times skipped by a DST change move forward to the first valid instant;
-    # times that occur twice are read as standard time. Both are rare in order exports
-    # and refusing the whole file over them would help nobody.
-    ambiguous = np.zeros(len(values), dtype=bool)
-    localized = values.dt.tz_localize(timezone, ambiguous=ambiguous, nonexistent="shift_forward")
-    return localized.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-
-
-def _to_utc(values: pd.Series, timezone: str) -> pd.Series:
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-    if pd.api.types.is_datetime64_dtype(values.dtype):
-        return _localize(values, timezone)
-    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
-        values.dtype
-    ):
-        # Integers such as 19970101 are dates written as numbers (CDNOW does this).
-        text = values.astype("Int64").astype("string")
-        parsed = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
-        return _localize(parsed, timezone)
-    text = values.astype("string").str.strip()
-    parsed = _parse_text_dates(text)
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        return parsed.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-    return _localize(parsed, timezone)
-
-
-def _parse_text_dates(text: pd.Series) -> pd.Series:
-    # One fast pass with the format pandas infers from the first value; values in
-    # another format (or with their own UTC offsets) get a slower per-value pass.
-    has_offset = text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True, na=False).any()
-    compact = text.str.fullmatch(r"\d{8}", na=False)
-    if compact.all():
-        return pd.to_datetime(text, format="%Y%m%d", errors="coerce")
-    first = pd.to_datetime(text, errors="coerce", utc=bool(has_offset))
-    retry = first.isna() & text.notna() & (text != "")
-    if retry.any():
-        again = pd.to_datetime(text[retry], errors="coerce", utc=bool(has_offset), format="mixed")
-        first = first.copy()
-        first[retry] = again
-    return first
 
 
 def _as_bool(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -10,6 +11,8 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
+from segmentkit._dates import DateOptions
+from segmentkit._readers import read_delimited
 from segmentkit._report import ValidationReport
 from segmentkit._schema import (
     Contract,
@@ -72,14 +75,26 @@ class _Table:
 
     @classmethod
     def _canonical(
-        cls, frame: Any, mapping: Mapping[str, str], *, timezone: str, extra_keys: list[str]
+        cls,
+        frame: Any,
+        mapping: Mapping[str, str],
+        *,
+        timezone: str,
+        extra_keys: list[str],
+        dates: DateOptions | None = None,
+        notes: list[str] | None = None,
     ) -> pd.DataFrame:
-        """Map, then coerce, raising every contract failure of the two steps at once."""
+        """Map, then coerce, raising every contract failure of the two steps at once.
+
+        What reading decided (e.g. the day/month order of text dates) is added to ``notes``.
+        """
         check_timezone(timezone)
         canonical, failures = map_columns(frame, cls.contract, mapping, extra_keys=extra_keys)
         raise_if(failures, cls.contract.table)
         check_not_empty(canonical, cls.contract.table)
-        coerced, failures = coerce(canonical, cls.contract, timezone=timezone)
+        coerced, failures = coerce(
+            canonical, cls.contract, timezone=timezone, dates=dates, notes=notes
+        )
         raise_if(failures, cls.contract.table)
         return coerced
 
@@ -102,8 +117,12 @@ class _Table:
         path : str or os.PathLike
             File to read; ``.gz``, ``.zip``, ``.bz2`` and ``.xz`` are decompressed.
         read_options : dict, optional
-            Extra keyword arguments for :func:`pandas.read_csv` (``sep``, ``encoding``...),
-            or for ``polars.scan_csv`` / ``duckdb.read_csv`` with those engines.
+            Extra keyword arguments for :func:`pandas.read_csv` (``sep``, ``decimal``,
+            ``thousands``, ``encoding``...), or for ``polars.scan_csv`` / ``duckdb.read_csv``
+            with those engines. Without ``sep``, the separator is sniffed among ``,`` ``;``
+            tab and ``|`` (the report notes which). A file that is empty, truncated, not in
+            the encoding, cannot be split into columns or repeats a column name is a
+            :class:`~segmentkit.errors.ContractError` naming the file.
         engine : {'pandas', 'polars', 'duckdb'}, default='pandas'
             Who reads. ``'polars'`` and ``'duckdb'`` scan lazily (files and globs larger
             than memory), validate in that engine and return native transactions.
@@ -126,9 +145,14 @@ class _Table:
         # One pass over the whole file for types, instead of guessing per chunk (which
         # warns about mixed types and can type one column two ways).
         options.setdefault("low_memory", False)
-        frame = pd.read_csv(path, dtype=dtype, **options)
+        frame, notes = read_delimited(path, options, dtype, cls.contract.table)
         _check_separator(frame, path)
-        return cls.from_frame(frame, **kwargs)
+        table = cls.from_frame(frame, **kwargs)
+        if notes:
+            # How the file was read belongs with how its rows were: one report.
+            report = table.report
+            table._report = dataclasses.replace(report, notes=(*notes, *report.notes))
+        return table
 
     @classmethod
     def from_parquet(cls, path: PathLike, /, *, engine: str = "pandas", **kwargs: Any) -> Self:
@@ -200,9 +224,9 @@ def _check_separator(frame: pd.DataFrame, path: PathLike) -> None:
     for separator, label in ((";", "';'"), ("\t", "'\\t'"), ("|", "'|'"), (" ", r"'\s+'")):
         if separator in header.strip():
             msg = (
-                f"{path} was read as a single column {header!r}: it does not look "
-                f"comma-separated. Pass read_options={{'sep': {label}}} (on the command "
-                f"line: --sep {label})."
+                f"{path} was read as a single column {header!r}: the separator used "
+                f"does not split it. Pass read_options={{'sep': {label}}} (on the command "
+                f"line: --sep {label}), or leave the separator out to have it detected."
             )
             raise InvalidParameterError(msg)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
+from segmentkit._dates import check_date_options
 from segmentkit._report import ValidationReport
 from segmentkit._runs import constant_within_runs, keys_used, one_run_each, run_starts
 from segmentkit._schema import (
@@ -55,6 +56,8 @@ _POLICY_KEYS = [
     "timezone",
     "rates",
     "base_currency",
+    "date_format",
+    "dayfirst",
 ]
 
 
@@ -134,6 +137,8 @@ class Transactions(_Table):
         timezone: str = "UTC",
         rates: Mapping[str, float] | None = None,
         base_currency: str | None = None,
+        date_format: str | None = None,
+        dayfirst: bool | None = None,
         **columns: str,
     ) -> Self:
         """Validate a frame of order lines against the transactions contract.
@@ -172,6 +177,15 @@ class Transactions(_Table):
             currency). Required when the data mixes currencies.
         base_currency : str, optional
             Currency that amounts are converted to; required with ``rates``.
+        date_format : str, optional
+            How text dates are written, as a ``strftime`` pattern such as
+            ``'%d.%m.%Y %H:%M'``; or ``'epoch'`` / ``'epoch_ms'`` for numbers of seconds /
+            milliseconds since 1970-01-01 UTC. Without it, ISO 8601 is read as such and
+            numeric day/month dates use ``dayfirst`` or the order the data settles.
+        dayfirst : bool, optional
+            For numeric dates such as ``01.02.2024``: ``True`` reads day first, ``False``
+            month first. Left out, the data must settle it (a value like ``13.02.2024``
+            fits only day first; the report notes the choice), else it is refused.
         **columns : str
             Column mapping from canonical names to the frame's names, e.g.
             ``customer_id='CustomerID'``. Canonical names: ``customer_id``, ``timestamp``,
@@ -197,6 +211,7 @@ class Transactions(_Table):
                 missing_customer=missing_customer, zero_amount=zero_amount, duplicates=duplicates,
                 orders_from=orders_from, timezone=timezone, rates=rates,
                 base_currency=base_currency, policy_keys=_POLICY_KEYS, columns=columns,
+                dates=check_date_options(date_format, dayfirst),
             )  # fmt: skip
         table = cls.contract.table
         check_option(returns, "returns", ["net", "exclude", "separate"], table)
@@ -208,7 +223,12 @@ class Transactions(_Table):
             msg = "Pass 'rates' and 'base_currency' together (or neither)."
             raise InvalidParameterError(msg)
 
-        data = cls._canonical(frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS)
+        dates = check_date_options(date_format, dayfirst)
+        read_notes: list[str] = []
+        data = cls._canonical(
+            frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS, dates=dates,
+            notes=read_notes,
+        )  # fmt: skip
         rows_read = len(data)
         failures: list[ContractFailure] = []
         data = _with_amount(data, failures)
@@ -219,7 +239,7 @@ class Transactions(_Table):
         raise_if(failures, table)
 
         excluded: dict[str, int] = {}
-        notes: list[str] = []
+        notes: list[str] = list(read_notes)
         keep = np.ones(rows_read, dtype=bool)
 
         missing_id = missing_ids(data, missing_customer, table)

@@ -89,12 +89,61 @@ def _read_config(path: str | None) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+#: ``read_options`` a config file or the command line may set (passed to pandas).
+_READ_OPTIONS = ("sep", "decimal", "thousands", "encoding", "quotechar", "na_values", "skiprows")
+
+
+def _read_options(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``[<table>.read_options]`` of the config file, overridden by --sep, --decimal..."""
+    options = config.get("read_options", {})
+    if not isinstance(options, dict):
+        msg = "read_options in the config file must be a table, e.g. [transactions.read_options]."
+        raise SegmentkitError(msg)
+    unknown = sorted(set(options) - set(_READ_OPTIONS))
+    if unknown:
+        msg = f"Unknown read_options {unknown} in the config file; known: {list(_READ_OPTIONS)}."
+        raise SegmentkitError(msg)
+    options = dict(options)
+    for name in ("sep", "decimal", "thousands", "encoding"):
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = _unescape(value)
+    for name in ("sep", "decimal", "thousands"):
+        if name in options and (not isinstance(options[name], str) or len(options[name]) != 1):
+            msg = (
+                f"{name} must be one character, e.g. --{name} ';' (a tab is '\\t'). "
+                f"Got {options[name]!r}."
+            )
+            raise SegmentkitError(msg)
+    return options
+
+
+def _unescape(value: str) -> str:
+    # A shell passes a tab as the two characters backslash and t.
+    return {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(value, value)
+
+
+def _date_options(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``date_format`` / ``dayfirst`` of the config table, overridden by the command line."""
+    dates: dict[str, Any] = {k: config[k] for k in ("date_format", "dayfirst") if k in config}
+    if getattr(args, "date_format", None) is not None:
+        dates["date_format"] = args.date_format
+    if getattr(args, "dayfirst", None) is not None:
+        dates["dayfirst"] = args.dayfirst
+    return dates
+
+
 def _load_transactions(args: argparse.Namespace, progress: _Progress) -> Any:
     from segmentkit import Transactions
 
     config = _read_config(args.config).get("transactions", {})
-    mapping = {**config.get("map", {}), **_parse_pairs(args.map, "--map", typed=False)}
+    mapping: dict[str, Any] = {
+        **config.get("map", {}),
+        **_parse_pairs(args.map, "--map", typed=False),
+    }
     policy = {**config.get("policy", {}), **_parse_pairs(args.policy, "--policy", typed=True)}
+    policy.update(_date_options(config, args))
+    read_options = _read_options(config, args)
     path = Path(args.file)
     if not path.exists():
         msg = f"File not found: {args.file}"
@@ -104,10 +153,36 @@ def _load_transactions(args: argparse.Namespace, progress: _Progress) -> Any:
             f"reading and validating {path.name}",
             lambda: Transactions.from_parquet(path, **mapping, **policy),
         )
-    read_options = {"sep": args.sep} if args.sep else {}
     return progress.step(
         f"reading and validating {path.name}",
         lambda: Transactions.from_csv(path, read_options=read_options, **mapping, **policy),
+    )
+
+
+def add_format_options(sub: argparse.ArgumentParser) -> None:
+    """--sep, --decimal, --thousands, --encoding, --date-format, --dayfirst."""
+    group = sub.add_argument_group(
+        "file format (European exports: --sep ';' --decimal ',' --encoding cp1252 "
+        "--date-format '%%d.%%m.%%Y %%H:%%M')"
+    )
+    group.add_argument(
+        "--sep", help="field separator: ',' ';' '\\t' '|' (default: detected from the file)"
+    )
+    group.add_argument("--decimal", help="decimal mark of numbers, e.g. ',' (default '.')")
+    group.add_argument("--thousands", help="thousands separator of numbers, e.g. ' ' or '.'")
+    group.add_argument("--encoding", help="text encoding, e.g. cp1252 or latin-1 (default utf-8)")
+    group.add_argument(
+        "--date-format",
+        metavar="PATTERN",
+        help="how dates are written: a strftime pattern such as '%%d.%%m.%%Y %%H:%%M', or "
+        "epoch / epoch_ms for seconds / milliseconds since 1970 (default: ISO 8601, or "
+        "the day/month order the data settles)",
+    )
+    group.add_argument(
+        "--dayfirst",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read numeric dates such as 01.02.2024 day first (--no-dayfirst: month first)",
     )
 
 
@@ -370,13 +445,13 @@ def _read_segmentation(path: str) -> Any:
         raise SegmentkitError(msg) from error
 
 
-def _read_customers(path: str, mapping: dict[str, Any]) -> Any:
+def _read_customers(path: str, mapping: dict[str, Any], read_options: dict[str, Any]) -> Any:
     import segmentkit as sk
     from segmentkit.errors import ContractError
 
     file = _input_file(path, "The --customers file")
     try:
-        return sk.Customers.from_csv(file, **mapping)
+        return sk.Customers.from_csv(file, read_options=read_options, **mapping)
     except ContractError as error:
         # The contract's hints are written for Python (customer_id='<column>').
         msg = (
@@ -408,6 +483,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"reading {args.segments}", lambda: _read_segmentation(args.segments)
     )
     mapping: dict[str, Any] = _parse_pairs(args.map_customers, "--map-customers", typed=False)
+    mapping.update(_date_options({}, args))
     if isinstance(params.get("properties"), list):
         # Columns sent as Klaviyo properties must be kept when the profiles are read
         # (canonical ones, such as country, are kept anyway).
@@ -418,7 +494,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             c for c in params["properties"] if c not in mapping and c not in canonical
         ]
     customers = progress.step(
-        f"reading {args.customers}", lambda: _read_customers(args.customers, mapping)
+        f"reading {args.customers}",
+        lambda: _read_customers(args.customers, mapping, _read_options({}, args)),
     )
     export = progress.step(
         f"building {args.to} requests",
@@ -493,7 +570,7 @@ def _parser() -> argparse.ArgumentParser:
             "orders_from=day duplicates=drop",
         )
         sub.add_argument("--config", help="TOML or JSON file with [transactions] and [engine]")
-        sub.add_argument("--sep", help="CSV field separator (default ',')")
+        add_format_options(sub)
 
     validate = commands.add_parser(
         "validate",
@@ -576,6 +653,7 @@ def _parser() -> argparse.ArgumentParser:
         "re-runs skip what was acknowledged",
     )
     export.add_argument("--base-url", help=argparse.SUPPRESS)
+    add_format_options(export)
     export.set_defaults(run=_cmd_export)
 
     engines = commands.add_parser("engines", help="list the available engines")

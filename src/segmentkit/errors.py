@@ -50,6 +50,8 @@ class Reason(str, Enum):
     OUT_OF_RANGE = "out_of_range"
     MIXED_CURRENCIES = "mixed_currencies"
     INVALID_POLICY = "invalid_policy"
+    AMBIGUOUS = "ambiguous"
+    UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ from typing import Any
 
 import narwhals as nw
 
+from segmentkit._dates import _DAY_MONTH, EPOCH_UNITS, DateOptions, day_month_format
 from segmentkit._native._detect import Backend
 from segmentkit._schema import MISSING_TEXT
+from segmentkit.errors import ContractError, ContractFailure, InvalidParameterError, Reason
 
 __all__ = ["Converted", "as_float", "as_id", "as_naive_or_aware_datetime", "is_missing_id"]
 
@@ -134,8 +136,16 @@ def text_format(sample: str | None) -> tuple[str, str]:
     return _TEXT_FORMATS[2]
 
 
-def as_naive_or_aware_datetime(source: str, dtype: Any, sample: str | None) -> Converted | None:
-    """Datetimes as they come (aware or naive); dates, YYYYMMDD numbers and ISO text parsed.
+def as_naive_or_aware_datetime(
+    source: str,
+    dtype: Any,
+    sample: str | None,
+    *,
+    dates: DateOptions | None = None,
+    key: str = "timestamp",
+    table: str = "data",
+) -> Converted | None:
+    """Datetimes as they come (aware or naive); dates, YYYYMMDD numbers and text parsed.
 
     Parameters
     ----------
@@ -145,28 +155,125 @@ def as_naive_or_aware_datetime(source: str, dtype: Any, sample: str | None) -> C
         Its type.
     sample : str or None
         First non-missing value when the column is text: every value must have its format.
+    dates : DateOptions, optional
+        The caller's ``date_format`` and ``dayfirst``.
+    key : str, default='timestamp'
+        Canonical name, for messages.
+    table : str, default='data'
+        Table name, for messages.
 
     Returns
     -------
     Converted or None
         ``None`` for types that cannot hold times.
     """
+    options = dates or DateOptions()
     values = nw.col(source)
     if isinstance(dtype, nw.Datetime):
         return Converted(values, naive=dtype.time_zone is None)
     if dtype == nw.Date:
         return Converted(values.cast(nw.Datetime("us")), naive=True)
-    if dtype.is_integer():
+    if options.date_format in EPOCH_UNITS:
+        msg = (
+            f"date_format={options.date_format!r} is read on pandas data only. Convert "
+            f"the column {source!r} in your engine first (polars: pl.from_epoch(...); "
+            "DuckDB: to_timestamp(...)), or pass a pandas DataFrame."
+        )
+        raise InvalidParameterError(msg)
+    if dtype.is_integer() and options.date_format is None:
         # 19970101 is a date written as a number (CDNOW does this).
         ok = (values >= 10_000_101) & (values <= 99_991_231)
         text = nw.when(ok).then(values.cast(nw.String))
         return Converted(text.str.to_datetime("%Y%m%d"), (~values.is_null() & ~ok), True)
-    if dtype == nw.String:
-        pattern, fmt = text_format(sample)
-        stripped = values.str.strip_chars()
+    if dtype == nw.String or (dtype.is_integer() and options.date_format is not None):
+        text_values = values if dtype == nw.String else values.cast(nw.String)
+        pattern, fmt = _text_pattern(sample, options, key, table)
+        stripped = text_values.str.strip_chars()
         ok = stripped.str.contains(pattern).fill_null(False)
         # Non-matching text is nulled before parsing: engines raise on unparseable text.
         parsed = nw.when(ok).then(stripped).str.to_datetime(fmt)
         bad = ~values.is_null() & (stripped != "") & ~ok
-        return Converted(parsed, bad.fill_null(False), True)
+        return Converted(parsed, bad.fill_null(False), not _has_zone(fmt))
     return None
+
+
+def _text_pattern(
+    sample: str | None, options: DateOptions, key: str, table: str
+) -> tuple[str, str]:
+    """The regular expression and strftime format every text value of a column must have."""
+    if options.date_format is not None:
+        return format_regex(options.date_format), options.date_format
+    parts = re.match(_DAY_MONTH, (sample or "").strip())
+    if parts is None:
+        return text_format(sample)
+    if options.dayfirst is None:
+        # This engine is not asked to scan the whole column for a value that settles
+        # the order: the caller states it.
+        failure = ContractFailure(
+            column=key,
+            check="date_convention",
+            reason=Reason.AMBIGUOUS,
+            message=(
+                f"Column {key!r} of {table} holds day/month dates such as {sample!r}, which "
+                "read either day first or month first. Say which: pass dayfirst=True or "
+                "dayfirst=False, or date_format='...' with the exact pattern (command line: "
+                "--dayfirst or --no-dayfirst, or --date-format)."
+            ),
+            failure_cases=[(None, sample)],
+            n_failed=1,
+        )
+        raise ContractError([failure], table=table)
+    return format_regex(day_month_format(parts, dayfirst=options.dayfirst)), (
+        day_month_format(parts, dayfirst=options.dayfirst)
+    )
+
+
+#: strftime directives this path can match with a regular expression.
+_DIRECTIVES = {
+    # Field ranges in the pattern, so that a month of 13 is reported as unparseable
+    # rather than stopping the engine (engines raise on text they cannot parse).
+    "d": r"(?:0?[1-9]|[12]\d|3[01])",
+    "m": r"(?:0?[1-9]|1[0-2])",
+    "Y": r"\d{4}",
+    "y": r"\d{2}",
+    "H": r"(?:[01]?\d|2[0-3])",
+    "I": r"(?:0?[1-9]|1[0-2])",
+    "M": r"[0-5]\d",
+    "S": r"[0-5]\d",
+    "f": r"\d{1,9}",
+    "p": r"[AaPp][Mm]",
+    "b": r"[A-Za-z]{3}",
+    "B": r"[A-Za-z]+",
+    "z": r"(?:[+-]\d{2}:?\d{2}|Z)",
+    "%": "%",
+}
+
+
+def format_regex(fmt: str) -> str:
+    """A regular expression matching the text a strftime pattern produces.
+
+    Engines raise on text that does not parse, so values are checked first and the
+    others reported as unparseable. Directives beyond the common ones are refused.
+    """
+    out, i = ["^"], 0
+    while i < len(fmt):
+        char = fmt[i]
+        if char == "%" and i + 1 < len(fmt):
+            directive = fmt[i + 1]
+            if directive not in _DIRECTIVES:
+                msg = (
+                    f"date_format={fmt!r} uses %{directive}, which this engine cannot check; "
+                    f"use the directives %{', %'.join(sorted(_DIRECTIVES))}, or pass a pandas "
+                    "DataFrame."
+                )
+                raise InvalidParameterError(msg)
+            out.append(_DIRECTIVES[directive])
+            i += 2
+        else:
+            out.append(re.escape(char))
+            i += 1
+    return "".join(out) + "$"
+
+
+def _has_zone(fmt: str) -> bool:
+    return "%z" in fmt

@@ -13,6 +13,7 @@ from typing import Any
 import narwhals as nw
 import pandas as pd
 
+from segmentkit._dates import DateOptions
 from segmentkit._native._coerce import is_missing_id
 from segmentkit._native._detect import collect, detect
 from segmentkit._native._tables import NativeEvents
@@ -51,6 +52,7 @@ def events_from_native(
     known_types: tuple[str, ...],
     policy_keys: list[str],
     columns: Mapping[str, str],
+    dates: DateOptions | None = None,
 ) -> NativeEvents:
     """Validate browsing events held by polars, pyarrow, DuckDB, PySpark or Dask.
 
@@ -74,6 +76,8 @@ def events_from_native(
         Keyword names that are policies, not column mappings.
     columns : dict of str to str
         Canonical names to the frame's column names.
+    dates : DateOptions, optional
+        How text timestamps are written (``date_format``, ``dayfirst``).
 
     Returns
     -------
@@ -92,7 +96,7 @@ def events_from_native(
     selected = {key: columns.get(key, key) for key in mapped.columns}
     # The transactions plan converts by the contract's column kinds; events have the
     # same kinds (ids, categories, a datetime, a float), so its checks apply unchanged.
-    plan = _Plan(contract, raw, schema, selected, backend, timezone)
+    plan = _Plan(contract, raw, schema, selected, backend, timezone, dates)
 
     exprs = [c.expr.alias(key) for key, c in plan.converted.items()]
     exprs += [

@@ -8,6 +8,7 @@ from typing import Any
 import narwhals as nw
 import pandas as pd
 
+from segmentkit._dates import DateOptions
 from segmentkit._native._coerce import (
     Converted,
     as_float,
@@ -48,6 +49,7 @@ def customers_from_native(
     timezone: str,
     policy_keys: list[str],
     columns: Mapping[str, str],
+    dates: DateOptions | None = None,
 ) -> NativeCustomers:
     """Validate customer profiles held by polars, pyarrow, DuckDB, PySpark or Dask.
 
@@ -105,7 +107,9 @@ def customers_from_native(
                 converted[key] = number
         else:
             sample = _first_text(raw, source) if dtype == nw.String else None
-            time = as_naive_or_aware_datetime(source, dtype, sample)
+            time = as_naive_or_aware_datetime(
+                source, dtype, sample, dates=dates, key=key, table=table
+            )
             if time is None:
                 failures.append(_refused(key, source, dtype, backend, "a date"))
             else:

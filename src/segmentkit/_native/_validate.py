@@ -13,6 +13,7 @@ from typing import Any
 import narwhals as nw
 import pandas as pd
 
+from segmentkit._dates import DateOptions
 from segmentkit._native._coerce import (
     Converted,
     as_float,
@@ -64,6 +65,7 @@ def transactions_from_native(
     base_currency: str | None,
     policy_keys: list[str],
     columns: Mapping[str, str],
+    dates: DateOptions | None = None,
 ) -> NativeTransactions:
     """Validate order lines held by polars, pyarrow, DuckDB, PySpark or Dask.
 
@@ -100,7 +102,7 @@ def transactions_from_native(
         msg = "'rates' were given but no currency column is mapped: map currency='<column>'."
         raise InvalidParameterError(msg)
 
-    plan = _Plan(contract, raw, schema, selected, backend, timezone)
+    plan = _Plan(contract, raw, schema, selected, backend, timezone, dates)
     plan.prepare_amount()
     policies = {
         "cancellation_prefix": cancellation_prefix,
@@ -161,6 +163,7 @@ class _Plan:
         selected: Mapping[str, str],
         backend: Backend,
         timezone: str,
+        dates: DateOptions | None = None,
     ) -> None:
         self.contract = contract
         self.selected = dict(selected)
@@ -188,7 +191,9 @@ class _Plan:
                     )
                     head = collect(first.head(1))
                     sample = str(head.item(0, 0)) if len(head) else None
-                converted_time = as_naive_or_aware_datetime(source, dtype, sample)
+                converted_time = as_naive_or_aware_datetime(
+                    source, dtype, sample, dates=dates, key=key, table=contract.table
+                )
                 if converted_time is None:
                     failures.append(_not_a_time(key, source, dtype, backend, contract.table))
                 else:
@@ -390,9 +395,10 @@ def _bad_values(key: str, plan: _Plan, raw: nw.LazyFrame[Any], n_bad: int) -> Co
     else:
         check, problem = "parse_timestamp", "values that are not dates or timestamps"
         hint = (
-            "On this engine every text timestamp must have the ISO format of the first one "
-            "(2024-06-30, 2024-06-30 14:05[:00] or with a 'T'), without a UTC offset: parse "
-            "the column to a datetime in your engine first."
+            "On this engine every text timestamp must have the format of the first one "
+            "(ISO 8601: 2024-06-30, 2024-06-30 14:05[:00] or with a 'T'), or the one given "
+            "with date_format='...' (command line: --date-format); or parse the column to "
+            "a datetime in your engine first."
         )
     return ContractFailure(
         column=key,
