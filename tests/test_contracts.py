@@ -511,7 +511,7 @@ def test_policy_typos_list_the_policies():
 def test_a_file_split_on_the_wrong_separator_says_which_to_use(tmp_path, cdnow_raw):
     path = tmp_path / "cdnow.txt"
     path.write_text(" customer_id  date number_of_cds  dollar_value\n 00001 19970101  1   11.77\n")
-    with pytest.raises(sk.errors.InvalidParameterError, match=r"not look comma-separated.*\\s\+"):
+    with pytest.raises(sk.errors.InvalidParameterError, match=r"read as a single column.*\\s\+"):
         sk.Transactions.from_csv(path, customer_id="customer_id", timestamp="date")
 
 

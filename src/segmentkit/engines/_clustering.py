@@ -11,7 +11,7 @@ import pandas as pd
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import Satisfies
 from segmentkit.engines._base import Segmenter, SegmenterTags, as_features
-from segmentkit.engines._preprocess import Preprocessor
+from segmentkit.engines._preprocess import Preprocessor, snap
 from segmentkit.errors import check_is_fitted
 
 
@@ -44,6 +44,9 @@ class ClusteringSegmenter(Segmenter):
 
     # Cluster numbers carry no meaning across refits.
     tags: ClassVar[SegmenterTags] = SegmenterTags(stable_segments=False)
+    #: Round the matrix to a 2**-24 grid (see ``snap``): for engines whose result can
+    #: turn a last-bit difference between CPUs into other clusters (density clustering).
+    _snapped: ClassVar[bool] = False
 
     features: Any
     log_transform: Any
@@ -64,7 +67,11 @@ class ClusteringSegmenter(Segmenter):
             One row per customer; columns as ``preprocessor_['numeric']`` then one-hots.
         """
         check_is_fitted(self)
-        return self._pre.transform(as_features(X).frame, owner=type(self).__name__)
+        return self._matrix(as_features(X).frame)
+
+    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        matrix = self._pre.transform(frame, owner=type(self).__name__)
+        return snap(matrix) if self._snapped else matrix
 
     def _fit_preprocessor(self, features: CustomerFeatures) -> np.ndarray:
         owner = type(self).__name__
@@ -77,7 +84,7 @@ class ClusteringSegmenter(Segmenter):
             owner=owner,
         )
         self.preprocessor_ = self._pre.to_dict()
-        return self._pre.transform(features.frame, owner=owner)
+        return self._matrix(features.frame)
 
 
 def value_order(frame: pd.DataFrame, labels: np.ndarray, k: int) -> np.ndarray:

@@ -168,6 +168,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
     }
     tags: ClassVar[SegmenterTags] = SegmenterTags(produces_noise=True, stable_segments=False)
     engine_name: ClassVar[str] = "hdbscan"
+    _snapped: ClassVar[bool] = True
     _state_types: ClassVar[dict[str, Any]] = {
         "_model": object,
         "_pre": Preprocessor,
@@ -312,7 +313,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         return hdbscan_assign(self, frame)
 
     def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
-        matrix = self._pre.transform(features.frame, owner=type(self).__name__)
+        matrix = self._matrix(features.frame)
         labels = np.full(len(matrix), NOISE, dtype=np.int64)
         membership = np.zeros(len(matrix))
         position = self._fit_index.get_indexer(features.customer_ids)

@@ -57,9 +57,9 @@ Scaler = Literal["standard", "robust", "none"]
 # numpy computes log1p with different SIMD code on AVX-512 and AVX2 machines, and the
 # two differ in the last bit. Density clustering can turn such a difference into other
 # clusters (a split of exactly min_cluster_size points on one machine, one fewer on the
-# other), so values are snapped to a grid of 2**-24 (6e-8, far finer than any feature
-# needs) after every step that a CPU may round differently. A value flips between two
-# grid points only within an ulp of a grid midpoint: about once in 10**8 values.
+# other), so such engines snap their matrix to a grid of 2**-24 (6e-8, far finer than
+# any feature needs). A value moves to another grid point only when it lies within an
+# ulp of a grid midpoint: about once in 10**8 values.
 _GRID = float(2**24)
 
 
@@ -69,8 +69,8 @@ def snap(values: np.ndarray) -> np.ndarray:
 
 
 def signed_log1p(values: np.ndarray) -> np.ndarray:
-    """``sign(x) * log1p(|x|)``, snapped: compresses tails, keeps net-negative spend defined."""
-    return snap(np.sign(values) * np.log1p(np.abs(values)))
+    """``sign(x) * log1p(|x|)``: compresses tails and keeps net-negative spend defined."""
+    return np.sign(values) * np.log1p(np.abs(values))
 
 
 def is_skewed(name: str) -> bool:
@@ -160,7 +160,7 @@ class Preprocessor:
             raise ValueError(msg)
         matrix = self._numeric_matrix(frame)
         self._check_missing(matrix, frame, owner)
-        scaled = snap((self._impute(matrix) - np.asarray(self.center)) / np.asarray(self.scale))
+        scaled = (self._impute(matrix) - np.asarray(self.center)) / np.asarray(self.scale)
         blocks = [scaled]
         for column, levels in self.categorical.items():
             # Levels unseen at fit get all-zero indicators rather than an error.
