@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segmentkit._documents import exceeds_depth
 from segmentkit._io import PathLike, write_atomic
 from segmentkit._params import validate_params
 from segmentkit._version import __version__
@@ -195,16 +196,8 @@ def _too_deep(source: str) -> str:
 
 
 def _check_depth(document: Any, source: str) -> None:
-    # Iterative, so a deep document is refused here rather than by a RecursionError.
-    stack = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise PersistenceError(_too_deep(source))
-        if isinstance(value, dict):
-            stack.extend((child, depth + 1) for child in value.values())
-        elif isinstance(value, list):
-            stack.extend((child, depth + 1) for child in value)
+    if exceeds_depth(document, MAX_DEPTH):
+        raise PersistenceError(_too_deep(source))
 
 
 # --------------------------------------------------------------------------- writing

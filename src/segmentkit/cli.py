@@ -75,18 +75,60 @@ def _literal(text: str) -> Any:
         return text
 
 
+#: A config file holds a few tables of settings: anything larger or deeper is a mistake
+#: or an attack, refused before it is parsed or walked.
+_MAX_CONFIG_BYTES = 1_000_000
+_MAX_CONFIG_DEPTH = 16
+
+
 def _read_config(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
-    file = Path(path)
-    text = file.read_text(encoding="utf-8")
-    if file.suffix.lower() == ".json":
-        return json.loads(text)
+    from segmentkit._documents import exceeds_depth
+
+    file = _input_file(path, "The --config file")
+    if file.stat().st_size > _MAX_CONFIG_BYTES:
+        msg = f"The --config file {path} is larger than {_MAX_CONFIG_BYTES:,} bytes; no config is."
+        raise SegmentkitError(msg)
     try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    return tomllib.loads(text)
+        text = file.read_text(encoding="utf-8")
+        if file.suffix.lower() == ".json":
+            document = json.loads(text)
+        else:
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib  # type: ignore[no-redef]
+            document = tomllib.loads(text)
+    except RecursionError:
+        document = None
+        too_deep = True
+    except (ValueError, UnicodeDecodeError) as error:  # JSON and TOML parse errors
+        kind = "JSON" if file.suffix.lower() == ".json" else "TOML"
+        msg = f"Cannot read the --config file {path} as {kind} (UTF-8): {error}"
+        raise SegmentkitError(msg) from None
+    else:
+        too_deep = exceeds_depth(document, _MAX_CONFIG_DEPTH)
+    if too_deep:
+        msg = (
+            f"The --config file {path} nests tables more than {_MAX_CONFIG_DEPTH} levels "
+            "deep; a config has [transactions] and [engine] tables with a few settings."
+        )
+        raise SegmentkitError(msg)
+    if not isinstance(document, dict):
+        msg = (
+            f"The --config file {path} must hold tables ([transactions], [engine]), "
+            f"not a {type(document).__name__}."
+        )
+        raise SegmentkitError(msg)
+    for table in ("transactions", "engine"):
+        if not isinstance(document.get(table, {}), dict):
+            msg = (
+                f"[{table}] in the --config file {path} must be a table of settings, "
+                f"not a {type(document[table]).__name__}."
+            )
+            raise SegmentkitError(msg)
+    return document
 
 
 #: ``read_options`` a config file or the command line may set (passed to pandas).

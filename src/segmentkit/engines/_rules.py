@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
+from segmentkit._documents import exceeds_depth
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import InstanceOf, Satisfies
 from segmentkit._segmentation import Segment
@@ -435,15 +436,8 @@ def _read_document(path: Path) -> Any:
 
 
 def _check_depth(path: Path, document: Any) -> None:
-    # Iterative, so a deep document is refused here rather than by a RecursionError.
-    stack = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_RULES_FILE_DEPTH:
-            raise _file_error(path, _too_deep_message())
-        children = value.values() if isinstance(value, Mapping) else value
-        if isinstance(value, Mapping | list):
-            stack.extend((child, depth + 1) for child in children)
+    if exceeds_depth(document, MAX_RULES_FILE_DEPTH):
+        raise _file_error(path, _too_deep_message())
 
 
 def _read_yaml(path: Path, text: str) -> Any:
