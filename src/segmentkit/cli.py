@@ -82,10 +82,10 @@ def _read_config(path: str | None) -> dict[str, Any]:
     text = file.read_text(encoding="utf-8")
     if file.suffix.lower() == ".json":
         return json.loads(text)
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10: the same parser from PyPI
+        import tomli as tomllib
     return tomllib.loads(text)
 
 
