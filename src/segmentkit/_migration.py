@@ -13,6 +13,7 @@ matched first, by customer overlap or by centroid, and the matching is reported.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
@@ -212,7 +213,7 @@ class Migration:
         for name, frame in tables.items():
             path = out / f"{name}.csv"
             keep_index = name in ("matrix", "shares")
-            write_atomic(path, lambda tmp, f=frame, i=keep_index: f.to_csv(tmp, index=i))
+            write_atomic(path, functools.partial(frame.to_csv, index=keep_index))
             written[name] = path
         return written
 

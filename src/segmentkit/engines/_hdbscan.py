@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
+from types import FrameType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,7 +24,7 @@ from segmentkit.engines._clustering import (
 )
 from segmentkit.engines._hdbscan_placement import place
 from segmentkit.engines._naming import describe_clusters
-from segmentkit.engines._preprocess import Preprocessor
+from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler
 from segmentkit.errors import SegmentkitWarning
 
 __all__ = ["HDBSCANSegmenter"]
@@ -182,8 +183,8 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         cluster_selection_epsilon: float = 0.0,
         features: Sequence[str] | None = None,
         log_transform: bool | Sequence[str] | str = "auto",
-        scaler: str = "standard",
-        missing: str = "raise",
+        scaler: Scaler = "standard",
+        missing: Missing = "raise",
         names: Mapping[int, str] | None = None,
         max_fit_size: int = 50_000,
         random_state: int | None = None,
@@ -335,7 +336,8 @@ def _row_hashes(matrix: np.ndarray) -> np.ndarray:
 
 def _caller_stacklevel() -> int:
     """``stacklevel`` that points a warning at the first frame outside segmentkit."""
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith("segmentkit"):
         level, frame = level + 1, frame.f_back
     return level
