@@ -490,14 +490,19 @@ PLATFORM_RATES: dict[str, float | None] = {
     "meta": None,
     "google_ads": None,
 }
-_EMPTY_SUMMARY_FIELDS = {
-    "sent": 0,
-    "skipped_already_acknowledged": 0,
-    "retries": 0,
-    "failures": 1,
-    "customers_delivered": 0,
-    "elapsed": 0.0,
-}
+
+
+def _failed_before_sending() -> PushSummary:
+    """The summary of a push that failed before any request was sent."""
+    return PushSummary(
+        sent=0,
+        skipped_already_acknowledged=0,
+        retries=0,
+        failures=1,
+        customers_delivered=0,
+        elapsed=0.0,
+    )
+
 
 # Module-level so tests can replace them without touching time.sleep for everyone.
 _sleep: Callable[[float], None] = time.sleep
@@ -553,9 +558,7 @@ def _with_job(request: Request, job: str | None) -> str:
             f"{_describe(request)} needs the job Google named in its :create answer, and no "
             "acknowledged :create (in this run or the journal) gave one."
         )
-        raise PushError(
-            msg, request=request, status=None, summary=PushSummary(**_EMPTY_SUMMARY_FIELDS)
-        )
+        raise PushError(msg, request=request, status=None, summary=_failed_before_sending())
     return request.path.replace(_JOB, job)
 
 
@@ -764,7 +767,7 @@ def push(
     creds = _credentials_for(platforms, credentials, base_url)
     secrets = tuple(s for c in creds.values() for s in c.secrets())
     if rate_per_second == "platform":
-        known = [PLATFORM_RATES[p] for p in platforms if PLATFORM_RATES.get(p)]
+        known = [rate for p in platforms if (rate := PLATFORM_RATES.get(p))]
         rate_per_second = min(known) if known else None
     bucket = (
         TokenBucket(float(rate_per_second), clock=_clock, sleep=_sleep)
