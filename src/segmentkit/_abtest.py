@@ -6,7 +6,7 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard, cast
 
 import numpy as np
 import pandas as pd
@@ -458,7 +458,7 @@ class _Settings:
     min_conversions: int
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[numbers.Integral]:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -482,7 +482,8 @@ def _check_parameters(
     if (
         isinstance(confidence, bool)
         or not isinstance(confidence, numbers.Real)
-        or not 0 < confidence < 1
+        # typeshed's numbers.Real declares only < and <=; every Real compares like a float.
+        or not 0 < cast("float", confidence) < 1
     ):
         msg = (
             "The 'confidence' parameter must be a number between 0 and 1, e.g. 0.95. "
@@ -516,7 +517,7 @@ def _check_parameters(
 
 def _outcomes(
     groups: GroupAssignment,
-    outcomes: object,
+    outcomes: pd.DataFrame,
     *,
     customer: str,
     converted: str | None,
@@ -567,7 +568,8 @@ def _outcomes(
     if converted is not None:
         flags = _flags(outcomes[converted], converted)
     else:
-        flags = (money > 0).astype(float)  # type: ignore[operator]
+        assert money is not None  # checked above: revenue is given when converted is not
+        flags = (money > 0).astype(float)
     position = pd.Index(ids).get_indexer(groups.table["customer_id"])
     found = position >= 0
     converted_by = np.zeros(len(position))

@@ -9,7 +9,7 @@ over that space and joining blocks is free.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from segmentkit._runs import (
 )
 from segmentkit._schema import category_codes, to_ns
 from segmentkit._transactions import Transactions
+
+if TYPE_CHECKING:
+    from segmentkit._native import NativeTransactions
 
 __all__ = ["CustomerFeatures", "extract_features"]
 
@@ -222,6 +225,49 @@ def _refuse_as_of(value: Any, problem: str) -> None:
     raise ContractError([failure], table="as_of")
 
 
+@overload
+def extract_features(
+    transactions: NativeTransactions,
+    events: Events | None = ...,
+    customers: Customers | None = ...,
+    *,
+    as_of: Any = ...,
+    windows: Sequence[int] = ...,
+    abandon_hours: float = ...,
+    session_gap_minutes: float = ...,
+    output: Literal["pandas"],
+) -> CustomerFeatures: ...
+
+
+# Transactions kept in polars, DuckDB, Spark, Dask...: a frame of that engine.
+@overload
+def extract_features(
+    transactions: NativeTransactions,
+    events: Events | None = ...,
+    customers: Customers | None = ...,
+    *,
+    as_of: Any = ...,
+    windows: Sequence[int] = ...,
+    abandon_hours: float = ...,
+    session_gap_minutes: float = ...,
+    output: Literal["native"] = ...,
+) -> Any: ...
+
+
+@overload
+def extract_features(
+    transactions: Transactions,
+    events: Events | None = ...,
+    customers: Customers | None = ...,
+    *,
+    as_of: Any = ...,
+    windows: Sequence[int] = ...,
+    abandon_hours: float = ...,
+    session_gap_minutes: float = ...,
+    output: str = ...,
+) -> CustomerFeatures: ...
+
+
 def extract_features(
     transactions: Transactions,
     events: Events | None = None,
@@ -232,7 +278,7 @@ def extract_features(
     abandon_hours: float = 24.0,
     session_gap_minutes: float = 30.0,
     output: str = "native",
-) -> CustomerFeatures:
+) -> Any:
     """Compute one row of features per customer from data up to ``as_of``.
 
     Customers are everyone with an order line (purchase or return), a browsing
@@ -269,8 +315,9 @@ def extract_features(
 
     Returns
     -------
-    CustomerFeatures
-        The features, their catalog and ``as_of``.
+    CustomerFeatures or native frame
+        The features, their catalog and ``as_of``; for transactions kept in another
+        engine (and ``output='native'``), a frame of that engine.
 
     Raises
     ------
@@ -293,7 +340,9 @@ def extract_features(
         from segmentkit._native import extract_native_features
 
         return extract_native_features(
-            transactions,
+            # Only NativeTransactions has `native`; the type is not imported to test it, so
+            # that pandas users never import the narwhals path.
+            cast("NativeTransactions", transactions),
             events,
             customers,
             as_of=as_of,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -641,7 +641,7 @@ def _migration_section(migration: Any) -> str:
 
 
 def _drift_table(drift: pd.DataFrame) -> str:
-    columns = [
+    columns: list[tuple[str, str, Callable[[Any], str]]] = [
         ("segment", "Segment", str),
         ("customers_before", "Customers before", _int),
         ("customers_after", "Customers after", _int),
@@ -676,9 +676,10 @@ def _analysis_section(analysis: Any) -> str:
     table = analysis.table
     control = getattr(analysis, "control", None)
     confidence = getattr(analysis, "confidence", None)
-    known = isinstance(confidence, float | int) and 0 < confidence < 1
-    level = f"{confidence:.0%}" if known else "confidence"
-    alpha = 1 - float(confidence) if known else 0.05
+    if isinstance(confidence, float | int) and 0 < confidence < 1:
+        level, alpha = f"{confidence:.0%}", 1 - float(confidence)
+    else:
+        level, alpha = "confidence", 0.05
     high = table["conversion_ci_high"].to_numpy(dtype=float)
     high = high[np.isfinite(high)]
     scale = float(high.max()) if high.size and high.max() > 0 else 1.0

@@ -92,7 +92,7 @@ def _current_umask() -> int:
     return mask
 
 
-def write_atomic(path: PathLike, write: Callable[[Path], None]) -> Path:
+def write_atomic(path: PathLike, write: Callable[[Path], object]) -> Path:
     """Call ``write(temporary_path)``, flush it to disk, then rename it to ``path``.
 
     If ``write`` raises (an error, ``KeyboardInterrupt``), ``path`` keeps its previous

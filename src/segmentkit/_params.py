@@ -15,7 +15,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from segmentkit.errors import InvalidParameterError
 
@@ -63,11 +63,13 @@ class Interval:
         wanted = numbers.Integral if self.kind is int else numbers.Real
         if not isinstance(value, wanted) or (isinstance(value, float) and math.isnan(value)):
             return False
+        # typeshed's numbers.Real declares only < and <=; every Real compares like a float.
+        number = cast("float", value)
         low_ok = self.left is None or (
-            value >= self.left if self.closed in {"both", "left"} else value > self.left
+            number >= self.left if self.closed in {"both", "left"} else number > self.left
         )
         high_ok = self.right is None or (
-            value <= self.right if self.closed in {"both", "right"} else value < self.right
+            number <= self.right if self.closed in {"both", "right"} else number < self.right
         )
         return bool(low_ok and high_ok)
 

@@ -54,7 +54,8 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -966,6 +967,7 @@ class _Codec:
         module_name, _, qualname = path.partition(":")
         if not _CLASS_PATH.fullmatch(path) or not self._dataclass_allowed(module_name):
             raise self.damaged(where, f"{path} is not a segmentkit or engine data class")
+        module: ModuleType | None
         if module_name == "segmentkit" or module_name.startswith("segmentkit."):
             module = importlib.import_module(module_name)
         else:
@@ -996,7 +998,9 @@ class _Codec:
         if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
             raise self.damaged(where, f"{path} is not a scikit-learn estimator")
         params = self.decode(self._field(node, "params", dict, where), f"{where}.params")
-        unknown = sorted(set(params) - set(cls._get_param_names()))
+        # sklearn ships no types, so issubclass cannot narrow cls for the checker.
+        names = cast("type[BaseEstimator]", cls)._get_param_names()
+        unknown = sorted(set(params) - set(names))
         if unknown:
             raise self.damaged(where, f"{cls.__name__} has no parameters {unknown}")
         estimator = cls(**params)

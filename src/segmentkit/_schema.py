@@ -338,7 +338,9 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, Any]:
         texts = pa.array(values.array)
         chunks = texts.dictionary_encode().chunks if isinstance(texts, pa.ChunkedArray) else []
         dictionary = chunks[-1].dictionary if chunks else None
-        if chunks and all(len(chunk.dictionary) == len(dictionary) for chunk in chunks):
+        if dictionary is not None and all(
+            len(chunk.dictionary) == len(dictionary) for chunk in chunks
+        ):
             codes = np.concatenate(
                 [
                     chunk.indices.fill_null(-1).to_numpy()

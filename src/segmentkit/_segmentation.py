@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -402,6 +402,7 @@ class Segmentation:
                 f"Got {table!r} instead."
             )
             raise InvalidParameterError(msg)
+        document: dict[str, Any] | list[dict[str, Any]]
         if table == "all":
             document = {
                 "engine": self.engine,
@@ -641,7 +642,7 @@ def sorted_at(values: np.ndarray, positions: Sequence[int]) -> np.ndarray:
                 clusters[-1].append(k)
             else:
                 clusters.append([k])
-        found: dict[int, float] = {}
+        found: dict[int, Any] = {}
         for cluster in clusters:
             within = _within_bracket(values, cluster, sample, margin)
             if within is None:
@@ -654,7 +655,8 @@ def sorted_at(values: np.ndarray, positions: Sequence[int]) -> np.ndarray:
 
 def _within_bracket(
     values: np.ndarray, cluster: list[int], sample: np.ndarray, margin: int
-) -> dict[int, float] | None:
+) -> dict[int, Any] | None:
+    # The dict holds scalars of values.dtype (numbers or datetimes) by position.
     # Sorted, the values from position `below` on are `low` repeated, the values
     # strictly between the bounds, then `high` repeated (None bounds are open).
     n, m = len(values), len(sample)

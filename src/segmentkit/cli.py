@@ -95,10 +95,10 @@ def _read_config(path: str | None) -> dict[str, Any]:
         if file.suffix.lower() == ".json":
             document = json.loads(text)
         else:
-            try:
+            if sys.version_info >= (3, 11):
                 import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
+            else:  # Python 3.10: the same parser from PyPI
+                import tomli as tomllib
             document = tomllib.loads(text)
     except RecursionError:
         document = None

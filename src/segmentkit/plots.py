@@ -13,7 +13,7 @@ imported when a function runs, not when this module is imported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -198,7 +198,8 @@ def rfm_heatmap(
                 text = "–"
             else:
                 text = _money(cell)
-            dark = np.isfinite(cell) and image.norm(cell) > 0.55
+            # matplotlib types Normalize() as ArrayLike; for one number it is one number.
+            dark = np.isfinite(cell) and cast("float", image.norm(cell)) > 0.55
             ax.text(
                 j,
                 i,
@@ -552,10 +553,10 @@ def _figure_and_axes(ax: Any, *, figsize: tuple[float, float]) -> tuple[Figure, 
         msg = f"The 'ax' parameter must be a matplotlib Axes or None. Got {type(ax).__name__}."
         raise InvalidParameterError(msg)
     # An axes of a subfigure belongs to the subfigure; return the figure that saves.
-    fig = ax.figure
-    while not isinstance(fig, Figure):
-        fig = fig.figure
-    return fig, ax
+    owner = ax.figure
+    while not isinstance(owner, Figure):
+        owner = owner.figure
+    return owner, ax
 
 
 def _check_segmentation(segmentation: Any, owner: str) -> None:

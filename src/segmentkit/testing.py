@@ -34,7 +34,7 @@ import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from unittest import SkipTest
 
 import numpy as np
@@ -63,8 +63,8 @@ __all__ = [
     "sample_features",
 ]
 
-Features = CustomerFeatures | pd.DataFrame | None
-ExpectedFailures = Mapping[str, str] | Callable[[Any], Mapping[str, str]] | None
+Features: TypeAlias = CustomerFeatures | pd.DataFrame | None
+ExpectedFailures: TypeAlias = Mapping[str, str] | Callable[[Any], Mapping[str, str]] | None
 
 
 @functools.cache

@@ -61,6 +61,7 @@ def as_id(source: str, dtype: Any, backend: Backend) -> Converted:
         Text values; never refused.
     """
     values = nw.col(source)
+    text: nw.Expr
     if dtype.is_float():
         finite = nw.when(values.is_finite()).then(values)
         if backend.name == "dask":

@@ -12,7 +12,7 @@ from segmentkit._events import Events
 from segmentkit._native._detect import Backend, collect, to_native
 from segmentkit._native._time import EPOCH_US
 from segmentkit._report import ValidationReport
-from segmentkit._transactions import Transactions
+from segmentkit._transactions import OrdersFrom, Transactions
 from segmentkit.errors import SegmentkitError
 
 __all__ = ["NativeCustomers", "NativeDataError", "NativeEvents", "NativeTransactions"]
@@ -111,7 +111,7 @@ class NativeTransactions(_NativeRows, Transactions):
         returns: nw.LazyFrame[Any],
         *,
         backend: Backend,
-        orders_from: str,
+        orders_from: OrdersFrom,
         time_range: tuple[int, int] | None = None,
     ) -> None:
         Transactions.__init__(self, pd.DataFrame(), report, pd.DataFrame())

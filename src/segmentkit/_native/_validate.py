@@ -7,6 +7,7 @@ count, and only a failing check fetches a few example values.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,7 @@ from segmentkit._schema import (
     refuse_empty,
     refuse_missing_ids,
 )
+from segmentkit._transactions import OrdersFrom
 from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
 
 __all__ = ["transactions_from_native"]
@@ -59,7 +61,7 @@ def transactions_from_native(
     missing_customer: str,
     zero_amount: str,
     duplicates: str,
-    orders_from: str,
+    orders_from: OrdersFrom,
     timezone: str,
     rates: Mapping[str, float] | None,
     base_currency: str | None,
@@ -104,19 +106,20 @@ def transactions_from_native(
 
     plan = _Plan(contract, raw, schema, selected, backend, timezone, dates)
     plan.prepare_amount()
-    policies = {
-        "cancellation_prefix": cancellation_prefix,
-        "zero_amount": zero_amount,
-        "returns": returns,
-        "rates": rates,
-        "base_currency": base_currency,
-    }
-    prepared = plan.prepared(raw, **policies)
+    prepare = functools.partial(
+        plan.prepared,
+        cancellation_prefix=cancellation_prefix,
+        zero_amount=zero_amount,
+        returns=returns,
+        rates=rates,
+        base_currency=base_currency,
+    )
+    prepared = prepare(raw)
     deduped = None
     if duplicates == "drop":
         # Every input column counts, mapped or not. Identical lines share every earlier
         # exclusion reason, so the duplicates charged are kept lines minus distinct ones.
-        deduped = plan.prepared(raw.unique(), **policies)
+        deduped = prepare(raw.unique())
     counts = _count(prepared, deduped, plan, rates is not None, "currency" in selected)
     rows_read = counts["rows"]
     _raise_failures(plan, counts, raw, prepared, missing_customer, rates, base_currency)

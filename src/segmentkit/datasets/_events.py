@@ -440,10 +440,13 @@ def generate_events(
                 f"The {name!r} parameter of generate_events is required when there are no "
                 "transactions to take the time window from."
             )
-    if start_ns is None:
-        start_ns = int(frame["time_ns"].min()) - _DEFAULT_LEAD.value
-    if end_ns is None:
-        end_ns = int(frame["time_ns"].max())
+    if start_ns is None or end_ns is None:
+        # Checked above: without both bounds there are transaction lines to take them from.
+        assert frame is not None
+        if start_ns is None:
+            start_ns = int(frame["time_ns"].min()) - _DEFAULT_LEAD.value
+        if end_ns is None:
+            end_ns = int(frame["time_ns"].max())
     if start_ns > end_ns:
         raise InvalidParameterError(
             "The 'start' parameter of generate_events must not be after 'end'. Got "
@@ -457,6 +460,7 @@ def generate_events(
     if wanted_customers is not None:
         customers = _sorted_codes(wanted_customers)[1]
     else:
+        assert frame is not None  # checked above: one of the two is given
         customers = _sorted_codes(frame["customer_id"].to_numpy(dtype=object))[1]
     lines = _prepare_lines(frame, customers) if frame is not None else None
     return _generate(
@@ -491,12 +495,12 @@ def _generate(
     if wanted_categories is not None:
         _, first = np.unique(wanted_categories, return_index=True)
         universe = wanted_categories[np.sort(first)]
-    elif line_category is not None and n_lines:
+    elif lines is not None and line_category is not None and n_lines:
         universe = lines.category_names[np.unique(line_category)]
     else:
         universe = np.array(DEFAULT_CATEGORIES, dtype=object)
     n_categories = len(universe)
-    if line_category is not None:
+    if lines is not None and line_category is not None:
         name_to_universe = pd.Index(universe).get_indexer(lines.category_names)
         line_cat_idx = name_to_universe.astype(np.int64)[line_category]
     else:
@@ -556,7 +560,7 @@ def _generate(
         return _sample_in_segments(rng, category, product_cdf, seg_starts)
 
     # ---- orders --------------------------------------------------------------------------
-    if n_lines:
+    if lines is not None and n_lines:
         same = lines.customer[1:] == lines.customer[:-1]
         if lines.order is not None:
             # Lines without an order id are grouped by timestamp instead.
@@ -579,7 +583,7 @@ def _generate(
     # ---- customer preferences ----------------------------------------------------------------
     favourite = draw_category(n_customers)
     known = line_cat_idx >= 0
-    if known.any():
+    if lines is not None and known.any():
         # A customer's favourite is the category they bought most often.
         who, category, n = _pair_counts(lines.customer[known], line_cat_idx[known], n_categories)
         pick = _first_per_group(who, n, category)
@@ -601,7 +605,7 @@ def _generate(
     )
 
     # ---- sessions before real orders --------------------------------------------------------
-    o_customer = lines.customer[order_first] if n_orders else no_codes
+    o_customer = lines.customer[order_first] if lines is not None and n_orders else no_codes
     o_line = order_first + np.floor(rng.random(n_orders) * order_size).astype(np.int64)
     o_views = rng.geometric(_VIEW_STOP_PROB, n_orders).astype(np.int64)
     o_cat_idx = line_cat_idx[o_line] if n_orders else no_codes
@@ -645,7 +649,7 @@ def _generate(
     category_table = np.concatenate(
         [universe, lines.category_names if lines is not None else [], [_UNKNOWN]]
     ).astype(object)
-    if n_orders and lines.product is not None:
+    if lines is not None and n_orders and lines.product is not None:
         o_product = lines.product[o_line]
         has_product = o_product >= 0
         target = s_last_view[n_browse:][has_product]

@@ -8,6 +8,7 @@ what their quirks are. Nothing here touches the network.
 from __future__ import annotations
 
 from importlib.resources import files
+from typing import TypedDict
 
 import pandas as pd
 
@@ -25,8 +26,27 @@ _TEXT_COLUMNS = [
     "store_id",
 ]
 
+
+class _TransactionsMapping(TypedDict):
+    # The keys are named so that `Transactions.from_frame(raw, **mapping)` type-checks:
+    # a plain dict[str, str] could also hold `returns=` or another policy keyword.
+    customer_id: str
+    timestamp: str
+    amount: str
+    order_id: str
+    product_id: str
+    category: str
+    quantity: str
+    discount: str
+
+
+class _CustomersMapping(TypedDict):
+    customer_id: str
+    age_band: str
+
+
 # Canonical segmentkit name -> column of the bundled transactions file.
-_TRANSACTIONS_MAPPING = {
+_TRANSACTIONS_MAPPING: _TransactionsMapping = {
     "customer_id": "household_id",
     "timestamp": "transaction_timestamp",
     "amount": "sales_value",
@@ -38,7 +58,7 @@ _TRANSACTIONS_MAPPING = {
 }
 
 # Canonical segmentkit name -> column of the bundled customers file.
-_CUSTOMERS_MAPPING = {
+_CUSTOMERS_MAPPING: _CustomersMapping = {
     "customer_id": "household_id",
     "age_band": "age",
 }
@@ -50,7 +70,7 @@ def _read_csv(name: str, **kwargs: object) -> pd.DataFrame:
         return pd.read_csv(handle, compression="gzip", **kwargs)
 
 
-def load_sample() -> tuple[pd.DataFrame, dict[str, str]]:
+def load_sample() -> tuple[pd.DataFrame, _TransactionsMapping]:
     """Load the bundled grocery receipts and their mapping to canonical columns.
 
     The sample holds every line of 800 households in the 75,000-line random
@@ -104,10 +124,10 @@ def load_sample() -> tuple[pd.DataFrame, dict[str, str]]:
     raw["transaction_timestamp"] = pd.to_datetime(
         raw["transaction_timestamp"], format="%Y-%m-%d %H:%M:%S"
     ).astype("datetime64[ns]")
-    return raw, dict(_TRANSACTIONS_MAPPING)
+    return raw, _TRANSACTIONS_MAPPING.copy()
 
 
-def load_sample_customers() -> tuple[pd.DataFrame, dict[str, str]]:
+def load_sample_customers() -> tuple[pd.DataFrame, _CustomersMapping]:
     """Load the demographics of the sample households that have them.
 
     400 of the 800 households in :func:`load_sample` have demographics. Every
@@ -142,4 +162,4 @@ def load_sample_customers() -> tuple[pd.DataFrame, dict[str, str]]:
     ['19-24', '25-34', '35-44', '45-54', '55-64', '65+']
     """
     raw = _read_csv(_CUSTOMERS_FILE, dtype=str, keep_default_na=False, na_values=[""])
-    return raw, dict(_CUSTOMERS_MAPPING)
+    return raw, _CUSTOMERS_MAPPING.copy()

@@ -6,7 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,10 @@ from segmentkit._features import CustomerFeatures
 from segmentkit._params import validate_params
 from segmentkit._segmentation import Segment, Segmentation, label_positions
 from segmentkit.errors import check_is_fitted
+
+if TYPE_CHECKING:
+    # A polars, DuckDB, PySpark or Dask frame: predict answers with the same kind.
+    from narwhals.typing import IntoFrame, IntoFrameT
 
 __all__ = ["Segmenter", "SegmenterTags", "as_features"]
 
@@ -78,7 +82,7 @@ class Segmenter(BaseEstimator, ABC):
     #: with ``trust_pickle=True``; engines that pickle nothing leave it empty.
     _pickled_state: ClassVar[dict[str, str]] = {}
 
-    def fit(self, X: CustomerFeatures | pd.DataFrame, y: None = None) -> Self:
+    def fit(self, X: CustomerFeatures | pd.DataFrame | IntoFrame, y: None = None) -> Self:
         """Learn the segments from customer features.
 
         Parameters
@@ -115,7 +119,12 @@ class Segmenter(BaseEstimator, ABC):
         self.segment_names_ = {s.id: s.name for s in self.segments_}
         return self
 
-    def predict(self, X: CustomerFeatures | pd.DataFrame) -> Segmentation:
+    @overload
+    def predict(self, X: CustomerFeatures | pd.DataFrame) -> Segmentation: ...
+    @overload
+    def predict(self, X: IntoFrameT) -> IntoFrameT: ...
+
+    def predict(self, X: CustomerFeatures | pd.DataFrame | IntoFrame) -> Any:
         """Assign every customer to exactly one segment.
 
         Parameters
@@ -150,20 +159,26 @@ class Segmenter(BaseEstimator, ABC):
             assignments[name] = values if keep else np.asarray(values)
         return Segmentation(assignments, self.segments_, features, self._name())
 
-    def fit_predict(self, X: CustomerFeatures | pd.DataFrame, y: None = None) -> Segmentation:
+    @overload
+    def fit_predict(self, X: CustomerFeatures | pd.DataFrame, y: None = None) -> Segmentation: ...
+    @overload
+    def fit_predict(self, X: IntoFrameT, y: None = None) -> IntoFrameT: ...
+
+    def fit_predict(self, X: CustomerFeatures | pd.DataFrame | IntoFrame, y: None = None) -> Any:
         """Fit on ``X`` and segment the same customers.
 
         Parameters
         ----------
-        X : CustomerFeatures or pandas.DataFrame
+        X : CustomerFeatures, pandas.DataFrame or a polars, DuckDB, PySpark or Dask frame
             One row per customer.
         y : None
             Ignored.
 
         Returns
         -------
-        Segmentation
-            Assignments and the segment catalog.
+        Segmentation or native frame
+            Assignments and the segment catalog; for a frame of another library, a
+            frame of that library (see :meth:`predict`).
         """
         return self.fit(X).predict(X)
 

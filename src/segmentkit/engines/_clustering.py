@@ -11,7 +11,7 @@ import pandas as pd
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import Satisfies
 from segmentkit.engines._base import Segmenter, SegmenterTags, as_features
-from segmentkit.engines._preprocess import Preprocessor, snap
+from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler, snap
 from segmentkit.errors import check_is_fitted
 
 
@@ -50,8 +50,8 @@ class ClusteringSegmenter(Segmenter):
 
     features: Any
     log_transform: Any
-    scaler: str
-    missing: str
+    scaler: Scaler
+    missing: Missing
 
     def transform(self, X: CustomerFeatures | pd.DataFrame) -> np.ndarray:
         """The preprocessed matrix the clusters live in.

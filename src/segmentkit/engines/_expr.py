@@ -479,7 +479,8 @@ class _Token(NamedTuple):
 
 
 def _scan_quoted(text: str, start: int) -> tuple[str, int]:
-    quote, pos, chars = text[start], start + 1, []
+    quote, pos = text[start], start + 1
+    chars: list[str] = []
     while pos < len(text):
         char = text[pos]
         if char == quote:
@@ -500,7 +501,9 @@ def _scan_quoted(text: str, start: int) -> tuple[str, int]:
 
 def _scan_number(text: str, start: int, end: int) -> tuple[int | float, int]:
     # Swallow trailing letters/dots so "1abc" or "1.2.3" is reported as one bad number.
-    stop = _NUMBER_TAIL.match(text, end).end()
+    tail = _NUMBER_TAIL.match(text, end)
+    assert tail is not None  # the pattern matches the empty string
+    stop = tail.end()
     raw = text[start:stop]
     try:
         value = float(raw) if re.search(r"[.eE]", raw) else int(raw)
@@ -522,6 +525,7 @@ def _tokenize(text: str) -> list[_Token]:
         if char.isspace():
             pos += 1
             continue
+        value: str | int | float
         if char in "'\"`":
             value, end = _scan_quoted(text, pos)
             kind = "name" if char == "`" else "string"

@@ -7,7 +7,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,7 +26,7 @@ from segmentkit.engines._clustering import (
 )
 from segmentkit.engines._hdbscan_placement import place
 from segmentkit.engines._naming import describe_clusters
-from segmentkit.engines._preprocess import Preprocessor
+from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler
 from segmentkit.errors import SegmentkitWarning
 
 __all__ = ["HDBSCANSegmenter"]
@@ -195,8 +195,8 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         cluster_selection_epsilon: float = 0.0,
         features: Sequence[str] | None = None,
         log_transform: bool | Sequence[str] | str = "auto",
-        scaler: str = "standard",
-        missing: str = "raise",
+        scaler: Scaler = "standard",
+        missing: Missing = "raise",
         names: Mapping[int, str] | None = None,
         max_fit_size: int = 50_000,
         random_state: int | None = None,
@@ -375,7 +375,7 @@ def _stable_edge_order() -> Iterator[None]:
 
     with _ORDER_LOCK:
         if _ORDER_USERS[0] == 0:
-            fitting.np = _StableArgsort(np)  # type: ignore[attr-defined]
+            fitting.np = _StableArgsort(np)
         _ORDER_USERS[0] += 1
     try:
         yield
@@ -383,7 +383,7 @@ def _stable_edge_order() -> Iterator[None]:
         with _ORDER_LOCK:
             _ORDER_USERS[0] -= 1
             if _ORDER_USERS[0] == 0:
-                fitting.np = np  # type: ignore[attr-defined]
+                fitting.np = np
 
 
 def _row_hashes(matrix: np.ndarray) -> np.ndarray:
@@ -395,7 +395,8 @@ def _row_hashes(matrix: np.ndarray) -> np.ndarray:
 
 def _caller_stacklevel() -> int:
     """``stacklevel`` that points a warning at the first frame outside segmentkit."""
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith("segmentkit"):
         level, frame = level + 1, frame.f_back
     return level

@@ -20,7 +20,7 @@ from segmentkit.engines._clustering import (
     value_order,
 )
 from segmentkit.engines._naming import describe_clusters
-from segmentkit.engines._preprocess import Preprocessor
+from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler
 from segmentkit.errors import InvalidParameterError
 
 __all__ = ["KMeansSegmenter"]
@@ -146,8 +146,8 @@ class KMeansSegmenter(ClusteringSegmenter):
         k_range: tuple[int, int] = (2, 8),
         features: Sequence[str] | None = None,
         log_transform: bool | Sequence[str] | str = "auto",
-        scaler: str = "standard",
-        missing: str = "raise",
+        scaler: Scaler = "standard",
+        missing: Missing = "raise",
         names: Mapping[int, str] | None = None,
         silhouette_sample: int = 10_000,
         minibatch_threshold: int = 100_000,

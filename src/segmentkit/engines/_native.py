@@ -678,6 +678,7 @@ class _Compiler:
 
         operand = self.value(node.operand)
         values = [literal.value for literal in node.values]
+        wanted: list[float] | list[str]
         if operand.kind in ("number", "bool"):
             wanted = sorted({float(v) for v in values if not isinstance(v, str)})
             expr = operand.expr.cast(nw.Float64)
@@ -1078,7 +1079,7 @@ def map_batches(frame: Any, score: Callable[[pd.DataFrame], pd.DataFrame], owner
     if impl.is_spark_like() and impl is not nw.Implementation.SQLFRAME:
         from pyspark.sql import types as T  # noqa: N812
 
-        schema = T.StructType(
+        struct = T.StructType(
             [
                 native.schema[ID],
                 T.StructField("segment_id", T.LongType(), False),
@@ -1086,7 +1087,7 @@ def map_batches(frame: Any, score: Callable[[pd.DataFrame], pd.DataFrame], owner
             ]
         )
         return nw.from_native(
-            native.mapInPandas(lambda batches: (score(batch) for batch in batches), schema)
+            native.mapInPandas(lambda batches: (score(batch) for batch in batches), struct)
         )
     if impl is nw.Implementation.DASK:
         meta = score(native._meta)

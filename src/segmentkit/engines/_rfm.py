@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -150,7 +150,7 @@ class RFMSegmenter(Segmenter):
         recency: str = "recency_days",
         frequency: str = "frequency",
         monetary: str = "monetary",
-        segment_map: str | Mapping[str, str] = "classic",
+        segment_map: Literal["classic"] | Mapping[str, str] = "classic",
         default_segment: str = "Other",
     ) -> None:
         self.n_bins = n_bins

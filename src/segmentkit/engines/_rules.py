@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -422,10 +423,10 @@ def _read_document(path: Path) -> Any:
         raise _file_error(path, msg)
     text = data.decode("utf-8")
     if suffix == ".toml":
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
+        else:  # Python 3.10: the same parser from PyPI
+            import tomli as tomllib
         document = tomllib.loads(text)
     elif suffix == ".json":
         document = json.loads(text)

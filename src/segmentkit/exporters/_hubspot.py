@@ -137,6 +137,7 @@ def build_hubspot(
 
     requests: list[Request] = []
     for part in batched(len(first), batch_size):
+        body: dict[str, Any]
         if operation == "add":
             inputs = []
             for i in first[part]:
