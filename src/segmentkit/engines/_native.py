@@ -959,10 +959,13 @@ def rfm_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr
         ((nw.col(f) + nw.col(m) + 1) / 2).floor().cast(nw.Int64).alias(fm_name)
     )
     fm = nw.col(fm_name)
-    no_purchase = engine.segments_[-1].id
+    default_id, no_purchase, returns_only = engine._non_buyer_ids()
+    non_buyer_ids = {no_purchase, returns_only}
     if engine._rules is None:
         conditions, ids = [], []
-        for segment in engine.segments_[:-1]:
+        for segment in engine.segments_:
+            if segment.id in non_buyer_ids:
+                continue
             cells = [
                 (nw.col(r) == 5 - row) & (fm == column + 1)
                 for row, cells_row in enumerate(CLASSIC_GRID)
@@ -993,8 +996,14 @@ def rfm_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr
             compile_condition(expr, resolve, available) for expr in engine._rules.values()
         ]
         ids = [segment.id for segment in engine.segments_[: len(conditions)]]
-        label = first_match(conditions, ids, engine.segments_[-2].id)
-    label = nw.when(nw.col(buy)).then(label).otherwise(nw.lit(no_purchase, dtype=nw.Int64))
+        label = first_match(conditions, ids, default_id)
+    spent = nw.col(engine.monetary).cast(nw.Float64)
+    non_buyer = (
+        nw.when((spent < 0).fill_null(False))
+        .then(nw.lit(returns_only, dtype=nw.Int64))
+        .otherwise(nw.lit(no_purchase, dtype=nw.Int64))
+    )
+    label = nw.when(nw.col(buy)).then(label).otherwise(non_buyer)
     zero = nw.lit(0, dtype=nw.Int64)
     text = nw.concat_str([nw.col(c).cast(nw.String) for c in (r, f, m)])
     return (
