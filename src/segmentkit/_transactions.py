@@ -288,10 +288,20 @@ class Transactions(_Table):
         exclude_rows(keep, missing_id, "missing_customer_id", excluded)
         exclude_rows(keep, data["timestamp"].isna().to_numpy(), "missing_timestamp", excluded)
         exclude_rows(keep, data["amount"].isna().to_numpy(), "missing_amount", excluded)
+        cancelled = None
+        if cancellation_prefix is not None:
+            if "order_id" not in data:
+                msg = "'cancellation_prefix' needs an order_id column: map order_id='...'."
+                raise InvalidParameterError(msg)
+            cancelled = _starts_with(data["order_id"], cancellation_prefix)
         if patterns:
             product = products_matching(data["product_id"], patterns) & keep
             if product.any():
-                amounts[PRODUCT_REASON] = float(data["amount"].to_numpy()[product].sum())
+                # Valued as booked: a cancelled line counts negative, as it would if kept.
+                value = data["amount"].to_numpy()[product]
+                if cancelled is not None:
+                    value = np.where(cancelled[product], -np.abs(value), value)
+                amounts[PRODUCT_REASON] = float(value.sum())
             exclude_rows(keep, product, PRODUCT_REASON, excluded)
         if future != "keep":
             late = (to_ns(data["timestamp"]) > cutoff.value) & keep
@@ -302,12 +312,6 @@ class Transactions(_Table):
                 warnings.warn(message, SegmentkitWarning, stacklevel=2)
             exclude_rows(keep, late, FUTURE_REASON, excluded)
 
-        cancelled = None
-        if cancellation_prefix is not None:
-            if "order_id" not in data:
-                msg = "'cancellation_prefix' needs an order_id column: map order_id='...'."
-                raise InvalidParameterError(msg)
-            cancelled = _starts_with(data["order_id"], cancellation_prefix)
         _invalid_values(data, keep, cancelled, "amount" in mapped, invalid_values, excluded)
 
         is_return = data["amount"].to_numpy() < 0
