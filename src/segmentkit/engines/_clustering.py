@@ -50,8 +50,8 @@ class ClusteringSegmenter(Segmenter):
     start of ``_fit_clusters``.
 
     With ``non_buyers='segment'``, customers without a purchase (``frequency`` 0 or
-    missing, or no ``recency_days``) are set apart before clustering: they have no
-    recency to place them by. They go to ``"Returns only"`` when their net spend
+    missing; without that feature, no ``recency_days``) are set apart before
+    clustering: they have no recency to place them by. They go to ``"Returns only"`` when their net spend
     (``monetary``) is below 0, else to ``"No purchases"``, the two segments after the
     clusters.
     """
@@ -196,18 +196,20 @@ def value_order(frame: pd.DataFrame, labels: np.ndarray, k: int) -> np.ndarray:
 def non_buyer_kinds(frame: pd.DataFrame) -> np.ndarray | None:
     """BUYER, NO_PURCHASE or RETURNS per customer; None without purchase features.
 
-    A non-buyer has ``frequency`` 0 (or missing) or no ``recency_days``; one whose net
-    spend (``monetary``) is below 0 only returned or cancelled.
+    A non-buyer has ``frequency`` 0 or missing (without a ``frequency`` feature: no
+    ``recency_days``); one whose net spend (``monetary``) is below 0 only returned or
+    cancelled.
     """
-    non_buyer = np.zeros(len(frame), dtype=bool)
-    if "frequency" not in frame and "recency_days" not in frame:
-        return None
+    # The order count decides when there is one: a buyer missing another value is a
+    # missing value (see ``missing``), not a non-buyer.
     if "frequency" in frame:
         frequency = frame["frequency"].to_numpy(dtype=float, na_value=np.nan)
-        non_buyer |= ~(frequency > 0)
-    if "recency_days" in frame:
+        non_buyer = ~(frequency > 0)
+    elif "recency_days" in frame:
         recency = frame["recency_days"].to_numpy(dtype=float, na_value=np.nan)
-        non_buyer |= ~np.isfinite(recency)
+        non_buyer = ~np.isfinite(recency)
+    else:
+        return None
     kinds = np.full(len(frame), BUYER, dtype=np.int64)
     kinds[non_buyer] = NO_PURCHASE
     if "monetary" in frame:

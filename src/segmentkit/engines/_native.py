@@ -1054,13 +1054,11 @@ def _non_buyer_kind(names: Sequence[str]) -> nw.Expr:
     """-1 buyer, 0 no purchase, 1 returns only (as ``non_buyer_kinds`` in pandas)."""
     import narwhals as nw
 
-    non_buyer = nw.lit(False)
     if "frequency" in names:
         frequency = nw.col("frequency").cast(nw.Float64)
-        bought = ((~frequency.is_nan()) & (frequency > 0)).fill_null(False)
-        non_buyer = non_buyer | ~bought
-    if "recency_days" in names:
-        non_buyer = non_buyer | ~finite(nw.col("recency_days").cast(nw.Float64))
+        non_buyer = ~((~frequency.is_nan()) & (frequency > 0)).fill_null(False)
+    else:
+        non_buyer = ~finite(nw.col("recency_days").cast(nw.Float64))
     returned = nw.lit(False)
     if "monetary" in names:
         returned = (nw.col("monetary").cast(nw.Float64) < 0).fill_null(False)
