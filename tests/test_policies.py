@@ -505,7 +505,8 @@ def test_returns_only_customers_get_their_own_rfm_segment():
     assert by_id["a"] == "All"
     classic = sk.RFMSegmenter().fit_predict(features).assignments.set_index("customer_id")
     assert classic.loc["b", "segment"] == "Returns only"
-    rules = sk.RuleSegmenter(rules=sk.lifecycle_rules(browsing=False, categories=False), default="Occasional")
+    lifecycle = sk.lifecycle_rules(browsing=False, categories=False)
+    rules = sk.RuleSegmenter(rules=lifecycle, default="Occasional")
     assert rules.fit_predict(features).assignments.set_index("customer_id").loc[
         "b", "segment"
     ] == ("Returns only")
@@ -664,3 +665,31 @@ def test_cli_hints_for_clustering_work_from_the_cli(tmp_path):
     )
     assert code == 0, err
     assert len(features) == 60
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 3),  # order: its lines are grouped, some orders long
+            st.sampled_from(["mug", "tea"]),
+            st.sampled_from([1.0, 2.0]),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    grouping=st.sampled_from(["order", "time", "none"]),
+)
+def test_duplicates_found_in_runs_match_pandas(rows, grouping):
+    frame = pd.DataFrame(rows, columns=["order", "sku", "total"])
+    frame["customer"] = "c" + (frame["order"] % 2).astype(str)
+    frame["when"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(frame["order"], unit="D")
+    frame["order"] = frame["order"].astype(str)
+    if grouping != "none":
+        frame = frame.sort_values("order", kind="stable", ignore_index=True)
+    mapping = {"customer_id": "customer", "timestamp": "when", "product_id": "sku"}
+    if grouping == "order":
+        mapping["order_id"] = "order"
+    tx = sk.Transactions.from_frame(frame, **mapping, amount="total", max_timestamp=CUTOFF)
+    expected = int(frame[[*mapping.values(), "total"]].duplicated().sum())
+    assert tx.report.flagged.get("duplicate_line", 0) == expected

@@ -255,27 +255,83 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 def duplicate_lines(data: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """Rows that repeat an earlier row in every one of ``columns`` (first one not marked).
 
-    One 64-bit hash per row from the columns' codes and bits, one hash table over the
-    hashes; only rows sharing a hash are compared exactly, so a collision never marks
-    a row and a clean export costs two vector passes.
+    One 64-bit hash per row from the columns' codes and bits. Rows sharing a hash are
+    found without a hash table over every row when the export groups equal lines
+    (an order's lines together, or lines sorted by time): then repeats lie in one run
+    of equal order ids or timestamps, and a few shifted comparisons inside short runs
+    find them. Only candidate rows are compared exactly, so a hash collision never
+    marks a row.
     """
     n = len(data)
     out = np.zeros(n, dtype=bool)
     if n < 2 or not columns:
         return out
+    key, key_column = _grouping_key(data, columns)
     hashed = np.zeros(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for name in columns:
-            hashed ^= _row_bits(data[name])
-            hashed *= _MIX
-            hashed ^= hashed >> np.uint64(31)
-    candidates = pd.Series(hashed, copy=False).duplicated(keep=False).to_numpy()
+            if name != key_column:  # equal inside a run by construction
+                hashed ^= _row_bits(data[name])
+                hashed *= _MIX
+        hashed ^= hashed >> np.uint64(29)
+    candidates = _same_hash(hashed, key)
     if not candidates.any():
         return out
     rows = np.flatnonzero(candidates)
     exact = data[list(columns)].iloc[rows].duplicated(keep="first").to_numpy()
     out[rows[exact]] = True
     return out
+
+
+#: Longest run searched by shifted comparisons; rows of longer runs go to a hash table.
+_SHORT_RUN = 8
+
+
+def _grouping_key(
+    data: pd.DataFrame, columns: Sequence[str]
+) -> tuple[np.ndarray | None, str | None]:
+    """A mapped column whose equal values are adjacent (one run each), and its name."""
+    from segmentkit._runs import keys_used, one_run_each, run_starts
+
+    if "order_id" in columns:
+        codes = np.asarray(data["order_id"].array.codes)
+        if len(codes) and codes.min() >= 0:
+            starts = run_starts(codes)
+            n_keys = len(data["order_id"].cat.categories)
+            if one_run_each(keys_used(codes[starts], n_keys), len(starts)):
+                return codes, "order_id"
+    if "timestamp" in columns:
+        ns = np.asarray(data["timestamp"].array.asi8)
+        # Sorted by time: equal timestamps are adjacent.
+        if bool((ns[1:] >= ns[:-1]).all()):
+            return ns, "timestamp"
+    return None, None
+
+
+def _same_hash(hashed: np.ndarray, key: np.ndarray | None) -> np.ndarray:
+    """Rows whose hash some other row shares (a superset of the repeated rows)."""
+    if key is None:
+        return pd.Series(hashed, copy=False).duplicated(keep=False).to_numpy()
+    from segmentkit._runs import run_starts
+
+    n = len(hashed)
+    starts = run_starts(key)
+    lengths = np.diff(np.append(starts, n))
+    shared = np.zeros(n, dtype=bool)
+    longest = int(lengths.max())
+    run_id = np.repeat(np.arange(len(starts)), lengths)
+    for shift in range(1, min(longest, _SHORT_RUN)):
+        equal = hashed[shift:] == hashed[:-shift]
+        equal &= run_id[shift:] == run_id[:-shift]
+        shared[shift:] |= equal
+        shared[:-shift] |= equal
+    if longest > _SHORT_RUN:
+        # Rows of the few long runs: a hash table over them only.
+        long_rows = np.flatnonzero(np.repeat(lengths > _SHORT_RUN, lengths))
+        shared[long_rows] |= (
+            pd.Series(hashed[long_rows], copy=False).duplicated(keep=False).to_numpy()
+        )
+    return shared
 
 
 def _row_bits(values: pd.Series) -> np.ndarray:
@@ -287,7 +343,10 @@ def _row_bits(values: pd.Series) -> np.ndarray:
         return np.asarray(array.asi8).view(np.uint64)
     if values.dtype == np.float64:
         # -0.0 + 0.0 is 0.0, and every NaN gets one bit pattern.
-        floats = np.where(np.isnan(values.to_numpy()), np.nan, values.to_numpy() + 0.0)
+        floats = values.to_numpy() + 0.0
+        missing = np.isnan(floats)
+        if missing.any():
+            floats[missing] = np.nan
         return floats.view(np.uint64)
     if pd.api.types.is_bool_dtype(values.dtype):
         return values.to_numpy(dtype=np.uint64, na_value=2)

@@ -146,20 +146,24 @@ def transactions_from_native(
 
     plan = _Plan(contract, raw, schema, selected, backend, timezone)
     plan.prepare_amount()
-    policies = {
-        "cancellation_prefix": cancellation_prefix,
-        "zero_amount": zero_amount,
-        "returns": returns,
-        "rates": rates,
-        "base_currency": base_currency,
-        "patterns": patterns,
-        "cutoff_us": None if future == "keep" else cutoff.value // 1000,
-    }
-    prepared = plan.prepared(raw, **policies)
+
+    def prepare(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+        return plan.prepared(
+            frame,
+            cancellation_prefix=cancellation_prefix,
+            zero_amount=zero_amount,
+            returns=returns,
+            rates=rates,
+            base_currency=base_currency,
+            patterns=patterns,
+            cutoff_us=None if future == "keep" else cutoff.value // 1000,
+        )
+
+    prepared = prepare(raw)
     # Duplicates are judged on the mapped columns. Identical lines share every earlier
     # exclusion reason, so the repeats among kept lines are kept lines minus distinct ones.
     sources = list(dict.fromkeys(selected.values()))
-    deduped = plan.prepared(raw.select(sources).unique(), **policies)
+    deduped = prepare(raw.select(sources).unique())
     counts = _count(prepared, deduped, plan, rates is not None, "currency" in selected)
     rows_read = counts["rows"]
     _raise_failures(plan, counts, raw, prepared, missing_customer, rates, base_currency)

@@ -51,9 +51,9 @@ class ClusteringSegmenter(Segmenter):
 
     With ``non_buyers='segment'``, customers without a purchase (``frequency`` 0 or
     missing; without that feature, no ``recency_days``) are set apart before
-    clustering: they have no recency to place them by. They go to ``"Returns only"`` when their net spend
-    (``monetary``) is below 0, else to ``"No purchases"``, the two segments after the
-    clusters.
+    clustering: they have no recency to place them by. They go to ``"Returns only"``
+    when their net spend (``monetary``) is below 0, else to ``"No purchases"``, the two
+    segments after the clusters.
     """
 
     # Cluster numbers carry no meaning across refits.
