@@ -353,7 +353,9 @@ def _refuse_boolean_numbers(frame: pd.DataFrame, columns: Mapping[str, str], tab
     failures = []
     for key in ("amount", "quantity", "unit_price", "discount"):
         source = columns.get(key, key)
-        if source in frame.columns and is_boolean_column(frame[source]):
+        # A repeated column name selects a frame: the mapping check reports that.
+        values = frame[source] if source in frame.columns else None
+        if isinstance(values, pd.Series) and is_boolean_column(values):
             failures.append(boolean_failure(key, source, table))
     raise_if(failures, table)
 
