@@ -69,7 +69,9 @@ def test_every_customer_in_one_segment_and_noise_is_unclustered(fitted, sample_f
     first = model.segments_[0]
     assert (first.id, first.name) == (sk.NOISE, "Unclustered")
     assert "fit no dense group" in first.description
-    assert [s.id for s in model.segments_] == list(range(-1, model.n_clusters_))
+    # Then the clusters, then the two segments of customers without a purchase.
+    assert [s.id for s in model.segments_] == list(range(-1, model.n_clusters_ + 2))
+    assert [s.name for s in model.segments_[-2:]] == ["No purchases", "Returns only"]
     assignments = seg.assignments
     assert assignments["customer_id"].is_unique
     assert len(assignments) == len(sample_features) == seg.catalog["customers"].sum()
@@ -93,7 +95,7 @@ def test_noise_segment_is_listed_even_when_empty():
 
 def test_clusters_are_ordered_by_value_named_and_renamable(fitted, sample_features):
     model, seg = fitted
-    clusters = seg.catalog[seg.catalog["segment_id"] >= 0]
+    clusters = seg.catalog[seg.catalog["segment_id"].between(0, model.n_clusters_ - 1)]
     assert (np.diff(clusters["median_monetary"].to_numpy()) <= 0).all()
     names = [s.name for s in model.segments_]
     assert len(set(names)) == len(names)
@@ -160,7 +162,7 @@ def test_fit_on_a_sample_assigns_everyone(cdnow_features):
     sampled = assignments.set_index("customer_id").loc[model.fit_customer_ids_]
     np.testing.assert_array_equal(sampled["segment_id"], model.labels_)
     # Segments are described on the fit sample, and say so.
-    for segment in model.segments_:
+    for segment in model.segments_[:-2]:  # the clusters, not the non-buyers' segments
         assert " of the 5000 sampled customers" in segment.description
 
 
@@ -308,7 +310,7 @@ def test_no_dense_group_warns_and_everyone_is_unclustered(sample_features):
     with pytest.warns(SegmentkitWarning, match="no dense group among 800 customers"):
         seg = model.fit_predict(sample_features)
     assert model.n_clusters_ == 0
-    assert [s.name for s in model.segments_] == ["Unclustered"]
+    assert [s.name for s in model.segments_] == ["Unclustered", "No purchases", "Returns only"]
     assert (seg.assignments["segment_id"] == sk.NOISE).all()
 
 

@@ -115,7 +115,13 @@ def test_custom_segment_map_with_default():
         default_segment="Middle",
     )
     seg = model.fit_predict(frame)
-    assert list(seg.catalog["segment"]) == ["Best", "Gone", "Middle", "No purchases"]
+    assert list(seg.catalog["segment"]) == [
+        "Best",
+        "Gone",
+        "Middle",
+        "No purchases",
+        "Returns only",
+    ]
     assert seg.assignments["r_score"].max() == 4
     assert seg.catalog.set_index("segment").loc["Gone", "customers"] == 25
 

@@ -180,7 +180,7 @@ def test_lifecycle_rules_without_browsing_features_explain_the_fix(sample_featur
 
 def test_lifecycle_rules_without_categories(sample_features):
     names = [r.name for r in sk.lifecycle_rules(browsing=False, categories=False)]
-    assert names == ["Inactive", "New customers", "Loyal regulars"]
+    assert names == ["Returns only", "Inactive", "New customers", "Loyal regulars"]
 
 
 def test_rule_errors_name_the_rule_and_hint_at_events(sample_features):

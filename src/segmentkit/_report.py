@@ -9,6 +9,12 @@ import pandas as pd
 
 __all__ = ["ValidationReport"]
 
+#: What a flag means and how to change it, shown beside its count.
+_FLAG_NOTES = {
+    "duplicate_line": " (repeat an earlier line in every mapped column; "
+    "duplicates='drop' leaves them out)",
+}
+
 
 @dataclass(frozen=True)
 class ValidationReport:
@@ -30,6 +36,12 @@ class ValidationReport:
     notes : Sequence[str], default=()
         Things done to kept rows that change values (currency conversion, implausible
         ages set to missing) or that are worth knowing (unrecognised event types).
+    excluded_amounts : Mapping[str, float], default={}
+        Value (sum of ``amount``, rounded to cents) of the lines left out, for reasons
+        where it matters, such as ``excluded_product`` (postage, fees).
+    flagged : Mapping[str, int], default={}
+        Kept rows worth knowing about, by kind, e.g. ``duplicate_line`` for exact
+        repeats kept under ``duplicates='keep'``. They are counted in ``rows_kept``.
 
     Examples
     --------
@@ -46,11 +58,20 @@ class ValidationReport:
     rows_kept: int
     excluded: Mapping[str, int] = field(default_factory=dict)
     notes: Sequence[str] = ()
+    excluded_amounts: Mapping[str, float] = field(default_factory=dict)
+    flagged: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         excluded = {reason: int(n) for reason, n in self.excluded.items() if n}
         object.__setattr__(self, "excluded", excluded)
         object.__setattr__(self, "notes", tuple(self.notes))
+        amounts = {
+            reason: round(float(value), 2)
+            for reason, value in self.excluded_amounts.items()
+            if reason in excluded
+        }
+        object.__setattr__(self, "excluded_amounts", amounts)
+        object.__setattr__(self, "flagged", {k: int(n) for k, n in self.flagged.items() if n})
         if self.rows_kept + sum(excluded.values()) != self.rows_read:
             msg = (
                 f"{self.table}: rows do not add up: {self.rows_read} read != {self.rows_kept} "
@@ -94,7 +115,19 @@ class ValidationReport:
             f"{self.table}: {self.rows_read} rows read, {self.rows_kept} kept ({shown}), "
             f"{self.rows_excluded} excluded"
         ]
-        lines += [f"  - {reason}: {n}" for reason, n in self.excluded.items()]
+        lines += [
+            f"  - {reason}: {n}"
+            + (
+                f" (amount {self.excluded_amounts[reason]:,.2f})"
+                if reason in self.excluded_amounts
+                else ""
+            )
+            for reason, n in self.excluded.items()
+        ]
+        lines += [
+            f"  kept, flagged {kind}: {n}" + _FLAG_NOTES.get(kind, "")
+            for kind, n in self.flagged.items()
+        ]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 

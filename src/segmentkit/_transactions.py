@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._dates import check_date_options
+from segmentkit._policies import (
+    FUTURE_REASON,
+    INVALID_REASONS,
+    PRODUCT_REASON,
+    boolean_failure,
+    check_rates,
+    duplicate_lines,
+    future_cutoff,
+    future_message,
+    invalid_value_failure,
+    is_boolean_column,
+    product_patterns,
+    products_matching,
+)
 from segmentkit._report import ValidationReport
 from segmentkit._runs import constant_within_runs, keys_used, one_run_each, run_starts
 from segmentkit._schema import (
@@ -22,7 +37,7 @@ from segmentkit._schema import (
     to_ns,
 )
 from segmentkit._table import _Table, exclude_rows, missing_ids
-from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
+from segmentkit.errors import ContractFailure, InvalidParameterError, Reason, SegmentkitWarning
 
 __all__ = ["Transactions", "TransactionsContract"]
 
@@ -58,6 +73,10 @@ _POLICY_KEYS = [
     "base_currency",
     "date_format",
     "dayfirst",
+    "exclude_products",
+    "future",
+    "max_timestamp",
+    "invalid_values",
 ]
 
 
@@ -139,6 +158,10 @@ class Transactions(_Table):
         base_currency: str | None = None,
         date_format: str | None = None,
         dayfirst: bool | None = None,
+        exclude_products: str | Sequence[str] | None = None,
+        future: Literal["exclude", "keep", "raise"] = "exclude",
+        max_timestamp: Any = None,
+        invalid_values: Literal["raise", "exclude"] = "raise",
         **columns: str,
     ) -> Self:
         """Validate a frame of order lines against the transactions contract.
@@ -163,10 +186,10 @@ class Transactions(_Table):
         zero_amount : {'keep', 'exclude'}, default='keep'
             Whether lines worth exactly 0 (free items, samples) count as purchases.
         duplicates : {'keep', 'drop'}, default='keep'
-            Lines that repeat an earlier line in every column of the input (mapped or
-            not). Some sources hold
-            genuine repeats (two identical orders on one day); drop them when your export
-            is known to duplicate rows.
+            Lines that repeat an earlier line in every mapped column. Some sources hold
+            genuine repeats (two identical orders on one day), so they are kept and
+            counted in the report (``report.flagged['duplicate_line']``); drop them when
+            your export is known to duplicate rows.
         orders_from : {'timestamp', 'day', 'row'}, default='timestamp'
             How lines form orders when no ``order_id`` is mapped: one order per customer
             and timestamp, per customer and UTC calendar day, or one order per line.
@@ -186,6 +209,25 @@ class Transactions(_Table):
             For numeric dates such as ``01.02.2024``: ``True`` reads day first, ``False``
             month first. Left out, the data must settle it (a value like ``13.02.2024``
             fits only day first; the report notes the choice), else it is refused.
+        exclude_products : str or list of str, optional
+            Product ids or glob patterns (``'POST'``, ``'BANK CHARGES'``, ``'gift_*'``) of
+            lines that are not sales of products: postage, fees, gift cards. They are
+            left out of spend and counts, and reported as ``excluded_product`` with
+            their value. A string is split on commas. Needs ``product_id`` mapped.
+        future : {'exclude', 'keep', 'raise'}, default='exclude'
+            Lines dated after ``max_timestamp``: left out with a
+            :class:`~segmentkit.errors.SegmentkitWarning` (counted as
+            ``future_timestamp``), kept, or refused.
+        max_timestamp : str or datetime-like, optional
+            The latest possible line time; by default the time of the run. Pass it
+            for a reproducible run. A time without zone is UTC.
+        invalid_values : {'raise', 'exclude'}, default='raise'
+            Lines with a value that cannot be right: a negative ``unit_price`` on a line
+            that is not a return, an amount too large for a number (``quantity ×
+            unit_price`` or a currency conversion overflowing), a negative
+            ``discount``. Refused with a :class:`~segmentkit.errors.ContractError`
+            listing them, or left out and counted (``negative_unit_price``,
+            ``non_finite_amount``, ``negative_discount``).
         **columns : str
             Column mapping from canonical names to the frame's names, e.g.
             ``customer_id='CustomerID'``. Canonical names: ``customer_id``, ``timestamp``,
@@ -201,7 +243,8 @@ class Transactions(_Table):
         ------
         segmentkit.errors.ContractError
             If columns are missing or unmappable, the input is empty, values cannot be
-            parsed, or currencies are mixed without rates. Every failure is listed.
+            parsed, hold impossible values (see ``invalid_values``), or currencies are
+            mixed without rates. Every failure is listed.
         """
         if not isinstance(frame, pd.DataFrame):  # polars, DuckDB, Spark...: stays there
             from segmentkit._native import transactions_from_native
@@ -210,7 +253,9 @@ class Transactions(_Table):
                 cls.contract, frame, returns=returns, cancellation_prefix=cancellation_prefix,
                 missing_customer=missing_customer, zero_amount=zero_amount, duplicates=duplicates,
                 orders_from=orders_from, timezone=timezone, rates=rates,
-                base_currency=base_currency, policy_keys=_POLICY_KEYS, columns=columns,
+                base_currency=base_currency, exclude_products=exclude_products,
+                future=future, max_timestamp=max_timestamp, invalid_values=invalid_values,
+                policy_keys=_POLICY_KEYS, columns=columns,
                 dates=check_date_options(date_format, dayfirst),
             )  # fmt: skip
         table = cls.contract.table
@@ -219,9 +264,16 @@ class Transactions(_Table):
         check_option(zero_amount, "zero_amount", ["keep", "exclude"], table)
         check_option(duplicates, "duplicates", ["keep", "drop"], table)
         check_option(orders_from, "orders_from", ["timestamp", "day", "row"], table)
+        check_option(future, "future", ["exclude", "keep", "raise"], table)
+        check_option(invalid_values, "invalid_values", ["raise", "exclude"], table)
         if (rates is None) != (base_currency is None):
             msg = "Pass 'rates' and 'base_currency' together (or neither)."
             raise InvalidParameterError(msg)
+        if rates is not None:
+            check_rates(rates)
+        patterns = product_patterns(exclude_products)
+        cutoff, cutoff_name = future_cutoff(max_timestamp)
+        _refuse_boolean_numbers(frame, columns, table)
 
         dates = check_date_options(date_format, dayfirst)
         read_notes: list[str] = []
@@ -229,6 +281,14 @@ class Transactions(_Table):
             frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS, dates=dates,
             notes=read_notes,
         )  # fmt: skip
+        if patterns and "product_id" not in data:
+            msg = (
+                "'exclude_products' needs a product_id column: map product_id='<column>' "
+                "(on the command line: --map product_id=<column>)."
+            )
+            raise InvalidParameterError(msg)
+        # Duplicates are judged on what the mapping reads, before derived columns.
+        mapped = list(data.columns)
         rows_read = len(data)
         failures: list[ContractFailure] = []
         data = _with_amount(data, failures)
@@ -239,6 +299,8 @@ class Transactions(_Table):
         raise_if(failures, table)
 
         excluded: dict[str, int] = {}
+        amounts: dict[str, float] = {}
+        flagged: dict[str, int] = {}
         notes: list[str] = list(read_notes)
         keep = np.ones(rows_read, dtype=bool)
 
@@ -246,13 +308,34 @@ class Transactions(_Table):
         exclude_rows(keep, missing_id, "missing_customer_id", excluded)
         exclude_rows(keep, data["timestamp"].isna().to_numpy(), "missing_timestamp", excluded)
         exclude_rows(keep, data["amount"].isna().to_numpy(), "missing_amount", excluded)
-
-        is_return = data["amount"].to_numpy() < 0
+        cancelled = None
         if cancellation_prefix is not None:
             if "order_id" not in data:
                 msg = "'cancellation_prefix' needs an order_id column: map order_id='...'."
                 raise InvalidParameterError(msg)
             cancelled = _starts_with(data["order_id"], cancellation_prefix)
+        if patterns:
+            product = products_matching(data["product_id"], patterns) & keep
+            if product.any():
+                # Valued as booked: a cancelled line counts negative, as it would if kept.
+                value = data["amount"].to_numpy()[product]
+                if cancelled is not None:
+                    value = np.where(cancelled[product], -np.abs(value), value)
+                amounts[PRODUCT_REASON] = float(value.sum())
+            exclude_rows(keep, product, PRODUCT_REASON, excluded)
+        if future != "keep":
+            late = (to_ns(data["timestamp"]) > cutoff.value) & keep
+            if late.any():
+                message = future_message(int(late.sum()), cutoff_name, future)
+                if future == "raise":
+                    raise_if([_future_failure(message, late, data["timestamp"])], table)
+                warnings.warn(message, SegmentkitWarning, stacklevel=2)
+            exclude_rows(keep, late, FUTURE_REASON, excluded)
+
+        _invalid_values(data, keep, cancelled, "amount" in mapped, invalid_values, excluded)
+
+        is_return = data["amount"].to_numpy() < 0
+        if cancelled is not None:
             data["amount"] = np.where(cancelled, -data["amount"].abs(), data["amount"])
             is_return |= cancelled
         data["is_return"] = is_return
@@ -265,11 +348,11 @@ class Transactions(_Table):
         elif returns == "separate":
             returns_frame = data[keep & is_return]
             exclude_rows(keep, is_return, "return_kept_separately", excluded)
+        repeated = duplicate_lines(data, mapped) & keep
         if duplicates == "drop":
-            # Every input column counts, mapped or not: two different products at the
-            # same price in one basket differ only in columns the mapping may omit.
-            repeated = frame.duplicated(keep="first").to_numpy()
             exclude_rows(keep, repeated, "duplicate_line", excluded)
+        elif repeated.any():
+            flagged["duplicate_line"] = int(repeated.sum())
         if rates is not None:
             notes.append(f"amounts converted to {base_currency} with the given rates")
 
@@ -281,15 +364,74 @@ class Transactions(_Table):
         for name in ("customer_id", "order_id", "product_id", "category"):
             if name in kept and not all_kept:
                 kept[name] = kept[name].cat.remove_unused_categories()
-        report = ValidationReport(table, rows_read, len(kept), excluded, notes)
+        report = ValidationReport(table, rows_read, len(kept), excluded, notes, amounts, flagged)
         return cls(kept.reset_index(drop=True), report, returns_frame.reset_index(drop=True))
+
+
+def _refuse_boolean_numbers(frame: pd.DataFrame, columns: Mapping[str, str], table: str) -> None:
+    """A true/false column mapped to a number would be read as 1.0 and 0.0: refuse it."""
+    failures = []
+    for key in ("amount", "quantity", "unit_price", "discount"):
+        source = columns.get(key, key)
+        # A repeated column name selects a frame: the mapping check reports that.
+        values = frame[source] if source in frame.columns else None
+        if isinstance(values, pd.Series) and is_boolean_column(values):
+            failures.append(boolean_failure(key, source, table))
+    raise_if(failures, table)
+
+
+def _future_failure(message: str, late: np.ndarray, timestamps: pd.Series) -> ContractFailure:
+    return ContractFailure(
+        column="timestamp",
+        check=FUTURE_REASON,
+        reason=Reason.OUT_OF_RANGE,
+        message=message,
+        failure_cases=examples(late, timestamps.astype(str)),
+        n_failed=int(late.sum()),
+    )
+
+
+def _invalid_values(
+    data: pd.DataFrame,
+    keep: np.ndarray,
+    cancelled: np.ndarray | None,
+    amount_given: bool,
+    policy: str,
+    excluded: dict[str, int],
+) -> None:
+    """Refuse (or exclude, counted) values that cannot be right, among lines still kept."""
+    masks: dict[str, np.ndarray] = {}
+    amount = data["amount"].to_numpy()
+    masks["amount"] = np.isinf(amount)
+    if "unit_price" in data:
+        negative = data["unit_price"].to_numpy() < 0
+        # A return line may carry a negative price when its amount says it is one; a
+        # derived amount (quantity × price) would flip sign, so it never may.
+        returning = amount < 0 if amount_given else np.zeros(len(amount), dtype=bool)
+        if cancelled is not None:
+            returning = returning | cancelled
+        masks["unit_price"] = negative & ~returning
+    if "discount" in data:
+        masks["discount"] = data["discount"].to_numpy() < 0
+    if policy == "exclude":
+        for column, mask in masks.items():
+            exclude_rows(keep, mask, INVALID_REASONS[column], excluded)
+        return
+    failures = []
+    for column, mask in masks.items():
+        bad = mask & keep
+        if bad.any():
+            cases = examples(bad, data[column])
+            failures.append(invalid_value_failure(column, int(bad.sum()), cases, "transactions"))
+    raise_if(failures, "transactions")
 
 
 def _with_amount(data: pd.DataFrame, failures: list[ContractFailure]) -> pd.DataFrame:
     if "amount" in data:
         return data
     if "quantity" in data and "unit_price" in data:
-        return data.assign(amount=data["quantity"] * data["unit_price"])
+        with np.errstate(over="ignore"):  # overflow is refused as an infinite amount
+            return data.assign(amount=data["quantity"] * data["unit_price"])
     failures.append(
         ContractFailure(
             column="amount",
@@ -355,7 +497,8 @@ def _convert_currency(
             )
         )
         return data
-    converted = data.assign(amount=data["amount"] * rate)
+    with np.errstate(over="ignore"):  # overflow is refused as an infinite amount
+        converted = data.assign(amount=data["amount"] * rate)
     for name in ("discount", "unit_price"):
         if name in converted:
             converted[name] = converted[name] * rate

@@ -609,7 +609,8 @@ def _parser() -> argparse.ArgumentParser:
             nargs="+",
             metavar="NAME=VALUE",
             help="validation policies, e.g. returns=exclude cancellation_prefix=C "
-            "orders_from=day duplicates=drop",
+            "orders_from=day duplicates=drop exclude_products=POST,DOT,gift_* "
+            "max_timestamp=2024-06-30 future=keep invalid_values=exclude",
         )
         sub.add_argument("--config", help="TOML or JSON file with [transactions] and [engine]")
         add_format_options(sub)

@@ -7,7 +7,7 @@ count, and only a failing check fetches a few example values.
 
 from __future__ import annotations
 
-import functools
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +25,19 @@ from segmentkit._native._coerce import (
 from segmentkit._native._detect import Backend, collect, detect
 from segmentkit._native._tables import NativeTransactions
 from segmentkit._native._time import EPOCH_US, POLARS_NON_EXISTENT, with_utc
+from segmentkit._policies import (
+    FUTURE_REASON,
+    INVALID_REASONS,
+    PRODUCT_REASON,
+    boolean_failure,
+    check_rates,
+    exact_products,
+    future_cutoff,
+    future_message,
+    invalid_value_failure,
+    product_patterns,
+    product_regex,
+)
 from segmentkit._report import ValidationReport
 from segmentkit._schema import (
     Contract,
@@ -36,7 +49,7 @@ from segmentkit._schema import (
     refuse_missing_ids,
 )
 from segmentkit._transactions import OrdersFrom
-from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
+from segmentkit.errors import ContractFailure, InvalidParameterError, Reason, SegmentkitWarning
 
 __all__ = ["transactions_from_native"]
 
@@ -47,9 +60,17 @@ _STAGES = {
     1: "missing_customer_id",
     2: "missing_timestamp",
     3: "missing_amount",
-    4: "zero_amount",
-    5: "return_or_cancellation",
+    4: PRODUCT_REASON,
+    5: FUTURE_REASON,
+    6: INVALID_REASONS["amount"],
+    7: INVALID_REASONS["unit_price"],
+    8: INVALID_REASONS["discount"],
+    9: "zero_amount",
+    10: "return_or_cancellation",
 }
+_PRODUCT, _FUTURE, _RETURN = 4, 5, 10
+#: The stage of each column's impossible values.
+_INVALID = {"amount": 6, "unit_price": 7, "discount": 8}
 
 
 def transactions_from_native(
@@ -65,6 +86,10 @@ def transactions_from_native(
     timezone: str,
     rates: Mapping[str, float] | None,
     base_currency: str | None,
+    exclude_products: Any,
+    future: str,
+    max_timestamp: Any,
+    invalid_values: str,
     policy_keys: list[str],
     columns: Mapping[str, str],
     dates: DateOptions | None = None,
@@ -84,9 +109,15 @@ def transactions_from_native(
     check_option(zero_amount, "zero_amount", ["keep", "exclude"], table)
     check_option(duplicates, "duplicates", ["keep", "drop"], table)
     check_option(orders_from, "orders_from", ["timestamp", "day", "row"], table)
+    check_option(future, "future", ["exclude", "keep", "raise"], table)
+    check_option(invalid_values, "invalid_values", ["raise", "exclude"], table)
     if (rates is None) != (base_currency is None):
         msg = "Pass 'rates' and 'base_currency' together (or neither)."
         raise InvalidParameterError(msg)
+    if rates is not None:
+        check_rates(rates)
+    patterns = product_patterns(exclude_products)
+    cutoff, cutoff_name = future_cutoff(max_timestamp)
     check_timezone(timezone)
     wrapped, backend = detect(frame, table)
     raw = wrapped.lazy()
@@ -97,6 +128,18 @@ def transactions_from_native(
     mapped, failures = map_columns(empty, contract, columns, extra_keys=policy_keys)
     raise_if(failures, table)
     selected = {key: columns.get(key, key) for key in mapped.columns}
+    booleans = [
+        boolean_failure(key, source, table)
+        for key, source in selected.items()
+        if contract.spec(key).kind == "float" and schema[source] == nw.Boolean
+    ]
+    raise_if(booleans, table)
+    if patterns and "product_id" not in selected:
+        msg = (
+            "'exclude_products' needs a product_id column: map product_id='<column>' "
+            "(on the command line: --map product_id=<column>)."
+        )
+        raise InvalidParameterError(msg)
     if cancellation_prefix is not None and "order_id" not in selected:
         msg = "'cancellation_prefix' needs an order_id column: map order_id='...'."
         raise InvalidParameterError(msg)
@@ -106,23 +149,28 @@ def transactions_from_native(
 
     plan = _Plan(contract, raw, schema, selected, backend, timezone, dates)
     plan.prepare_amount()
-    prepare = functools.partial(
-        plan.prepared,
-        cancellation_prefix=cancellation_prefix,
-        zero_amount=zero_amount,
-        returns=returns,
-        rates=rates,
-        base_currency=base_currency,
-    )
+
+    def prepare(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+        return plan.prepared(
+            frame,
+            cancellation_prefix=cancellation_prefix,
+            zero_amount=zero_amount,
+            returns=returns,
+            rates=rates,
+            base_currency=base_currency,
+            patterns=patterns,
+            cutoff_us=None if future == "keep" else cutoff.value // 1000,
+        )
+
     prepared = prepare(raw)
-    deduped = None
-    if duplicates == "drop":
-        # Every input column counts, mapped or not. Identical lines share every earlier
-        # exclusion reason, so the duplicates charged are kept lines minus distinct ones.
-        deduped = prepare(raw.unique())
+    # Duplicates are judged on the mapped columns. Identical lines share every earlier
+    # exclusion reason, so the repeats among kept lines are kept lines minus distinct ones.
+    sources = list(dict.fromkeys(selected.values()))
+    deduped = prepare(raw.select(sources).unique())
     counts = _count(prepared, deduped, plan, rates is not None, "currency" in selected)
     rows_read = counts["rows"]
     _raise_failures(plan, counts, raw, prepared, missing_customer, rates, base_currency)
+    _refuse_policies(counts, prepared, future, cutoff_name, invalid_values, table)
 
     excluded = {
         reason: counts[f"stage_{stage}"]
@@ -131,18 +179,29 @@ def transactions_from_native(
     }
     if returns == "separate" and "return_or_cancellation" in excluded:
         excluded["return_kept_separately"] = excluded.pop("return_or_cancellation")
+    if counts.get(f"stage_{_FUTURE}"):
+        message = future_message(counts[f"stage_{_FUTURE}"], cutoff_name, future)
+        warnings.warn(message, SegmentkitWarning, stacklevel=3)
     rows_kept = counts["stage_0"]
     final = prepared
-    if deduped is not None:
-        excluded["duplicate_line"] = rows_kept - counts["kept_distinct"]
+    repeats = rows_kept - counts["kept_distinct"]
+    flagged: dict[str, int] = {}
+    notes: list[str] = []
+    if duplicates == "drop":
+        excluded["duplicate_line"] = repeats
         rows_kept = counts["kept_distinct"]
         final = deduped
-    notes = [f"amounts converted to {base_currency} with the given rates"] if rates else []
-    report = ValidationReport(table, rows_read, rows_kept, excluded, notes)
+    elif repeats:
+        flagged["duplicate_line"] = repeats
+    if rates:
+        notes.append(f"amounts converted to {base_currency} with the given rates")
+    amounts = {PRODUCT_REASON: counts["product_amount"]} if patterns else {}
+    report = ValidationReport(table, rows_read, rows_kept, excluded, notes, amounts, flagged)
     keep = [*plan.output_columns, "is_return", EPOCH_US]
     kept = final.filter(nw.col("_stage") == 0).select(keep)
-    # Stage 5 holds returns only with returns='separate' or 'exclude'; -1 matches nothing.
-    set_aside = prepared.filter(nw.col("_stage") == (5 if returns == "separate" else -1))
+    # The return stage holds returns only with returns='separate' or 'exclude'; -1
+    # matches nothing.
+    set_aside = prepared.filter(nw.col("_stage") == (_RETURN if returns == "separate" else -1))
     first_us, last_us = counts["first_us"], counts["last_us"]
     return NativeTransactions(
         kept,
@@ -234,6 +293,8 @@ class _Plan:
         returns: str,
         rates: Mapping[str, float] | None,
         base_currency: str | None,
+        patterns: tuple[str, ...],
+        cutoff_us: int | None,
     ) -> nw.LazyFrame[Any]:
         """Canonical columns, flags of refused values and each row's ``_stage``."""
         exprs = [c.expr.alias(key) for key, c in self.converted.items()]
@@ -253,8 +314,12 @@ class _Plan:
             frame = _convert_currency(frame, rates, base_currency)
         amount = nw.col("amount")
         is_return = (amount < 0).fill_null(False)
+        cancelled = nw.lit(False)
         if cancellation_prefix is not None:
             cancelled = nw.col("order_id").str.starts_with(cancellation_prefix).fill_null(False)
+        # Judged on the amounts as read, before cancellations are made negative.
+        invalid = self._invalid(cancelled)
+        if cancellation_prefix is not None:
             frame = frame.with_columns(
                 amount=nw.when(cancelled).then(-amount.abs()).otherwise(amount),
                 is_return=is_return | cancelled,
@@ -269,11 +334,32 @@ class _Plan:
             .when(nw.col("amount").is_null())
             .then(nw.lit(3))
         )
+        if patterns:
+            stage = stage.when(_product_matches(patterns)).then(nw.lit(_PRODUCT))
+        if cutoff_us is not None:
+            stage = stage.when(nw.col(EPOCH_US) > cutoff_us).then(nw.lit(_FUTURE))
+        for column, bad in invalid.items():
+            stage = stage.when(bad).then(nw.lit(_INVALID[column]))
         if zero_amount == "exclude":
-            stage = stage.when(nw.col("amount") == 0).then(nw.lit(4))
+            stage = stage.when(nw.col("amount") == 0).then(nw.lit(9))
         if returns != "net":
-            stage = stage.when(nw.col("is_return")).then(nw.lit(5))
+            stage = stage.when(nw.col("is_return")).then(nw.lit(_RETURN))
         return frame.with_columns(_stage=stage.otherwise(nw.lit(0)).cast(nw.Int64))
+
+    def _invalid(self, cancelled: nw.Expr) -> dict[str, nw.Expr]:
+        """Per column, the lines whose value cannot be right (as on the pandas path)."""
+        amount = nw.col("amount")
+        bad = {"amount": (~amount.is_finite() & ~amount.is_null()).fill_null(False)}
+        if "unit_price" in self.converted:
+            # A negative price is allowed on a return whose given amount says so.
+            returning = cancelled
+            if "amount" in self.converted:
+                returning = returning | (amount < 0).fill_null(False)
+            negative = (nw.col("unit_price") < 0).fill_null(False)
+            bad["unit_price"] = negative & ~returning
+        if "discount" in self.converted:
+            bad["discount"] = (nw.col("discount") < 0).fill_null(False)
+        return bad
 
 
 def _convert_currency(
@@ -299,11 +385,13 @@ def _convert_currency(
 
 #: Counts that are times (None when no line is kept), not numbers of rows.
 _TIMES = ("first_us", "last_us")
+#: Sums of values, not numbers of rows.
+_SUMS = ("product_amount",)
 
 
 def _count(
     prepared: nw.LazyFrame[Any],
-    deduped: nw.LazyFrame[Any] | None,
+    deduped: nw.LazyFrame[Any],
     plan: _Plan,
     converted: bool,
     has_currency: bool,
@@ -311,7 +399,11 @@ def _count(
     """Every count of the report and of the checks, in one query returning one row."""
     stage = nw.col("_stage")
     exprs = [nw.len().alias("rows")]
-    exprs += [(stage == s).cast(nw.Int64).sum().alias(f"stage_{s}") for s in range(6)]
+    exprs += [
+        (stage == s).cast(nw.Int64).sum().alias(f"stage_{s}") for s in range(len(_STAGES) + 1)
+    ]
+    product = nw.when(stage == _PRODUCT).then(nw.col("amount"))
+    exprs.append(product.sum().alias("product_amount"))
     # The kept lines' time range, in the same pass: features need it for the default
     # as_of, and would otherwise run every validation step once more to find it.
     kept_time = nw.when(stage == 0).then(nw.col(EPOCH_US))
@@ -329,9 +421,8 @@ def _count(
             nw.col("currency").max().alias("currency_max"),
         ]
     query = prepared.select(exprs)
-    if deduped is not None:
-        distinct = deduped.filter(nw.col("_stage") == 0).select(nw.len().alias("kept_distinct"))
-        query = query.join(distinct, how="cross")
+    distinct = deduped.filter(nw.col("_stage") == 0).select(nw.len().alias("kept_distinct"))
+    query = query.join(distinct, how="cross")
     try:
         row = collect(query).rows(named=True)[0]
     except Exception as error:  # the engine's own error type
@@ -345,7 +436,14 @@ def _count(
         )
         raise InvalidParameterError(msg) from error
     return {
-        k: (v if k.startswith("currency") or k in _TIMES else int(v or 0)) for k, v in row.items()
+        k: (
+            float(v or 0.0)
+            if k in _SUMS
+            else v
+            if k.startswith("currency") or k in _TIMES
+            else int(v or 0)
+        )
+        for k, v in row.items()
     }
 
 
@@ -369,6 +467,46 @@ def _raise_failures(
         failures.append(_mixed_currencies(prepared))
     raise_if(failures, table)
     refuse_missing_ids(counts["stage_1"], counts["rows"], missing_customer, table)
+
+
+def _refuse_policies(
+    counts: Mapping[str, Any],
+    prepared: nw.LazyFrame[Any],
+    future: str,
+    cutoff_name: str,
+    invalid_values: str,
+    table: str,
+) -> None:
+    """Raise for lines after the cutoff or with impossible values, when asked to."""
+    failures = []
+    n_future = counts[f"stage_{_FUTURE}"]
+    if future == "raise" and n_future:
+        failures.append(
+            ContractFailure(
+                column="timestamp",
+                check=FUTURE_REASON,
+                reason=Reason.OUT_OF_RANGE,
+                message=future_message(n_future, cutoff_name, future),
+                failure_cases=_examples(prepared, nw.col("_stage") == _FUTURE, "timestamp"),
+                n_failed=n_future,
+            )
+        )
+    if invalid_values == "raise":
+        for column, stage in _INVALID.items():
+            n_bad = counts[f"stage_{stage}"]
+            if n_bad:
+                cases = _examples(prepared, nw.col("_stage") == stage, column)
+                failures.append(invalid_value_failure(column, n_bad, cases, table))
+    raise_if(failures, table)
+
+
+def _product_matches(patterns: tuple[str, ...]) -> nw.Expr:
+    product = nw.col("product_id")
+    match = product.is_in(exact_products(patterns))
+    regex = product_regex(patterns)
+    if regex is not None:
+        match = match | product.str.contains(regex)
+    return match.fill_null(False)
 
 
 def _examples(frame: nw.LazyFrame[Any], mask: nw.Expr, column: str) -> list[tuple[None, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -10,9 +11,14 @@ import pandas as pd
 
 from segmentkit._features import CustomerFeatures
 from segmentkit._params import Satisfies
+from segmentkit._segmentation import Segment
 from segmentkit.engines._base import Segmenter, SegmenterTags, as_features
 from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler, snap
+from segmentkit.engines._rfm import NO_PURCHASES, NON_BUYER_DESCRIPTIONS, RETURNS_ONLY
 from segmentkit.errors import check_is_fitted
+
+#: Kind of each customer for clustering: clustered, or set apart as a non-buyer.
+BUYER, NO_PURCHASE, RETURNS = -1, 0, 1
 
 
 def _is_names(value: Any) -> bool:
@@ -38,8 +44,16 @@ LOG_TRANSFORM = Satisfies(_is_log_option, "'auto', a bool or a list of feature n
 class ClusteringSegmenter(Segmenter):
     """Base of engines that cluster a preprocessed numeric matrix.
 
-    Subclasses have the parameters ``features``, ``log_transform``, ``scaler`` and
-    ``missing``, and call :meth:`_fit_preprocessor` at the start of ``_fit``.
+    Subclasses have the parameters ``features``, ``log_transform``, ``scaler``,
+    ``missing`` and ``non_buyers``, implement ``_fit_clusters`` and ``_assign_clusters``
+    (on the customers that are clustered) and call :meth:`_fit_preprocessor` at the
+    start of ``_fit_clusters``.
+
+    With ``non_buyers='segment'``, customers without a purchase (``frequency`` 0 or
+    missing; without that feature, no ``recency_days``) are set apart before
+    clustering: they have no recency to place them by. They go to ``"Returns only"``
+    when their net spend (``monetary``) is below 0, else to ``"No purchases"``, the two
+    segments after the clusters.
     """
 
     # Cluster numbers carry no meaning across refits.
@@ -52,6 +66,85 @@ class ClusteringSegmenter(Segmenter):
     log_transform: Any
     scaler: Scaler
     missing: Missing
+    non_buyers: str
+    #: Score columns of ``_assign_clusters`` (empty for customers set apart).
+    _score_names: ClassVar[tuple[str, ...]] = ()
+
+    def _fit(self, features: CustomerFeatures) -> None:
+        kinds = self._kinds(features.frame, fitted=False)
+        if kinds is None:
+            self._fit_clusters(features)
+            return
+        buyers = kinds == BUYER
+        n_apart = int((~buyers).sum())
+        if not buyers.any():
+            msg = (
+                f"{type(self).__name__} found no customer with a purchase to cluster: all "
+                f"{len(kinds)} are set apart as non-buyers. Segment customers with orders, "
+                "or pass non_buyers='cluster' (on the command line: --param "
+                "non_buyers=cluster) with missing='median' to cluster them anyway."
+            )
+            raise ValueError(msg)
+        clustered = features if not n_apart else _subset(features, buyers)
+        if n_apart:
+            try:
+                self._check_params_vs_input(clustered)
+            except ValueError as error:
+                msg = (
+                    f"{error} Only the {len(clustered)} customers with a purchase are "
+                    f"clustered; the {n_apart} without one are set apart (non_buyers="
+                    "'segment')."
+                )
+                raise ValueError(msg) from None
+        self._fit_clusters(clustered)
+        next_id = max(s.id for s in self.segments_) + 1
+        for offset, name in enumerate((NO_PURCHASES, RETURNS_ONLY)):
+            self.segments_.append(Segment(next_id + offset, name, NON_BUYER_DESCRIPTIONS[name]))
+
+    def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
+        kinds = self._kinds(features.frame, fitted=True)
+        if kinds is None or (kinds == BUYER).all():
+            return self._assign_clusters(features)
+        n = len(kinds)
+        buyers = kinds == BUYER
+        labels = np.empty(n, dtype=np.int64)
+        scores = {name: np.full(n, np.nan) for name in self._score_names}
+        if buyers.any():
+            clustered, clustered_scores = self._assign_clusters(_subset(features, buyers))
+            labels[buyers] = clustered
+            for name, values in clustered_scores.items():
+                scores.setdefault(name, np.full(n, np.nan))[buyers] = values
+        no_purchase, returns_only = self._non_buyer_ids()
+        labels[kinds == NO_PURCHASE] = no_purchase
+        labels[kinds == RETURNS] = returns_only
+        return labels, scores
+
+    def _non_buyer_ids(self) -> tuple[int, int]:
+        by_name = {s.name: s.id for s in self.segments_}
+        return by_name[NO_PURCHASES], by_name[RETURNS_ONLY]
+
+    def _sets_apart(self, *, fitted: bool) -> bool:
+        if getattr(self, "non_buyers", "segment") != "segment":
+            return False
+        if not fitted:
+            return True
+        # A model saved before non-buyers had segments clusters everyone, as it did.
+        names = {s.name for s in self.segments_}
+        return NO_PURCHASES in names and RETURNS_ONLY in names
+
+    def _kinds(self, frame: pd.DataFrame, *, fitted: bool) -> np.ndarray | None:
+        """Each customer's kind (BUYER, NO_PURCHASE, RETURNS), or None to cluster all."""
+        if not self._sets_apart(fitted=fitted):
+            return None
+        return non_buyer_kinds(frame)
+
+    def _fit_clusters(self, features: CustomerFeatures) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _assign_clusters(
+        self, features: CustomerFeatures
+    ) -> tuple[np.ndarray, dict[str, Any]]:  # pragma: no cover
+        raise NotImplementedError
 
     def transform(self, X: CustomerFeatures | pd.DataFrame) -> np.ndarray:
         """The preprocessed matrix the clusters live in.
@@ -105,3 +198,35 @@ def value_order(frame: pd.DataFrame, labels: np.ndarray, k: int) -> np.ndarray:
     )
     sizes = np.bincount(labels[clustered], minlength=k)
     return np.lexsort((np.arange(k), -sizes, -medians.to_numpy()))
+
+
+def non_buyer_kinds(frame: pd.DataFrame) -> np.ndarray | None:
+    """BUYER, NO_PURCHASE or RETURNS per customer; None without purchase features.
+
+    A non-buyer has ``frequency`` 0 or missing (without a ``frequency`` feature: no
+    ``recency_days``); one whose net spend (``monetary``) is below 0 only returned or
+    cancelled.
+    """
+    # The order count decides when there is one: a buyer missing another value is a
+    # missing value (see ``missing``), not a non-buyer.
+    if "frequency" in frame:
+        frequency = frame["frequency"].to_numpy(dtype=float, na_value=np.nan)
+        non_buyer = ~(frequency > 0)
+    elif "recency_days" in frame:
+        recency = frame["recency_days"].to_numpy(dtype=float, na_value=np.nan)
+        non_buyer = ~np.isfinite(recency)
+    else:
+        return None
+    kinds = np.full(len(frame), BUYER, dtype=np.int64)
+    kinds[non_buyer] = NO_PURCHASE
+    if "monetary" in frame:
+        spent = frame["monetary"].to_numpy(dtype=float, na_value=np.nan)
+        kinds[non_buyer & (spent < 0)] = RETURNS
+    return kinds
+
+
+def _subset(features: CustomerFeatures, rows: np.ndarray) -> CustomerFeatures:
+    """The features of some customers, with the same as_of and catalog."""
+    subset = copy.copy(features)
+    subset.frame = features.frame[rows]
+    return subset

@@ -73,6 +73,12 @@ class HDBSCANSegmenter(ClusteringSegmenter):
     missing : {'raise', 'median', 'zero'}, default='raise'
         What to do with missing feature values (e.g. the recency of customers who
         never bought): refuse with a clear error, or impute.
+    non_buyers : {'segment', 'cluster'}, default='segment'
+        Customers without a purchase have no recency to place them by. ``'segment'``
+        sets them apart before clustering, in the segments ``"No purchases"`` and
+        ``"Returns only"`` (net spend below 0: they only returned or cancelled);
+        ``'cluster'`` clusters them with everyone else (``missing`` then decides
+        about their missing values).
     names : dict of int to str, optional
         Your own names for segments, by id (``-1`` renames the noise segment);
         replaces the generated ones.
@@ -167,12 +173,14 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         "log_transform": [LOG_TRANSFORM],
         "scaler": [OneOf("standard", "robust", "none")],
         "missing": [OneOf("raise", "median", "zero")],
+        "non_buyers": [OneOf("segment", "cluster")],
         "names": [NAMES, NONE],
         "max_fit_size": [Interval(int, 2, None)],
         "random_state": [InstanceOf((int, np.integer), "an int"), NONE],
         "n_jobs": [InstanceOf((int, np.integer), "an int"), NONE],
     }
     tags: ClassVar[SegmenterTags] = SegmenterTags(produces_noise=True, stable_segments=False)
+    _score_names: ClassVar[tuple[str, ...]] = ("membership",)
     engine_name: ClassVar[str] = "hdbscan"
     _snapped: ClassVar[bool] = True
     _state_types: ClassVar[dict[str, Any]] = {
@@ -197,6 +205,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         log_transform: bool | Sequence[str] | str = "auto",
         scaler: Scaler = "standard",
         missing: Missing = "raise",
+        non_buyers: str = "segment",
         names: Mapping[int, str] | None = None,
         max_fit_size: int = 50_000,
         random_state: int | None = None,
@@ -210,6 +219,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         self.log_transform = log_transform
         self.scaler = scaler
         self.missing = missing
+        self.non_buyers = non_buyers
         self.names = names
         self.max_fit_size = max_fit_size
         self.random_state = random_state
@@ -233,7 +243,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
             msg = f"min_samples={self.min_samples} should be <= the fit sample size {fit_size}."
             raise ValueError(msg)
 
-    def _fit(self, features: CustomerFeatures) -> None:
+    def _fit_clusters(self, features: CustomerFeatures) -> None:
         import hdbscan
 
         owner = type(self).__name__
@@ -318,7 +328,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
 
         return hdbscan_assign(self, frame)
 
-    def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
+    def _assign_clusters(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         matrix = self._matrix(features.frame)
         labels = np.full(len(matrix), NOISE, dtype=np.int64)
         membership = np.zeros(len(matrix))

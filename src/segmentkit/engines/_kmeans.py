@@ -63,6 +63,12 @@ class KMeansSegmenter(ClusteringSegmenter):
     missing : {'raise', 'median', 'zero'}, default='raise'
         What to do with missing feature values (e.g. the recency of customers who
         never bought): refuse with a clear error, or impute.
+    non_buyers : {'segment', 'cluster'}, default='segment'
+        Customers without a purchase have no recency to place them by. ``'segment'``
+        sets them apart before clustering, in the segments ``"No purchases"`` and
+        ``"Returns only"`` (net spend below 0: they only returned or cancelled);
+        ``'cluster'`` clusters them with everyone else (``missing`` then decides
+        about their missing values).
     names : dict of int to str, optional
         Your own names for clusters, by id; replaces the generated ones.
     silhouette_sample : int, default=10000
@@ -129,6 +135,7 @@ class KMeansSegmenter(ClusteringSegmenter):
         "log_transform": [LOG_TRANSFORM],
         "scaler": [OneOf("standard", "robust", "none")],
         "missing": [OneOf("raise", "median", "zero")],
+        "non_buyers": [OneOf("segment", "cluster")],
         "names": [NAMES, NONE],
         "silhouette_sample": [Interval(int, 100, None)],
         "minibatch_threshold": [Interval(int, 1, None)],
@@ -136,6 +143,7 @@ class KMeansSegmenter(ClusteringSegmenter):
         "fit_sample_size": [Interval(int, 2, None)],
         "random_state": [InstanceOf((int, np.integer), "an int"), NONE],
     }
+    _score_names: ClassVar[tuple[str, ...]] = ("distance",)
     engine_name: ClassVar[str] = "kmeans"
     _state_types: ClassVar[dict[str, Any]] = {"_pre": Preprocessor, "cluster_centers_": np.ndarray}
 
@@ -148,6 +156,7 @@ class KMeansSegmenter(ClusteringSegmenter):
         log_transform: bool | Sequence[str] | str = "auto",
         scaler: Scaler = "standard",
         missing: Missing = "raise",
+        non_buyers: str = "segment",
         names: Mapping[int, str] | None = None,
         silhouette_sample: int = 10_000,
         minibatch_threshold: int = 100_000,
@@ -161,6 +170,7 @@ class KMeansSegmenter(ClusteringSegmenter):
         self.log_transform = log_transform
         self.scaler = scaler
         self.missing = missing
+        self.non_buyers = non_buyers
         self.names = names
         self.silhouette_sample = silhouette_sample
         self.minibatch_threshold = minibatch_threshold
@@ -199,7 +209,7 @@ class KMeansSegmenter(ClusteringSegmenter):
             )
             raise InvalidParameterError(msg)
 
-    def _fit(self, features: CustomerFeatures) -> None:
+    def _fit_clusters(self, features: CustomerFeatures) -> None:
         matrix = self._fit_preprocessor(features)
         if self.n_clusters is None:
             self.k_scores_ = self._score_k(matrix)
@@ -259,7 +269,7 @@ class KMeansSegmenter(ClusteringSegmenter):
 
         return kmeans_assign(self, frame)
 
-    def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
+    def _assign_clusters(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         matrix = self._pre.transform(features.frame, owner=type(self).__name__)
         distances = _squared_distances(matrix, self.cluster_centers_)
         labels = distances.argmin(axis=1)

@@ -800,16 +800,15 @@ def check_missing(frame: Any, pre: Preprocessor, owner: str) -> None:
     bad = {name: int(row[f"c{i}"]) for i, name in enumerate(pre.numeric) if row[f"c{i}"]}
     if bad:
         why = " Customers who never bought have no recency_days." if "recency_days" in bad else ""
-        msg = (
-            f"{owner} cannot place customers with missing feature values: {bad}.{why} "
-            "Pass missing='median' or missing='zero' to impute, or segment buyers only "
-            "(filter frequency > 0 first)."
-        )
+        from segmentkit.engines._preprocess import MISSING_HINT
+
+        msg = f"{owner} cannot place customers with missing feature values: {bad}.{why} "
+        msg += MISSING_HINT
         raise ValueError(msg)
 
 
 def nearest_centroid(
-    frame: Any, pre: Preprocessor, centers: np.ndarray, owner: str
+    frame: Any, pre: Preprocessor, centers: np.ndarray, owner: str, *, checked: bool = False
 ) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
     """Nearest-centroid assignment (ties to the lowest id) and the distance to it.
 
@@ -823,6 +822,8 @@ def nearest_centroid(
         Centroids in the preprocessed space, in id order.
     owner : str
         Engine name for messages.
+    checked : bool, default=False
+        Whether missing values were already checked (on the customers that count).
 
     Returns
     -------
@@ -833,7 +834,8 @@ def nearest_centroid(
 
     names = column_names(frame)
     require(names, pre.input_names, owner)
-    check_missing(frame, pre, owner)
+    if not checked:
+        check_missing(frame, pre, owner)
     staged, x = preprocess(frame, pre, TMP)
     d = [f"{TMP}d{k}" for k in range(centers.shape[0])]
     staged = staged.with_columns(
@@ -960,10 +962,13 @@ def rfm_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr
         ((nw.col(f) + nw.col(m) + 1) / 2).floor().cast(nw.Int64).alias(fm_name)
     )
     fm = nw.col(fm_name)
-    no_purchase = engine.segments_[-1].id
+    default_id, no_purchase, returns_only = engine._non_buyer_ids()
+    non_buyer_ids = {no_purchase, returns_only}
     if engine._rules is None:
         conditions, ids = [], []
-        for segment in engine.segments_[:-1]:
+        for segment in engine.segments_:
+            if segment.id in non_buyer_ids:
+                continue
             cells = [
                 (nw.col(r) == 5 - row) & (fm == column + 1)
                 for row, cells_row in enumerate(CLASSIC_GRID)
@@ -994,8 +999,14 @@ def rfm_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr
             compile_condition(expr, resolve, available) for expr in engine._rules.values()
         ]
         ids = [segment.id for segment in engine.segments_[: len(conditions)]]
-        label = first_match(conditions, ids, engine.segments_[-2].id)
-    label = nw.when(nw.col(buy)).then(label).otherwise(nw.lit(no_purchase, dtype=nw.Int64))
+        label = first_match(conditions, ids, default_id)
+    spent = nw.col(engine.monetary).cast(nw.Float64)
+    non_buyer = (
+        nw.when((spent < 0).fill_null(False))
+        .then(nw.lit(returns_only, dtype=nw.Int64))
+        .otherwise(nw.lit(no_purchase, dtype=nw.Int64))
+    )
+    label = nw.when(nw.col(buy)).then(label).otherwise(non_buyer)
     zero = nw.lit(0, dtype=nw.Int64)
     text = nw.concat_str([nw.col(c).cast(nw.String) for c in (r, f, m)])
     return (
@@ -1011,6 +1022,57 @@ def rfm_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr
 
 
 def kmeans_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
+    """Nearest centroid for buyers; non-buyers set apart as on the pandas path."""
+    import narwhals as nw
+
+    names = column_names(frame)
+    owner = type(engine).__name__
+    if not engine._sets_apart(fitted=True) or not (
+        "frequency" in names or "recency_days" in names
+    ):
+        return _kmeans_assign_all(engine, frame)
+    kind = _non_buyer_kind(names)
+    kind_name = TMP + "kind"
+    staged = frame.with_columns(kind.alias(kind_name))
+    buyers = nw.col(kind_name) == -1
+    check_missing(staged.filter(buyers), engine._pre, owner)
+    staged, label, scores = nearest_centroid(
+        staged, engine._pre, engine.cluster_centers_, owner, checked=True
+    )
+    no_purchase, returns_only = engine._non_buyer_ids()
+    label = (
+        nw.when(nw.col(kind_name) == 0)
+        .then(nw.lit(no_purchase, dtype=nw.Int64))
+        .when(nw.col(kind_name) == 1)
+        .then(nw.lit(returns_only, dtype=nw.Int64))
+        .otherwise(label)
+    )
+    distance = nw.when(buyers).then(scores["distance"])
+    return staged, label, {"distance": distance}
+
+
+def _non_buyer_kind(names: Sequence[str]) -> nw.Expr:
+    """-1 buyer, 0 no purchase, 1 returns only (as ``non_buyer_kinds`` in pandas)."""
+    import narwhals as nw
+
+    if "frequency" in names:
+        frequency = nw.col("frequency").cast(nw.Float64)
+        non_buyer = ~((~frequency.is_nan()) & (frequency > 0)).fill_null(False)
+    else:
+        non_buyer = ~finite(nw.col("recency_days").cast(nw.Float64))
+    returned = nw.lit(False)
+    if "monetary" in names:
+        returned = (nw.col("monetary").cast(nw.Float64) < 0).fill_null(False)
+    return (
+        nw.when(non_buyer & returned)
+        .then(nw.lit(1, dtype=nw.Int64))
+        .when(non_buyer)
+        .then(nw.lit(0, dtype=nw.Int64))
+        .otherwise(nw.lit(-1, dtype=nw.Int64))
+    )
+
+
+def _kmeans_assign_all(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
     """Nearest centroid of the preprocessed features, as expressions."""
     return nearest_centroid(frame, engine._pre, engine.cluster_centers_, type(engine).__name__)
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from segmentkit._schema import suggest
 
-__all__ = ["DEFAULT_CLUSTER_FEATURES", "Preprocessor", "signed_log1p", "snap"]
+__all__ = ["DEFAULT_CLUSTER_FEATURES", "MISSING_HINT", "Preprocessor", "signed_log1p", "snap"]
 
 #: Used when an engine is given no feature list: R, F, M and a few behaviour features,
 #: whichever the input has.
@@ -51,6 +51,13 @@ _SKEWED = frozenset(
 _SKEWED_PREFIXES = ("views_", "add_to_carts_", "sessions_", "time_on_site_", "abandoned_carts_")
 
 Missing = Literal["raise", "median", "zero"]
+
+#: What to do about missing feature values, in Python and on the command line.
+MISSING_HINT = (
+    "Pass missing='median' or missing='zero' to impute (on the command line: --param "
+    "missing=median), or choose features every customer has (--param "
+    'features=\'["frequency", "monetary"]\').'
+)
 Scaler = Literal["standard", "robust", "none"]
 
 
@@ -200,9 +207,7 @@ class Preprocessor:
             )
             msg = (
                 f"{owner} cannot place customers with missing feature values: {counts} "
-                f"(e.g. customers {first}).{why} Pass missing='median' or missing='zero' "
-                "to impute, or segment buyers only "
-                "(features.frame[features.frame['frequency'] > 0])."
+                f"(e.g. customers {first}).{why} {MISSING_HINT}"
             )
             raise ValueError(msg)
 

@@ -42,6 +42,12 @@ _CLASSIC_DESCRIPTIONS = {
 }
 
 NO_PURCHASES = "No purchases"
+RETURNS_ONLY = "Returns only"
+#: Descriptions of the two segments of customers without a purchase.
+NON_BUYER_DESCRIPTIONS = {
+    NO_PURCHASES: "Known customers without a purchase yet.",
+    RETURNS_ONLY: "Customers whose only lines are returns or cancellations (net spend < 0).",
+}
 _SCORE_NAMES = ("r_score", "f_score", "m_score", "fm_score")
 
 
@@ -70,7 +76,8 @@ class RFMSegmenter(Segmenter):
     how much the data can tell apart, not five equal slices.
 
     Customers without a purchase (``frequency == 0`` or no recency) go to the
-    segment ``"No purchases"``.
+    segment ``"Returns only"`` when their net spend (``monetary``) is below 0 (they
+    only returned or cancelled), else to ``"No purchases"``.
 
     Parameters
     ----------
@@ -231,9 +238,19 @@ class RFMSegmenter(Segmenter):
                 for i, (name, text) in enumerate(self.segment_map.items())
             ]
             self.segments_.append(Segment(len(self.segments_), self.default_segment))
-        self.segments_.append(
-            Segment(len(self.segments_), NO_PURCHASES, "Known customers without a purchase yet.")
-        )
+        for name in (NO_PURCHASES, RETURNS_ONLY):
+            self.segments_.append(Segment(len(self.segments_), name, NON_BUYER_DESCRIPTIONS[name]))
+
+    def _non_buyer_ids(self) -> tuple[int, int, int]:
+        """Ids of the default segment of custom rules, "No purchases" and "Returns only".
+
+        Looked up by name: a model saved before "Returns only" existed has none, and
+        its returns-only customers stay in "No purchases".
+        """
+        by_name = {s.name: s.id for s in self.segments_}
+        none = by_name[NO_PURCHASES]
+        default = by_name.get(self.default_segment, none) if self._rules is not None else none
+        return default, none, by_name.get(RETURNS_ONLY, none)
 
     def _oriented(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         return {
@@ -261,7 +278,7 @@ class RFMSegmenter(Segmenter):
         cuts = dict(self.thresholds_, recency=-self.thresholds_["recency"])
         r, f, m = (_apply_cuts(values[k], cuts[k]) for k in ("recency", "frequency", "monetary"))
         fm = (f + m + 1) >> 1
-        no_purchase_id = self.segments_[-1].id
+        default_id, no_purchase_id, returns_only_id = self._non_buyer_ids()
         if self._rules is None:
             grid_ids = {s.name: s.id for s in self.segments_}
             # Indexed by r * 6 + fm; scores are at least 1 and those above 5 take the
@@ -284,13 +301,14 @@ class RFMSegmenter(Segmenter):
                 index=frame.index,
             )
             context = pd.concat([scores, frame], axis=1)
-            labels = np.full(len(frame), self.segments_[-2].id, dtype=np.int64)
+            labels = np.full(len(frame), default_id, dtype=np.int64)
             undecided = np.ones(len(frame), dtype=bool)
             for segment, expr in zip(self.segments_, self._rules.values(), strict=False):
                 hit = expr.evaluate(context).to_numpy(dtype=bool) & undecided
                 labels[hit] = segment.id
                 undecided &= ~hit
-        labels = np.where(buyers, labels, no_purchase_id).astype(np.int64)
+        non_buyer = np.where(values["monetary"] < 0, returns_only_id, no_purchase_id)
+        labels = np.where(buyers, labels, non_buyer).astype(np.int64)
         # Scores are 1..10, so "rfm_score" takes its text from a table of every (R, F, M)
         # combination plus "" for customers without a purchase: no string built per row.
         table = [f"{a}{b}{c}" for a in range(11) for b in range(11) for c in range(11)]

@@ -517,8 +517,9 @@ def lifecycle_rules(
 ) -> list[Rule]:
     """Ready-made rules for the classic e-commerce lifecycle segments.
 
-    In priority order: cart abandoners (browsing only), prospects (browsing only:
-    known but never bought), inactive, new, loyal regulars, category fans; use with
+    In priority order: cart abandoners (browsing only), returns only (customers whose
+    only lines are returns or cancellations), prospects (browsing only: known but never
+    bought), inactive, new, loyal regulars, category fans; use with
     ``RuleSegmenter(rules=lifecycle_rules(), default="Occasional")``.
 
     Parameters
@@ -552,8 +553,15 @@ def lifecycle_rules(
     Examples
     --------
     >>> [rule.name for rule in lifecycle_rules(browsing=False)]
-    ['Inactive', 'New customers', 'Loyal regulars', 'Category fans']
+    ['Returns only', 'Inactive', 'New customers', 'Loyal regulars', 'Category fans']
     """
+    # Customers whose only lines are returns have a negative net spend and no order:
+    # without this rule they would read as prospects or fall to the default.
+    returns_only = Rule(
+        "Returns only",
+        "frequency == 0 and monetary < 0",
+        "Only returns or cancellations, no purchase (net spend below 0).",
+    )
     rules = []
     if browsing:
         rules += [
@@ -562,8 +570,11 @@ def lifecycle_rules(
                 f"abandoned_carts_{abandon_window_days}d >= 1",
                 f"Left a cart without buying in the last {abandon_window_days} days.",
             ),
+            returns_only,
             Rule("Prospects", "frequency == 0", "Known to the store, never bought."),
         ]
+    else:
+        rules.append(returns_only)
     rules += [
         Rule(
             "Inactive",
