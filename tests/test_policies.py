@@ -228,7 +228,8 @@ def test_an_unreadable_cutoff_is_refused(value):
 
 def test_a_cutoff_with_a_zone_and_as_a_number():
     frame = _dated()
-    tx = sk.Transactions.from_frame(frame, **COLUMNS, max_timestamp="2024-03-01T12:00+02:00")
+    with pytest.warns(SegmentkitWarning, match="2024-03-01T10:00:00"):
+        tx = sk.Transactions.from_frame(frame, **COLUMNS, max_timestamp="2024-03-01T12:00+02:00")
     assert tx.report.excluded == {"future_timestamp": 5}
     with pytest.warns(SegmentkitWarning):
         tx = sk.Transactions.from_frame(frame, **COLUMNS, max_timestamp=20240301)
