@@ -68,3 +68,24 @@ CASES = [
         ("[transactions]", "must be a table", "str"),
     ),
 ]
+
+CASES += [
+    BadInput(
+        "cli-config-mapping-outside-map",
+        _segment_with_config("c.toml", '[transactions]\ncustomer_id = "household_id"\n'),
+        CliFailure,
+        ("customer_id", "[transactions]", "[transactions.map]"),
+    ),
+    BadInput(
+        "cli-config-unknown-table",
+        _segment_with_config("c.toml", '[read_options]\nsep = ";"\n'),
+        CliFailure,
+        ("read_options", "--config", "known"),
+    ),
+    BadInput(
+        "cli-config-policy-not-table",
+        _segment_with_config("c.json", '{"transactions": {"policy": "returns=exclude"}}'),
+        CliFailure,
+        ("[transactions.policy]", "must be a table"),
+    ),
+]

@@ -18,6 +18,7 @@ column of ten million rows costs one factorisation, not ten million Python calls
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -323,7 +324,11 @@ def _year_first(
     # value. Values in another year-first form (a time added, an offset) get a slower
     # pass; a day/month value among them is a second convention and is refused.
     has_offset = bool(text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True, na=False).any())
-    parsed = pd.to_datetime(text, errors="coerce", utc=has_offset)
+    with warnings.catch_warnings():
+        # pandas warns when it cannot infer one format from the first value and falls
+        # back to reading each value; the values it cannot read are handled below.
+        warnings.filterwarnings("ignore", "Could not infer format", UserWarning)
+        parsed = pd.to_datetime(text, errors="coerce", utc=has_offset)
     retry = (parsed.isna() & text.notna() & (text != "")).to_numpy(dtype=bool)
     if retry.any():
         others = text[retry]

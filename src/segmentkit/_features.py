@@ -8,6 +8,7 @@ over that space and joining blocks is free.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
@@ -189,10 +190,26 @@ def _kind_of(values: pd.Series) -> str:
     return "categorical"
 
 
+#: Numeric day/month text (01.04.2024, 4/1/24): one value cannot say which is which.
+_DAY_MONTH_TEXT = re.compile(r"\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}(?:\D.*)?")
+
+
 def _as_utc_timestamp(value: Any) -> pd.Timestamp:
+    if isinstance(value, bool):
+        _refuse_as_of(value, "is not a date or time")
     if isinstance(value, int | np.integer) and 10_000_101 <= value <= 99_991_231:
         # 19970115 is a date written as a number (as in CDNOW), not nanoseconds.
         value = str(value)
+    elif isinstance(value, int | float | np.integer | np.floating):
+        # pandas would read a bare number as nanoseconds since 1970: never what is meant.
+        _refuse_as_of(
+            value,
+            "is a number, which could be seconds, milliseconds or nanoseconds since 1970; "
+            "for epoch seconds pass pd.Timestamp(value, unit='s')",
+        )
+    if isinstance(value, str) and _DAY_MONTH_TEXT.fullmatch(value):
+        # Never guessed: '01.04.2024' is 1 April in Helsinki and 4 January in New York.
+        _refuse_as_of(value, "is written day/month or month/day, which as_of never guesses")
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError, OverflowError) as error:

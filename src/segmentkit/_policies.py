@@ -137,6 +137,9 @@ def future_cutoff(max_timestamp: Any) -> tuple[pd.Timestamp, str]:
         return stamp, f"the time of the run ({stamp.isoformat(timespec='seconds')})"
     if isinstance(max_timestamp, int | np.integer) and 10_000_101 <= max_timestamp <= 99_991_231:
         max_timestamp = str(max_timestamp)  # 20240630: a date written as a number
+    elif isinstance(max_timestamp, bool | int | float | np.integer | np.floating):
+        # pandas would read a bare number as nanoseconds since 1970: never what is meant.
+        raise InvalidParameterError(_bad_cutoff(max_timestamp))
     try:
         stamp = pd.Timestamp(max_timestamp)
     except (ValueError, TypeError, OverflowError) as error:
@@ -144,6 +147,16 @@ def future_cutoff(max_timestamp: Any) -> tuple[pd.Timestamp, str]:
     if stamp is pd.NaT:
         raise InvalidParameterError(_bad_cutoff(max_timestamp))
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    try:
+        # Lines are compared in nanoseconds: 9999-12-31 parses, but cannot be held.
+        stamp = stamp.as_unit("ns")
+    except (OverflowError, ValueError):
+        msg = (
+            f"max_timestamp={max_timestamp!r} is outside the range segmentkit can hold "
+            "(1677-09-21 to 2262-04-11). To keep every line whatever its date, pass "
+            "future='keep' (on the command line: --policy future=keep)."
+        )
+        raise InvalidParameterError(msg) from None
     return stamp, f"max_timestamp={stamp.isoformat()}"
 
 
@@ -172,6 +185,13 @@ def future_message(n: int, cutoff: str, policy: str) -> str:
 
 def check_rates(rates: Mapping[str, Any]) -> None:
     """Refuse exchange rates that are not positive finite numbers."""
+    if not isinstance(rates, Mapping):
+        msg = (
+            f"'rates' must map each currency to its rate, e.g. {{'SEK': 0.087, 'PLN': 0.23}} "
+            "(in a --config file: rates = { SEK = 0.087, PLN = 0.23 } under "
+            f"[transactions.policy]); got a {type(rates).__name__}."
+        )
+        raise InvalidParameterError(msg)
     bad = {}
     for currency, rate in rates.items():
         try:

@@ -121,14 +121,47 @@ def _read_config(path: str | None) -> dict[str, Any]:
             f"not a {type(document).__name__}."
         )
         raise SegmentkitError(msg)
-    for table in ("transactions", "engine"):
-        if not isinstance(document.get(table, {}), dict):
+    _check_config_keys(document, _CONFIG_KEYS, path, "")
+    for table, keys in _CONFIG_KEYS.items():
+        section = document.get(table, {})
+        if not isinstance(section, dict):
             msg = (
                 f"[{table}] in the --config file {path} must be a table of settings, "
-                f"not a {type(document[table]).__name__}."
+                f"not a {type(section).__name__}."
             )
             raise SegmentkitError(msg)
+        _check_config_keys(section, keys, path, f"[{table}]")
+        for sub in ("map", "policy", "params"):
+            if sub in keys and not isinstance(section.get(sub, {}), dict):
+                msg = f"[{table}.{sub}] in the --config file {path} must be a table."
+                raise SegmentkitError(msg)
     return document
+
+
+#: The tables of a config file and the keys each may hold; anything else is a typo
+#: that would otherwise be ignored without a word.
+_CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "transactions": ("map", "policy", "read_options", "date_format", "dayfirst"),
+    "engine": ("name", "params"),
+}
+
+
+def _check_config_keys(table: dict[str, Any], known: Any, path: str, where: str) -> None:
+    unknown = sorted(set(table) - set(known))
+    if not unknown:
+        return
+    place = f"{where} of " if where else ""
+    hint = ""
+    if where == "[transactions]":
+        hint = (
+            ' Column names go in [transactions.map] (customer_id = "CustomerID"), policies '
+            "in [transactions.policy]."
+        )
+    msg = (
+        f"Unknown key(s) {unknown} in {place}the --config file {path}; known: "
+        f"{sorted(known)}.{hint}"
+    )
+    raise SegmentkitError(msg)
 
 
 #: ``read_options`` a config file or the command line may set (passed to pandas).
@@ -751,18 +784,24 @@ def _run_showing_warnings(args: argparse.Namespace) -> int:
 
     from segmentkit.errors import SegmentkitWarning
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SegmentkitWarning)
-        try:
-            return int(args.run(args))
-        finally:
-            for warning in caught:
-                if issubclass(warning.category, SegmentkitWarning):
-                    print(f"segmentkit: warning: {warning.message}", file=sys.stderr)
-                else:
-                    warnings.warn_explicit(
-                        warning.message, warning.category, warning.filename, warning.lineno
-                    )
+    recorded: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SegmentkitWarning)
+            try:
+                return int(args.run(args))
+            finally:
+                recorded = list(caught)
+    finally:
+        # Shown once recording has stopped: a warning re-emitted while recording would
+        # be appended to the very list being read, and the loop would never end.
+        for warning in recorded:
+            if issubclass(warning.category, SegmentkitWarning):
+                print(f"segmentkit: warning: {warning.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
 
 
 if __name__ == "__main__":  # pragma: no cover

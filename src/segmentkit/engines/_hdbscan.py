@@ -27,7 +27,7 @@ from segmentkit.engines._clustering import (
 from segmentkit.engines._hdbscan_placement import place
 from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler
-from segmentkit.errors import SegmentkitWarning
+from segmentkit.errors import InvalidParameterError, SegmentkitWarning
 
 __all__ = ["HDBSCANSegmenter"]
 
@@ -229,9 +229,12 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         n_customers = len(features)
         if n_customers < self.min_cluster_size:
             msg = (
-                f"n_customers={n_customers} should be >= min_cluster_size={self.min_cluster_size}."
+                f"HDBSCANSegmenter needs at least min_cluster_size={self.min_cluster_size} "
+                f"customers to find a cluster; got n_customers={n_customers}. Pass a smaller "
+                f"min_cluster_size (on the command line: --param min_cluster_size="
+                f"{max(2, n_customers // 2)}), or use rules or RFM on so few customers."
             )
-            raise ValueError(msg)
+            raise InvalidParameterError(msg)
         if self.max_fit_size < self.min_cluster_size:
             msg = (
                 f"max_fit_size={self.max_fit_size} should be >= "
