@@ -313,7 +313,8 @@ def _load_model(args: argparse.Namespace) -> Any:
     try:
         return sk.load(args.model, trust_pickle=args.trust_pickle)
     except PersistenceError as error:
-        if "trust_pickle" in str(error) and not args.trust_pickle:
+        # Only where trusting would help: some refusals hold even with trust_pickle.
+        if "load(path, trust_pickle=True)" in str(error) and not args.trust_pickle:
             msg = f"{error} On the command line, that is --trust-pickle."
             raise SegmentkitError(msg) from error
         raise
