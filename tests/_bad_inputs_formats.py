@@ -200,3 +200,28 @@ CASES = [
         ("'timestamp'", "'01.02.2024'", "dayfirst="),
     ),
 ]
+
+CASES += [
+    BadInput(
+        "formats-utf16-file",
+        lambda tmp: run_cli(
+            "validate",
+            str(_file(tmp, "u16.csv", "id,day,total\na,2024-01-01,1\n".encode("utf-16"))),
+            *_MAP,
+        ),
+        CliFailure,
+        ("u16.csv", "UTF-16", "--encoding utf-16"),
+    ),
+    BadInput(
+        "formats-extra-field-suggests-another-separator",
+        lambda tmp: run_cli(
+            "validate",
+            str(_file(tmp, "semi.csv", b"id;day;total\na;2024-01-01;1;5\nb;2024-01-02;2\n")),
+            "--sep",
+            ";",
+            *_MAP,
+        ),
+        CliFailure,
+        ("semi.csv", "more fields than its header", "--sep ','"),
+    ),
+]

@@ -104,8 +104,9 @@ def read_delimited(
             Reason.UNREADABLE,
             f"The file {name} has rows with more fields than its header: with the separator "
             f"{_LABELS.get(str(opts.get('sep')), repr(opts.get('sep')))} they could not be "
-            "split into its columns. Pass the right separator (read_options={'sep': ';'}, "
-            "command line: --sep ';'), or check for unquoted separators inside values.",
+            f"split into its columns. Pass the right separator (read_options={{'sep': "
+            f"{_other(opts.get('sep'))!r}}}, command line: --sep {_other(opts.get('sep'))!r}), "
+            "or check for unquoted separators inside values.",
         )
     except pd.errors.EmptyDataError:
         _fail(table, "empty_file", Reason.EMPTY, f"The file {name} is empty: it holds no header "
@@ -117,8 +118,9 @@ def read_delimited(
             "read_file",
             Reason.UNREADABLE,
             f"The file {name} could not be split into columns with the separator {shown} "
-            f"({_first_line(error)}). Pass the right one: read_options={{'sep': ';'}} "
-            "(command line: --sep ';'); also check for unbalanced quotes.",
+            f"({_first_line(error)}). Pass the right one: read_options={{'sep': "
+            f"{_other(opts.get('sep'))!r}}} (command line: --sep {_other(opts.get('sep'))!r}); "
+            "also check for unbalanced quotes.",
         )
     except UnicodeDecodeError as error:
         _fail(table, "read_file", Reason.UNREADABLE, _encoding_message(name, encoding, error))
@@ -185,8 +187,19 @@ def _decode(sample: bytes, encoding: str, name: str, table: str, *, complete: bo
         return sample[: error.start].decode(encoding)
 
 
+def _other(sep: object) -> str:
+    """A separator to suggest instead of ``sep``: the most common one that it is not."""
+    return next(candidate for candidate in SEPARATORS if candidate != sep)
+
+
 def _encoding_message(name: str, encoding: str, error: UnicodeDecodeError) -> str:
     bad = error.object[error.start : error.start + 1] if error.object else b""
+    if bytes(error.object[:2]) in (b"\xff\xfe", b"\xfe\xff"):
+        # A byte-order mark: Excel's "Unicode text" export, not a Windows code page.
+        return (
+            f"The file {name} is UTF-16 text (it starts with a byte-order mark): pass "
+            "read_options={'encoding': 'utf-16'} (command line: --encoding utf-16)."
+        )
     return (
         f"The file {name} is not {encoding} text: byte {bad!r} at position {error.start} "
         "cannot be decoded. Exports from Excel on Windows are usually cp1252: pass "
