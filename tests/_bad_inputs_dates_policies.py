@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 import segmentkit as sk
 from _bad_inputs import BadInput, CliFailure, run_cli
 from segmentkit.errors import ContractError, InvalidParameterError
@@ -83,5 +85,25 @@ CASES = [
         ),
         InvalidParameterError,
         ("rates", "list", "SEK"),
+    ),
+]
+
+CASES += [
+    BadInput(
+        "policy-true-among-amounts",
+        lambda tmp: sk.Transactions.from_frame(
+            pd.DataFrame(
+                {
+                    "c": ["a", "b"],
+                    "t": ["2024-01-01", "2024-01-02"],
+                    "a": pd.Series([True, 3.0], dtype=object),
+                }
+            ),
+            customer_id="c",
+            timestamp="t",
+            amount="a",
+        ),
+        ContractError,
+        ("'a'", "amount", "true/false"),
     ),
 ]

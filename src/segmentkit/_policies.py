@@ -216,7 +216,13 @@ def is_boolean_column(values: Any) -> bool:
     if pd.api.types.is_bool_dtype(dtype):
         return True
     if pd.api.types.is_object_dtype(dtype):
-        return pd.api.types.infer_dtype(values, skipna=True) == "boolean"
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind == "boolean":
+            return True
+        if kind.startswith("mixed"):
+            # True beside numbers would silently count as 1.0; a column of Python
+            # objects is slow anyway, so the one pass over the types costs nothing extra.
+            return bool(values.map(type, na_action="ignore").isin([bool, np.bool_]).any())
     return False
 
 
