@@ -399,7 +399,7 @@ def _day_month(
                 int(first_rows[np.flatnonzero(only_day_first)[0]]),
                 int(first_rows[np.flatnonzero(only_month_first)[0]]),
             ]
-            return _refused(text, _contradictory(column, table, text, sorted(rows), separator))
+            return _refused(text, _contradictory(column, table, text, sorted(rows)))
         if only_day_first.any() or only_month_first.any():
             dayfirst = bool(only_day_first.any())
             which = only_day_first if dayfirst else only_month_first
@@ -408,7 +408,7 @@ def _day_month(
         elif (day_month & (a != b)).any():
             differing = np.flatnonzero(day_month & (a != b))[:3]
             rows = sorted(int(first_rows[i]) for i in differing)
-            return _refused(text, _ambiguous(column, table, text, rows, separator))
+            return _refused(text, _ambiguous(column, table, text, rows))
         else:
             dayfirst = True  # every value has day == month: both orders read the same
     day, month = (a, b) if dayfirst else (b, a)
@@ -588,52 +588,52 @@ def day_month_format(parts: re.Match[str], *, dayfirst: bool) -> str:
     return fmt
 
 
-def _ambiguous(
-    column: str, table: str, text: pd.Series, rows: Sequence[int], separator: str
-) -> ContractFailure:
-    return ContractFailure(
-        column=column,
-        check="date_convention",
-        reason=Reason.AMBIGUOUS,
-        message=(
-            f"Column {column!r} of {table} holds dates that read both day first and month "
-            f"first (such as {text.iloc[rows[0]]!r}), and no value settles which. "
-            + _OPTIONS.format(pattern=_pattern(str(text.iloc[rows[0]])))
-        ),
-        failure_cases=_cases(text, rows),
-        n_failed=len(rows),
+def _ambiguous(column: str, table: str, text: pd.Series, rows: Sequence[int]) -> ContractFailure:
+    return _convention_refusal(
+        column,
+        text,
+        rows,
+        f"Column {column!r} of {table} holds dates that read both day first and month "
+        f"first (such as {text.iloc[rows[0]]!r}), and no value settles which. "
+        + _OPTIONS.format(pattern=_pattern(str(text.iloc[rows[0]]))),
     )
 
 
 def _contradictory(
-    column: str, table: str, text: pd.Series, rows: Sequence[int], separator: str
+    column: str, table: str, text: pd.Series, rows: Sequence[int]
 ) -> ContractFailure:
-    return ContractFailure(
-        column=column,
-        check="date_convention",
-        reason=Reason.AMBIGUOUS,
-        message=(
-            f"Column {column!r} of {table} mixes date conventions: some values can only be "
-            "day first, others only month first, so no single reading fits every row. Fix "
-            "the export, or state the order of most rows to see the others reported. "
-            + _OPTIONS.format(pattern=_pattern(str(text.iloc[rows[0]])))
-        ),
-        failure_cases=_cases(text, rows),
-        n_failed=len(rows),
+    return _convention_refusal(
+        column,
+        text,
+        rows,
+        f"Column {column!r} of {table} mixes date conventions: some values can only be "
+        "day first, others only month first, so no single reading fits every row. Fix "
+        "the export, or state the order of most rows to see the others reported. "
+        + _OPTIONS.format(pattern=_pattern(str(text.iloc[rows[0]]))),
     )
 
 
 def _mixed(column: str, table: str, text: pd.Series, rows: Sequence[int]) -> ContractFailure:
+    return _convention_refusal(
+        column,
+        text,
+        rows,
+        f"Column {column!r} of {table} mixes date formats; every row must be read with "
+        "one convention. Fix the export so every value has the same format, then pass "
+        "date_format='...' with its pattern if it is not ISO 8601 (command line: "
+        "--date-format; config file: date_format = '...').",
+    )
+
+
+def _convention_refusal(
+    column: str, text: pd.Series, rows: Sequence[int], message: str
+) -> ContractFailure:
+    """A date column that one convention cannot read, with the rows that show it."""
     return ContractFailure(
         column=column,
         check="date_convention",
         reason=Reason.AMBIGUOUS,
-        message=(
-            f"Column {column!r} of {table} mixes date formats; every row must be read with "
-            "one convention. Fix the export so every value has the same format, then pass "
-            "date_format='...' with its pattern if it is not ISO 8601 (command line: "
-            "--date-format; config file: date_format = '...')."
-        ),
+        message=message,
         failure_cases=_cases(text, rows),
         n_failed=len(rows),
     )
