@@ -14,8 +14,8 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 import segmentkit as sk
-from segmentkit._abtest import COLUMNS, _bootstrap_means, _wilson, _ztest
 from segmentkit.errors import InvalidParameterError, SegmentkitWarning, UnknownSegmentError
+from segmentkit.timeline._abtest import COLUMNS, _bootstrap_means, _wilson, _ztest
 
 ARMS = {"control": 0.2, "offer_a": 0.4, "offer_b": 0.4}
 
@@ -227,7 +227,7 @@ def test_bootstrap_means_have_the_resampling_distribution():
 
 
 def test_bootstrap_in_blocks(monkeypatch):
-    from segmentkit import _abtest
+    from segmentkit.timeline import _abtest
 
     values = np.arange(50, dtype=float)
     whole = _bootstrap_means(values, 300, np.random.default_rng(3))
@@ -515,7 +515,7 @@ def test_adjusted_p_values_match_statsmodels(method):
 def test_holm_matches_statsmodels_and_skips_missing(p_values):
     from statsmodels.stats.multitest import multipletests
 
-    from segmentkit._abtest import _adjust
+    from segmentkit.timeline._abtest import _adjust
 
     values = np.array(p_values, dtype=float)
     ours = _adjust(values, "holm")

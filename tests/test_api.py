@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import segmentkit as sk
-from segmentkit import _registry
+from segmentkit.engines import _registry
 from segmentkit.errors import UnknownEngineError
 
 PUBLIC_MODULES = [

@@ -149,7 +149,7 @@ def test_time_range_from_validation_answers_as_of_without_a_query(
     # On lazy engines every query reruns the validation: the kept lines' first and last
     # time are counted with the report, so the default as_of and any as_of outside that
     # range need no query of their own.
-    from segmentkit._native import _features as native_features
+    from segmentkit.features import _native as native_features
 
     raw, mapping = sample
     expected = sk.Transactions.from_frame(raw, **mapping)

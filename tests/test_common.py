@@ -217,7 +217,7 @@ print(json.dumps({"results": results, "labels": labels}))
 
 _PLUGIN_LOAD = """
 import json, sys
-from segmentkit._persistence import load
+from segmentkit.engines._persistence import load
 from segmentkit.testing import sample_features
 
 assert "segmentkit_plugin_demo" not in sys.modules

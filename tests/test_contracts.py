@@ -497,7 +497,7 @@ def test_placeholder_ids_with_spaces_around_them_are_missing(dtype):
 
 
 def test_null_mask_finds_padded_placeholders_among_arrow_categories():
-    from segmentkit._schema import null_mask
+    from segmentkit.contracts._schema import null_mask
 
     texts = ["C0000001", "  nan  ", "\u3000NULL", "n/a\u2003", "<NA>", "nanny", "x"]
     categories = pd.Index(pd.array(texts, dtype=pd.StringDtype("pyarrow", na_value=np.nan)))

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
-from segmentkit._csv import DANGEROUS, neutralise_frame, restore_text
-from segmentkit._snapshots import Snapshots
+from segmentkit._common._csv import DANGEROUS, neutralise_frame, restore_text
+from segmentkit.timeline._snapshots import Snapshots
 
 # Formula starters, the apostrophe prefix itself, CSV syntax and a little unicode.
 _ALPHABET = st.sampled_from(list("=+-@\t\r\n'\",; aZ0.é€ß😀"))

@@ -395,7 +395,7 @@ def test_dates_written_with_one_format_are_read_back_exactly(fmt, moments):
 
 
 def test_the_pandas_fallback_extracts_the_same_parts_as_arrow():
-    from segmentkit._dates import _parts, _parts_with_pandas
+    from segmentkit.contracts._dates import _parts, _parts_with_pandas
 
     distinct = pd.Series(
         ["13.02.2024 14:05", "1/2/24 3:05:09.5 PM", "02-13-2024", "13.02/2024", "x", None],

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
-from segmentkit._groups import ALL_CUSTOMERS, _buckets
 from segmentkit.errors import InvalidParameterError, UnknownSegmentError
+from segmentkit.timeline._groups import ALL_CUSTOMERS, _buckets
 
 ARMS = {"control": 0.1, "offer_a": 0.45, "offer_b": 0.45}
 
@@ -441,7 +441,7 @@ def test_summary_of_a_column_sorts_strata(seg):
 
 
 def test_hash_ties_are_broken_by_id(monkeypatch):
-    from segmentkit import _groups
+    from segmentkit.timeline import _groups
 
     monkeypatch.setattr(
         _groups, "_hash_keys", lambda ids, salt: np.zeros(len(ids), dtype=np.uint64)

@@ -1,4 +1,4 @@
-"""Ids coded by direct addressing (``segmentkit._idcodes``): same meaning as hashing."""
+"""Ids coded by direct addressing (``segmentkit.contracts._idcodes``): same meaning as hashing."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
-from segmentkit import _idcodes
-from segmentkit._idcodes import dense_codes
+from segmentkit.contracts import _idcodes
+from segmentkit.contracts._idcodes import dense_codes
 
 ARROW_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 

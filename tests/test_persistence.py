@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import segmentkit as sk
-from segmentkit import _registry
-from segmentkit._persistence import FORMAT, FORMAT_VERSION, _Codec, _UnencodableError, load
+from segmentkit.engines import _registry
 from segmentkit.engines._expr import parse
+from segmentkit.engines._persistence import FORMAT, FORMAT_VERSION, _Codec, _UnencodableError, load
 from segmentkit.engines._rules import Rule
 from segmentkit.errors import NotFittedError, PersistenceError
 
@@ -275,7 +275,7 @@ def test_newer_format_version_asks_for_an_upgrade(tmp_path):
     [
         ("os:system", "not part of segmentkit, not registered"),
         ("never_imported_package_xyz.evil:Payload", "install or import the package"),
-        ("segmentkit._io:write_atomic", "which is not a segmentkit Segmenter"),
+        ("segmentkit._common._files:write_atomic", "which is not a segmentkit Segmenter"),
         ("segmentkit.engines._nope:Engine", "this version of segmentkit .* does not have"),
         ("builtins:print; import os", "expected 'module:Class'"),
     ],
@@ -479,3 +479,17 @@ def test_fitted_scikit_learn_estimators_are_stored_as_data():
     node["class"] = "os:system"
     with pytest.raises(PersistenceError, match="is not a scikit-learn estimator"):
         _codec().decode(node, "model")
+
+
+def test_files_written_before_the_stage_layout_still_load(sample_features, tmp_path):
+    # 0.x files name the modules as they were before the package was laid out by stage.
+    model = sk.RFMSegmenter().fit(sample_features)
+    path = model.save(tmp_path / "rfm.json")
+    text = path.read_text(encoding="utf-8")
+    assert "segmentkit.results._segmentation:Segment" in text
+    path.write_text(text.replace("segmentkit.results._segmentation", "segmentkit._segmentation"))
+    loaded = load(path)
+    assert [s.name for s in loaded.segments_] == [s.name for s in model.segments_]
+    assert loaded.predict(sample_features).assignments.equals(
+        model.predict(sample_features).assignments
+    )

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
-from segmentkit import _policies
+from segmentkit.contracts import _policies
 from segmentkit.errors import ContractError, InvalidParameterError, SegmentkitWarning
 
 CUTOFF = "2024-12-31"

@@ -35,7 +35,6 @@ import segmentkit as sk
 from segmentkit.errors import ContractError, InvalidParameterError
 from segmentkit.exporters import Request
 from segmentkit.exporters import _push as push_module
-from segmentkit.exporters._diff import membership_changes, restrict
 from segmentkit.exporters._push import (
     Credentials,
     PushError,
@@ -44,6 +43,7 @@ from segmentkit.exporters._push import (
     _retry_after,
     push,
 )
+from segmentkit.timeline._diff import membership_changes, restrict
 
 SECRET = "sk-live-SUPERSECRET-0123456789"
 DEV_SECRET = "devtok-SECRET-abcdef"
@@ -1196,7 +1196,7 @@ def test_a_customer_id_that_is_the_customers_phone_is_personal():
 
 
 def test_an_interrupted_atomic_write_leaves_no_temporary(tmp_path):
-    from segmentkit._io import write_atomic
+    from segmentkit._common._files import write_atomic
 
     target = tmp_path / "result.csv"
     target.write_text("before")
@@ -1212,12 +1212,12 @@ def test_an_interrupted_atomic_write_leaves_no_temporary(tmp_path):
 
 
 def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
-    from segmentkit._io import write_atomic
+    from segmentkit._common._files import write_atomic
 
     target = tmp_path / "result.json"
     script = (
         "import os, sys\n"
-        "from segmentkit._io import write_atomic\n"
+        "from segmentkit._common._files import write_atomic\n"
         "def die(temporary):\n"
         "    temporary.write_text('half')\n"
         "    os._exit(9)  # killed: no finally runs\n"

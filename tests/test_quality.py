@@ -15,8 +15,8 @@ from sklearn.metrics import (
 )
 
 import segmentkit as sk
-from segmentkit._quality import QualityReport, StabilityReport, evaluate, stability
 from segmentkit.engines import Segmenter, SegmenterTags
+from segmentkit.engines._quality import QualityReport, StabilityReport, evaluate, stability
 from segmentkit.errors import InvalidParameterError
 
 # --- helpers -------------------------------------------------------------------------

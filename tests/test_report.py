@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 
 import segmentkit as sk
-from segmentkit import _html_report
-from segmentkit._html_report import write_report
 from segmentkit.errors import InvalidParameterError
+from segmentkit.report import _html as _html_report
+from segmentkit.report._html import write_report
 
 EVIL = "<script>alert('x')</script>\"'&"
-HAS_ABTEST = importlib.util.find_spec("segmentkit._abtest") is not None
+HAS_ABTEST = importlib.util.find_spec("segmentkit.timeline._abtest") is not None
 
 
 @pytest.fixture(scope="module")

@@ -210,7 +210,7 @@ def test_cut_points_match_a_full_sort_on_ties_and_large_inputs(n, n_bins):
 
 @pytest.mark.parametrize("n", [1, 2, 9, 70_000, 200_001])
 def test_sorted_at_matches_numpy_sort(n):
-    from segmentkit._segmentation import sorted_at
+    from segmentkit.results._segmentation import sorted_at
 
     rng = np.random.default_rng(n)
     for values in (
@@ -226,7 +226,7 @@ def test_sorted_at_matches_numpy_sort(n):
 
 
 def test_catalog_medians_match_pandas_groupby_median():
-    from segmentkit._segmentation import _catalog
+    from segmentkit.results._segmentation import _catalog
 
     rng = np.random.default_rng(7)
     n = 150_000
@@ -272,7 +272,7 @@ def test_text_columns_keep_the_dtype_pandas_gives_text(sample_features):
     ],
 )
 def test_label_positions_match_index_get_indexer(ids, labels):
-    from segmentkit._segmentation import label_positions
+    from segmentkit.results._segmentation import label_positions
 
     ids = np.array(ids, dtype=np.int64)
     labels = np.array(labels, dtype=np.int64)

@@ -1,4 +1,4 @@
-"""Work per run of equal adjacent values (``segmentkit._runs``) against plain loops."""
+"""Work per run of equal adjacent values (``segmentkit._common._runs``) against plain loops."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segmentkit._runs import (
+from segmentkit._common._runs import (
     keys_used,
     one_run_each,
     run_lengths,

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import segmentkit as sk
-from segmentkit import _io
+from segmentkit._common import _files as _io
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
-from segmentkit._migration import GONE, NEW
 from segmentkit.errors import InvalidParameterError, UnknownSegmentError
+from segmentkit.timeline._migration import GONE, NEW
 
 MONTHS = pd.date_range("1997-07-01", "1998-07-01", freq="MS")
 

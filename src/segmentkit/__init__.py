@@ -15,23 +15,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from segmentkit import datasets, errors
-from segmentkit._catalog import feature_catalog
-from segmentkit._customers import Customers
-from segmentkit._events import Events
-from segmentkit._features import CustomerFeatures, extract_features
-from segmentkit._quality import QualityReport, StabilityReport, evaluate, stability
-from segmentkit._registry import available_engines, get_engine, register_engine
-from segmentkit._report import ValidationReport
-from segmentkit._segmentation import NOISE, Segment, Segmentation
-from segmentkit._transactions import Transactions
 from segmentkit._version import __version__
+from segmentkit.contracts._customers import Customers
+from segmentkit.contracts._events import Events
+from segmentkit.contracts._transactions import Transactions
+from segmentkit.contracts._validation import ValidationReport
+from segmentkit.engines._quality import QualityReport, StabilityReport, evaluate, stability
+from segmentkit.engines._registry import available_engines, get_engine, register_engine
+from segmentkit.features._catalog import feature_catalog
+from segmentkit.features._extract import CustomerFeatures, extract_features
+from segmentkit.results._segmentation import NOISE, Segment, Segmentation
+from segmentkit.results._segmentation import set_report_writer as _set_report_writer
 
 if TYPE_CHECKING:
-    from segmentkit._abtest import ExperimentAnalysis, analyze_test
-    from segmentkit._groups import GroupAssignment, assign_groups
-    from segmentkit._migration import Migration, SegmentChanges, migration
-    from segmentkit._persistence import load
-    from segmentkit._snapshots import Snapshots, snapshots
     from segmentkit.engines import (
         HDBSCANSegmenter,
         KMeansSegmenter,
@@ -43,6 +39,11 @@ if TYPE_CHECKING:
         lifecycle_rules,
         load_rules,
     )
+    from segmentkit.engines._persistence import load
+    from segmentkit.timeline._abtest import ExperimentAnalysis, analyze_test
+    from segmentkit.timeline._groups import GroupAssignment, assign_groups
+    from segmentkit.timeline._migration import Migration, SegmentChanges, migration
+    from segmentkit.timeline._snapshots import Snapshots, snapshots
 
 _LAZY = {
     "HDBSCANSegmenter": "segmentkit.engines",
@@ -58,16 +59,16 @@ _LAZY = {
     "plots": "segmentkit.plots",
     "exporters": "segmentkit.exporters",
     "testing": "segmentkit.testing",
-    "load": "segmentkit._persistence",
-    "Snapshots": "segmentkit._snapshots",
-    "snapshots": "segmentkit._snapshots",
-    "Migration": "segmentkit._migration",
-    "migration": "segmentkit._migration",
-    "SegmentChanges": "segmentkit._migration",
-    "GroupAssignment": "segmentkit._groups",
-    "assign_groups": "segmentkit._groups",
-    "ExperimentAnalysis": "segmentkit._abtest",
-    "analyze_test": "segmentkit._abtest",
+    "load": "segmentkit.engines._persistence",
+    "Snapshots": "segmentkit.timeline._snapshots",
+    "snapshots": "segmentkit.timeline._snapshots",
+    "Migration": "segmentkit.timeline._migration",
+    "migration": "segmentkit.timeline._migration",
+    "SegmentChanges": "segmentkit.timeline._migration",
+    "GroupAssignment": "segmentkit.timeline._groups",
+    "assign_groups": "segmentkit.timeline._groups",
+    "ExperimentAnalysis": "segmentkit.timeline._abtest",
+    "analyze_test": "segmentkit.timeline._abtest",
 }
 
 __all__ = [
@@ -114,6 +115,16 @@ __all__ = [
     "stability",
     "testing",
 ]
+
+
+def _write_report(*args: Any, **kwargs: Any) -> Any:
+    # The report (and its plotting imports) loads only when a report is written.
+    from segmentkit.report._html import write_report
+
+    return write_report(*args, **kwargs)
+
+
+_set_report_writer(_write_report)
 
 
 def __getattr__(name: str) -> Any:

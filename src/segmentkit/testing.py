@@ -40,9 +40,9 @@ from unittest import SkipTest
 import numpy as np
 import pandas as pd
 
-from segmentkit._features import CustomerFeatures
-from segmentkit._segmentation import NOISE, Segmentation
 from segmentkit.errors import NotFittedError
+from segmentkit.features._extract import CustomerFeatures
+from segmentkit.results._segmentation import NOISE, Segmentation
 
 if TYPE_CHECKING:
     from segmentkit.engines._base import Segmenter
@@ -85,9 +85,9 @@ def sample_features() -> CustomerFeatures:
     >>> len(sample_features())
     800
     """
-    from segmentkit._features import extract_features
-    from segmentkit._transactions import Transactions
+    from segmentkit.contracts._transactions import Transactions
     from segmentkit.datasets import load_sample
+    from segmentkit.features._extract import extract_features
 
     raw, mapping = load_sample()
     return extract_features(Transactions.from_frame(raw, **mapping))
@@ -342,7 +342,7 @@ def check_save_load(segmenter: Segmenter, features: Features = None) -> None:
     features : CustomerFeatures or pandas.DataFrame, optional
         Input; defaults to :func:`sample_features`.
     """
-    from segmentkit._persistence import load
+    from segmentkit.engines._persistence import load
 
     cls = type(segmenter)
     if "<locals>" in cls.__qualname__:

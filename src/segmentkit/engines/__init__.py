@@ -1,7 +1,7 @@
 """Segmentation engines: the :class:`Segmenter` interface, the built-in engines, and the
 parameter constraints and helpers that third-party engines use."""
 
-from segmentkit._params import NONE, InstanceOf, Interval, OneOf, Satisfies
+from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, Satisfies
 from segmentkit.engines._base import Segmenter, SegmenterTags, require_columns
 from segmentkit.engines._hdbscan import HDBSCANSegmenter
 from segmentkit.engines._kmeans import KMeansSegmenter

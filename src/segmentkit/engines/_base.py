@@ -13,10 +13,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from typing_extensions import Self
 
-from segmentkit._features import CustomerFeatures
-from segmentkit._params import validate_params
-from segmentkit._segmentation import Segment, Segmentation, label_positions
+from segmentkit._common._params import validate_params
 from segmentkit.errors import check_is_fitted
+from segmentkit.features._extract import CustomerFeatures
+from segmentkit.results._segmentation import Segment, Segmentation, label_positions
 
 if TYPE_CHECKING:
     # A polars, DuckDB, PySpark or Dask frame: predict answers with the same kind.
@@ -218,7 +218,7 @@ class Segmenter(BaseEstimator, ABC):
         >>> again.predict(features).assignments.equals(model.predict(features).assignments)
         True
         """
-        from segmentkit._persistence import save
+        from segmentkit.engines._persistence import save
 
         return save(self, path)
 
@@ -403,7 +403,7 @@ def require_columns(features: CustomerFeatures, names: list[str], owner: str) ->
     ValueError
         If any of ``names`` is missing, with close matches and the available features.
     """
-    from segmentkit._schema import suggest
+    from segmentkit.contracts._schema import suggest
 
     missing = [name for name in names if name not in features.frame.columns]
     if missing:

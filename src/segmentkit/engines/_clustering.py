@@ -9,13 +9,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from segmentkit._features import CustomerFeatures
-from segmentkit._params import Satisfies
-from segmentkit._segmentation import Segment
+from segmentkit._common._params import Satisfies
 from segmentkit.engines._base import Segmenter, SegmenterTags, as_features
 from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler, snap
 from segmentkit.engines._rfm import NO_PURCHASES, NON_BUYER_DESCRIPTIONS, RETURNS_ONLY
 from segmentkit.errors import check_is_fitted
+from segmentkit.features._extract import CustomerFeatures
+from segmentkit.results._segmentation import Segment
 
 #: Kind of each customer for clustering: clustered, or set apart as a non-buyer.
 BUYER, NO_PURCHASE, RETURNS = -1, 0, 1

@@ -13,9 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from segmentkit._features import CustomerFeatures
-from segmentkit._params import NONE, InstanceOf, Interval, OneOf
-from segmentkit._segmentation import NOISE, Segment
+from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf
 from segmentkit.engines._base import SegmenterTags
 from segmentkit.engines._clustering import (
     FEATURES,
@@ -28,6 +26,8 @@ from segmentkit.engines._hdbscan_placement import place
 from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler
 from segmentkit.errors import InvalidParameterError, SegmentkitWarning
+from segmentkit.features._extract import CustomerFeatures
+from segmentkit.results._segmentation import NOISE, Segment
 
 __all__ = ["HDBSCANSegmenter"]
 

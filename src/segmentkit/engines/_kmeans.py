@@ -9,9 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from segmentkit._features import CustomerFeatures
-from segmentkit._params import NONE, InstanceOf, Interval, OneOf, Satisfies
-from segmentkit._segmentation import Segment
+from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, Satisfies
 from segmentkit.engines._clustering import (
     FEATURES,
     LOG_TRANSFORM,
@@ -22,6 +20,8 @@ from segmentkit.engines._clustering import (
 from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler
 from segmentkit.errors import InvalidParameterError
+from segmentkit.features._extract import CustomerFeatures
+from segmentkit.results._segmentation import Segment
 
 __all__ = ["KMeansSegmenter"]
 

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segmentkit._features import CustomerFeatures
-from segmentkit._params import validate_params
+from segmentkit._common._params import validate_params
 from segmentkit.errors import RuleSyntaxError, check_is_fitted
+from segmentkit.features._extract import CustomerFeatures
 
 if TYPE_CHECKING:
     import narwhals as nw
@@ -190,7 +190,7 @@ def require(names: Sequence[str], needed: Sequence[str], owner: str) -> None:
     ValueError
         If any of ``needed`` is missing, with close matches.
     """
-    from segmentkit._schema import suggest
+    from segmentkit.contracts._schema import suggest
 
     missing = [name for name in needed if name not in names]
     if missing:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from segmentkit._schema import suggest
+from segmentkit.contracts._schema import suggest
 
 __all__ = ["DEFAULT_CLUSTER_FEATURES", "MISSING_HINT", "Preprocessor", "signed_log1p", "snap"]
 

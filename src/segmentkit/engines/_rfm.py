@@ -8,11 +8,11 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from segmentkit._features import CustomerFeatures
-from segmentkit._params import InstanceOf, Interval, Satisfies
-from segmentkit._segmentation import Segment, sorted_at
+from segmentkit._common._params import InstanceOf, Interval, Satisfies
 from segmentkit.engines._base import Segmenter, require_columns, text_column
 from segmentkit.errors import RuleSyntaxError
+from segmentkit.features._extract import CustomerFeatures
+from segmentkit.results._segmentation import Segment, sorted_at
 
 __all__ = ["CLASSIC_GRID", "RFMSegmenter"]
 

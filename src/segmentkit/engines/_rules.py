@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
-from segmentkit._documents import exceeds_depth
-from segmentkit._features import CustomerFeatures
-from segmentkit._params import InstanceOf, Satisfies
-from segmentkit._segmentation import Segment
+from segmentkit._common._documents import exceeds_depth
+from segmentkit._common._params import InstanceOf, Satisfies
 from segmentkit.engines._base import Segmenter
 from segmentkit.engines._expr import Expr, check_names, parse
 from segmentkit.errors import RuleSyntaxError
+from segmentkit.features._extract import CustomerFeatures
+from segmentkit.results._segmentation import Segment
 
 __all__ = ["Rule", "RuleSegmenter", "lifecycle_rules", "load_rules"]
 

@@ -9,7 +9,6 @@ its limits, with identifiers normalised and hashed as the platform specifies, pl
 
 from segmentkit.exporters._audience import AudienceExport, ExportReport, Request
 from segmentkit.exporters._braze import build_braze
-from segmentkit.exporters._diff import membership_changes, restrict
 from segmentkit.exporters._google_ads import build_google_ads
 from segmentkit.exporters._hubspot import build_hubspot, hubspot_membership_requests
 from segmentkit.exporters._klaviyo import build_klaviyo
@@ -23,6 +22,7 @@ from segmentkit.exporters._push import (
     TokenBucket,
     push,
 )
+from segmentkit.timeline._diff import membership_changes, restrict
 
 __all__ = [
     "AudienceExport",

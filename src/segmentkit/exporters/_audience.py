@@ -18,9 +18,9 @@ from typing import Any, Literal, overload
 import numpy as np
 import pandas as pd
 
-from segmentkit._customers import Customers
-from segmentkit._io import PathLike, write_atomic
-from segmentkit._segmentation import Segmentation
+from segmentkit._common._files import PathLike, write_atomic
+from segmentkit.contracts._customers import Customers
+from segmentkit.results._segmentation import Segmentation
 
 __all__ = ["AudienceExport", "ExportReport", "Request", "eligible_members"]
 

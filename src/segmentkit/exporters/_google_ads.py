@@ -13,8 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from segmentkit._customers import Customers
-from segmentkit._segmentation import Segmentation
+from segmentkit.contracts._customers import Customers
 from segmentkit.exporters import _identifiers as ids
 from segmentkit.exporters._audience import (
     NO_IDENTIFIER,
@@ -24,6 +23,7 @@ from segmentkit.exporters._audience import (
     eligible_members,
 )
 from segmentkit.exporters._meta import _segment_name
+from segmentkit.results._segmentation import Segmentation
 
 JOB_PLACEHOLDER = "{job}"
 

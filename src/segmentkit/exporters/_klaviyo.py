@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segmentkit._customers import Customers
-from segmentkit._segmentation import Segmentation
+from segmentkit.contracts._customers import Customers
 from segmentkit.exporters._audience import (
     NO_IDENTIFIER,
     AudienceExport,
@@ -38,6 +37,7 @@ from segmentkit.exporters._shared import (
     segment_name,
     text_column,
 )
+from segmentkit.results._segmentation import Segmentation
 
 __all__ = ["KLAVIYO_REVISION", "build_klaviyo"]
 

@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from segmentkit._customers import Customers
-from segmentkit._segmentation import Segmentation
+from segmentkit.contracts._customers import Customers
 from segmentkit.exporters._audience import (
     NO_IDENTIFIER,
     AudienceExport,
@@ -39,6 +38,7 @@ from segmentkit.exporters._shared import (
     text_column,
     unique_by,
 )
+from segmentkit.results._segmentation import Segmentation
 
 __all__ = ["build_mailchimp"]
 

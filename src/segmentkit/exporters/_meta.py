@@ -15,8 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from segmentkit._customers import Customers
-from segmentkit._segmentation import Segmentation
+from segmentkit.contracts._customers import Customers
 from segmentkit.exporters import _identifiers as ids
 from segmentkit.exporters._audience import (
     NO_IDENTIFIER,
@@ -27,6 +26,7 @@ from segmentkit.exporters._audience import (
     eligible_members,
 )
 from segmentkit.exporters._shared import check_external_ids
+from segmentkit.results._segmentation import Segmentation
 
 __all__ = ["build_meta"]
 

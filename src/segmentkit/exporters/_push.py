@@ -57,7 +57,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segmentkit._io import process_alive
+from segmentkit._common._files import process_alive
 from segmentkit.errors import InvalidParameterError, SegmentkitError
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segmentkit._segmentation import Segmentation
 from segmentkit.errors import ContractError, ContractFailure, Reason
 from segmentkit.exporters._audience import (
     AudienceExport,
@@ -19,6 +18,7 @@ from segmentkit.exporters._audience import (
 )
 from segmentkit.exporters._identifiers import country as country_codes
 from segmentkit.exporters._identifiers import phone_e164, unrecognised
+from segmentkit.results._segmentation import Segmentation
 
 __all__ = [
     "check_batch_size",

@@ -1,0 +1,230 @@
+"""Browsing features (visits, carts, time on site) computed in the caller's engine.
+
+The definitions are those of ``segmentkit.features._extract._browsing_features`` (see the
+feature catalog). Visits without a ``session_id`` need each event's previous event of
+the same customer: polars, DuckDB and Spark get it from an ordered window
+(``shift().over(customer, order_by=time)``); pyarrow tables are in memory and sorted
+once; Dask, which has no ordered windows, shuffles events by customer so that each
+partition holds whole customers, and numbers visits there with pandas.
+Abandoned carts need no order at all: a visit's last cart is joined to the same
+customer's purchases, and a purchase within the window marks it bought.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import narwhals as nw
+import numpy as np
+import pandas as pd
+
+from segmentkit._frame._detect import Backend
+from segmentkit._frame._time import DAY_US, EPOCH_US
+
+__all__ = ["browsing_columns", "browsing_features"]
+
+_ID = "customer_id"
+_SESSION = "_session"
+_ORDERED = ("polars", "duckdb", "pyspark")
+
+
+def browsing_columns(windows: Sequence[int]) -> list[str]:
+    """The browsing feature names, in the pandas path's order."""
+    names = ["days_since_last_visit"]
+    for w in windows:
+        names += [
+            f"views_{w}d",
+            f"add_to_carts_{w}d",
+            f"sessions_{w}d",
+            f"time_on_site_{w}d",
+            f"abandoned_carts_{w}d",
+        ]
+    return names
+
+
+def browsing_features(
+    events: nw.LazyFrame[Any],
+    purchases: nw.LazyFrame[Any],
+    backend: Backend,
+    as_of_us: int,
+    *,
+    windows: Sequence[int],
+    abandon_us: float,
+    gap_us: float,
+) -> nw.LazyFrame[Any]:
+    """One row per customer with an event on or before ``as_of``: the browsing features.
+
+    Parameters
+    ----------
+    events : narwhals.LazyFrame
+        Validated events up to ``as_of`` (canonical columns plus the epoch column).
+    purchases : narwhals.LazyFrame
+        ``customer_id`` and ``_ts_us`` of purchase lines up to ``as_of``.
+    backend : Backend
+        Engine of both frames.
+    as_of_us : int
+        End of observation, UTC microseconds since the epoch.
+    windows : sequence of int
+        Look-back windows in days.
+    abandon_us : float
+        Microseconds after a visit's last add-to-cart within which a purchase counts.
+    gap_us : float
+        Without a ``session_id``, a pause longer than this starts a new visit.
+
+    Returns
+    -------
+    narwhals.LazyFrame
+        ``customer_id`` and the columns of :func:`browsing_columns` (counts as Int64,
+        times as Float64; ``days_since_last_visit`` is never null here).
+    """
+    names = events.collect_schema().names()
+    ts = nw.col(EPOCH_US)
+    kind = nw.col("event_type")
+    events = events.with_columns(
+        _view=(kind == "view").fill_null(False),
+        _cart=(kind == "add_to_cart").fill_null(False),
+    )
+    events = _with_sessions(events, backend, "session_id" in names, gap_us)
+    # Row-wise inputs first: pyarrow and Dask group-bys only sum, count, min and max
+    # plain columns.
+    events = events.with_columns(_cart_ts=nw.when(nw.col("_cart")).then(ts))
+    visit = [ts.min().alias("_start"), ts.max().alias("_end")]
+    visit.append(nw.col("_cart_ts").max().alias("_cart_us"))
+    if "duration_s" in names:
+        events = events.with_columns(_dur=nw.col("duration_s").cast(nw.Float64).fill_null(0.0))
+        visit.append(nw.col("_dur").sum().alias("_seconds"))
+    sessions = events.group_by(_ID, _SESSION).agg(*visit)
+    if "duration_s" not in names:
+        sessions = sessions.with_columns(_seconds=(nw.col("_end") - nw.col("_start")) / 1e6)
+    sessions = _with_abandoned(sessions, events, purchases, as_of_us, abandon_us)
+
+    per_event: dict[str, nw.Expr] = {}
+    per_session: dict[str, nw.Expr] = {}
+    for w in windows:
+        start = as_of_us - w * DAY_US
+        recent = ts > start
+        per_event[f"views_{w}d"] = (recent & nw.col("_view")).cast(nw.Int64)
+        per_event[f"add_to_carts_{w}d"] = (recent & nw.col("_cart")).cast(nw.Int64)
+        recent_visit = nw.col("_start") > start
+        recent_cart = nw.col("_abandoned") & (nw.col("_cart_us") > start).fill_null(False)
+        per_session[f"sessions_{w}d"] = recent_visit.cast(nw.Int64)
+        per_session[f"_seconds_{w}d"] = (
+            nw.when(recent_visit).then(nw.col("_seconds")).otherwise(nw.lit(0.0))
+        )
+        per_session[f"abandoned_carts_{w}d"] = recent_cart.cast(nw.Int64)
+    by_event = (
+        events.with_columns(**per_event)
+        .group_by(_ID)
+        .agg(ts.max().alias("_last"), *(nw.col(name).sum() for name in per_event))
+        .with_columns(days_since_last_visit=(nw.lit(as_of_us) - nw.col("_last")) / DAY_US)
+    )
+    by_session = (
+        sessions.with_columns(**per_session)
+        .group_by(_ID)
+        .agg(*(nw.col(name).sum() for name in per_session))
+    )
+    joined = by_event.join(by_session, on=_ID, how="left")
+    finished = [nw.col(_ID), nw.col("days_since_last_visit").cast(nw.Float64)]
+    for w in windows:
+        finished += [
+            nw.col(f"views_{w}d").cast(nw.Int64),
+            nw.col(f"add_to_carts_{w}d").cast(nw.Int64),
+            nw.col(f"sessions_{w}d").cast(nw.Int64),
+            (nw.col(f"_seconds_{w}d").cast(nw.Float64) / 60.0).alias(f"time_on_site_{w}d"),
+            nw.col(f"abandoned_carts_{w}d").cast(nw.Int64),
+        ]
+    return joined.select(finished)
+
+
+def _with_sessions(
+    events: nw.LazyFrame[Any], backend: Backend, has_session_id: bool, gap_us: float
+) -> nw.LazyFrame[Any]:
+    """Add ``_session``: a visit key, unique within each customer."""
+    if has_session_id:
+        # As on the pandas path: events without a session id form one visit per
+        # customer and UTC day. The prefixes keep the two kinds of keys apart.
+        day = (nw.col(EPOCH_US) // DAY_US).cast(nw.String)
+        key = (
+            nw.when(nw.col("session_id").is_null())
+            .then(nw.concat_str(nw.lit("d"), day))
+            .otherwise(nw.concat_str(nw.lit("s"), nw.col("session_id")))
+        )
+        return events.with_columns(key.alias(_SESSION))
+    if backend.name in _ORDERED:
+        previous = nw.col(EPOCH_US).shift(1).over(_ID, order_by=EPOCH_US)
+        events = events.with_columns(_previous=previous)
+        new = _is_new(nw.col("_previous"), gap_us)
+        events = events.with_columns(_new=new.cast(nw.Int64))
+        # Tied times get the same number whichever the window puts first: the second
+        # of a tie is 0 apart from the first, so it never starts a visit.
+        number = nw.col("_new").cum_sum().over(_ID, order_by=EPOCH_US)
+        return events.with_columns(number.alias(_SESSION)).drop("_previous", "_new")
+    if backend.name == "pyarrow":
+        return _pyarrow_sessions(events, gap_us)
+    if backend.name == "dask":
+        return _dask_sessions(events, gap_us)
+    msg = f"visits without a session_id are not implemented on {backend}"
+    raise NotImplementedError(msg)
+
+
+def _is_new(previous: nw.Expr, gap_us: float) -> nw.Expr:
+    return previous.is_null() | ((nw.col(EPOCH_US) - previous) > gap_us)
+
+
+def _pyarrow_sessions(events: nw.LazyFrame[Any], gap_us: float) -> nw.LazyFrame[Any]:
+    # pyarrow has no ordered windows per group, but the table is in memory: one sort by
+    # customer and time, then each row is compared with the row before it.
+    table = events.collect().sort(_ID, EPOCH_US)
+    same = nw.col(_ID) == nw.col(_ID).shift(1)
+    new = ~same.fill_null(False) | _is_new(nw.col(EPOCH_US).shift(1), gap_us)
+    table = table.with_columns(_new=new.cast(nw.Int64))
+    return table.with_columns(nw.col("_new").cum_sum().alias(_SESSION)).drop("_new").lazy()
+
+
+def _dask_sessions(events: nw.LazyFrame[Any], gap_us: float) -> nw.LazyFrame[Any]:
+    df = nw.to_native(events)
+    # After the shuffle every customer's events are in one partition, so numbering
+    # visits there is exact; numbers restart per customer, which the key allows.
+    shuffled = df.shuffle(on=_ID)
+
+    def number(part: pd.DataFrame) -> pd.DataFrame:
+        ordered = part.sort_values([_ID, EPOCH_US], kind="stable")
+        ids = ordered[_ID].to_numpy(dtype=object)
+        times = ordered[EPOCH_US].to_numpy(dtype=np.int64)
+        new = np.ones(len(ordered), dtype=bool)
+        if len(ordered) > 1:
+            new[1:] = (ids[1:] != ids[:-1]) | (np.diff(times) > gap_us)
+        return ordered.assign(**{_SESSION: np.cumsum(new).astype(np.int64)})
+
+    meta = df._meta.assign(**{_SESSION: np.zeros(0, dtype=np.int64)})
+    return nw.from_native(shuffled.map_partitions(number, meta=meta))
+
+
+def _with_abandoned(
+    sessions: nw.LazyFrame[Any],
+    events: nw.LazyFrame[Any],
+    purchases: nw.LazyFrame[Any],
+    as_of_us: int,
+    abandon_us: float,
+) -> nw.LazyFrame[Any]:
+    """Flag visits whose last cart saw no purchase within the window, once decidable."""
+    bought_events = events.filter(nw.col("event_type") == "purchase").select(_ID, EPOCH_US)
+    every_purchase = nw.concat(
+        [purchases.select(_ID, EPOCH_US), bought_events], how="vertical"
+    ).rename({EPOCH_US: "_bought_us"})
+    carts = sessions.filter(~nw.col("_cart_us").is_null()).select(_ID, _SESSION, "_cart_us")
+    delay = nw.col("_bought_us") - nw.col("_cart_us")
+    bought = (
+        carts.join(every_purchase, on=_ID, how="inner")
+        .filter((delay >= 0) & (delay <= abandon_us))
+        .select(_ID, _SESSION)
+        .unique()
+        .with_columns(_bought=nw.lit(True))
+    )
+    decidable = (nw.col("_cart_us") + abandon_us) <= as_of_us
+    flagged = sessions.join(bought, on=[_ID, _SESSION], how="left")
+    abandoned = (
+        ~nw.col("_cart_us").is_null() & nw.col("_bought").is_null() & decidable.fill_null(False)
+    )
+    return flagged.with_columns(_abandoned=abandoned).drop("_bought")

@@ -1,0 +1,1138 @@
+"""A shareable report of a segmentation: one self-contained HTML file.
+
+The file needs no network to open: the style sheet is inline, every chart is an inline
+SVG drawn here (no matplotlib, no script, no web font), so it can be mailed, attached
+to a ticket or archived and still look the same years later. It holds aggregates
+only: segment sizes, medians, counts of moves and test results, never a customer id.
+The projection's dots are anonymous points.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import math
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segmentkit._common._files import PathLike, write_atomic
+from segmentkit._version import __version__
+from segmentkit.errors import InvalidParameterError
+from segmentkit.results._segmentation import NOISE, Segmentation
+from segmentkit.timeline._abtest import COLUMNS as ANALYSIS_TABLE_COLUMNS
+
+__all__ = ["write_report"]
+
+#: Most customers drawn on the 2-D map of a clustering (the PCA is fitted on them too).
+PROJECTION_SAMPLE = 3000
+
+_MIGRATION_ATTRIBUTES = ("matrix", "shares", "drift")
+_DRIFT_COLUMNS = ("segment", "customers_before", "customers_after", "size_change")
+# The columns analyze_test documents: one list, so the two cannot drift apart.
+_ANALYSIS_COLUMNS = tuple(ANALYSIS_TABLE_COLUMNS)
+# tab10, then the light shades of tab20: neighbouring segments never share a hue.
+_PALETTE = (
+    *("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"),
+    *("#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"),
+    *("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"),
+    *("#c49c94", "#f7b6d2", "#9edae5", "#dbdb8d", "#c7c7c7"),
+)
+_NOISE_COLOUR = "#b8b8b8"
+_BLUES = (
+    (0.0, "#f7fbff"),
+    (0.25, "#c6dbef"),
+    (0.5, "#6baed6"),
+    (0.75, "#2171b5"),
+    (1.0, "#08306b"),
+)
+_KEY_MEDIANS = (
+    ("median_recency_days", "Median recency (days)"),
+    ("median_frequency", "Median orders"),
+    ("median_monetary", "Median spend"),
+)
+
+
+def write_report(
+    segmentation: Segmentation,
+    path: PathLike,
+    *,
+    migration: Any = None,
+    analysis: Any = None,
+    snapshots: Iterable[Segmentation] | None = None,
+    title: str | None = None,
+    segmenter: Any = None,
+) -> Path:
+    """Write a self-contained HTML report of a segmentation, atomically.
+
+    Parameters
+    ----------
+    segmentation : Segmentation
+        The segmentation to report on.
+    path : str or os.PathLike
+        Destination, usually ``*.html``; its folder must exist. Replaced only once
+        fully written.
+    migration : Migration, optional
+        From :func:`segmentkit.migration`: adds the moves between two runs.
+    analysis : ExperimentAnalysis, optional
+        From :func:`segmentkit.analyze_test`: adds the test results.
+    snapshots : sequence of Segmentation, optional
+        Runs at successive dates (e.g. :func:`segmentkit.snapshots`): adds segment
+        sizes over time.
+    title : str, optional
+        Heading of the report; defaults to ``'Customer segments'``.
+    segmenter : Segmenter, optional
+        The fitted engine of a clustering: the 2-D map is drawn in its
+        ``transform`` space, as :func:`segmentkit.report.plots.projection` does.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    segmentkit.errors.InvalidParameterError
+        If an argument has the wrong type.
+    ValueError
+        If ``snapshots`` is empty or not in date order, or a table of ``migration``
+        or ``analysis`` lacks columns.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import segmentkit as sk
+    >>> raw, mapping = sk.datasets.load_sample()
+    >>> features = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
+    >>> seg = sk.RFMSegmenter().fit_predict(features)
+    >>> path = write_report(seg, Path(tempfile.mkdtemp()) / "report.html")
+    >>> text = path.read_text(encoding="utf-8")
+    >>> text.count("<section "), "<script" in text
+    (4, False)
+    """
+    _check_arguments(segmentation, migration, analysis, title)
+    runs = _snapshot_list(snapshots)
+    document = _document(segmentation, migration, analysis, runs, title, segmenter)
+    return write_atomic(path, lambda tmp: tmp.write_text(document, encoding="utf-8"))
+
+
+# --- arguments -----------------------------------------------------------------------
+
+
+def _check_arguments(segmentation: Any, migration: Any, analysis: Any, title: Any) -> None:
+    if not isinstance(segmentation, Segmentation):
+        msg = (
+            "The 'segmentation' parameter of report must be a Segmentation, e.g. from "
+            f"sk.RFMSegmenter().fit_predict(features). Got {type(segmentation).__name__}."
+        )
+        raise InvalidParameterError(msg)
+    if title is not None and not isinstance(title, str):
+        msg = f"The 'title' parameter of report must be a str or None. Got {type(title).__name__}."
+        raise InvalidParameterError(msg)
+    if migration is not None:
+        lacking = [a for a in _MIGRATION_ATTRIBUTES if not hasattr(migration, a)]
+        if lacking:
+            msg = (
+                "The 'migration' parameter of report must be a Migration, from "
+                f"sk.migration(before, after). Got {type(migration).__name__}, which lacks "
+                f"{lacking}."
+            )
+            raise InvalidParameterError(msg)
+        _check_columns(migration.drift, _DRIFT_COLUMNS, "migration.drift")
+    if analysis is not None:
+        if not isinstance(getattr(analysis, "table", None), pd.DataFrame):
+            msg = (
+                "The 'analysis' parameter of report must be an ExperimentAnalysis, from "
+                f"sk.analyze_test(groups, outcomes). Got {type(analysis).__name__}, which "
+                "has no table."
+            )
+            raise InvalidParameterError(msg)
+        _check_columns(analysis.table, _ANALYSIS_COLUMNS, "analysis.table")
+
+
+def _check_columns(frame: Any, columns: Sequence[str], name: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        msg = f"report: {name} must be a pandas DataFrame. Got {type(frame).__name__}."
+        raise InvalidParameterError(msg)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        msg = f"report: {name} lacks the columns {missing}; it has {list(frame.columns)}."
+        raise ValueError(msg)
+
+
+def _snapshot_list(snapshots: Any) -> list[Any]:
+    if snapshots is None:
+        return []
+    if isinstance(snapshots, str | bytes) or not isinstance(snapshots, Iterable):
+        msg = (
+            "The 'snapshots' parameter of report must be a sequence of Segmentation "
+            f"(e.g. from sk.snapshots(...)) or None. Got {type(snapshots).__name__}."
+        )
+        raise InvalidParameterError(msg)
+    runs = list(snapshots)
+    for i, run in enumerate(runs):
+        if not (hasattr(run, "as_of") and isinstance(getattr(run, "catalog", None), pd.DataFrame)):
+            msg = (
+                "The 'snapshots' parameter of report must hold Segmentation objects; "
+                f"item {i} is a {type(run).__name__}."
+            )
+            raise InvalidParameterError(msg)
+    if not runs:
+        msg = "The 'snapshots' parameter of report is empty; pass None to leave the section out."
+        raise ValueError(msg)
+    dates = [pd.Timestamp(run.as_of) for run in runs]
+    if any(later <= earlier for earlier, later in itertools.pairwise(dates)):
+        shown = [_date(d) for d in dates]
+        msg = (
+            f"The 'snapshots' parameter of report must be in date order, one run per date; "
+            f"got as_of {shown}."
+        )
+        raise ValueError(msg)
+    return runs
+
+
+# --- the document --------------------------------------------------------------------
+
+
+def _document(
+    segmentation: Segmentation,
+    migration: Any,
+    analysis: Any,
+    runs: list[Any],
+    title: str | None,
+    segmenter: Any,
+) -> str:
+    title = title or "Customer segments"
+    colours = _colours(segmentation)
+    sections = [
+        ("sizes", "Segment sizes", _sizes_section(segmentation, colours)),
+        ("catalog", "Segment catalog", _catalog_section(segmentation, colours)),
+        ("profiles", "Profiles", _profiles_section(segmentation)),
+    ]
+    if _is_rfm(segmentation):
+        sections.append(("rfm", "RFM grid", _rfm_section(segmentation)))
+    else:
+        sections.append(("map", "Customer map", _projection_section(segmentation, segmenter)))
+    if migration is not None:
+        sections.append(("migration", "Migration", _migration_section(migration)))
+    if analysis is not None:
+        sections.append(("test", "Test results", _analysis_section(analysis)))
+    if runs:
+        sections.append(("snapshots", "Over time", _snapshots_section(runs, colours)))
+    nav = "".join(f'<a href="#{key}">{_e(name)}</a>' for key, name, _ in sections)
+    body = "\n".join(
+        f'<section id="{key}" data-section="{key}">\n<h2>{_e(name)}</h2>\n{content}\n</section>'
+        for key, name, content in sections
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="segmentkit {_e(__version__)}">
+<title>{_e(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+{_header(segmentation, title)}
+<nav id="contents">{nav}</nav>
+<main>
+{body}
+</main>
+<footer>Made with segmentkit {_e(__version__)}. This file holds segment-level figures
+only: no customer is named or listed.</footer>
+</body>
+</html>
+"""
+
+
+def _header(segmentation: Segmentation, title: str) -> str:
+    catalog = segmentation.catalog
+    revenue = float(catalog["revenue"].sum(min_count=1))
+    used = int((catalog["customers"] > 0).sum())
+    facts = [
+        ("engine", "Engine", segmentation.engine),
+        ("as-of", "Data as of", _date(segmentation.as_of)),
+        ("customers", "Customers", _int(len(segmentation))),
+        ("revenue", "Revenue", _money(revenue)),
+        ("segments", "Segments", f"{used} of {len(segmentation.segments)} used"),
+    ]
+    cards = "".join(
+        f'<div class="fact" data-fact="{key}"><span>{_e(label)}</span><b>{_e(value)}</b></div>'
+        for key, label, value in facts
+    )
+    return (
+        f'<header id="report-header">\n<h1 id="report-title">{_e(title)}</h1>\n'
+        f'<div class="facts">{cards}</div>\n</header>'
+    )
+
+
+# --- sections ------------------------------------------------------------------------
+
+
+def _sizes_section(segmentation: Segmentation, colours: dict[str, str]) -> str:
+    shown = _by_size(segmentation.catalog)
+    shown = shown[shown["customers"] > 0]
+    has_revenue = bool(np.isfinite(shown["revenue_share"].to_numpy(dtype=float)).any())
+    note = (
+        "Each segment's share of all customers and, where they differ, its share of all "
+        "revenue: a segment whose revenue bar is longer matters more than its size says."
+        if has_revenue
+        else "Each segment's share of all customers (the data has no spend)."
+    )
+    return f'<p class="note">{_e(note)}</p>\n' + _bars_svg(shown, has_revenue, colours)
+
+
+def _bars_svg(shown: pd.DataFrame, has_revenue: bool, colours: dict[str, str]) -> str:
+    names = shown["segment"].astype(str).tolist()
+    share = shown["share"].to_numpy(dtype=float)
+    revenue = np.nan_to_num(shown["revenue_share"].to_numpy(dtype=float))
+    label_width = int(min(max(7.2 * max((len(n) for n in names), default=4) + 14, 90), 280))
+    width, right = 780, 64
+    bar = 13 if has_revenue else 18
+    row = 2 * bar + 10 if has_revenue else bar + 12
+    top = 28
+    height = top + row * max(len(names), 1) + 6
+    values = np.concatenate([share, revenue]) if has_revenue else share
+    low = min(0.0, float(values.min(initial=0.0)))
+    high = max(float(values.max(initial=0.0)), 0.01)
+    scale = (width - label_width - right) / (high - low)
+    zero = label_width + (0 - low) * scale
+    parts = [_legend_svg([("Customers", "#4e79a7"), ("Revenue", "#f28e2b")][: 1 + has_revenue])]
+    for i, name in enumerate(names):
+        y = top + i * row
+        colour = colours.get(name, _PALETTE[0])
+        tip = f"{name}: {_int(shown['customers'].iloc[i])} customers ({_pct(share[i])})"
+        if has_revenue:
+            tip += f", revenue {_money(shown['revenue'].iloc[i])} ({_pct(revenue[i])})"
+        rows = [(share[i], "#4e79a7")] + ([(revenue[i], "#f28e2b")] if has_revenue else [])
+        group = [
+            f'<g data-segment="{_e(name)}"><title>{_e(tip)}</title>',
+            f'<rect x="0" y="{y - 3}" width="5" height="{row - 6}" fill="{colour}"/>',
+            f'<text x="{label_width - 8}" y="{y + (row - 10) / 2 + 4:.1f}" '
+            f'text-anchor="end" class="label">{_e(_clip(name, 40))}</text>',
+        ]
+        for j, (value, fill) in enumerate(rows):
+            x0 = min(zero, zero + value * scale)
+            w = abs(value) * scale
+            yy = y + j * (bar + 2)
+            group.append(
+                f'<rect x="{x0:.1f}" y="{yy}" width="{max(w, 0.5):.1f}" height="{bar}" '
+                f'fill="{fill}" rx="2"/>'
+                f'<text x="{max(zero, x0 + w) + 4:.1f}" y="{yy + bar - 3}" class="value">'
+                f"{_e(_pct(value))}</text>"
+            )
+        group.append("</g>")
+        parts.append("".join(group))
+    parts.append(
+        f'<line x1="{zero:.1f}" x2="{zero:.1f}" y1="{top - 4}" y2="{height - 4}" class="axis"/>'
+    )
+    return _svg(width, height, "sizes-chart", "Segment shares of customers and revenue", parts)
+
+
+def _catalog_section(segmentation: Segmentation, colours: dict[str, str]) -> str:
+    catalog = _by_size(segmentation.catalog)
+    medians = [(c, label) for c, label in _KEY_MEDIANS if c in catalog.columns]
+    head = (
+        "<tr><th>Segment</th><th>Description</th><th>Customers</th><th>Share</th>"
+        "<th>Revenue</th><th>Revenue share</th>"
+        + "".join(f"<th>{_e(label)}</th>" for _, label in medians)
+        + "</tr>"
+    )
+    rows = []
+    for record in catalog.to_dict("records"):
+        name = str(record["segment"])
+        empty = ' class="empty"' if record["customers"] == 0 else ""
+        cells = [
+            f'<td class="name"><i style="background:{colours.get(name, _NOISE_COLOUR)}"></i>'
+            f"{_e(name)}</td>",
+            f'<td class="text">{_e(str(record["description"] or ""))}</td>',
+            f"<td>{_int(record['customers'])}</td>",
+            _share_cell(record["share"], "#4e79a7"),
+            f"<td>{_money(record['revenue'])}</td>",
+            _share_cell(record["revenue_share"], "#f28e2b"),
+        ]
+        cells += [f"<td>{_number(record[column])}</td>" for column, _ in medians]
+        rows.append(f'<tr data-segment="{_e(name)}"{empty}>{"".join(cells)}</tr>')
+    note = "All segments, largest first."
+    if np.isfinite(catalog["revenue"].to_numpy(dtype=float)).any():
+        note += (
+            " Revenue is the customers' net spend (purchases minus returns) over the "
+            "observation period."
+        )
+    if medians:
+        note += " Medians are over the segment's customers."
+    return (
+        f'<p class="note">{_e(note)}</p>\n<div class="scroll"><table id="catalog-table">'
+        f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _profiles_section(segmentation: Segmentation) -> str:
+    numeric = segmentation._features.frame.select_dtypes("number")
+    if numeric.shape[1] == 0:
+        return (
+            '<p class="note" id="profiles-missing">No profiles: this segmentation carries no '
+            "numeric features (it was read from a file).</p>"
+        )
+    profile = segmentation.profile()
+    profile = profile[profile["customers"] > 0]
+    order = np.argsort(-profile["customers"].to_numpy(), kind="stable")
+    profile = profile.iloc[order]
+    features = [
+        f
+        for f in dict.fromkeys(profile.columns.get_level_values("feature"))
+        if (f, "median") in profile.columns
+    ]
+    definitions = _feature_definitions()
+    base = profile.attrs.get("base_median", {})
+    head = "<tr><th>Segment</th>" + "".join(
+        f'<th title="{_e(definitions.get(f, f))}">{_e(f)}</th>' for f in features
+    )
+    head += "</tr>"
+    base_row = '<tr class="base"><td class="name">All customers (median)</td>' + "".join(
+        f"<td>{_number(base.get(f, np.nan))}</td>" for f in features
+    )
+    base_row += "</tr>"
+    rows = []
+    for name, record in profile.iterrows():
+        cells = []
+        for feature in features:
+            median = record[(feature, "median")]
+            ratio = record[(feature, "ratio")]
+            ratio_text = f"×{ratio:.2f}" if np.isfinite(ratio) else ""
+            cells.append(
+                f'<td style="background:{_ratio_colour(ratio)}" '
+                f'title="{_e(f"{name}: median {feature} {_number(median)} {ratio_text}")}">'
+                f"{_number(median)}<small>{_e(ratio_text)}</small></td>"
+            )
+        rows.append(
+            f'<tr data-segment="{_e(str(name))}"><td class="name">{_e(str(name))}</td>'
+            f"{''.join(cells)}</tr>"
+        )
+    note = (
+        "The median of each feature in each segment, and (×) how it compares with the "
+        "median of all customers: ×2.00 is twice the typical customer. Blue cells are "
+        "above the typical customer, orange ones below. Hover a column name for its "
+        "definition."
+    )
+    return (
+        f'<p class="note">{_e(note)}</p>\n<div class="scroll"><table id="profiles-table" '
+        f'class="profile"><thead>{head}</thead><tbody>{base_row}{"".join(rows)}</tbody>'
+        "</table></div>"
+    )
+
+
+def _rfm_section(segmentation: Segmentation) -> str:
+    from segmentkit.report.plots import _rfm_grid
+
+    scores = segmentation.assignments[["r_score", "f_score"]].to_numpy(dtype=np.int64)
+    if not ((scores[:, 0] > 0) & (scores[:, 1] > 0)).any():
+        return '<p class="note">No RFM grid: no customer has a purchase.</p>'
+    grids = [("customers", "Customers", _rfm_grid(segmentation, None, "customers"))]
+    if "monetary" in segmentation._features.frame.columns:
+        grids.append(("monetary", "Mean spend", _rfm_grid(segmentation, None, "monetary")))
+    left_out = grids[0][2].left_out
+    note = (
+        "Customers by R score (rows, most recent at the top) and F score (columns, most "
+        "orders on the right): the best customers sit in the top-right corner, the lost "
+        "ones bottom-left."
+    )
+    if left_out:
+        note += f" {left_out:,} customers without a purchase have no scores and are not shown."
+    charts = "".join(_heatmap_svg(key, label, grid) for key, label, grid in grids)
+    return f'<p class="note">{_e(note)}</p>\n<div class="charts" id="rfm-heatmap">{charts}</div>'
+
+
+def _heatmap_svg(key: str, label: str, grid: Any) -> str:
+    n = grid.n_bins
+    cell = 52 if n <= 6 else max(22, 312 // n)
+    left, top = 62, 30
+    width, height = left + n * cell + 12, top + n * cell + 46
+    values = grid.values
+    finite = values[np.isfinite(values)]
+    high = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    parts = [f'<text x="{left}" y="18" class="title">{_e(label)} by R and F score</text>']
+    for i in range(n):
+        for j in range(n):
+            value = values[i, j]
+            x, y = left + j * cell, top + i * cell
+            r, f = n - i, j + 1
+            if key == "customers":
+                text = _int(value)
+            else:
+                text = _short(value) if grid.counts[i, j] > 0 else "–"
+            share = value / high if np.isfinite(value) and grid.counts[i, j] > 0 else math.nan
+            fill = _blues(share) if np.isfinite(share) else "#eeeeee"
+            ink = "#ffffff" if np.isfinite(share) and share > 0.55 else "#222222"
+            tip = f"R {r}, F {f}: {_int(grid.counts[i, j])} customers"
+            if key == "monetary" and grid.counts[i, j] > 0:
+                tip += f", mean spend {_money(value)}"
+            font = 12 if cell >= 44 else 9
+            parts.append(
+                f'<g data-cell="{r}-{f}"><title>{_e(tip)}</title>'
+                f'<rect x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" fill="{fill}"/>'
+                f'<text x="{x + (cell - 2) / 2:.1f}" y="{y + cell / 2 + 3:.1f}" '
+                f'text-anchor="middle" style="font-size:{font}px;fill:{ink}">{_e(text)}</text></g>'
+            )
+        parts.append(
+            f'<text x="{left - 8}" y="{top + i * cell + cell / 2 + 3:.1f}" '
+            f'text-anchor="end" class="tick">{n - i}</text>'
+        )
+    for j in range(n):
+        parts.append(
+            f'<text x="{left + j * cell + cell / 2 - 1:.1f}" y="{top + n * cell + 14}" '
+            f'text-anchor="middle" class="tick">{j + 1}</text>'
+        )
+    middle = top + n * cell / 2
+    parts.append(
+        f'<text x="{left + n * cell / 2:.1f}" y="{top + n * cell + 34}" text-anchor="middle" '
+        'class="axis-label">F score (more orders →)</text>'
+        f'<text transform="translate(20 {middle:.1f}) rotate(-90)" text-anchor="middle" '
+        'class="axis-label">R score (more recent →)</text>'
+    )
+    return _svg(width, height, f"rfm-{key}", f"{label} by R and F score", parts, grow=False)
+
+
+def _projection_section(segmentation: Segmentation, segmenter: Any) -> str:
+    from segmentkit.report.plots import _projection_points
+
+    frame = segmentation._features.frame
+    numeric = [
+        c
+        for c in frame.columns
+        if pd.api.types.is_numeric_dtype(frame[c].dtype)
+        and not pd.api.types.is_bool_dtype(frame[c].dtype)
+    ]
+    if (not numeric and segmenter is None) or len(segmentation) < 2:
+        return (
+            '<p class="note" id="map-missing">No map: this segmentation carries no numeric '
+            "features (it was read from a file) or has fewer than two customers.</p>"
+        )
+    data = _projection_points(
+        segmentation,
+        segmentation._features,
+        segmenter,
+        PROJECTION_SAMPLE,
+        0,
+        fit_on_sample=True,
+        user="report",
+    )
+    names = {s.id: s.name for s in segmentation.segments}
+    colours = _colours(segmentation)
+    drawn = len(data.labels)
+    space = (
+        f"the space {type(segmenter).__name__} clusters in"
+        if callable(getattr(segmenter, "transform", None))
+        else "the customers' standardised features (skewed ones log-scaled)"
+    )
+    note = (
+        f"Each dot is a customer, placed by the first two principal components (PCA) of "
+        f"{space}: customers close together are alike. The axes keep "
+        f"{data.ratios[0]:.0%} and {data.ratios[1]:.0%} of the variance; what they leave "
+        "out can make segments look more mixed than they are."
+    )
+    if drawn < data.n_customers:
+        note += f" A random sample of {drawn:,} of the {data.n_customers:,} customers is drawn."
+    width, height, margin, pad = 720, 460, 44, 10
+    points = data.points
+    # A few far-out customers would squeeze everyone else into a corner: the frame
+    # spans the central 99% (plus a margin) and the note counts who is left outside.
+    low, high = np.percentile(points, [0.5, 99.5], axis=0)
+    span = np.where(high - low > 0, high - low, 1.0)
+    low, high = low - 0.08 * span, high + 0.08 * span
+    span = high - low
+    inside = ((points >= low) & (points <= high)).all(axis=1)
+    outside = int((~inside).sum())
+    if outside:
+        note += f" {outside:,} outlying customers fall outside the frame and are not drawn."
+    x = margin + pad + (points[:, 0] - low[0]) / span[0] * (width - 2 * margin - 2 * pad)
+    y = height - margin - pad - (points[:, 1] - low[1]) / span[1] * (height - 2 * margin - 2 * pad)
+    present, counts = np.unique(data.labels, return_counts=True)
+    # Noise first and large segments before small ones, so small ones stay visible on top.
+    order = sorted(zip(present, counts, strict=True), key=lambda p: (p[0] != NOISE, -p[1]))
+    dot = 5 if drawn <= 1500 else 4
+    parts = [
+        f'<rect x="{margin}" y="{margin}" width="{width - 2 * margin}" '
+        f'height="{height - 2 * margin}" class="frame"/>'
+    ]
+    legend = []
+    for label, count in order:
+        name = names.get(int(label), str(label))
+        colour = _NOISE_COLOUR if label == NOISE else colours.get(name, _PALETTE[0])
+        chosen = (data.labels == label) & inside
+        # A zero-length path segment with round caps draws a dot: far smaller than circles.
+        path = "".join(f"M{a:.1f} {b:.1f}h0" for a, b in zip(x[chosen], y[chosen], strict=True))
+        parts.append(
+            f'<path data-segment="{_e(name)}" d="{path}" stroke="{colour}" '
+            f'stroke-width="{dot}" stroke-linecap="round" opacity="0.8">'
+            f"<title>{_e(name)}: {count:,} customers drawn</title></path>"
+        )
+    for s in segmentation.segments:
+        if s.id in set(present.tolist()):
+            colour = _NOISE_COLOUR if s.id == NOISE else colours.get(s.name, _PALETTE[0])
+            legend.append(f'<li><i style="background:{colour}"></i>{_e(s.name)}</li>')
+    parts.append(
+        f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" class="axis-label">'
+        f"PC1 ({data.ratios[0]:.0%} of variance)</text>"
+        f'<text transform="translate(16 {height / 2}) rotate(-90)" text-anchor="middle" '
+        f'class="axis-label">PC2 ({data.ratios[1]:.0%} of variance)</text>'
+    )
+    chart = _svg(width, height, "projection-chart", "Customers in two dimensions", parts)
+    return (
+        f'<p class="note">{_e(note)}</p>\n<div class="chart-with-legend">{chart}'
+        f'<ul class="legend">{"".join(legend)}</ul></div>'
+    )
+
+
+def _migration_section(migration: Any) -> str:
+    before = _date(getattr(migration, "before_as_of", None))
+    after = _date(getattr(migration, "after_as_of", None))
+    matrix, shares = migration.matrix, migration.shares
+    head = "<tr><th>from \\ to</th>" + "".join(f"<th>{_e(str(c))}</th>" for c in matrix.columns)
+    head += "<th>Total</th></tr>"
+    rows = []
+    for row_name in matrix.index:
+        counts = matrix.loc[row_name]
+        cells = []
+        for column in matrix.columns:
+            count = counts[column]
+            share = float(shares.at[row_name, column]) if row_name in shares.index else math.nan
+            fill = _blues(0.85 * share) if np.isfinite(share) and count else "transparent"
+            ink = ' style="color:#fff"' if np.isfinite(share) and share > 0.6 else ""
+            kinds = ["same"] * (str(row_name) == str(column)) + ["zero"] * (not count)
+            same = f' class="{" ".join(kinds)}"' if kinds else ""
+            tip = f"{row_name} → {column}: {_int(count)} customers ({_pct(share)} of the row)"
+            cells.append(
+                f'<td{same} title="{_e(tip)}"><div style="background:{fill}"{ink}>'
+                f"{_int(count)}<small>{_pct(share, 0) if count else ''}</small></div></td>"
+            )
+        rows.append(
+            f'<tr data-segment="{_e(str(row_name))}"><th>{_e(str(row_name))}</th>'
+            f"{''.join(cells)}<td>{_int(counts.sum())}</td></tr>"
+        )
+    note = (
+        f"Where the customers of {before} (rows) are on {after} (columns): each cell counts "
+        "customers and, below, the share of its row. (new) are customers who appeared, "
+        "(gone) customers who disappeared; framed cells kept their segment."
+    )
+    parts = [
+        f'<p class="note">{_e(note)}</p>',
+        f'<div class="scroll"><table id="migration-matrix" class="matrix"><thead>{head}</thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>",
+        "<h3>Segment sizes then and now</h3>",
+        _drift_table(migration.drift),
+    ]
+    matching = getattr(migration, "matching", None)
+    if isinstance(matching, pd.DataFrame) and len(matching):
+        parts.append(
+            '<h3>Clusters matched across the refit</h3><p class="note">Cluster numbers mean '
+            "nothing across refits; each earlier cluster is paired with the later one it "
+            "shares most customers with.</p>"
+        )
+        parts.append(_plain_table(matching, "matching-table"))
+    return "\n".join(parts)
+
+
+def _drift_table(drift: pd.DataFrame) -> str:
+    columns: list[tuple[str, str, Callable[[Any], str]]] = [
+        ("segment", "Segment", str),
+        ("customers_before", "Customers before", _int),
+        ("customers_after", "Customers after", _int),
+        ("size_change", "Change", lambda v: _signed(v, _int)),
+        ("size_change_pct", "Change %", lambda v: _signed(v, _pct)),
+        ("revenue_before", "Revenue before", _money),
+        ("revenue_after", "Revenue after", _money),
+        ("revenue_change", "Revenue change", lambda v: _signed(v, _money)),
+        ("largest_shift", "Largest profile shift", lambda v: "" if _missing(v) else str(v)),
+        ("largest_shift_sd", "Shift (SD)", lambda v: _signed(v, _number)),
+    ]
+    shown = [c for c in columns if c[0] in drift.columns]
+    head = "".join(f"<th>{_e(label)}</th>" for _, label, _ in shown)
+    rows = []
+    for record in drift.to_dict("records"):
+        cells = []
+        for key, _, fmt in shown:
+            value = record[key]
+            kind = ""
+            if key in ("size_change", "size_change_pct", "revenue_change") and not _missing(value):
+                kind = ' class="up"' if value > 0 else ' class="down"' if value < 0 else ""
+            text_class = ' class="name"' if key == "segment" else kind
+            cells.append(f"<td{text_class}>{_e(fmt(value))}</td>")
+        rows.append(f'<tr data-segment="{_e(str(record["segment"]))}">{"".join(cells)}</tr>')
+    return (
+        f'<div class="scroll"><table id="drift-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _analysis_section(analysis: Any) -> str:
+    table = analysis.table
+    control = getattr(analysis, "control", None)
+    confidence = getattr(analysis, "confidence", None)
+    if isinstance(confidence, float | int) and 0 < confidence < 1:
+        level, alpha = f"{confidence:.0%}", 1 - float(confidence)
+    else:
+        level, alpha = "confidence", 0.05
+    high = table["conversion_ci_high"].to_numpy(dtype=float)
+    high = high[np.isfinite(high)]
+    scale = float(high.max()) if high.size and high.max() > 0 else 1.0
+    head = (
+        "<tr><th>Segment</th><th>Arm</th><th>Customers</th><th>Conversions</th>"
+        "<th>Conversion rate</th><th></th><th>Conversion lift</th>"
+        "<th>Revenue per customer</th><th>Revenue lift</th><th>Verdict</th><th>Note</th></tr>"
+    )
+    rows = []
+    previous = None
+    for record in table.to_dict("records"):
+        arm = str(record["arm"])
+        is_control = control is not None and arm == str(control)
+        # The segment is named once, on the first of its arms.
+        segment = str(record["segment"])
+        shown, previous = ("" if segment == previous else segment), segment
+        verdict = '<span class="badge">control</span>' if is_control else _verdict(record, alpha)
+        tag = "<small>control</small>" if is_control and arm != "control" else ""
+        cells = [
+            f'<td class="name">{_e(shown)}</td>',
+            f'<td class="arm">{_e(arm)}{tag}</td>',
+            f"<td>{_int(record['customers'])}</td>",
+            f"<td>{_int(record['conversions'])}</td>",
+            f"<td>{_pct(record['conversion_rate'])}<small>"
+            f"{_interval(record['conversion_ci_low'], record['conversion_ci_high'], _pct)}"
+            "</small></td>",
+            f"<td>{_interval_svg(record, scale)}</td>",
+            _lift_cell(record["conversion_lift"], record["conversion_p_value"]),
+            f"<td>{_money(record['revenue_per_customer'])}<small>"
+            f"{_interval(record['revenue_ci_low'], record['revenue_ci_high'], _money)}"
+            "</small></td>",
+            _lift_cell(record["revenue_lift"], record["revenue_p_value"]),
+            f"<td>{verdict}</td>",
+            f'<td class="text">{_e("" if _missing(record["note"]) else str(record["note"]))}</td>',
+        ]
+        first = ' class="first"' if shown else ""
+        rows.append(
+            f'<tr data-segment="{_e(segment)}" data-arm="{_e(arm)}"{first}>{"".join(cells)}</tr>'
+        )
+    note = (
+        f"Each arm's conversion rate and revenue per customer, with {level} intervals "
+        "below them (and drawn as a bar), and each arm's lift over the control arm"
+        + (f" ({control})" if control is not None else "")
+        + " of the same segment, with its p-value. A lift is called significant when its "
+        f"p-value is below {alpha:.2g}; with too few customers or conversions in the arm "
+        "or its control, no conclusion is drawn. With many segments and arms, some "
+        "p-values fall below the threshold by chance."
+    )
+    return (
+        f'<p class="note">{_e(note)}</p>\n<div class="scroll"><table id="test-table">'
+        f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _verdict(record: dict, alpha: float) -> str:
+    # analyze_test's `conclusive` says the arm and its control are large enough to judge;
+    # whether the difference is real is then the p-values' call.
+    if _missing(record["conclusive"]) or not bool(record["conclusive"]):
+        return '<span class="badge no">too little data</span>'
+    significant = [
+        record[lift]
+        for lift, p in (
+            ("conversion_lift", "conversion_p_value"),
+            ("revenue_lift", "revenue_p_value"),
+        )
+        if not _missing(record[p]) and float(record[p]) < alpha and not _missing(record[lift])
+    ]
+    if not significant:
+        return '<span class="badge">no clear difference</span>'
+    if all(v > 0 for v in significant):
+        return '<span class="badge yes">significantly better</span>'
+    if all(v < 0 for v in significant):
+        return '<span class="badge worse">significantly worse</span>'
+    return '<span class="badge mixed">significant, mixed</span>'
+
+
+def _lift_cell(lift: Any, p_value: Any) -> str:
+    if _missing(lift):
+        return "<td>—</td>"
+    kind = ' class="up"' if lift > 0 else ' class="down"' if lift < 0 else ""
+    return f"<td{kind}>{_signed(lift, _pct)}<small>p {_e(_p(p_value))}</small></td>"
+
+
+def _interval_svg(record: dict, scale: float) -> str:
+    width, height = 120, 14
+    low, rate, high = (
+        record["conversion_ci_low"],
+        record["conversion_rate"],
+        record["conversion_ci_high"],
+    )
+    if any(_missing(v) for v in (low, rate, high)):
+        return ""
+
+    def at(value: float) -> float:
+        return 2 + min(max(float(value) / scale, 0.0), 1.0) * (width - 4)
+
+    return (
+        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        'role="img" class="interval">'
+        f'<line x1="2" x2="{width - 2}" y1="7" y2="7" stroke="#e0e0e0"/>'
+        f'<line x1="{at(low):.1f}" x2="{at(high):.1f}" y1="7" y2="7" stroke="#4e79a7" '
+        'stroke-width="3"/>'
+        f'<circle cx="{at(rate):.1f}" cy="7" r="3.5" fill="#1f3b5a"/></svg>'
+    )
+
+
+def _snapshots_section(runs: list[Any], known: dict[str, str]) -> str:
+    dates = [pd.Timestamp(run.as_of) for run in runs]
+    sizes = pd.DataFrame(
+        [
+            run.catalog.groupby("segment", sort=False)["customers"].sum().rename(_date(date))
+            for run, date in zip(runs, dates, strict=True)
+        ]
+    ).fillna(0)
+    # Largest at the last date first: the legend reads like the catalog.
+    sizes = sizes[sizes.iloc[-1].sort_values(ascending=False, kind="stable").index]
+    sizes = sizes.loc[:, sizes.sum() > 0]
+    names = [str(c) for c in sizes.columns]
+    # The report's colour of a segment where it has one, so a segment looks the same
+    # in every chart; the others take the unused colours.
+    spare = iter([c for c in _PALETTE if c not in set(known.values())] * len(names))
+    colours = {name: known.get(name) or next(spare) for name in names}
+    width, height = 720, 340
+    left, right, top, bottom = 58, 16, 16, 40
+    seconds = np.array([d.value for d in dates], dtype=float)
+    span = seconds[-1] - seconds[0] if len(seconds) > 1 else 1.0
+    xs = left + ((seconds - seconds[0]) / span if len(seconds) > 1 else np.full(1, 0.5)) * (
+        width - left - right
+    )
+    top_value = float(sizes.to_numpy().max(initial=0.0))
+    ticks = _ticks(top_value)
+    ceiling = ticks[-1] if ticks[-1] > 0 else 1.0
+
+    def y(value: float) -> float:
+        return height - bottom - value / ceiling * (height - top - bottom)
+
+    parts = []
+    for tick in ticks:
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'class="grid"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" '
+            f'class="tick">{_short(tick)}</text>'
+        )
+    step = max(1, math.ceil(len(dates) / 8))
+    for i, label in enumerate(sizes.index):
+        if i % step == 0 or i == len(dates) - 1:
+            anchor = "start" if i == 0 else "end" if i == len(dates) - 1 else "middle"
+            parts.append(
+                f'<text x="{xs[i]:.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" '
+                f'class="tick">{_e(label)}</text>'
+            )
+    for name in names:
+        values = sizes[name].to_numpy(dtype=float)
+        points = " ".join(f"{a:.1f},{y(v):.1f}" for a, v in zip(xs, values, strict=True))
+        dots = "".join(
+            f'<circle cx="{a:.1f}" cy="{y(v):.1f}" r="3"><title>{_e(name)}, {_e(d)}: '
+            f"{_int(v)} customers</title></circle>"
+            for a, v, d in zip(xs, values, sizes.index, strict=True)
+        )
+        parts.append(
+            f'<g data-segment="{_e(name)}" fill="{colours[name]}" stroke="{colours[name]}">'
+            f'<polyline points="{points}" fill="none" stroke-width="2"/>{dots}</g>'
+        )
+    chart = _svg(width, height, "snapshots-chart", "Segment sizes over time", parts)
+    legend = "".join(
+        f'<li><i style="background:{colours[name]}"></i>{_e(name)}</li>' for name in names
+    )
+    table = sizes.T.astype(np.int64)
+    head = "<tr><th>Segment</th>" + "".join(f"<th>{_e(d)}</th>" for d in table.columns) + "</tr>"
+    body = "".join(
+        f'<tr data-segment="{_e(str(name))}"><td class="name">{_e(str(name))}</td>'
+        + "".join(f"<td>{_int(v)}</td>" for v in row)
+        + "</tr>"
+        for name, row in table.iterrows()
+    )
+    note = f"Customers in each segment at each of the {len(runs)} runs, oldest first."
+    return (
+        f'<p class="note">{_e(note)}</p>\n<div class="chart-with-legend">{chart}'
+        f'<ul class="legend">{legend}</ul></div>\n<div class="scroll"><table '
+        f'id="snapshots-table"><thead>{head}</thead><tbody>{body}</tbody></table></div>'
+    )
+
+
+def _plain_table(frame: pd.DataFrame, table_id: str) -> str:
+    head = "".join(f"<th>{_e(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for record in frame.itertuples(index=False):
+        cells = []
+        for value in record:
+            if isinstance(value, float | np.floating):
+                cells.append(f"<td>{_number(value)}</td>")
+            elif isinstance(value, int | np.integer):
+                cells.append(f"<td>{_int(value)}</td>")
+            else:
+                cells.append(f'<td class="name">{_e(str(value))}</td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+# --- drawing helpers -----------------------------------------------------------------
+
+
+def _svg(
+    width: int, height: int, svg_id: str, label: str, parts: list[str], *, grow: bool = True
+) -> str:
+    # The viewBox lets the chart shrink on a narrow screen; max-width keeps it crisp.
+    size = f'style="max-width:{width}px"' if grow else f'style="width:{width}px;max-width:100%"'
+    return (
+        f'<svg id="{svg_id}" class="chart" viewBox="0 0 {width} {height}" {size} role="img" '
+        f'aria-label="{_e(label)}">{"".join(parts)}</svg>'
+    )
+
+
+def _legend_svg(items: list[tuple[str, str]]) -> str:
+    parts = []
+    x = 0
+    for label, colour in items:
+        parts.append(
+            f'<rect x="{x}" y="4" width="12" height="12" fill="{colour}" rx="2"/>'
+            f'<text x="{x + 17}" y="14" class="label">{_e(label)}</text>'
+        )
+        x += 24 + 8 * len(label)
+    return f'<g class="legend" transform="translate(8 0)">{"".join(parts)}</g>'
+
+
+def _share_cell(value: Any, colour: str) -> str:
+    if _missing(value):
+        return "<td>—</td>"
+    width = min(max(float(value), 0.0), 1.0) * 100
+    return (
+        f'<td class="share"><span style="width:{width:.1f}%;background:{colour}"></span>'
+        f"{_pct(value)}</td>"
+    )
+
+
+def _colours(segmentation: Segmentation) -> dict[str, str]:
+    clusters = [s for s in segmentation.segments if s.id != NOISE]
+    colours = {s.name: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(clusters)}
+    colours.update({s.name: _NOISE_COLOUR for s in segmentation.segments if s.id == NOISE})
+    return colours
+
+
+def _blues(t: float) -> str:
+    t = min(max(float(t), 0.0), 1.0)
+    for (t0, c0), (t1, c1) in itertools.pairwise(_BLUES):
+        if t <= t1:
+            return _mix(c0, c1, (t - t0) / (t1 - t0))
+    return _BLUES[-1][1]
+
+
+def _ratio_colour(ratio: float) -> str:
+    if not np.isfinite(ratio) or ratio <= 0:
+        return "transparent"
+    # Symmetric in the log: ×4 and ×0.25 get the same strength, in two hues.
+    strength = min(abs(math.log2(ratio)) / 2, 1.0) * 0.75
+    return _mix("#ffffff", "#3182bd" if ratio > 1 else "#e6550d", strength)
+
+
+def _mix(a: str, b: str, t: float) -> str:
+    first = [int(a[i : i + 2], 16) for i in (1, 3, 5)]
+    second = [int(b[i : i + 2], 16) for i in (1, 3, 5)]
+    mixed = [round(x + (y - x) * t) for x, y in zip(first, second, strict=True)]
+    return "#" + "".join(f"{v:02x}" for v in mixed)
+
+
+def _ticks(top: float) -> list[float]:
+    if top <= 0:
+        return [0.0, 1.0]
+    raw = top / 4
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    return [i * step for i in range(math.ceil(top / step) + 1)]
+
+
+# --- data helpers --------------------------------------------------------------------
+
+
+def _is_rfm(segmentation: Segmentation) -> bool:
+    return {"r_score", "f_score"} <= set(segmentation.assignments.columns)
+
+
+def _by_size(catalog: pd.DataFrame) -> pd.DataFrame:
+    return catalog.sort_values(["customers", "segment_id"], ascending=[False, True])
+
+
+def _feature_definitions() -> dict[str, str]:
+    from segmentkit.features._catalog import feature_catalog
+
+    table = feature_catalog()
+    return {
+        row.name: f"{row.description} ({row.unit})" if row.unit else row.description
+        for row in table.itertuples(index=False)
+    }
+
+
+# --- formatting ----------------------------------------------------------------------
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or an array is not "missing"
+        return False
+
+
+def _int(value: Any) -> str:
+    return "—" if _missing(value) else f"{round(float(value)):,}"
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    return "—" if _missing(value) else f"{float(value):.{digits}%}"
+
+
+def _money(value: Any) -> str:
+    if _missing(value):
+        return "—"
+    value = float(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+
+
+def _number(value: Any) -> str:
+    if _missing(value):
+        return "—"
+    value = float(value)
+    if value == round(value) and abs(value) < 1e15:
+        return f"{round(value):,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _short(value: float) -> str:
+    # Short enough for a grid cell or an axis tick: 12.3, 456, 7,890, 123k, 4.5M.
+    if not np.isfinite(value):
+        return "–"
+    if abs(value) >= 1_000_000:
+        return f"{value / 1_000_000:,.1f}M"
+    if abs(value) >= 100_000:
+        return f"{value / 1000:,.0f}k"
+    if abs(value) >= 100 or value == round(value):
+        return f"{value:,.0f}"
+    return f"{value:,.1f}"
+
+
+def _signed(value: Any, fmt: Any) -> str:
+    if _missing(value):
+        return "—"
+    text = fmt(value)
+    return f"+{text}" if float(value) > 0 else text
+
+
+def _p(value: Any) -> str:
+    if _missing(value):
+        return "—"
+    return "< 0.001" if float(value) < 0.001 else f"= {float(value):.3f}"
+
+
+def _interval(low: Any, high: Any, fmt: Any) -> str:
+    if _missing(low) or _missing(high):
+        return ""
+    return _e(f"[{fmt(low)}, {fmt(high)}]")
+
+
+def _date(value: Any) -> str:
+    if _missing(value):
+        return "—"
+    stamp = pd.Timestamp(value)
+    if stamp == stamp.normalize():
+        return f"{stamp:%Y-%m-%d}"
+    return f"{stamp:%Y-%m-%d %H:%M}" + (" UTC" if str(stamp.tz) == "UTC" else "")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_CSS = """
+:root { --ink: #1d2733; --muted: #5b6877; --line: #dfe4ea; --soft: #f5f7fa; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--ink); background: #fff; line-height: 1.45;
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
+  sans-serif; }
+header, nav, main, footer { max-width: 1180px; margin: 0 auto; padding: 0 28px; }
+header { padding-top: 28px; }
+h1 { font-size: 26px; margin: 0 0 14px; }
+h2 { font-size: 19px; margin: 0 0 6px; }
+h3 { font-size: 15px; margin: 22px 0 6px; }
+.facts { display: flex; flex-wrap: wrap; gap: 10px; }
+.fact { background: var(--soft); border: 1px solid var(--line); border-radius: 8px;
+  padding: 8px 14px; min-width: 130px; }
+.fact span { display: block; color: var(--muted); font-size: 12px; text-transform: uppercase;
+  letter-spacing: .04em; }
+.fact b { font-size: 18px; }
+nav { margin-top: 16px; display: flex; flex-wrap: wrap; gap: 6px 16px; padding-bottom: 10px;
+  border-bottom: 1px solid var(--line); }
+nav a { color: #2b6cb0; text-decoration: none; }
+section { padding: 22px 0 10px; border-bottom: 1px solid var(--line); }
+.note { color: var(--muted); margin: 0 0 12px; max-width: 860px; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
+th, td { padding: 5px 9px; border-bottom: 1px solid var(--line); text-align: right;
+  vertical-align: middle; }
+th { background: var(--soft); font-weight: 600; white-space: nowrap; }
+td.name, td.text, td.arm, th:first-child { text-align: left; }
+td.arm { white-space: nowrap; }
+td.name { font-weight: 600; white-space: nowrap; }
+td.text { color: var(--muted); min-width: 220px; max-width: 380px; }
+td.name i, .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px;
+  margin-right: 7px; }
+tr.empty td { color: #9aa5b1; }
+tr.base td { font-style: italic; background: var(--soft); }
+td.share { position: relative; min-width: 90px; }
+td.share span { position: absolute; left: 0; bottom: 3px; height: 3px; opacity: .7; }
+td small { display: block; color: var(--muted); font-size: 11px; }
+.profile td small { display: inline; margin-left: 4px; }
+.matrix td { padding: 2px; }
+.matrix td div { padding: 4px 8px; border-radius: 3px; }
+.matrix td.zero { color: #c3cad2; }
+.matrix td.same div { outline: 2px solid #1d2733; outline-offset: -2px; }
+.matrix td div small { color: inherit; opacity: .8; }
+td.up { color: #1a7f37; } td.down { color: #b42318; }
+#test-table td { border-bottom: 0; }
+#test-table tr.first td { border-top: 1px solid var(--line); }
+#test-table td.text { min-width: 340px; max-width: 480px; font-size: 12px; }
+.badge { border-radius: 10px; padding: 1px 8px; font-size: 12px; white-space: nowrap; }
+.badge.yes { background: #dcfce7; color: #166534; }
+.badge { background: #eef2f6; color: #475569; }
+.badge.no { background: #fff7e6; color: #8a5a00; }
+.badge.worse { background: #fde8e8; color: #9b1c1c; }
+.badge.mixed { background: #fef3c7; color: #92400e; }
+svg.chart { width: 100%; height: auto; display: block; }
+svg text { font-size: 12px; fill: var(--ink); }
+svg .label { font-size: 12.5px; } svg .value, svg .tick { fill: var(--muted); font-size: 11px; }
+svg .title { font-weight: 600; font-size: 13px; }
+svg .axis-label { fill: var(--muted); font-size: 12px; }
+svg .axis { stroke: #8894a1; } svg .grid { stroke: #eceff3; }
+svg .frame { fill: #fbfcfd; stroke: var(--line); }
+.charts { display: flex; flex-wrap: wrap; gap: 28px; }
+.chart-with-legend { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
+.chart-with-legend svg { flex: 1 1 520px; }
+ul.legend { list-style: none; padding: 0; margin: 8px 0; font-size: 13px; }
+ul.legend li { margin: 3px 0; white-space: nowrap; }
+footer { color: var(--muted); font-size: 12px; padding-top: 16px; padding-bottom: 28px; }
+@media print { nav { display: none; } section { break-inside: avoid; } }
+"""

@@ -1,0 +1,1 @@
+"""Segments over time: snapshots, migration between them, holdout groups and test analysis."""
