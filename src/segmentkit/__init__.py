@@ -20,8 +20,6 @@ from segmentkit.contracts._customers import Customers
 from segmentkit.contracts._events import Events
 from segmentkit.contracts._transactions import Transactions
 from segmentkit.contracts._validation import ValidationReport
-from segmentkit.engines._quality import QualityReport, StabilityReport, evaluate, stability
-from segmentkit.engines._registry import available_engines, get_engine, register_engine
 from segmentkit.features._catalog import feature_catalog
 from segmentkit.features._extract import CustomerFeatures, extract_features
 from segmentkit.results._segmentation import NOISE, Segment, Segmentation
@@ -40,12 +38,22 @@ if TYPE_CHECKING:
         load_rules,
     )
     from segmentkit.engines._persistence import load
+    from segmentkit.engines._quality import QualityReport, StabilityReport, evaluate, stability
+    from segmentkit.engines._registry import available_engines, get_engine, register_engine
     from segmentkit.timeline._abtest import ExperimentAnalysis, analyze_test
     from segmentkit.timeline._groups import GroupAssignment, assign_groups
     from segmentkit.timeline._migration import Migration, SegmentChanges, migration
     from segmentkit.timeline._snapshots import Snapshots, snapshots
 
 _LAZY = {
+    # The engines package loads scikit-learn: only when an engine is asked for.
+    "QualityReport": "segmentkit.engines._quality",
+    "StabilityReport": "segmentkit.engines._quality",
+    "evaluate": "segmentkit.engines._quality",
+    "stability": "segmentkit.engines._quality",
+    "available_engines": "segmentkit.engines._registry",
+    "get_engine": "segmentkit.engines._registry",
+    "register_engine": "segmentkit.engines._registry",
     "HDBSCANSegmenter": "segmentkit.engines",
     "KMeansSegmenter": "segmentkit.engines",
     "RFMSegmenter": "segmentkit.engines",
