@@ -514,7 +514,15 @@ def run_child(method: str, path: Path, repeat: int, rfm_out: Path) -> dict[str, 
         "python": sys.executable,
         "versions": _versions(method),
         "src_files": core.loaded_sources() if method.startswith("sk_") else {},
+        # Which segmentkit ran: this checkout, or a --baseline copy.
+        "segmentkit_from": _segmentkit_home() if method.startswith("sk_") else None,
     }
+
+
+def _segmentkit_home() -> str:
+    import segmentkit
+
+    return str(Path(segmentkit.__file__).resolve().parent.parent)
 
 
 def _versions(method: str) -> dict[str, str | None]:
@@ -554,12 +562,27 @@ def _python_for(method: str, args: argparse.Namespace) -> tuple[str | None, str 
     return str(python), None
 
 
-def _spawn(method: str, rows: int, path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    base = {"method": method, "label": METHODS[method][0], "rows": rows}
+def _spawn(
+    method: str,
+    rows: int,
+    path: Path,
+    args: argparse.Namespace,
+    baseline: tuple[str, Path] | None = None,
+) -> dict[str, Any]:
+    """One method in a fresh process; with ``baseline`` = (revision, source tree), the
+    same harness runs that revision's segmentkit instead of this one."""
+    label = METHODS[method][0] + (f" @ {baseline[0]}" if baseline else "")
+    base = {"method": method, "label": label, "rows": rows}
+    if baseline:
+        base["baseline"] = baseline[0]
     python, reason = _python_for(method, args)
     if python is None:
         return {**base, "error": f"not available: {reason}"}
-    rfm_out = args.cache / f"rfm_{method}_{rows}.npz"
+    suffix = "_baseline" if baseline else ""
+    rfm_out = args.cache / f"rfm_{method}{suffix}_{rows}.npz"
+    env = None
+    if baseline:
+        env = {**os.environ, "PYTHONPATH": str(baseline[1] / "src")}
     rfm_out.unlink(missing_ok=True)
     command = [
         python,
@@ -575,7 +598,7 @@ def _spawn(method: str, rows: int, path: Path, args: argparse.Namespace) -> dict
     ]
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=args.timeout, check=False
+            command, capture_output=True, text=True, timeout=args.timeout, check=False, env=env
         )
     except subprocess.TimeoutExpired:
         return {**base, "error": f"timed out ({args.timeout:.0f} s)"}
@@ -585,9 +608,29 @@ def _spawn(method: str, rows: int, path: Path, args: argparse.Namespace) -> dict
         prefix = "not available: " if method in ("sk_polars", "sk_duckdb") else ""
         return {**base, "error": f"{prefix}exit code {done.returncode}: {last}"}
     result = json.loads(lines[-1][len(_RESULT_PREFIX) :])
-    result["rows"] = rows
+    result.update(base)
     result["rfm_file"] = str(rfm_out)
     return result
+
+
+def baseline_tree(revision: str, cache: Path) -> Path:
+    """A clean copy of ``revision``'s sources (``git archive``), reused between runs."""
+    commit = subprocess.run(
+        ["git", "-C", str(core.REPO), "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = cache / f"baseline-{commit[:12]}"
+    if not (tree / "src" / "segmentkit" / "__init__.py").exists():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(core.REPO), "archive", commit, "src"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
 
 
 def agreement(reference: Path, other: Path) -> dict[str, Any]:
@@ -636,8 +679,14 @@ def agreement(reference: Path, other: Path) -> dict[str, Any]:
 
 def _with_ratios(results: list[dict[str, Any]]) -> None:
     for rows in {r["rows"] for r in results}:
-        same = {r["method"]: r for r in results if r["rows"] == rows and "error" not in r}
-        for r in same.values():
+        same = {
+            r["method"]: r
+            for r in results
+            if r["rows"] == rows and "error" not in r and not r.get("baseline")
+        }
+        for r in results:
+            if r["rows"] != rows or "error" in r:
+                continue
             for bound in ("numpy_bound", "numpy_direct"):
                 if bound in same:
                     r[f"time_vs_{bound}"] = r["seconds_median"] / same[bound]["seconds_median"]
@@ -647,7 +696,11 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's targets, judged on the largest size that has the methods involved."""
     out = []
     for rows in sorted({r["rows"] for r in results}, reverse=True):
-        same = {r["method"]: r for r in results if r["rows"] == rows and "error" not in r}
+        same = {
+            r["method"]: r
+            for r in results
+            if r["rows"] == rows and "error" not in r and not r.get("baseline")
+        }
         if "sk_pandas" not in same:
             continue
         sk = same["sk_pandas"]
@@ -670,6 +723,26 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 judge(f">= 4x faster than {peer}", p >= 4 * t, f"{p / t:.1f}x")
         peak = sk["peak_rss_gib"]
         judge("R/F/M peak RSS <= 1.5 GiB", peak <= 1.5, f"{peak:.2f} GiB")
+        for method in ("sk_pandas", "sk_full"):
+            old = next(
+                (
+                    r
+                    for r in results
+                    if r["rows"] == rows
+                    and r["method"] == method
+                    and r.get("baseline")
+                    and "error" not in r
+                ),
+                None,
+            )
+            if old is not None and method in same:
+                ratio = same[method]["seconds_median"] / old["seconds_median"]
+                judge(
+                    f"{METHODS[method][0]} within 10% of {old['baseline']}",
+                    ratio <= 1.10,
+                    f"{ratio:.2f}x ({same[method]['seconds_median']:.2f} s vs "
+                    f"{old['seconds_median']:.2f} s)",
+                )
         if "sk_full" in same:
             for bound in ("numpy_bound", "numpy_direct"):
                 if bound in same:
@@ -686,7 +759,9 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     order = list(METHODS)
-    for r in sorted(results, key=lambda r: (r["rows"], order.index(r["method"]))):
+    for r in sorted(
+        results, key=lambda r: (r["rows"], order.index(r["method"]), bool(r.get("baseline")))
+    ):
         head = f"| {r['rows']:,} | {r['label']}"
         if "error" in r:
             lines.append(f"{head} | {r['error'].replace('|', '/')} |||||||||")
@@ -745,6 +820,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per child")
     parser.add_argument("--merge", action="store_true", help="keep other results already in --out")
     parser.add_argument("--readme", action="store_true", help="rewrite the README table")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time segmentkit's pandas methods at git revision REV, in the same run "
+        "(each right after the current code), and judge them within 10%%",
+    )
     parser.add_argument("--child", choices=list(METHODS), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--rfm-out", type=Path, help=argparse.SUPPRESS)
@@ -786,6 +867,15 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if method == "sk_pandas":
                 reference = Path(result["rfm_file"])
+            if args.baseline and method in ("sk_pandas", "sk_full"):
+                tree = baseline_tree(args.baseline, args.cache)
+                print(f"{rows:>12,} rows  {'  … at ' + args.baseline:<46}", end="", flush=True)
+                old = _spawn(method, rows, path, args, baseline=(args.baseline, tree))
+                results.append(old)
+                if "error" in old:
+                    print(f"  {old['error']}", flush=True)
+                else:
+                    print(f"  {old['seconds_median']:8.2f} s", flush=True)
             print(
                 f"  {result['seconds_median']:8.2f} s  peak {result['peak_rss_gib']:5.2f} GiB"
                 f"  load {result['load_average_1min'][0]:.1f}",
