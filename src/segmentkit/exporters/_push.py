@@ -116,7 +116,7 @@ class Credentials:
     ----------
     platform : str
         ``'meta'``, ``'google_ads'``, ``'klaviyo'``, ``'mailchimp'``, ``'hubspot'`` or
-        ``'braze'``.
+        ``'braze'`` (an unknown one raises :class:`~segmentkit.errors.InvalidParameterError`).
     token : str
         Access token (Meta, Google Ads OAuth, HubSpot), private API key (Klaviyo,
         Mailchimp) or REST API key (Braze).
@@ -893,7 +893,9 @@ def push(
     JournalLockedError
         Another push holds the journal.
     InvalidParameterError
-        A limit is negative, infinite or not a number.
+        A parameter has the wrong type or is out of range (a limit negative, infinite
+        or not a number), or a request names an unknown platform; worded like every
+        parameter error of segmentkit (``The 'deadline' parameter of push must be ...``).
     ValueError
         Credentials are missing for a platform of the requests.
     """
