@@ -182,7 +182,9 @@ class Credentials:
         missing = []
         for name, variable in target.environment.items():
             value = env.get(variable) or None
-            optional = name in target.optional or (name in target.url_fields and base_url)
+            # Fields that only make the base URL are not needed when it is given.
+            by_url = name in target.url_fields and base_url is not None
+            optional = name in target.optional or by_url
             if value is None and not optional:
                 missing.append(variable)
             values[name] = value
