@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import email.utils
 import hashlib
 import io
@@ -35,6 +36,7 @@ import segmentkit as sk
 from segmentkit.errors import ContractError, InvalidParameterError
 from segmentkit.exporters import Request
 from segmentkit.exporters import _push as push_module
+from segmentkit.exporters import _registry as registry
 from segmentkit.exporters._push import (
     Credentials,
     PushError,
@@ -761,7 +763,11 @@ def test_lost_answers_that_were_applied_are_counted_exactly(server_factory, wait
 
 
 def test_an_idempotency_key_makes_lost_answers_harmless(server_factory, waits, monkeypatch):
-    monkeypatch.setitem(push_module.IDEMPOTENCY_HEADERS, "braze", "Idempotency-Key")
+    # A platform that documents a key declares it on its Destination.
+    braze = dataclasses.replace(
+        registry.destination("braze"), idempotency_header="Idempotency-Key"
+    )
+    monkeypatch.setitem(registry._DESTINATIONS, "braze", braze)
     server = server_factory("braze")
     server.idempotency_header = "Idempotency-Key"
     server.faults = {0: ("lost",), 2: ("late", 0.3), 4: ("lost",)}
@@ -777,6 +783,7 @@ def test_no_idempotency_header_is_invented():
     # None of the six platforms documents one for these endpoints (see the docs).
     assert set(push_module.IDEMPOTENCY_HEADERS) == set(push_module.PLATFORMS)
     assert all(header is None for header in push_module.IDEMPOTENCY_HEADERS.values())
+    assert all(d.idempotency_header is None for d in registry.destinations())
 
 
 def _mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.Client:

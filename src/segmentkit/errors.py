@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,8 +19,10 @@ __all__ = [
     "ContractError",
     "ContractFailure",
     "InvalidParameterError",
+    "JournalLockedError",
     "NotFittedError",
     "PersistenceError",
+    "PushError",
     "Reason",
     "RuleSyntaxError",
     "SegmentkitError",
@@ -221,6 +224,61 @@ class UnknownEngineError(SegmentkitError, _UnquotedKeyError):
 
 class UnknownSegmentError(SegmentkitError, _UnquotedKeyError):
     """No segment has the requested name or id."""
+
+
+class PushError(SegmentkitError, RuntimeError):
+    """A push stopped: a request was refused or kept failing after every retry.
+
+    Raised by :func:`segmentkit.exporters.push` (also importable from
+    :mod:`segmentkit.exporters`). The message never holds a secret, an e-mail address
+    or a phone number: a platform's error text is scrubbed of them before it is quoted.
+
+    Parameters
+    ----------
+    message : str
+        What happened, with secrets and personal data masked.
+    request : Request
+        The :class:`~segmentkit.exporters.Request` that failed.
+    status : int or None
+        HTTP status of the last answer.
+    summary : PushSummary
+        What was delivered before the failure.
+
+    Attributes
+    ----------
+    request : Request
+        The request that failed.
+    status : int or None
+        HTTP status of the last answer (``None`` after a network error).
+    summary : PushSummary
+        What was delivered before the failure (acknowledged requests are journaled).
+    """
+
+    # Typed loosely: errors sits below every stage and cannot import the exporters' types.
+    def __init__(self, message: str, *, request: Any, status: int | None, summary: Any) -> None:
+        super().__init__(message)
+        self.request = request
+        self.status = status
+        self.summary = summary
+
+
+class JournalLockedError(SegmentkitError, RuntimeError):
+    """Another push holds the journal: two pushers must never share one.
+
+    Raised by :func:`segmentkit.exporters.push` (also importable from
+    :mod:`segmentkit.exporters`).
+
+    Parameters
+    ----------
+    message : str
+        Names the journal, the lock file and its holder, and what to do.
+    lock_path : pathlib.Path
+        The lock file (``<journal>.lock``).
+    """
+
+    def __init__(self, message: str, *, lock_path: Path) -> None:
+        super().__init__(message)
+        self.lock_path = lock_path
 
 
 def check_is_fitted(segmenter: object) -> None:

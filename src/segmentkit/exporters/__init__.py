@@ -7,6 +7,7 @@ its limits, with identifiers normalised and hashed as the platform specifies, pl
 (no profile, suppressed, no consent, no usable identifier). Building sends nothing.
 """
 
+from segmentkit.errors import JournalLockedError, PushError
 from segmentkit.exporters._audience import AudienceExport, ExportReport, Request
 from segmentkit.exporters._braze import build_braze
 from segmentkit.exporters._google_ads import build_google_ads
@@ -16,8 +17,6 @@ from segmentkit.exporters._mailchimp import build_mailchimp
 from segmentkit.exporters._meta import build_meta
 from segmentkit.exporters._push import (
     Credentials,
-    JournalLockedError,
-    PushError,
     PushSummary,
     TokenBucket,
     push,

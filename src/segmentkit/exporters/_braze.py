@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segmentkit._common._params import InstanceOf, Interval, OneOf, validate_params
 from segmentkit.contracts._customers import Customers
 from segmentkit.exporters._audience import (
     NO_IDENTIFIER,
@@ -22,11 +23,17 @@ from segmentkit.exporters._audience import (
     batched,
     eligible_members,
 )
+from segmentkit.exporters._destination import (
+    CredentialValues,
+    Destination,
+    TokenAuth,
+    error_list_messages,
+    item_errors,
+    top_level_message,
+)
 from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._shared import (
-    check_batch_size,
     check_external_ids,
-    check_operation,
     make_report,
     segment_name,
     text_column,
@@ -39,6 +46,13 @@ __all__ = ["build_braze"]
 BRAZE_MAX_OBJECTS = 75
 
 _JSON = {"Content-Type": "application/json"}
+
+_PARAMETERS: dict[str, list[Any]] = {
+    "operation": [OneOf("add", "remove")],
+    "attribute": [InstanceOf((str,), "a str")],
+    "batch_size": [Interval(int, 1, BRAZE_MAX_OBJECTS)],
+    "allow_personal_external_id": [InstanceOf((bool,), "True or False")],
+}
 
 
 def build_braze(
@@ -99,8 +113,7 @@ def build_braze(
         Customer ids look like e-mails or phones and ``allow_personal_external_id`` is
         not set.
     """
-    check_operation(operation, ["add", "remove"], "Braze")
-    check_batch_size(batch_size, BRAZE_MAX_OBJECTS, "Braze")
+    validate_params("build_braze", locals(), _PARAMETERS)
     if attribute in {"external_id", "email", "first_name", "_update_existing_only"}:
         msg = f"attribute={attribute!r} is a Braze profile field; name a custom attribute."
         raise ValueError(msg)
@@ -154,3 +167,37 @@ def build_braze(
     return make_report(
         "braze", name, operation, members, excluded, len(rows), identifiers, invalid, requests
     )
+
+
+def _base_url(credentials: CredentialValues) -> str:
+    """``iad-01`` → ``rest.iad-01.braze.com``; an instance with a dot is a host."""
+    instance = str(credentials.instance).strip().removeprefix("rest.")
+    host = instance if "." in instance else f"{instance}.braze.com"
+    return f"https://rest.{host}"
+
+
+def _check_credentials(credentials: CredentialValues) -> str | None:
+    if credentials.base_url is not None or credentials.instance:
+        return None
+    return (
+        "Braze needs its REST instance: pass instance='iad-01' (or base_url=) or "
+        "set SEGMENTKIT_BRAZE_INSTANCE."
+    )
+
+
+DESTINATION = Destination(
+    name="braze",
+    title="Braze",
+    builder=build_braze,
+    docs_page="braze.md",
+    base_url=_base_url,
+    auth=TokenAuth("Bearer"),
+    environment={"token": "SEGMENTKIT_BRAZE_API_KEY", "instance": "SEGMENTKIT_BRAZE_INSTANCE"},
+    url_fields=frozenset({"instance"}),
+    check_credentials=_check_credentials,
+    rate_per_second=3000 / 3,  # /users/track: 3,000 requests per 3 seconds
+    batch_limits={"objects": BRAZE_MAX_OBJECTS},
+    error_readers=(error_list_messages, top_level_message),
+    refused_items=item_errors,
+    duplicate_effect="the same array value again; data points are spent again",
+)

@@ -8,11 +8,13 @@ per user), then ``:run``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from segmentkit._common._params import InstanceOf, Interval, OneOf, validate_params
 from segmentkit.contracts._customers import Customers
 from segmentkit.exporters import _identifiers as ids
 from segmentkit.exporters._audience import (
@@ -21,6 +23,11 @@ from segmentkit.exporters._audience import (
     ExportReport,
     Request,
     eligible_members,
+)
+from segmentkit.exporters._destination import (
+    CredentialValues,
+    Destination,
+    error_object_message,
 )
 from segmentkit.exporters._meta import _segment_name
 from segmentkit.results._segmentation import Segmentation
@@ -33,6 +40,14 @@ API_VERSION = "v26"
 MAX_IDENTIFIERS = 100_000
 MAX_PER_USER = 20
 _CONSENT_STATUSES = ("GRANTED", "DENIED", "UNKNOWN", "UNSPECIFIED")
+
+_PARAMETERS: dict[str, list[Any]] = {
+    "operation": [OneOf("add", "remove", "remove_all")],
+    "ad_user_data": [OneOf(*_CONSENT_STATUSES)],
+    "ad_personalization": [OneOf(*_CONSENT_STATUSES)],
+    "default_region": [InstanceOf((str,), "a str")],
+    "max_identifiers": [Interval(int, MAX_PER_USER, MAX_IDENTIFIERS)],
+}
 
 
 def build_google_ads(
@@ -103,16 +118,8 @@ def build_google_ads(
     ValueError
         On a ``DENIED`` consent, an unknown operation or a limit above Google's.
     """
-    if operation not in ("add", "remove", "remove_all"):
-        msg = f"operation must be 'add', 'remove' or 'remove_all', got {operation!r}."
-        raise ValueError(msg)
+    validate_params("build_google_ads", locals(), _PARAMETERS)
     consent_block = _job_consent(ad_user_data, ad_personalization)
-    if not MAX_PER_USER <= max_identifiers <= MAX_IDENTIFIERS:
-        msg = (
-            f"max_identifiers must be between {MAX_PER_USER} and {MAX_IDENTIFIERS} "
-            f"(Google's limit per request), got {max_identifiers}."
-        )
-        raise ValueError(msg)
     cid = str(customer_id).replace("-", "").strip()
     resource = (
         f"customers/{cid}/offlineUserDataJobs/{JOB_PLACEHOLDER if job_id is None else job_id}"
@@ -182,10 +189,6 @@ def build_google_ads(
 
 def _job_consent(ad_user_data: str, ad_personalization: str) -> dict[str, str]:
     block = {"adUserData": ad_user_data, "adPersonalization": ad_personalization}
-    for field, value in block.items():
-        if value not in _CONSENT_STATUSES:
-            msg = f"{field} must be one of {list(_CONSENT_STATUSES)}, got {value!r}."
-            raise ValueError(msg)
     denied = [field for field, value in block.items() if value == "DENIED"]
     if denied:
         msg = (
@@ -328,3 +331,68 @@ def _google_postal(values: pd.Series, countries: pd.Series | None) -> ids.Result
     is_us = (codes == "us").fillna(False).to_numpy(dtype=bool)
     result = normalised.reset_index(drop=True).where(is_us | normalised.isna(), other)
     return result.astype("string"), invalid
+
+
+_CREATE = "offlineUserDataJobs:create"
+
+
+@dataclass(frozen=True)
+class _GoogleAdsAuth:
+    """OAuth bearer token plus the developer token (and the manager account, if any)."""
+
+    def headers(self, credentials: CredentialValues) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {credentials.token}",
+            "developer-token": str(credentials.developer_token),
+        }
+        if credentials.login_customer_id:
+            headers["login-customer-id"] = str(credentials.login_customer_id).replace("-", "")
+        return headers
+
+    def secrets(self, credentials: CredentialValues) -> tuple[str, ...]:
+        return tuple(v for v in (credentials.token, credentials.developer_token) if v)
+
+
+def _check_credentials(credentials: CredentialValues) -> str | None:
+    if credentials.developer_token:
+        return None
+    return (
+        "Google Ads needs a developer token: pass developer_token= or set "
+        "SEGMENTKIT_GOOGLE_ADS_DEVELOPER_TOKEN."
+    )
+
+
+def _creates(path: str) -> bool:
+    """``:create`` makes a job: sent again blindly, it would make a second one."""
+    return path.endswith(_CREATE)
+
+
+def _job_from(path: str, body: Any) -> str | None:
+    """The job id of a ``:create`` answer (``customers/1/offlineUserDataJobs/9`` → ``9``)."""
+    if not path.endswith(_CREATE) or not isinstance(body, dict):
+        return None
+    job = str(body.get("resourceName", "")).rsplit("/", 1)[-1]
+    return job or None
+
+
+DESTINATION = Destination(
+    name="google_ads",
+    title="Google Ads Customer Match",
+    builder=build_google_ads,
+    docs_page="google-ads.md",
+    base_url="https://googleads.googleapis.com",
+    auth=_GoogleAdsAuth(),
+    environment={
+        "token": "SEGMENTKIT_GOOGLE_ADS_TOKEN",
+        "developer_token": "SEGMENTKIT_GOOGLE_ADS_DEVELOPER_TOKEN",
+        "login_customer_id": "SEGMENTKIT_GOOGLE_ADS_LOGIN_CUSTOMER_ID",
+    },
+    optional=frozenset({"login_customer_id"}),
+    check_credentials=_check_credentials,
+    rate_per_second=None,  # throttled per developer token and account, no fixed number
+    batch_limits={"identifiers": MAX_IDENTIFIERS, "identifiers_per_user": MAX_PER_USER},
+    error_readers=(error_object_message,),
+    creates=_creates,
+    created_resource=_job_from,
+    duplicate_effect="the list is a set keyed on the hashes",
+)

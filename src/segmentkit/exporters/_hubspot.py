@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, validate_params
 from segmentkit.contracts._customers import Customers
 from segmentkit.exporters._audience import (
     NO_IDENTIFIER,
@@ -33,10 +34,9 @@ from segmentkit.exporters._audience import (
     batched,
     eligible_members,
 )
+from segmentkit.exporters._destination import Destination, TokenAuth, top_level_message
 from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._shared import (
-    check_batch_size,
-    check_operation,
     make_report,
     phones,
     segment_name,
@@ -54,6 +54,18 @@ HUBSPOT_MAX_INPUTS = 100
 HUBSPOT_MAX_MEMBERSHIP_IDS = 500
 
 _JSON = {"Content-Type": "application/json"}
+
+_PARAMETERS: dict[str, list[Any]] = {
+    "list_id": [InstanceOf((str, int), "a str or an int"), NONE],
+    "operation": [OneOf("add", "remove")],
+    "default_region": [InstanceOf((str,), "a str")],
+    "batch_size": [Interval(int, 1, HUBSPOT_MAX_INPUTS)],
+}
+_MEMBERSHIP_PARAMETERS: dict[str, list[Any]] = {
+    "list_id": [InstanceOf((str, int), "a str or an int")],
+    "operation": [OneOf("add", "remove")],
+    "batch_size": [Interval(int, 1, None)],
+}
 
 
 def build_hubspot(
@@ -109,8 +121,7 @@ def build_hubspot(
     ValueError
         On an unknown operation, a bad ``batch_size`` or ``'remove'`` without a list.
     """
-    check_operation(operation, ["add", "remove"], "HubSpot")
-    check_batch_size(batch_size, HUBSPOT_MAX_INPUTS, "HubSpot")
+    validate_params("build_hubspot", locals(), _PARAMETERS)
     if operation == "remove" and list_id is None:
         msg = (
             "HubSpot remove takes contacts out of a static list; pass list_id=... "
@@ -210,10 +221,7 @@ def hubspot_membership_requests(
     tuple of Request
         Numbered by ``batch``; ``n_customers`` counts the ids in each.
     """
-    check_operation(operation, ["add", "remove"], "HubSpot lists")
-    if batch_size < 1:
-        msg = f"batch_size must be at least 1; got {batch_size}."
-        raise ValueError(msg)
+    validate_params("hubspot_membership_requests", locals(), _MEMBERSHIP_PARAMETERS)
     ids = list(dict.fromkeys(str(r) for r in record_ids))
     requests = []
     for number, part in enumerate(batched(len(ids), batch_size)):
@@ -234,3 +242,18 @@ def hubspot_membership_requests(
             )
         )
     return tuple(requests)
+
+
+DESTINATION = Destination(
+    name="hubspot",
+    title="HubSpot",
+    builder=build_hubspot,
+    docs_page="hubspot.md",
+    base_url="https://api.hubapi.com",
+    auth=TokenAuth("Bearer"),
+    environment={"token": "SEGMENTKIT_HUBSPOT_TOKEN"},
+    rate_per_second=190 / 10,  # private apps: 190 requests per 10 seconds
+    batch_limits={"inputs": HUBSPOT_MAX_INPUTS, "membership_ids": HUBSPOT_MAX_MEMBERSHIP_IDS},
+    error_readers=(top_level_message,),
+    duplicate_effect="nothing: upsert by e-mail, list ids already members are ignored",
+)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segmentkit._common._params import InstanceOf, Interval, OneOf, validate_params
 from segmentkit.contracts._customers import Customers
 from segmentkit.exporters._audience import (
     NO_IDENTIFIER,
@@ -25,11 +26,14 @@ from segmentkit.exporters._audience import (
     Request,
     eligible_members,
 )
+from segmentkit.exporters._destination import (
+    Destination,
+    TokenAuth,
+    error_list_messages,
+)
 from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._shared import (
-    check_batch_size,
     check_external_ids,
-    check_operation,
     countries,
     json_size,
     make_report,
@@ -48,6 +52,15 @@ KLAVIYO_MAX_PROFILES = 10_000
 KLAVIYO_MAX_BODY_BYTES = 5_000_000
 
 _JSONAPI = "application/vnd.api+json"
+
+_PARAMETERS: dict[str, list[Any]] = {
+    "list_id": [InstanceOf((str,), "a str")],
+    "operation": [OneOf("add")],
+    "default_region": [InstanceOf((str,), "a str")],
+    "batch_size": [Interval(int, 1, KLAVIYO_MAX_PROFILES)],
+    "max_body_bytes": [Interval(int, 1, None)],
+    "allow_personal_external_id": [InstanceOf((bool,), "True or False")],
+}
 
 
 def build_klaviyo(
@@ -131,8 +144,7 @@ def build_klaviyo(
             "ids. Remove them in Klaviyo, or look the profile ids up by e-mail first."
         )
         raise ValueError(msg)
-    check_operation(operation, ["add"], "Klaviyo")
-    check_batch_size(batch_size, KLAVIYO_MAX_PROFILES, "Klaviyo")
+    validate_params("build_klaviyo", locals(), _PARAMETERS)
     name = segment_name(segmentation, segment)
     frame, excluded, members = eligible_members(
         segmentation, segment, customers, consent=consent, suppression=suppression
@@ -282,3 +294,18 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (pd.Timestamp, pd.Timedelta)):
         return value.isoformat()
     return value
+
+
+DESTINATION = Destination(
+    name="klaviyo",
+    title="Klaviyo",
+    builder=build_klaviyo,
+    docs_page="klaviyo.md",
+    base_url="https://a.klaviyo.com",
+    auth=TokenAuth("Klaviyo-API-Key"),
+    environment={"token": "SEGMENTKIT_KLAVIYO_API_KEY"},
+    rate_per_second=150 / 60,  # 10/s burst, 150/min steady
+    batch_limits={"profiles": KLAVIYO_MAX_PROFILES, "body_bytes": KLAVIYO_MAX_BODY_BYTES},
+    error_readers=(error_list_messages,),
+    duplicate_effect="a second bulk import job upserts the same profiles",
+)

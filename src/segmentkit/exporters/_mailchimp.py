@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, validate_params
 from segmentkit.contracts._customers import Customers
 from segmentkit.exporters._audience import (
     NO_IDENTIFIER,
@@ -28,11 +29,16 @@ from segmentkit.exporters._audience import (
     batched,
     eligible_members,
 )
+from segmentkit.exporters._destination import (
+    BasicAuth,
+    CredentialValues,
+    Destination,
+    item_errors,
+    top_level_message,
+)
 from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._identifiers import md5_hex
 from segmentkit.exporters._shared import (
-    check_batch_size,
-    check_operation,
     make_report,
     segment_name,
     text_column,
@@ -46,6 +52,14 @@ __all__ = ["build_mailchimp"]
 MAILCHIMP_MAX_MEMBERS = 500
 
 _JSON = {"Content-Type": "application/json"}
+
+_PARAMETERS: dict[str, list[Any]] = {
+    "list_id": [InstanceOf((str,), "a str")],
+    "static_segment_id": [InstanceOf((str, int), "a str or an int"), NONE],
+    "operation": [OneOf("add", "remove")],
+    "batch_size": [Interval(int, 1, MAILCHIMP_MAX_MEMBERS)],
+    "tag": [InstanceOf((str,), "a str"), NONE],
+}
 
 
 def build_mailchimp(
@@ -106,8 +120,7 @@ def build_mailchimp(
         On an unknown operation, a bad ``batch_size``, or ``'remove'`` with neither a
         static segment nor a tag.
     """
-    check_operation(operation, ["add", "remove"], "Mailchimp")
-    check_batch_size(batch_size, MAILCHIMP_MAX_MEMBERS, "Mailchimp")
+    validate_params("build_mailchimp", locals(), _PARAMETERS)
     if operation == "remove" and static_segment_id is None and tag is None:
         msg = (
             "Mailchimp remove takes members out of a static segment or a tag; pass "
@@ -192,3 +205,35 @@ def build_mailchimp(
         "mailchimp", name, operation, members, excluded, int(usable.sum()), identifiers,
         invalid, requests,
     )  # fmt: skip
+
+
+def _base_url(credentials: CredentialValues) -> str:
+    """The data centre is the API key's suffix: ``...-us19`` → ``us19.api.mailchimp.com``."""
+    dc = credentials.token.rsplit("-", 1)[-1]
+    return f"https://{dc}.api.mailchimp.com/3.0"
+
+
+def _check_credentials(credentials: CredentialValues) -> str | None:
+    if credentials.base_url is not None or "-" in credentials.token:
+        return None
+    return (
+        "A Mailchimp API key ends with its data centre ('...-us19'); this one has "
+        "none. Pass base_url='https://<dc>.api.mailchimp.com/3.0'."
+    )
+
+
+DESTINATION = Destination(
+    name="mailchimp",
+    title="Mailchimp",
+    builder=build_mailchimp,
+    docs_page="mailchimp.md",
+    base_url=_base_url,
+    auth=BasicAuth("anystring"),
+    environment={"token": "SEGMENTKIT_MAILCHIMP_API_KEY"},
+    check_credentials=_check_credentials,
+    rate_per_second=10.0,  # 10 simultaneous connections per user
+    batch_limits={"members": MAILCHIMP_MAX_MEMBERS},
+    error_readers=(top_level_message,),
+    refused_items=item_errors,
+    duplicate_effect="nothing: upsert, segment and tag calls are idempotent",
+)

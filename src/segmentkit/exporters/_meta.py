@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, validate_params
 from segmentkit.contracts._customers import Customers
 from segmentkit.exporters import _identifiers as ids
 from segmentkit.exporters._audience import (
@@ -25,6 +26,7 @@ from segmentkit.exporters._audience import (
     batched,
     eligible_members,
 )
+from segmentkit.exporters._destination import Destination, TokenAuth, error_object_message
 from segmentkit.exporters._shared import check_external_ids
 from segmentkit.results._segmentation import Segmentation
 
@@ -44,6 +46,14 @@ SCHEMA = {
     "ZIP": "postal_code",
     "COUNTRY": "country",
     "EXTERN_ID": "customer_id",
+}
+
+_PARAMETERS: dict[str, list[Any]] = {
+    "operation": [OneOf("add", "remove", "replace")],
+    "batch_size": [Interval(int, 1, MAX_ROWS)],
+    "session_id": [Interval(int, 1, 2**63 - 1), NONE],
+    "default_region": [InstanceOf((str,), "a str")],
+    "allow_personal_external_id": [InstanceOf((bool,), "True or False")],
 }
 
 
@@ -106,15 +116,7 @@ def build_meta(
         neither an e-mail nor a phone nor first name + last name + postal code are
         excluded as ``no_usable_identifier``.
     """
-    if operation not in ("add", "remove", "replace"):
-        msg = f"operation must be 'add', 'remove' or 'replace', got {operation!r}."
-        raise ValueError(msg)
-    if not 1 <= batch_size <= MAX_ROWS:
-        msg = f"batch_size must be between 1 and {MAX_ROWS} (Meta's limit), got {batch_size}."
-        raise ValueError(msg)
-    if session_id is not None and not 0 < int(session_id) < 2**63:
-        msg = f"session_id must be a positive 64-bit integer, got {session_id}."
-        raise ValueError(msg)
+    validate_params("build_meta", locals(), _PARAMETERS)
 
     profiles, excluded, members = eligible_members(
         segmentation, segment, customers, consent=consent, suppression=suppression
@@ -236,3 +238,18 @@ def _segment_name(segmentation: Segmentation, segment: str | int) -> str:
         if definition.id == segment:
             return str(definition.name)
     return str(segment)
+
+
+DESTINATION = Destination(
+    name="meta",
+    title="Meta Custom Audiences",
+    builder=build_meta,
+    docs_page="meta.md",
+    base_url="https://graph.facebook.com",
+    auth=TokenAuth("Bearer"),
+    environment={"token": "SEGMENTKIT_META_TOKEN"},
+    rate_per_second=None,  # throttled per ad account, no published number
+    batch_limits={"rows": MAX_ROWS},
+    error_readers=(error_object_message,),
+    duplicate_effect="nothing: the audience is a set of matched users",
+)

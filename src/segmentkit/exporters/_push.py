@@ -40,8 +40,6 @@ re-sent blindly. A push is bounded (``deadline``, ``Retry-After`` capped by
 
 from __future__ import annotations
 
-import base64
-import email.utils
 import json
 import logging
 import math
@@ -58,11 +56,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segmentkit._common._files import process_alive
-from segmentkit.errors import InvalidParameterError, SegmentkitError
+from segmentkit._common._params import (
+    NONE,
+    InstanceOf,
+    Interval,
+    OneOf,
+    Satisfies,
+    validate_params,
+)
+from segmentkit.errors import JournalLockedError, PushError
+from segmentkit.exporters._audience import AudienceExport, Request
+from segmentkit.exporters._destination import RETRYABLE_STATUSES, Destination
+from segmentkit.exporters._registry import destination, destinations, platform_names
+from segmentkit.exporters._retry import (
+    ACKNOWLEDGED,
+    CONNECTION_ERROR,
+    REFUSED,
+    RETRYABLE_STATUS,
+    TIMEOUT,
+    Outcome,
+    RetryPolicy,
+)
+from segmentkit.exporters._retry import retry_after as _retry_after
 
 if TYPE_CHECKING:
     import httpx
-from segmentkit.exporters._audience import AudienceExport, Request
 
 __all__ = [
     "IDEMPOTENCY_HEADERS",
@@ -77,30 +95,11 @@ __all__ = [
 
 logger = logging.getLogger("segmentkit.push")
 
-PLATFORMS = ("meta", "google_ads", "klaviyo", "mailchimp", "hubspot", "braze")
+#: The platform names (one :class:`Destination` each, see ``_registry``).
+PLATFORMS = platform_names()
 
 #: Environment variables read by :meth:`Credentials.from_env`, by platform.
-ENVIRONMENT: dict[str, dict[str, str]] = {
-    "meta": {"token": "SEGMENTKIT_META_TOKEN"},
-    "google_ads": {
-        "token": "SEGMENTKIT_GOOGLE_ADS_TOKEN",
-        "developer_token": "SEGMENTKIT_GOOGLE_ADS_DEVELOPER_TOKEN",
-        "login_customer_id": "SEGMENTKIT_GOOGLE_ADS_LOGIN_CUSTOMER_ID",
-    },
-    "klaviyo": {"token": "SEGMENTKIT_KLAVIYO_API_KEY"},
-    "mailchimp": {"token": "SEGMENTKIT_MAILCHIMP_API_KEY"},
-    "hubspot": {"token": "SEGMENTKIT_HUBSPOT_TOKEN"},
-    "braze": {"token": "SEGMENTKIT_BRAZE_API_KEY", "instance": "SEGMENTKIT_BRAZE_INSTANCE"},
-}
-
-_OPTIONAL = {"login_customer_id"}
-
-_BASE_URLS = {
-    "meta": "https://graph.facebook.com",
-    "google_ads": "https://googleads.googleapis.com",
-    "klaviyo": "https://a.klaviyo.com",
-    "hubspot": "https://api.hubapi.com",
-}
+ENVIRONMENT: dict[str, dict[str, str]] = {d.name: dict(d.environment) for d in destinations()}
 
 _MASK = "***"
 _EXCERPT = 300
@@ -117,7 +116,7 @@ class Credentials:
     ----------
     platform : str
         ``'meta'``, ``'google_ads'``, ``'klaviyo'``, ``'mailchimp'``, ``'hubspot'`` or
-        ``'braze'``.
+        ``'braze'`` (an unknown one raises :class:`~segmentkit.errors.InvalidParameterError`).
     token : str
         Access token (Meta, Google Ads OAuth, HubSpot), private API key (Klaviyo,
         Mailchimp) or REST API key (Braze).
@@ -140,30 +139,13 @@ class Credentials:
     base_url: str | None = None
 
     def __post_init__(self) -> None:
-        if self.platform not in PLATFORMS:
-            msg = f"Unknown platform {self.platform!r}; expected one of {list(PLATFORMS)}."
-            raise ValueError(msg)
+        target = destination(self.platform, owner="Credentials")
         if not self.token:
-            msg = f"No token for {self.platform}: set {ENVIRONMENT[self.platform]['token']}."
+            msg = f"No token for {self.platform}: set {target.environment['token']}."
             raise ValueError(msg)
-        if self.platform == "google_ads" and not self.developer_token:
-            msg = (
-                "Google Ads needs a developer token: pass developer_token= or set "
-                "SEGMENTKIT_GOOGLE_ADS_DEVELOPER_TOKEN."
-            )
-            raise ValueError(msg)
-        if self.platform == "mailchimp" and self.base_url is None and "-" not in self.token:
-            msg = (
-                "A Mailchimp API key ends with its data centre ('...-us19'); this one has "
-                "none. Pass base_url='https://<dc>.api.mailchimp.com/3.0'."
-            )
-            raise ValueError(msg)
-        if self.platform == "braze" and self.base_url is None and not self.instance:
-            msg = (
-                "Braze needs its REST instance: pass instance='iad-01' (or base_url=) or "
-                "set SEGMENTKIT_BRAZE_INSTANCE."
-            )
-            raise ValueError(msg)
+        problem = target.check_credentials(self)
+        if problem is not None:
+            raise ValueError(problem)
 
     @classmethod
     def from_env(
@@ -194,15 +176,15 @@ class Credentials:
             If the platform is unknown or a required variable is unset (named in the
             message; its value never is).
         """
-        if platform not in ENVIRONMENT:
-            msg = f"Unknown platform {platform!r}; expected one of {list(PLATFORMS)}."
-            raise ValueError(msg)
+        target = destination(platform, owner="Credentials.from_env")
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         missing = []
-        for name, variable in ENVIRONMENT[platform].items():
+        for name, variable in target.environment.items():
             value = env.get(variable) or None
-            optional = name in _OPTIONAL or (name == "instance" and base_url is not None)
+            # Fields that only make the base URL are not needed when it is given.
+            by_url = name in target.url_fields and base_url is not None
+            optional = name in target.optional or by_url
             if value is None and not optional:
                 missing.append(variable)
             values[name] = value
@@ -219,10 +201,8 @@ class Credentials:
         tuple of str
             Tokens and their encodings, for masking messages and logs.
         """
-        values = [v for v in (self.token, self.developer_token) if v]
-        if self.platform == "mailchimp":
-            values.append(base64.b64encode(f"anystring:{self.token}".encode()).decode())
-        return tuple(values)
+        values = [*destination(self.platform).auth.secrets(self), self.developer_token]
+        return tuple(dict.fromkeys(v for v in values if v))
 
     def headers(self) -> dict[str, str]:
         """The authentication headers of the platform (hold secrets: never log them).
@@ -232,17 +212,7 @@ class Credentials:
         dict of str to str
             Header names and values.
         """
-        if self.platform == "klaviyo":
-            return {"Authorization": f"Klaviyo-API-Key {self.token}"}
-        if self.platform == "mailchimp":
-            encoded = base64.b64encode(f"anystring:{self.token}".encode()).decode()
-            return {"Authorization": f"Basic {encoded}"}
-        headers = {"Authorization": f"Bearer {self.token}"}
-        if self.platform == "google_ads":
-            headers["developer-token"] = str(self.developer_token)
-            if self.login_customer_id:
-                headers["login-customer-id"] = str(self.login_customer_id).replace("-", "")
-        return headers
+        return destination(self.platform).auth.headers(self)
 
     def api_base_url(self) -> str:
         """The URL the requests' paths are appended to (no trailing slash).
@@ -252,16 +222,7 @@ class Credentials:
         str
             Base URL of the platform's API.
         """
-        if self.base_url is not None:
-            return self.base_url.rstrip("/")
-        if self.platform == "mailchimp":
-            dc = self.token.rsplit("-", 1)[-1]
-            return f"https://{dc}.api.mailchimp.com/3.0"
-        if self.platform == "braze":
-            instance = str(self.instance).strip().removeprefix("rest.")
-            host = instance if "." in instance else f"{instance}.braze.com"
-            return f"https://rest.{host}"
-        return _BASE_URLS[self.platform]
+        return destination(self.platform).api_base_url(self)
 
     def __repr__(self) -> str:
         shown = [f"platform={self.platform!r}", f"token={_MASK!r}"]
@@ -277,58 +238,6 @@ class Credentials:
 
 
 # --------------------------------------------------------------------------- summary
-
-
-class PushError(SegmentkitError, RuntimeError):
-    """A push stopped: a request was refused or kept failing after every retry.
-
-    The message never holds a secret, an e-mail address or a phone number: a platform's
-    error text is scrubbed of them before it is quoted.
-
-    Parameters
-    ----------
-    message : str
-        What happened, with secrets and personal data masked.
-    request : Request
-        The request that failed.
-    status : int or None
-        HTTP status of the last answer.
-    summary : PushSummary
-        What was delivered before the failure.
-
-    Attributes
-    ----------
-    request : Request
-        The request that failed.
-    status : int or None
-        HTTP status of the last answer (``None`` after a network error).
-    summary : PushSummary
-        What was delivered before the failure (acknowledged requests are journaled).
-    """
-
-    def __init__(
-        self, message: str, *, request: Request, status: int | None, summary: PushSummary
-    ) -> None:
-        super().__init__(message)
-        self.request = request
-        self.status = status
-        self.summary = summary
-
-
-class JournalLockedError(SegmentkitError, RuntimeError):
-    """Another push holds the journal: two pushers must never share one.
-
-    Parameters
-    ----------
-    message : str
-        Names the journal, the lock file and its holder, and what to do.
-    lock_path : pathlib.Path
-        The lock file (``<journal>.lock``).
-    """
-
-    def __init__(self, message: str, *, lock_path: Path) -> None:
-        super().__init__(message)
-        self.lock_path = lock_path
 
 
 @dataclass(frozen=True)
@@ -685,34 +594,18 @@ def _holder_text(holder: dict[str, Any] | None) -> str:
 _JOB = "{job}"
 
 #: Steady request rates the platforms publish, per second (Meta and Google Ads throttle
-#: per account without a fixed number).
-PLATFORM_RATES: dict[str, float | None] = {
-    "klaviyo": 150 / 60,
-    "hubspot": 190 / 10,
-    "braze": 3000 / 3,
-    "mailchimp": 10.0,
-    "meta": None,
-    "google_ads": None,
-}
+#: per account without a fixed number). Read from each :class:`Destination`.
+PLATFORM_RATES: dict[str, float | None] = {d.name: d.rate_per_second for d in destinations()}
 
-#: The header each platform reads an idempotency key from (``None``: it takes none).
-#: A request sent again with the same key is applied once, so its customers are never
-#: counted in :attr:`PushSummary.possible_duplicates`. None of the six platforms
-#: documents one for the endpoints segmentkit uses (checked 2026-11: Meta Graph API,
-#: Google Ads REST, Klaviyo, Mailchimp Marketing 3.0, HubSpot CRM v3, Braze REST); an
-#: unknown header would be ignored at best and refused at worst, so none is invented.
-#: Their audience endpoints are set operations instead: a duplicate changes nothing.
-IDEMPOTENCY_HEADERS: dict[str, str | None] = {platform: None for platform in PLATFORMS}
-
-#: Statuses worth another attempt: the request was not taken (408 Request Timeout,
-#: 425 Too Early, 429 Too Many Requests) or the platform failed (5xx), except 501 Not
-#: Implemented and 505 HTTP Version Not Supported, which fail the same way again.
-RETRYABLE_STATUSES = frozenset(
-    {408, 425, 429, *(s for s in range(500, 600) if s not in (501, 505))}
-)
-#: Statuses from a gateway that lost the platform's answer: the request may have been
-#: applied (502 Bad Gateway, 504 Gateway Timeout).
-_UNCERTAIN_STATUSES = frozenset({502, 504})
+#: The header each platform reads an idempotency key from (``None``: it takes none),
+#: read from each :class:`Destination`. A request sent again with the same key is
+#: applied once, so its customers are never counted in
+#: :attr:`PushSummary.possible_duplicates`. None of the six platforms documents one for
+#: the endpoints segmentkit uses (checked 2026-11: Meta Graph API, Google Ads REST,
+#: Klaviyo, Mailchimp Marketing 3.0, HubSpot CRM v3, Braze REST); an unknown header
+#: would be ignored at best and refused at worst, so none is invented. Their audience
+#: endpoints are set operations instead: a duplicate changes nothing.
+IDEMPOTENCY_HEADERS: dict[str, str | None] = {d.name: d.idempotency_header for d in destinations()}
 
 
 def _empty_summary() -> PushSummary:
@@ -728,35 +621,13 @@ def _empty_summary() -> PushSummary:
 
 def _creates(request: Request) -> bool:
     """Requests that create a resource, which a blind re-send would create twice."""
-    return request.platform == "google_ads" and request.path.endswith("offlineUserDataJobs:create")
+    return destination(request.platform).creates(request.path)
 
 
-# Module-level so tests can replace them without touching time.sleep for everyone.
+# Module-level so tests can replace them without touching time.sleep for everyone;
+# push hands them to its RetryPolicy (read at each call, so a replacement is seen).
 _sleep: Callable[[float], None] = time.sleep
 _clock: Callable[[], float] = time.monotonic
-
-
-def _retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds asked by a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        now = now or datetime.now(timezone.utc)
-        return max(0.0, (when - now).total_seconds())
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _redact(text: str, secrets: Sequence[str]) -> str:
@@ -810,54 +681,22 @@ def _with_job(request: Request, job: str | None) -> str:
     return request.path.replace(_JOB, job)
 
 
-def _refused_items(request: Request, response: Any) -> int:
-    """Items refused inside a 2xx answer (Mailchimp and Braze report them in ``errors``)."""
-    if request.platform not in ("mailchimp", "braze"):
-        return 0
+def _answer_body(response: Any) -> Any:
+    """The JSON of an answer, or ``None`` when it has none."""
     try:
-        body = response.json()
+        return response.json()
     except ValueError:
-        return 0
-    errors = body.get("errors") if isinstance(body, dict) else None
-    return len(errors) if isinstance(errors, list) else 0
-
-
-def _job_from(request: Request, response: Any) -> str | None:
-    """The job id of a Google Ads ``:create`` answer (``customers/1/offlineUserDataJobs/9``)."""
-    if not request.path.endswith("offlineUserDataJobs:create"):
         return None
-    try:
-        name = response.json().get("resourceName", "")
-    except (ValueError, AttributeError):
-        return None
-    job = str(name).rsplit("/", 1)[-1]
-    return job or None
 
 
-def _platform_message(response: httpx.Response) -> str:
+def _platform_message(target: Destination, response: httpx.Response) -> str:
     """The error message a platform put in its answer, or an excerpt of the body."""
     text = response.text
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, ValueError):
         data = None
-    found: list[str] = []
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict) and error.get("message"):  # Meta, Google
-            found.append(str(error["message"]))
-        elif isinstance(error, str):
-            found.append(error)
-        errors = data.get("errors")
-        if isinstance(errors, list):  # Klaviyo (JSON:API), Braze
-            for item in errors[:3]:
-                if isinstance(item, dict):
-                    detail = item.get("detail") or item.get("message") or item.get("title")
-                    if detail:
-                        found.append(str(detail))
-        for name in ("detail", "message", "title"):  # Mailchimp, HubSpot, Braze
-            if not found and data.get(name):
-                found.append(str(data[name]))
+    found = target.error_messages(data) if isinstance(data, dict) else []
     message = "; ".join(found) if found else " ".join(text.split())
     # Platforms quote the offending values (addresses, phones): mask them before the
     # text can reach an exception, a log line or stderr, and before cutting it, so a
@@ -913,35 +752,42 @@ def _credentials_for(
 # --------------------------------------------------------------------------- push
 
 
-def _check_limits(
-    max_retries: int, backoff: float, max_backoff: float, timeout: float, deadline: float | None
-) -> None:
-    """Refuse limits that would make a push unbounded or nonsensical."""
+def _seconds(low: str) -> Satisfies:
+    """A finite number of seconds ``> 0`` or ``>= 0`` (``low``), booleans excluded."""
+    floor = Interval(float, 0, None, closed="left" if low == ">= 0" else "neither")
+    return Satisfies(
+        lambda v: floor.is_satisfied_by(v) and math.isfinite(v),
+        f"a finite number of seconds {low}",
+    )
 
-    def number(value: object) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
 
-    if not (isinstance(max_retries, int) and not isinstance(max_retries, bool)) or max_retries < 0:
-        msg = f"max_retries must be an integer >= 0, got {max_retries!r}."
-        raise InvalidParameterError(msg)
-    if not number(backoff) or not (0 <= backoff < math.inf):
-        msg = f"backoff must be a finite number of seconds >= 0, got {backoff!r}."
-        raise InvalidParameterError(msg)
-    if not number(max_backoff) or not (0 <= max_backoff < math.inf):
-        msg = (
-            f"max_backoff must be a finite number of seconds >= 0, got {max_backoff!r}: it "
-            "caps every wait, a platform's Retry-After included."
+_PARAMETERS: dict[str, list[Any]] = {
+    "max_retries": [Interval(int, 0, None)],
+    "backoff": [_seconds(">= 0")],
+    "max_backoff": [
+        Satisfies(
+            _seconds(">= 0").is_satisfied_by,
+            "a finite number of seconds >= 0 (it caps every wait, a platform's Retry-After "
+            "included)",
         )
-        raise InvalidParameterError(msg)
-    if not number(timeout) or not (0 < timeout < math.inf):
-        msg = f"timeout must be a finite number of seconds > 0, got {timeout!r}."
-        raise InvalidParameterError(msg)
-    if deadline is not None and (not number(deadline) or not (0 < deadline < math.inf)):
-        msg = (
-            f"deadline must be a finite number of seconds > 0 (or None for no overall "
-            f"limit), got {deadline!r}."
-        )
-        raise InvalidParameterError(msg)
+    ],
+    "timeout": [_seconds("> 0")],
+    "deadline": [_seconds("> 0"), NONE],
+    "rate_per_second": [
+        Satisfies(
+            lambda v: (
+                Interval(float, 0, None, closed="neither").is_satisfied_by(v) and math.isfinite(v)
+            ),
+            "a finite number of requests per second > 0",
+        ),
+        OneOf("platform"),
+        NONE,
+    ],
+    "dry_run": [InstanceOf((bool,), "True or False")],
+    "progress": [InstanceOf((bool,), "True or False")],
+    "resend_uncertain_creates": [InstanceOf((bool,), "True or False")],
+    "base_url": [InstanceOf((str,), "a str"), NONE],
+}
 
 
 def push(
@@ -1049,12 +895,22 @@ def push(
     JournalLockedError
         Another push holds the journal.
     InvalidParameterError
-        A limit is negative, infinite or not a number.
+        A parameter has the wrong type or is out of range (a limit negative, infinite
+        or not a number), or a request names an unknown platform; worded like every
+        parameter error of segmentkit (``The 'deadline' parameter of push must be ...``).
     ValueError
         Credentials are missing for a platform of the requests.
     """
-    _check_limits(max_retries, backoff, max_backoff, timeout, deadline)
-    started = _clock()
+    validate_params("push", locals(), _PARAMETERS)
+    policy = RetryPolicy(
+        max_retries=max_retries,
+        backoff=backoff,
+        max_backoff=max_backoff,
+        deadline=deadline,
+        clock=_clock,
+        sleep=_sleep,
+    )
+    started = policy.clock()
     requests = _as_requests(export_or_requests)
     journal_path = Path(journal) if journal is not None else None
 
@@ -1067,7 +923,7 @@ def push(
             retries=0,
             failures=0,
             customers_delivered=0,
-            elapsed=_clock() - started,
+            elapsed=policy.clock() - started,
             dry_run=True,
             pending=tuple(todo),
         )
@@ -1081,11 +937,8 @@ def push(
             credentials=credentials,
             base_url=base_url,
             journal_path=journal_path,
-            max_retries=max_retries,
-            backoff=backoff,
-            max_backoff=max_backoff,
+            policy=policy,
             timeout=timeout,
-            deadline=deadline,
             rate_per_second=rate_per_second,
             progress=progress,
             client=client,
@@ -1098,17 +951,53 @@ def push(
             lock.release()
 
 
+def _attempt(
+    http: httpx.Client,
+    httpx: Any,
+    target: Destination,
+    request: Request,
+    url: str,
+    headers: dict[str, str],
+    timeout: float,
+) -> tuple[Outcome, Any]:
+    """Send ``request`` once and classify what came back (the answer, when there is one)."""
+    # Connecting failed: the request never left, so sending it again is always safe.
+    never_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+    try:
+        response = http.request(
+            request.method, url, json=request.body, headers=headers, timeout=timeout
+        )
+    except httpx.TimeoutException as exc:
+        problem = f"timed out after {timeout:g}s ({type(exc).__name__})"
+        return Outcome(TIMEOUT, problem, maybe_applied=not isinstance(exc, never_sent)), None
+    except httpx.TransportError as exc:
+        problem = f"connection error ({type(exc).__name__})"
+        maybe_applied = not isinstance(exc, never_sent)
+        return Outcome(CONNECTION_ERROR, problem, maybe_applied=maybe_applied), None
+    status = response.status_code
+    if 200 <= status < 300:
+        return Outcome(ACKNOWLEDGED, status=status), response
+    problem = f"HTTP {status}: {_platform_message(target, response)}"
+    if status not in target.retryable_statuses:
+        return Outcome(REFUSED, problem, status=status), response
+    outcome = Outcome(
+        RETRYABLE_STATUS,
+        problem,
+        status=status,
+        maybe_applied=status in target.uncertain_statuses,
+        retry_after=_retry_after(response.headers.get("Retry-After")),
+    )
+    return outcome, response
+
+
 def _push_locked(
     requests: list[Request],
     *,
     credentials: Credentials | Mapping[str, Credentials] | None,
     base_url: str | None,
     journal_path: Path | None,
-    max_retries: int,
-    backoff: float,
-    max_backoff: float,
+    policy: RetryPolicy,
     timeout: float,
-    deadline: float | None,
     rate_per_second: float | str | None,
     progress: bool,
     client: httpx.Client | None,
@@ -1116,7 +1005,7 @@ def _push_locked(
     resend_uncertain_creates: bool,
     started: float,
 ) -> PushSummary:
-    """The push itself, once the journal (if any) is locked and read."""
+    """The push itself, once the journal (if any) is locked: a loop over the policy."""
     # Read only under the lock: another pusher may have been appending until now.
     journal_state = _read_journal_state(journal_path)
     acknowledged = journal_state.acknowledged
@@ -1140,7 +1029,7 @@ def _push_locked(
             retries=state["retries"],
             failures=failures,
             customers_delivered=state["customers"],
-            elapsed=_clock() - started,
+            elapsed=policy.clock() - started,
             rejected_items=state["rejected"],
             possible_duplicates=state["duplicates"],
             customers_undelivered=sum(r.n_customers for r in todo[position["next"] :]),
@@ -1160,13 +1049,14 @@ def _push_locked(
             raise PushError(msg, request=request, status=None, summary=summary(1))
 
     platforms = list(dict.fromkeys(r.platform for r in todo))
+    targets = {p: destination(p) for p in platforms}
     creds = _credentials_for(platforms, credentials, base_url)
     secrets = tuple(s for c in creds.values() for s in c.secrets())
     if rate_per_second == "platform":
-        known = [rate for p in platforms if (rate := PLATFORM_RATES.get(p))]
+        known = [rate for t in targets.values() if (rate := t.rate_per_second)]
         rate_per_second = min(known) if known else None
     bucket = (
-        TokenBucket(float(rate_per_second), clock=_clock, sleep=_sleep)
+        TokenBucket(float(rate_per_second), clock=policy.clock, sleep=policy.sleep)
         if rate_per_second is not None
         else None
     )
@@ -1176,11 +1066,6 @@ def _push_locked(
     http = client if client is not None else httpx.Client(timeout=timeout)
     book = _Journal(journal_path) if journal_path is not None else None
     total = len(todo)
-    # Connecting failed: the request never left, so sending it again is always safe.
-    never_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-    def remaining() -> float:
-        return math.inf if deadline is None else deadline - (_clock() - started)
 
     def show(final: bool = False) -> None:
         if not progress:
@@ -1208,121 +1093,107 @@ def _push_locked(
         return fail(
             request,
             None,
-            f"{before}the push deadline of {deadline:g}s is reached. Run it again with "
-            "the same journal to send the rest, or raise deadline=.",
+            f"{before}the push deadline of {policy.deadline:g}s is reached. Run it again "
+            "with the same journal to send the rest, or raise deadline=.",
         )
+
+    def acknowledge(request: Request, target: Destination, status: int, response: Any) -> None:
+        body = _answer_body(response)
+        refused = target.refused_items(body)
+        if refused:
+            state["rejected"] += refused
+            # Counts only: the platforms' item errors quote e-mail addresses.
+            logger.warning(
+                "%s: the platform refused %d item(s) inside a %d answer",
+                _describe(request),
+                refused,
+                status,
+            )
+        job = target.created_resource(request.path, body)
+        if job is not None:
+            jobs[request.platform] = job
+        if book is not None:
+            book.record(request, status, job)
+        state["sent"] += 1
+        state["customers"] += request.n_customers
+        state["duplicates"] += current["uncertain"] * current["customers"]
+        current["uncertain"] = 0
+        show()
 
     try:
         show()
         for index, request in enumerate(todo):
             position["next"] = index
+            target = targets[request.platform]
             cred = creds[request.platform]
             url = base_url.rstrip("/") if base_url is not None else cred.api_base_url()
             url += _with_job(request, jobs.get(request.platform))
             headers = {"Content-Type": "application/json", **dict(request.headers)}
-            idempotency_header = IDEMPOTENCY_HEADERS.get(request.platform)
-            if idempotency_header:
-                headers[idempotency_header] = request.key
+            if target.idempotency_header:
+                headers[target.idempotency_header] = request.key
             headers.update(cred.headers())
             # Sent by a run that died before the answer: this run may deliver it again.
             current["uncertain"] = int(request.key in journal_state.in_flight)
             # With an idempotency key the platform applies a request once, however often
             # it is sent: nothing to count.
-            current["customers"] = 0 if idempotency_header else request.n_customers
+            current["customers"] = 0 if target.idempotency_header else request.n_customers
             if book is not None:
                 book.sending(request)
-            attempt = 0
+            retries_done = 0
             problem: str | None = None
             while True:
-                if remaining() <= 0:
+                if policy.remaining(started) <= 0:
                     raise past_deadline(request, problem)
                 if bucket is not None:
                     bucket.acquire()
-                left = remaining()
+                left = policy.remaining(started)
                 if left <= 0:
                     raise past_deadline(request, problem)
-                wait_hint: float | None = None
-                status: int | None = None
-                maybe_applied = False
-                try:
-                    response = http.request(
-                        request.method,
-                        url,
-                        json=request.body,
-                        headers=headers,
-                        timeout=min(timeout, left),
-                    )
-                except httpx.TimeoutException as exc:
-                    problem = f"timed out after {min(timeout, left):g}s ({type(exc).__name__})"
-                    maybe_applied = not isinstance(exc, never_sent)
-                except httpx.TransportError as exc:
-                    problem = f"connection error ({type(exc).__name__})"
-                    maybe_applied = not isinstance(exc, never_sent)
-                else:
-                    status = response.status_code
-                    if 200 <= status < 300:
-                        refused = _refused_items(request, response)
-                        if refused:
-                            state["rejected"] += refused
-                            # Counts only: the platforms' item errors quote e-mail addresses.
-                            logger.warning(
-                                "%s: the platform refused %d item(s) inside a %d answer",
-                                _describe(request),
-                                refused,
-                                status,
-                            )
-                        job = _job_from(request, response)
-                        if job is not None:
-                            jobs[request.platform] = job
-                        if book is not None:
-                            book.record(request, status, job)
-                        state["sent"] += 1
-                        state["customers"] += request.n_customers
-                        state["duplicates"] += current["uncertain"] * current["customers"]
-                        current["uncertain"] = 0
-                        show()
-                        break
-                    problem = f"HTTP {status}: {_platform_message(response)}"
-                    if status not in RETRYABLE_STATUSES:
-                        raise fail(request, status, problem)
-                    maybe_applied = status in _UNCERTAIN_STATUSES
-                    wait_hint = _retry_after(response.headers.get("Retry-After"))
-                if maybe_applied:
+                outcome, response = _attempt(
+                    http, httpx, target, request, url, headers, min(timeout, left)
+                )
+                if outcome.kind == ACKNOWLEDGED:
+                    acknowledge(request, target, int(outcome.status or 0), response)
+                    break
+                problem = outcome.problem
+                if not policy.retries(outcome):
+                    raise fail(request, outcome.status, str(problem))
+                if outcome.maybe_applied:
                     current["uncertain"] += 1
                     if _creates(request):
                         raise fail(
                             request,
-                            status,
+                            outcome.status,
                             f"{problem}. The platform may have created the job anyway, so "
                             "the create is not sent again blindly. Run the push again with "
                             "the same journal: it tells you how to go on.",
                         )
-                if attempt >= max_retries:
-                    raise fail(request, status, f"{problem}; gave up after {max_retries} retries")
-                if wait_hint is None:
-                    wait = rng.uniform(0, min(max_backoff, backoff * 2**attempt))
-                    asked = ""
-                else:
-                    wait = min(wait_hint, max_backoff)
-                    asked = (
-                        f" (Retry-After asked {wait_hint:g}s, capped by max_backoff)"
-                        if wait_hint > max_backoff
-                        else ""
+                if policy.gives_up(retries_done):
+                    raise fail(
+                        request,
+                        outcome.status,
+                        f"{problem}; gave up after {policy.max_retries} retries",
                     )
-                if wait >= remaining():
+                wait, capped = policy.wait(retries_done, outcome.retry_after, rng)
+                asked = (
+                    f" (Retry-After asked {outcome.retry_after:g}s, capped by max_backoff)"
+                    if capped
+                    else ""
+                )
+                if wait >= policy.remaining(started):
                     raise past_deadline(request, problem)
-                attempt += 1
+                retries_done += 1
                 state["retries"] += 1
                 logger.warning(
                     "%s",
                     _redact(
-                        f"{_describe(request)}: {problem}; retry {attempt}/{max_retries} "
-                        f"in {wait:.2f}s{asked}",
+                        f"{_describe(request)}: {problem}; retry {retries_done}/"
+                        f"{policy.max_retries} in {wait:.2f}s{asked}",
                         secrets,
                     ),
                 )
                 show()
-                _sleep(wait)
+                policy.sleep(wait)
         position["next"] = total
         show(final=True)
     finally:

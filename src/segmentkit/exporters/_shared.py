@@ -1,5 +1,5 @@
 """Helpers the platform builders share: segment names, text columns, phones, body
-sizes, argument checks and the export report."""
+sizes, customer-id checks and the export report."""
 
 from __future__ import annotations
 
@@ -21,9 +21,7 @@ from segmentkit.exporters._identifiers import phone_e164, unrecognised
 from segmentkit.results._segmentation import Segmentation
 
 __all__ = [
-    "check_batch_size",
     "check_external_ids",
-    "check_operation",
     "countries",
     "json_size",
     "make_report",
@@ -88,20 +86,6 @@ def json_size(body: Any) -> int:
     compact UTF-8, so a body within this size is within the limit however it is sent.
     """
     return len(json.dumps(body).encode("utf-8"))
-
-
-def check_batch_size(batch_size: int, limit: int, platform: str) -> None:
-    """Refuse batch sizes the platform does not accept."""
-    if not 1 <= batch_size <= limit:
-        msg = f"batch_size must be between 1 and {limit} for {platform}; got {batch_size}."
-        raise ValueError(msg)
-
-
-def check_operation(operation: str, allowed: Sequence[str], platform: str) -> None:
-    """Refuse operations the builder does not implement."""
-    if operation not in allowed:
-        msg = f"operation must be one of {list(allowed)} for {platform}; got {operation!r}."
-        raise ValueError(msg)
 
 
 def make_report(
