@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ _FILE_COLUMNS = [*_COLUMNS, "salt", "arms", "stratify_by"]
 _SEGMENT = [InstanceOf((str, int, np.integer), "a segment name (str) or id (int)"), NONE]
 
 
-def _is_salt(value: object) -> bool:
+def _is_salt(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and bool(value)
 
 
