@@ -252,9 +252,30 @@ class ListLike:
             return False
         if not isinstance(value, Collection):
             return True
+        return self.explain(value) is None
+
+    def explain(self, value: Any) -> str | None:
+        """What is wrong with a collection of the right kind, or None.
+
+        Parameters
+        ----------
+        value : collection
+            The parameter value.
+
+        Returns
+        -------
+        str or None
+            E.g. ``"item 2 is 'x'"``; None when every item is acceptable.
+        """
+        if not isinstance(value, Collection) or isinstance(value, str | bytes | Mapping):
+            return None
         if len(value) < self.min_length:
-            return False
-        return self.item is None or all(self.item.is_satisfied_by(v) for v in value)
+            return f"it has {len(value)} item{'s' if len(value) != 1 else ''}"
+        if self.item is not None:
+            for i, v in enumerate(value):
+                if not self.item.is_satisfied_by(v):
+                    return f"item {i} is {_shown(v)}, not {self.item}"
+        return None
 
     def __str__(self) -> str:
         return self.label
@@ -303,7 +324,11 @@ def validate_params(owner: str, params: dict[str, Any], constraints: dict[str, l
             continue
         described = [str(c) for c in allowed]
         expected = described[0] if len(described) == 1 else _join(described)
-        msg = f"The {name!r} parameter of {owner} must be {expected}. Got {_shown(value)} instead."
+        msg = f"The {name!r} parameter of {owner} must be {expected}. Got {_shown(value)} instead"
+        # A collection of the right kind says which item is wrong.
+        details = [c.explain(value) for c in allowed if hasattr(c, "explain")]
+        details = [d for d in details if d]
+        msg += f": {details[0]}." if details else "."
         raise InvalidParameterError(msg)
 
 
