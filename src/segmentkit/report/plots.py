@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, Satisfies, validated
-from segmentkit.engines._base import Segmenter
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import NOISE, Segmentation, feature_rows
 
@@ -48,6 +47,15 @@ def _is_axes(value: object) -> bool:
 
 
 _AX = [Satisfies(_is_axes, "a matplotlib Axes"), NONE]
+
+
+def _is_segmenter(value: object) -> bool:
+    # Imported on use: the engines load scikit-learn, which `import segmentkit` must not.
+    from segmentkit.engines._base import Segmenter
+
+    return isinstance(value, Segmenter)
+
+
 _NOISE_COLOR = "0.75"
 
 
@@ -245,7 +253,7 @@ def rfm_heatmap(
 @validated(
     segmentation=_SEGMENTATION,
     features=_FEATURES,
-    segmenter=[InstanceOf((Segmenter,), "a fitted Segmenter"), NONE],
+    segmenter=[Satisfies(_is_segmenter, "a fitted Segmenter"), NONE],
     sample=[Interval(int, 1, None), NONE],
     random_state=_SEED,
     ax=_AX,
@@ -367,7 +375,7 @@ def projection(
 
 
 @validated(
-    segmenter=[InstanceOf((Segmenter,), "a fitted KMeansSegmenter that searched k")], ax=_AX
+    segmenter=[Satisfies(_is_segmenter, "a fitted KMeansSegmenter that searched k")], ax=_AX
 )
 def k_selection(segmenter: Any, *, ax: Axes | None = None) -> Figure:
     """Silhouette and inertia for each k a :class:`~segmentkit.KMeansSegmenter` tried.

@@ -22,7 +22,6 @@ from segmentkit._common._params import (
 from segmentkit.contracts._customers import Customers
 from segmentkit.contracts._events import Events
 from segmentkit.contracts._transactions import Transactions
-from segmentkit.engines._base import Segmenter
 from segmentkit.errors import InvalidParameterError
 from segmentkit.features._extract import _as_utc_timestamp, extract_features
 from segmentkit.results._segmentation import Segmentation
@@ -35,6 +34,9 @@ _POSITION = [Interval(int, None, None)]
 
 
 def _is_engine(value: object) -> bool:
+    # Imported on use: the engines load scikit-learn, which `import segmentkit` must not.
+    from segmentkit.engines._base import Segmenter
+
     return isinstance(value, Segmenter | str)
 
 
