@@ -420,18 +420,31 @@ def test_thresholds_decide_conclusive(groups, outcomes):
     ("keyword", "value", "message"),
     [
         ("control", "holdout", r"control 'holdout' is not an arm of the test\. Arms: "),
-        ("confidence", 0, "'confidence' parameter must be a number between 0 and 1"),
-        ("confidence", 1.0, "'confidence' parameter must be a number between 0 and 1"),
-        ("confidence", "0.95", "'confidence' parameter must be a number between 0 and 1"),
-        ("confidence", True, "'confidence' parameter must be a number between 0 and 1"),
-        ("revenue_test", "mannwhitney", "'revenue_test' parameter must be 'welch' or"),
-        ("n_bootstrap", 10, "'n_bootstrap' parameter must be an integer of at least 100"),
-        ("n_bootstrap", 500.0, "'n_bootstrap' parameter must be an integer"),
-        ("random_state", None, "'random_state' parameter must be a non-negative integer"),
-        ("random_state", -1, "'random_state' parameter must be a non-negative integer"),
-        ("min_customers", 1, "'min_customers' parameter must be an integer of at least 2"),
-        ("min_conversions", -1, "'min_conversions' parameter must be a non-negative"),
-        ("min_conversions", 2.5, "'min_conversions' parameter must be a non-negative"),
+        (
+            "confidence",
+            0,
+            r"'confidence' parameter of analyze_test\(\) must be a float in the range "
+            r"\(0, 1\)\. Got 0 ",
+        ),
+        ("confidence", 1.0, r"'confidence' parameter .* range \(0, 1\)\. Got 1\.0 "),
+        ("confidence", "0.95", r"'confidence' parameter .* range \(0, 1\)\. Got '0\.95' "),
+        ("confidence", True, r"'confidence' parameter .* range \(0, 1\)\. Got True "),
+        (
+            "revenue_test",
+            "mannwhitney",
+            r"'revenue_test' parameter .* one of \['bootstrap', 'welch'\]",
+        ),
+        (
+            "n_bootstrap",
+            10,
+            r"'n_bootstrap' parameter .* an int in the range \[100, inf\)\. Got 10 ",
+        ),
+        ("n_bootstrap", 500.0, r"'n_bootstrap' parameter .* an int in the range \[100, inf\)"),
+        ("random_state", None, r"'random_state' parameter .* an int in the range \[0, inf\)"),
+        ("random_state", -1, r"'random_state' parameter .* an int in the range \[0, inf\)"),
+        ("min_customers", 1, r"'min_customers' parameter .* an int in the range \[2, inf\)"),
+        ("min_conversions", -1, r"'min_conversions' parameter .* an int in the range \[0, inf\)"),
+        ("min_conversions", 2.5, r"'min_conversions' parameter .* Got 2\.5 instead"),
         ("customer", "id", r"no column \['id'\]"),
         ("converted", "bought", r"no column \['bought'\]"),
         ("revenue", "sales", r"no column \['sales'\]"),
@@ -448,7 +461,10 @@ def test_nothing_to_compare(groups, outcomes):
 
 
 def test_outcomes_must_be_a_frame(groups):
-    with pytest.raises(InvalidParameterError, match=r"must be a pandas DataFrame.*Got dict"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"'outcomes' parameter .* a pandas DataFrame.*Got \{'customer_id'",
+    ):
         sk.analyze_test(groups, {"customer_id": ["c1"]})
 
 
@@ -527,7 +543,11 @@ def test_holm_matches_statsmodels_and_skips_missing(p_values):
 
 
 def test_adjusted_p_values_method_is_checked(analysis):
-    with pytest.raises(InvalidParameterError, match="'method' parameter must be 'holm' or"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"'method' parameter of ExperimentAnalysis\.adjusted_p_values\(\) must be one "
+        r"of \['bonferroni', 'holm'\]",
+    ):
         analysis.adjusted_p_values("fdr_bh")
 
 

@@ -372,7 +372,7 @@ def test_invalid_parameters(kwargs: dict[str, object], name: str) -> None:
 
 def test_invalid_parameter_message() -> None:
     expected = (
-        "The 'abandonment_rate' parameter of generate_events must be a float in the range "
+        "The 'abandonment_rate' parameter of generate_events() must be a float in the range "
         "[0, 1]. Got 1.5 instead."
     )
     with pytest.raises(ValueError, match=re.escape(expected)):

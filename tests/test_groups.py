@@ -395,12 +395,19 @@ def test_shares_summing_to_one_within_rounding_are_accepted(seg):
 
 @pytest.mark.parametrize("salt", ["", None, 7, b"bytes"])
 def test_invalid_salt(seg, salt):
-    with pytest.raises(InvalidParameterError, match="'salt' parameter must be a non-empty"):
+    with pytest.raises(
+        InvalidParameterError,
+        match="'salt' parameter of assign_groups\\(\\) must be a non-empty str",
+    ):
         sk.assign_groups(seg, salt=salt)
 
 
 def test_invalid_stratify_by(seg):
-    with pytest.raises(InvalidParameterError, match="must be 'segment', None or a column"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"'stratify_by' parameter .* must be 'segment', a column name \(str\) or "
+        r"None\. Got 3 ",
+    ):
         sk.assign_groups(seg, stratify_by=3, salt="test")
     with pytest.raises(InvalidParameterError, match="Cannot stratify by 'country'"):
         sk.assign_groups(seg, stratify_by="country", salt="test")
@@ -415,7 +422,9 @@ def test_missing_stratum_values():
 
 
 def test_invalid_input_type():
-    with pytest.raises(InvalidParameterError, match="Got list instead"):
+    with pytest.raises(
+        InvalidParameterError, match=r"'segmentation' parameter .* Got \['a', 'b'\] instead"
+    ):
         sk.assign_groups(["a", "b"], salt="test")
     with pytest.raises(InvalidParameterError, match="needs a 'customer_id' column"):
         sk.assign_groups(pd.DataFrame({"id": ["a"]}), salt="test")

@@ -197,7 +197,10 @@ def test_projection_checks_its_inputs(rfm, sample_features):
         plots.projection(rfm, sample_features.frame.iloc[5:])
     with pytest.raises(InvalidParameterError, match=r"'segmentation' parameter of projection"):
         plots.projection(rfm.assignments, sample_features)
-    with pytest.raises(InvalidParameterError, match=r"'ax' parameter must be a matplotlib Axes"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"'ax' parameter of projection\(\) must be a matplotlib Axes or None",
+    ):
         plots.projection(rfm, sample_features, ax="left")
 
 

@@ -278,10 +278,26 @@ def test_the_file_is_replaced_atomically(rfm, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"segmentation": "seg"}, InvalidParameterError, r"'segmentation' parameter of report"),
-        ({"title": 3}, InvalidParameterError, r"'title' parameter of report must be a str"),
-        ({"migration": object()}, InvalidParameterError, r"'migration' .* lacks \['matrix'"),
-        ({"analysis": 1}, InvalidParameterError, r"'analysis' parameter .* has no table"),
+        (
+            {"segmentation": "seg"},
+            InvalidParameterError,
+            r"'segmentation' parameter of write_report\(\) must be a Segmentation",
+        ),
+        (
+            {"title": 3},
+            InvalidParameterError,
+            r"'title' parameter of write_report\(\) must be a str",
+        ),
+        (
+            {"migration": object()},
+            InvalidParameterError,
+            r"'migration' .* must be a Migration \(from sk\.migration",
+        ),
+        (
+            {"analysis": 1},
+            InvalidParameterError,
+            r"'analysis' parameter .* an ExperimentAnalysis.*Got 1 ",
+        ),
         (
             {"analysis": SimpleNamespace(table=pd.DataFrame({"segment": ["a"]}))},
             ValueError,
@@ -289,7 +305,11 @@ def test_the_file_is_replaced_atomically(rfm, tmp_path, monkeypatch):
         ),
         ({"snapshots": []}, ValueError, r"'snapshots' parameter of report is empty"),
         ({"snapshots": 5}, InvalidParameterError, r"'snapshots' .* sequence of Segmentation"),
-        ({"snapshots": ["a"]}, InvalidParameterError, r"item 0 is a str"),
+        (
+            {"snapshots": ["a"]},
+            InvalidParameterError,
+            r"Got \['a'\] instead: item 0 is 'a', not a Segmentation\.",
+        ),
     ],
 )
 def test_bad_arguments_are_refused(rfm, tmp_path, kwargs, error, match):

@@ -111,7 +111,11 @@ def test_write_atomic_replaces_only_when_complete(tmp_path):
 
 
 def test_unknown_table_name(segmentation, tmp_path):
-    with pytest.raises(ValueError, match="'table' parameter must be 'assignments' or 'catalog'"):
+    with pytest.raises(
+        ValueError,
+        match=r"'table' parameter of Segmentation\.to_csv\(\) must be one of "
+        r"\['assignments', 'catalog'\]",
+    ):
         segmentation.to_csv(tmp_path / "x.csv", table="segments")
 
 

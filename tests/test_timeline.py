@@ -97,7 +97,7 @@ def test_dates_are_sorted_and_written_out(sample_tx, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"as_of": []}, "as_of is empty"),
+        ({"as_of": []}, r"'as_of' parameter of snapshots\(\) must be a non-empty sequence"),
         ({"as_of": "2017-06-01"}, "sequence of dates"),
         ({"as_of": ["2017-06-01", "2017-06-01"]}, "date twice"),
         ({"as_of": ["2017-06-01"], "refit": "sometimes"}, "'refit' parameter"),
@@ -227,7 +227,10 @@ def test_migration_arguments_are_checked():
     before = _segmentation(["a"], [0])
     with pytest.raises(InvalidParameterError, match="'match' parameter"):
         sk.migration(before, before, match="closest")
-    with pytest.raises(InvalidParameterError, match="after is a DataFrame"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"'after' parameter of migration\(\) must be a Segmentation .*Got DataFrame object",
+    ):
         sk.migration(before, pd.DataFrame())
 
 

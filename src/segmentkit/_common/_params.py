@@ -1,23 +1,38 @@
-"""Declarative parameter constraints, checked when ``fit`` starts.
+"""Declarative parameter constraints: one declaration per parameter, one wording of the error.
 
 Public through :mod:`segmentkit.engines` (``Interval``, ``OneOf``, ``InstanceOf``,
 ``Satisfies``, ``NONE``) so that third-party engines declare theirs the same way.
 
 A small in-house version of scikit-learn's idea (its implementation is private and
 changes between releases): each engine declares ``_parameter_constraints`` mapping a
-parameter to the constraints it may satisfy; :func:`validate_params` raises one
-``ValueError``/``TypeError`` in a fixed wording when none is met.
+parameter to the constraints it may satisfy, checked when ``fit`` starts; every other
+public function or method declares its parameters with the :func:`validated`
+decorator, checked on each call. :func:`validate_params` raises one
+:class:`~segmentkit.errors.InvalidParameterError` (a ``ValueError`` and a
+``TypeError``) in a fixed wording when none is met.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
+
+import numpy as np
+import pandas as pd
 
 from segmentkit.errors import InvalidParameterError
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+# Values whose repr may hold customer data or run to many lines are named by type only.
+_DATA_TYPES = (pd.DataFrame, pd.Series, pd.Index, np.ndarray)
+_MAX_SHOWN = 80
 
 
 @dataclass(frozen=True)
@@ -192,6 +207,90 @@ class Satisfies:
         return self.label
 
 
+@dataclass(frozen=True)
+class ListLike:
+    """A list, tuple, array, Index or other iterable of items, but not a str or a mapping.
+
+    Parameters
+    ----------
+    label : str
+        How the message describes acceptable values, e.g. ``"a sequence of str"``.
+    item : constraint, optional
+        A constraint every item must meet (checked for collections only, so a
+        generator is not consumed).
+    min_length : int, default=0
+        Fewest items a collection may hold.
+
+    Examples
+    --------
+    >>> ListLike("a sequence of str", InstanceOf((str,), "a str")).is_satisfied_by("ab")
+    False
+    """
+
+    label: str
+    item: Any = None
+    min_length: int = 0
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        """Whether ``value`` meets the constraint.
+
+        Parameters
+        ----------
+        value : object
+            The parameter value.
+
+        Returns
+        -------
+        bool
+            True when acceptable.
+        """
+        if isinstance(value, str | bytes | Mapping | pd.DataFrame) or not isinstance(
+            value, Iterable
+        ):
+            return False
+        if isinstance(value, np.ndarray) and value.ndim != 1:
+            return False
+        if not isinstance(value, Collection):
+            return True
+        return self.explain(value) is None
+
+    def explain(self, value: Any) -> str | None:
+        """What is wrong with a collection of the right kind, or None.
+
+        Parameters
+        ----------
+        value : collection
+            The parameter value.
+
+        Returns
+        -------
+        str or None
+            E.g. ``"item 2 is 'x'"``; None when every item is acceptable.
+        """
+        if not isinstance(value, Collection) or isinstance(value, str | bytes | Mapping):
+            return None
+        if len(value) < self.min_length:
+            return f"it has {len(value)} item{'s' if len(value) != 1 else ''}"
+        if self.item is not None:
+            for i, v in enumerate(value):
+                if not self.item.is_satisfied_by(v):
+                    return f"item {i} is {_shown(v)}, not {self.item}"
+        return None
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def _is_nonempty_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+#: A file system path.
+PATH = InstanceOf((str, os.PathLike), "a path (str or os.PathLike)")
+#: A str that is not blank.
+NONEMPTY_TEXT = Satisfies(_is_nonempty_text, "a non-empty str")
+
+
 class _NoneConstraint:
     def is_satisfied_by(self, value: Any) -> bool:
         """Whether ``value`` meets the constraint.
@@ -225,8 +324,92 @@ def validate_params(owner: str, params: dict[str, Any], constraints: dict[str, l
             continue
         described = [str(c) for c in allowed]
         expected = described[0] if len(described) == 1 else _join(described)
-        msg = f"The {name!r} parameter of {owner} must be {expected}. Got {value!r} instead."
+        msg = f"The {name!r} parameter of {owner} must be {expected}. Got {_shown(value)} instead"
+        # A collection of the right kind says which item is wrong.
+        details = [c.explain(value) for c in allowed if hasattr(c, "explain")]
+        details = [d for d in details if d]
+        msg += f": {details[0]}." if details else "."
         raise InvalidParameterError(msg)
+
+
+def _shown(value: Any) -> str:
+    """The value as an error message shows it: its repr, or its type when that is unsafe."""
+    if isinstance(value, _DATA_TYPES):
+        return f"{type(value).__name__} object"
+    try:
+        shown = repr(value)
+    except Exception:  # a broken __repr__ must not hide the parameter error
+        return f"{type(value).__name__} object"
+    if len(shown) > _MAX_SHOWN or "\n" in shown:
+        return f"{type(value).__name__} object"
+    return shown
+
+
+def validated(**constraints: list[Any]) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Declare the constraints of every parameter of a function; check them on each call.
+
+    Each keyword names a parameter and lists the constraints it may satisfy (as in an
+    engine's ``_parameter_constraints``). Every named parameter of the function except
+    ``self``/``cls`` must be declared, so a new parameter cannot be added unchecked.
+    Arguments left at their default are not checked.
+
+    Parameters
+    ----------
+    **constraints : list of constraint
+        Parameter name to the constraints a value may satisfy.
+
+    Returns
+    -------
+    callable
+        A decorator; the wrapped function keeps its signature and docstring and
+        exposes the declaration as ``__parameter_constraints__``.
+
+    Raises
+    ------
+    TypeError
+        At decoration, if the declaration and the signature name different parameters.
+
+    Examples
+    --------
+    >>> @validated(n=[Interval(int, 1, None)], how=[OneOf("a", "b")])
+    ... def f(n: int, *, how: str = "a") -> int:
+    ...     return n
+    >>> f(0)
+    Traceback (most recent call last):
+    ...
+    segmentkit.errors.InvalidParameterError: The 'n' parameter of f() must be an int in \
+the range [1, inf). Got 0 instead.
+    """
+
+    def decorate(func: Callable[_P, _R]) -> Callable[_P, _R]:
+        signature = inspect.signature(func)
+        named = [
+            p.name
+            for p in signature.parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in ("self", "cls")
+        ]
+        if set(named) != set(constraints):
+            msg = (
+                f"{func.__qualname__}: parameters {sorted(named)} but constraints declared "
+                f"for {sorted(constraints)}."
+            )
+            raise TypeError(msg)
+        owner = f"{func.__qualname__}()"
+
+        @functools.wraps(func)
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                arguments = signature.bind(*args, **kwargs).arguments
+            except TypeError:
+                # Missing or unexpected arguments: Python's own message says it best.
+                return func(*args, **kwargs)
+            validate_params(owner, arguments, constraints)
+            return func(*args, **kwargs)
+
+        wrapper.__parameter_constraints__ = dict(constraints)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
 
 
 def _join(items: Iterable[str]) -> str:

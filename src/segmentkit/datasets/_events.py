@@ -9,13 +9,20 @@ the order of the input rows does not matter.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from segmentkit._common._params import (
+    NONE,
+    InstanceOf,
+    Interval,
+    Satisfies,
+    _shown,
+    validated,
+)
 from segmentkit.errors import InvalidParameterError
 
 __all__ = ["DEFAULT_CATEGORIES", "EVENT_TYPES", "generate_events"]
@@ -79,66 +86,58 @@ _OPTIONAL_COLUMNS = ("order_id", "product_id", "category")
 
 
 def _invalid(name: str, expected: str, value: object) -> InvalidParameterError:
-    shown = repr(value)
-    if isinstance(value, (pd.DataFrame, pd.Series, np.ndarray)) or len(shown) > 80:
-        shown = f"{type(value).__name__} object"
     return InvalidParameterError(
-        f"The {name!r} parameter of generate_events must be {expected}. Got {shown} instead."
+        f"The {name!r} parameter of generate_events() must be {expected}. "
+        f"Got {_shown(value)} instead."
     )
 
 
-def _check_real(name: str, value: object, low: float, high: float) -> float:
-    upper = "inf)" if math.isinf(high) else f"{high:g}]"
-    expected = f"a float in the range [{low:g}, {upper}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _invalid(name, expected, value)
-    number = float(value)
-    if not (math.isfinite(number) and low <= number <= high):
-        raise _invalid(name, expected, value)
-    return number
+def _is_finite_non_negative(value: object) -> bool:
+    return Interval(float, 0, None).is_satisfied_by(value) and math.isfinite(value)  # type: ignore[arg-type]
 
 
-def _check_random_state(value: object) -> int | None:
+def _is_timestamp(value: object) -> bool:
+    try:
+        return not pd.isna(pd.Timestamp(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+_LABEL_TYPES = (Sequence, np.ndarray, pd.Index, pd.Series)
+
+
+def _is_labels(value: object) -> bool:
+    # Sets are refused: their order, and so the generated data, would vary by run.
+    return isinstance(value, _LABEL_TYPES) and not isinstance(value, str | bytes)
+
+
+def _is_some_labels(value: object) -> bool:
+    return _is_labels(value) and len(value) > 0  # type: ignore[arg-type]
+
+
+_TIMESTAMP = [Satisfies(_is_timestamp, "a timestamp (str, datetime or pandas.Timestamp)"), NONE]
+
+
+def _labels(name: str, value: object) -> np.ndarray | None:
+    """The labels (checked a sequence by the declaration) as an object array of str."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise _invalid("random_state", "an int in the range [0, inf) or None", value)
-    return int(value)
-
-
-def _check_labels(name: str, value: object, *, allow_empty: bool) -> np.ndarray | None:
-    """Validate a sequence of labels; return them as an object array of str."""
-    if value is None:
-        return None
-    expected = "a sequence of str" + ("" if allow_empty else " with at least one element")
-    expected += " or None"
-    sequence_types = (Sequence, np.ndarray, pd.Index, pd.Series)
-    if isinstance(value, (str, bytes)) or not isinstance(value, sequence_types):
-        raise _invalid(name, expected, value)
     values = pd.Series(np.asarray(value, dtype=object).ravel(), dtype=object)
-    if len(values) == 0 and not allow_empty:
-        raise _invalid(name, expected, value)
     if values.isna().any():
-        raise _invalid(name, expected + " without missing values", value)
+        raise _invalid(name, "a sequence of str without missing values or None", value)
     return values.astype(str).to_numpy(dtype=object)
 
 
-def _check_timestamp(name: str, value: object) -> int | None:
-    """Parse ``start``/``end``; return nanoseconds since the epoch, UTC."""
+def _timestamp_ns(value: object) -> int | None:
+    """``start``/``end`` (checked parseable by the declaration) in nanoseconds, UTC."""
     if value is None:
         return None
-    expected = "a timestamp (str, datetime or pandas.Timestamp) or None"
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError, OverflowError):
-        raise _invalid(name, expected, value) from None
-    if pd.isna(stamp):
-        raise _invalid(name, expected, value)
+    stamp = pd.Timestamp(value)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return int(stamp.as_unit("ns").value)
 
 
-def _check_transactions(transactions: object) -> pd.DataFrame | None:
+def _check_transactions(transactions: pd.DataFrame | None) -> pd.DataFrame | None:
     """Return the usable columns: ids as text, ``time_ns`` as int64 UTC nanoseconds."""
     if transactions is None:
         return None
@@ -146,12 +145,10 @@ def _check_transactions(transactions: object) -> pd.DataFrame | None:
         "a pandas DataFrame with the canonical columns 'customer_id' and 'timestamp' "
         "(optionally 'order_id', 'product_id', 'category') or None"
     )
-    if not isinstance(transactions, pd.DataFrame):
-        raise _invalid("transactions", expected, transactions)
     missing = [c for c in ("customer_id", "timestamp") if c not in transactions.columns]
     if missing:
         raise InvalidParameterError(
-            f"The 'transactions' parameter of generate_events must be {expected}. "
+            f"The 'transactions' parameter of generate_events() must be {expected}. "
             f"Missing column(s): {', '.join(map(repr, missing))}."
         )
     usable = transactions["customer_id"].notna() & transactions["timestamp"].notna()
@@ -160,7 +157,7 @@ def _check_transactions(transactions: object) -> pd.DataFrame | None:
         stamps = pd.to_datetime(frame["timestamp"], utc=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidParameterError(
-            "The 'transactions' parameter of generate_events has a 'timestamp' column that "
+            "The 'transactions' parameter of generate_events() has a 'timestamp' column that "
             f"cannot be read as date-times: {exc}"
         ) from None
     out = pd.DataFrame(
@@ -302,6 +299,23 @@ def _prepare_lines(frame: pd.DataFrame, customers: np.ndarray) -> _Lines:
 # ---- the generator ---------------------------------------------------------------------------
 
 
+@validated(
+    transactions=[
+        InstanceOf(
+            (pd.DataFrame,),
+            "a pandas DataFrame with the canonical columns 'customer_id' and 'timestamp' "
+            "(optionally 'order_id', 'product_id', 'category')",
+        ),
+        NONE,
+    ],
+    customer_ids=[Satisfies(_is_labels, "a sequence of str"), NONE],
+    start=_TIMESTAMP,
+    end=_TIMESTAMP,
+    sessions_per_customer=[Satisfies(_is_finite_non_negative, "a float in the range [0, inf)")],
+    abandonment_rate=[Interval(float, 0, 1)],
+    categories=[Satisfies(_is_some_labels, "a sequence of str with at least one element"), NONE],
+    random_state=[Interval(int, 0, None), NONE],
+)
 def generate_events(
     transactions: pd.DataFrame | None = None,
     *,
@@ -419,13 +433,13 @@ def generate_events(
     >>> bool(events["timestamp"].max() <= pd.Timestamp("2024-01-20 18:30", tz="UTC"))
     True
     """
-    rate = _check_real("sessions_per_customer", sessions_per_customer, 0.0, math.inf)
-    abandon = _check_real("abandonment_rate", abandonment_rate, 0.0, 1.0)
-    seed = _check_random_state(random_state)
-    wanted_categories = _check_labels("categories", categories, allow_empty=False)
-    wanted_customers = _check_labels("customer_ids", customer_ids, allow_empty=True)
-    start_ns = _check_timestamp("start", start)
-    end_ns = _check_timestamp("end", end)
+    rate = float(sessions_per_customer)
+    abandon = float(abandonment_rate)
+    seed = None if random_state is None else int(random_state)
+    wanted_categories = _labels("categories", categories)
+    wanted_customers = _labels("customer_ids", customer_ids)
+    start_ns = _timestamp_ns(start)
+    end_ns = _timestamp_ns(end)
     frame = _check_transactions(transactions)
 
     if frame is None and wanted_customers is None:
@@ -437,7 +451,7 @@ def generate_events(
     for name, value in (("start", start_ns), ("end", end_ns)):
         if value is None and not has_lines:
             raise InvalidParameterError(
-                f"The {name!r} parameter of generate_events is required when there are no "
+                f"The {name!r} parameter of generate_events() is required when there are no "
                 "transactions to take the time window from."
             )
     if start_ns is None or end_ns is None:
@@ -449,12 +463,12 @@ def generate_events(
             end_ns = int(frame["time_ns"].max())
     if start_ns > end_ns:
         raise InvalidParameterError(
-            "The 'start' parameter of generate_events must not be after 'end'. Got "
+            "The 'start' parameter of generate_events() must not be after 'end'. Got "
             f"start={pd.Timestamp(start_ns, tz='UTC')} and end={pd.Timestamp(end_ns, tz='UTC')}."
         )
     if end_ns - start_ns >= _MAX_WINDOW_NS:
         raise InvalidParameterError(
-            "The 'end' parameter of generate_events must be less than 146 years after 'start'."
+            "The 'end' parameter of generate_events() must be less than 146 years after 'start'."
         )
 
     if wanted_customers is not None:

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segmentkit._common._params import NONE, InstanceOf, Interval, validate_params
+from segmentkit._common._params import (
+    NONE,
+    InstanceOf,
+    Interval,
+    ListLike,
+    Satisfies,
+    validated,
+)
 from segmentkit.errors import InvalidParameterError
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import NOISE, Segmentation, feature_rows
@@ -29,6 +36,20 @@ if TYPE_CHECKING:
 __all__ = ["QualityReport", "StabilityReport", "evaluate", "stability"]
 
 _SEED = [InstanceOf((int, np.integer), "an int"), NONE]
+_FEATURES = [
+    InstanceOf(
+        (CustomerFeatures, pd.DataFrame, np.ndarray),
+        "CustomerFeatures, a pandas DataFrame or a 2-D numpy array",
+    )
+]
+
+
+def _is_segmenter(value: object) -> bool:
+    # Imported on use: the engines package imports this module.
+    from segmentkit.engines._base import Segmenter
+
+    return isinstance(value, Segmenter)
+
 
 #: Width of the paragraphs ``str(report)`` returns.
 _WIDTH = 88
@@ -183,6 +204,14 @@ class StabilityReport:
         return textwrap.fill(text, width=_WIDTH)
 
 
+@validated(
+    segmentation=[InstanceOf((Segmentation,), "a Segmentation")],
+    features=_FEATURES,
+    segmenter=[Satisfies(_is_segmenter, "a fitted Segmenter"), NONE],
+    columns=[ListLike("a list of feature names (str)", item=InstanceOf((str,), "a str")), NONE],
+    sample_size=[Interval(int, 2, None)],
+    random_state=_SEED,
+)
 def evaluate(
     segmentation: Segmentation,
     features: CustomerFeatures | pd.DataFrame,
@@ -268,17 +297,6 @@ def evaluate(
 
     from segmentkit.engines._base import as_features
 
-    if not isinstance(segmentation, Segmentation):
-        msg = (
-            "The 'segmentation' parameter of evaluate must be a Segmentation. "
-            f"Got {type(segmentation).__name__} instead."
-        )
-        raise InvalidParameterError(msg)
-    validate_params(
-        "evaluate",
-        {"sample_size": sample_size, "random_state": random_state},
-        {"sample_size": [Interval(int, 2, None)], "random_state": _SEED},
-    )
     aligned = _aligned(as_features(features), segmentation)
     labels = segmentation.assignments["segment_id"].to_numpy(dtype=np.int64)
     matrix, space = _space(aligned, segmenter, columns)
@@ -319,6 +337,13 @@ def evaluate(
     )
 
 
+@validated(
+    segmenter=[Satisfies(_is_segmenter, "a Segmenter, e.g. sk.KMeansSegmenter()")],
+    features=_FEATURES,
+    n_resamples=[Interval(int, 1, None)],
+    sample_fraction=[Interval(float, 0, 1, closed="right")],
+    random_state=_SEED,
+)
 def stability(
     segmenter: Segmenter,
     features: CustomerFeatures | pd.DataFrame,
@@ -391,27 +416,8 @@ def stability(
     from sklearn.base import clone
     from sklearn.metrics import adjusted_rand_score
 
-    from segmentkit.engines._base import Segmenter, as_features
+    from segmentkit.engines._base import as_features
 
-    if not isinstance(segmenter, Segmenter):
-        msg = (
-            "The 'segmenter' parameter of stability must be a Segmenter, e.g. "
-            f"sk.KMeansSegmenter(). Got {type(segmenter).__name__} instead."
-        )
-        raise InvalidParameterError(msg)
-    validate_params(
-        "stability",
-        {
-            "n_resamples": n_resamples,
-            "sample_fraction": sample_fraction,
-            "random_state": random_state,
-        },
-        {
-            "n_resamples": [Interval(int, 1, None)],
-            "sample_fraction": [Interval(float, 0, 1, closed="right")],
-            "random_state": _SEED,
-        },
-    )
     name = type(segmenter).__name__
     if not segmenter.tags.supports_predict:
         msg = (

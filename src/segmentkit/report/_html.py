@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._common._files import PathLike, write_atomic
+from segmentkit._common._params import InstanceOf, validated
 from segmentkit._version import __version__
 from segmentkit.errors import InvalidParameterError
-from segmentkit.results._segmentation import NOISE, Segmentation
+from segmentkit.results._segmentation import NOISE, REPORT_PARAMETERS, Segmentation
 from segmentkit.timeline._abtest import COLUMNS as ANALYSIS_TABLE_COLUMNS
 
 __all__ = ["write_report"]
@@ -30,7 +31,6 @@ __all__ = ["write_report"]
 #: Most customers drawn on the 2-D map of a clustering (the PCA is fitted on them too).
 PROJECTION_SAMPLE = 3000
 
-_MIGRATION_ATTRIBUTES = ("matrix", "shares", "drift")
 _DRIFT_COLUMNS = ("segment", "customers_before", "customers_after", "size_change")
 # The columns analyze_test documents: one list, so the two cannot drift apart.
 _ANALYSIS_COLUMNS = tuple(ANALYSIS_TABLE_COLUMNS)
@@ -56,6 +56,14 @@ _KEY_MEDIANS = (
 )
 
 
+@validated(
+    segmentation=[
+        InstanceOf(
+            (Segmentation,), "a Segmentation, e.g. from sk.RFMSegmenter().fit_predict(features)"
+        )
+    ],
+    **REPORT_PARAMETERS,
+)
 def write_report(
     segmentation: Segmentation,
     path: PathLike,
@@ -116,7 +124,7 @@ def write_report(
     >>> text.count("<section "), "<script" in text
     (4, False)
     """
-    _check_arguments(segmentation, migration, analysis, title)
+    _check_tables(migration, analysis)
     runs = _snapshot_list(snapshots)
     document = _document(segmentation, migration, analysis, runs, title, segmenter)
     return write_atomic(path, lambda tmp: tmp.write_text(document, encoding="utf-8"))
@@ -125,34 +133,11 @@ def write_report(
 # --- arguments -----------------------------------------------------------------------
 
 
-def _check_arguments(segmentation: Any, migration: Any, analysis: Any, title: Any) -> None:
-    if not isinstance(segmentation, Segmentation):
-        msg = (
-            "The 'segmentation' parameter of report must be a Segmentation, e.g. from "
-            f"sk.RFMSegmenter().fit_predict(features). Got {type(segmentation).__name__}."
-        )
-        raise InvalidParameterError(msg)
-    if title is not None and not isinstance(title, str):
-        msg = f"The 'title' parameter of report must be a str or None. Got {type(title).__name__}."
-        raise InvalidParameterError(msg)
+def _check_tables(migration: Any, analysis: Any) -> None:
+    # Their types were checked by the declaration (REPORT_PARAMETERS); here their tables.
     if migration is not None:
-        lacking = [a for a in _MIGRATION_ATTRIBUTES if not hasattr(migration, a)]
-        if lacking:
-            msg = (
-                "The 'migration' parameter of report must be a Migration, from "
-                f"sk.migration(before, after). Got {type(migration).__name__}, which lacks "
-                f"{lacking}."
-            )
-            raise InvalidParameterError(msg)
         _check_columns(migration.drift, _DRIFT_COLUMNS, "migration.drift")
     if analysis is not None:
-        if not isinstance(getattr(analysis, "table", None), pd.DataFrame):
-            msg = (
-                "The 'analysis' parameter of report must be an ExperimentAnalysis, from "
-                f"sk.analyze_test(groups, outcomes). Got {type(analysis).__name__}, which "
-                "has no table."
-            )
-            raise InvalidParameterError(msg)
         _check_columns(analysis.table, _ANALYSIS_COLUMNS, "analysis.table")
 
 
@@ -169,12 +154,6 @@ def _check_columns(frame: Any, columns: Sequence[str], name: str) -> None:
 def _snapshot_list(snapshots: Any) -> list[Any]:
     if snapshots is None:
         return []
-    if isinstance(snapshots, str | bytes) or not isinstance(snapshots, Iterable):
-        msg = (
-            "The 'snapshots' parameter of report must be a sequence of Segmentation "
-            f"(e.g. from sk.snapshots(...)) or None. Got {type(snapshots).__name__}."
-        )
-        raise InvalidParameterError(msg)
     runs = list(snapshots)
     for i, run in enumerate(runs):
         if not (hasattr(run, "as_of") and isinstance(getattr(run, "catalog", None), pd.DataFrame)):

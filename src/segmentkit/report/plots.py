@@ -12,14 +12,14 @@ imported when a function runs, not when this module is imported.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
 
-from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, validate_params
-from segmentkit.errors import InvalidParameterError
+from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, Satisfies, validated
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import NOISE, Segmentation, feature_rows
 
@@ -31,9 +31,35 @@ __all__ = ["k_selection", "projection", "rfm_heatmap", "segment_sizes"]
 
 _MISSING_MATPLOTLIB = "Plots need matplotlib: pip install 'segmentkit[plot]'."
 _SEED = [InstanceOf((int, np.integer), "an int"), NONE]
+_SEGMENTATION = [
+    InstanceOf(
+        (Segmentation,), "a Segmentation, e.g. from sk.RFMSegmenter().fit_predict(features)"
+    )
+]
+_FEATURES = [InstanceOf((CustomerFeatures, pd.DataFrame), "CustomerFeatures, a pandas DataFrame")]
+
+
+def _is_axes(value: object) -> bool:
+    # matplotlib is optional and imported only to draw: an object can only be an Axes
+    # once matplotlib.axes is loaded.
+    module = sys.modules.get("matplotlib.axes")
+    return module is not None and isinstance(value, module.Axes)
+
+
+_AX = [Satisfies(_is_axes, "a matplotlib Axes"), NONE]
+
+
+def _is_segmenter(value: object) -> bool:
+    # Imported on use: the engines load scikit-learn, which `import segmentkit` must not.
+    from segmentkit.engines._base import Segmenter
+
+    return isinstance(value, Segmenter)
+
+
 _NOISE_COLOR = "0.75"
 
 
+@validated(segmentation=_SEGMENTATION, ax=_AX)
 def segment_sizes(segmentation: Segmentation, *, ax: Axes | None = None) -> Figure:
     """Bars of each segment's share of customers and share of revenue, largest first.
 
@@ -75,7 +101,6 @@ def segment_sizes(segmentation: Segmentation, *, ax: Axes | None = None) -> Figu
     (22, 'Champions')
     >>> fig.savefig("segment_sizes.png")  # doctest: +SKIP
     """
-    _check_segmentation(segmentation, "segment_sizes")
     catalog = segmentation.catalog
     shown = catalog[catalog["customers"] > 0].sort_values(
         ["customers", "segment_id"], ascending=[False, True]
@@ -112,6 +137,12 @@ def segment_sizes(segmentation: Segmentation, *, ax: Axes | None = None) -> Figu
     return fig
 
 
+@validated(
+    segmentation=_SEGMENTATION,
+    features=[*_FEATURES, NONE],
+    value=[OneOf("customers", "monetary")],
+    ax=_AX,
+)
 def rfm_heatmap(
     segmentation: Segmentation,
     features: CustomerFeatures | pd.DataFrame | None = None,
@@ -174,8 +205,6 @@ def rfm_heatmap(
     >>> round(float(fig.axes[0].images[0].get_array()[0, -1]), 2)
     288.83
     """
-    _check_segmentation(segmentation, "rfm_heatmap")
-    validate_params("rfm_heatmap", {"value": value}, {"value": [OneOf("customers", "monetary")]})
     data = _rfm_grid(segmentation, features, value)
     grid, counts, n_bins = data.values, data.counts, data.n_bins
     if value == "customers":
@@ -221,6 +250,14 @@ def rfm_heatmap(
     return fig
 
 
+@validated(
+    segmentation=_SEGMENTATION,
+    features=_FEATURES,
+    segmenter=[Satisfies(_is_segmenter, "a fitted Segmenter"), NONE],
+    sample=[Interval(int, 1, None), NONE],
+    random_state=_SEED,
+    ax=_AX,
+)
 def projection(
     segmentation: Segmentation,
     features: CustomerFeatures | pd.DataFrame,
@@ -283,12 +320,6 @@ def projection(
     >>> len(ax.get_legend().get_texts())
     3
     """
-    _check_segmentation(segmentation, "projection")
-    validate_params(
-        "projection",
-        {"sample": sample, "random_state": random_state},
-        {"sample": [Interval(int, 1, None), NONE], "random_state": _SEED},
-    )
     data = _projection_points(segmentation, features, segmenter, sample, random_state)
     fig, ax = _figure_and_axes(ax, figsize=(9.0, 6.0))
     points, drawn, ratios, n = data.points, data.labels, data.ratios, data.n_customers
@@ -343,6 +374,9 @@ def projection(
     return fig
 
 
+@validated(
+    segmenter=[Satisfies(_is_segmenter, "a fitted KMeansSegmenter that searched k")], ax=_AX
+)
 def k_selection(segmenter: Any, *, ax: Axes | None = None) -> Figure:
     """Silhouette and inertia for each k a :class:`~segmentkit.KMeansSegmenter` tried.
 
@@ -542,30 +576,17 @@ def _figure_and_axes(ax: Any, *, figsize: tuple[float, float]) -> tuple[Figure, 
         # Import the package first: `import matplotlib.figure` alone would succeed from
         # the module cache even when the package itself is blocked.
         import matplotlib  # noqa: F401
-        from matplotlib.axes import Axes
         from matplotlib.figure import Figure
     except ImportError as error:
         raise ImportError(_MISSING_MATPLOTLIB) from error
     if ax is None:
         fig = Figure(figsize=figsize, layout="constrained")
         return fig, fig.add_subplot()
-    if not isinstance(ax, Axes):
-        msg = f"The 'ax' parameter must be a matplotlib Axes or None. Got {type(ax).__name__}."
-        raise InvalidParameterError(msg)
     # An axes of a subfigure belongs to the subfigure; return the figure that saves.
     owner = ax.figure
     while not isinstance(owner, Figure):
         owner = owner.figure
     return owner, ax
-
-
-def _check_segmentation(segmentation: Any, owner: str) -> None:
-    if not isinstance(segmentation, Segmentation):
-        msg = (
-            f"The 'segmentation' parameter of {owner} must be a Segmentation, e.g. from "
-            f"sk.RFMSegmenter().fit_predict(features). Got {type(segmentation).__name__}."
-        )
-        raise InvalidParameterError(msg)
 
 
 def _monetary(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,16 @@ import pandas as pd
 
 from segmentkit._common._csv import read_csv, write_csv
 from segmentkit._common._files import PathLike, write_atomic
-from segmentkit.errors import InvalidParameterError, UnknownSegmentError
+from segmentkit._common._params import (
+    NONE,
+    PATH,
+    InstanceOf,
+    ListLike,
+    OneOf,
+    Satisfies,
+    validated,
+)
+from segmentkit.errors import UnknownSegmentError
 from segmentkit.features._extract import CustomerFeatures
 
 __all__ = ["NOISE", "Segment", "Segmentation"]
@@ -24,6 +34,50 @@ NOISE = -1
 
 _KEY_FEATURES = ("recency_days", "frequency", "monetary")
 Table = Literal["assignments", "catalog"]
+
+_SEGMENT = [InstanceOf((str, numbers.Integral), "a segment name (str) or id (int)")]
+_TABLES = ("assignments", "catalog")
+
+
+def _is_migration(value: object) -> bool:
+    return all(hasattr(value, a) for a in ("matrix", "shares", "drift"))
+
+
+def _is_analysis(value: object) -> bool:
+    return isinstance(getattr(value, "table", None), pd.DataFrame)
+
+
+def _is_segmentation(value: object) -> bool:
+    return isinstance(value, Segmentation)
+
+
+def _is_segmenter(value: object) -> bool:
+    # Duck-typed: the engines sit above results on the data path.
+    return callable(getattr(value, "fit", None)) and callable(getattr(value, "get_params", None))
+
+
+#: The parameters of the HTML report, declared once for Segmentation.report and
+#: segmentkit.report.write_report (which adds ``segmentation``).
+REPORT_PARAMETERS: dict[str, list[Any]] = {
+    "path": [PATH],
+    "migration": [
+        Satisfies(_is_migration, "a Migration (from sk.migration(before, after))"),
+        NONE,
+    ],
+    "analysis": [
+        Satisfies(_is_analysis, "an ExperimentAnalysis (from sk.analyze_test(groups, outcomes))"),
+        NONE,
+    ],
+    "snapshots": [
+        ListLike(
+            "a sequence of Segmentation (e.g. from sk.snapshots(...))",
+            item=Satisfies(_is_segmentation, "a Segmentation"),
+        ),
+        NONE,
+    ],
+    "title": [InstanceOf((str,), "a str"), NONE],
+    "segmenter": [Satisfies(_is_segmenter, "a fitted Segmenter"), NONE],
+}
 
 # A result never imports the report that draws it (the report sits above results on
 # the data path); the package root plugs the writer in when segmentkit is imported.
@@ -103,6 +157,10 @@ class Segmentation:
         self._features = features
 
     @classmethod
+    @validated(
+        assignments=[InstanceOf((pd.DataFrame,), "a pandas DataFrame"), PATH],
+        engine=[InstanceOf((str,), "a str")],
+    )
     def from_assignments(
         cls, assignments: pd.DataFrame | PathLike, *, engine: str = "file"
     ) -> Segmentation:
@@ -184,6 +242,16 @@ class Segmentation:
             .drop(columns=["segment_id"])
         )
 
+    @validated(
+        features=[
+            InstanceOf((CustomerFeatures, pd.DataFrame), "CustomerFeatures, a pandas DataFrame"),
+            NONE,
+        ],
+        columns=[
+            ListLike("a sequence of feature names (str)", item=InstanceOf((str,), "a str")),
+            NONE,
+        ],
+    )
     def profile(
         self,
         features: CustomerFeatures | pd.DataFrame | None = None,
@@ -261,14 +329,8 @@ class Segmentation:
             frame = self._features.frame
         elif isinstance(features, CustomerFeatures):
             frame = features.frame
-        elif isinstance(features, pd.DataFrame):
-            frame = CustomerFeatures.from_frame(features).frame
         else:
-            msg = (
-                "The 'features' parameter must be CustomerFeatures, a pandas DataFrame or "
-                f"None. Got {type(features).__name__} instead."
-            )
-            raise InvalidParameterError(msg)
+            frame = CustomerFeatures.from_frame(features).frame
         if columns is None:
             numeric = [c for c in frame.columns if _is_plain_numeric(frame[c])]
         else:
@@ -315,6 +377,7 @@ class Segmentation:
         """
         return self.assignments.copy()
 
+    @validated(segment=_SEGMENT)
     def members(self, segment: str | int) -> pd.Index:
         """Ids of the customers in one segment, given by name or id.
 
@@ -348,6 +411,7 @@ class Segmentation:
         chosen = self.assignments["segment_id"].to_numpy() == label
         return pd.Index(self.assignments["customer_id"].to_numpy()[chosen], name="customer_id")
 
+    @validated(path=[PATH], table=[OneOf(*_TABLES)])
     def to_csv(self, path: PathLike, *, table: Table = "assignments") -> Path:
         """Write the assignments (or the catalog) to a CSV file, atomically.
 
@@ -367,6 +431,7 @@ class Segmentation:
         # 15 significant digits print sums as 45724.37, not 45724.369999999995.
         return write_csv(path, frame, index=False, float_format="%.15g")
 
+    @validated(path=[PATH], table=[OneOf(*_TABLES)])
     def to_parquet(self, path: PathLike, *, table: Table = "assignments") -> Path:
         """Write the assignments (or the catalog) to a Parquet file, atomically.
 
@@ -390,6 +455,7 @@ class Segmentation:
         frame = self._table(table)
         return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
+    @validated(path=[PATH], table=[OneOf("all", *_TABLES)])
     def to_json(self, path: PathLike, *, table: Table | Literal["all"] = "all") -> Path:
         """Write the segmentation to a JSON file, atomically.
 
@@ -406,12 +472,6 @@ class Segmentation:
         pathlib.Path
             The path written.
         """
-        if table not in ("all", "assignments", "catalog"):
-            msg = (
-                "The 'table' parameter must be 'all', 'assignments' or 'catalog'. "
-                f"Got {table!r} instead."
-            )
-            raise InvalidParameterError(msg)
         document: dict[str, Any] | list[dict[str, Any]]
         if table == "all":
             document = {
@@ -425,6 +485,7 @@ class Segmentation:
         text = json.dumps(document, indent=1, allow_nan=False, default=str)
         return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
+    @validated(**REPORT_PARAMETERS)
     def report(
         self,
         path: PathLike,
@@ -505,12 +566,9 @@ class Segmentation:
     def _table(self, table: str) -> pd.DataFrame:
         # Files carry their observation date: a segment file without it cannot be
         # reproduced or compared with next month's.
-        if table == "assignments":
-            return self.assignments.assign(as_of=self.as_of.isoformat())
-        if table == "catalog":
-            return self.catalog.assign(as_of=self.as_of.isoformat())
-        msg = f"The 'table' parameter must be 'assignments' or 'catalog'. Got {table!r} instead."
-        raise InvalidParameterError(msg)
+        # `table` was checked by the public writer's declaration.
+        chosen = self.assignments if table == "assignments" else self.catalog
+        return chosen.assign(as_of=self.as_of.isoformat())
 
     def __len__(self) -> int:
         return len(self.assignments)

@@ -6,13 +6,14 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass
-from typing import Literal, TypeGuard, cast
+from typing import Literal, TypeGuard
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from segmentkit._common._files import PathLike
+from segmentkit._common._params import NONE, PATH, InstanceOf, Interval, OneOf, validated
 from segmentkit.errors import InvalidParameterError, SegmentkitWarning
 from segmentkit.timeline._groups import GroupAssignment
 
@@ -142,6 +143,7 @@ class ExperimentAnalysis:
         self.min_customers = min_customers
         self.min_conversions = min_conversions
 
+    @validated(segment=[InstanceOf((str,), "a segment name (str)")])
     def summary(self, segment: str = ALL_CUSTOMERS) -> pd.DataFrame:
         """The key figures of one segment, one row per arm.
 
@@ -197,6 +199,7 @@ class ExperimentAnalysis:
         ]
         return rows.set_index("arm")[columns]
 
+    @validated(method=[OneOf("holm", "bonferroni")])
     def adjusted_p_values(self, method: Literal["holm", "bonferroni"] = "holm") -> pd.DataFrame:
         """P-values corrected for testing many segments and arms at once.
 
@@ -244,9 +247,6 @@ class ExperimentAnalysis:
         1              a               0.316                        0.381
         2              b               0.191                        0.381
         """
-        if method not in ("holm", "bonferroni"):
-            msg = f"The 'method' parameter must be 'holm' or 'bonferroni'. Got {method!r} instead."
-            raise InvalidParameterError(msg)
         rows = self.table[self.table["arm"] != self.control].reset_index(drop=True)
         result = rows[["segment", "arm"]].copy()
         for metric in ("conversion", "revenue"):
@@ -274,6 +274,29 @@ class ExperimentAnalysis:
         return "\n".join(lines)
 
 
+_COLUMN = InstanceOf((str,), "a column name (str)")
+
+
+@validated(
+    groups=[
+        InstanceOf(
+            (GroupAssignment, pd.DataFrame),
+            "a GroupAssignment, a pandas DataFrame as GroupAssignment.to_frame() returns",
+        ),
+        PATH,
+    ],
+    outcomes=[InstanceOf((pd.DataFrame,), "a pandas DataFrame with one row per customer")],
+    control=[InstanceOf((str,), "an arm name (str)")],
+    customer=[_COLUMN],
+    converted=[_COLUMN, NONE],
+    revenue=[_COLUMN, NONE],
+    confidence=[Interval(float, 0, 1, closed="neither")],
+    revenue_test=[OneOf("welch", "bootstrap")],
+    n_bootstrap=[Interval(int, 100, None)],
+    random_state=[Interval(int, 0, None)],
+    min_customers=[Interval(int, 2, None)],
+    min_conversions=[Interval(int, 0, None)],
+)
 def analyze_test(
     groups: GroupAssignment | PathLike | pd.DataFrame,
     outcomes: pd.DataFrame,
@@ -379,16 +402,7 @@ def analyze_test(
     """
     if not isinstance(groups, GroupAssignment):
         groups = GroupAssignment.read(groups)
-    _check_parameters(
-        groups,
-        control=control,
-        confidence=confidence,
-        revenue_test=revenue_test,
-        n_bootstrap=n_bootstrap,
-        random_state=random_state,
-        min_customers=min_customers,
-        min_conversions=min_conversions,
-    )
+    _check_control(groups, control)
     converted_by, revenue_by, missing, unknown = _outcomes(
         groups, outcomes, customer=customer, converted=converted, revenue=revenue
     )
@@ -397,7 +411,7 @@ def analyze_test(
             f"{len(unknown)} customer(s) of the outcomes are in no arm of the test, e.g. "
             f"{unknown[:3].tolist()}; they are left out (see .unknown_customers).",
             SegmentkitWarning,
-            stacklevel=2,
+            stacklevel=3,  # past the validating wrapper of @validated
         )
     settings = _Settings(
         control=control,
@@ -432,7 +446,7 @@ def analyze_test(
             f"{min_conversions} conversions); their 'conclusive' is False. See the "
             "'note' column.",
             SegmentkitWarning,
-            stacklevel=2,
+            stacklevel=3,  # past the validating wrapper of @validated
         )
     return ExperimentAnalysis(
         result,
@@ -462,55 +476,11 @@ def _is_int(value: object) -> TypeGuard[numbers.Integral]:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_parameters(
-    groups: GroupAssignment,
-    *,
-    control: object,
-    confidence: object,
-    revenue_test: object,
-    n_bootstrap: object,
-    random_state: object,
-    min_customers: object,
-    min_conversions: object,
-) -> None:
+def _check_control(groups: GroupAssignment, control: str) -> None:
     if control not in groups.arms:
         msg = (
             f"The control {control!r} is not an arm of the test. Arms: {list(groups.arms)}. "
             "Pass control='<name of the holdout arm>'."
-        )
-        raise InvalidParameterError(msg)
-    if (
-        isinstance(confidence, bool)
-        or not isinstance(confidence, numbers.Real)
-        # typeshed's numbers.Real declares only < and <=; every Real compares like a float.
-        or not 0 < cast("float", confidence) < 1
-    ):
-        msg = (
-            "The 'confidence' parameter must be a number between 0 and 1, e.g. 0.95. "
-            f"Got {confidence!r}."
-        )
-        raise InvalidParameterError(msg)
-    if revenue_test not in ("welch", "bootstrap"):
-        msg = f"The 'revenue_test' parameter must be 'welch' or 'bootstrap'. Got {revenue_test!r}."
-        raise InvalidParameterError(msg)
-    if not _is_int(n_bootstrap) or n_bootstrap < 100:
-        msg = (
-            f"The 'n_bootstrap' parameter must be an integer of at least 100. Got {n_bootstrap!r}."
-        )
-        raise InvalidParameterError(msg)
-    if not _is_int(random_state) or random_state < 0:
-        msg = f"The 'random_state' parameter must be a non-negative integer. Got {random_state!r}."
-        raise InvalidParameterError(msg)
-    if not _is_int(min_customers) or min_customers < 2:
-        msg = (
-            "The 'min_customers' parameter must be an integer of at least 2. "
-            f"Got {min_customers!r}."
-        )
-        raise InvalidParameterError(msg)
-    if not _is_int(min_conversions) or min_conversions < 0:
-        msg = (
-            "The 'min_conversions' parameter must be a non-negative integer. "
-            f"Got {min_conversions!r}."
         )
         raise InvalidParameterError(msg)
 
@@ -524,12 +494,6 @@ def _outcomes(
     revenue: str | None,
 ) -> tuple[np.ndarray, np.ndarray, int, pd.Index]:
     """Conversion and revenue aligned with the assignment, missing outcomes, unknown ids."""
-    if not isinstance(outcomes, pd.DataFrame):
-        msg = (
-            "The 'outcomes' parameter must be a pandas DataFrame with one row per customer. "
-            f"Got {type(outcomes).__name__} instead."
-        )
-        raise InvalidParameterError(msg)
     if converted is None and revenue is None:
         msg = "Give at least one of 'converted' and 'revenue': there is nothing to compare."
         raise InvalidParameterError(msg)

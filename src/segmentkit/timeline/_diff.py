@@ -22,12 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
+from segmentkit._common._params import NONE, InstanceOf, ListLike, validated
 from segmentkit.errors import UnknownSegmentError
 from segmentkit.results._segmentation import Segmentation
 
 __all__ = ["membership_changes", "restrict"]
+
+_IDS = ListLike("a sequence of customer ids")
+_SIDE = [InstanceOf((Segmentation,), "a Segmentation"), _IDS, NONE]
 
 
 def _members(side: Segmentation | pd.Index | Iterable[str] | None, segment: str | int | None):
@@ -47,6 +52,11 @@ def _members(side: Segmentation | pd.Index | Iterable[str] | None, segment: str 
     return pd.Index(ids.astype(str), name="customer_id").unique()
 
 
+@validated(
+    before=_SIDE,
+    after=_SIDE,
+    segment=[InstanceOf((str, int, np.integer), "a segment name (str) or id (int)"), NONE],
+)
 def membership_changes(
     before: Segmentation | pd.Index | Iterable[str] | None,
     after: Segmentation | pd.Index | Iterable[str] | None,
@@ -94,6 +104,7 @@ def membership_changes(
     return to_add, to_remove
 
 
+@validated(segmentation=[InstanceOf((Segmentation,), "a Segmentation")], customer_ids=[_IDS])
 def restrict(segmentation: Segmentation, customer_ids: Iterable[str]) -> Segmentation:
     """The segmentation cut down to some customers (e.g. those of a membership change).
 

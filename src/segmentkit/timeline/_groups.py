@@ -7,12 +7,14 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
 
 from segmentkit._common._csv import restore_frame, write_csv
 from segmentkit._common._files import PathLike, write_atomic
+from segmentkit._common._params import NONE, PATH, InstanceOf, Satisfies, validated
 from segmentkit.errors import InvalidParameterError, UnknownSegmentError
 from segmentkit.results._segmentation import Segmentation
 
@@ -26,6 +28,11 @@ ALL_CUSTOMERS = "All customers"
 _SEPARATOR = "\x1f"
 _COLUMNS = ["customer_id", "segment_id", "segment", "stratum", "arm", "bucket"]
 _FILE_COLUMNS = [*_COLUMNS, "salt", "arms", "stratify_by"]
+_SEGMENT = [InstanceOf((str, int, np.integer), "a segment name (str) or id (int)"), NONE]
+
+
+def _is_salt(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value)
 
 
 class GroupAssignment:
@@ -140,6 +147,7 @@ class GroupAssignment:
             return pairs.sort_values("segment_id", kind="stable")["stratum"].tolist()
         return sorted(pd.unique(table["stratum"]))
 
+    @validated(arm=[InstanceOf((str,), "an arm name (str)")], segment=_SEGMENT)
     def members(self, arm: str, segment: str | int | None = None) -> pd.Index:
         """Ids of the customers in one arm, optionally of one segment only.
 
@@ -215,6 +223,7 @@ class GroupAssignment:
             stratify_by="" if self.stratify_by is None else self.stratify_by,
         )
 
+    @validated(path=[PATH])
     def to_csv(self, path: PathLike) -> Path:
         """Write the assignment to a CSV file, atomically.
 
@@ -250,6 +259,7 @@ class GroupAssignment:
         # bucket, so a reread file compares equal.
         return write_csv(path, frame, index=False)
 
+    @validated(path=[PATH])
     def to_parquet(self, path: PathLike) -> Path:
         """Write the assignment to a Parquet file, atomically.
 
@@ -284,6 +294,7 @@ class GroupAssignment:
         frame = self.to_frame()
         return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
+    @validated(path=[PATH])
     def to_json(self, path: PathLike) -> Path:
         """Write the assignment to a JSON document, atomically.
 
@@ -328,6 +339,7 @@ class GroupAssignment:
         return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     @classmethod
+    @validated(source=[PATH, InstanceOf((pd.DataFrame,), "a pandas DataFrame")])
     def read(cls, source: PathLike | pd.DataFrame) -> GroupAssignment:
         """Read an assignment written by :meth:`to_csv`, :meth:`to_parquet` or :meth:`to_json`.
 
@@ -420,6 +432,17 @@ class GroupAssignment:
         )
 
 
+@validated(
+    segmentation=[
+        InstanceOf(
+            (Segmentation, pd.DataFrame),
+            "a Segmentation or a pandas DataFrame with a 'customer_id' column",
+        )
+    ],
+    arms=[InstanceOf((Mapping,), f"a mapping of arm name to share, e.g. {dict(DEFAULT_ARMS)}")],
+    salt=[Satisfies(_is_salt, "a non-empty str naming the campaign, e.g. 'campaign-2026-11'")],
+    stratify_by=[InstanceOf((str,), "'segment', a column name (str)"), NONE],
+)
 def assign_groups(
     segmentation: Segmentation | pd.DataFrame,
     arms: Mapping[str, float] = DEFAULT_ARMS,
@@ -567,7 +590,7 @@ def _check_arms(arms: object) -> dict[str, float]:
 
 
 def _check_salt(salt: object) -> str:
-    if not isinstance(salt, str) or not salt:
+    if not _is_salt(salt):
         msg = (
             "The 'salt' parameter must be a non-empty text naming the campaign, e.g. "
             f"'campaign-2026-11'. Got {salt!r}."
@@ -576,33 +599,21 @@ def _check_salt(salt: object) -> str:
     return salt
 
 
-def _customers(segmentation: object) -> pd.DataFrame:
+def _customers(segmentation: Segmentation | pd.DataFrame) -> pd.DataFrame:
     if isinstance(segmentation, Segmentation):
         return segmentation.assignments
-    if isinstance(segmentation, pd.DataFrame):
-        if "customer_id" not in segmentation.columns:
-            msg = (
-                "A frame of customers needs a 'customer_id' column. Columns: "
-                f"{list(segmentation.columns)}."
-            )
-            raise InvalidParameterError(msg)
-        return segmentation.reset_index(drop=True)
-    msg = (
-        "The 'segmentation' parameter must be a Segmentation or a pandas DataFrame with a "
-        f"'customer_id' column. Got {type(segmentation).__name__} instead."
-    )
-    raise InvalidParameterError(msg)
-
-
-def _strata(frame: pd.DataFrame, stratify_by: object) -> np.ndarray:
-    if stratify_by is None:
-        return np.full(len(frame), ALL_CUSTOMERS, dtype=object)
-    if not isinstance(stratify_by, str):
+    if "customer_id" not in segmentation.columns:
         msg = (
-            "The 'stratify_by' parameter must be 'segment', None or a column name. "
-            f"Got {stratify_by!r}."
+            "A frame of customers needs a 'customer_id' column. Columns: "
+            f"{list(segmentation.columns)}."
         )
         raise InvalidParameterError(msg)
+    return segmentation.reset_index(drop=True)
+
+
+def _strata(frame: pd.DataFrame, stratify_by: str | None) -> np.ndarray:
+    if stratify_by is None:
+        return np.full(len(frame), ALL_CUSTOMERS, dtype=object)
     if stratify_by not in frame.columns:
         msg = (
             f"Cannot stratify by {stratify_by!r}: no such column. Columns: "

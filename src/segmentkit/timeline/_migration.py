@@ -21,6 +21,7 @@ import pandas as pd
 
 from segmentkit._common._csv import write_csv
 from segmentkit._common._files import PathLike
+from segmentkit._common._params import PATH, InstanceOf, OneOf, Satisfies, validated
 from segmentkit.errors import InvalidParameterError, UnknownSegmentError
 from segmentkit.results._segmentation import Segmentation
 
@@ -38,8 +39,19 @@ _CLOCK_FEATURES = frozenset(
     {"recency_days", "tenure_days", "days_since_last_visit", "days_since_signup", "age"}
 )
 _MATCHES = ("auto", "name", "overlap", "centroid")
+_SEGMENTATION = [
+    InstanceOf(
+        (Segmentation,), "a Segmentation (read a file with Segmentation.from_assignments())"
+    )
+]
+_SEGMENT_KEY = [InstanceOf((str,), "a segment name (str)")]
 
 
+def _is_current(value: object) -> bool:
+    return isinstance(value, Segmentation | Mapping)
+
+
+@validated(before=_SEGMENTATION, after=_SEGMENTATION, match=[OneOf(*_MATCHES)])
 def migration(before: Segmentation, after: Segmentation, *, match: Match = "auto") -> Migration:
     """Compare two segmentations of the same customer base.
 
@@ -82,16 +94,6 @@ def migration(before: Segmentation, after: Segmentation, *, match: Match = "auto
     >>> moved.matrix.loc["Champions", "Champions"] > 0
     np.True_
     """
-    for side, value in (("before", before), ("after", after)):
-        if not isinstance(value, Segmentation):
-            msg = (
-                f"migration() compares two Segmentation objects; {side} is a "
-                f"{type(value).__name__}. Read a file with Segmentation.from_assignments()."
-            )
-            raise InvalidParameterError(msg)
-    if match not in _MATCHES:
-        msg = f"The 'match' parameter must be one of {list(_MATCHES)}. Got {match!r} instead."
-        raise InvalidParameterError(msg)
     return Migration(before, after, _resolve_match(match, before, after))
 
 
@@ -185,6 +187,7 @@ class Migration:
         """
         return SegmentChanges(self.before, self.after, self._pairs)
 
+    @validated(folder=[PATH])
     def to_csv(self, folder: PathLike) -> dict[str, object]:
         """Write ``matrix.csv``, ``shares.csv``, ``moves.csv``, ``drift.csv`` and ``changes.csv``.
 
@@ -302,6 +305,7 @@ class SegmentChanges:
             raise UnknownSegmentError(msg)
         return segment
 
+    @validated(segment=_SEGMENT_KEY)
     def to_add(self, segment: str) -> pd.Index:
         """Ids of the customers who joined ``segment``.
 
@@ -317,6 +321,7 @@ class SegmentChanges:
         """
         return self._add[self._key(segment)]
 
+    @validated(segment=_SEGMENT_KEY)
     def to_remove(self, segment: str) -> pd.Index:
         """Ids of the customers who left ``segment``.
 
@@ -332,6 +337,7 @@ class SegmentChanges:
         """
         return self._remove[self._key(segment)]
 
+    @validated(segment=_SEGMENT_KEY)
     def additions(self, segment: str) -> Segmentation:
         """The joiners as a segmentation with the one segment, ready for an exporter.
 
@@ -348,6 +354,7 @@ class SegmentChanges:
         """
         return self._as_segmentation(self.to_add(segment), segment, self._after)
 
+    @validated(segment=_SEGMENT_KEY)
     def removals(self, segment: str) -> Segmentation:
         """The leavers as a segmentation with the one segment, ready for an exporter.
 
@@ -373,6 +380,11 @@ class SegmentChanges:
         table["as_of"] = side.as_of
         return Segmentation.from_assignments(table, engine=side.engine)
 
+    @validated(
+        current=[
+            Satisfies(_is_current, "a Segmentation or a mapping of segment key to member ids")
+        ]
+    )
     def apply(self, current: Segmentation | Mapping[str, Iterable[str]]) -> dict[str, pd.Index]:
         """Apply the changes to the audiences as they are now.
 

@@ -9,6 +9,16 @@ from typing import Any, Literal, overload
 import pandas as pd
 
 from segmentkit._common._files import PathLike
+from segmentkit._common._params import (
+    NONE,
+    PATH,
+    InstanceOf,
+    Interval,
+    ListLike,
+    OneOf,
+    Satisfies,
+    validated,
+)
 from segmentkit.contracts._customers import Customers
 from segmentkit.contracts._events import Events
 from segmentkit.contracts._transactions import Transactions
@@ -20,8 +30,33 @@ __all__ = ["Snapshots", "snapshots"]
 
 Refit = Literal["first", "each", "none"]
 _REFITS = ("first", "each", "none")
+_POSITION = [Interval(int, None, None)]
 
 
+def _is_engine(value: object) -> bool:
+    # Imported on use: the engines load scikit-learn, which `import segmentkit` must not.
+    from segmentkit.engines._base import Segmenter
+
+    return isinstance(value, Segmenter | str)
+
+
+@validated(
+    transactions=[
+        InstanceOf((Transactions,), "validated Transactions (sk.Transactions.from_frame(...))")
+    ],
+    engine=[Satisfies(_is_engine, "a Segmenter or a registered engine name ('rfm'...)")],
+    as_of=[
+        ListLike(
+            "a non-empty sequence of dates, e.g. pd.date_range('2024-01-01', '2024-12-01', "
+            "freq='MS')",
+            min_length=1,
+        )
+    ],
+    events=[InstanceOf((Events,), "validated Events"), NONE],
+    customers=[InstanceOf((Customers,), "validated Customers"), NONE],
+    refit=[OneOf(*_REFITS)],
+    feature_params=[InstanceOf((Mapping,), "a mapping of extract_features arguments"), NONE],
+)
 def snapshots(
     transactions: Transactions,
     engine: Any,
@@ -84,15 +119,6 @@ def snapshots(
     >>> monthly.sizes().sum(axis=1).is_monotonic_increasing
     True
     """
-    if refit not in _REFITS:
-        msg = f"The 'refit' parameter must be one of {list(_REFITS)}. Got {refit!r} instead."
-        raise InvalidParameterError(msg)
-    if not isinstance(transactions, Transactions):
-        msg = (
-            f"snapshots() takes validated Transactions, got {type(transactions).__name__}. "
-            "Build them with sk.Transactions.from_frame(...)."
-        )
-        raise InvalidParameterError(msg)
     dates = _dates(as_of)
     model = _engine(engine, refit)
     options = dict(feature_params or {})
@@ -165,6 +191,7 @@ class Snapshots(Sequence[Segmentation]):
     def __iter__(self) -> Iterator[Segmentation]:
         return iter(self._items)
 
+    @validated(value=[OneOf("customers", "share", "revenue")])
     def sizes(
         self, *, value: Literal["customers", "share", "revenue"] = "customers"
     ) -> pd.DataFrame:
@@ -180,13 +207,11 @@ class Snapshots(Sequence[Segmentation]):
         pandas.DataFrame
             Indexed by ``as_of``, one column per segment name (first seen order).
         """
-        if value not in ("customers", "share", "revenue"):
-            msg = f"value must be 'customers', 'share' or 'revenue'; got {value!r}."
-            raise InvalidParameterError(msg)
         rows = [s.catalog.set_index("segment")[value] for s in self._items]
         table = pd.DataFrame(rows, index=pd.Index(self.as_of, name="as_of"))
         return table.fillna(0)
 
+    @validated(before=_POSITION, after=_POSITION)
     def migration(self, before: int = -2, after: int = -1, **kwargs: Any) -> Any:
         """Compare two snapshots (default: the last two) with :func:`~segmentkit.migration`.
 
@@ -225,6 +250,7 @@ class Snapshots(Sequence[Segmentation]):
         """
         return [self.migration(i, i + 1, **kwargs) for i in range(len(self) - 1)]
 
+    @validated(folder=[PATH], fmt=[OneOf("csv", "parquet", "json")])
     def to_dir(self, folder: PathLike, *, fmt: Literal["csv", "parquet", "json"] = "csv") -> Path:
         """Write every snapshot's assignments as ``segments-YYYY-MM-DD.<fmt>`` plus ``sizes.csv``.
 
@@ -245,9 +271,6 @@ class Snapshots(Sequence[Segmentation]):
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         writers = {"csv": "to_csv", "parquet": "to_parquet", "json": "to_json"}
-        if fmt not in writers:
-            msg = f"fmt must be one of {sorted(writers)}; got {fmt!r}."
-            raise InvalidParameterError(msg)
         for item in self._items:
             path = out / f"segments-{item.as_of:%Y-%m-%d}.{fmt}"
             if fmt == "json":
@@ -268,12 +291,6 @@ class Snapshots(Sequence[Segmentation]):
 
 
 def _dates(as_of: Any) -> list[pd.Timestamp]:
-    if isinstance(as_of, str) or not hasattr(as_of, "__iter__"):
-        msg = (
-            "as_of takes a sequence of dates, e.g. pd.date_range('2024-01-01', "
-            f"'2024-12-01', freq='MS'); got {as_of!r}."
-        )
-        raise InvalidParameterError(msg)
     dates = [_as_utc_timestamp(value) for value in as_of]
     if not dates:
         msg = "as_of is empty: give at least one observation date."
@@ -287,16 +304,10 @@ def _dates(as_of: Any) -> list[pd.Timestamp]:
 
 
 def _engine(engine: Any, refit: str) -> Any:
-    from segmentkit.engines import Segmenter
     from segmentkit.engines._registry import get_engine
     from segmentkit.errors import NotFittedError, check_is_fitted
 
     model = get_engine(engine) if isinstance(engine, str) else engine
-    if not isinstance(model, Segmenter):
-        msg = (
-            f"engine must be a Segmenter or a registered engine name; got {type(engine).__name__}."
-        )
-        raise InvalidParameterError(msg)
     if refit != "each" and not model.tags.supports_predict:
         msg = (
             f"{type(model).__name__} cannot score customers it was not fitted on "
