@@ -11,11 +11,14 @@ import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._common._runs import constant_within_runs, keys_used, one_run_each, run_starts
+from segmentkit._frame import is_pandas
 from segmentkit.contracts._dates import check_date_options
 from segmentkit.contracts._policies import (
     FUTURE_REASON,
     INVALID_REASONS,
     PRODUCT_REASON,
+    TRANSACTION_OPTIONS,
+    OrdersFrom,
     boolean_failure,
     check_rates,
     duplicate_lines,
@@ -30,7 +33,6 @@ from segmentkit.contracts._schema import (
     ColumnSpec,
     Contract,
     category_codes,
-    check_option,
     examples,
     raise_if,
     to_ns,
@@ -59,7 +61,6 @@ TransactionsContract = Contract(
 )
 
 ReturnsPolicy = Literal["net", "exclude", "separate"]
-OrdersFrom = Literal["timestamp", "day", "row"]
 
 _POLICY_KEYS = [
     "returns",
@@ -129,6 +130,7 @@ class Transactions(_Table):
     """
 
     contract = TransactionsContract
+    _options = TRANSACTION_OPTIONS
 
     def __init__(
         self, data: pd.DataFrame, report: ValidationReport, returns: pd.DataFrame
@@ -246,10 +248,13 @@ class Transactions(_Table):
             parsed, hold impossible values (see ``invalid_values``), or currencies are
             mixed without rates. Every failure is listed.
         """
-        if not isinstance(frame, pd.DataFrame):  # polars, DuckDB, Spark...: stays there
-            from segmentkit.contracts._native_transactions import transactions_from_native
-
-            return transactions_from_native(  # type: ignore[return-value]
+        cls._check_options(
+            returns=returns, missing_customer=missing_customer, zero_amount=zero_amount,
+            duplicates=duplicates, orders_from=orders_from, future=future,
+            invalid_values=invalid_values,
+        )  # fmt: skip
+        if not is_pandas(frame):  # polars, DuckDB, Spark...: validated and kept there
+            return cls._from_native(
                 cls.contract, frame, returns=returns, cancellation_prefix=cancellation_prefix,
                 missing_customer=missing_customer, zero_amount=zero_amount, duplicates=duplicates,
                 orders_from=orders_from, timezone=timezone, rates=rates,
@@ -259,13 +264,6 @@ class Transactions(_Table):
                 dates=check_date_options(date_format, dayfirst),
             )  # fmt: skip
         table = cls.contract.table
-        check_option(returns, "returns", ["net", "exclude", "separate"], table)
-        check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
-        check_option(zero_amount, "zero_amount", ["keep", "exclude"], table)
-        check_option(duplicates, "duplicates", ["keep", "drop"], table)
-        check_option(orders_from, "orders_from", ["timestamp", "day", "row"], table)
-        check_option(future, "future", ["exclude", "keep", "raise"], table)
-        check_option(invalid_values, "invalid_values", ["raise", "exclude"], table)
         if (rates is None) != (base_currency is None):
             msg = "Pass 'rates' and 'base_currency' together (or neither)."
             raise InvalidParameterError(msg)

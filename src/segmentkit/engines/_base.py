@@ -218,7 +218,7 @@ class Segmenter(BaseEstimator, ABC):
         >>> again.predict(features).assignments.equals(model.predict(features).assignments)
         True
         """
-        from segmentkit.engines._persistence import save
+        from segmentkit.engines._model_file import save
 
         return save(self, path)
 

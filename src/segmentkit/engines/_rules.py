@@ -58,6 +58,18 @@ class Rule:
             return self.when
         return f"<function {getattr(self.when, '__name__', repr(self.when))}>"
 
+    def _save_refusal(self, owner: str) -> str | None:
+        """Why a model holding this rule cannot be saved (read by the model file)."""
+        if isinstance(self.when, str):
+            return None
+        return (
+            f"Cannot save {owner}: rule {self.name!r} has a Python function as its "
+            f"condition ({self.text}), and functions are code, not data. Write the "
+            "condition as text in the rule language (e.g. "
+            f"Rule({self.name!r}, 'monetary > 500')) to save the model, or pickle it "
+            "yourself."
+        )
+
 
 RuleLike = Rule | tuple[str, Condition] | tuple[str, Condition, str]
 
