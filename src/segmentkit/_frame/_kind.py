@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+from typing_extensions import TypeIs
 
 __all__ = ["backend_of", "is_native", "is_pandas"]
 
@@ -27,7 +28,7 @@ SUPPORTED = {
 _NEVER_FRAMES = frozenset({"builtins", "numpy", "pandas", "segmentkit"})
 
 
-def is_pandas(frame: Any) -> bool:
+def is_pandas(frame: Any) -> TypeIs[pd.DataFrame]:
     """Whether ``frame`` is a pandas DataFrame (the in-memory, numpy-backed path).
 
     Parameters

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,11 @@ from segmentkit.contracts._schema import (
 from segmentkit.contracts._table import _Table, exclude_rows, missing_ids
 from segmentkit.contracts._validation import ValidationReport
 from segmentkit.errors import ContractFailure, Reason
+
+if TYPE_CHECKING:
+    # polars, pyarrow, DuckDB, PySpark or Dask: validated there, returned as the same
+    # contract class (its narwhals subclass, whose rows stay in that library).
+    from narwhals.typing import IntoFrame
 
 __all__ = ["PII_COLUMNS", "Customers", "CustomersContract"]
 
@@ -73,7 +78,7 @@ class Customers(_Table):
     @classmethod
     def from_frame(
         cls,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | IntoFrame,
         /,
         *,
         missing_customer: Literal["exclude", "raise"] = "exclude",
@@ -88,7 +93,7 @@ class Customers(_Table):
 
         Parameters
         ----------
-        frame : pandas.DataFrame
+        frame : pandas.DataFrame or a polars, pyarrow, DuckDB, PySpark or Dask frame
             Raw profiles with the user's column names.
         missing_customer : {'exclude', 'raise'}, default='exclude'
             Profiles without an id cannot be joined: exclude them (counted) or raise.
@@ -123,6 +128,8 @@ class Customers(_Table):
         -------
         Customers
             The validated profiles and the report of what was kept.
+            For a frame of another library, a Customers whose rows stay there (``.native``,
+            ``.to_pandas()``); ``.data`` then refuses to collect them.
 
         Raises
         ------

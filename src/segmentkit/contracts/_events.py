@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,11 @@ from segmentkit.contracts._schema import (
 )
 from segmentkit.contracts._table import _Table, exclude_rows, missing_ids
 from segmentkit.contracts._validation import ValidationReport
+
+if TYPE_CHECKING:
+    # polars, pyarrow, DuckDB, PySpark or Dask: validated there, returned as the same
+    # contract class (its narwhals subclass, whose rows stay in that library).
+    from narwhals.typing import IntoFrame
 
 __all__ = ["EVENT_TYPES", "Events", "EventsContract"]
 
@@ -94,7 +99,7 @@ class Events(_Table):
     @classmethod
     def from_frame(
         cls,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | IntoFrame,
         /,
         *,
         missing_customer: Literal["exclude", "raise"] = "exclude",
@@ -108,7 +113,7 @@ class Events(_Table):
 
         Parameters
         ----------
-        frame : pandas.DataFrame
+        frame : pandas.DataFrame or a polars, pyarrow, DuckDB, PySpark or Dask frame
             Raw events with the user's column names.
         missing_customer : {'exclude', 'raise'}, default='exclude'
             Events of anonymous visitors cannot be attributed: exclude them (counted)
@@ -136,6 +141,8 @@ class Events(_Table):
         -------
         Events
             The validated events and the report of what was kept.
+            For a frame of another library, a Events whose rows stay there (``.native``,
+            ``.to_pandas()``); ``.data`` then refuses to collect them.
 
         Raises
         ------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,11 @@ from segmentkit.contracts._schema import (
 from segmentkit.contracts._table import _Table, exclude_rows, missing_ids
 from segmentkit.contracts._validation import ValidationReport
 from segmentkit.errors import ContractFailure, InvalidParameterError, Reason, SegmentkitWarning
+
+if TYPE_CHECKING:
+    # polars, pyarrow, DuckDB, PySpark or Dask: validated there, returned as the same
+    # contract class (its narwhals subclass, whose rows stay in that library).
+    from narwhals.typing import IntoFrame
 
 __all__ = ["Transactions", "TransactionsContract"]
 
@@ -146,7 +151,7 @@ class Transactions(_Table):
     @classmethod
     def from_frame(
         cls,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | IntoFrame,
         /,
         *,
         returns: ReturnsPolicy = "net",
@@ -170,7 +175,7 @@ class Transactions(_Table):
 
         Parameters
         ----------
-        frame : pandas.DataFrame
+        frame : pandas.DataFrame or a polars, pyarrow, DuckDB, PySpark or Dask frame
             Raw order lines with the user's column names. A polars, pyarrow, DuckDB,
             PySpark or Dask frame is validated in its own engine and stays there (see
             the Scaling page of the docs).
@@ -240,6 +245,8 @@ class Transactions(_Table):
         -------
         Transactions
             The validated lines and the report of what was kept.
+            For a frame of another library, a Transactions whose rows stay there (``.native``,
+            ``.to_pandas()``); ``.data`` then refuses to collect them.
 
         Raises
         ------
