@@ -11,17 +11,9 @@ from typing import Any
 
 import narwhals as nw
 
-__all__ = ["Backend", "detect", "is_native"]
+from segmentkit._frame._kind import SUPPORTED
 
-# narwhals implementation name -> the name users know, and whether results go back eager.
-_SUPPORTED = {
-    "polars": "polars",
-    "pyarrow": "pyarrow",
-    "duckdb": "duckdb",
-    "pyspark": "pyspark",
-    "pyspark[connect]": "pyspark",
-    "dask": "dask",
-}
+__all__ = ["Backend", "collect", "detect", "to_native"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +43,6 @@ def _wrap(frame: Any) -> nw.DataFrame[Any] | nw.LazyFrame[Any] | None:
     return None
 
 
-def is_native(frame: Any) -> bool:
-    """Whether ``frame`` is a dataframe narwhals understands (polars, DuckDB, Spark...)."""
-    return _wrap(frame) is not None
-
-
 def detect(frame: Any, table: str) -> tuple[nw.DataFrame[Any] | nw.LazyFrame[Any], Backend]:
     """Wrap ``frame`` with narwhals and name its engine.
 
@@ -73,7 +60,7 @@ def detect(frame: Any, table: str) -> tuple[nw.DataFrame[Any] | nw.LazyFrame[Any
         )
         raise TypeError(msg)
     implementation = str(wrapped.implementation)
-    name = _SUPPORTED.get(implementation)
+    name = SUPPORTED.get(implementation)
     if name is None:
         msg = (
             f"{table} given as a {implementation} frame, which segmentkit does not support. "

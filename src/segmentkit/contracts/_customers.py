@@ -2,54 +2,35 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
+from segmentkit._frame import is_pandas
+from segmentkit.contracts._customer_columns import (
+    PII_COLUMNS,
+    CustomersContract,
+    extra_columns_of,
+)
 from segmentkit.contracts._dates import check_date_options
+from segmentkit.contracts._policies import CUSTOMER_OPTIONS
 from segmentkit.contracts._schema import (
-    ColumnSpec,
-    Contract,
-    check_option,
     examples,
     raise_if,
-    suggest,
 )
 from segmentkit.contracts._table import _Table, exclude_rows, missing_ids
 from segmentkit.contracts._validation import ValidationReport
-from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
+from segmentkit.errors import ContractFailure, Reason
+
+if TYPE_CHECKING:
+    # polars, pyarrow, DuckDB, PySpark or Dask: validated there, returned as the same
+    # contract class (its narwhals subclass, whose rows stay in that library).
+    from narwhals.typing import IntoFrame
 
 __all__ = ["PII_COLUMNS", "Customers", "CustomersContract"]
-
-CustomersContract = Contract(
-    table="customers",
-    columns=(
-        ColumnSpec("customer_id", "id", True, "The id used in transactions and events."),
-        ColumnSpec("email", "string", False, "E-mail address (personal data)."),
-        ColumnSpec("phone", "string", False, "Phone number (personal data)."),
-        ColumnSpec("first_name", "string", False, "First name (personal data)."),
-        ColumnSpec("last_name", "string", False, "Last name (personal data)."),
-        ColumnSpec("city", "category", False, "City."),
-        ColumnSpec("region", "category", False, "State, province or region."),
-        ColumnSpec("postal_code", "string", False, "Postal code (personal data)."),
-        ColumnSpec("country", "category", False, "Country: ISO 3166-1 code or name."),
-        ColumnSpec("birth_date", "date", False, "Date of birth (personal data)."),
-        ColumnSpec("age", "float", False, "Age in years, when no birth date is known."),
-        ColumnSpec("age_band", "category", False, "Age band such as '25-34'."),
-        ColumnSpec("gender", "category", False, "Gender as recorded."),
-        ColumnSpec("signup_date", "datetime", False, "When the customer registered."),
-        ColumnSpec("consent_email", "bool", False, "May be e-mailed for marketing."),
-        ColumnSpec("consent_sms", "bool", False, "May be texted for marketing."),
-        ColumnSpec("consent_ads", "bool", False, "May be targeted in ad platforms."),
-    ),
-)
-
-#: Columns holding personal data: never joined into features, never printed.
-PII_COLUMNS = ("email", "phone", "first_name", "last_name", "postal_code", "birth_date")
 
 _POLICY_KEYS = [
     "missing_customer",
@@ -92,11 +73,12 @@ class Customers(_Table):
     """
 
     contract = CustomersContract
+    _options = CUSTOMER_OPTIONS
 
     @classmethod
     def from_frame(
         cls,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | IntoFrame,
         /,
         *,
         missing_customer: Literal["exclude", "raise"] = "exclude",
@@ -111,7 +93,7 @@ class Customers(_Table):
 
         Parameters
         ----------
-        frame : pandas.DataFrame
+        frame : pandas.DataFrame or a polars, pyarrow, DuckDB, PySpark or Dask frame
             Raw profiles with the user's column names.
         missing_customer : {'exclude', 'raise'}, default='exclude'
             Profiles without an id cannot be joined: exclude them (counted) or raise.
@@ -146,6 +128,8 @@ class Customers(_Table):
         -------
         Customers
             The validated profiles and the report of what was kept.
+            For a frame of another library, a Customers whose rows stay there (``.native``,
+            ``.to_pandas()``); ``.data`` then refuses to collect them.
 
         Raises
         ------
@@ -153,23 +137,20 @@ class Customers(_Table):
             On missing or unmappable columns, empty input, unparseable values or
             duplicate ids with ``duplicates='raise'``.
         """
-        if not isinstance(frame, pd.DataFrame):  # polars, DuckDB, Spark...: stays there
-            from segmentkit.contracts._native_customers import customers_from_native
-
-            return customers_from_native(  # type: ignore[return-value]
+        cls._check_options(missing_customer=missing_customer, duplicates=duplicates)
+        if not is_pandas(frame):  # polars, DuckDB, Spark...: validated and kept there
+            return cls._from_native(
                 cls.contract, frame, missing_customer=missing_customer, duplicates=duplicates,
                 extra_columns=extra_columns, timezone=timezone, policy_keys=_POLICY_KEYS,
                 columns=columns, dates=check_date_options(date_format, dayfirst),
             )  # fmt: skip
         table = cls.contract.table
-        check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
-        check_option(duplicates, "duplicates", ["raise", "keep_first", "keep_last"], table)
         notes: list[str] = []
         data = cls._canonical(
             frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS,
             dates=check_date_options(date_format, dayfirst), notes=notes,
         )  # fmt: skip
-        extras = _extra_columns(frame, columns, extra_columns)
+        extras = extra_columns_of(frame, columns, extra_columns)
         for name in extras:
             data[name] = frame[name].to_numpy()
         rows_read = len(data)
@@ -197,48 +178,6 @@ class Customers(_Table):
         kept["customer_id"] = kept["customer_id"].cat.remove_unused_categories()
         report = ValidationReport(table, rows_read, len(kept), excluded, notes)
         return cls(kept, report)
-
-
-def _extra_columns(
-    frame: pd.DataFrame, mapping: dict[str, str], extra: Sequence[str] | str
-) -> list[str]:
-    mapped = set(mapping.values()) | set(CustomersContract.names)
-    if extra == "all":
-        # Personal data must never reach the features by accident: 'all' leaves out
-        # columns whose names look like it. Name them explicitly to keep them.
-        return [str(c) for c in frame.columns if c not in mapped and not _looks_personal(str(c))]
-    missing = [name for name in extra if name not in frame.columns]
-    if missing:
-        available = [str(c) for c in frame.columns]
-        failures = [
-            ContractFailure(
-                column=name,
-                check="extra_column",
-                reason=Reason.MISSING_COLUMN,
-                message=(
-                    f"Extra column {name!r} is not in the customers data."
-                    f"{suggest(name, available)} Available columns: {available}."
-                ),
-            )
-            for name in missing
-        ]
-        raise_if(failures, "customers")
-    clashing = [name for name in extra if name in CustomersContract.names]
-    if clashing:
-        msg = f"Extra columns {clashing} are canonical names: map them as keywords instead."
-        raise InvalidParameterError(msg)
-    return list(extra)
-
-
-_PERSONAL_HINTS = re.compile(
-    r"mail|phone|mobile|tel|name|address|street|zip|postal|postcode|birth|dob|ssn|passport"
-    r"|iban|card|ip_?addr",
-    re.IGNORECASE,
-)
-
-
-def _looks_personal(column: str) -> bool:
-    return bool(_PERSONAL_HINTS.search(column))
 
 
 def _duplicate_ids(data: pd.DataFrame, repeated: np.ndarray) -> ContractFailure:

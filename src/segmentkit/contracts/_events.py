@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
+from segmentkit._frame import is_pandas
 from segmentkit.contracts._dates import check_date_options
+from segmentkit.contracts._policies import EVENT_OPTIONS
 from segmentkit.contracts._schema import (
     ColumnSpec,
     Contract,
     category_codes,
-    check_option,
     null_mask,
 )
 from segmentkit.contracts._table import _Table, exclude_rows, missing_ids
 from segmentkit.contracts._validation import ValidationReport
+
+if TYPE_CHECKING:
+    # polars, pyarrow, DuckDB, PySpark or Dask: validated there, returned as the same
+    # contract class (its narwhals subclass, whose rows stay in that library).
+    from narwhals.typing import IntoFrame
 
 __all__ = ["EVENT_TYPES", "Events", "EventsContract"]
 
@@ -88,11 +94,12 @@ class Events(_Table):
     """
 
     contract = EventsContract
+    _options = EVENT_OPTIONS
 
     @classmethod
     def from_frame(
         cls,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | IntoFrame,
         /,
         *,
         missing_customer: Literal["exclude", "raise"] = "exclude",
@@ -106,7 +113,7 @@ class Events(_Table):
 
         Parameters
         ----------
-        frame : pandas.DataFrame
+        frame : pandas.DataFrame or a polars, pyarrow, DuckDB, PySpark or Dask frame
             Raw events with the user's column names.
         missing_customer : {'exclude', 'raise'}, default='exclude'
             Events of anonymous visitors cannot be attributed: exclude them (counted)
@@ -134,31 +141,29 @@ class Events(_Table):
         -------
         Events
             The validated events and the report of what was kept.
+            For a frame of another library, a Events whose rows stay there (``.native``,
+            ``.to_pandas()``); ``.data`` then refuses to collect them.
 
         Raises
         ------
         segmentkit.errors.ContractError
             On missing or unmappable columns, empty input or unparseable values.
         """
-        if not isinstance(frame, pd.DataFrame):
-            from segmentkit._frame._detect import is_native
-            from segmentkit.contracts._native_events import events_from_native
-
-            if is_native(frame):  # polars, pyarrow, DuckDB, Spark, Dask: validated there
-                return events_from_native(  # type: ignore[return-value]
-                    cls.contract,
-                    frame,
-                    missing_customer=missing_customer,
-                    event_map=event_map,
-                    timezone=timezone,
-                    aliases=_ALIASES,
-                    known_types=EVENT_TYPES,
-                    policy_keys=_POLICY_KEYS,
-                    columns=columns,
-                    dates=check_date_options(date_format, dayfirst),
-                )
+        cls._check_options(missing_customer=missing_customer)
+        if not is_pandas(frame):  # polars, pyarrow, DuckDB, Spark, Dask: validated there
+            return cls._from_native(
+                cls.contract,
+                frame,
+                missing_customer=missing_customer,
+                event_map=event_map,
+                timezone=timezone,
+                aliases=_ALIASES,
+                known_types=EVENT_TYPES,
+                policy_keys=_POLICY_KEYS,
+                columns=columns,
+                dates=check_date_options(date_format, dayfirst),
+            )
         table = cls.contract.table
-        check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
         notes: list[str] = []
         data = cls._canonical(
             frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS,

@@ -10,6 +10,7 @@ import pandas as pd
 
 from segmentkit._frame._detect import Backend, collect, detect
 from segmentkit._frame._time import with_utc
+from segmentkit.contracts._customer_columns import extra_columns_of
 from segmentkit.contracts._dates import DateOptions
 from segmentkit.contracts._native_coerce import (
     Converted,
@@ -21,7 +22,6 @@ from segmentkit.contracts._native_coerce import (
 from segmentkit.contracts._native_tables import NativeCustomers
 from segmentkit.contracts._schema import (
     Contract,
-    check_option,
     check_timezone,
     map_columns,
     raise_if,
@@ -60,11 +60,8 @@ def customers_from_native(
     NativeCustomers
         Validated profiles that stay in the caller's engine, with a complete report.
     """
-    from segmentkit.contracts._customers import _extra_columns
-
+    # The option policies were checked by Customers.from_frame.
     table = contract.table
-    check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
-    check_option(duplicates, "duplicates", ["raise", "keep_first", "keep_last"], table)
     check_timezone(timezone)
     wrapped, backend = detect(frame, table)
     if duplicates != "raise":
@@ -80,7 +77,7 @@ def customers_from_native(
     empty = pd.DataFrame(columns=list(schema.names()))
     mapped, failures = map_columns(empty, contract, columns, extra_keys=policy_keys)
     raise_if(failures, table)
-    extras = _extra_columns(empty, dict(columns), extra_columns)
+    extras = extra_columns_of(empty, dict(columns), extra_columns)
     selected = {key: columns.get(key, key) for key in mapped.columns}
 
     converted: dict[str, Converted] = {}

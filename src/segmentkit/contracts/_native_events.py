@@ -21,7 +21,6 @@ from segmentkit.contracts._native_tables import NativeEvents
 from segmentkit.contracts._native_transactions import _Plan, bad_value_failures
 from segmentkit.contracts._schema import (
     Contract,
-    check_option,
     check_timezone,
     map_columns,
     raise_if,
@@ -84,8 +83,8 @@ def events_from_native(
     NativeEvents
         Validated events that stay in the caller's engine, with a complete report.
     """
+    # The option policies were checked by Events.from_frame.
     table = contract.table
-    check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
     check_timezone(timezone)
     wrapped, backend = detect(frame, table)
     raw = wrapped.lazy()

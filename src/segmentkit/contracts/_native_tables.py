@@ -11,7 +11,8 @@ from segmentkit._frame._detect import Backend, collect, to_native
 from segmentkit._frame._time import EPOCH_US
 from segmentkit.contracts._customers import Customers
 from segmentkit.contracts._events import Events
-from segmentkit.contracts._transactions import OrdersFrom, Transactions
+from segmentkit.contracts._policies import OrdersFrom
+from segmentkit.contracts._transactions import Transactions
 from segmentkit.contracts._validation import ValidationReport
 from segmentkit.errors import SegmentkitError
 

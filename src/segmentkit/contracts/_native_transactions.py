@@ -29,6 +29,7 @@ from segmentkit.contracts._policies import (
     FUTURE_REASON,
     INVALID_REASONS,
     PRODUCT_REASON,
+    OrdersFrom,
     boolean_failure,
     check_rates,
     exact_products,
@@ -40,14 +41,12 @@ from segmentkit.contracts._policies import (
 )
 from segmentkit.contracts._schema import (
     Contract,
-    check_option,
     check_timezone,
     map_columns,
     raise_if,
     refuse_empty,
     refuse_missing_ids,
 )
-from segmentkit.contracts._transactions import OrdersFrom
 from segmentkit.contracts._validation import ValidationReport
 from segmentkit.errors import ContractFailure, InvalidParameterError, Reason, SegmentkitWarning
 
@@ -103,14 +102,8 @@ def transactions_from_native(
     NativeTransactions
         Validated lines that stay in the caller's engine, with a complete report.
     """
+    # The option policies were checked by Transactions.from_frame.
     table = contract.table
-    check_option(returns, "returns", ["net", "exclude", "separate"], table)
-    check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
-    check_option(zero_amount, "zero_amount", ["keep", "exclude"], table)
-    check_option(duplicates, "duplicates", ["keep", "drop"], table)
-    check_option(orders_from, "orders_from", ["timestamp", "day", "row"], table)
-    check_option(future, "future", ["exclude", "keep", "raise"], table)
-    check_option(invalid_values, "invalid_values", ["raise", "exclude"], table)
     if (rates is None) != (base_currency is None):
         msg = "Pass 'rates' and 'base_currency' together (or neither)."
         raise InvalidParameterError(msg)

@@ -10,7 +10,7 @@ Everything works on unique values or one vectorised pass over the rows.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -18,9 +18,13 @@ import pandas as pd
 from segmentkit.errors import ContractFailure, InvalidParameterError, Reason
 
 __all__ = [
+    "CUSTOMER_OPTIONS",
+    "EVENT_OPTIONS",
     "FUTURE_REASON",
     "INVALID_REASONS",
     "PRODUCT_REASON",
+    "TRANSACTION_OPTIONS",
+    "OrdersFrom",
     "boolean_failure",
     "check_rates",
     "duplicate_lines",
@@ -34,6 +38,26 @@ __all__ = [
     "products_matching",
     "run_time",
 ]
+
+OrdersFrom = Literal["timestamp", "day", "row"]
+
+# The policies that are a choice among named options, with the allowed values (the
+# default first), per contract. ``from_frame`` checks them once, before the pandas and
+# the narwhals paths part; the paths themselves never list them again.
+TRANSACTION_OPTIONS: dict[str, tuple[str, ...]] = {
+    "returns": ("net", "exclude", "separate"),
+    "missing_customer": ("exclude", "raise"),
+    "zero_amount": ("keep", "exclude"),
+    "duplicates": ("keep", "drop"),
+    "orders_from": ("timestamp", "day", "row"),
+    "future": ("exclude", "keep", "raise"),
+    "invalid_values": ("raise", "exclude"),
+}
+EVENT_OPTIONS: dict[str, tuple[str, ...]] = {"missing_customer": ("exclude", "raise")}
+CUSTOMER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "missing_customer": ("exclude", "raise"),
+    "duplicates": ("raise", "keep_first", "keep_last"),
+}
 
 PRODUCT_REASON = "excluded_product"
 FUTURE_REASON = "future_timestamp"

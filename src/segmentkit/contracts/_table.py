@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,6 +16,7 @@ from segmentkit.contracts._readers import read_delimited
 from segmentkit.contracts._schema import (
     Contract,
     check_not_empty,
+    check_option,
     check_timezone,
     coerce,
     examples,
@@ -34,6 +35,18 @@ class _Table:
     """Base of :class:`Transactions`, :class:`Events` and :class:`Customers`."""
 
     contract: ClassVar[Contract]
+    #: The policies that are a choice among named options, with their allowed values.
+    _options: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: Validates a frame of another library (polars, DuckDB, Spark...) where it lives.
+    #: Set by :mod:`segmentkit.contracts`, which sits above the pandas and the narwhals
+    #: paths, so that neither imports the other (the narwhals tables subclass these).
+    _from_native: ClassVar[Callable[..., Any]]
+
+    @classmethod
+    def _check_options(cls, **values: Any) -> None:
+        """Check the option policies once, whichever path validates the rows."""
+        for name, value in values.items():
+            check_option(value, name, cls._options[name], cls.contract.table)
 
     def __init__(self, data: pd.DataFrame, report: ValidationReport) -> None:
         self._data = data

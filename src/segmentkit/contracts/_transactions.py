@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._common._runs import constant_within_runs, keys_used, one_run_each, run_starts
+from segmentkit._frame import is_pandas
 from segmentkit.contracts._dates import check_date_options
 from segmentkit.contracts._policies import (
     FUTURE_REASON,
     INVALID_REASONS,
     PRODUCT_REASON,
+    TRANSACTION_OPTIONS,
+    OrdersFrom,
     boolean_failure,
     check_rates,
     duplicate_lines,
@@ -30,7 +33,6 @@ from segmentkit.contracts._schema import (
     ColumnSpec,
     Contract,
     category_codes,
-    check_option,
     examples,
     raise_if,
     to_ns,
@@ -38,6 +40,11 @@ from segmentkit.contracts._schema import (
 from segmentkit.contracts._table import _Table, exclude_rows, missing_ids
 from segmentkit.contracts._validation import ValidationReport
 from segmentkit.errors import ContractFailure, InvalidParameterError, Reason, SegmentkitWarning
+
+if TYPE_CHECKING:
+    # polars, pyarrow, DuckDB, PySpark or Dask: validated there, returned as the same
+    # contract class (its narwhals subclass, whose rows stay in that library).
+    from narwhals.typing import IntoFrame
 
 __all__ = ["Transactions", "TransactionsContract"]
 
@@ -59,7 +66,6 @@ TransactionsContract = Contract(
 )
 
 ReturnsPolicy = Literal["net", "exclude", "separate"]
-OrdersFrom = Literal["timestamp", "day", "row"]
 
 _POLICY_KEYS = [
     "returns",
@@ -129,6 +135,7 @@ class Transactions(_Table):
     """
 
     contract = TransactionsContract
+    _options = TRANSACTION_OPTIONS
 
     def __init__(
         self, data: pd.DataFrame, report: ValidationReport, returns: pd.DataFrame
@@ -144,7 +151,7 @@ class Transactions(_Table):
     @classmethod
     def from_frame(
         cls,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | IntoFrame,
         /,
         *,
         returns: ReturnsPolicy = "net",
@@ -168,7 +175,7 @@ class Transactions(_Table):
 
         Parameters
         ----------
-        frame : pandas.DataFrame
+        frame : pandas.DataFrame or a polars, pyarrow, DuckDB, PySpark or Dask frame
             Raw order lines with the user's column names. A polars, pyarrow, DuckDB,
             PySpark or Dask frame is validated in its own engine and stays there (see
             the Scaling page of the docs).
@@ -238,6 +245,8 @@ class Transactions(_Table):
         -------
         Transactions
             The validated lines and the report of what was kept.
+            For a frame of another library, a Transactions whose rows stay there (``.native``,
+            ``.to_pandas()``); ``.data`` then refuses to collect them.
 
         Raises
         ------
@@ -246,10 +255,13 @@ class Transactions(_Table):
             parsed, hold impossible values (see ``invalid_values``), or currencies are
             mixed without rates. Every failure is listed.
         """
-        if not isinstance(frame, pd.DataFrame):  # polars, DuckDB, Spark...: stays there
-            from segmentkit.contracts._native_transactions import transactions_from_native
-
-            return transactions_from_native(  # type: ignore[return-value]
+        cls._check_options(
+            returns=returns, missing_customer=missing_customer, zero_amount=zero_amount,
+            duplicates=duplicates, orders_from=orders_from, future=future,
+            invalid_values=invalid_values,
+        )  # fmt: skip
+        if not is_pandas(frame):  # polars, DuckDB, Spark...: validated and kept there
+            return cls._from_native(
                 cls.contract, frame, returns=returns, cancellation_prefix=cancellation_prefix,
                 missing_customer=missing_customer, zero_amount=zero_amount, duplicates=duplicates,
                 orders_from=orders_from, timezone=timezone, rates=rates,
@@ -259,13 +271,6 @@ class Transactions(_Table):
                 dates=check_date_options(date_format, dayfirst),
             )  # fmt: skip
         table = cls.contract.table
-        check_option(returns, "returns", ["net", "exclude", "separate"], table)
-        check_option(missing_customer, "missing_customer", ["exclude", "raise"], table)
-        check_option(zero_amount, "zero_amount", ["keep", "exclude"], table)
-        check_option(duplicates, "duplicates", ["keep", "drop"], table)
-        check_option(orders_from, "orders_from", ["timestamp", "day", "row"], table)
-        check_option(future, "future", ["exclude", "keep", "raise"], table)
-        check_option(invalid_values, "invalid_values", ["raise", "exclude"], table)
         if (rates is None) != (base_currency is None):
             msg = "Pass 'rates' and 'base_currency' together (or neither)."
             raise InvalidParameterError(msg)

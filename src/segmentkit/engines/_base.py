@@ -14,6 +14,8 @@ from sklearn.base import BaseEstimator
 from typing_extensions import Self
 
 from segmentkit._common._params import validate_params
+from segmentkit._frame import is_native
+from segmentkit.engines._plan import FitInput, ScoringPlan
 from segmentkit.errors import check_is_fitted
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segment, Segmentation, label_positions
@@ -101,14 +103,14 @@ class Segmenter(BaseEstimator, ABC):
         Self
             The fitted segmenter.
         """
-        if _is_native(X):
-            from segmentkit.engines._native import fit_native
-
-            fit_native(self, X)
-            return self
         validate_params(
             type(self).__name__, self.get_params(deep=False), self._parameter_constraints
         )
+        if is_native(X):
+            from segmentkit.engines._scoring import fit_native
+
+            fit_native(self, X)
+            return self
         features = as_features(X)
         self._check_params_vs_input(features)
         self._fit(features)
@@ -140,11 +142,11 @@ class Segmenter(BaseEstimator, ABC):
             frame of that library with ``customer_id, segment_id, segment`` and the
             engine's scores, computed by that library (lazy when the input is lazy).
         """
-        if _is_native(X):
-            from segmentkit.engines._native import predict_native
+        check_is_fitted(self)
+        if is_native(X):
+            from segmentkit.engines._scoring import predict_native
 
             return predict_native(self, X)
-        check_is_fitted(self)
         features = as_features(X)
         labels, scores = self._assign(features)
         labels = self._checked_labels(labels, scores, len(features))
@@ -218,7 +220,7 @@ class Segmenter(BaseEstimator, ABC):
         >>> again.predict(features).assignments.equals(model.predict(features).assignments)
         True
         """
-        from segmentkit.engines._persistence import save
+        from segmentkit.engines._model_file import save
 
         return save(self, path)
 
@@ -289,29 +291,37 @@ class Segmenter(BaseEstimator, ABC):
             return pd.Series(labels).map(self.segment_names_).array
         return text_column(list(self.segment_names_.values()), position)
 
-    def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
-        """The pandas frame to fit on, drawn from a narwhals frame of another library.
+    def _fit_input(self, columns: list[str]) -> FitInput | None:
+        """What ``fit`` on a frame of another library collects into memory.
 
-        Override to fit on frames that are not pandas; ``fit`` then runs on the result.
+        Override to fit on polars, DuckDB, PySpark or Dask frames: return a
+        :class:`~segmentkit.engines._plan.FitInput` (the schema only, some columns, or a
+        reproducible sample); ``fit`` then runs on that pandas frame. The default,
+        ``None``, refuses such frames.
+
+        Parameters
+        ----------
+        columns : list of str
+            The frame's columns (``customer_id`` and the features).
         """
-        msg = (
-            f"{type(self).__name__} cannot fit on a {frame.implementation} frame; "
-            "fit it on pandas features (e.g. frame.to_pandas())."
-        )
-        raise TypeError(msg)
+        return None
 
-    def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
-        """Assignments of a narwhals frame as expressions: frame, label, score columns.
+    def _scoring_plan(self, columns: list[str]) -> ScoringPlan | None:
+        """How the fitted engine scores, as data that runs on any backend.
 
-        Override to score frames of other libraries where they live. Raise
+        Override to score frames of other libraries where they live: return a
+        :class:`~segmentkit.engines._plan.RulePlan`, ``ThresholdPlan``,
+        ``CentroidPlan`` or ``BatchPlan`` built from the fitted state (see
+        ``docs/custom-engine.md``). Return ``None`` (the default) or raise
         ``NotImplementedError`` when the engine cannot: eager frames are then scored
         on the pandas path, lazy ones get the error.
+
+        Parameters
+        ----------
+        columns : list of str
+            The frame's columns (``customer_id`` and the features).
         """
-        msg = (
-            f"{type(self).__name__} does not compile to dataframe expressions; score "
-            "pandas features instead (e.g. predict(frame.to_pandas()))."
-        )
-        raise NotImplementedError(msg)
+        return None
 
     @abstractmethod
     def _fit(self, features: CustomerFeatures) -> None:
@@ -323,15 +333,6 @@ class Segmenter(BaseEstimator, ABC):
 
     def _name(self) -> str:
         return self.engine_name or type(self).__name__
-
-
-def _is_native(X: Any) -> bool:
-    # Cheap checks first: the pandas path must not pay for importing narwhals.
-    if isinstance(X, CustomerFeatures | pd.DataFrame | np.ndarray):
-        return False
-    from segmentkit.engines._native import is_native
-
-    return is_native(X)
 
 
 def as_features(X: Any) -> CustomerFeatures:

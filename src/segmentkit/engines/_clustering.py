@@ -11,6 +11,7 @@ import pandas as pd
 
 from segmentkit._common._params import Satisfies
 from segmentkit.engines._base import Segmenter, SegmenterTags, as_features
+from segmentkit.engines._plan import NonBuyers, Preprocessing
 from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler, snap
 from segmentkit.engines._rfm import NO_PURCHASES, NON_BUYER_DESCRIPTIONS, RETURNS_ONLY
 from segmentkit.errors import check_is_fitted
@@ -132,6 +133,22 @@ class ClusteringSegmenter(Segmenter):
         names = {s.name for s in self.segments_}
         return NO_PURCHASES in names and RETURNS_ONLY in names
 
+    def _non_buyers_plan(self, columns: list[str]) -> NonBuyers | None:
+        """Non-buyers set apart in a scoring plan, told apart as ``non_buyer_kinds`` does."""
+        if not self._sets_apart(fitted=True):
+            return None
+        if "frequency" not in columns and "recency_days" not in columns:
+            return None
+        no_purchase, returns_only = self._non_buyer_ids()
+        by_frequency = "frequency" in columns
+        return NonBuyers(
+            no_purchase,
+            returns_only,
+            frequency="frequency" if by_frequency else None,
+            recency=None if by_frequency else "recency_days",
+            monetary="monetary" if "monetary" in columns else None,
+        )
+
     def _kinds(self, frame: pd.DataFrame, *, fitted: bool) -> np.ndarray | None:
         """Each customer's kind (BUYER, NO_PURCHASE, RETURNS), or None to cluster all."""
         if not self._sets_apart(fitted=fitted):
@@ -230,3 +247,16 @@ def _subset(features: CustomerFeatures, rows: np.ndarray) -> CustomerFeatures:
     subset = copy.copy(features)
     subset.frame = features.frame[rows]
     return subset
+
+
+def preprocessing_plan(pre: Preprocessor) -> Preprocessing:
+    """The learned transform as plan data, for scoring on other backends."""
+    return Preprocessing(
+        numeric=tuple(pre.numeric),
+        logged=tuple(pre.logged),
+        fill=tuple(float(v) for v in pre.fill),
+        center=tuple(float(v) for v in pre.center),
+        scale=tuple(float(v) for v in pre.scale),
+        categorical={name: tuple(levels) for name, levels in pre.categorical.items()},
+        missing=pre.missing,
+    )

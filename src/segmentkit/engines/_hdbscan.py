@@ -24,6 +24,7 @@ from segmentkit.engines._clustering import (
 )
 from segmentkit.engines._hdbscan_placement import place
 from segmentkit.engines._naming import describe_clusters
+from segmentkit.engines._plan import BatchPlan, FitInput
 from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler
 from segmentkit.errors import InvalidParameterError, SegmentkitWarning
 from segmentkit.features._extract import CustomerFeatures
@@ -318,18 +319,34 @@ class HDBSCANSegmenter(ClusteringSegmenter):
                 text = text.replace(" customers;", f"{of} customers;", 1)
             self.segments_.append(Segment(i, overrides.get(i, name), text))
 
-    def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
+    def _fit_input(self, columns: list[str]) -> FitInput:
         # The fit sample is drawn in the engine (smallest md5 of the id, max_fit_size of
         # them), so it is the same in every engine; random_state does not apply.
-        from segmentkit.engines._native import hash_sample
+        return FitInput(rows="sample", sample_size=self.max_fit_size)
 
-        return hash_sample(frame, self.max_fit_size)
+    def _scoring_plan(self, columns: list[str]) -> BatchPlan:
+        # No expression form (approximate prediction walks the fitted tree in Python),
+        # but each customer's result depends on that customer alone: the pandas
+        # scoring runs batch by batch where the data lives.
+        def score(batch: pd.DataFrame) -> pd.DataFrame:
+            if not len(batch):
+                return pd.DataFrame(
+                    {
+                        "customer_id": batch["customer_id"],
+                        "segment_id": pd.Series(dtype="int64"),
+                        "membership": pd.Series(dtype="float64"),
+                    }
+                )
+            labels, scores = self._assign(CustomerFeatures.from_frame(batch.copy()))
+            return pd.DataFrame(
+                {
+                    "customer_id": batch["customer_id"].to_numpy(),
+                    "segment_id": np.asarray(labels, dtype=np.int64),
+                    "membership": np.asarray(scores["membership"], dtype=float),
+                }
+            )
 
-    def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
-        # No expression form: the pandas scoring runs batch by batch in the engine.
-        from segmentkit.engines._native import hdbscan_assign
-
-        return hdbscan_assign(self, frame)
+        return BatchPlan(["customer_id", *self._pre.input_names], score, {"membership": "float64"})
 
     def _assign_clusters(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         matrix = self._matrix(features.frame)

@@ -15,9 +15,11 @@ from segmentkit.engines._clustering import (
     LOG_TRANSFORM,
     NAMES,
     ClusteringSegmenter,
+    preprocessing_plan,
     value_order,
 )
 from segmentkit.engines._naming import describe_clusters
+from segmentkit.engines._plan import CentroidPlan, FitInput
 from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler
 from segmentkit.errors import InvalidParameterError
 from segmentkit.features._extract import CustomerFeatures
@@ -257,17 +259,17 @@ class KMeansSegmenter(ClusteringSegmenter):
             Segment(i, overrides.get(i, name), text) for i, (name, text) in enumerate(descriptions)
         ]
 
-    def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
+    def _fit_input(self, columns: list[str]) -> FitInput:
         # A reproducible sample (smallest md5 of the id) is fitted in memory.
-        from segmentkit.engines._native import hash_sample
+        return FitInput(rows="sample", sample_size=self.fit_sample_size)
 
-        return hash_sample(frame, self.fit_sample_size)
-
-    def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
+    def _scoring_plan(self, columns: list[str]) -> CentroidPlan:
         # Preprocessing and nearest centroid compile to expressions: scored in the engine.
-        from segmentkit.engines._native import kmeans_assign
-
-        return kmeans_assign(self, frame)
+        return CentroidPlan(
+            preprocessing_plan(self._pre),
+            np.asarray(self.cluster_centers_, dtype=float),
+            self._non_buyers_plan(columns),
+        )
 
     def _assign_clusters(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         matrix = self._pre.transform(features.frame, owner=type(self).__name__)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from segmentkit._common._params import InstanceOf, Interval, Satisfies
 from segmentkit.engines._base import Segmenter, require_columns, text_column
+from segmentkit.engines._plan import FitInput, NonBuyers, ThresholdPlan
 from segmentkit.errors import RuleSyntaxError
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segment, sorted_at
@@ -259,17 +260,59 @@ class RFMSegmenter(Segmenter):
             "monetary": frame[self.monetary].to_numpy(dtype=float),
         }
 
-    def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
+    def _fit_input(self, columns: list[str]) -> FitInput:
         # Only R, F and M (and features custom rules name) reach memory: small per customer.
-        from segmentkit.engines._native import rfm_fit_frame
+        needed = [self.recency, self.frequency, self.monetary]
+        extra: list[str] = []
+        if self.segment_map != "classic":
+            from segmentkit.engines._expr import parse
 
-        return rfm_fit_frame(self, frame)
+            for text in self.segment_map.values():
+                try:
+                    extra += sorted(parse(text).names)
+                except RuleSyntaxError:
+                    continue  # fit reports it, with the segment's name
+        wanted = [*needed, *(name for name in extra if name in columns)]
+        return FitInput(columns=list(dict.fromkeys(["customer_id", *wanted])))
 
-    def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
-        # The cut points become when/then expressions, run by the frame's own engine.
-        from segmentkit.engines._native import rfm_assign
-
-        return rfm_assign(self, frame)
+    def _scoring_plan(self, columns: list[str]) -> ThresholdPlan:
+        # The cut points become when/then scores, run by the frame's own engine.
+        default_id, no_purchase, returns_only = self._non_buyer_ids()
+        cells = None
+        rules = None
+        if self._rules is None:
+            grid = [
+                (segment.id, [
+                    (5 - row, column + 1)
+                    for row, names in enumerate(CLASSIC_GRID)
+                    for column, name in enumerate(names)
+                    if name == segment.name
+                ])
+                for segment in self.segments_
+                if segment.id not in (no_purchase, returns_only)
+            ]  # fmt: skip
+            cells = [(segment, tuple(covered)) for segment, covered in grid]
+        else:
+            rules = [
+                (segment.id, str(expr))
+                for segment, expr in zip(self.segments_, self._rules.values(), strict=False)
+            ]
+        return ThresholdPlan(
+            recency=self.recency,
+            frequency=self.frequency,
+            monetary=self.monetary,
+            cuts={key: tuple(map(float, cuts)) for key, cuts in self.thresholds_.items()},
+            cells=cells,
+            rules=rules,
+            default=default_id,
+            non_buyers=NonBuyers(
+                no_purchase,
+                returns_only,
+                frequency=self.frequency,
+                recency=self.recency,
+                monetary=self.monetary,
+            ),
+        )
 
     def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         frame = features.frame

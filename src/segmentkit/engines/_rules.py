@@ -17,6 +17,7 @@ from segmentkit._common._documents import exceeds_depth
 from segmentkit._common._params import InstanceOf, Satisfies
 from segmentkit.engines._base import Segmenter
 from segmentkit.engines._expr import Expr, check_names, parse
+from segmentkit.engines._plan import FitInput, RulePlan
 from segmentkit.errors import RuleSyntaxError
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segment
@@ -57,6 +58,18 @@ class Rule:
         if isinstance(self.when, str):
             return self.when
         return f"<function {getattr(self.when, '__name__', repr(self.when))}>"
+
+    def _save_refusal(self, owner: str) -> str | None:
+        """Why a model holding this rule cannot be saved (read by the model file)."""
+        if isinstance(self.when, str):
+            return None
+        return (
+            f"Cannot save {owner}: rule {self.name!r} has a Python function as its "
+            f"condition ({self.text}), and functions are code, not data. Write the "
+            "condition as text in the rule language (e.g. "
+            f"Rule({self.name!r}, 'monetary > 500')) to save the model, or pickle it "
+            "yourself."
+        )
 
 
 RuleLike = Rule | tuple[str, Condition] | tuple[str, Condition, str]
@@ -183,16 +196,23 @@ class RuleSegmenter(Segmenter):
             Segment(len(self.rules_), self.default, "Customers no rule matched.", "otherwise")
         )
 
-    def _native_fit_frame(self, frame: Any) -> pd.DataFrame:
+    def _fit_input(self, columns: list[str]) -> FitInput:
         # Rules learn nothing from rows: the schema is enough to check the names.
-        from segmentkit.engines._native import rules_fit_frame
+        return FitInput(rows="none")
 
-        return rules_fit_frame(self, frame)
-
-    def _native_assign(self, frame: Any) -> tuple[Any, Any, dict[str, Any]]:
-        from segmentkit.engines._native import rules_assign
-
-        return rules_assign(self, frame)
+    def _scoring_plan(self, columns: list[str]) -> RulePlan:
+        # Each rule is a condition in the rule language; the first match wins.
+        rules = []
+        for position, (rule, parsed) in enumerate(zip(self.rules_, self._parsed, strict=True)):
+            if parsed is None:
+                msg = (
+                    f"Rule {rule.name!r} is a Python function, which cannot run inside a "
+                    "dataframe engine; write it in the rule language to score lazy frames, "
+                    "or score pandas features."
+                )
+                raise NotImplementedError(msg)
+            rules.append((position, rule.text))
+        return RulePlan(rules, default=len(self.rules_))
 
     def _assign(self, features: CustomerFeatures) -> tuple[np.ndarray, dict[str, Any]]:
         frame = features.frame

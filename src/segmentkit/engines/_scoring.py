@@ -1,115 +1,110 @@
-"""Scoring where the data lives: engines on polars, DuckDB, PySpark and Dask frames.
+"""Scoring where the data lives: runs a fitted engine's :mod:`plan <._plan>` on any backend.
 
-``predict`` on a frame that is not pandas compiles the fitted engine to narwhals
-expressions (rule conditions, RFM cut points, nearest-centroid k-means with its
-preprocessing) and returns a frame of assignments in the caller's engine, lazily when
-the input is lazy: nothing is collected to Python. HDBSCAN, which has no expression
-form, runs its pandas scoring batch by batch in the engine's Python workers. ``fit`` on
-such a frame pulls only what the engine learns from: the schema for rules, the three
-R/F/M columns for RFM, and a reproducible sample of customers for k-means and HDBSCAN
-(see :func:`hash_sample`).
+``predict`` on a frame that is not pandas asks the engine for its scoring plan (rule
+conditions, RFM cut points, centroids with their preprocessing, or a pandas function
+for batches) and compiles it here to narwhals expressions, returning a frame of
+assignments in the caller's library, lazily when the input is lazy: nothing is
+collected to Python. ``fit`` on such a frame collects only what the engine's
+``_fit_input`` asks for: the schema, a few columns, or a reproducible sample.
 
-The functions here are reached through ``Segmenter.fit``/``predict``; engines
-implement ``_native_fit_frame`` and ``_native_assign`` (see ``engines/_base.py``).
+Engines never see the frame, and nothing here reads an engine's private state: the
+plan (:mod:`segmentkit.engines._plan`) is the whole interface. Reached through
+``Segmenter.fit``/``predict``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import narwhals as nw
 import numpy as np
 import pandas as pd
 
-from segmentkit._common._params import validate_params
-from segmentkit.errors import RuleSyntaxError, check_is_fitted
-from segmentkit.features._extract import CustomerFeatures
+from segmentkit._frame._batches import from_pandas, map_batches
+from segmentkit._frame._sample import hash_sample, to_pandas
+from segmentkit.engines._expr import Expr, check_names, parse
+from segmentkit.engines._plan import (
+    BatchPlan,
+    CentroidPlan,
+    FitInput,
+    NonBuyers,
+    Preprocessing,
+    RulePlan,
+    ScoringPlan,
+    ThresholdPlan,
+)
+from segmentkit.errors import RuleSyntaxError
 
-if TYPE_CHECKING:
-    import narwhals as nw
-
-    from segmentkit.engines._base import Segmenter
-    from segmentkit.engines._expr import Expr
-    from segmentkit.engines._preprocess import Preprocessor
-
-__all__ = [
-    "compile_condition",
-    "fit_native",
-    "hash_sample",
-    "is_native",
-    "predict_native",
-]
+__all__ = ["compile_condition", "fit_native", "predict_native"]
 
 ID = "customer_id"
 #: Prefix of the helper columns added while scoring; dropped from the result.
 TMP = "__segmentkit_"
-_HASH = TMP + "md5"
-_HEX_DIGITS = 12  # 48 bits of the md5: collisions are negligible for sampling
+#: Names a rule of a threshold plan may use besides the features.
+SCORE_NAMES = ("r_score", "f_score", "m_score", "fm_score")
+
+
+class _Engine(Protocol):
+    """What the executor asks of an engine (``Segmenter`` has all of it)."""
+
+    segment_names_: dict[int, str]
+    feature_names_in_: Any
+    n_features_in_: int
+
+    def fit(self, X: Any, y: None = None) -> Any: ...
+    def predict(self, X: Any) -> Any: ...
+    def _fit_input(self, columns: list[str]) -> FitInput | None: ...
+    def _scoring_plan(self, columns: list[str]) -> ScoringPlan | None: ...
 
 
 # ----------------------------------------------------------------- entry points
 
 
-def is_native(X: Any) -> bool:
-    """Whether ``X`` is a dataframe segmentkit scores in its own engine (not pandas).
-
-    Parameters
-    ----------
-    X : object
-        Anything passed to ``fit`` or ``predict``.
-
-    Returns
-    -------
-    bool
-        True for polars, DuckDB, PySpark, Dask, pyarrow and other frames narwhals
-        supports; False for pandas frames, ``CustomerFeatures`` and arrays.
-    """
-    if isinstance(X, CustomerFeatures | pd.DataFrame | np.ndarray | list | tuple | dict):
-        return False
-    import narwhals as nw
-
-    try:
-        nw.from_native(X)
-    except TypeError:
-        return False
-    return True
-
-
-def fit_native(engine: Segmenter, X: Any) -> Segmenter:
-    """Fit ``engine`` on a native frame through the small frame its engine learns from.
+def fit_native(engine: _Engine, X: Any) -> None:
+    """Fit ``engine`` on a native frame through the small frame its plan asks for.
 
     Parameters
     ----------
     engine : Segmenter
-        The engine to fit.
+        The engine to fit; its parameters are already validated.
     X : native frame
         One row per customer: ``customer_id`` and the features.
 
-    Returns
-    -------
-    Segmenter
-        ``engine``, fitted; ``feature_names_in_`` lists every feature of ``X``.
+    Raises
+    ------
+    TypeError
+        If the engine declares no fit input (it fits on pandas features only).
     """
-    import narwhals as nw
-
     owner = type(engine).__name__
-    validate_params(owner, engine.get_params(deep=False), engine._parameter_constraints)
     frame = nw.from_native(X)
     names = column_names(frame)
     require(names, [ID], owner)
-    local = engine._native_fit_frame(frame)
+    wanted = engine._fit_input(names)
+    if wanted is None:
+        msg = (
+            f"{owner} cannot fit on a {frame.implementation} frame; "
+            "fit it on pandas features (e.g. frame.to_pandas())."
+        )
+        raise TypeError(msg)
+    columns = list(wanted.columns) if wanted.columns is not None else names
+    require(names, columns, owner)
+    if wanted.rows == "none":
+        local = pd.DataFrame({name: [] for name in columns})
+    elif wanted.rows == "sample":
+        local = hash_sample(frame.select(*columns), int(wanted.sample_size or 0))
+    else:
+        local = to_pandas(frame.select(*columns))
     engine.fit(local)
     features = [name for name in names if name != ID]
     engine.feature_names_in_ = np.asarray(features, dtype=object)
     engine.n_features_in_ = len(features)
-    return engine
 
 
-def predict_native(engine: Segmenter, X: Any) -> Any:
-    """Assign every customer of a native frame, as a frame of the same engine.
+def predict_native(engine: _Engine, X: Any) -> Any:
+    """Assign every customer of a native frame, as a frame of the same library.
 
     Parameters
     ----------
@@ -124,16 +119,24 @@ def predict_native(engine: Segmenter, X: Any) -> Any:
         ``customer_id, segment_id, segment`` and the engine's score columns; lazy
         (not computed) when ``X`` is lazy.
     """
-    import narwhals as nw
-
-    check_is_fitted(engine)
     owner = type(engine).__name__
     frame = nw.from_native(X)
-    require(column_names(frame), [ID], owner)
+    names = column_names(frame)
+    require(names, [ID], owner)
+    eager = isinstance(frame, nw.DataFrame)
     try:
-        staged, label, scores = engine._native_assign(frame)
+        plan = engine._scoring_plan(names)
+        if plan is None:
+            msg = (
+                f"{owner} does not compile to dataframe expressions; score "
+                "pandas features instead (e.g. predict(frame.to_pandas()))."
+            )
+            raise NotImplementedError(msg)
+        if isinstance(plan, BatchPlan) and eager:
+            raise NotImplementedError("eager frames are scored in memory")
+        staged, label, scores = run_plan(plan, frame, owner)
     except NotImplementedError as error:
-        if not isinstance(frame, nw.DataFrame):
+        if not eager:
             raise
         # An eager frame is in memory already: score it on the pandas path and hand the
         # result back in the caller's library.
@@ -150,17 +153,42 @@ def predict_native(engine: Segmenter, X: Any) -> Any:
     return out.to_native()
 
 
-def _via_pandas(engine: Segmenter, frame: nw.DataFrame[Any], error: Exception) -> Any:
-    import narwhals as nw
+def run_plan(plan: ScoringPlan, frame: Any, owner: str) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
+    """Compile ``plan`` on ``frame``: the frame with helper columns, the label, the scores.
 
-    segmentation = engine.predict(frame.to_pandas())
-    assignments = segmentation.assignments
-    data = {
-        column: assignments[column].tolist() if column in (ID, "segment") else assignments[column]
-        for column in assignments.columns
-    }
+    Parameters
+    ----------
+    plan : RulePlan, ThresholdPlan, CentroidPlan or BatchPlan
+        What the engine computes.
+    frame : narwhals DataFrame or LazyFrame
+        Customers.
+    owner : str
+        Engine name for messages.
+
+    Returns
+    -------
+    tuple
+        The frame to select from, the segment id expression and the score expressions.
+    """
+    if isinstance(plan, RulePlan):
+        return _run_rules(plan, frame)
+    if isinstance(plan, ThresholdPlan):
+        return _run_thresholds(plan, frame, owner)
+    if isinstance(plan, CentroidPlan):
+        return _run_centroids(plan, frame, owner)
+    if isinstance(plan, BatchPlan):
+        return _run_batches(plan, frame, owner)
+    msg = (
+        f"{owner}._scoring_plan returned a {type(plan).__name__}; expected a RulePlan, "
+        "ThresholdPlan, CentroidPlan or BatchPlan (segmentkit.engines._plan), or None."
+    )
+    raise TypeError(msg)
+
+
+def _via_pandas(engine: _Engine, frame: nw.DataFrame[Any], error: Exception) -> Any:
+    assignments = engine.predict(frame.to_pandas()).assignments
     try:
-        return nw.from_dict(data, backend=frame.implementation).to_native()
+        return from_pandas(assignments, frame, text=(ID, "segment"))
     except Exception as failure:  # a library narwhals cannot build frames in
         raise error from failure
 
@@ -200,18 +228,8 @@ def require(names: Sequence[str], needed: Sequence[str], owner: str) -> None:
         raise ValueError(msg)
 
 
-def to_pandas(frame: Any) -> pd.DataFrame:
-    """Collect a (small) narwhals frame to pandas."""
-    import narwhals as nw
-
-    if isinstance(frame, nw.LazyFrame):
-        frame = frame.collect()
-    return frame.to_pandas()
-
-
 def _lookup(key: nw.Expr, table: Mapping[int, Any], dtype: Any) -> nw.Expr:
     """``table[key]`` as one ``when/then`` chain (null where the key is not in it)."""
-    import narwhals as nw
 
     items = list(table.items())
     if not items:
@@ -225,7 +243,6 @@ def _lookup(key: nw.Expr, table: Mapping[int, Any], dtype: Any) -> nw.Expr:
 
 def first_match(conditions: Sequence[nw.Expr], ids: Sequence[int], default: int) -> nw.Expr:
     """Id of the first true condition, else ``default``; conditions must not be null."""
-    import narwhals as nw
 
     if not conditions:
         return nw.lit(default, dtype=nw.Int64)
@@ -241,7 +258,6 @@ def as_float(expr: nw.Expr) -> nw.Expr:
     Spark and polars order NaN above every number (``NaN > 5`` is true there, false in
     pandas), so comparisons on NaN would disagree across engines.
     """
-    import narwhals as nw
 
     value = expr.cast(nw.Float64)
     return nw.when(~value.is_nan()).then(value)
@@ -251,108 +267,6 @@ def finite(expr: nw.Expr) -> nw.Expr:
     """True where a float value is present and finite (never null)."""
     present = (~expr.is_null()) & (~expr.is_nan()) & (expr < math.inf) & (expr > -math.inf)
     return present.fill_null(False)
-
-
-# --------------------------------------------------------------- fit sample
-
-
-def hash_sample(frame: Any, size: int) -> pd.DataFrame:
-    """The ``size`` customers with the smallest md5 of their id, collected to pandas.
-
-    The sample depends only on the customer ids, so every engine (pandas, polars,
-    DuckDB, Spark, Dask) picks the same customers, in any row order or partitioning.
-    The engine keeps the customers whose hash falls under a threshold set to give a
-    little more than ``size`` rows; those are collected and the exact ``size`` with the
-    smallest ``(md5, customer_id)`` kept, in that order. In SQL the sample is
-    ``ORDER BY md5(CAST(customer_id AS VARCHAR)), customer_id LIMIT size``.
-
-    Parameters
-    ----------
-    frame : narwhals DataFrame or LazyFrame
-        One row per customer, with ``customer_id``.
-    size : int
-        Customers to keep.
-
-    Returns
-    -------
-    pandas.DataFrame
-        All columns of the sampled customers, sorted by hash.
-    """
-    import narwhals as nw
-
-    total = len(frame) if isinstance(frame, nw.DataFrame) else _count(frame)
-    hashed = with_md5(frame, ID, _HASH)
-    if total <= size:
-        local = to_pandas(hashed)
-    else:
-        # Binomial spread of the kept count is about sqrt(size): 5% + 100 rows of
-        # margin almost never falls short, and a short draw retries with a wider net.
-        fraction = (size * 1.05 + 100) / total
-        while True:
-            cut = min(int(fraction * 16**_HEX_DIGITS), 16**_HEX_DIGITS)
-            kept = hashed.filter(nw.col(_HASH).str.slice(0, _HEX_DIGITS) < f"{cut:012x}")
-            local = to_pandas(kept)
-            if len(local) >= size or fraction >= 1:
-                break
-            fraction = min(1.0, fraction * 2)
-    local[ID + "_text"] = local[ID].astype(str)
-    local = local.sort_values([_HASH, ID + "_text"], kind="stable").head(size)
-    return local.drop(columns=[_HASH, ID + "_text"]).reset_index(drop=True)
-
-
-def _count(frame: Any) -> int:
-    import narwhals as nw
-
-    return int(to_pandas(frame.select(nw.len().alias("n")))["n"].iloc[0])
-
-
-def md5_hex(values: Any) -> list[str]:
-    """Lower-case hex md5 of each value's text (UTF-8), as SQL's ``md5`` gives it."""
-    # Sampling, not security: md5 because Spark and DuckDB have it built in.
-    return [hashlib.md5(str(v).encode("utf-8"), usedforsecurity=False).hexdigest() for v in values]
-
-
-def with_md5(frame: Any, column: str, name: str) -> Any:
-    """``frame`` with the md5 hex of ``column`` as text in a new column ``name``.
-
-    narwhals has no hash function that agrees across engines, so this is the one
-    place with engine-specific code: Spark and DuckDB use their SQL ``md5``, the
-    in-process libraries Python's ``hashlib``.
-    """
-    import narwhals as nw
-
-    impl = frame.implementation
-    native = frame.to_native()
-    if impl.is_spark_like() and impl is not nw.Implementation.SQLFRAME:
-        from pyspark.sql import functions as F  # noqa: N812
-
-        return nw.from_native(native.withColumn(name, F.md5(F.col(column).cast("string"))))
-    if impl is nw.Implementation.DUCKDB:
-        quoted = column.replace('"', '""')
-        return nw.from_native(native.project(f'*, md5(CAST("{quoted}" AS VARCHAR)) AS "{name}"'))
-    if impl is nw.Implementation.POLARS:
-        import polars as pl
-
-        def _hash(series: pl.Series) -> pl.Series:
-            return pl.Series(md5_hex(series.to_list()), dtype=pl.String)
-
-        expr = pl.col(column).cast(pl.String).map_batches(_hash, return_dtype=pl.String)
-        return nw.from_native(native.with_columns(expr.alias(name)))
-    if impl is nw.Implementation.DASK:
-        series = native[column].map_partitions(
-            lambda part: pd.Series(md5_hex(part.tolist()), index=part.index, dtype="string"),
-            # A text dtype in the meta: with object, dask infers the sliced text as float.
-            meta=(column, "string"),
-        )
-        return nw.from_native(native.assign(**{name: series}))
-    if isinstance(frame, nw.DataFrame):
-        values = md5_hex(frame[column].to_list())
-        return frame.with_columns(nw.new_series(name, values, nw.String, backend=impl))
-    msg = (
-        f"Cannot draw a reproducible fit sample from a {impl} frame; pass a pandas, "
-        "polars, DuckDB, PySpark or Dask frame, or fit on pandas features."
-    )
-    raise TypeError(msg)
 
 
 # ------------------------------------------------------------ rule language
@@ -378,7 +292,6 @@ Resolver = Callable[[str], Value]
 
 def kind_of(dtype: Any) -> str:
     """The rule-language kind of a narwhals dtype."""
-    import narwhals as nw
 
     if dtype == nw.Boolean:
         return "bool"
@@ -393,7 +306,6 @@ def kind_of(dtype: Any) -> str:
 
 def column_value(name: str, dtype: Any) -> Value:
     """A feature column as a rule value (NaN read as missing, categories as text)."""
-    import narwhals as nw
 
     kind = kind_of(dtype)
     expr = nw.col(name)
@@ -471,7 +383,6 @@ class _Compiler:
     # ---- values
 
     def value(self, node: Expr) -> Value:
-        import narwhals as nw
 
         from segmentkit.engines import _expr as ast
 
@@ -509,7 +420,6 @@ class _Compiler:
 
     def constant(self, node: Expr) -> Value:
         """A subtree without feature names, evaluated by the pandas evaluator."""
-        import narwhals as nw
 
         from segmentkit.engines._expr import _Context
 
@@ -530,12 +440,10 @@ class _Compiler:
 
     @staticmethod
     def boolean(expr: nw.Expr) -> Value:
-        import narwhals as nw
 
         return Value(expr, "bool", nw.Boolean)
 
     def number(self, node: Expr, op: str, operand: Expr, value: Value) -> nw.Expr:
-        import narwhals as nw
 
         if value.kind not in ("number", "bool"):
             raise self.error(
@@ -546,7 +454,6 @@ class _Compiler:
         return value.expr.cast(nw.Float64)
 
     def arithmetic(self, node: Any) -> Value:
-        import narwhals as nw
 
         left_value, right_value = self.value(node.left), self.value(node.right)
         left = self.number(node, node.op, node.left, left_value)
@@ -568,7 +475,6 @@ class _Compiler:
     @staticmethod
     def modulo(left: nw.Expr, right: nw.Expr, operands: tuple[Value, Value]) -> nw.Expr:
         """numpy's ``mod`` (sign of the divisor, missing for a zero divisor)."""
-        import narwhals as nw
 
         def integer(value: Value) -> bool:
             dtype = value.dtype
@@ -618,7 +524,6 @@ class _Compiler:
         self, node: Expr, op: str, left: tuple[Expr, Value], right: tuple[Expr, Value]
     ) -> tuple[Any, Any] | bool:
         """The two sides ready to compare, or the constant result where types differ."""
-        import narwhals as nw
 
         (left_node, lhs), (right_node, rhs) = left, right
         kinds = {lhs.kind, rhs.kind}
@@ -653,7 +558,6 @@ class _Compiler:
     def compare(
         self, node: Expr, op: str, left: tuple[Expr, Value], right: tuple[Expr, Value]
     ) -> nw.Expr:
-        import narwhals as nw
 
         sides = self.comparable(node, op, left, right)
         if isinstance(sides, bool):
@@ -674,7 +578,6 @@ class _Compiler:
         return (present & operators[op](lhs, rhs)).fill_null(False)
 
     def in_list(self, node: Any) -> nw.Expr:
-        import narwhals as nw
 
         operand = self.value(node.operand)
         values = [literal.value for literal in node.values]
@@ -708,14 +611,14 @@ class _Compiler:
 # ------------------------------------------------------------ preprocessing
 
 
-def preprocess(frame: Any, pre: Preprocessor, prefix: str) -> tuple[Any, list[str]]:
+def preprocess(frame: Any, pre: Preprocessing, prefix: str) -> tuple[Any, list[str]]:
     """Add the preprocessed matrix's columns (imputed, scaled, one-hot) to ``frame``.
 
     Parameters
     ----------
     frame : narwhals DataFrame or LazyFrame
         Customers with the model's input features.
-    pre : Preprocessor
+    pre : Preprocessing
         The learned transform.
     prefix : str
         Prefix of the added columns' names.
@@ -725,7 +628,6 @@ def preprocess(frame: Any, pre: Preprocessor, prefix: str) -> tuple[Any, list[st
     tuple
         The frame with the columns added, and their names in ``pre.output_names`` order.
     """
-    import narwhals as nw
 
     schema = dict(frame.collect_schema())
     raw = [f"{prefix}v{j}" for j in range(len(pre.numeric))]
@@ -753,9 +655,8 @@ def preprocess(frame: Any, pre: Preprocessor, prefix: str) -> tuple[Any, list[st
     return staged, names
 
 
-def logged_value(pre: Preprocessor, name: str) -> nw.Expr:
+def logged_value(pre: Preprocessing, name: str) -> nw.Expr:
     """A numeric feature as float, through ``sign(x)·log1p(|x|)`` when the model logs it."""
-    import narwhals as nw
 
     value = nw.col(name).cast(nw.Float64)
     if name not in pre.logged:
@@ -767,7 +668,6 @@ def logged_value(pre: Preprocessor, name: str) -> nw.Expr:
 
 def category_text(name: str, dtype: Any) -> nw.Expr:
     """A categorical feature as the text pandas' ``astype('string')`` gives."""
-    import narwhals as nw
 
     kind = kind_of(dtype)
     if kind == "bool":
@@ -781,12 +681,11 @@ def category_text(name: str, dtype: Any) -> nw.Expr:
     raise TypeError(msg)
 
 
-def check_missing(frame: Any, pre: Preprocessor, owner: str) -> None:
+def check_missing(frame: Any, pre: Preprocessing, owner: str) -> None:
     """Refuse missing values like the pandas path, with one small aggregate query.
 
     Only runs for ``missing='raise'``; it reads one row of counts, never the features.
     """
-    import narwhals as nw
 
     if pre.missing != "raise" or not pre.numeric:
         return
@@ -808,7 +707,7 @@ def check_missing(frame: Any, pre: Preprocessor, owner: str) -> None:
 
 
 def nearest_centroid(
-    frame: Any, pre: Preprocessor, centers: np.ndarray, owner: str, *, checked: bool = False
+    frame: Any, pre: Preprocessing, centers: np.ndarray, owner: str, *, checked: bool = False
 ) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
     """Nearest-centroid assignment (ties to the lowest id) and the distance to it.
 
@@ -816,7 +715,7 @@ def nearest_centroid(
     ----------
     frame : narwhals DataFrame or LazyFrame
         Customers.
-    pre : Preprocessor
+    pre : Preprocessing
         The learned transform.
     centers : numpy.ndarray
         Centroids in the preprocessed space, in id order.
@@ -830,7 +729,6 @@ def nearest_centroid(
     tuple
         The frame with helper columns, the label expression and ``{"distance": ...}``.
     """
-    import narwhals as nw
 
     names = column_names(frame)
     require(names, pre.input_names, owner)
@@ -864,80 +762,73 @@ def _total(terms: Sequence[nw.Expr]) -> nw.Expr:
     return total
 
 
-# ------------------------------------------------------------------ engines
+# ------------------------------------------------------------------ plans
 
 
-def rules_fit_frame(engine: Any, frame: Any) -> pd.DataFrame:
-    """Rules learn nothing from the data: an empty frame with the input's columns."""
-    return pd.DataFrame({name: [] for name in column_names(frame)})
-
-
-def rules_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
+def _run_rules(plan: RulePlan, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
     """First matching rule, compiled to one ``when/then`` chain."""
-    from segmentkit.engines._expr import check_names
-
     schema = dict(frame.collect_schema())
     # The id is the index on the pandas path, not a feature a rule may name.
     names = [name for name in schema if name != ID]
     resolve = schema_resolver(schema)
     conditions = []
-    for rule, expr in zip(engine.rules_, engine._parsed, strict=True):
-        if expr is None:
-            msg = (
-                f"Rule {rule.name!r} is a Python function, which cannot run inside a "
-                "dataframe engine; write it in the rule language to score lazy frames, "
-                "or score pandas features."
-            )
-            raise NotImplementedError(msg)
-        check_names(expr, names, text=rule.text)
-        conditions.append(compile_condition(expr, resolve, names))
-    label = first_match(conditions, list(range(len(conditions))), len(engine.rules_))
+    for _, text in plan.rules:
+        tree = parse(text)
+        check_names(tree, names, text=text)
+        conditions.append(compile_condition(tree, resolve, names))
+    label = first_match(conditions, [segment for segment, _ in plan.rules], plan.default)
     return frame, label, {}
 
 
-def rfm_fit_frame(engine: Any, frame: Any) -> pd.DataFrame:
-    """The R, F and M columns of every customer, and any feature a custom rule names."""
-    from segmentkit.engines._expr import parse
+def _buyer_kind(non_buyers: NonBuyers) -> nw.Expr:
+    """-1 buyer, 0 no purchase, 1 returns only (as ``non_buyer_kinds`` in pandas)."""
+    buyer: Any = nw.lit(True)
+    if non_buyers.recency is not None:
+        buyer = buyer & finite(nw.col(non_buyers.recency).cast(nw.Float64))
+    if non_buyers.frequency is not None:
+        frequency = nw.col(non_buyers.frequency).cast(nw.Float64)
+        buyer = buyer & ((~frequency.is_nan()) & (frequency > 0)).fill_null(False)
+    returned: Any = nw.lit(False)
+    if non_buyers.monetary is not None:
+        returned = (nw.col(non_buyers.monetary).cast(nw.Float64) < 0).fill_null(False)
+    return (
+        nw.when(buyer)
+        .then(nw.lit(-1, dtype=nw.Int64))
+        .when(returned)
+        .then(nw.lit(1, dtype=nw.Int64))
+        .otherwise(nw.lit(0, dtype=nw.Int64))
+    )
 
-    names = column_names(frame)
-    needed = [engine.recency, engine.frequency, engine.monetary]
-    require(names, needed, type(engine).__name__)
-    extra: list[str] = []
-    if engine.segment_map != "classic":
-        for text in engine.segment_map.values():
-            try:
-                extra += sorted(parse(text).names)
-            except RuleSyntaxError:
-                continue  # fit reports it, with the segment's name
-    wanted = list(dict.fromkeys([ID, *needed, *(n for n in extra if n in names)]))
-    return to_pandas(frame.select(*wanted))
+
+def _non_buyer_label(kind: nw.Expr, non_buyers: NonBuyers, label: nw.Expr) -> nw.Expr:
+    return (
+        nw.when(kind == 0)
+        .then(nw.lit(non_buyers.no_purchase, dtype=nw.Int64))
+        .when(kind == 1)
+        .then(nw.lit(non_buyers.returns_only, dtype=nw.Int64))
+        .otherwise(label)
+    )
 
 
-def rfm_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
-    """R, F, M scores from the learned cut points, the grid or custom rules, as expressions."""
-    import narwhals as nw
-
-    from segmentkit.engines._rfm import _SCORE_NAMES, CLASSIC_GRID
-
+def _run_thresholds(
+    plan: ThresholdPlan, frame: Any, owner: str
+) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
+    """R, F, M scores from the cut points, then the grid or the rules, as expressions."""
     schema = dict(frame.collect_schema())
     names = [name for name in schema if name != ID]
-    require(names, [engine.recency, engine.frequency, engine.monetary], type(engine).__name__)
-    recency = nw.col(engine.recency).cast(nw.Float64)
-    frequency = nw.col(engine.frequency).cast(nw.Float64)
-    # As the pandas path: a buyer has a finite recency and a frequency above 0 (NaN is not).
-    buyers = finite(recency) & ((~frequency.is_nan()) & (frequency > 0)).fill_null(False)
+    require(names, [plan.recency, plan.frequency, plan.monetary], owner)
     oriented = {
-        "recency": -recency,
-        "frequency": frequency,
-        "monetary": nw.col(engine.monetary).cast(nw.Float64),
+        "recency": -nw.col(plan.recency).cast(nw.Float64),
+        "frequency": nw.col(plan.frequency).cast(nw.Float64),
+        "monetary": nw.col(plan.monetary).cast(nw.Float64),
     }
-    cuts = dict(engine.thresholds_, recency=-np.asarray(engine.thresholds_["recency"]))
-    buy, r, f, m = (TMP + name for name in ("buy", "r", "f", "m"))
+    cuts = dict(plan.cuts, recency=-np.asarray(plan.cuts["recency"], dtype=float))
+    kind, r, f, m = (TMP + name for name in ("kind", "r", "f", "m"))
     values = {key: f"{TMP}value_{key}" for key in oriented}
     # Stage by stage, so that each expression reads the previous ones by name: the
     # plans stay small (Spark builds them through one Java call per node).
     staged = frame.with_columns(
-        buyers.alias(buy),
+        _buyer_kind(plan.non_buyers).alias(kind),
         # Values that are not finite score 1, as in the pandas path: null here.
         *(
             nw.when(finite(value)).then(value).alias(values[key])
@@ -962,25 +853,16 @@ def rfm_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr
         ((nw.col(f) + nw.col(m) + 1) / 2).floor().cast(nw.Int64).alias(fm_name)
     )
     fm = nw.col(fm_name)
-    default_id, no_purchase, returns_only = engine._non_buyer_ids()
-    non_buyer_ids = {no_purchase, returns_only}
-    if engine._rules is None:
+    if plan.cells is not None:
         conditions, ids = [], []
-        for segment in engine.segments_:
-            if segment.id in non_buyer_ids:
-                continue
-            cells = [
-                (nw.col(r) == 5 - row) & (fm == column + 1)
-                for row, cells_row in enumerate(CLASSIC_GRID)
-                for column, name in enumerate(cells_row)
-                if name == segment.name
-            ]
-            combined = cells[0]
-            for cell in cells[1:]:
+        for segment, cells in plan.cells:
+            covered = [(nw.col(r) == row) & (fm == column) for row, column in cells]
+            combined = covered[0]
+            for cell in covered[1:]:
                 combined = combined | cell
             conditions.append(combined)
-            ids.append(segment.id)
-        label = first_match(conditions, ids, no_purchase)
+            ids.append(segment)
+        label = first_match(conditions, ids, plan.default)
     else:
         score_values = {
             "r_score": Value(nw.col(r), "number", nw.Int64),
@@ -994,197 +876,49 @@ def rfm_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr
                 return score_values[name]
             return column_value(name, schema[name])
 
-        available = [*_SCORE_NAMES, *names]
-        conditions = [
-            compile_condition(expr, resolve, available) for expr in engine._rules.values()
-        ]
-        ids = [segment.id for segment in engine.segments_[: len(conditions)]]
-        label = first_match(conditions, ids, default_id)
-    spent = nw.col(engine.monetary).cast(nw.Float64)
-    non_buyer = (
-        nw.when((spent < 0).fill_null(False))
-        .then(nw.lit(returns_only, dtype=nw.Int64))
-        .otherwise(nw.lit(no_purchase, dtype=nw.Int64))
-    )
-    label = nw.when(nw.col(buy)).then(label).otherwise(non_buyer)
+        available = [*SCORE_NAMES, *names]
+        rules = plan.rules or ()
+        conditions = [compile_condition(parse(text), resolve, available) for _, text in rules]
+        label = first_match(conditions, [segment for segment, _ in rules], plan.default)
+    buyer = nw.col(kind) == -1
+    label = _non_buyer_label(nw.col(kind), plan.non_buyers, label)
     zero = nw.lit(0, dtype=nw.Int64)
     text = nw.concat_str([nw.col(c).cast(nw.String) for c in (r, f, m)])
     return (
         staged,
         label,
         {
-            "r_score": nw.when(nw.col(buy)).then(nw.col(r)).otherwise(zero),
-            "f_score": nw.when(nw.col(buy)).then(nw.col(f)).otherwise(zero),
-            "m_score": nw.when(nw.col(buy)).then(nw.col(m)).otherwise(zero),
-            "rfm_score": nw.when(nw.col(buy)).then(text).otherwise(nw.lit("", dtype=nw.String)),
+            "r_score": nw.when(buyer).then(nw.col(r)).otherwise(zero),
+            "f_score": nw.when(buyer).then(nw.col(f)).otherwise(zero),
+            "m_score": nw.when(buyer).then(nw.col(m)).otherwise(zero),
+            "rfm_score": nw.when(buyer).then(text).otherwise(nw.lit("", dtype=nw.String)),
         },
     )
 
 
-def kmeans_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
-    """Nearest centroid for buyers; non-buyers set apart as on the pandas path."""
-    import narwhals as nw
-
-    names = column_names(frame)
-    owner = type(engine).__name__
-    if not engine._sets_apart(fitted=True) or not (
-        "frequency" in names or "recency_days" in names
-    ):
-        return _kmeans_assign_all(engine, frame)
-    kind = _non_buyer_kind(names)
+def _run_centroids(
+    plan: CentroidPlan, frame: Any, owner: str
+) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
+    """Nearest centroid; non-buyers set apart first when the plan says so."""
+    pre, centers = plan.preprocessing, np.asarray(plan.centers, dtype=float)
+    if plan.non_buyers is None:
+        return nearest_centroid(frame, pre, centers, owner)
     kind_name = TMP + "kind"
-    staged = frame.with_columns(kind.alias(kind_name))
+    staged = frame.with_columns(_buyer_kind(plan.non_buyers).alias(kind_name))
     buyers = nw.col(kind_name) == -1
-    check_missing(staged.filter(buyers), engine._pre, owner)
-    staged, label, scores = nearest_centroid(
-        staged, engine._pre, engine.cluster_centers_, owner, checked=True
-    )
-    no_purchase, returns_only = engine._non_buyer_ids()
-    label = (
-        nw.when(nw.col(kind_name) == 0)
-        .then(nw.lit(no_purchase, dtype=nw.Int64))
-        .when(nw.col(kind_name) == 1)
-        .then(nw.lit(returns_only, dtype=nw.Int64))
-        .otherwise(label)
-    )
+    require(column_names(frame), pre.input_names, owner)
+    check_missing(staged.filter(buyers), pre, owner)
+    staged, label, scores = nearest_centroid(staged, pre, centers, owner, checked=True)
+    label = _non_buyer_label(nw.col(kind_name), plan.non_buyers, label)
     distance = nw.when(buyers).then(scores["distance"])
     return staged, label, {"distance": distance}
 
 
-def _non_buyer_kind(names: Sequence[str]) -> nw.Expr:
-    """-1 buyer, 0 no purchase, 1 returns only (as ``non_buyer_kinds`` in pandas)."""
-    import narwhals as nw
-
-    if "frequency" in names:
-        frequency = nw.col("frequency").cast(nw.Float64)
-        non_buyer = ~((~frequency.is_nan()) & (frequency > 0)).fill_null(False)
-    else:
-        non_buyer = ~finite(nw.col("recency_days").cast(nw.Float64))
-    returned = nw.lit(False)
-    if "monetary" in names:
-        returned = (nw.col("monetary").cast(nw.Float64) < 0).fill_null(False)
-    return (
-        nw.when(non_buyer & returned)
-        .then(nw.lit(1, dtype=nw.Int64))
-        .when(non_buyer)
-        .then(nw.lit(0, dtype=nw.Int64))
-        .otherwise(nw.lit(-1, dtype=nw.Int64))
-    )
-
-
-def _kmeans_assign_all(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
-    """Nearest centroid of the preprocessed features, as expressions."""
-    return nearest_centroid(frame, engine._pre, engine.cluster_centers_, type(engine).__name__)
-
-
-def hdbscan_assign(engine: Any, frame: Any) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
-    """HDBSCAN in the engine's Python workers, batch by batch (no expression form).
-
-    Approximate prediction walks the fitted cluster tree in Python, so it cannot
-    compile to expressions; but each customer's result depends on that customer alone,
-    so it can run on batches where the data is: Spark's ``mapInPandas`` (executors need
-    ``hdbscan``), Dask's ``map_partitions``, DuckDB's ``map`` and polars' lazy
-    ``map_batches``. Eager frames are scored on the pandas path.
-    """
-    import narwhals as nw
-
-    if isinstance(frame, nw.DataFrame):
-        raise NotImplementedError("eager frames are scored in memory")
-    owner = type(engine).__name__
-    require(column_names(frame), engine._pre.input_names, owner)
-
-    def score(batch: pd.DataFrame) -> pd.DataFrame:
-        if not len(batch):
-            return pd.DataFrame(
-                {
-                    ID: batch[ID],
-                    "segment_id": pd.Series(dtype="int64"),
-                    "membership": pd.Series(dtype="float64"),
-                }
-            )
-        labels, scores = engine._assign(CustomerFeatures.from_frame(batch.copy()))
-        return pd.DataFrame(
-            {
-                ID: batch[ID].to_numpy(),
-                "segment_id": np.asarray(labels, dtype=np.int64),
-                "membership": np.asarray(scores["membership"], dtype=float),
-            }
-        )
-
-    columns = [ID, *engine._pre.input_names]
-    mapped = map_batches(frame.select(*columns), score, owner)
-    return mapped, nw.col("segment_id"), {"membership": nw.col("membership")}
-
-
-def map_batches(frame: Any, score: Callable[[pd.DataFrame], pd.DataFrame], owner: str) -> Any:
-    """Run ``score`` (pandas in, ``customer_id, segment_id, membership`` out) lazily on
-    each batch of ``frame``, in the frame's engine.
-
-    Parameters
-    ----------
-    frame : narwhals LazyFrame
-        Customers.
-    score : callable
-        Maps a pandas batch to its assignments.
-    owner : str
-        Engine name for messages.
-
-    Returns
-    -------
-    narwhals LazyFrame
-        The assignments, not computed yet.
-    """
-    import narwhals as nw
-
-    impl = frame.implementation
-    native = frame.to_native()
-    if impl.is_spark_like() and impl is not nw.Implementation.SQLFRAME:
-        from pyspark.sql import types as T  # noqa: N812
-
-        struct = T.StructType(
-            [
-                native.schema[ID],
-                T.StructField("segment_id", T.LongType(), False),
-                T.StructField("membership", T.DoubleType(), False),
-            ]
-        )
-        return nw.from_native(
-            native.mapInPandas(lambda batches: (score(batch) for batch in batches), struct)
-        )
-    if impl is nw.Implementation.DASK:
-        meta = score(native._meta)
-        return nw.from_native(native.map_partitions(score, meta=meta))
-    if impl is nw.Implementation.DUCKDB:
-        import duckdb
-
-        types = dict(zip(native.columns, native.types, strict=True))
-        schema = {
-            ID: types[ID],
-            "segment_id": duckdb.sqltype("BIGINT"),
-            "membership": duckdb.sqltype("DOUBLE"),
-        }
-        return nw.from_native(native.map(score, schema=schema))
-    if impl is nw.Implementation.POLARS:
-        import polars as pl
-
-        def score_polars(batch: pl.DataFrame) -> pl.DataFrame:
-            out = score(batch.to_pandas())
-            return pl.DataFrame(
-                {
-                    ID: pl.Series(out[ID].tolist(), dtype=batch.schema[ID]),
-                    "segment_id": pl.Series(out["segment_id"].to_numpy(), dtype=pl.Int64),
-                    "membership": pl.Series(out["membership"].to_numpy(), dtype=pl.Float64),
-                }
-            )
-
-        schema = {
-            ID: native.collect_schema()[ID],
-            "segment_id": pl.Int64,
-            "membership": pl.Float64,
-        }
-        return nw.from_native(native.map_batches(score_polars, schema=schema))
-    msg = (
-        f"{owner} cannot score a {impl} frame where it lives; score pandas features "
-        "instead (bring the frame to pandas chunk by chunk)."
-    )
-    raise NotImplementedError(msg)
+def _run_batches(
+    plan: BatchPlan, frame: Any, owner: str
+) -> tuple[Any, nw.Expr, dict[str, nw.Expr]]:
+    """The plan's pandas function on each batch, in the frame's engine (lazy frames)."""
+    require(column_names(frame), list(plan.columns), owner)
+    outputs = {"segment_id": "int64", **plan.outputs}
+    mapped = map_batches(frame.select(*plan.columns), plan.score, ID, outputs, owner)
+    return mapped, nw.col("segment_id"), {name: nw.col(name) for name in plan.outputs}
