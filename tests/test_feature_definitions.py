@@ -27,7 +27,8 @@ def test_every_definition_is_complete_and_names_are_unique():
     every = definitions()
     assert len({d.name for d in every}) == len(every)
     for d in every:
-        assert d.label and d.description.endswith(".")
+        assert d.label
+        assert d.description.endswith(".")
         assert d.direction in ("higher_is_better", "lower_is_better", "neutral")
         assert definition_of(d.name) == d
     assert definition_of("views_14d") is not None
@@ -56,8 +57,10 @@ def test_catalog_keeps_its_columns_and_adds_label_dtype_direction():
 
 
 def test_engines_read_skew_and_words_from_the_definitions():
-    assert is_skewed("monetary") and is_skewed("views_14d")
-    assert not is_skewed("return_rate") and not is_skewed("churn_score")
+    assert is_skewed("monetary")
+    assert is_skewed("views_14d")
+    assert not is_skewed("return_rate")
+    assert not is_skewed("churn_score")
     frame = pd.DataFrame({"recency_days": [1.0, 2.0, 3.0, 300.0, 310.0, 320.0]})
     names = [n for n, _ in describe_clusters(frame, np.array([0, 0, 0, 1, 1, 1]), [0, 1])]
     assert names == ["Recent", "Lapsed"]
@@ -139,10 +142,14 @@ def _tables(draw):
             ),
             "quantity": draw(st.lists(st.integers(1, 4), min_size=n_lines, max_size=n_lines)),
             "discount": draw(
-                st.lists(st.sampled_from([0.0, 1.5, None]), min_size=n_lines, max_size=n_lines)
+                st.lists(st.sampled_from([0.0, 1.5, np.nan]), min_size=n_lines, max_size=n_lines)
             ),
         }
     )
+    # Typed as an export would be, also when every value is missing.
+    for name in ("product_id", "category"):
+        lines[name] = lines[name].astype("string")
+    lines["discount"] = lines["discount"].astype(float)
     # An order id belongs to one customer: prefix it with the customer.
     lines["order_id"] = lines["customer_id"] + "-" + lines["order_id"]
     n_events = draw(st.integers(0, 25))
@@ -210,3 +217,4 @@ def test_numpy_kernels_and_narwhals_expressions_agree(tables, with_order_id):
     both = _both(lines, events, as_of)
     if both is not None:
         _assert_identical(*both)
+

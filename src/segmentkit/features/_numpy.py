@@ -244,6 +244,9 @@ def _as_dtype(values: Any, definition: FeatureDef) -> Any:
         return _as_utc_times(values)
     if definition.dtype == "int64":
         return values.astype(np.int64, copy=False)
+    if definition.dtype == "float64":
+        # np.bincount of no rows gives integers even with weights.
+        return np.asarray(values, dtype=float)
     return values
 
 
