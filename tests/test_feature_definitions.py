@@ -218,3 +218,103 @@ def test_numpy_kernels_and_narwhals_expressions_agree(tables, with_order_id):
     if both is not None:
         _assert_identical(*both)
 
+
+# --- spend_90d: a windowed feature that is one definition ------------------------------
+
+_SPEND_LINES = pd.DataFrame(
+    {
+        "customer_id": ["a", "a", "a", "a", "b", "c"],
+        "timestamp": [
+            "2024-06-30 00:00:00",  # on as_of: inside
+            "2024-04-01 00:00:01",  # just after as_of - 90 days: inside
+            "2024-04-01 00:00:00",  # exactly as_of - 90 days: outside
+            "2024-06-10 00:00:00",  # a return: not spend
+            "2024-01-15 00:00:00",  # only old purchases: 0
+            "2024-07-02 00:00:00",  # after as_of: not a customer
+        ],
+        "amount": [10.0, 5.5, 100.0, -4.0, 30.0, 7.0],
+    }
+)
+
+
+def _expected_spend() -> pd.Series:
+    return pd.Series([15.5, 0.0], index=pd.Index(["a", "b"], name="customer_id"), name="spend_90d")
+
+
+def test_spend_90d_counts_purchases_after_as_of_minus_90_days():
+    features = sk.extract_features(sk.Transactions.from_frame(_SPEND_LINES), as_of="2024-06-30")
+    pd.testing.assert_series_equal(features.frame["spend_90d"], _expected_spend())
+    assert features.catalog.set_index("name").loc["spend_90d", "unit"] == "currency"
+
+
+def test_spend_90d_is_zero_for_customers_known_only_by_events():
+    clicks = pd.DataFrame(
+        {"customer_id": ["z"], "timestamp": ["2024-06-29"], "event_type": ["view"]}
+    )
+    features = sk.extract_features(
+        sk.Transactions.from_frame(_SPEND_LINES), sk.Events.from_frame(clicks), as_of="2024-06-30"
+    )
+    assert features.frame.loc["z", "spend_90d"] == 0.0
+
+
+@pytest.mark.parametrize("backend", ["polars", "pyarrow", "duckdb", "dask"])
+def test_spend_90d_on_every_backend(backend):
+    pytest.importorskip(backend)
+    if backend == "polars":
+        import polars as pl
+
+        frame = pl.from_pandas(_SPEND_LINES)
+    elif backend == "pyarrow":
+        import pyarrow as pa
+
+        frame = pa.Table.from_pandas(_SPEND_LINES)
+    elif backend == "duckdb":
+        import duckdb
+
+        connection = duckdb.connect()
+        frame = connection.from_df(_SPEND_LINES)
+    else:
+        import dask.dataframe as dd
+
+        frame = dd.from_pandas(_SPEND_LINES, npartitions=2)
+    features = sk.extract_features(
+        sk.Transactions.from_frame(frame), as_of="2024-06-30", output="pandas"
+    )
+    pd.testing.assert_series_equal(features.frame["spend_90d"], _expected_spend())
+
+
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark")
+    import shutil
+    import subprocess
+
+    java = shutil.which("java")
+    shown = (
+        subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+        if java
+        else None
+    )
+    found = re.search(r'version "(\d+)', shown.stderr) if shown else None
+    if found is None or int(found.group(1)) < 17:
+        pytest.skip("PySpark needs Java 17+")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("segmentkit-test-feature-definitions")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def test_spend_90d_on_spark(spark):
+    frame = spark.createDataFrame(_SPEND_LINES)
+    features = sk.extract_features(
+        sk.Transactions.from_frame(frame), as_of="2024-06-30", output="pandas"
+    )
+    pd.testing.assert_series_equal(features.frame["spend_90d"], _expected_spend())

@@ -450,6 +450,17 @@ _PURCHASE = [
         skewed=True,
         words=("Large baskets", "Small baskets"),
     ),
+    FeatureDef(
+        "spend_90d",
+        "Spend on purchase lines in the 90 days up to as_of, before returns.",
+        "currency",
+        "transactions",
+        Agg("sum", "amount", rows="purchases", within_days=90),
+        label="Spend, 90 days",
+        direction="higher_is_better",
+        skewed=True,
+        words=("High recent spend", "Low recent spend"),
+    ),
 ]
 
 # --- browsing features -----------------------------------------------------------------
