@@ -180,20 +180,25 @@ def _compile(
 ) -> dict[str, Any]:
     """The columns of the definitions whose inputs are there, in their order."""
     columns: dict[str, Any] = {}
+    usable = [
+        d
+        for d in chosen
+        if isinstance(d.compute, Kernel)
+        or all(tables[a.over].has(a) for a in aggregations(d.compute))
+    ]
+    needed = {a: None for d in usable for a in aggregations(d.compute)}
+    # Distinct counts last: those of a column that is also ranked (n_categories beside
+    # top_category) come from the ranking's pairs.
     computed: dict[Agg, np.ndarray] = {}
-    for definition in chosen:
+    for agg in sorted(needed, key=lambda a: a.how == "nunique"):
+        computed[agg] = tables[agg.over].aggregate(agg)
+    for definition in usable:
         compute = definition.compute
         if isinstance(compute, Kernel):
             # Profile kernels: computed together by _profile_features.
             if definition.name in profile_columns:
                 columns[definition.name] = profile_columns[definition.name]
             continue
-        aggs = aggregations(compute)
-        if not all(tables[a.over].has(a) for a in aggs):
-            continue
-        for agg in aggs:
-            if agg not in computed:
-                computed[agg] = tables[agg.over].aggregate(agg)
         missing = _NAT if definition.dtype == "datetime" else np.nan
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             values = _evaluate(compute, computed, as_of_ns, missing)
@@ -433,6 +438,10 @@ class _Lines(_Rows):
         if agg.how in ("argmax", "share") and plain:
             pairs = self._weighted(agg)
             return pairs["top"] if agg.how == "argmax" else pairs["share"]
+        if agg.how == "nunique" and plain:
+            ranked = [v for k, v in self._pairs.items() if (k[0], k[2]) == (agg.column, agg.rows)]
+            if ranked:
+                return ranked[0]["n"]
         return super().aggregate(agg)
 
     def _weighted(self, agg: Agg) -> dict[str, np.ndarray]:
@@ -697,7 +706,7 @@ def _weighted_pairs(
     top_spend[pair_customer[winners]] = spend[winners]
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, top_spend / total, np.nan)
-    return {"top": top, "share": share}
+    return {"top": top, "share": share, "n": np.bincount(pair_customer, minlength=n)}
 
 
 def _visits(events: _Events, lines: _Lines, *, abandon_ns: int, gap_ns: int) -> _Visits:
