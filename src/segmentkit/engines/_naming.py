@@ -14,32 +14,19 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from segmentkit.features._definitions import definition_of
+
 __all__ = ["describe_clusters"]
 
-# feature -> (word when higher than the base, word when lower)
-_WORDS = {
-    "recency_days": ("Lapsed", "Recent"),
-    "frequency": ("Frequent", "Infrequent"),
-    "monetary": ("High spend", "Low spend"),
-    "gross_spend": ("High spend", "Low spend"),
-    "avg_order_value": ("Big baskets", "Small baskets"),
-    "tenure_days": ("Long-standing", "Recently joined"),
-    "mean_days_between_orders": ("Slow repeat", "Fast repeat"),
-    "discount_share": ("Discount-driven", "Full-price"),
-    "return_rate": ("Frequent returns", "Few returns"),
-    "n_products": ("Many products", "Few products"),
-    "n_categories": ("Broad interests", "Narrow interests"),
-    "top_category_share": ("Category-focused", "Category-spread"),
-    "avg_basket_size": ("Large baskets", "Small baskets"),
-    "days_since_last_visit": ("Not browsing", "Browsing now"),
-}
 _MIN_EFFECT = 0.25
 _MAX_WORDS = 3
 
 
 def _word(feature: str, higher: bool) -> str:
-    if feature in _WORDS:
-        return _WORDS[feature][0 if higher else 1]
+    # The definition's words: (higher than the base, lower than the base).
+    definition = definition_of(feature)
+    if definition is not None and definition.words is not None:
+        return definition.words[0 if higher else 1]
     return f"{'High' if higher else 'Low'} {feature.replace('_', ' ')}"
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from segmentkit.contracts._schema import suggest
+from segmentkit.features._definitions import definition_of
 
 __all__ = ["DEFAULT_CLUSTER_FEATURES", "MISSING_HINT", "Preprocessor", "signed_log1p", "snap"]
 
@@ -30,25 +31,6 @@ DEFAULT_CLUSTER_FEATURES = (
     "discount_share",
     "return_rate",
 )
-
-# Heavy right tails: one customer with 200 orders would otherwise dominate a distance.
-_SKEWED = frozenset(
-    {
-        "recency_days",
-        "frequency",
-        "monetary",
-        "gross_spend",
-        "avg_order_value",
-        "tenure_days",
-        "mean_days_between_orders",
-        "n_products",
-        "n_categories",
-        "avg_basket_size",
-        "days_since_last_visit",
-        "days_since_signup",
-    }
-)
-_SKEWED_PREFIXES = ("views_", "add_to_carts_", "sessions_", "time_on_site_", "abandoned_carts_")
 
 Missing = Literal["raise", "median", "zero"]
 
@@ -81,7 +63,10 @@ def signed_log1p(values: np.ndarray) -> np.ndarray:
 
 
 def is_skewed(name: str) -> bool:
-    return name in _SKEWED or name.startswith(_SKEWED_PREFIXES)
+    """Whether the feature has a heavy right tail (its definition says so): one customer
+    with 200 orders would otherwise dominate a distance."""
+    definition = definition_of(name)
+    return definition is not None and definition.skewed
 
 
 @dataclass

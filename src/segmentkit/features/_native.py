@@ -1,14 +1,16 @@
-"""Purchase features with narwhals group-bys, computed in the caller's engine.
+"""The narwhals path: feature definitions compiled to narwhals expressions.
 
-The definitions are those of :mod:`segmentkit.features._extract` (see the feature catalog);
-only the way of computing differs: joins of a few per-customer aggregations instead
-of ``np.bincount`` over codes. Every aggregation is a plain column reduction, which
-every engine (Dask included) runs inside a group-by.
+Features are computed in the caller's engine (polars, pyarrow, DuckDB, Spark, Dask) from
+the same definitions as the pandas path (:mod:`segmentkit.features._definitions`). Each
+kind of row (transaction lines, orders, events, visits) gets one group-by per customer
+holding every plain aggregation the definitions ask of it (sum, count, min, max of
+columns prepared row-wise first: Dask and pyarrow group-bys take only plain columns);
+distinct counts, order counts and argmax/share each join a small per-customer table.
+The arithmetic around the aggregations becomes one final ``select``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import narwhals as nw
@@ -19,36 +21,33 @@ from segmentkit._frame._detect import collect, to_native
 from segmentkit._frame._time import DAY_US, EPOCH_US
 from segmentkit.contracts._native_tables import NativeCustomers, NativeEvents, NativeTransactions
 from segmentkit.errors import InvalidParameterError
-from segmentkit.features._catalog import definitions_by_name
-from segmentkit.features._native_browsing import browsing_columns, browsing_features
+from segmentkit.features._base import (
+    NO_LINES_KEPT,
+    CustomerFeatures,
+    as_utc_timestamp,
+    nothing_by_as_of,
+)
+from segmentkit.features._definitions import (
+    Agg,
+    AsOf,
+    Expr,
+    FeatureDef,
+    Kernel,
+    Lit,
+    Op,
+    aggregations,
+    definition_of,
+    definitions,
+)
+from segmentkit.features._native_browsing import visits
 from segmentkit.features._native_profile import profile_features
 
 __all__ = ["extract_native_features"]
 
 _ID = "customer_id"
-_INTEGER = ("frequency", "n_products", "n_categories")
-# Browsing features, named by window: counts are int64, times float64 (as in pandas).
-_COUNTS = ("views_", "add_to_carts_", "sessions_", "abandoned_carts_")
-_TIMES = ("time_on_site_", "days_since_last_visit")
 # Engines whose frames keep a row order; elsewhere a sort costs a shuffle and the order
 # is not kept by later steps anyway.
 _SORTED = ("polars", "pyarrow")
-_NUMERIC = frozenset(
-    {
-        "recency_days",
-        "monetary",
-        "gross_spend",
-        "avg_order_value",
-        "tenure_days",
-        "mean_days_between_orders",
-        "return_rate",
-        "discount_share",
-        "top_category_share",
-        "avg_basket_size",
-        "age",
-        "days_since_signup",
-    }
-)
 
 
 def extract_native_features(
@@ -56,11 +55,11 @@ def extract_native_features(
     events: Any = None,
     customers: Any = None,
     *,
-    as_of: Any = None,
-    windows: Sequence[int] = (7, 30, 90),
-    abandon_hours: float = 24.0,
-    session_gap_minutes: float = 30.0,
-    output: str = "native",
+    as_of: Any,
+    windows: tuple[int, ...],
+    abandon_hours: float,
+    session_gap_minutes: float,
+    output: str,
 ) -> Any:
     """Features of native transactions, as a frame of the caller's engine or pandas.
 
@@ -96,16 +95,6 @@ def extract_native_features(
     object
         The native frame, or ``CustomerFeatures``.
     """
-    from segmentkit.features._extract import (
-        CustomerFeatures,
-        checked_browsing_params,
-        nothing_by_as_of,
-    )
-
-    if output not in {"native", "pandas"}:
-        msg = f"The 'output' parameter must be one of ['native', 'pandas']. Got {output!r}."
-        raise InvalidParameterError(msg)
-    windows = checked_browsing_params(windows, abandon_hours, session_gap_minutes)
     if events is not None and (
         not isinstance(events, NativeEvents) or events.backend != transactions.backend
     ):
@@ -124,7 +113,6 @@ def extract_native_features(
             "frame>, ...)."
         )
         raise InvalidParameterError(msg)
-    frame = transactions._frame
     stamp, n_in, first_us = _lines_inside(transactions, as_of)
     if n_in == 0:
         earliest = pd.Timestamp(first_us, unit="us", tz="UTC")
@@ -132,25 +120,53 @@ def extract_native_features(
     as_of_us = stamp.value // 1000
     inside = nw.col(EPOCH_US) <= as_of_us
     excluded = {"transactions_after_as_of": len(transactions) - n_in}
-    table = _purchase_table(frame.filter(inside), transactions.orders_from)
-    names = table.collect_schema().names()
-    browsing_names: list[str] = []
+    lines = transactions._frame.filter(inside)
+    sources = ["transactions"]
+    rows: dict[str, tuple[nw.LazyFrame[Any], list[str]]] = {}
+    rows["line"] = rows["order"] = (lines, lines.collect_schema().names())
     if events is not None:
-        browsing = _browsing(
-            transactions, events, as_of_us, windows, abandon_hours, session_gap_minutes, excluded
+        sources.append("events")
+        n_events = collect(events._frame.select(inside.cast(nw.Int64).sum())).item(0, 0)
+        excluded["events_after_as_of"] = len(events) - int(n_events or 0)
+        browsing = events._frame.filter(inside)
+        sales = lines.filter(~nw.col("is_return")).select(_ID, EPOCH_US)
+        # The pandas path works in integer nanoseconds; the same thresholds in microseconds.
+        sessions = visits(
+            browsing,
+            sales,
+            transactions._backend,
+            as_of_us,
+            abandon_us=int(abandon_hours * 3600 * 10**9) / 1000,
+            gap_us=int(session_gap_minutes * 60 * 10**9) / 1000,
         )
-        browsing_names = browsing_columns(windows)
-        ids = nw.concat([table.select(_ID), browsing.select(_ID)], how="vertical").unique()
-        table = ids.join(table, on=_ID, how="left").join(browsing, on=_ID, how="left")
+        rows["event"] = (browsing, browsing.collect_schema().names())
+        rows["session"] = (sessions, ["start", "seconds", "last_cart", "abandoned"])
     profile_names: list[str] = []
+    profiles = None
     if customers is not None:
+        sources.append("customers")
         profiles, profile_names = profile_features(customers, stamp, excluded)
-        # Everyone with a line or an eligible profile is a customer.
+
+    chosen = [
+        d
+        for d in definitions(windows, tuple(sources))  # type: ignore[arg-type]
+        if _available(d, rows, profile_names)
+    ]
+    compiler = _Compiler(rows, as_of_us, transactions.orders_from)
+    outputs = [compiler.feature(d) for d in chosen]
+    # Everyone with a line on or before as_of is a customer, and (with events or
+    # profiles) everyone with an event or an eligible profile.
+    table = compiler.table("transactions")
+    if events is not None:
+        browsing_table = compiler.table("events")
+        ids = nw.concat([table.select(_ID), browsing_table.select(_ID)], how="vertical").unique()
+        table = ids.join(table, on=_ID, how="left").join(browsing_table, on=_ID, how="left")
+    if profiles is not None:
         ids = nw.concat([table.select(_ID), profiles.select(_ID)], how="vertical").unique()
         table = ids.join(table, on=_ID, how="left").join(profiles, on=_ID, how="left")
-    features = table.select(
-        *_finish(names, as_of_us), *_finish_browsing(browsing_names), *profile_names
-    )
+    defined = {d.name for d in chosen}
+    extras = [name for name in profile_names if name not in defined]
+    features = table.select(nw.col(_ID), *outputs, *extras)
     if output == "native":
         if transactions.backend in _SORTED:
             features = features.sort(_ID)
@@ -161,8 +177,19 @@ def extract_native_features(
     # Sorted in pandas: the result is one row per customer, and a distributed sort would
     # cost an extra pass.
     pandas_frame = _to_pandas(collect(features)).sort_index()
-    definitions = definitions_by_name(windows)
-    return CustomerFeatures(pandas_frame, stamp, definitions, excluded)
+    return CustomerFeatures(pandas_frame, stamp, {d.name: d for d in chosen}, excluded)
+
+
+def _available(
+    definition: FeatureDef, rows: dict[str, tuple[Any, list[str]]], profile_names: list[str]
+) -> bool:
+    if isinstance(definition.compute, Kernel):
+        return definition.name in profile_names
+    for agg in aggregations(definition.compute):
+        names = rows[agg.over][1]
+        if any(c is not None and c not in names for c in (agg.column, agg.weight)):
+            return False
+    return True
 
 
 def _lines_inside(transactions: NativeTransactions, as_of: Any) -> tuple[pd.Timestamp, int, int]:
@@ -172,8 +199,6 @@ def _lines_inside(transactions: NativeTransactions, as_of: Any) -> tuple[pd.Time
     during validation answers whenever it can: the default ``as_of`` (the last line),
     and any ``as_of`` outside the range. Only a cut inside it needs a query.
     """
-    from segmentkit.features._extract import NO_LINES_KEPT, _as_utc_timestamp
-
     if len(transactions) == 0:
         raise ValueError(NO_LINES_KEPT)
     known = transactions.time_range
@@ -190,7 +215,7 @@ def _lines_inside(transactions: NativeTransactions, as_of: Any) -> tuple[pd.Time
         # Every timed line is on or before the last one: the count is the lines inside.
         stamp = pd.Timestamp(int(checked["last"]), unit="us", tz="UTC")
         return stamp, int(checked["n_in"] or 0), int(checked["first"])
-    stamp = _as_utc_timestamp(as_of)
+    stamp = as_utc_timestamp(as_of)
     as_of_us = stamp.value // 1000
     if known is not None and as_of_us >= known[1]:
         return stamp, len(transactions), known[0]
@@ -228,94 +253,203 @@ def _materialise_duckdb(relation: Any) -> Any:
         return relation
 
 
-def _browsing(
-    transactions: NativeTransactions,
-    events: NativeEvents,
-    as_of_us: int,
-    windows: tuple[int, ...],
-    abandon_hours: float,
-    session_gap_minutes: float,
-    excluded: dict[str, int],
+class _Compiler:
+    """Definitions to narwhals: per-customer tables of aggregations, and expressions."""
+
+    def __init__(
+        self, rows: dict[str, tuple[nw.LazyFrame[Any], list[str]]], as_of_us: int, orders_from: str
+    ) -> None:
+        self.rows = rows
+        self.as_of_us = as_of_us
+        self.orders_from = orders_from
+        self.aliases: dict[Agg, str] = {}
+
+    def alias(self, agg: Agg) -> str:
+        if agg not in self.aliases:
+            self.aliases[agg] = f"_agg{len(self.aliases)}"
+        return self.aliases[agg]
+
+    def feature(self, definition: FeatureDef) -> nw.Expr:
+        compute = definition.compute
+        if isinstance(compute, Kernel):  # profile kernels: computed by profile_features
+            return nw.col(definition.name)
+        expr = self.expr(compute, as_time=definition.dtype == "datetime")
+        if definition.dtype == "int64":
+            expr = expr.cast(nw.Int64)
+        elif definition.dtype == "float64":
+            expr = expr.cast(nw.Float64)
+        elif definition.dtype == "string":
+            expr = expr.cast(nw.String)
+        return expr.alias(definition.name)
+
+    def expr(self, node: Expr | None, *, as_time: bool = False) -> nw.Expr:
+        # Divisions sit inside when(): Spark's ANSI mode raises on a zero divisor.
+        if node is None:
+            return nw.lit(None, nw.Float64)
+        if isinstance(node, Agg):
+            return self.ref(node, as_time=as_time)
+        if isinstance(node, Lit):
+            return nw.lit(node.value)
+        if isinstance(node, AsOf):
+            return nw.lit(self.as_of_us)
+        if not isinstance(node, Op):
+            msg = f"not a node of the feature algebra: {node!r}"
+            raise TypeError(msg)
+        if node.op == "where":
+            condition, then, otherwise = node.args
+            chosen = nw.when(self.expr(condition)).then(self.expr(then, as_time=as_time))
+            return chosen if otherwise is None else chosen.otherwise(self.expr(otherwise))
+        args = [self.expr(arg) for arg in node.args]
+        if node.op == "+":
+            return args[0] + args[1]
+        if node.op == "-":
+            return args[0] - args[1]
+        if node.op == "/":
+            return args[0] / args[1]
+        if node.op == ">":
+            return args[0] > args[1]
+        if node.op == "days":
+            return args[0] / DAY_US
+        if node.op == "present":
+            return ~args[0].is_null()
+        msg = f"unknown operation {node.op!r} in a feature definition"
+        raise ValueError(msg)
+
+    def ref(self, agg: Agg, *, as_time: bool) -> nw.Expr:
+        """The aggregate's column, filled for customers without rows."""
+        name = self.alias(agg)
+        if as_time and agg.column == "timestamp":
+            return nw.col(f"{name}_time")
+        if agg.how in ("count", "nunique"):
+            return nw.col(name).fill_null(0).cast(nw.Int64)
+        if agg.how == "sum":
+            return nw.col(name).cast(nw.Float64).fill_null(0.0)
+        return nw.col(name)
+
+    def table(self, source: str) -> nw.LazyFrame[Any]:
+        """One row per customer with rows of ``source``: the aggregations read of it."""
+        kinds = ("line", "order") if source == "transactions" else ("event", "session")
+        table: nw.LazyFrame[Any] | None = None
+        for kind in kinds:
+            frame, names = self.rows[kind]
+            plain = [(n, a) for a, n in self.aliases.items() if a.over == kind and _is_plain(a)]
+            if plain or table is None:
+                grouped = _plain_aggregates(frame, plain, self.as_of_us)
+                table = grouped if table is None else table.join(grouped, on=_ID, how="left")
+            for agg, name in self.aliases.items():
+                if agg.over != kind or _is_plain(agg):
+                    continue
+                if agg.over == "order":
+                    extra = _frequency(
+                        frame.filter(_condition(agg, self.as_of_us)), names, self.orders_from
+                    ).rename({"frequency": name})
+                elif agg.how == "nunique":
+                    extra = _distinct(frame, agg, name, self.as_of_us)
+                else:
+                    extra = _weighted_pairs(frame, agg, name, self.as_of_us)
+                table = table.join(extra, on=_ID, how="left")
+        assert table is not None  # the first kind always makes one
+        return table
+
+
+def _is_plain(agg: Agg) -> bool:
+    """Whether one group-by over its rows computes ``agg`` from a prepared column."""
+    return agg.over != "order" and agg.how in ("count", "sum", "min", "max")
+
+
+#: Columns of the row tables under their definition names.
+_COLUMNS = {"timestamp": EPOCH_US}
+_ROWS = {
+    "purchases": ~nw.col("is_return"),
+    "returns": nw.col("is_return"),
+    "views": (nw.col("event_type") == "view").fill_null(False),
+    "add_to_carts": (nw.col("event_type") == "add_to_cart").fill_null(False),
+    "abandoned": nw.col("abandoned"),
+}
+
+
+def _condition(agg: Agg, as_of_us: int) -> nw.Expr:
+    """The rows ``agg`` reads, as a boolean expression."""
+    condition = _ROWS.get(agg.rows, nw.lit(True))
+    if agg.within_days is not None:
+        at = _COLUMNS.get(agg.at, agg.at)
+        recent = (nw.col(at) > as_of_us - agg.within_days * DAY_US).fill_null(False)
+        condition = recent if agg.rows == "all" else condition & recent
+    return condition
+
+
+def _plain_aggregates(
+    frame: nw.LazyFrame[Any], aggs: list[tuple[str, Agg]], as_of_us: int
 ) -> nw.LazyFrame[Any]:
-    """Per-customer browsing features; counts the events after ``as_of`` in ``excluded``."""
-    inside = nw.col(EPOCH_US) <= as_of_us
-    n_in = collect(events._frame.select(inside.cast(nw.Int64).sum())).item(0, 0)
-    excluded["events_after_as_of"] = len(events) - int(n_in or 0)
-    sales = transactions._frame.filter(inside & ~nw.col("is_return")).select(_ID, EPOCH_US)
-    # The pandas path works in integer nanoseconds; the same thresholds in microseconds.
-    abandon_us = int(abandon_hours * 3600 * 10**9) / 1000
-    gap_us = int(session_gap_minutes * 60 * 10**9) / 1000
-    return browsing_features(
-        events._frame.filter(inside),
-        sales,
-        transactions._backend,
-        as_of_us,
-        windows=windows,
-        abandon_us=abandon_us,
-        gap_us=gap_us,
-    )
-
-
-def _finish_browsing(names: list[str]) -> list[nw.Expr]:
-    # Customers without events: no visit (missing days), zero counts and times.
-    exprs = []
-    for name in names:
-        if name == "days_since_last_visit":
-            exprs.append(nw.col(name).cast(nw.Float64))
-        elif name.startswith("time_on_site_"):
-            exprs.append(nw.col(name).cast(nw.Float64).fill_null(0.0))
+    """Sums, counts, minima and maxima per customer, in one group-by."""
+    prepared: dict[str, nw.Expr] = {}
+    reduced: list[nw.Expr] = []
+    for name, agg in aggs:
+        condition = _condition(agg, as_of_us)
+        if agg.how == "count":
+            prepared[name] = condition.cast(nw.Int64)
+        elif agg.how == "sum":
+            value = nw.col(_COLUMNS.get(agg.column or "", agg.column or ""))
+            value = value.cast(nw.Float64).fill_null(0.0)
+            prepared[name] = nw.when(condition).then(value).otherwise(nw.lit(0.0))
         else:
-            exprs.append(nw.col(name).fill_null(0).cast(nw.Int64))
-    return exprs
+            column = agg.column or ""
+            prepared[name] = nw.when(condition).then(nw.col(_COLUMNS.get(column, column)))
+            if column == "timestamp":  # the time itself, for features that are times
+                prepared[f"{name}_time"] = nw.when(condition).then(nw.col("timestamp"))
+    for name in prepared:
+        how = next(a.how for n, a in aggs if name in (n, f"{n}_time"))
+        prepared_column = nw.col(name)
+        if how in ("count", "sum"):
+            reduced.append(prepared_column.sum().alias(name))
+        elif how == "min":
+            reduced.append(prepared_column.min().alias(name))
+        else:
+            reduced.append(prepared_column.max().alias(name))
+    if not reduced:
+        return frame.select(_ID).unique()
+    return frame.with_columns(**prepared).group_by(_ID).agg(*reduced)
 
 
-def _purchase_table(lines: nw.LazyFrame[Any], orders_from: str) -> Any:
-    """Per-customer aggregates of the purchase lines (finished by :func:`_finish`)."""
-    names = lines.collect_schema().names()
-    sale = ~nw.col("is_return")
-    zero = nw.lit(0.0)
-    # Row-wise inputs first: group-bys then only sum, count, min and max columns.
-    lines = lines.with_columns(
-        _sale=sale,
-        _gross=nw.when(sale).then(nw.col("amount")).otherwise(zero),
-        _returned=nw.when(~sale).then(-nw.col("amount")).otherwise(zero),
-        _sale_us=nw.when(sale).then(nw.col(EPOCH_US)),
-        _sale_ts=nw.when(sale).then(nw.col("timestamp")),
+def _distinct(frame: nw.LazyFrame[Any], agg: Agg, name: str, as_of_us: int) -> nw.LazyFrame[Any]:
+    column = agg.column or ""
+    return (
+        frame.filter(_condition(agg, as_of_us) & ~nw.col(column).is_null())
+        .select(_ID, column)
+        .unique()
+        .group_by(_ID)
+        .agg(nw.len().alias(name))
     )
-    aggregations = [
-        nw.col("_gross").sum().alias("gross_spend"),
-        nw.col("_returned").sum().alias("_returned"),
-        nw.col("_sale_us").min().alias("_first_us"),
-        nw.col("_sale_us").max().alias("_last_us"),
-        nw.col("_sale_ts").min().alias("first_purchase"),
-        nw.col("_sale_ts").max().alias("last_purchase"),
-    ]
-    if "discount" in names:
-        lines = lines.with_columns(
-            _discount=nw.when(sale).then(nw.col("discount").fill_null(0.0)).otherwise(zero)
+
+
+def _weighted_pairs(
+    frame: nw.LazyFrame[Any], agg: Agg, name: str, as_of_us: int
+) -> nw.LazyFrame[Any]:
+    """The value of ``agg.column`` with most ``agg.weight`` (ties: alphabetical), or its
+    share of the weight over all values."""
+    column, weight = agg.column or "", agg.weight or ""
+    pairs = (
+        frame.filter(_condition(agg, as_of_us) & ~nw.col(column).is_null())
+        .group_by(_ID, column)
+        .agg(nw.col(weight).sum().alias("_spend"))
+    )
+    if agg.how == "share":
+        totals = pairs.group_by(_ID).agg(
+            nw.col("_spend").sum().alias("_total"), nw.col("_spend").max().alias("_top")
         )
-        aggregations.append(nw.col("_discount").sum().alias("_discount"))
-    if "quantity" in names:
-        lines = lines.with_columns(
-            _units=nw.when(sale).then(nw.col("quantity").fill_null(0.0)).otherwise(zero)
-        )
-        aggregations.append(nw.col("_units").sum().alias("_units"))
-    # Everyone with a line (purchase or return) on or before as_of is a customer.
-    table = lines.group_by(_ID).agg(*aggregations)
-    sales = lines.filter(nw.col("_sale"))
-    table = table.join(_frequency(sales, names, orders_from), on=_ID, how="left")
-    if "product_id" in names:
-        products = (
-            sales.filter(~nw.col("product_id").is_null())
-            .select(_ID, "product_id")
-            .unique()
-            .group_by(_ID)
-            .agg(nw.len().alias("n_products"))
-        )
-        table = table.join(products, on=_ID, how="left")
-    if "category" in names:
-        table = table.join(_categories(sales), on=_ID, how="left")
-    return table
+        total = nw.col("_total").cast(nw.Float64)
+        share = nw.when(total > 0).then(nw.col("_top").cast(nw.Float64) / total)
+        return totals.select(_ID, share.alias(name))
+    # Parallel engines may sum one pair's floats in another order in each place `pairs`
+    # is used, so "equal to the maximum" allows the last bits to differ; real ties
+    # (equal prices) are exact and go to the alphabetically first value.
+    best = nw.col("_best")
+    return (
+        pairs.with_columns(_best=nw.col("_spend").max().over(_ID))
+        .filter(nw.col("_spend") >= best - (best.abs() * 1e-9 + 1e-9))
+        .group_by(_ID)
+        .agg(nw.col(column).min().alias(name))
+    )
 
 
 def _frequency(sales: nw.LazyFrame[Any], names: list[str], orders_from: str) -> Any:
@@ -331,90 +465,6 @@ def _frequency(sales: nw.LazyFrame[Any], names: list[str], orders_from: str) -> 
     return keyed.unique().group_by(_ID).agg(nw.len().alias("frequency"))
 
 
-def _categories(sales: nw.LazyFrame[Any]) -> Any:
-    """Distinct categories, the top one by spend (ties: alphabetical) and its share."""
-    pairs = (
-        sales.filter(~nw.col("category").is_null())
-        .group_by(_ID, "category")
-        .agg(nw.col("amount").sum().alias("_spend"))
-    )
-    totals = pairs.group_by(_ID).agg(
-        nw.len().alias("n_categories"),
-        nw.col("_spend").sum().alias("_category_total"),
-        nw.col("_spend").max().alias("_top_spend"),
-    )
-    # Parallel engines may sum one pair's floats in another order in each place `pairs`
-    # is used, so "equal to the maximum" allows the last bits to differ; real ties
-    # (equal prices) are exact and go to the alphabetically first category.
-    best = nw.col("_best")
-    tops = (
-        pairs.with_columns(_best=nw.col("_spend").max().over(_ID))
-        .filter(nw.col("_spend") >= best - (best.abs() * 1e-9 + 1e-9))
-        .group_by(_ID)
-        .agg(nw.col("category").min().alias("top_category"))
-    )
-    return totals.join(tops, on=_ID, how="left")
-
-
-def _finish(names: list[str], as_of_us: int) -> list[nw.Expr]:
-    frequency = nw.col("frequency").fill_null(0).cast(nw.Int64)
-    bought = frequency > 0
-    # Customers known only by a profile have no aggregates: their sums are 0.
-    gross = nw.col("gross_spend").cast(nw.Float64).fill_null(0.0)
-    returned = nw.col("_returned").cast(nw.Float64).fill_null(0.0)
-    first = nw.col("_first_us")
-    last = nw.col("_last_us")
-    # Divisions sit inside when(): Spark's ANSI mode raises on a zero divisor.
-    exprs = [
-        nw.col(_ID),
-        nw.when(bought).then(nw.col("first_purchase")).alias("first_purchase"),
-        nw.when(bought).then(nw.col("last_purchase")).alias("last_purchase"),
-        nw.when(bought).then((nw.lit(as_of_us) - last) / DAY_US).alias("recency_days"),
-        frequency.alias("frequency"),
-        (gross - returned).alias("monetary"),
-        gross.alias("gross_spend"),
-        nw.when(bought).then(gross / frequency).alias("avg_order_value"),
-        nw.when(bought).then((nw.lit(as_of_us) - first) / DAY_US).alias("tenure_days"),
-        nw.when(frequency > 1)
-        .then((last - first) / DAY_US / (frequency - 1))
-        .alias("mean_days_between_orders"),
-        # Returns without purchases have no meaningful rate; nothing at all is 0.
-        nw.when(gross > 0)
-        .then(returned / gross)
-        .when(returned > 0)
-        .then(nw.lit(None, nw.Float64))
-        .otherwise(nw.lit(0.0))
-        .alias("return_rate"),
-    ]
-    if "_discount" in names:
-        discount = nw.col("_discount").cast(nw.Float64).fill_null(0.0)
-        list_price = gross + discount
-        exprs.append(
-            nw.when(list_price > 0)
-            .then(discount / list_price)
-            .otherwise(nw.lit(0.0))
-            .alias("discount_share")
-        )
-    if "n_products" in names:
-        exprs.append(nw.col("n_products").fill_null(0).cast(nw.Int64))
-    if "n_categories" in names:
-        total = nw.col("_category_total").cast(nw.Float64)
-        exprs += [
-            nw.col("n_categories").fill_null(0).cast(nw.Int64),
-            nw.col("top_category").cast(nw.String),
-            nw.when(total > 0)
-            .then(nw.col("_top_spend").cast(nw.Float64) / total)
-            .alias("top_category_share"),
-        ]
-    if "_units" in names:
-        exprs.append(
-            nw.when(bought)
-            .then(nw.col("_units").cast(nw.Float64).fill_null(0.0) / frequency)
-            .alias("avg_basket_size")
-        )
-    return exprs
-
-
 def _to_pandas(features: nw.DataFrame[Any]) -> pd.DataFrame:
     """The pandas path's frame: same dtypes, NaN for missing numbers, ids as the index."""
     data = features.to_pandas()
@@ -423,13 +473,15 @@ def _to_pandas(features: nw.DataFrame[Any]) -> pd.DataFrame:
         if name == _ID:
             continue
         values = data[name]
-        if name in {"first_purchase", "last_purchase"}:
+        definition = definition_of(name)
+        dtype = definition.dtype if definition is not None else "object"
+        if dtype == "datetime":
             columns[name] = pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]").array
-        elif name in _INTEGER or name.startswith(_COUNTS):
+        elif dtype == "int64":
             columns[name] = values.to_numpy(dtype=np.int64)
-        elif name in _NUMERIC or name.startswith(_TIMES):
+        elif dtype == "float64":
             columns[name] = pd.to_numeric(values).to_numpy(dtype=float, na_value=np.nan)
-        elif name.startswith("consent_"):
+        elif dtype == "boolean":
             flags = values.astype(object)
             columns[name] = pd.array(flags.where(flags.notna(), None), dtype="boolean")
         else:

@@ -1,7 +1,7 @@
-"""Browsing features (visits, carts, time on site) computed in the caller's engine.
+"""Visits (sessions) and abandoned carts in the caller's engine: the table of visits that
+the browsing definitions aggregate (the narwhals twin of ``_numpy._visits``).
 
-The definitions are those of ``segmentkit.features._extract._browsing_features`` (see the
-feature catalog). Visits without a ``session_id`` need each event's previous event of
+Visits without a ``session_id`` need each event's previous event of
 the same customer: polars, DuckDB and Spark get it from an ordered window
 (``shift().over(customer, order_by=time)``); pyarrow tables are in memory and sorted
 once; Dask, which has no ordered windows, shuffles events by customer so that each
@@ -12,7 +12,6 @@ customer's purchases, and a purchase within the window marks it bought.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import narwhals as nw
@@ -22,38 +21,23 @@ import pandas as pd
 from segmentkit._frame._detect import Backend
 from segmentkit._frame._time import DAY_US, EPOCH_US
 
-__all__ = ["browsing_columns", "browsing_features"]
+__all__ = ["visits"]
 
 _ID = "customer_id"
 _SESSION = "_session"
 _ORDERED = ("polars", "duckdb", "pyspark")
 
 
-def browsing_columns(windows: Sequence[int]) -> list[str]:
-    """The browsing feature names, in the pandas path's order."""
-    names = ["days_since_last_visit"]
-    for w in windows:
-        names += [
-            f"views_{w}d",
-            f"add_to_carts_{w}d",
-            f"sessions_{w}d",
-            f"time_on_site_{w}d",
-            f"abandoned_carts_{w}d",
-        ]
-    return names
-
-
-def browsing_features(
+def visits(
     events: nw.LazyFrame[Any],
     purchases: nw.LazyFrame[Any],
     backend: Backend,
     as_of_us: int,
     *,
-    windows: Sequence[int],
     abandon_us: float,
     gap_us: float,
 ) -> nw.LazyFrame[Any]:
-    """One row per customer with an event on or before ``as_of``: the browsing features.
+    """One row per visit: ``customer_id``, ``start``, ``seconds``, ``last_cart``, ``abandoned``.
 
     Parameters
     ----------
@@ -65,8 +49,6 @@ def browsing_features(
         Engine of both frames.
     as_of_us : int
         End of observation, UTC microseconds since the epoch.
-    windows : sequence of int
-        Look-back windows in days.
     abandon_us : float
         Microseconds after a visit's last add-to-cart within which a purchase counts.
     gap_us : float
@@ -75,66 +57,26 @@ def browsing_features(
     Returns
     -------
     narwhals.LazyFrame
-        ``customer_id`` and the columns of :func:`browsing_columns` (counts as Int64,
-        times as Float64; ``days_since_last_visit`` is never null here).
+        Times in UTC microseconds (``last_cart`` null without a cart), ``seconds`` on
+        site (durations, else the visit's span) and whether its cart was abandoned.
     """
     names = events.collect_schema().names()
     ts = nw.col(EPOCH_US)
-    kind = nw.col("event_type")
-    events = events.with_columns(
-        _view=(kind == "view").fill_null(False),
-        _cart=(kind == "add_to_cart").fill_null(False),
-    )
     events = _with_sessions(events, backend, "session_id" in names, gap_us)
     # Row-wise inputs first: pyarrow and Dask group-bys only sum, count, min and max
     # plain columns.
-    events = events.with_columns(_cart_ts=nw.when(nw.col("_cart")).then(ts))
-    visit = [ts.min().alias("_start"), ts.max().alias("_end")]
-    visit.append(nw.col("_cart_ts").max().alias("_cart_us"))
+    events = events.with_columns(
+        _cart_ts=nw.when((nw.col("event_type") == "add_to_cart").fill_null(False)).then(ts)
+    )
+    visit = [ts.min().alias("start"), ts.max().alias("_end")]
+    visit.append(nw.col("_cart_ts").max().alias("last_cart"))
     if "duration_s" in names:
         events = events.with_columns(_dur=nw.col("duration_s").cast(nw.Float64).fill_null(0.0))
-        visit.append(nw.col("_dur").sum().alias("_seconds"))
+        visit.append(nw.col("_dur").sum().alias("seconds"))
     sessions = events.group_by(_ID, _SESSION).agg(*visit)
     if "duration_s" not in names:
-        sessions = sessions.with_columns(_seconds=(nw.col("_end") - nw.col("_start")) / 1e6)
-    sessions = _with_abandoned(sessions, events, purchases, as_of_us, abandon_us)
-
-    per_event: dict[str, nw.Expr] = {}
-    per_session: dict[str, nw.Expr] = {}
-    for w in windows:
-        start = as_of_us - w * DAY_US
-        recent = ts > start
-        per_event[f"views_{w}d"] = (recent & nw.col("_view")).cast(nw.Int64)
-        per_event[f"add_to_carts_{w}d"] = (recent & nw.col("_cart")).cast(nw.Int64)
-        recent_visit = nw.col("_start") > start
-        recent_cart = nw.col("_abandoned") & (nw.col("_cart_us") > start).fill_null(False)
-        per_session[f"sessions_{w}d"] = recent_visit.cast(nw.Int64)
-        per_session[f"_seconds_{w}d"] = (
-            nw.when(recent_visit).then(nw.col("_seconds")).otherwise(nw.lit(0.0))
-        )
-        per_session[f"abandoned_carts_{w}d"] = recent_cart.cast(nw.Int64)
-    by_event = (
-        events.with_columns(**per_event)
-        .group_by(_ID)
-        .agg(ts.max().alias("_last"), *(nw.col(name).sum() for name in per_event))
-        .with_columns(days_since_last_visit=(nw.lit(as_of_us) - nw.col("_last")) / DAY_US)
-    )
-    by_session = (
-        sessions.with_columns(**per_session)
-        .group_by(_ID)
-        .agg(*(nw.col(name).sum() for name in per_session))
-    )
-    joined = by_event.join(by_session, on=_ID, how="left")
-    finished = [nw.col(_ID), nw.col("days_since_last_visit").cast(nw.Float64)]
-    for w in windows:
-        finished += [
-            nw.col(f"views_{w}d").cast(nw.Int64),
-            nw.col(f"add_to_carts_{w}d").cast(nw.Int64),
-            nw.col(f"sessions_{w}d").cast(nw.Int64),
-            (nw.col(f"_seconds_{w}d").cast(nw.Float64) / 60.0).alias(f"time_on_site_{w}d"),
-            nw.col(f"abandoned_carts_{w}d").cast(nw.Int64),
-        ]
-    return joined.select(finished)
+        sessions = sessions.with_columns(seconds=(nw.col("_end") - nw.col("start")) / 1e6)
+    return _with_abandoned(sessions, events, purchases, as_of_us, abandon_us)
 
 
 def _with_sessions(
@@ -213,8 +155,8 @@ def _with_abandoned(
     every_purchase = nw.concat(
         [purchases.select(_ID, EPOCH_US), bought_events], how="vertical"
     ).rename({EPOCH_US: "_bought_us"})
-    carts = sessions.filter(~nw.col("_cart_us").is_null()).select(_ID, _SESSION, "_cart_us")
-    delay = nw.col("_bought_us") - nw.col("_cart_us")
+    carts = sessions.filter(~nw.col("last_cart").is_null()).select(_ID, _SESSION, "last_cart")
+    delay = nw.col("_bought_us") - nw.col("last_cart")
     bought = (
         carts.join(every_purchase, on=_ID, how="inner")
         .filter((delay >= 0) & (delay <= abandon_us))
@@ -222,9 +164,9 @@ def _with_abandoned(
         .unique()
         .with_columns(_bought=nw.lit(True))
     )
-    decidable = (nw.col("_cart_us") + abandon_us) <= as_of_us
+    decidable = (nw.col("last_cart") + abandon_us) <= as_of_us
     flagged = sessions.join(bought, on=[_ID, _SESSION], how="left")
     abandoned = (
-        ~nw.col("_cart_us").is_null() & nw.col("_bought").is_null() & decidable.fill_null(False)
+        ~nw.col("last_cart").is_null() & nw.col("_bought").is_null() & decidable.fill_null(False)
     )
-    return flagged.with_columns(_abandoned=abandoned).drop("_bought")
+    return flagged.with_columns(abandoned=abandoned).drop("_bought")

@@ -16,22 +16,9 @@ from segmentkit._frame._detect import collect
 from segmentkit._frame._time import DAY_US
 from segmentkit.contracts._native_tables import NativeCustomers
 
-__all__ = ["PROFILE_ORDER", "profile_features"]
+__all__ = ["profile_features"]
 
 _ID = "customer_id"
-#: Profile columns in the pandas path's order; extra columns follow.
-PROFILE_ORDER = (
-    "age",
-    "age_band",
-    "gender",
-    "city",
-    "region",
-    "country",
-    "days_since_signup",
-    "consent_email",
-    "consent_sms",
-    "consent_ads",
-)
 _CATEGORIES = ("age_band", "gender", "city", "region", "country")
 _CONSENTS = ("consent_email", "consent_sms", "consent_ads")
 # Days from 1900-01-01 to the epoch: shifting by it keeps 20th-century birth dates

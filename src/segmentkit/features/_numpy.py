@@ -1,0 +1,840 @@
+"""The pandas path: feature definitions compiled to grouped numpy kernels.
+
+Everything here is whole-array work (``np.bincount``, factorised keys, one sort for
+visits): no Python loop runs per customer, order or event. Customers from the three
+tables are placed in one id space first, so each feature is an array over that space
+and joining them is free.
+
+Each :class:`~segmentkit.features._definitions.Agg` of a definition becomes one kernel
+over the rows it names (transaction lines, orders, events or visits), computed once
+however many features read it; the shared intermediates (customer codes, the runs of
+each order's adjacent lines, the purchase mask, the visits) are built once per call by
+the row tables below. The arithmetic around the aggregations is evaluated on the
+per-customer arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segmentkit._common._runs import (
+    constant_within_runs,
+    keys_used,
+    one_run_each,
+    run_lengths,
+    run_starts,
+    run_sums,
+    runs_holding,
+)
+from segmentkit.contracts._customers import PII_COLUMNS, Customers
+from segmentkit.contracts._events import Events
+from segmentkit.contracts._schema import category_codes, to_ns
+from segmentkit.contracts._transactions import Transactions
+from segmentkit.features._base import (
+    NO_LINES_KEPT,
+    CustomerFeatures,
+    as_utc_timestamp,
+    nothing_by_as_of,
+)
+from segmentkit.features._definitions import (
+    Agg,
+    AsOf,
+    Expr,
+    FeatureDef,
+    Kernel,
+    Lit,
+    Op,
+    aggregations,
+    definitions,
+)
+
+__all__ = ["extract_pandas_features"]
+
+_DAY_NS = 86_400 * 10**9
+_NAT = np.iinfo(np.int64).min
+#: Neutral for a minimum of nanosecond times (NaT, the int64 minimum, is for maxima).
+_NO_EARLIEST = np.iinfo(np.int64).max
+
+
+def extract_pandas_features(
+    transactions: Transactions,
+    events: Events | None,
+    customers: Customers | None,
+    *,
+    as_of: Any,
+    windows: tuple[int, ...],
+    abandon_hours: float,
+    session_gap_minutes: float,
+) -> CustomerFeatures:
+    """The features of pandas tables (parameters checked by the caller)."""
+    tx = transactions.data
+    if len(tx) == 0:
+        raise ValueError(NO_LINES_KEPT)
+    stamp = (
+        as_utc_timestamp(as_of)
+        if as_of is not None
+        else pd.Timestamp(tx["timestamp"].max()).tz_convert("UTC")
+    )
+    as_of_ns = stamp.value
+
+    tx_ns = to_ns(tx["timestamp"])
+    tx_in = tx_ns <= as_of_ns
+    if not tx_in.any():
+        raise ValueError(nothing_by_as_of(stamp, tx["timestamp"].min()))
+    n_after = len(tx_in) - int(np.count_nonzero(tx_in))
+    excluded = {"transactions_after_as_of": n_after}
+
+    id_tables = [tx["customer_id"].cat.categories]
+    ev = events.data if events is not None else None
+    if ev is not None:
+        id_tables.append(ev["customer_id"].cat.categories)
+    profiles = customers.data if customers is not None else None
+    if profiles is not None:
+        id_tables.append(profiles["customer_id"].cat.categories)
+    if len(id_tables) > 1:
+        ids = _union(id_tables)
+        tx_codes = ids.get_indexer(id_tables[0])[category_codes(tx["customer_id"])]
+    else:
+        # Transactions alone: their categories are the id space, no hashing of ids.
+        ids = id_tables[0]
+        tx_codes = category_codes(tx["customer_id"])
+    n = len(ids)
+    if n_after == 0:
+        # Nothing after as_of (the default): no filtered copy of every column.
+        lines = _Lines(tx, tx_codes, tx_ns, n, as_of_ns)
+    else:
+        lines = _Lines(tx[tx_in], tx_codes[tx_in], tx_ns[tx_in], n, as_of_ns)
+    # Every line is in a run of its order, and a run has its order's one customer.
+    present = np.zeros(n, dtype=bool)
+    present[lines.run_customer] = True
+    tables: dict[str, _Rows] = {"line": lines, "order": lines}
+    sources = ["transactions"]
+
+    if ev is not None:
+        sources.append("events")
+        ev_ns = to_ns(ev["timestamp"])
+        ev_in = ev_ns <= as_of_ns
+        excluded["events_after_as_of"] = int((~ev_in).sum())
+        ev_codes = ids.get_indexer(ev["customer_id"].cat.categories)[
+            category_codes(ev["customer_id"])
+        ]
+        present[ev_codes[ev_in]] = True
+        browsing = _Events(ev[ev_in], ev_codes[ev_in], ev_ns[ev_in], n, as_of_ns)
+        tables["event"] = browsing
+        tables["session"] = _visits(
+            browsing,
+            lines,
+            abandon_ns=int(abandon_hours * 3600 * 10**9),
+            gap_ns=int(session_gap_minutes * 60 * 10**9),
+        )
+    profile_columns: dict[str, Any] = {}
+    if profiles is not None:
+        sources.append("customers")
+        eligible = np.ones(len(profiles), dtype=bool)
+        if "signup_date" in profiles:
+            signup = to_ns(profiles["signup_date"])
+            eligible = (signup == _NAT) | (signup <= as_of_ns)
+            excluded["profiles_signed_up_after_as_of"] = int((~eligible).sum())
+        pr_codes = ids.get_indexer(profiles["customer_id"].cat.categories)[
+            category_codes(profiles["customer_id"])
+        ]
+        present[pr_codes[eligible]] = True
+        profile_columns = _profile_features(profiles[eligible], pr_codes[eligible], n, stamp)
+
+    chosen = definitions(windows, tuple(sources))  # type: ignore[arg-type]
+    columns = _compile(chosen, tables, as_of_ns, profile_columns)
+    del tables, lines
+
+    index = pd.Index(ids, dtype=str, name="customer_id")
+    # Sorted ids make the output independent of the input's row order. The rows are
+    # picked in their final order before the frame is built: one take per column.
+    order = _text_order(index)
+    if present.all() and _is_identity(order):  # the usual case: nothing to reorder
+        frame = pd.DataFrame(columns, index=index, copy=False)
+    else:
+        rows = order[present[order]]
+        frame = pd.DataFrame(
+            {name: values[rows] for name, values in columns.items()},
+            index=index[rows],
+            copy=False,
+        )
+    # copy=False: the columns are ours, and pandas would otherwise copy all the float
+    # ones into one block (a second copy of the table).
+    del columns, present, order
+    return CustomerFeatures(frame, stamp, {d.name: d for d in chosen}, excluded)
+
+
+# --- the compiler ------------------------------------------------------------------------
+
+
+def _compile(
+    chosen: list[FeatureDef],
+    tables: dict[str, _Rows],
+    as_of_ns: int,
+    profile_columns: dict[str, Any],
+) -> dict[str, Any]:
+    """The columns of the definitions whose inputs are there, in their order."""
+    columns: dict[str, Any] = {}
+    usable = [
+        d
+        for d in chosen
+        if isinstance(d.compute, Kernel)
+        or all(tables[a.over].has(a) for a in aggregations(d.compute))
+    ]
+    needed = {a: None for d in usable for a in aggregations(d.compute)}
+    # Distinct counts last: those of a column that is also ranked (n_categories beside
+    # top_category) come from the ranking's pairs.
+    computed: dict[Agg, np.ndarray] = {}
+    for agg in sorted(needed, key=lambda a: a.how == "nunique"):
+        computed[agg] = tables[agg.over].aggregate(agg)
+    for definition in usable:
+        compute = definition.compute
+        if isinstance(compute, Kernel):
+            # Profile kernels: computed together by _profile_features.
+            if definition.name in profile_columns:
+                columns[definition.name] = profile_columns[definition.name]
+            continue
+        missing = _NAT if definition.dtype == "datetime" else np.nan
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            values = _evaluate(compute, computed, as_of_ns, missing)
+        columns[definition.name] = _as_dtype(values, definition)
+    # Extra profile columns (no definition) follow, as given.
+    for name, values in profile_columns.items():
+        if name not in columns:
+            columns[name] = values
+    return columns
+
+
+def _evaluate(
+    node: Expr | None, computed: dict[Agg, np.ndarray], as_of_ns: int, missing: Any
+) -> Any:
+    if node is None:
+        return missing
+    if isinstance(node, Agg):
+        return computed[node]
+    if isinstance(node, Lit):
+        return node.value
+    if isinstance(node, AsOf):
+        return as_of_ns
+    if not isinstance(node, Op):
+        msg = f"not a node of the feature algebra: {node!r}"
+        raise TypeError(msg)
+    args = [_evaluate(arg, computed, as_of_ns, missing) for arg in node.args]
+    if node.op == "+":
+        return args[0] + args[1]
+    if node.op == "-":
+        return args[0] - args[1]
+    if node.op == "/":
+        return args[0] / args[1]
+    if node.op == ">":
+        return args[0] > args[1]
+    if node.op == "days":
+        return args[0] / _DAY_NS
+    if node.op == "present":
+        values = np.asarray(args[0])
+        return values != _NAT if values.dtype == np.int64 else ~pd.isna(values)
+    if node.op == "where":
+        return np.where(*args)
+    msg = f"unknown operation {node.op!r} in a feature definition"
+    raise ValueError(msg)
+
+
+def _as_dtype(values: Any, definition: FeatureDef) -> Any:
+    if definition.dtype == "datetime":
+        return _as_utc_times(values)
+    if definition.dtype == "int64":
+        return values.astype(np.int64, copy=False)
+    if definition.dtype == "float64":
+        # np.bincount of no rows gives integers even with weights.
+        return np.asarray(values, dtype=float)
+    return values
+
+
+class _Rows:
+    """Rows of one kind (lines, events, visits) with their customer codes.
+
+    ``aggregate`` is the generic kernel: a masked ``np.bincount`` or grouped extreme.
+    Subclasses add faster kernels for the aggregations that dominate run time.
+    """
+
+    codes: np.ndarray
+    n: int
+    as_of_ns: int
+
+    def has(self, agg: Agg) -> bool:
+        return all(c is None or self.holds(c) for c in (agg.column, agg.weight))
+
+    def holds(self, column: str) -> bool:
+        raise NotImplementedError
+
+    def values(self, column: str) -> Any:
+        raise NotImplementedError
+
+    def rows(self, name: str) -> np.ndarray | None:
+        """The filter ``name`` as a boolean mask, ``None`` for every row."""
+        raise NotImplementedError
+
+    def times(self, column: str) -> np.ndarray:
+        return np.asarray(self.values(column))
+
+    def selection(self, agg: Agg) -> tuple[np.ndarray | None, np.ndarray]:
+        """The rows ``agg`` reads (``None``: all) and their customer codes, made once."""
+        key = (agg.rows, agg.within_days, agg.at)
+        cache: dict[Any, tuple[np.ndarray | None, np.ndarray]]
+        cache = self.__dict__.setdefault("_selections", {})
+        if key not in cache:
+            mask = self.rows(agg.rows)
+            if agg.within_days is not None:
+                recent = self.times(agg.at) > self.as_of_ns - agg.within_days * _DAY_NS
+                mask = recent if mask is None else mask & recent
+            cache[key] = (mask, self.codes if mask is None else self.codes[mask])
+        return cache[key]
+
+    def aggregate(self, agg: Agg) -> np.ndarray:
+        mask, codes = self.selection(agg)
+        if agg.how == "count":
+            return np.bincount(codes, minlength=self.n)
+        if agg.column is None:
+            msg = f"{agg.how} needs a column"
+            raise ValueError(msg)
+        values = self.values(agg.column)
+        if agg.how in ("nunique", "argmax", "share"):
+            picked = values if mask is None else values[mask]
+            if agg.how == "nunique":
+                return _distinct_per_customer(codes, picked, self.n)
+            weight = np.asarray(self.values(agg.weight or ""), dtype=float)
+            pairs = _weighted_pairs(
+                codes, picked, weight if mask is None else weight[mask], self.n
+            )
+            return pairs["top"] if agg.how == "argmax" else pairs["share"]
+        values = np.asarray(values)
+        if mask is not None:
+            values = values[mask]
+        if agg.how == "sum":
+            return np.bincount(
+                codes, weights=np.nan_to_num(values.astype(float)), minlength=self.n
+            )
+        if agg.how in ("min", "max"):
+            return _group_extreme(codes, values, self.n, agg.how)
+        msg = f"{agg.how} over {agg.over} rows is not implemented"
+        raise NotImplementedError(msg)
+
+
+class _Lines(_Rows):
+    """Transaction lines on or before ``as_of``; also the ``order`` rows.
+
+    Sums and spans of purchases work per run of an order's adjacent lines rather than
+    per line (see ``_common._runs``): a few million scatters instead of ten million.
+    An order key has one customer by construction; an order counts unless all of its
+    lines are returns.
+    """
+
+    def __init__(
+        self, tx: pd.DataFrame, codes: np.ndarray, ns: np.ndarray, n: int, as_of_ns: int
+    ) -> None:
+        self.tx = tx
+        self.codes = codes
+        self.ns = ns
+        self.n = n
+        self.as_of_ns = as_of_ns
+        self._pairs: dict[tuple[str, str, str], dict[str, np.ndarray]] = {}
+
+    def holds(self, column: str) -> bool:
+        return column in self.tx
+
+    def values(self, column: str) -> Any:
+        if column == "timestamp":
+            return self.ns
+        if column == "amount":
+            return self.amount
+        if column in ("product_id", "category"):
+            return self.tx[column]  # categorical: counted by its codes
+        return self.tx[column].to_numpy(dtype=float, na_value=np.nan)
+
+    def rows(self, name: str) -> np.ndarray | None:
+        if name == "purchases":
+            return self.sale
+        if name == "returns":
+            return self.is_return
+        return None
+
+    @cached_property
+    def amount(self) -> np.ndarray:
+        return self.tx["amount"].to_numpy(dtype=float)
+
+    @cached_property
+    def is_return(self) -> np.ndarray:
+        return self.tx["is_return"].to_numpy(dtype=bool)
+
+    @cached_property
+    def sale(self) -> np.ndarray:
+        return ~self.is_return
+
+    @cached_property
+    def returns(self) -> np.ndarray:
+        return np.flatnonzero(self.is_return)
+
+    @cached_property
+    def order_key(self) -> np.ndarray:
+        return self.tx["order_key"].to_numpy()
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        return run_starts(self.order_key)
+
+    @cached_property
+    def run_customer(self) -> np.ndarray:
+        # In numpy's index type: bincount would otherwise convert it at every call.
+        return self.codes[self.starts].astype(np.intp)
+
+    @cached_property
+    def _return_runs(self) -> tuple[np.ndarray, np.ndarray]:
+        return runs_holding(self.returns, self.starts)
+
+    @cached_property
+    def only_returns(self) -> np.ndarray:
+        """The runs whose lines are all returns."""
+        return_runs, returns_in_run = self._return_runs
+        lengths = run_lengths(return_runs, self.starts, len(self.order_key))
+        return return_runs[returns_in_run == lengths]
+
+    @cached_property
+    def purchase_span(self) -> tuple[np.ndarray, np.ndarray]:
+        return _purchase_span(
+            self.codes,
+            self.ns,
+            self.n,
+            self.order_key,
+            self.starts,
+            self.run_customer,
+            self.only_returns,
+            self.returns,
+        )
+
+    def aggregate(self, agg: Agg) -> np.ndarray:
+        plain = agg.within_days is None
+        if agg.over == "order":
+            if agg.how != "count" or not plain:
+                msg = "orders are only counted, over all time"
+                raise NotImplementedError(msg)
+            return _orders_with_a_sale(
+                self.order_key, self.starts, self.run_customer, self.only_returns, self.n
+            ).astype(np.int64)
+        if agg.how == "sum" and agg.column == "amount" and plain and agg.rows == "purchases":
+            return_runs = self._return_runs[0]
+            sales = run_sums(self.amount, self.starts, skip=self.returns, skip_runs=return_runs)
+            return np.bincount(self.run_customer, weights=sales, minlength=self.n)
+        if agg.how == "sum" and agg.column == "amount" and plain and agg.rows == "returns":
+            returns = self.returns
+            return np.bincount(self.codes[returns], weights=self.amount[returns], minlength=self.n)
+        timed = agg.column == "timestamp" and agg.how in ("min", "max")
+        if timed and plain and agg.rows == "purchases":
+            return self.purchase_span[0 if agg.how == "min" else 1]
+        if agg.how in ("argmax", "share") and plain:
+            pairs = self._weighted(agg)
+            return pairs["top"] if agg.how == "argmax" else pairs["share"]
+        if agg.how == "nunique" and plain:
+            ranked = [v for k, v in self._pairs.items() if (k[0], k[2]) == (agg.column, agg.rows)]
+            if ranked:
+                return ranked[0]["n"]
+        return super().aggregate(agg)
+
+    def _weighted(self, agg: Agg) -> dict[str, np.ndarray]:
+        """argmax and share of one (column, weight, rows): computed once for both."""
+        key = (agg.column or "", agg.weight or "", agg.rows)
+        if key not in self._pairs:
+            column = self.values(agg.column or "")
+            weight = np.asarray(self.values(agg.weight or ""), dtype=float)
+            mask, codes = self.selection(agg)
+            if mask is not None:
+                column, weight = column[mask], weight[mask]
+            self._pairs[key] = _weighted_pairs(codes, column, weight, self.n)
+        return self._pairs[key]
+
+
+class _Events(_Rows):
+    """Browsing events on or before ``as_of``."""
+
+    def __init__(
+        self, ev: pd.DataFrame, codes: np.ndarray, ns: np.ndarray, n: int, as_of_ns: int
+    ) -> None:
+        self.ev = ev
+        self.codes = codes
+        self.ns = ns
+        self.n = n
+        self.as_of_ns = as_of_ns
+        self.kind = ev["event_type"].astype(object).to_numpy()
+
+    def holds(self, column: str) -> bool:
+        return column in self.ev
+
+    def values(self, column: str) -> Any:
+        return self.ns if column == "timestamp" else self.ev[column].to_numpy()
+
+    def rows(self, name: str) -> np.ndarray | None:
+        if name == "views":
+            return self.kind == "view"
+        if name == "add_to_carts":
+            return self.kind == "add_to_cart"
+        return None
+
+
+class _Visits(_Rows):
+    """One row per visit: its customer, start, seconds on site and last cart."""
+
+    def __init__(self, columns: dict[str, np.ndarray], n: int, as_of_ns: int) -> None:
+        self.columns = columns
+        self.codes = columns["customer"]
+        self.n = n
+        self.as_of_ns = as_of_ns
+
+    def holds(self, column: str) -> bool:
+        return column in self.columns
+
+    def values(self, column: str) -> Any:
+        return self.columns[column]
+
+    def rows(self, name: str) -> np.ndarray | None:
+        return self.columns["abandoned"] if name == "abandoned" else None
+
+
+# --- kernels -----------------------------------------------------------------------------
+
+
+def _text_order(index: pd.Index) -> np.ndarray:
+    """Positions that sort distinct text ids in code point order, as ``sort_index`` does.
+
+    Ids of at most 16 UTF-8 bytes (nearly all real ones) are packed into one or two
+    big-endian integers each and sorted as numbers: several times faster than comparing
+    1.5M strings. Other ids are sorted as text.
+    """
+    if _sorted_arrow_texts(index):  # ids coded by direct addressing come sorted
+        return np.arange(len(index))
+    keys = _packed_texts(index)
+    if keys is None:
+        return index.argsort()
+    if len(keys) == 1:
+        return np.argsort(keys[0], kind="stable")
+    return np.lexsort(keys[::-1])  # lexsort's primary key is its last
+
+
+def _is_identity(order: np.ndarray) -> bool:
+    return bool((order == np.arange(len(order))).all())
+
+
+def _sorted_arrow_texts(index: pd.Index) -> bool:
+    """Whether Arrow-backed texts are already in code point (byte) order."""
+    if len(index) < 2 or not (
+        isinstance(index.dtype, pd.StringDtype) and index.dtype.storage == "pyarrow"
+    ):
+        return False
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = pa.array(index.array)
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if texts.null_count:
+        return False
+    return bool(pc.all(pc.less_equal(texts[:-1], texts[1:])).as_py())
+
+
+def _packed_texts(index: pd.Index) -> list[np.ndarray] | None:
+    """The UTF-8 bytes of each id as 8-byte big-endian words (zero-padded), or ``None``.
+
+    Byte order is code point order. Zero padding cannot tie two distinct ids unless
+    one holds a NUL byte, so those (and ids longer than 16 bytes) return ``None``.
+    """
+    if not (isinstance(index.dtype, pd.StringDtype) and index.dtype.storage == "pyarrow"):
+        return None
+    import pyarrow as pa
+
+    texts = pa.array(index.array)
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if len(texts) == 0 or texts.null_count or texts.buffers()[2] is None:
+        return None
+    if pa.types.is_large_string(texts.type):
+        offset_type = np.int64
+    elif pa.types.is_string(texts.type):
+        offset_type = np.int32
+    else:
+        return None
+    offsets = np.frombuffer(texts.buffers()[1], dtype=offset_type)
+    offsets = offsets[texts.offset : texts.offset + len(texts) + 1].astype(np.int64)
+    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)
+    lengths = np.diff(offsets)
+    longest = int(lengths.max())
+    if longest > 16 or (data[offsets[0] : offsets[-1]] == 0).any():
+        return None
+    starts = offsets[:-1]
+    last_byte = len(data) - 1
+    words = []
+    for word in range(1 if longest <= 8 else 2):
+        key = np.zeros(len(starts), dtype=np.uint64)
+        for position in range(8 * word, 8 * word + 8):
+            byte = data[np.minimum(starts + position, last_byte)].astype(np.uint64)
+            key = (key << np.uint64(8)) | np.where(position < lengths, byte, np.uint64(0))
+        words.append(key)
+    return words
+
+
+def _union(indexes: Iterable[pd.Index]) -> pd.Index:
+    values = np.concatenate([np.asarray(index, dtype=object) for index in indexes])
+    return pd.Index(pd.unique(values), dtype=object)
+
+
+def _days(ns: np.ndarray) -> np.ndarray:
+    return ns / _DAY_NS
+
+
+def _group_extreme(codes: np.ndarray, values: np.ndarray, n: int, how: str) -> np.ndarray:
+    # Unbuffered ufunc.at is a tight C loop in numpy >= 2: several times faster than a
+    # group-by here. Empty groups keep the NaT marker.
+    if how == "min":
+        out = np.full(n, _NO_EARLIEST, dtype=np.int64)
+        np.minimum.at(out, codes, values)
+        out[out == _NO_EARLIEST] = _NAT
+    else:
+        out = np.full(n, _NAT, dtype=np.int64)
+        np.maximum.at(out, codes, values)
+    return out
+
+
+def _as_utc_times(ns: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    # A view, not a conversion: int64 nanoseconds are what datetime64[ns] stores, and
+    # the int64 minimum is NaT.
+    return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC").array
+
+
+def _orders_with_a_sale(
+    order_key: np.ndarray,
+    starts: np.ndarray,
+    run_customer: np.ndarray,
+    only_returns: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """Per customer, the orders holding at least one sale line.
+
+    ``only_returns`` are the runs whose lines are all returns.
+    """
+    n_keys = int(order_key.max()) + 1 if len(order_key) else 0
+    if one_run_each(keys_used(order_key[starts], n_keys), len(starts)):
+        # Every order is exactly one run (its lines are adjacent), so orders are
+        # counted as runs, less the few of returns only.
+        runs = np.bincount(run_customer, minlength=n)
+        return runs - np.bincount(run_customer[only_returns], minlength=n)
+    run_has_sale = np.ones(len(starts), dtype=bool)
+    run_has_sale[only_returns] = False
+    sale_run_order = order_key[starts[run_has_sale]]
+    order_customer = np.zeros(n_keys, dtype=run_customer.dtype)
+    order_customer[sale_run_order] = run_customer[run_has_sale]
+    order_has_sale = np.zeros(n_keys, dtype=bool)
+    order_has_sale[sale_run_order] = True
+    return np.bincount(order_customer[order_has_sale], minlength=n)
+
+
+def _purchase_span(
+    codes: np.ndarray,
+    ns: np.ndarray,
+    n: int,
+    order_key: np.ndarray,
+    starts: np.ndarray,
+    run_customer: np.ndarray,
+    only_returns: np.ndarray,
+    returns: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's first and last purchase time (NaT for customers without one).
+
+    ``only_returns`` are the runs whose lines are all returns, ``returns`` the return
+    lines: neither is a purchase.
+    """
+    if constant_within_runs(ns, order_key):
+        # An order's lines share its time (the usual export): one value per run, the
+        # runs of returns only blanked with the neutral value of each reduction.
+        run_ns = ns[starts]
+        run_ns[only_returns] = _NO_EARLIEST
+        first = _group_extreme(run_customer, run_ns, n, "min")
+        run_ns[only_returns] = _NAT
+        return first, _group_extreme(run_customer, run_ns, n, "max")
+    # Line by line: a run may mix sales and returns at different times.
+    sale_ns = ns
+    if len(returns):
+        sale_ns = ns.copy()
+        sale_ns[returns] = _NO_EARLIEST
+    first = _group_extreme(codes, sale_ns, n, "min")
+    if len(returns):
+        sale_ns[returns] = _NAT
+    return first, _group_extreme(codes, sale_ns, n, "max")
+
+
+def _distinct_per_customer(codes: np.ndarray, values: pd.Series, n: int) -> np.ndarray:
+    value_codes = category_codes(values).astype(np.int64)
+    known = value_codes >= 0
+    width = len(values.cat.categories) + 1
+    pairs = pd.unique(codes[known].astype(np.int64) * width + value_codes[known])
+    return np.bincount(pairs // width, minlength=n).astype(np.int64)
+
+
+def _weighted_pairs(
+    codes: np.ndarray, category: pd.Series, weight: np.ndarray, n: int
+) -> dict[str, np.ndarray]:
+    """Per customer: the value of ``category`` with most ``weight`` and its share."""
+    cat_codes = category_codes(category).astype(np.int64)
+    known = cat_codes >= 0
+    width = len(category.cat.categories) + 1
+    pair_codes, pairs = pd.factorize(codes[known].astype(np.int64) * width + cat_codes[known])
+    spend = np.bincount(pair_codes, weights=weight[known], minlength=len(pairs))
+    pair_customer = pairs // width
+    pair_category = pairs % width
+    total = np.bincount(pair_customer, weights=spend, minlength=n)
+    # Most spend first; on equal spend the alphabetically first category (codes of a
+    # categorical follow its sorted categories only if sorted, so rank the names).
+    names = np.asarray(category.cat.categories, dtype=object)
+    name_rank = np.argsort(np.argsort(names.astype(str)))
+    order = np.lexsort((name_rank[pair_category], -spend, pair_customer))
+    first_of_customer = np.r_[True, pair_customer[order][1:] != pair_customer[order][:-1]]
+    winners = order[first_of_customer] if len(order) else order
+    top = np.full(n, None, dtype=object)
+    top_spend = np.zeros(n)
+    top[pair_customer[winners]] = names[pair_category[winners]]
+    top_spend[pair_customer[winners]] = spend[winners]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, top_spend / total, np.nan)
+    return {"top": top, "share": share, "n": np.bincount(pair_customer, minlength=n)}
+
+
+def _visits(events: _Events, lines: _Lines, *, abandon_ns: int, gap_ns: int) -> _Visits:
+    """The visits table: sessions from ids or time gaps, and which carts were abandoned."""
+    ev, codes, ns = events.ev, events.codes, events.ns
+    is_cart = events.kind == "add_to_cart"
+    is_purchase = events.kind == "purchase"
+    sessions = _sessions(ev, codes, ns, gap_ns)
+    session_of = sessions["session_of_event"]
+    n_sessions = sessions["n"]
+    s_customer = np.zeros(n_sessions, dtype=np.int64)
+    s_customer[session_of] = codes
+    s_start = _group_extreme(session_of, ns, n_sessions, "min")
+    if "duration_s" in ev:
+        seconds = np.nan_to_num(ev["duration_s"].to_numpy(dtype=float))
+        s_seconds = np.bincount(session_of, weights=seconds, minlength=n_sessions)
+    else:
+        s_end = _group_extreme(session_of, ns, n_sessions, "max")
+        s_seconds = (s_end - s_start) / 1e9
+    s_cart = _group_extreme(session_of[is_cart], ns[is_cart], n_sessions, "max")
+    has_cart = s_cart != _NAT
+    sale = lines.sale
+    all_purchases = pd.DataFrame(
+        {
+            "customer": np.concatenate([lines.codes[sale], codes[is_purchase]]),
+            "ts": np.concatenate([lines.ns[sale], ns[is_purchase]]),
+        }
+    )
+    abandoned = has_cart & _no_purchase_after(
+        s_customer, s_cart, all_purchases, abandon_ns, events.as_of_ns
+    )
+    columns = {
+        "customer": s_customer,
+        "start": s_start,
+        "seconds": s_seconds,
+        "last_cart": s_cart,
+        "abandoned": abandoned,
+    }
+    return _Visits(columns, events.n, events.as_of_ns)
+
+
+def _sessions(ev: pd.DataFrame, codes: np.ndarray, ns: np.ndarray, gap_ns: int) -> dict[str, Any]:
+    if "session_id" in ev:
+        session_codes = category_codes(ev["session_id"]).astype(np.int64)
+        width = len(ev["session_id"].cat.categories) + 1
+        # Events without a session id form one visit per customer and day.
+        fallback = width + ns // _DAY_NS
+        key = np.where(session_codes >= 0, session_codes, fallback)
+        labels, uniques = pd.factorize(pd.MultiIndex.from_arrays([codes, key]))
+        return {"session_of_event": labels.astype(np.int64), "n": len(uniques)}
+    order = np.lexsort((ns, codes))
+    sorted_codes = codes[order]
+    sorted_ns = ns[order]
+    new = np.ones(len(order), dtype=bool)
+    if len(order) > 1:
+        new[1:] = (sorted_codes[1:] != sorted_codes[:-1]) | (np.diff(sorted_ns) > gap_ns)
+    sorted_labels = np.cumsum(new) - 1
+    labels = np.empty(len(order), dtype=np.int64)
+    labels[order] = sorted_labels
+    return {"session_of_event": labels, "n": int(new.sum())}
+
+
+def _no_purchase_after(
+    customer: np.ndarray,
+    cart_ns: np.ndarray,
+    purchases: pd.DataFrame,
+    abandon_ns: int,
+    as_of_ns: int,
+) -> np.ndarray:
+    """For each session's last cart time: no purchase within the window, and decidable."""
+    carts = pd.DataFrame({"customer": customer, "ts": cart_ns, "row": np.arange(len(customer))})
+    carts = carts[carts["ts"] != _NAT].sort_values("ts", kind="stable")
+    purchases = purchases.sort_values("ts", kind="stable").rename(columns={"ts": "bought"})
+    purchases["bought_ts"] = purchases["bought"]
+    matched = pd.merge_asof(
+        carts,
+        purchases[["customer", "bought", "bought_ts"]],
+        left_on="ts",
+        right_on="bought",
+        by="customer",
+        direction="forward",
+        allow_exact_matches=True,
+    )
+    next_purchase = matched["bought_ts"].to_numpy(dtype=float)
+    cart_time = matched["ts"].to_numpy()
+    no_purchase = np.isnan(next_purchase) | (next_purchase - cart_time > abandon_ns)
+    decidable = cart_time + abandon_ns <= as_of_ns
+    out = np.zeros(len(customer), dtype=bool)
+    out[matched["row"].to_numpy()] = no_purchase & decidable
+    return out
+
+
+def _profile_features(
+    profiles: pd.DataFrame, codes: np.ndarray, n: int, as_of: pd.Timestamp
+) -> dict[str, Any]:
+    columns: dict[str, Any] = {}
+
+    def spread(values: Any, fill: Any, dtype: Any = object) -> np.ndarray:
+        out = np.full(n, fill, dtype=dtype)
+        out[codes] = np.asarray(values, dtype=dtype)
+        return out
+
+    age = None
+    if "birth_date" in profiles:
+        born = profiles["birth_date"]
+        years = as_of.year - born.dt.year
+        before_birthday = (as_of.month < born.dt.month) | (
+            (as_of.month == born.dt.month) & (as_of.day < born.dt.day)
+        )
+        age = (years - before_birthday.astype(float)).astype(float)
+    if "age" in profiles:
+        given = profiles["age"].astype(float)
+        age = given if age is None else age.fillna(given)
+    if age is not None:
+        columns["age"] = spread(age.to_numpy(dtype=float), np.nan, float)
+    for name in ("age_band", "gender", "city", "region", "country"):
+        if name in profiles:
+            columns[name] = spread(profiles[name].astype(object).to_numpy(), None)
+    if "signup_date" in profiles:
+        signup = to_ns(profiles["signup_date"])
+        days = np.where(signup == _NAT, np.nan, _days(as_of.value - signup))
+        columns["days_since_signup"] = spread(days, np.nan, float)
+    for name in ("consent_email", "consent_sms", "consent_ads"):
+        if name in profiles:
+            flags = profiles[name].astype("boolean").to_numpy(dtype=object, na_value=None)
+            columns[name] = pd.array(spread(flags, None), dtype="boolean")
+    canonical = set(Customers.contract.names)
+    for name in profiles.columns:
+        if name not in canonical and name not in PII_COLUMNS:
+            columns[name] = spread(profiles[name].to_numpy(dtype=object), None)
+    return columns
