@@ -59,6 +59,19 @@ def test_unknown_feature_is_reported_with_position_and_suggestion(frame):
     assert caught.value.position == 19
 
 
+@pytest.mark.parametrize("name", ["views_30d", "abandoned_carts_14d", "days_since_last_visit"])
+def test_a_browsing_feature_without_events_says_events_are_needed(frame, name):
+    # Any window counts: the hint comes from the feature definitions, not a name list.
+    with pytest.raises(RuleSyntaxError, match="Browsing features need events"):
+        sk.RuleSegmenter(rules=[("Browsers", f"{name} > 0")]).fit(frame)
+
+
+def test_an_unknown_purchase_feature_gets_no_browsing_hint(frame):
+    with pytest.raises(RuleSyntaxError) as caught:
+        sk.RuleSegmenter(rules=[("Big", "monetry > 10")]).fit(frame)
+    assert "events" not in str(caught.value)
+
+
 def test_syntax_errors_are_reported_with_position(frame):
     with pytest.raises(RuleSyntaxError, match="position"):
         sk.RuleSegmenter(rules=[("Broken", "frequency >= and")]).fit(frame)

@@ -19,6 +19,7 @@ from segmentkit.engines._base import Segmenter
 from segmentkit.engines._expr import Expr, check_names, parse
 from segmentkit.engines._plan import FitInput, RulePlan
 from segmentkit.errors import RuleSyntaxError
+from segmentkit.features._definitions import definition_of
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segment
 
@@ -230,14 +231,9 @@ class RuleSegmenter(Segmenter):
         return labels, {}
 
 
-_BROWSING_PREFIXES = (
-    "views_",
-    "add_to_carts_",
-    "sessions_",
-    "time_on_site_",
-    "abandoned_carts_",
-    "days_since_last_visit",
-)
+def _needs_events(name: str) -> bool:
+    definition = definition_of(name)
+    return definition is not None and definition.source == "events"
 
 
 def _parse_rule(rule: Rule, columns: list[str]) -> Expr:
@@ -249,7 +245,7 @@ def _parse_rule(rule: Rule, columns: list[str]) -> Expr:
     except RuleSyntaxError as error:
         message = f"Rule {rule.name!r}: {error.message}"
         unknown = [n for n in _names_in(text) if n not in columns]
-        if any(n.startswith(_BROWSING_PREFIXES) for n in unknown):
+        if any(_needs_events(n) for n in unknown):
             message += (
                 " Browsing features need events: extract_features(transactions, events=...),"
                 " or use lifecycle_rules(browsing=False)."
