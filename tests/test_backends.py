@@ -906,9 +906,16 @@ _DASK_KMEANS = (
     "'ValueError: cannot reindex on an axis with duplicate labels' (assign on a frame "
     "whose partitions repeat index labels)"
 )
-_SCORING_MISMATCHES = {
-    (name, "rfm"): _RFM_TIE.format(backend=name) for name in NATIVE if name != "spark"
-} | {("dask", "kmeans"): _DASK_KMEANS}
+_SPARK_HDBSCAN = (
+    "HDBSCAN predict on Spark features from extract_features (batches through mapInPandas) "
+    "fails: 'java.lang.IllegalStateException: Value at index is null' in "
+    "ArrowColumnVector.getDouble (a missing value in a column the output schema declares "
+    "non-null)"
+)
+_SCORING_MISMATCHES = {(name, "rfm"): _RFM_TIE.format(backend=name) for name in NATIVE} | {
+    ("dask", "kmeans"): _DASK_KMEANS,
+    ("spark", "hdbscan"): _SPARK_HDBSCAN,
+}
 _FITTING_MISMATCHES = {(name, "kmeans"): _KMEANS_ORDER.format(backend=name) for name in NATIVE} | {
     (name, "rfm"): _RFM_TIE.format(backend=name) for name in ("polars", "polars_lazy", "dask")
 }
