@@ -1,16 +1,141 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # OpenMP's worker threads spin-wait; on shared 2-core CI machines that makes small
 # k-means fits 100x slower. One thread keeps the suite fast and changes no result.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Figures are drawn headless; the plot tests need no display, with or without pyplot.
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pandas as pd
 import pytest
 
 import segmentkit as sk
+from _backends import ENV, NAMES, PACKAGES, Backend, parse_selection, require
+
+# --- backends: which frame libraries this run tests (tests/README.md) -------------------
+
+SELECTED, _UNKNOWN = parse_selection(os.environ.get(ENV))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): run a test taking the `backend` fixture only on these backends "
+        "(among those SEGMENTKIT_TEST_BACKENDS selects); the others are deselected",
+    )
+    config.addinivalue_line(
+        "markers",
+        "requires(*packages): skip the test, with the reason, when a package is missing; "
+        "the closest marker wins, so a test can override its module's with fewer packages",
+    )
+    if _UNKNOWN:
+        raise pytest.UsageError(
+            f"{ENV}={os.environ.get(ENV)!r} names unknown backends {_UNKNOWN}; use 'all' "
+            f"or a comma-separated list of {', '.join(NAMES)}"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (
+        f"segmentkit backends: {', '.join(SELECTED) or 'none'} ({ENV}=all runs {', '.join(NAMES)})"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A backend a test does not take is deselected, not skipped: a default run would
+    # otherwise list every backend it leaves out as a skipped test.
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if marker is None or "backend" not in params:
+            kept.append(item)
+            continue
+        unknown = set(marker.args) - set(NAMES)
+        if unknown:
+            raise pytest.UsageError(f"{item.nodeid}: unknown backends {sorted(unknown)}")
+        (kept if params["backend"] in marker.args else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("requires")
+    for package in marker.args if marker else ():
+        require(package)
+
+
+@pytest.fixture(params=SELECTED)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each selected backend in turn; skipped, with the reason, when it is not installed."""
+    name = request.param
+    require(PACKAGES[name], why=f"the {name} backend")
+    session = request.getfixturevalue("spark") if name == "spark" else None
+    return Backend(name, session)
+
+
+def _java_version() -> int | None:
+    java = shutil.which("java")
+    if java is None and os.environ.get("JAVA_HOME"):
+        java = str(pathlib.Path(os.environ["JAVA_HOME"]) / "bin" / "java")
+    if java is None or not pathlib.Path(java).exists():
+        return None
+    shown = subprocess.run(
+        [java, "-version"], capture_output=True, text=True, timeout=120, check=False
+    )
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', shown.stderr + shown.stdout)
+    if not found:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local Spark session for the whole run, started by the first test that needs it.
+
+    One core, one shuffle partition, no UI: Spark's own parallelism only slows tests down.
+    """
+    require("pyspark", why="Spark")
+    version = _java_version()
+    if version is None or version < 17:
+        pytest.skip(f"PySpark needs Java 17+; found {version or 'no java'}")
+    from pyspark.sql import SparkSession
+
+    # Python workers (HDBSCAN's batches) must run this interpreter, which has segmentkit.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("segmentkit-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.default.parallelism", "1")
+        .config("spark.sql.session.timeZone", "UTC")
+        # Naive pandas timestamps stay naive (TIMESTAMP_NTZ), as in the other engines.
+        .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.adaptive.enabled", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+# --- shared data sets --------------------------------------------------------------------
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -1,17 +1,14 @@
-"""The same transactions through pandas, polars, pyarrow, DuckDB, PySpark and Dask.
+"""The same data through pandas, polars (eager and lazy), pyarrow, DuckDB, Spark and Dask.
 
-Every backend must give the pandas path's validation report exactly and its features
-to float tolerance. PySpark runs in local mode, one session for this module.
+Every backend must give the pandas path's validation reports exactly, every feature the
+pandas path returns (exact, floats to 1e-9) and the same assignments from every engine.
+Tests take the ``backend`` fixture of conftest.py: a plain run tests the fast default
+backends, ``SEGMENTKIT_TEST_BACKENDS=all`` every one (tests/README.md).
 """
 
 from __future__ import annotations
 
-import os
 import pathlib
-import re
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -19,6 +16,7 @@ import pandas as pd
 import pytest
 
 import segmentkit as sk
+from _backends import NATIVE, NATIVE_FAST, Backend, optional_module, require
 from segmentkit.errors import ContractError, InvalidParameterError
 
 pytestmark = [
@@ -28,80 +26,29 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
 ]
 
-pl = pytest.importorskip("polars")
-pa = pytest.importorskip("pyarrow")
-duckdb = pytest.importorskip("duckdb")
-dd = pytest.importorskip("dask.dataframe")
+pl = optional_module("polars")
+duckdb = optional_module("duckdb")
 
 AS_OF = "2017-12-01"
-BACKENDS = ["polars", "polars_lazy", "pyarrow", "duckdb", "dask", "pyspark"]
-# The fast engines run every case; Spark (seconds per query) runs a representative few.
-FAST = BACKENDS[:-1]
 
 
-def _java_version() -> int | None:
-    java = shutil.which("java")
-    if java is None and os.environ.get("JAVA_HOME"):
-        java = str(pathlib.Path(os.environ["JAVA_HOME"]) / "bin" / "java")
-    if java is None or not pathlib.Path(java).exists():
-        return None
-    shown = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    found = re.search(r'version "(\d+)(?:\.(\d+))?', shown.stderr + shown.stdout)
-    if not found:
-        return None
-    major = int(found.group(1))
-    return int(found.group(2) or 0) if major == 1 else major
+def assert_features_equal(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Every column the pandas path returns, with its dtype: exact, floats to 1e-9.
 
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    """One local Spark session for the module: one core, one shuffle partition, no UI."""
-    pytest.importorskip("pyspark")
-    version = _java_version()
-    if version is None or version < 17:
-        pytest.skip(f"PySpark needs Java 17+; found {version or 'no java'}")
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("segmentkit-test-backends")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.default.parallelism", "1")
-        .config("spark.sql.session.timeZone", "UTC")
-        # Naive pandas timestamps stay naive (TIMESTAMP_NTZ), as in the other engines.
-        .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.adaptive.enabled", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
-@pytest.fixture
-def to_backend(request: pytest.FixtureRequest) -> Callable[[pd.DataFrame, str], Any]:
-    """Convert a pandas frame to a backend's frame (Spark only when asked, it is slow)."""
-
-    def convert(frame: pd.DataFrame, backend: str) -> Any:
-        if backend == "polars":
-            return pl.from_pandas(frame)
-        if backend == "polars_lazy":
-            return pl.from_pandas(frame).lazy()
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        if backend == "pyarrow":
-            return table
-        if backend == "duckdb":
-            return duckdb.from_arrow(table)
-        if backend == "dask":
-            return dd.from_pandas(frame, npartitions=2)
-        if backend == "pyspark":
-            return request.getfixturevalue("spark").createDataFrame(frame)
-        raise AssertionError(backend)
-
-    return convert
+    Integers, booleans, text, categories and times must be identical; floats equal to a
+    relative 1e-9 (the engines sum in different orders), missing in the same places.
+    """
+    assert list(got.columns) == list(expected.columns)
+    pd.testing.assert_index_equal(got.index, expected.index, exact=True)
+    for column in expected.columns:
+        left, right = got[column], expected[column]
+        assert left.dtype == right.dtype, (column, left.dtype, right.dtype)
+        if pd.api.types.is_float_dtype(right.dtype):
+            np.testing.assert_allclose(
+                left.to_numpy(float), right.to_numpy(float), rtol=1e-9, atol=0, err_msg=column
+            )
+        else:
+            pd.testing.assert_series_equal(left, right, check_exact=True, obj=column)
 
 
 def _assert_same(
@@ -114,7 +61,7 @@ def _assert_same(
     assert tx.columns == [c for c in expected_tx.columns if c != "order_key"]
     expected = sk.extract_features(expected_tx, as_of=as_of)
     got = sk.extract_features(tx, as_of=as_of, output="pandas")
-    pd.testing.assert_frame_equal(got.frame, expected.frame, check_exact=False, rtol=1e-9)
+    assert_features_equal(got.frame, expected.frame)
     assert got.excluded == expected.excluded
     assert got.as_of == expected.as_of
     pd.testing.assert_frame_equal(got.catalog, expected.catalog)
@@ -130,22 +77,20 @@ def sample() -> tuple[pd.DataFrame, dict[str, str]]:
 
 
 # Spark runs the sample with profiles below (a superset: one Spark pass instead of two).
-@pytest.mark.parametrize("backend", FAST)
-def test_sample_features_and_report_match_pandas(sample, to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_sample_features_and_report_match_pandas(sample, backend):
     raw, mapping = sample
-    _assert_same(raw, to_backend(raw, backend), **mapping)
+    _assert_same(raw, backend.frame(raw), **mapping)
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_sample_with_default_as_of_matches_pandas(sample, to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_sample_with_default_as_of_matches_pandas(sample, backend):
     raw, mapping = sample
-    _assert_same(raw, to_backend(raw, backend), as_of=None, **mapping)
+    _assert_same(raw, backend.frame(raw), as_of=None, **mapping)
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_time_range_from_validation_answers_as_of_without_a_query(
-    sample, to_backend, backend, monkeypatch
-):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_time_range_from_validation_answers_as_of_without_a_query(sample, backend, monkeypatch):
     # On lazy engines every query reruns the validation: the kept lines' first and last
     # time are counted with the report, so the default as_of and any as_of outside that
     # range need no query of their own.
@@ -153,7 +98,7 @@ def test_time_range_from_validation_answers_as_of_without_a_query(
 
     raw, mapping = sample
     expected = sk.Transactions.from_frame(raw, **mapping)
-    tx = sk.Transactions.from_frame(to_backend(raw, backend), **mapping)
+    tx = sk.Transactions.from_frame(backend.frame(raw), **mapping)
     first, last = expected.data["timestamp"].min(), expected.data["timestamp"].max()
     assert tx.time_range == (first.value // 1000, last.value // 1000)
 
@@ -177,11 +122,11 @@ def test_time_range_from_validation_answers_as_of_without_a_query(
     assert str(from_native.value) == str(from_pandas.value)
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_no_kept_line_is_refused_like_pandas(to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_no_kept_line_is_refused_like_pandas(backend):
     raw = pd.DataFrame({"c": ["a", "b"], "t": ["2024-01-01", "2024-01-02"], "v": [-1.0, -2.0]})
     mapping = {"customer_id": "c", "timestamp": "t", "amount": "v", "returns": "exclude"}
-    for frame in (raw, to_backend(raw, backend)):
+    for frame in (raw, backend.frame(raw)):
         tx = sk.Transactions.from_frame(frame, **mapping)
         assert len(tx) == 0
         with pytest.raises(ValueError, match="Validation kept no transaction line"):
@@ -259,13 +204,22 @@ POLICIES = {
 SPARK_POLICIES = ["strict", "separate_by_day"]
 
 
-@pytest.mark.parametrize(
-    ("backend", "policy"),
-    [(b, p) for b in FAST for p in POLICIES] + [("pyspark", p) for p in SPARK_POLICIES],
-)
-def test_messy_lines_match_pandas(to_backend, backend, policy):
+@pytest.mark.backends(*NATIVE_FAST)
+@pytest.mark.parametrize("policy", POLICIES)
+def test_messy_lines_match_pandas(backend, policy):
+    _assert_messy_lines_match(backend, policy)
+
+
+# Spark takes seconds per query: two policies that cover what the others do.
+@pytest.mark.backends("spark")
+@pytest.mark.parametrize("policy", SPARK_POLICIES)
+def test_messy_lines_match_pandas_on_spark(backend, policy):
+    _assert_messy_lines_match(backend, policy)
+
+
+def _assert_messy_lines_match(backend: Backend, policy: str) -> None:
     raw = _messy()
-    tx = _assert_same(raw, to_backend(raw, backend), as_of="2024-06-01", **POLICIES[policy])
+    tx = _assert_same(raw, backend.frame(raw), as_of="2024-06-01", **POLICIES[policy])
     if POLICIES[policy].get("returns") == "separate":
         returns = sk.Transactions.from_frame(raw, **POLICIES[policy]).returns
         assert _n_rows(tx.returns) == len(returns) > 0
@@ -293,8 +247,8 @@ def test_messy_report_counts_every_policy():
     }
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_float_ids_and_text_timestamps_match_pandas(to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_float_ids_and_text_timestamps_match_pandas(backend):
     raw = pd.DataFrame(
         {
             "cust": [17850.0, 17850.0, np.nan, 12.0, 12.5, 123456789012.0],
@@ -303,9 +257,9 @@ def test_float_ids_and_text_timestamps_match_pandas(to_backend, backend):
         }
     )
     mapping = {"customer_id": "cust", "timestamp": "when", "amount": "value"}
-    _assert_same(raw, to_backend(raw, backend), as_of="2024-03-01", **mapping)
+    _assert_same(raw, backend.frame(raw), as_of="2024-03-01", **mapping)
     features = sk.extract_features(
-        sk.Transactions.from_frame(to_backend(raw, backend), **mapping),
+        sk.Transactions.from_frame(backend.frame(raw), **mapping),
         as_of="2024-03-01",
         output="pandas",
     )
@@ -313,8 +267,8 @@ def test_float_ids_and_text_timestamps_match_pandas(to_backend, backend):
     assert list(features.customer_ids) == ["12", "123456789012", "17850"]
 
 
-@pytest.mark.parametrize("backend", [*FAST, "pyspark"])
-def test_time_zone_aware_and_yyyymmdd_timestamps_match_pandas(to_backend, backend):
+@pytest.mark.backends(*NATIVE)
+def test_time_zone_aware_and_yyyymmdd_timestamps_match_pandas(backend):
     aware = pd.to_datetime(["2024-03-30 23:30", "2024-03-31 12:00", "2024-04-02 01:00"])
     raw = pd.DataFrame(
         {
@@ -326,7 +280,7 @@ def test_time_zone_aware_and_yyyymmdd_timestamps_match_pandas(to_backend, backen
     )
     for column in ("at", "day"):
         mapping = {"customer_id": "cust", "timestamp": column, "amount": "paid"}
-        native = to_backend(raw[["cust", column, "paid"]], backend)
+        native = backend.frame(raw[["cust", column, "paid"]])
         _assert_same(raw, native, as_of="2024-04-03", orders_from="day", **mapping)
 
 
@@ -343,33 +297,33 @@ _DST = pd.DataFrame(
 _SKIPPED = pd.DataFrame({"cust": ["a"], "ts": pd.to_datetime(["2024-03-10 02:30"]), "paid": [1.0]})
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_repeated_wall_clock_times_are_read_as_standard_time(to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_repeated_wall_clock_times_are_read_as_standard_time(backend):
     mapping = {"customer_id": "cust", "timestamp": "ts", "amount": "paid"}
-    native = to_backend(_DST, backend)
+    native = backend.frame(_DST)
     _assert_same(_DST, native, as_of="2024-12-01", timezone="America/New_York", **mapping)
 
 
-@pytest.mark.parametrize("backend", ["pyarrow", "dask"])
-def test_skipped_wall_clock_times_move_to_the_end_of_the_gap(to_backend, backend):
+@pytest.mark.backends("pyarrow", "dask")
+def test_skipped_wall_clock_times_move_to_the_end_of_the_gap(backend):
     mapping = {"customer_id": "cust", "timestamp": "ts", "amount": "paid"}
-    native = to_backend(_SKIPPED, backend)
+    native = backend.frame(_SKIPPED)
     _assert_same(_SKIPPED, native, as_of="2024-12-01", timezone="America/New_York", **mapping)
 
 
-@pytest.mark.parametrize("backend", ["duckdb", "pyspark"])
-def test_dst_differences_of_duckdb_and_spark_are_the_documented_ones(to_backend, backend):
+@pytest.mark.backends("duckdb", "spark")
+def test_dst_differences_of_duckdb_and_spark_are_the_documented_ones(backend):
     # docs/scaling.md: both move a skipped time by the gap's length (02:30 -> 03:30, not
     # 03:00 as pandas), and Spark reads a repeated time as daylight time.
     mapping = {"customer_id": "cust", "timestamp": "ts", "amount": "paid"}
     options = {"timezone": "America/New_York", **mapping}
-    skipped = sk.Transactions.from_frame(to_backend(_SKIPPED, backend), **options)
+    skipped = sk.Transactions.from_frame(backend.frame(_SKIPPED), **options)
     assert skipped.report == sk.Transactions.from_frame(_SKIPPED, **options).report
     got = sk.extract_features(skipped, as_of="2024-12-01", output="pandas")
     assert got.frame["first_purchase"].iloc[0] == pd.Timestamp("2024-03-10 07:30", tz="UTC")
-    repeated = sk.Transactions.from_frame(to_backend(_DST, backend), **options)
+    repeated = sk.Transactions.from_frame(backend.frame(_DST), **options)
     got = sk.extract_features(repeated, as_of="2024-12-01", output="pandas")
-    hour = 5 if backend == "pyspark" else 6
+    hour = 5 if backend.name == "spark" else 6
     assert got.frame.loc["a", "last_purchase"] == pd.Timestamp(f"2024-11-03 0{hour}:30", tz="UTC")
 
 
@@ -384,8 +338,8 @@ def test_skipped_wall_clock_times_on_polars_say_what_to_do():
         )
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_currencies_are_converted_or_refused_like_pandas(to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_currencies_are_converted_or_refused_like_pandas(backend):
     raw = pd.DataFrame(
         {
             "cust": ["a", "a", "b", "c"],
@@ -395,7 +349,7 @@ def test_currencies_are_converted_or_refused_like_pandas(to_backend, backend):
         }
     )
     mapping = {"customer_id": "cust", "timestamp": "ts", "amount": "amount", "currency": "cur"}
-    native = to_backend(raw, backend)
+    native = backend.frame(raw)
     with pytest.raises(ContractError, match=r"mixes 2 currencies: USD \(3 rows\), EUR \(1 rows\)"):
         sk.Transactions.from_frame(native, **mapping)
     rates = {"rates": {"EUR": 1.1}, "base_currency": "USD"}
@@ -405,32 +359,32 @@ def test_currencies_are_converted_or_refused_like_pandas(to_backend, backend):
         sk.Transactions.from_frame(native, **mapping, rates={"GBP": 1.2}, base_currency="USD")
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_contract_failures_are_raised_like_pandas(to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_contract_failures_are_raised_like_pandas(backend):
     raw = _messy()
-    native = to_backend(raw, backend)
+    native = backend.frame(raw)
     with pytest.raises(ContractError, match="3 rows have no 'customer_id'"):
         sk.Transactions.from_frame(native, missing_customer="raise", **_MAPPING)
     with pytest.raises(ContractError, match=r"Column 'CustomerID' \(mapped to 'customer_id'\)"):
         sk.Transactions.from_frame(native, customer_id="CustomerID", timestamp="ts")
     infinite = raw.assign(amount=raw["amount"].replace(12.0, np.inf))
     with pytest.raises(ContractError, match="'amount' of transactions has 1 non-numeric") as info:
-        sk.Transactions.from_frame(to_backend(infinite, backend), **_MAPPING)
+        sk.Transactions.from_frame(backend.frame(infinite), **_MAPPING)
     assert info.value.failures["failure_case"].tolist() == [np.inf]
     text = raw.assign(ts=raw["ts"].astype(str).where(raw["ts"].notna(), None))
     text.loc[3, "ts"] = "yesterday"
     with pytest.raises(ContractError, match="'timestamp' of transactions has 1 values") as info:
-        sk.Transactions.from_frame(to_backend(text, backend), **_MAPPING)
+        sk.Transactions.from_frame(backend.frame(text), **_MAPPING)
     assert info.value.failures["failure_case"].tolist() == ["yesterday"]
     with pytest.raises(ContractError, match="empty"):
-        sk.Transactions.from_frame(to_backend(raw.iloc[0:0], backend), **_MAPPING)
+        sk.Transactions.from_frame(backend.frame(raw.iloc[0:0]), **_MAPPING)
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_text_amounts_are_refused_with_the_fix(to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_text_amounts_are_refused_with_the_fix(backend):
     raw = _messy().assign(amount=lambda f: f["amount"].astype(str))
     with pytest.raises(ContractError, match=r"must already be numeric\. Cast it"):
-        sk.Transactions.from_frame(to_backend(raw, backend), **_MAPPING)
+        sk.Transactions.from_frame(backend.frame(raw), **_MAPPING)
 
 
 # --- what native transactions look like ------------------------------------------------
@@ -444,21 +398,23 @@ _NATIVE_TYPES = {
 }
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_features_come_back_in_the_callers_engine(to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_features_come_back_in_the_callers_engine(backend):
     raw = _messy()
-    tx = sk.Transactions.from_frame(to_backend(raw, backend), **_FULL)
+    tx = sk.Transactions.from_frame(backend.frame(raw), **_FULL)
     features = sk.extract_features(tx, as_of="2024-06-01")
     kind = type(features)
-    assert f"{kind.__module__}.{kind.__qualname__}".endswith(_NATIVE_TYPES[backend].split(".")[-1])
+    assert f"{kind.__module__}.{kind.__qualname__}".endswith(
+        _NATIVE_TYPES[backend.name].split(".")[-1]
+    )
     expected = sk.extract_features(sk.Transactions.from_frame(raw, **_FULL), as_of="2024-06-01")
     import narwhals as nw
 
     got = nw.from_native(features).lazy().collect().sort("customer_id")
     assert got.columns == ["customer_id", *expected.columns]
     assert got["customer_id"].to_list() == list(expected.customer_ids)
-    assert tx.backend == backend.replace("_lazy", "")
-    assert type(tx.native) is type(to_backend(raw, backend))
+    assert tx.backend == backend.name.replace("_lazy", "")
+    assert type(tx.native) is type(backend.frame(raw))
     assert tx.n_customers == sk.Transactions.from_frame(raw, **_FULL).n_customers
     assert len(tx) == tx.report.rows_kept
 
@@ -563,35 +519,17 @@ _PROFILE_MAPPING = {
 }
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_profile_features_match_pandas(sample, profiles, to_backend, backend):
-    raw, mapping = sample
-    expected_profiles = sk.Customers.from_frame(profiles, **_PROFILE_MAPPING)
-    native_profiles = sk.Customers.from_frame(to_backend(profiles, backend), **_PROFILE_MAPPING)
-    assert native_profiles.report == expected_profiles.report
-    assert "email" in native_profiles.columns
-    tx = sk.Transactions.from_frame(to_backend(raw, backend), **mapping)
-    expected_tx = sk.Transactions.from_frame(raw, **mapping)
-    assert tx.report == expected_tx.report
-    expected = sk.extract_features(expected_tx, customers=expected_profiles, as_of=AS_OF)
-    got = sk.extract_features(tx, customers=native_profiles, as_of=AS_OF, output="pandas")
-    pd.testing.assert_frame_equal(got.frame, expected.frame, check_exact=False, rtol=1e-9)
-    assert got.excluded == expected.excluded
-    assert "email" not in got.columns
-    assert "no-orders" in got.customer_ids
-
-
-@pytest.mark.parametrize("backend", FAST)
-def test_profile_contract_failures_say_what_to_do(profiles, to_backend, backend):
-    native = to_backend(profiles, backend)
+@pytest.mark.backends(*NATIVE_FAST)
+def test_profile_contract_failures_say_what_to_do(profiles, backend):
+    native = backend.frame(profiles)
     with pytest.raises(InvalidParameterError, match="no row order"):
         sk.Customers.from_frame(native, duplicates="keep_last", **_PROFILE_MAPPING)
-    repeated = to_backend(pd.concat([profiles, profiles.iloc[:2]]), backend)
+    repeated = backend.frame(pd.concat([profiles, profiles.iloc[:2]]))
     with pytest.raises(ContractError, match="2 customer ids appear on more than one row"):
         sk.Customers.from_frame(repeated, **_PROFILE_MAPPING)
     flags = profiles.assign(opt_in=profiles["opt_in"].where(profiles.index != 3, "maybe"))
     with pytest.raises(ContractError, match="'consent_email' of customers has 1") as info:
-        sk.Customers.from_frame(to_backend(flags, backend), **_PROFILE_MAPPING)
+        sk.Customers.from_frame(backend.frame(flags), **_PROFILE_MAPPING)
     assert info.value.failures["failure_case"].tolist() == ["maybe"]
     with pytest.raises(ContractError, match="1 row has no 'customer_id'"):
         sk.Customers.from_frame(native, missing_customer="raise", **_PROFILE_MAPPING)
@@ -642,7 +580,7 @@ def test_parquet_and_csv_globs_are_read_lazily_and_match_pandas(sample, tmp_path
         assert tx.backend == engine
         assert tx.report == expected_tx.report
         got = sk.extract_features(tx, as_of=AS_OF, output="pandas")
-        pd.testing.assert_frame_equal(got.frame, expected.frame, check_exact=False, rtol=1e-9)
+        assert_features_equal(got.frame, expected.frame)
     with pytest.raises(InvalidParameterError, match="'engine' parameter must be one of"):
         sk.Transactions.from_parquet(tmp_path, engine="spark", **mapping)
 
@@ -650,9 +588,10 @@ def test_parquet_and_csv_globs_are_read_lazily_and_match_pandas(sample, tmp_path
 # --- the Spark example of docs/scaling.md ------------------------------------------------
 
 
-def test_scaling_page_spark_example_runs(spark):
-    # The page marks the example +SKIP (it starts a JVM); it runs here instead, on this
-    # module's session, which getOrCreate() hands back.
+@pytest.mark.backends("spark")
+def test_scaling_page_spark_example_runs(backend):
+    # The page marks the example +SKIP (it starts a JVM); it runs here instead, on the
+    # run's session, which getOrCreate() hands back.
     page = pathlib.Path(sk.__file__).resolve().parents[2] / "docs" / "scaling.md"
     text = page.read_text(encoding="utf-8")
     section = text.split("## Running on Spark")[1]
@@ -710,17 +649,17 @@ def _assert_same_browsing(
     tx = sk.Transactions.from_frame(native_raw, **tx_mapping)
     expected = sk.extract_features(expected_tx, expected_events, as_of=as_of)
     got = sk.extract_features(tx, got_events, as_of=as_of, output="pandas")
-    pd.testing.assert_frame_equal(got.frame, expected.frame, check_exact=False, rtol=1e-9)
+    assert_features_equal(got.frame, expected.frame)
     assert got.excluded == expected.excluded
     pd.testing.assert_frame_equal(got.catalog, expected.catalog)
     return expected
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_sample_events_match_pandas(sample, sample_events, to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_sample_events_match_pandas(sample, sample_events, backend):
     raw, mapping = sample
-    native_raw = to_backend(raw, backend)
-    native_events = to_backend(sample_events, backend)
+    native_raw = backend.frame(raw)
+    native_events = backend.frame(sample_events)
     for event_mapping in (_EVENT_MAPPING, _GAP_MAPPING):
         expected = _assert_same_browsing(
             raw,
@@ -785,11 +724,9 @@ def _edge_events() -> tuple[pd.DataFrame, pd.DataFrame]:
 _EDGE_AS_OF = "2024-03-10"
 
 
-@pytest.mark.parametrize(
-    ("backend", "mapping"),
-    [(b, m) for b in [*FAST, "pyspark"] for m in ("session_id", "gap")],
-)
-def test_edge_case_events_match_pandas(to_backend, backend, mapping):
+@pytest.mark.backends(*NATIVE)
+@pytest.mark.parametrize("mapping", ["session_id", "gap"])
+def test_edge_case_events_match_pandas(backend, mapping):
     events, orders = _edge_events()
     event_mapping = dict(
         _EVENT_MAPPING if mapping == "session_id" else _GAP_MAPPING,
@@ -797,9 +734,9 @@ def test_edge_case_events_match_pandas(to_backend, backend, mapping):
     )
     expected = _assert_same_browsing(
         orders,
-        to_backend(orders, backend),
+        backend.frame(orders),
         events,
-        to_backend(events, backend),
+        backend.frame(events),
         as_of=_EDGE_AS_OF,
         tx_mapping=_MAPPING,
         event_mapping=event_mapping,
@@ -832,31 +769,217 @@ def test_edge_case_event_report_counts_every_reason():
     assert got.report.notes == ("event types kept but not used by the features: 'wishlist': 1",)
 
 
-@pytest.mark.parametrize("backend", FAST)
-def test_event_contract_failures_are_raised_like_pandas(to_backend, backend):
+@pytest.mark.backends(*NATIVE_FAST)
+def test_event_contract_failures_are_raised_like_pandas(backend):
     events, _ = _edge_events()
-    native = to_backend(events, backend)
+    native = backend.frame(events)
     with pytest.raises(ContractError, match="2 rows have no 'customer_id'"):
         sk.Events.from_frame(native, missing_customer="raise", **_EVENT_MAPPING)
-    text = to_backend(events.assign(duration_s=events["duration_s"].astype(str)), backend)
+    text = backend.frame(events.assign(duration_s=events["duration_s"].astype(str)))
     with pytest.raises(ContractError, match=r"must already be numeric\. Cast it"):
         sk.Events.from_frame(text, **_EVENT_MAPPING)
     with pytest.raises(ContractError, match="session"):
         sk.Events.from_frame(native, **dict(_EVENT_MAPPING, session_id="visit"))
 
 
-def test_spark_sample_events_match_pandas(sample, sample_events, to_backend):
-    # A slice of the sample: Spark takes seconds per query, and the full 138,000 events
-    # need more than the default 1 GB driver heap to be sent over.
+# --- every feature and every engine, end to end, on every backend -----------------------
+
+
+@pytest.fixture(scope="module")
+def store(sample, sample_events, profiles) -> dict[str, Any]:
+    """The sample's orders, the events of 40 households and the profiles of 150.
+
+    The two groups overlap by half, so customers have orders only, orders and events,
+    orders and a profile, all three, or (``no-orders``) a profile only. Spark's collect
+    of the features hangs (a failed job, no error) with 150 households' events in local
+    mode's default 1 GB heap; 40 keep it to seconds.
+    """
     raw, mapping = sample
-    ids = sorted(sample_events["customer_id"].unique())[:40]
+    ids = sorted(raw[mapping["customer_id"]].unique())[130:170]
     events = sample_events[sample_events["customer_id"].isin(ids)].reset_index(drop=True)
-    _assert_same_browsing(
-        raw,
-        to_backend(raw, "pyspark"),
-        events,
-        to_backend(events, "pyspark"),
-        as_of=AS_OF,
-        tx_mapping=mapping,
-        event_mapping=_GAP_MAPPING,
+    # The sample has no returns: 60 lines come back two days later, as their own orders.
+    returned = raw.sample(60, random_state=3)
+    returns = returned.assign(
+        basket_id="R" + returned["basket_id"],
+        sales_value=-returned["sales_value"],
+        transaction_timestamp=returned["transaction_timestamp"] + pd.Timedelta(days=2),
+    )
+    orders = pd.concat([raw, returns], ignore_index=True)
+    return {"orders": orders, "mapping": mapping, "events": events, "profiles": profiles}
+
+
+def _validate(store: dict[str, Any], convert: Any) -> tuple[Any, Any, Any]:
+    return (
+        sk.Transactions.from_frame(convert(store["orders"]), **store["mapping"]),
+        sk.Events.from_frame(convert(store["events"]), **_EVENT_MAPPING),
+        sk.Customers.from_frame(convert(store["profiles"]), **_PROFILE_MAPPING),
+    )
+
+
+@pytest.fixture(scope="module")
+def store_features(store) -> sk.CustomerFeatures:
+    """The pandas path's features: the reference of every backend."""
+    tx, events, customers = _validate(store, lambda frame: frame)
+    return sk.extract_features(tx, events, customers=customers, as_of=AS_OF)
+
+
+@pytest.fixture(scope="module")
+def _native_features_cache() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def native_store_features(backend, store, _native_features_cache) -> Any:
+    """The store's features as ``backend`` returns them (its own frame), made once."""
+    if backend.name not in _native_features_cache:
+        tx, events, customers = _validate(store, backend.frame)
+        features = sk.extract_features(tx, events, customers=customers, as_of=AS_OF)
+        if backend.name == "spark":
+            # As a Spark user would: each fit and predict otherwise reruns the whole
+            # feature plan, and its collects hang in local mode's 1 GB heap.
+            features = features.localCheckpoint()
+        _native_features_cache[backend.name] = features
+    return _native_features_cache[backend.name]
+
+
+# One feature of each group, so the data exercises them all (the comparison itself is
+# over every column the pandas path returns, new features included).
+_GROUPS = {
+    "purchase": ["recency_days", "frequency", "monetary", "tenure_days", "return_rate"],
+    "category": ["n_categories", "top_category", "top_category_share"],
+    "discount": ["discount_share"],
+    "browsing": ["views_30d", "sessions_90d", "abandoned_carts_90d", "time_on_site_7d"],
+    "profile": ["age", "gender", "country", "days_since_signup", "consent_email"],
+}
+
+
+def test_the_store_exercises_every_feature_group(store_features):
+    frame = store_features.frame
+    for group, columns in _GROUPS.items():
+        for column in columns:
+            assert column in frame.columns, (group, column)
+            values = frame[column]
+            assert values.nunique() > 1, (group, column)
+    assert frame["frequency"].eq(0).any()  # the profile without orders
+    assert frame["views_30d"].eq(0).any()
+    assert frame["views_30d"].gt(0).any()
+
+
+@pytest.mark.backends(*NATIVE)
+def test_every_feature_matches_pandas(backend, store, store_features):
+    expected_tx, expected_events, expected_customers = _validate(store, lambda frame: frame)
+    tx, events, customers = _validate(store, backend.frame)
+    assert tx.report == expected_tx.report, (str(tx.report), str(expected_tx.report))
+    assert events.report == expected_events.report
+    assert customers.report == expected_customers.report
+    got = sk.extract_features(tx, events, customers=customers, as_of=AS_OF, output="pandas")
+    assert_features_equal(got.frame, store_features.frame)
+    assert got.excluded == store_features.excluded
+    assert got.as_of == store_features.as_of
+    pd.testing.assert_frame_equal(got.catalog, store_features.catalog)
+    assert "email" not in got.columns
+    assert "no-orders" in got.customer_ids
+
+
+_RFM = ["recency_days", "frequency", "monetary"]
+ENGINES: dict[str, Any] = {
+    "rfm": lambda: sk.RFMSegmenter(),
+    "rules": lambda: sk.RuleSegmenter(rules=sk.lifecycle_rules(), default="Occasional"),
+    "kmeans": lambda: sk.KMeansSegmenter(n_clusters=4, random_state=0, missing="median"),
+    "hdbscan": lambda: sk.HDBSCANSegmenter(features=_RFM, min_cluster_size=20, min_samples=5),
+}
+
+
+# Mismatches found on main (the tests are strict xfails until the owners fix them).
+_RFM_TIE = (
+    "RFM on {backend}: customer 1613's monetary is 175.72000000000006 on pandas and "
+    "175.72000000000003 here (sums in another order), and the top quantile threshold falls "
+    "on it, so m_score is 5 on pandas and 4 here ('Can't lose them' vs 'At risk')"
+)
+_KMEANS_ORDER = (
+    "k-means fitted on {backend} sees the customers in md5 order (the fit sample's order), "
+    "on pandas in frame order: with the same random_state the centres differ (by up to 0.3 "
+    "in scaled units) and so do the assignments"
+)
+_DASK_KMEANS = (
+    "k-means predict on Dask features from extract_features fails to compute: "
+    "'ValueError: cannot reindex on an axis with duplicate labels' (assign on a frame "
+    "whose partitions repeat index labels)"
+)
+_SPARK_HDBSCAN = (
+    "HDBSCAN predict on Spark features from extract_features (batches through mapInPandas) "
+    "fails: 'java.lang.IllegalStateException: Value at index is null' in "
+    "ArrowColumnVector.getDouble (a missing value in a column the output schema declares "
+    "non-null)"
+)
+_SCORING_MISMATCHES = {(name, "rfm"): _RFM_TIE.format(backend=name) for name in NATIVE} | {
+    ("dask", "kmeans"): _DASK_KMEANS,
+    ("spark", "hdbscan"): _SPARK_HDBSCAN,
+}
+_FITTING_MISMATCHES = {(name, "kmeans"): _KMEANS_ORDER.format(backend=name) for name in NATIVE} | {
+    (name, "rfm"): _RFM_TIE.format(backend=name) for name in ("polars", "polars_lazy", "dask")
+}
+
+
+def _known_mismatch(request: Any, table: dict[tuple[str, str], str], backend: Backend) -> None:
+    reason = table.get((backend.name, request.node.callspec.params["engine"]))
+    if reason:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+def _engine(name: str) -> Any:
+    if name == "hdbscan":
+        require("hdbscan", why="HDBSCANSegmenter")
+    return ENGINES[name]()
+
+
+def _assert_same_assignments(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Same customers in the same segments; distances and memberships to 1e-9."""
+    assert list(got.columns) == list(expected.columns)
+    assert len(got) == len(expected)
+    got = got.assign(customer_id=got["customer_id"].astype(str)).sort_values("customer_id")
+    expected = expected.assign(customer_id=expected["customer_id"].astype(str))
+    expected = expected.sort_values("customer_id")
+    for column in expected.columns:
+        left, right = got[column].to_numpy(), expected[column].to_numpy()
+        if column in ("distance", "membership"):
+            np.testing.assert_allclose(
+                left.astype(float), right.astype(float), rtol=1e-9, err_msg=column
+            )
+        else:
+            assert left.astype(str).tolist() == right.astype(str).tolist(), column
+
+
+def _assignments(backend: Backend, result: Any) -> pd.DataFrame:
+    if isinstance(result, sk.Segmentation):
+        return result.assignments
+    return backend.to_pandas(result)
+
+
+@pytest.mark.backends(*NATIVE)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_scores_like_pandas(
+    request, backend, engine, store_features, native_store_features
+):
+    _known_mismatch(request, _SCORING_MISMATCHES, backend)
+    # Fitted on the pandas features, scored on the backend's own features frame.
+    model = _engine(engine).fit(store_features)
+    expected = model.predict(store_features).assignments
+    got = _assignments(backend, model.predict(native_store_features))
+    _assert_same_assignments(got, expected)
+
+
+@pytest.mark.backends(*NATIVE)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_fits_on_a_backend_like_on_pandas(
+    request, backend, engine, store_features, native_store_features
+):
+    _known_mismatch(request, _FITTING_MISMATCHES, backend)
+    # Fitted on the backend's features (everyone: the store is below every fit sample
+    # size), the model assigns the pandas features as the pandas-fitted model does.
+    reference = _engine(engine).fit(store_features)
+    model = _engine(engine).fit(native_store_features)
+    assert list(model.feature_names_in_) == list(reference.feature_names_in_)
+    _assert_same_assignments(
+        model.predict(store_features).assignments, reference.predict(store_features).assignments
     )

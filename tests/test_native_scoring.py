@@ -20,10 +20,11 @@ import pandas as pd
 import pytest
 
 import segmentkit as sk
+from _backends import optional_module
 from segmentkit.errors import RuleSyntaxError
 
-pl = pytest.importorskip("polars")
-duckdb = pytest.importorskip("duckdb")
+pl = optional_module("polars")
+duckdb = optional_module("duckdb")
 
 # narwhals announces that Dask support moves to a separate package; PySpark that it
 # does not fully support pandas 3. Neither changes a result here.

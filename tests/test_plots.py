@@ -7,14 +7,15 @@ import sys
 import numpy as np
 import pytest
 
-matplotlib = pytest.importorskip("matplotlib")
-matplotlib.use("Agg")
+import segmentkit as sk
+from _backends import optional_module
+from segmentkit import plots
+from segmentkit.errors import InvalidParameterError, NotFittedError
 
-from matplotlib.figure import Figure  # noqa: E402
-
-import segmentkit as sk  # noqa: E402
-from segmentkit import plots  # noqa: E402
-from segmentkit.errors import InvalidParameterError, NotFittedError  # noqa: E402
+# Without matplotlib the tests that draw are skipped, the one that checks the message runs.
+pytestmark = pytest.mark.requires("matplotlib")
+matplotlib = optional_module("matplotlib")  # conftest sets MPLBACKEND=Agg
+figure = optional_module("matplotlib.figure")
 
 RFM = ["recency_days", "frequency", "monetary"]
 
@@ -52,7 +53,7 @@ def _points(ax):
 
 def test_segment_sizes_draws_two_bars_per_non_empty_segment_largest_first(rfm, tmp_path):
     fig = plots.segment_sizes(rfm)
-    assert isinstance(fig, Figure)
+    assert isinstance(fig, figure.Figure)
     ax = fig.axes[0]
     shown = rfm.summary().query("customers > 0")
     assert len(ax.patches) == 2 * len(shown)
@@ -69,7 +70,7 @@ def test_segment_sizes_draws_two_bars_per_non_empty_segment_largest_first(rfm, t
 
 
 def test_segment_sizes_draws_on_a_given_ax(rfm, tmp_path):
-    fig = Figure()
+    fig = figure.Figure()
     left, right = fig.subplots(1, 2)
     assert plots.segment_sizes(rfm, ax=right) is fig
     assert len(right.patches) > 0
@@ -78,7 +79,7 @@ def test_segment_sizes_draws_on_a_given_ax(rfm, tmp_path):
 
 
 def test_segment_sizes_returns_the_root_figure_of_a_subfigure_axes(rfm):
-    fig = Figure()
+    fig = figure.Figure()
     ax = fig.subfigures(1, 2)[1].subplots()
     assert plots.segment_sizes(rfm, ax=ax) is fig
 
@@ -88,7 +89,7 @@ def test_segment_sizes_returns_the_root_figure_of_a_subfigure_axes(rfm):
 
 def test_rfm_heatmap_counts_customers_by_r_and_f_score(rfm, tmp_path):
     fig = plots.rfm_heatmap(rfm)
-    assert isinstance(fig, Figure)
+    assert isinstance(fig, figure.Figure)
     ax = fig.axes[0]
     grid = ax.images[0].get_array()
     assert grid.shape == (5, 5)
@@ -117,7 +118,7 @@ def test_rfm_heatmap_mean_monetary(rfm, sample_features, tmp_path):
 
 
 def test_rfm_heatmap_draws_on_a_given_ax(rfm, tmp_path):
-    fig = Figure()
+    fig = figure.Figure()
     ax = fig.add_subplot()
     assert plots.rfm_heatmap(rfm, ax=ax) is fig
     assert len(ax.images) == 1
@@ -149,7 +150,7 @@ def test_projection_in_the_engine_space_one_collection_per_segment(
 ):
     seg = kmeans.predict(sample_features)
     fig = plots.projection(seg, sample_features, segmenter=kmeans)
-    assert isinstance(fig, Figure)
+    assert isinstance(fig, figure.Figure)
     ax = fig.axes[0]
     assert _points(ax) == len(sample_features)
     assert len(ax.collections) == kmeans.n_clusters_
@@ -183,7 +184,7 @@ def test_projection_samples_reproducibly_in_the_default_space(rfm, sample_featur
     assert len(first) == 300
     np.testing.assert_array_equal(first, offsets(0))
     assert not np.array_equal(first, offsets(1))
-    fig = Figure()
+    fig = figure.Figure()
     ax = fig.add_subplot()
     assert plots.projection(rfm, sample_features, sample=None, ax=ax) is fig
     assert _points(ax) == len(sample_features)
@@ -209,7 +210,7 @@ def test_projection_checks_its_inputs(rfm, sample_features):
 
 def test_k_selection_plots_silhouette_and_inertia_with_the_chosen_k(kmeans, tmp_path):
     fig = plots.k_selection(kmeans)
-    assert isinstance(fig, Figure)
+    assert isinstance(fig, figure.Figure)
     ax, twin = fig.axes
     scores = kmeans.k_scores_
     silhouette = ax.get_lines()[0]
@@ -225,7 +226,7 @@ def test_k_selection_plots_silhouette_and_inertia_with_the_chosen_k(kmeans, tmp_
 
 
 def test_k_selection_draws_on_a_given_ax(kmeans, tmp_path):
-    fig = Figure()
+    fig = figure.Figure()
     ax = fig.add_subplot()
     assert plots.k_selection(kmeans, ax=ax) is fig
     assert len(fig.axes) == 2  # ax and its twin for the inertia
@@ -247,6 +248,7 @@ def test_k_selection_errors(sample_features):
 # --- matplotlib missing ----------------------------------------------------------------
 
 
+@pytest.mark.requires  # needs nothing: runs without matplotlib
 def test_a_missing_matplotlib_names_the_extra(monkeypatch, rfm, kmeans, sample_features):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     calls = [
