@@ -891,11 +891,6 @@ ENGINES: dict[str, Any] = {
 
 
 # Mismatches found on main (the tests are strict xfails until the owners fix them).
-_RFM_TIE = (
-    "RFM on {backend}: customer 1613's monetary is 175.72000000000006 on pandas and "
-    "175.72000000000003 here (sums in another order), and the top quantile threshold falls "
-    "on it, so m_score is 5 on pandas and 4 here ('Can't lose them' vs 'At risk')"
-)
 _KMEANS_ORDER = (
     "k-means fitted on {backend} sees the customers in md5 order (the fit sample's order), "
     "on pandas in frame order: with the same random_state the centres differ (by up to 0.3 "
@@ -912,13 +907,11 @@ _SPARK_HDBSCAN = (
     "ArrowColumnVector.getDouble (a missing value in a column the output schema declares "
     "non-null)"
 )
-_SCORING_MISMATCHES = {(name, "rfm"): _RFM_TIE.format(backend=name) for name in NATIVE} | {
+_SCORING_MISMATCHES = {
     ("dask", "kmeans"): _DASK_KMEANS,
     ("spark", "hdbscan"): _SPARK_HDBSCAN,
 }
-_FITTING_MISMATCHES = {(name, "kmeans"): _KMEANS_ORDER.format(backend=name) for name in NATIVE} | {
-    (name, "rfm"): _RFM_TIE.format(backend=name) for name in ("polars", "polars_lazy", "dask")
-}
+_FITTING_MISMATCHES = {(name, "kmeans"): _KMEANS_ORDER.format(backend=name) for name in NATIVE}
 
 
 def _known_mismatch(request: Any, table: dict[tuple[str, str], str], backend: Backend) -> None:

@@ -14,6 +14,7 @@ built-in engine's plan computes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,6 +32,17 @@ __all__ = [
     "ScoringPlan",
     "ThresholdPlan",
 ]
+
+# Amounts that differ only in their last bits (the same lines summed in another order,
+# as every backend does) must score alike: a value within this relative distance below
+# a cut point counts as at it, when cuts are learned and when they are applied.
+TIE_TOLERANCE = 1e-11
+
+
+def cut_reach(cut: float) -> float:
+    """The smallest value that counts as at or above ``cut`` (see ``TIE_TOLERANCE``)."""
+    value = float(cut)
+    return value - TIE_TOLERANCE * abs(value) if math.isfinite(value) else value
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,9 @@ class ThresholdPlan:
     """Quantile scores from learned cut points, then a grid or rules on the scores (RFM).
 
     ``r_score``, ``f_score`` and ``m_score`` are ``1 +`` the number of cut points at or
-    below the value (recency reversed: fewer days score higher); values that are not
+    below the value (recency reversed: fewer days score higher; a value within
+    ``TIE_TOLERANCE`` relative below a cut counts as at it, so the same amounts summed in
+    another order score alike on every backend); values that are not
     finite score 1. ``fm_score`` is ``floor((f_score + m_score + 1) / 2)``. Buyers get
     the first of ``cells`` (by ``(r_score, fm_score)``) or of ``rules`` that matches,
     else ``default``; non-buyers (see :class:`NonBuyers`) their own segments and

@@ -10,7 +10,7 @@ import pandas as pd
 
 from segmentkit._common._params import InstanceOf, Interval, Satisfies
 from segmentkit.engines._base import Segmenter, require_columns, text_column
-from segmentkit.engines._plan import FitInput, NonBuyers, ThresholdPlan
+from segmentkit.engines._plan import TIE_TOLERANCE, FitInput, NonBuyers, ThresholdPlan, cut_reach
 from segmentkit.errors import RuleSyntaxError
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segment, sorted_at
@@ -392,22 +392,27 @@ def _learn_cuts(values: np.ndarray, n_bins: int) -> np.ndarray:
     if not wanted:
         return cuts
     ordered = dict(zip(wanted, sorted_at(finite, wanted).tolist(), strict=True))
-    tied = sorted({ordered[p] for p in starts if p < n and ordered[p - 1] == ordered[p]})
+    # Values within the tie tolerance are equal: the same amounts summed in another
+    # order (another backend) must not move a cut.
+    tied = sorted(
+        {ordered[p] for p in starts if p < n and ordered[p - 1] >= cut_reach(ordered[p])}
+    )
     next_above = _next_above(finite, tied)
     for i, p in enumerate(starts):
         if p < n:
             value = ordered[p]
-            cuts[i] = value if ordered[p - 1] < value else next_above[value]
+            cuts[i] = value if ordered[p - 1] < cut_reach(value) else next_above[value]
     return cuts
 
 
 def _next_above(values: np.ndarray, wanted: list[float]) -> dict[float, float]:
-    """The smallest of ``values`` above each of ``wanted`` (``inf`` when none is).
+    """The smallest of ``values`` above each of ``wanted`` and its ties (``inf`` when none is).
 
-    The value after ``v`` in sorted order sits at position ``count(values <= v)``:
-    counts are cheap, and one partial sort finds every such position at once.
+    The value after ``v`` and the values tied with it sits at position
+    ``count(values <= v + tolerance)``: counts are cheap, and one partial sort finds every
+    such position at once.
     """
-    positions = {v: int(np.count_nonzero(values <= v)) for v in wanted}
+    positions = {v: int(np.count_nonzero(values <= v + TIE_TOLERANCE * abs(v))) for v in wanted}
     inside = sorted({k for k in positions.values() if k < len(values)})
     found = dict(zip(inside, sorted_at(values, inside).tolist(), strict=True)) if inside else {}
     return {v: found.get(k, np.inf) for v, k in positions.items()}
@@ -426,7 +431,7 @@ def _apply_cuts(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     # Small integers are cheaper to count and combine; fm = (f + m + 1) >> 1 must fit.
     scores = np.ones(len(values), dtype=np.int8 if len(cuts) < 60 else np.int64)
     for cut in cuts:
-        scores += values >= cut
+        scores += values >= cut_reach(cut)
     # NaN and -inf already pass no cut; +inf passed them all but counts as -inf.
     infinite = values == np.inf
     if infinite.any():

@@ -35,6 +35,7 @@ from segmentkit.engines._plan import (
     RulePlan,
     ScoringPlan,
     ThresholdPlan,
+    cut_reach,
 )
 from segmentkit.errors import RuleSyntaxError
 
@@ -842,7 +843,7 @@ def _run_thresholds(
         score: Any = nw.lit(1, dtype=nw.Int64)
         for cut in np.asarray(cuts[key], dtype=float):
             if np.isfinite(cut):
-                step = nw.when(nw.col(values[key]) >= float(cut)).then(1).otherwise(0)
+                step = nw.when(nw.col(values[key]) >= cut_reach(cut)).then(1).otherwise(0)
                 score = score + step.cast(nw.Int64)
         scores[key] = score.cast(nw.Int64)
     staged = staged.with_columns(
