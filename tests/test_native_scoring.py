@@ -369,10 +369,13 @@ def test_kmeans_missing_values_are_refused_natively(features, native):
 
 
 def md5_sample(frame: pd.DataFrame, size: int) -> pd.DataFrame:
-    """The documented sample, computed independently: smallest md5 of the id."""
+    """The documented sample, computed independently: smallest md5 of the id, then in
+    the order of the ids' text (the order extract_features gives on pandas)."""
     digest = frame["customer_id"].map(lambda v: hashlib.md5(str(v).encode()).hexdigest())
     order = np.lexsort((frame["customer_id"].astype(str), digest))
-    return frame.iloc[order[:size]].reset_index(drop=True)
+    sample = frame.iloc[order[:size]]
+    text = sample["customer_id"].astype(str).to_numpy()
+    return sample.iloc[np.argsort(text, kind="stable")].reset_index(drop=True)
 
 
 def test_kmeans_fits_on_the_same_sample_in_every_engine(features, native, backend):

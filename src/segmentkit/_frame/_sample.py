@@ -35,8 +35,9 @@ def hash_sample(frame: Any, size: int) -> pd.DataFrame:
     DuckDB, Spark, Dask) picks the same customers, in any row order or partitioning.
     The engine keeps the customers whose hash falls under a threshold set to give a
     little more than ``size`` rows; those are collected and the exact ``size`` with the
-    smallest ``(md5, customer_id)`` kept, in that order. In SQL the sample is
-    ``ORDER BY md5(CAST(customer_id AS VARCHAR)), customer_id LIMIT size``.
+    smallest ``(md5, customer_id)`` kept. In SQL the sample is
+    ``ORDER BY md5(CAST(customer_id AS VARCHAR)), customer_id LIMIT size``, then
+    ordered by the id's text.
 
     Parameters
     ----------
@@ -48,7 +49,7 @@ def hash_sample(frame: Any, size: int) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        All columns of the sampled customers, sorted by hash.
+        All columns of the sampled customers, sorted by customer id as text.
     """
     total = len(frame) if isinstance(frame, nw.DataFrame) else count_rows(frame)
     hashed = with_md5(frame, ID, _HASH)
@@ -67,6 +68,10 @@ def hash_sample(frame: Any, size: int) -> pd.DataFrame:
             fraction = min(1.0, fraction * 2)
     local[ID + "_text"] = local[ID].astype(str)
     local = local.sort_values([_HASH, ID + "_text"], kind="stable").head(size)
+    # Engines then see the customers in the order extract_features gives on pandas (by
+    # id as text), so a fit whose result depends on row order (k-means' initial
+    # centres) matches the pandas fit.
+    local = local.sort_values(ID + "_text", kind="stable")
     return local.drop(columns=[_HASH, ID + "_text"]).reset_index(drop=True)
 
 
