@@ -129,6 +129,11 @@ class ProbabilityModel:
                 f"parameter {self._param_names[j]!r} ran to the edge of its range "
                 f"({theta[j]:.3g}): the data cannot pin it down"
             )
+        if not result.at_bound and self.covariance_.isna().to_numpy().all():
+            problems.append(
+                "the likelihood is flat in some direction (singular information matrix), "
+                "so some parameters are not identified and have no standard errors"
+            )
         if not result.converged:
             problems.append(f"the optimiser did not converge ({result.message})")
         if problems:

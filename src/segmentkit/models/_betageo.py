@@ -12,6 +12,17 @@ from segmentkit.models._purchases import PurchaseModel
 __all__ = ["BetaGeoModel"]
 
 
+def _distinct(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``x`` and, per row, the position of its value."""
+    if x.size and np.all(x[1:] >= x[:-1]):
+        new = np.empty(x.size, dtype=bool)
+        new[0] = True
+        new[1:] = x[1:] != x[:-1]
+        return x[new], np.cumsum(new) - 1
+    values, at = np.unique(x, return_inverse=True)
+    return values, at.reshape(-1)
+
+
 class BetaGeoModel(PurchaseModel):
     """BG/NBD model of repeat purchasing (Fader, Hardie & Lee, 2005).
 
@@ -78,26 +89,30 @@ class BetaGeoModel(PurchaseModel):
         r, alpha, a, b = theta
         repeat = x > 0
         xm1 = np.maximum(x - 1.0, 0.0)
-        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-        a3 = -(r + x) * np.log(alpha + T)
-        a4 = np.where(repeat, np.log(a) - np.log(b + xm1) - (r + x) * np.log(alpha + t_x), -np.inf)
+        # The special functions depend on x only, and x takes few values: evaluate them
+        # once per value (the rows arrive sorted by x from the grouping).
+        values, at = _distinct(x)
+        a1 = (gammaln(r + values) - gammaln(r))[at] + r * np.log(alpha)
+        a2 = (gammaln(a + b) + gammaln(b + values) - gammaln(b) - gammaln(a + b + values))[at]
+        log_alpha_t = np.log(alpha + T)
+        log_alpha_tx = np.log(alpha + t_x)
+        a3 = -(r + x) * log_alpha_t
+        a4 = np.where(repeat, np.log(a) - np.log(b + xm1) - (r + x) * log_alpha_tx, -np.inf)
         tail = np.logaddexp(a3, a4)
         w3 = np.exp(a3 - tail)
-        w4 = np.exp(a4 - tail)
-        grad = np.empty((x.size, 4))
-        grad[:, 0] = (
-            digamma(r + x)
-            - digamma(r)
+        w4 = 1.0 - w3
+        grad = np.empty((4, x.size))
+        grad[0] = (
+            (digamma(r + values) - digamma(r))[at]
             + np.log(alpha)
-            - w3 * np.log(alpha + T)
-            - w4 * np.log(alpha + t_x)
+            - w3 * log_alpha_t
+            - w4 * log_alpha_tx
         )
-        grad[:, 1] = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
-        grad[:, 2] = digamma(a + b) - digamma(a + b + x) + w4 / a
-        grad[:, 3] = (
-            digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - w4 / (b + xm1)
-        )
+        grad[1] = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
+        grad[2] = (digamma(a + b) - digamma(a + b + values))[at] + w4 / a
+        grad[3] = (digamma(a + b) + digamma(b + values) - digamma(b) - digamma(a + b + values))[
+            at
+        ] - w4 / (b + xm1)
         return a1 + a2 + tail, grad
 
     def _p_alive(

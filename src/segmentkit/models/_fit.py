@@ -1,8 +1,8 @@
 """Maximum likelihood on log-parameters, shared by every model.
 
 Each model gives a function returning the per-row log-likelihood and (when it has
-one) its gradient with respect to the natural parameters; rows are the distinct
-input rows, weighted by how many customers share them. The optimiser works on
+one) its gradient with respect to the natural parameters, shaped (parameters, rows);
+rows are the distinct input rows, weighted by how many customers share them. The optimiser works on
 ``log(theta)`` so positivity holds without constraints, and box bounds on the logs
 keep it away from overflow when the data cannot identify a parameter.
 """
@@ -42,7 +42,7 @@ def _objective(
         return np.inf, None
     if grad is None:
         return -total, None
-    return -total, -(weights @ grad) * theta
+    return -total, -(grad @ weights) * theta
 
 
 def _numeric_gradient(

@@ -111,10 +111,10 @@ class GammaGammaModel(ProbabilityModel):
             + px * np.log(x)
             - (px + q) * np.log(total)
         )
-        grad = np.empty((x.size, 3))
-        grad[:, 0] = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - np.log(total))
-        grad[:, 1] = digamma(px + q) - digamma(q) + np.log(v) - np.log(total)
-        grad[:, 2] = q / v - (px + q) / total
+        grad = np.empty((3, x.size))
+        grad[0] = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - np.log(total))
+        grad[1] = digamma(px + q) - digamma(q) + np.log(v) - np.log(total)
+        grad[2] = q / v - (px + q) / total
         return ll, grad
 
     def _start(self, columns: tuple[np.ndarray, ...], weights: np.ndarray) -> np.ndarray:
