@@ -40,12 +40,23 @@ if TYPE_CHECKING:
     from segmentkit.engines._persistence import load
     from segmentkit.engines._quality import QualityReport, StabilityReport, evaluate, stability
     from segmentkit.engines._registry import available_engines, get_engine, register_engine
+    from segmentkit.models import (
+        BetaGeoModel,
+        GammaGammaModel,
+        ParetoNBDModel,
+        customer_lifetime_value,
+    )
     from segmentkit.timeline._abtest import ExperimentAnalysis, analyze_test
     from segmentkit.timeline._groups import GroupAssignment, assign_groups
     from segmentkit.timeline._migration import Migration, SegmentChanges, migration
     from segmentkit.timeline._snapshots import Snapshots, snapshots
 
 _LAZY = {
+    # The purchase models load scipy: only when a model is asked for.
+    "BetaGeoModel": "segmentkit.models",
+    "GammaGammaModel": "segmentkit.models",
+    "ParetoNBDModel": "segmentkit.models",
+    "customer_lifetime_value": "segmentkit.models",
     # The engines package loads scikit-learn: only when an engine is asked for.
     "QualityReport": "segmentkit.engines._quality",
     "StabilityReport": "segmentkit.engines._quality",
@@ -81,14 +92,17 @@ _LAZY = {
 
 __all__ = [
     "NOISE",
+    "BetaGeoModel",
     "CustomerFeatures",
     "Customers",
     "Events",
     "ExperimentAnalysis",
+    "GammaGammaModel",
     "GroupAssignment",
     "HDBSCANSegmenter",
     "KMeansSegmenter",
     "Migration",
+    "ParetoNBDModel",
     "QualityReport",
     "RFMSegmenter",
     "Rule",
@@ -106,6 +120,7 @@ __all__ = [
     "analyze_test",
     "assign_groups",
     "available_engines",
+    "customer_lifetime_value",
     "datasets",
     "errors",
     "evaluate",

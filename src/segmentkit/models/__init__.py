@@ -1,0 +1,14 @@
+"""Probability models of customer behaviour: who buys again, how often, for how much.
+
+Stage "models": reads customer features, never segmentations or engines. scipy loads
+with this package, so ``segmentkit`` imports it only when a model is asked for.
+"""
+
+from __future__ import annotations
+
+from segmentkit.models._betageo import BetaGeoModel
+from segmentkit.models._clv import customer_lifetime_value
+from segmentkit.models._gammagamma import GammaGammaModel
+from segmentkit.models._pareto import ParetoNBDModel
+
+__all__ = ["BetaGeoModel", "GammaGammaModel", "ParetoNBDModel", "customer_lifetime_value"]

@@ -1,0 +1,121 @@
+"""Maximum likelihood on log-parameters, shared by every model.
+
+Each model gives a function returning the per-row log-likelihood and (when it has
+one) its gradient with respect to the natural parameters, shaped (parameters, rows);
+rows are the distinct input rows, weighted by how many customers share them. The optimiser works on
+``log(theta)`` so positivity holds without constraints, and box bounds on the logs
+keep it away from overflow when the data cannot identify a parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+#: Bounds of every log-parameter: parameters stay in [3e-7, 3.3e6] (in scaled time).
+LOG_BOUND = 15.0
+
+LogLik = Callable[..., tuple[np.ndarray, np.ndarray | None]]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    theta: np.ndarray
+    log_likelihood: float
+    hessian_log: np.ndarray
+    converged: bool
+    message: str
+    at_bound: tuple[int, ...]
+
+
+def _objective(
+    phi: np.ndarray, loglik: LogLik, columns: Sequence[np.ndarray], weights: np.ndarray
+) -> tuple[float, np.ndarray | None]:
+    theta = np.exp(phi)
+    with np.errstate(all="ignore"):
+        ll, grad = loglik(theta, *columns)
+    total = float(weights @ ll)
+    if not np.isfinite(total):
+        return np.inf, None
+    if grad is None:
+        return -total, None
+    return -total, -(grad @ weights) * theta
+
+
+def _numeric_gradient(
+    phi: np.ndarray, loglik: LogLik, columns: Sequence[np.ndarray], weights: np.ndarray
+) -> np.ndarray:
+    step = 1e-6
+    grad = np.empty_like(phi)
+    for j in range(phi.size):
+        shift = np.zeros_like(phi)
+        shift[j] = step
+        up = _objective(phi + shift, loglik, columns, weights)[0]
+        down = _objective(phi - shift, loglik, columns, weights)[0]
+        grad[j] = (up - down) / (2 * step)
+    return grad
+
+
+def _value_and_grad(
+    phi: np.ndarray, loglik: LogLik, columns: Sequence[np.ndarray], weights: np.ndarray
+) -> tuple[float, np.ndarray]:
+    value, grad = _objective(phi, loglik, columns, weights)
+    if not np.isfinite(value):
+        # L-BFGS-B backtracks on a huge value; inf would end the line search.
+        return 1e300, np.zeros_like(phi)
+    if grad is None:
+        grad = _numeric_gradient(phi, loglik, columns, weights)
+    return value, grad
+
+
+def maximise(
+    loglik: LogLik,
+    columns: Sequence[np.ndarray],
+    weights: np.ndarray,
+    start: np.ndarray,
+) -> FitResult:
+    """Maximise ``sum(weights * loglik(theta, *columns))`` over ``theta > 0``."""
+    weights = np.asarray(weights, dtype=float)
+    scale = float(weights.sum())
+
+    def fun(phi: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = _value_and_grad(phi, loglik, columns, weights)
+        return value / scale, grad / scale
+
+    bounds = [(-LOG_BOUND, LOG_BOUND)] * start.size
+    result = minimize(
+        fun,
+        np.log(start),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-11, "maxcor": 20},
+    )
+    phi = np.asarray(result.x, dtype=float)
+    hessian = _hessian(phi, loglik, columns, weights)
+    value = _objective(phi, loglik, columns, weights)[0]
+    grad = _value_and_grad(phi, loglik, columns, weights)[1] / scale
+    at_bound = tuple(int(j) for j in np.flatnonzero(np.abs(np.abs(phi) - LOG_BOUND) < 1e-3))
+    interior = np.setdiff1d(np.arange(phi.size), at_bound)
+    small = bool(np.all(np.abs(grad[interior]) < 1e-5))
+    converged = bool(np.isfinite(value)) and (bool(result.success) or small)
+    return FitResult(np.exp(phi), -value, hessian, converged, str(result.message), at_bound)
+
+
+def _hessian(
+    phi: np.ndarray, loglik: LogLik, columns: Sequence[np.ndarray], weights: np.ndarray
+) -> np.ndarray:
+    """Observed information in log-parameters: central differences of the gradient."""
+    step = 1e-4
+    k = phi.size
+    hessian = np.empty((k, k))
+    for j in range(k):
+        shift = np.zeros(k)
+        shift[j] = step
+        up = _value_and_grad(phi + shift, loglik, columns, weights)[1]
+        down = _value_and_grad(phi - shift, loglik, columns, weights)[1]
+        hessian[:, j] = (up - down) / (2 * step)
+    return (hessian + hessian.T) / 2

@@ -1,0 +1,205 @@
+"""The one adapter from customer features (or a BTYD table) to (x, t_x, T, spend) arrays.
+
+Every model reads its input through :func:`_summary`, so the conventions live here once:
+a *purchase* is a distinct purchase day, ``x`` counts the repeat purchase days, ``t_x``
+is the time from the first to the last purchase day and ``T`` the time from the first
+purchase day to the observation end, both in the model's ``time_unit``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segmentkit.errors import ContractError, ContractFailure, Reason
+from segmentkit.features._extract import CustomerFeatures
+
+#: Days in one time unit. A month is a twelfth of the mean Gregorian year (365.25 / 12).
+TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 30.4375}
+_DATE_COLUMNS = ("first_purchase", "last_purchase", "purchase_days")
+_BTYD_COLUMNS = ("frequency", "recency", "T")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Per-customer BTYD inputs, in the order of ``index``.
+
+    ``buyers`` marks the customers with at least one purchase; the arrays hold NaN for
+    the others. ``spend`` is the mean spend per purchase (NaN when unknown).
+    """
+
+    index: pd.Index
+    frequency: np.ndarray
+    recency: np.ndarray
+    T: np.ndarray
+    spend: np.ndarray
+    buyers: np.ndarray
+
+    @property
+    def n_excluded(self) -> int:
+        """Customers without a purchase (they get NaN predictions)."""
+        return int((~self.buyers).sum())
+
+
+def _missing(column: str, where: str, hint: str) -> ContractError:
+    failure = ContractFailure(
+        column=column,
+        check="btyd_summary",
+        reason=Reason.MISSING_COLUMN,
+        message=f"{where} has no {column!r} column, which the purchase models need. {hint}",
+    )
+    return ContractError([failure], table="features")
+
+
+def _bad(column: str, problem: str, index: pd.Index, rows: np.ndarray) -> ContractError:
+    positions = np.flatnonzero(rows)
+    failure = ContractFailure(
+        column=column,
+        check="btyd_summary",
+        reason=Reason.OUT_OF_RANGE,
+        message=f"{column!r} {problem} for {positions.size} customer(s).",
+        failure_cases=[(int(p), index[p]) for p in positions[:5]],
+        n_failed=int(positions.size),
+    )
+    return ContractError([failure], table="features")
+
+
+def _summary(data: Any, time_unit: str) -> Summary:
+    """Read (x, t_x, T, mean spend) per customer from ``data``.
+
+    Parameters
+    ----------
+    data : CustomerFeatures or pandas.DataFrame
+        Customer features with ``first_purchase``, ``last_purchase`` and
+        ``purchase_days`` (and ``as_of``: the attribute of :class:`CustomerFeatures`, or
+        a column of a plain frame); or a frame in the BTYD convention with
+        ``frequency`` (repeat purchases), ``recency`` (t_x) and ``T`` already in
+        ``time_unit``, and optionally ``monetary_value``, indexed by customer id.
+    time_unit : {'D', 'W', 'M'}
+        Unit of ``t_x`` and ``T`` for date columns.
+
+    Returns
+    -------
+    Summary
+    """
+    if isinstance(data, CustomerFeatures):
+        return _from_dates(data.frame, data.as_of, time_unit, "The customer features")
+    if not isinstance(data, pd.DataFrame):
+        msg = (
+            "The purchase models take CustomerFeatures (from sk.extract_features) or a pandas "
+            f"DataFrame; got {type(data).__name__}."
+        )
+        raise TypeError(msg)
+    if "first_purchase" in data.columns:
+        if "as_of" not in data.columns:
+            raise _missing("as_of", "The frame", "Add the observation end of each customer.")
+        return _from_dates(data, data["as_of"], time_unit, "The frame")
+    for column in _BTYD_COLUMNS:
+        if column not in data.columns:
+            hint = (
+                "Pass CustomerFeatures, or a frame with 'frequency' (repeat purchases), "
+                "'recency' (time from first to last purchase) and 'T' (time from first "
+                "purchase to the observation end), indexed by customer id."
+            )
+            raise _missing(column, "The frame", hint)
+    return _from_btyd(data)
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
+    try:
+        return pd.to_numeric(frame[column]).to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):
+        raise _bad(column, "is not numeric", frame.index, np.ones(len(frame), bool)) from None
+
+
+def _from_btyd(frame: pd.DataFrame) -> Summary:
+    x, t_x, age = (_numeric(frame, c) for c in _BTYD_COLUMNS)
+    buyers = np.isfinite(x) & np.isfinite(t_x) & np.isfinite(age)
+    index = frame.index
+    if (bad := buyers & ((x < 0) | (x != np.round(x)))).any():
+        raise _bad("frequency", "is not a whole number >= 0", index, bad)
+    if (bad := buyers & (t_x < 0)).any():
+        raise _bad("recency", "is negative", index, bad)
+    if (bad := buyers & (t_x > age)).any():
+        raise _bad("age", "is smaller than 'recency'", index, bad)
+    if (bad := buyers & (x == 0) & (t_x != 0)).any():
+        raise _bad("recency", "is not 0 although 'frequency' is 0", index, bad)
+    spend = (
+        _numeric(frame, "monetary_value")
+        if "monetary_value" in frame.columns
+        else np.full(len(frame), np.nan)
+    )
+    nan = np.where(buyers, 0.0, np.nan)
+    return Summary(index, x + nan, t_x + nan, age + nan, spend + nan, buyers)
+
+
+def _days(values: Any, index: pd.Index) -> pd.Series:
+    stamps = pd.to_datetime(pd.Series(values, index=index))
+    return stamps.dt.normalize()
+
+
+def _from_dates(frame: pd.DataFrame, as_of: Any, time_unit: str, where: str) -> Summary:
+    hints = {
+        "first_purchase": "Use sk.extract_features on transactions.",
+        "last_purchase": "Use sk.extract_features on transactions.",
+        "purchase_days": (
+            "It is the number of distinct days with a purchase per customer; until the "
+            "feature layer computes it, add it yourself, e.g. from the transaction lines: "
+            "lines.groupby('customer_id')['timestamp'].agg(lambda s: s.dt.normalize().nunique())."
+        ),
+    }
+    for column in _DATE_COLUMNS:
+        if column not in frame.columns:
+            raise _missing(column, where, hints[column])
+    index = frame.index
+    first = _days(frame["first_purchase"], index)
+    last = _days(frame["last_purchase"], index)
+    end = pd.to_datetime(pd.Series(as_of, index=index))
+    if end.dt.tz is None and first.dt.tz is not None:
+        end = end.dt.tz_localize(first.dt.tz)
+    days = _numeric(frame, "purchase_days")
+    buyers = first.notna().to_numpy() & np.isfinite(days) & (days > 0)
+    day = np.timedelta64(1, "D")
+    unit = TIME_UNITS[time_unit]
+    t_x = ((last - first).to_numpy() / day) / unit
+    age = ((end - first).to_numpy() / day) / unit
+    x = days - 1.0
+    if (bad := buyers & (days != np.round(days))).any():
+        raise _bad("purchase_days", "is not a whole number", index, bad)
+    if (bad := buyers & ~(t_x >= 0)).any():
+        raise _bad("last_purchase", "is before 'first_purchase' or missing", index, bad)
+    if (bad := buyers & ~(t_x <= age)).any():
+        raise _bad("last_purchase", "is after the observation end (as_of)", index, bad)
+    if (bad := buyers & (x == 0) & (t_x != 0)).any():
+        raise _bad(
+            "purchase_days", "is 1 although the first and last purchase days differ", index, bad
+        )
+    if "monetary" in frame.columns:
+        spend = _numeric(frame, "monetary") / np.where(buyers, days, np.nan)
+    else:
+        spend = np.full(len(frame), np.nan)
+    nan = np.where(buyers, 0.0, np.nan)
+    return Summary(index, x + nan, t_x + nan, age + nan, spend + nan, buyers)
+
+
+def group_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of ``columns`` (one array each), their inverse and their counts.
+
+    Real customer bases repeat the same (x, t_x, T) many times (everyone who bought once
+    on the same day): the likelihood is computed once per distinct row, weighted.
+    """
+    stacked = np.column_stack(columns)
+    order = np.lexsort(stacked.T[::-1])
+    ordered = stacked[order]
+    new = np.ones(len(ordered), dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    starts = np.flatnonzero(new)
+    distinct = ordered[starts]
+    group_of_sorted = np.cumsum(new) - 1
+    inverse = np.empty(len(ordered), dtype=np.int64)
+    inverse[order] = group_of_sorted
+    counts = np.diff(np.append(starts, len(ordered)))
+    return distinct, inverse, counts

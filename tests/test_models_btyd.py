@@ -1,0 +1,314 @@
+"""The purchase and spend models: inputs, degenerate data, uncertainty, persistence."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import segmentkit as sk
+from segmentkit.errors import (
+    ContractError,
+    InvalidParameterError,
+    NotFittedError,
+    PersistenceError,
+)
+from segmentkit.models._summary import group_rows
+
+BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+PNBD = {"r": 0.55, "alpha": 10.58, "s": 0.61, "beta": 11.67}
+GG = {"p": 6.25, "q": 3.74, "v": 15.44}
+
+
+def synthetic(n: int, seed: int) -> pd.DataFrame:
+    """A simulated BG/NBD base in weeks; same code as benchmarks/lifetimes_reference.py."""
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(0.6, 1 / 4.0, n)  # purchases per week while active
+    drop = rng.beta(1.0, 3.0, n)  # chance of leaving after each repeat purchase
+    T = np.round(rng.uniform(10.0, 52.0, n), 2)
+    times = np.cumsum(rng.exponential(1.0, (n, 80)), axis=1) / rate[:, None]
+    x = np.minimum((times <= T[:, None]).sum(axis=1), rng.geometric(drop))
+    last = times[np.arange(n), np.maximum(x - 1, 0)]
+    t_x = np.where(x > 0, np.minimum(np.round(last, 2), T), 0.0)
+    m = np.where(x > 0, np.round(rng.gamma(4.0, 10.0, n) + 5.0, 2), 0.0)
+    return pd.DataFrame(
+        {"frequency": x.astype(float), "recency": t_x, "T": T, "monetary_value": m}
+    )
+
+
+def lines() -> pd.DataFrame:
+    """Raw order lines of six customers, one of them with a same-day second order."""
+    return pd.DataFrame(
+        {
+            "customer": ["a", "a", "a", "b", "b", "c", "d", "d", "e", "e", "e", "f"],
+            "ts": pd.to_datetime(
+                [
+                    "2024-01-02 10:00", "2024-01-02 18:00", "2024-02-10 00:00",
+                    "2024-01-05 00:00", "2024-03-01 00:00", "2024-01-20 00:00",
+                    "2024-02-01 00:00", "2024-06-01 00:00", "2024-01-03 00:00",
+                    "2024-01-31 00:00", "2024-05-15 00:00", "2024-06-20 00:00",
+                ]
+            ),
+            "amount": [10.0, 5.0, 20.0, 30.0, 30.0, 12.0, 8.0, 16.0, 40.0, 50.0, 60.0, 9.0],
+        }
+    )  # fmt: skip
+
+
+def features_with_days(raw: pd.DataFrame, as_of: str) -> sk.CustomerFeatures:
+    tx = sk.Transactions.from_frame(raw, customer_id="customer", timestamp="ts", amount="amount")
+    feats = sk.extract_features(tx, as_of=as_of)
+    kept = raw[raw["ts"] <= pd.Timestamp(as_of)]
+    days = kept.groupby("customer")["ts"].agg(lambda s: s.dt.normalize().nunique())
+    feats.frame["purchase_days"] = days.reindex(feats.frame.index).fillna(0).astype(int)
+    return feats
+
+
+# -- inputs -----------------------------------------------------------------------------
+
+
+def test_summary_from_features_counts_purchase_days_and_weeks() -> None:
+    feats = features_with_days(lines(), "2024-06-30")
+    btyd = pd.DataFrame(
+        {
+            "frequency": feats.frame["purchase_days"] - 1,
+            "recency": (feats.frame["last_purchase"].dt.normalize()
+                        - feats.frame["first_purchase"].dt.normalize()).dt.days / 7,
+            "T": (pd.Timestamp("2024-06-30", tz="UTC")
+                  - feats.frame["first_purchase"].dt.normalize()).dt.days / 7,
+        }
+    )  # fmt: skip
+    model = sk.BetaGeoModel.from_params(BG)
+    assert btyd.loc["a", "frequency"] == 1  # two orders on 2 January are one purchase day
+    pd.testing.assert_series_equal(model.p_alive(feats), model.p_alive(btyd), check_names=False)
+    expected = model.expected_purchases(feats, 10)
+    assert expected.name == "expected_purchases_10w"
+    assert expected.index.name == "customer_id"
+
+
+def test_missing_purchase_days_is_named_with_a_fix() -> None:
+    tx = sk.Transactions.from_frame(
+        lines(), customer_id="customer", timestamp="ts", amount="amount"
+    )
+    feats = sk.extract_features(tx, as_of="2024-06-30")
+    with pytest.raises(ContractError, match=r"'purchase_days'.*distinct days"):
+        sk.BetaGeoModel().fit(feats)
+    with pytest.raises(ContractError, match="no 'T' column"):
+        sk.BetaGeoModel().fit(pd.DataFrame({"frequency": [1], "recency": [2.0]}))
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "problem"),
+    [
+        ("frequency", [1.5, 0.0], "whole number"),
+        ("recency", [-1.0, 0.0], "negative"),
+        ("T", [0.5, 4.0], "smaller than 'recency'"),
+    ],
+)
+def test_impossible_btyd_rows_are_refused_by_column(
+    column: str, values: list, problem: str
+) -> None:
+    frame = pd.DataFrame({"frequency": [2.0, 0.0], "recency": [1.0, 0.0], "T": [4.0, 4.0]})
+    frame[column] = values
+    with pytest.raises(ContractError, match=problem):
+        sk.BetaGeoModel().fit(frame)
+
+
+def test_customers_without_purchase_are_counted_and_get_nan() -> None:
+    frame = synthetic(300, 3)
+    frame.loc[[0, 1], ["frequency", "recency", "T"]] = np.nan
+    with pytest.warns(sk.errors.SegmentkitWarning, match="2 no purchase"):
+        bg = sk.BetaGeoModel().fit(frame)
+    assert bg.n_excluded_ == {"no_purchase": 2}
+    assert bg.n_customers_ == 298
+    out = bg.transform(frame, horizon=4)
+    assert out.loc[[0, 1], ["p_alive", "expected_purchases_4w"]].isna().all().all()
+    assert out.loc[2:, "p_alive"].between(0, 1).all()
+
+
+def test_no_purchase_at_all_is_refused() -> None:
+    frame = pd.DataFrame({"frequency": [np.nan], "recency": [np.nan], "T": [np.nan]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ContractError, match="no customer to learn from"):
+            sk.BetaGeoModel().fit(frame)
+
+
+# -- degenerate data ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [sk.BetaGeoModel, sk.ParetoNBDModel])
+def test_nobody_repeats_warns_and_does_not_crash(model: type) -> None:
+    T = np.linspace(5.0, 39.0, 200)
+    frame = pd.DataFrame({"frequency": 0.0, "recency": 0.0, "T": T})
+    with pytest.warns(sk.errors.SegmentkitWarning, match="none of the 200 customers bought again"):
+        fitted = model().fit(frame)
+    assert np.isfinite(list(fitted.params_.values())).all()
+    assert fitted.p_alive(frame).eq(1.0).all() if model is sk.BetaGeoModel else True
+
+
+def test_everyone_buying_on_the_last_day_warns() -> None:
+    frame = pd.DataFrame({"frequency": [3.0, 5.0, 8.0] * 20, "recency": 10.0, "T": 10.0})
+    with pytest.warns(sk.errors.SegmentkitWarning, match="bought on the last day"):
+        sk.BetaGeoModel().fit(frame)
+
+
+def test_few_repeaters_warn_with_the_count() -> None:
+    frame = synthetic(60, 11)
+    repeaters = int((frame["frequency"] > 0).sum())
+    with pytest.warns(sk.errors.SegmentkitWarning, match=f"only {repeaters} of 60"):
+        sk.BetaGeoModel(min_repeaters=100).fit(frame)
+
+
+# -- likelihood and gradient -------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    theta=st.lists(st.floats(0.05, 20.0), min_size=4, max_size=4),
+    seed=st.integers(0, 1000),
+)
+def test_bg_gradient_matches_finite_differences(theta: list, seed: int) -> None:
+    frame = synthetic(40, seed)
+    cols = [frame[c].to_numpy() for c in ("frequency", "recency", "T")]
+    point = np.array(theta)
+    _, grad = sk.BetaGeoModel._loglik(point, *cols)
+    for j in range(4):
+        step = np.zeros(4)
+        step[j] = 1e-6 * point[j]
+        up = sk.BetaGeoModel._loglik(point + step, *cols)[0].sum()
+        down = sk.BetaGeoModel._loglik(point - step, *cols)[0].sum()
+        numeric = (up - down) / (2 * step[j])
+        assert grad[j].sum() == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+
+
+def test_gg_gradient_matches_finite_differences() -> None:
+    frame = synthetic(200, 5)
+    frame = frame[frame["frequency"] > 0]
+    cols = [frame["frequency"].to_numpy(), frame["monetary_value"].to_numpy()]
+    point = np.array([3.0, 2.5, 12.0])
+    _, grad = sk.GammaGammaModel._loglik(point, *cols)
+    for j in range(3):
+        step = np.zeros(3)
+        step[j] = 1e-6 * point[j]
+        up = sk.GammaGammaModel._loglik(point + step, *cols)[0].sum()
+        down = sk.GammaGammaModel._loglik(point - step, *cols)[0].sum()
+        assert grad[j].sum() == pytest.approx((up - down) / (2 * step[j]), rel=1e-5)
+
+
+def test_pareto_likelihood_matches_numerical_integration() -> None:
+    # The closed form in log space against direct quadrature of its integral.
+    from scipy.integrate import quad
+    from scipy.special import gammaln
+
+    r, alpha, s, beta = 0.8, 3.0, 0.7, 9.0
+    for x, t_x, T, a, b in [(3.0, 20.0, 39.0, alpha, beta), (40.0, 2.0, 39.0, beta, alpha)]:
+        params = {"r": r, "alpha": a, "s": s, "beta": b}
+        head = np.exp(gammaln(r + x) - gammaln(r)) * a**r * b**s
+        tail = quad(
+            lambda tau, a=a, b=b, x=x: s / ((a + tau) ** (r + x) * (b + tau) ** (s + 1)),
+            t_x,
+            T,
+            epsabs=0,
+            epsrel=1e-13,
+            limit=200,
+        )[0]
+        direct = np.log(head * (1 / ((a + T) ** (r + x) * (b + T) ** s) + tail))
+        theta = np.array([params[k] for k in ("r", "alpha", "s", "beta")])
+        ll = sk.ParetoNBDModel._loglik(theta, np.array([x]), np.array([t_x]), np.array([T]))[0]
+        assert ll[0] == pytest.approx(direct, rel=1e-9)
+
+
+def test_pareto_likelihood_stays_finite_for_heavy_buyers() -> None:
+    x = np.array([0.0, 50.0, 400.0])
+    theta = np.array([0.5, 0.01, 2.0, 300.0])
+    ll = sk.ParetoNBDModel._loglik(theta, x, np.array([0.0, 30.0, 38.0]), np.full(3, 39.0))[0]
+    assert np.isfinite(ll).all()
+
+
+def test_grouping_keeps_every_customer() -> None:
+    frame = synthetic(500, 1)
+    cols = [frame[c].to_numpy() for c in ("frequency", "recency", "T")]
+    distinct, inverse, counts = group_rows(*cols)
+    assert counts.sum() == 500
+    np.testing.assert_array_equal(distinct[inverse], np.column_stack(cols))
+
+
+# -- uncertainty, persistence, interface ----------------------------------------------------
+
+
+def test_fit_reports_uncertainty_and_round_trips_through_json() -> None:
+    frame = synthetic(400, 7)
+    bg = sk.BetaGeoModel().fit(frame)
+    table = bg.summary()
+    assert list(table.columns) == ["estimate", "standard_error", "lower", "upper"]
+    assert (table["standard_error"] > 0).all()
+    assert (table["lower"] < table["estimate"]).all()
+    assert (table["estimate"] < table["upper"]).all()
+    again = sk.BetaGeoModel.from_dict(json.loads(json.dumps(bg.to_dict())))
+    assert again.params_ == bg.params_
+    assert again.log_likelihood_ == bg.log_likelihood_
+    pd.testing.assert_frame_equal(again.summary(), table)
+    pd.testing.assert_series_equal(again.p_alive(frame), bg.p_alive(frame))
+    unfitted = sk.ParetoNBDModel.from_dict(sk.ParetoNBDModel(time_unit="D").to_dict())
+    assert unfitted.time_unit == "D"
+    assert not hasattr(unfitted, "params_")
+
+
+def test_damaged_documents_are_refused() -> None:
+    document = sk.GammaGammaModel.from_params(GG).to_dict()
+    with pytest.raises(PersistenceError, match="not a BetaGeoModel"):
+        sk.BetaGeoModel.from_dict(document)
+    document["fitted"]["params_"]["p"] = -1
+    with pytest.raises(PersistenceError, match="damaged"):
+        sk.GammaGammaModel.from_dict(document)
+
+
+def test_parameters_are_validated_at_fit_and_unfitted_models_refuse() -> None:
+    with pytest.raises(InvalidParameterError, match="'time_unit' parameter of BetaGeoModel"):
+        sk.BetaGeoModel(time_unit="Q").fit(synthetic(50, 1))
+    with pytest.raises(NotFittedError):
+        sk.BetaGeoModel().p_alive(synthetic(5, 1))
+    with pytest.raises(InvalidParameterError, match="horizon"):
+        sk.BetaGeoModel.from_params(BG).expected_purchases(synthetic(5, 1), -1)
+
+
+def test_time_unit_scales_alpha_only() -> None:
+    weekly = synthetic(400, 7)
+    daily = weekly.assign(recency=weekly["recency"] * 7, T=weekly["T"] * 7)
+    w = sk.BetaGeoModel(time_unit="W").fit(weekly).params_
+    d = sk.BetaGeoModel(time_unit="D").fit(daily).params_
+    assert d["alpha"] == pytest.approx(7 * w["alpha"], rel=1e-5)
+    assert d["r"] == pytest.approx(w["r"], rel=1e-5)
+    assert d["b"] == pytest.approx(w["b"], rel=1e-5)
+
+
+def test_gamma_gamma_and_clv() -> None:
+    frame = synthetic(400, 7).set_axis([f"c{i}" for i in range(400)])
+    gg = sk.GammaGammaModel().fit(frame)
+    assert gg.n_excluded_["no_repeat_or_spend"] == int((frame["frequency"] == 0).sum())
+    spend = gg.expected_spend(frame)
+    p, q, v = (gg.params_[k] for k in "pqv")
+    once = frame["frequency"] == 0
+    assert np.allclose(spend[once], p * v / (q - 1))
+    bg = sk.BetaGeoModel.from_params(BG)
+    clv = sk.customer_lifetime_value(bg, gg, frame, horizon=1, discount_rate=0.1, time_unit="W")
+    assert clv.name == "predicted_clv_1w"
+    np.testing.assert_allclose(clv, spend * bg.expected_purchases(frame, 1.0) / 1.1, rtol=1e-12)
+    yearly = sk.customer_lifetime_value(bg, gg, frame, horizon=12, discount_rate=0.0)
+    np.testing.assert_allclose(
+        yearly, spend * bg.expected_purchases(frame, 12 * 30.4375 / 7), rtol=1e-9
+    )
+    assert "expected_spend" in gg.transform(frame).columns
+
+
+def test_import_segmentkit_does_not_load_scipy() -> None:
+    code = "import sys, segmentkit; print('scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
