@@ -23,26 +23,14 @@ import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
 from lifetimes.utils import summary_data_from_transaction_data
 
+# The same simulated base as the tests (numpy and pandas only).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _btyd_synthetic import synthetic
+
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cdnow" / "CDNOW_master.txt.gz"
 IDS = ["00001", "00003", "00004", "00005", "00010", "00100", "01000", "05000", "10000",
        "15000", "20000", "23570"]  # fmt: skip
 HORIZON = 39.0
-
-
-def synthetic(n: int, seed: int) -> pd.DataFrame:
-    """A simulated BG/NBD customer base, in weeks (same code in the tests)."""
-    rng = np.random.default_rng(seed)
-    rate = rng.gamma(0.6, 1 / 4.0, n)  # purchases per week while active
-    drop = rng.beta(1.0, 3.0, n)  # chance of leaving after each repeat purchase
-    T = np.round(rng.uniform(10.0, 52.0, n), 2)
-    times = np.cumsum(rng.exponential(1.0, (n, 80)), axis=1) / rate[:, None]
-    x = np.minimum((times <= T[:, None]).sum(axis=1), rng.geometric(drop))
-    last = times[np.arange(n), np.maximum(x - 1, 0)]
-    t_x = np.where(x > 0, np.minimum(np.round(last, 2), T), 0.0)
-    m = np.where(x > 0, np.round(rng.gamma(4.0, 10.0, n) + 5.0, 2), 0.0)
-    return pd.DataFrame(
-        {"frequency": x.astype(float), "recency": t_x, "T": T, "monetary_value": m}
-    )
 
 
 def cdnow_summary(path: Path) -> pd.DataFrame:

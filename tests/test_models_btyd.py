@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
+from _btyd_synthetic import synthetic
 from segmentkit.errors import (
     ContractError,
     InvalidParameterError,
@@ -25,22 +26,6 @@ from segmentkit.models._summary import group_rows
 BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PNBD = {"r": 0.55, "alpha": 10.58, "s": 0.61, "beta": 11.67}
 GG = {"p": 6.25, "q": 3.74, "v": 15.44}
-
-
-def synthetic(n: int, seed: int) -> pd.DataFrame:
-    """A simulated BG/NBD base in weeks; same code as benchmarks/lifetimes_reference.py."""
-    rng = np.random.default_rng(seed)
-    rate = rng.gamma(0.6, 1 / 4.0, n)  # purchases per week while active
-    drop = rng.beta(1.0, 3.0, n)  # chance of leaving after each repeat purchase
-    T = np.round(rng.uniform(10.0, 52.0, n), 2)
-    times = np.cumsum(rng.exponential(1.0, (n, 80)), axis=1) / rate[:, None]
-    x = np.minimum((times <= T[:, None]).sum(axis=1), rng.geometric(drop))
-    last = times[np.arange(n), np.maximum(x - 1, 0)]
-    t_x = np.where(x > 0, np.minimum(np.round(last, 2), T), 0.0)
-    m = np.where(x > 0, np.round(rng.gamma(4.0, 10.0, n) + 5.0, 2), 0.0)
-    return pd.DataFrame(
-        {"frequency": x.astype(float), "recency": t_x, "T": T, "monetary_value": m}
-    )
 
 
 def lines() -> pd.DataFrame:

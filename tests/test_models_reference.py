@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import segmentkit as sk
-from test_models_btyd import synthetic
+from _btyd_synthetic import synthetic
 
 SIG4 = 1e-4
 CALIBRATION_END = pd.Timestamp("1997-09-30")

@@ -141,7 +141,7 @@ class Events(_Table):
         -------
         Events
             The validated events and the report of what was kept.
-            For a frame of another library, a Events whose rows stay there (``.native``,
+            For a frame of another library, an Events whose rows stay there (``.native``,
             ``.to_pandas()``); ``.data`` then refuses to collect them.
 
         Raises
