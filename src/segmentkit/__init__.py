@@ -44,6 +44,8 @@ if TYPE_CHECKING:
         BetaGeoModel,
         GammaGammaModel,
         ParetoNBDModel,
+        PropensityEvaluation,
+        PurchasePropensity,
         customer_lifetime_value,
     )
     from segmentkit.timeline._abtest import ExperimentAnalysis, analyze_test
@@ -56,6 +58,8 @@ _LAZY = {
     "BetaGeoModel": "segmentkit.models",
     "GammaGammaModel": "segmentkit.models",
     "ParetoNBDModel": "segmentkit.models",
+    "PropensityEvaluation": "segmentkit.models",
+    "PurchasePropensity": "segmentkit.models",
     "customer_lifetime_value": "segmentkit.models",
     # The engines package loads scikit-learn: only when an engine is asked for.
     "QualityReport": "segmentkit.engines._quality",
@@ -103,6 +107,8 @@ __all__ = [
     "KMeansSegmenter",
     "Migration",
     "ParetoNBDModel",
+    "PropensityEvaluation",
+    "PurchasePropensity",
     "QualityReport",
     "RFMSegmenter",
     "Rule",

@@ -1,7 +1,9 @@
 """Probability models of customer behaviour: who buys again, how often, for how much.
 
-Stage "models": reads customer features, never segmentations or engines. scipy loads
-with this package, so ``segmentkit`` imports it only when a model is asked for.
+Stage "models": reads customer features (the propensity also reads transactions, to
+build its training cut-offs), never segmentations or engines. scipy loads with this
+package, scikit-learn when a propensity is fitted, so ``segmentkit`` imports this
+package only when a model is asked for.
 """
 
 from __future__ import annotations
@@ -10,5 +12,14 @@ from segmentkit.models._betageo import BetaGeoModel
 from segmentkit.models._clv import customer_lifetime_value
 from segmentkit.models._gammagamma import GammaGammaModel
 from segmentkit.models._pareto import ParetoNBDModel
+from segmentkit.models._propensity import PurchasePropensity
+from segmentkit.models._propensity_eval import PropensityEvaluation
 
-__all__ = ["BetaGeoModel", "GammaGammaModel", "ParetoNBDModel", "customer_lifetime_value"]
+__all__ = [
+    "BetaGeoModel",
+    "GammaGammaModel",
+    "ParetoNBDModel",
+    "PropensityEvaluation",
+    "PurchasePropensity",
+    "customer_lifetime_value",
+]
