@@ -115,7 +115,7 @@ def _matrix(design: _Design, features: CustomerFeatures) -> np.ndarray:
         elif kind == "categorical":
             known = design.categories[column]
             text = values.astype("string")
-            codes = pd.Categorical(text, categories=list(known)).codes.astype(float)
+            codes = pd.Index(known, dtype="string").get_indexer(text).astype(float)
             # Unknown or rare categories share the code after the known ones; missing
             # stays missing (the trees send it down its own branch).
             codes[codes < 0] = len(known)
@@ -290,9 +290,18 @@ class PurchasePropensity:
     >>> import segmentkit as sk
     >>> raw, mapping = sk.datasets.load_sample()
     >>> tx = sk.Transactions.from_frame(raw, **mapping)
-    >>> model = sk.PurchasePropensity(horizon_days=60, n_snapshots=3).fit(tx, as_of="2018-01-01")
+    >>> model = sk.PurchasePropensity(horizon_days=30, n_snapshots=3).fit(tx, as_of="2018-01-01")
     >>> [c.strftime("%Y-%m-%d") for c in model.cutoffs_]
-    ['2017-08-04', '2017-10-03', '2017-11-02']
+    ['2017-10-03', '2017-11-02', '2017-12-02']
+    >>> model.evaluation_.metrics["auc"].round(2)
+    scorer
+    model             0.82
+    frequency_only    0.81
+    recency_only      0.73
+    Name: auc, dtype: float64
+    >>> p = model.predict_proba(sk.extract_features(tx, as_of="2018-01-01"))
+    >>> p.name, round(float(p.loc["1566"]), 1)
+    ('purchase_probability_30d', 1.0)
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
