@@ -305,6 +305,14 @@ def test_fits_repeat_exactly(tx, fitted):
     pd.testing.assert_frame_equal(again.evaluation_.importance, fitted.evaluation_.importance)
 
 
+def test_importance_on_a_sample_of_a_large_evaluation_repeats_exactly(tx, monkeypatch):
+    monkeypatch.setattr(prop, "_IMPORTANCE_ROWS", 120)
+    model = sk.PurchasePropensity(horizon_days=60, n_snapshots=3, n_repeats=2)
+    first = model.fit(tx, as_of=AS_OF).evaluation_.importance
+    assert first["importance"].notna().all()
+    pd.testing.assert_frame_equal(model.fit(tx, as_of=AS_OF).evaluation_.importance, first)
+
+
 def test_calibration_folds_keep_each_customer_together_and_get_buyers():
     ids = np.array(["a", "b", "c", "a", "b", "c", "d", "d", "e", "f"])
     y = np.array([1, 0, 0, 1, 0, 1, 0, 0, 1, 0])

@@ -47,6 +47,10 @@ _MIN_PER_CLASS = 10
 #: Categories kept per categorical feature (the most frequent); the rest share one code.
 _MAX_CATEGORIES = 50
 _CALIBRATION_FOLDS = 3
+#: Evaluated customers the permutation importance scores (a seeded sample above it): the
+#: drops in AUC are paired on the same customers, so a sample ranks features as well
+#: and costs a fraction (on CDNOW: 23,570 customers, about 30 s less on one core).
+_IMPORTANCE_ROWS = 5_000
 #: Dates whose age at as_of is already a feature: as ages they would be exact copies,
 #: which split the permutation importance between two names.
 _AGE_IS = {"first_purchase": "tenure_days", "last_purchase": "recency_days"}
@@ -202,11 +206,19 @@ def _permutation_importance(
 ) -> np.ndarray:
     """Drop in AUC when each feature's values are shuffled among customers, per repeat.
 
+    On at most ``_IMPORTANCE_ROWS`` customers (a seeded sample of the evaluated ones).
+
     One prediction per feature on all its shuffled copies at once (the per-call cost of
     a calibrated ensemble dominates on small stores); shuffles come from one seeded
     generator, feature by feature, so results repeat exactly.
     """
     rng = np.random.default_rng(seed)
+    if len(y) > _IMPORTANCE_ROWS:
+        rows = np.sort(rng.choice(len(y), _IMPORTANCE_ROWS, replace=False))
+        x, y = x[rows], y[rows]
+        if np.unique(y).size < 2:
+            return np.full((x.shape[1], repeats), np.nan)
+        reference = _auc(y, model.predict_proba(x)[:, 1])
     n, width = x.shape
     drops = np.empty((width, repeats))
     for j in range(width):
@@ -257,7 +269,8 @@ class PurchasePropensity:
     learning_rate : float, default=0.1
         Shrinkage of each tree.
     n_repeats : int, default=5
-        Shuffles per feature for the permutation importance.
+        Shuffles per feature for the permutation importance (on at most 5,000 of the
+        evaluated customers, a seeded sample).
     random_state : int, default=0
         Seed of the trees and of the permutation importance: results repeat exactly.
 

@@ -112,9 +112,9 @@ class PropensityEvaluation:
     Made by :meth:`PurchasePropensity.fit` (its ``evaluation_``): a model trained on the
     earlier cut-offs scores the customers of the last one, and its predictions are
     compared with who actually bought in the following ``horizon_days``, next to two
-    baselines that need no model.
+    baselines that need no model. Every field is also an attribute.
 
-    Attributes
+    Parameters
     ----------
     horizon_days : int
         Length of the outcome window.
