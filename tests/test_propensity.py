@@ -481,6 +481,25 @@ def test_outcomes_with_one_class_are_refused():
         sk.PurchasePropensity(horizon_days=10, n_snapshots=3).fit(tx)
 
 
+def test_buyers_from_too_few_customers_for_the_calibration_folds_are_refused():
+    # 40 one-time customers, and one regular who buys every week: 12 buying examples.
+    once = pd.DataFrame(
+        {
+            "customer": [f"c{i}" for i in range(40)],
+            "ts": START + pd.to_timedelta(np.arange(40), unit="D"),
+            "amount": 10.0,
+        }
+    )
+    regular = pd.DataFrame(
+        {"customer": "reg", "ts": START + pd.to_timedelta(np.arange(0, 400, 7), unit="D")}
+    ).assign(amount=5.0)
+    tx = sk.Transactions.from_frame(
+        pd.concat([once, regular]), customer_id="customer", timestamp="ts", amount="amount"
+    )
+    with pytest.raises(ContractError, match=r"from only 1 customer\(s\)"):
+        sk.PurchasePropensity(horizon_days=20, n_snapshots=12, step_days=25).fit(tx)
+
+
 def test_fit_takes_pandas_transactions(raw):
     with pytest.raises(TypeError, match=r"takes sk\.Transactions"):
         sk.PurchasePropensity().fit(raw)

@@ -470,7 +470,16 @@ class PurchasePropensity:
             )
             raise _contract_error("propensity_labels", Reason.EMPTY, message)
         ids = np.concatenate([s.features.frame.index.to_numpy(dtype=str) for s in snapshots])
-        model = self._classifier(design, _customer_folds(ids, y, self.random_state))
+        folds = _customer_folds(ids, y, self.random_state)
+        if any(np.unique(y[part]).size < 2 for fold in folds for part in fold):
+            message = (
+                f"The {purpose} has {buyers} buying example(s) from only "
+                f"{np.unique(ids[y == 1]).size} customer(s): the calibration needs buyers and "
+                f"non-buyers among the customers of each of its {_CALIBRATION_FOLDS} folds. "
+                "Choose a longer horizon_days or use more customers."
+            )
+            raise _contract_error("propensity_labels", Reason.EMPTY, message)
+        model = self._classifier(design, folds)
         model.fit(x, y)
         return model, design
 
