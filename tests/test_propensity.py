@@ -500,6 +500,25 @@ def test_buyers_from_too_few_customers_for_the_calibration_folds_are_refused():
         sk.PurchasePropensity(horizon_days=20, n_snapshots=12, step_days=25).fit(tx)
 
 
+def test_a_feature_without_any_value_is_left_out_with_a_warning(tx, monkeypatch):
+    extract = sk.extract_features
+
+    def with_empty_column(transactions, **kwargs):
+        features = extract(transactions, **kwargs)
+        features.frame["signup"] = pd.Series(
+            pd.NaT, index=features.frame.index, dtype="M8[ns, UTC]"
+        )
+        return features
+
+    monkeypatch.setattr(prop, "extract_features", with_empty_column)
+    with pytest.warns(sk.errors.SegmentkitWarning, match=r"left out \['signup'\]: no customer"):
+        model = sk.PurchasePropensity(horizon_days=60, n_snapshots=3).fit(tx, as_of=AS_OF)
+    assert model.features_left_out_ == ["signup"]
+    assert "signup" not in model.feature_names_
+    features = with_empty_column(tx, as_of=AS_OF)
+    assert model.predict_proba(features).between(0, 1).all()
+
+
 def test_fit_takes_pandas_transactions(raw):
     with pytest.raises(TypeError, match=r"takes sk\.Transactions"):
         sk.PurchasePropensity().fit(raw)

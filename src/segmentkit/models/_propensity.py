@@ -80,7 +80,12 @@ def _kind(values: pd.Series) -> str:
 def _learn_design(frames: list[pd.DataFrame]) -> _Design:
     present = {str(c) for c in frames[0].columns}
     columns = tuple(
-        str(c) for c in frames[0].columns if _AGE_IS.get(str(c), "<none>") not in present
+        str(c)
+        for c in frames[0].columns
+        if _AGE_IS.get(str(c), "<none>") not in present
+        # A column without any value teaches nothing (and scikit-learn's binning fails
+        # on it); PurchasePropensity reports it in features_left_out_.
+        and any(f[c].notna().any() for f in frames)
     )
     kinds = tuple(_kind(frames[0][c]) for c in columns)
     categories: dict[str, tuple[str, ...]] = {}
@@ -287,6 +292,9 @@ class PurchasePropensity:
     feature_names_ : list of str
         Feature columns the model reads (dates enter as ages in days at the features'
         ``as_of``, categories as codes).
+    features_left_out_ : list of str
+        Feature columns without a value at any cut-off (e.g. days between orders when
+        nobody ordered twice); left out, with a warning.
     evaluation_ : PropensityEvaluation
         AUC, Brier score, top-decile lift and calibration on the held-out cut-off, next
         to the frequency-only and recency-only baselines, and the most important features.
@@ -480,7 +488,20 @@ class PurchasePropensity:
             )
             raise _contract_error("propensity_labels", Reason.EMPTY, message)
         model = self._classifier(design, folds)
-        model.fit(x, y)
+        try:
+            model.fit(x, y)
+        except ValueError as error:
+            sparse = [
+                c
+                for j, c in enumerate(design.columns)
+                if np.unique(ids[~np.isnan(x[:, j])]).size < 30
+            ]
+            message = (
+                f"The {purpose} could not be learned ({error}). Features with values for "
+                f"fewer than 30 customers, which a calibration fold may lack entirely: "
+                f"{sparse}. Use more customers or history."
+            )
+            raise _contract_error("propensity_features", Reason.EMPTY, message) from None
         return model, design
 
     def fit(self, transactions: Transactions, y: None = None, *, as_of: Any = None) -> Self:
@@ -572,6 +593,18 @@ class PurchasePropensity:
             index=pd.DatetimeIndex(self.cutoffs_, name="cutoff"),
         )
         self.feature_names_ = list(self._design.columns)
+        self.features_left_out_ = [
+            str(c)
+            for c in snapshots[0].features.frame.columns
+            if c not in self._design.columns and str(c) not in _AGE_IS
+        ]
+        if self.features_left_out_:
+            warnings.warn(
+                f"PurchasePropensity left out {self.features_left_out_}: no customer has a "
+                "value for them at any cut-off.",
+                SegmentkitWarning,
+                stacklevel=2,
+            )
         self.n_examples_ = int(self.snapshots_["customers"].sum())
         return self
 
