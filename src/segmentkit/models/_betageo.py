@@ -132,3 +132,19 @@ class BetaGeoModel(PurchaseModel):
         hyper = hyp2f1(r + x, b + x, a + b + x - 1, z)
         share = 1.0 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyper
         return (a + b + x - 1) / (a - 1) * share * self._p_alive(theta, x, t_x, T)
+
+    def _unconditional(self, theta: np.ndarray, t: np.ndarray) -> np.ndarray:
+        # Fader, Hardie & Lee (2005), eq. 9.
+        r, alpha, a, b = theta
+        hyper = hyp2f1(r, b, a + b - 1, t / (alpha + t))
+        return (a + b - 1) / (a - 1) * (1.0 - (alpha / (alpha + t)) ** r * hyper)
+
+    def _p_purchase(
+        self, theta: np.ndarray, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    ) -> np.ndarray:
+        # Alive at T, a customer can only leave right after a purchase: no purchase in
+        # (T, T+t] has probability E[exp(-lambda t)] under lambda's posterior, gamma with
+        # shape r + x and rate alpha + T.
+        r, alpha, _, _ = theta
+        none = np.exp(-(r + x) * np.log1p(t / (alpha + T)))
+        return self._p_alive(theta, x, t_x, T) * (1.0 - none)

@@ -11,6 +11,12 @@ from segmentkit.models._purchases import PurchaseModel
 
 __all__ = ["ParetoNBDModel"]
 
+#: Gauss-Legendre rule on [0, 1] for the probability of a purchase in a coming period:
+#: fixed nodes, so the result is deterministic; the integrand is smooth and bounded.
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)
+_NODES = (_NODES + 1.0) / 2.0
+_WEIGHTS = _WEIGHTS / 2.0
+
 
 def _log_tail(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """log of the integral of (alpha+tau)^-(r+x) (beta+tau)^-(s+1) over tau > y, times (r+s+x).
@@ -120,3 +126,32 @@ class ParetoNBDModel(PurchaseModel):
             growth = -np.expm1((s - 1.0) * log_ratio) / (s - 1.0)
         rate = (r + x) * (beta + T) / (alpha + T)
         return self._p_alive(theta, x, t_x, T) * rate * growth
+
+    def _unconditional(self, theta: np.ndarray, t: np.ndarray) -> np.ndarray:
+        # Schmittlein, Morrison & Colombo (1987): r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)].
+        r, alpha, s, beta = theta
+        log_ratio = -np.log1p(t / beta)
+        if abs(s - 1.0) < 1e-10:
+            growth = -log_ratio
+        else:
+            growth = -np.expm1((s - 1.0) * log_ratio) / (s - 1.0)
+        return r * beta / alpha * growth
+
+    def _p_purchase(
+        self, theta: np.ndarray, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    ) -> np.ndarray:
+        # Alive at T, lambda ~ gamma(r+x, alpha+T) and mu ~ gamma(s, beta+T), independent.
+        # The first purchase after T comes at u before the drop-out with density
+        # lambda exp(-(lambda+mu) u); averaged over both rates, P(a purchase by t) is
+        #   int_0^t (r+x) A^(r+x) (A+u)^-(r+x+1) (B/(B+u))^s du,  A = alpha+T, B = beta+T.
+        # With w = 1 - (A/(A+u))^(r+x) it becomes int_0^W (1 + u(w)/B)^-s dw, a bounded
+        # smooth integrand on [0, W], W = 1 - (A/(A+t))^(r+x) (the no-drop-out answer).
+        r, alpha, s, beta = theta
+        shape = (r + x)[:, None]
+        big_a = (alpha + T)[:, None]
+        big_b = (beta + T)[:, None]
+        upper = -np.expm1(-shape * np.log1p(t / big_a))
+        w = upper * _NODES[None, :]
+        u = big_a * np.expm1(-np.log1p(-w) / shape)
+        inside = upper[:, 0] * (np.exp(-s * np.log1p(u / big_b)) @ _WEIGHTS)
+        return self._p_alive(theta, x, t_x, T) * inside
