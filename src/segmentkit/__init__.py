@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from segmentkit import datasets, errors
+from segmentkit._common._hooks import set_writer as _set_writer
 from segmentkit._version import __version__
 from segmentkit.contracts._customers import Customers
 from segmentkit.contracts._events import Events
@@ -41,9 +42,11 @@ if TYPE_CHECKING:
     from segmentkit.engines._quality import QualityReport, StabilityReport, evaluate, stability
     from segmentkit.engines._registry import available_engines, get_engine, register_engine
     from segmentkit.models import (
+        Backtest,
         BetaGeoModel,
         GammaGammaModel,
         ParetoNBDModel,
+        backtest,
         customer_lifetime_value,
     )
     from segmentkit.timeline._abtest import ExperimentAnalysis, analyze_test
@@ -57,6 +60,8 @@ _LAZY = {
     "GammaGammaModel": "segmentkit.models",
     "ParetoNBDModel": "segmentkit.models",
     "customer_lifetime_value": "segmentkit.models",
+    "Backtest": "segmentkit.models",
+    "backtest": "segmentkit.models",
     # The engines package loads scikit-learn: only when an engine is asked for.
     "QualityReport": "segmentkit.engines._quality",
     "StabilityReport": "segmentkit.engines._quality",
@@ -92,6 +97,7 @@ _LAZY = {
 
 __all__ = [
     "NOISE",
+    "Backtest",
     "BetaGeoModel",
     "CustomerFeatures",
     "Customers",
@@ -120,6 +126,7 @@ __all__ = [
     "analyze_test",
     "assign_groups",
     "available_engines",
+    "backtest",
     "customer_lifetime_value",
     "datasets",
     "errors",
@@ -148,6 +155,15 @@ def _write_report(*args: Any, **kwargs: Any) -> Any:
 
 
 _set_report_writer(_write_report)
+
+
+def _write_backtest_report(*args: Any, **kwargs: Any) -> Any:
+    from segmentkit.report._html import write_backtest_report
+
+    return write_backtest_report(*args, **kwargs)
+
+
+_set_writer("backtest", _write_backtest_report)
 
 
 def __getattr__(name: str) -> Any:

@@ -6,9 +6,17 @@ with this package, so ``segmentkit`` imports it only when a model is asked for.
 
 from __future__ import annotations
 
+from segmentkit.models._backtest import Backtest, backtest
 from segmentkit.models._betageo import BetaGeoModel
 from segmentkit.models._clv import customer_lifetime_value
 from segmentkit.models._gammagamma import GammaGammaModel
 from segmentkit.models._pareto import ParetoNBDModel
 
-__all__ = ["BetaGeoModel", "GammaGammaModel", "ParetoNBDModel", "customer_lifetime_value"]
+__all__ = [
+    "Backtest",
+    "BetaGeoModel",
+    "GammaGammaModel",
+    "ParetoNBDModel",
+    "backtest",
+    "customer_lifetime_value",
+]
