@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -343,6 +344,9 @@ def backtest(
             "Set the same time_unit on each."
         )
         raise InvalidParameterError(msg)
+    for predictor in predictors:
+        if not isinstance(predictor, PurchaseModel):
+            _check_propensity_horizon(predictor, cal_end, hold_end)
     unit_days = TIME_UNITS[time_unit]
     horizon = (hold_end - cal_end) / _DAY / unit_days
 
@@ -382,13 +386,13 @@ def backtest(
     for predictor, name in zip(predictors, names, strict=True):
         key = keys[name]
         if isinstance(predictor, PurchaseModel):
-            clone = type(predictor)(**predictor.get_params()).fit(features)
+            clone = _fit(type(predictor)(**predictor.get_params()), features)
             purchase_models[key] = clone
             fitted[name] = clone.to_dict()
             purchases = clone.expected_purchases(features, horizon).to_numpy()[cohort]
             probability = clone.purchase_probability(features, horizon).to_numpy()[cohort]
             if spend_model is not None and predictor is predictors[0]:
-                gg = type(spend_model)(**spend_model.get_params()).fit(features)
+                gg = _fit(type(spend_model)(**spend_model.get_params()), features)
                 fitted[f"{name} spend"] = gg.to_dict()
                 spend = purchases * gg.expected_spend(features).to_numpy()[cohort]
                 descriptions[name] = (
@@ -402,7 +406,7 @@ def backtest(
                     "expected purchases × the customer's mean calibration spend per purchase day"
                 )
         else:
-            probability = _propensity(predictor, tx, features, cal_end, hold_end, index)
+            probability = _propensity(predictor, tx, features, cal_end, index)
             purchases = np.full(len(index), np.nan)
             spend = np.full(len(index), np.nan)
             descriptions[name] = (
@@ -414,7 +418,7 @@ def backtest(
         columns[f"{key}_spend"] = spend
 
     gaps, censored = _gaps(days, ids, summary, cohort, unit_days)
-    baselines = _baselines(frame, mean_spend, horizon, gaps, censored)
+    baselines = _baselines(frame, mean_spend, horizon, unit_days, gaps, censored)
     for name, (purchases, probability, spend) in baselines.items():
         key = name.replace("-", "_")
         keys[name] = key
@@ -605,19 +609,28 @@ def _gaps(
     customer = calibration["customer_id"].to_numpy()
     day = calibration["day"].to_numpy()
     same = customer[1:] == customer[:-1]
-    gaps = (day[1:] - day[:-1])[same] / np.timedelta64(1, "D") / unit_days
-    censored = summary.T[cohort] - summary.recency[cohort]
+    # In days, rounded: the same pause must give the same answer whatever float noise
+    # the unit conversion of T and t_x left (a step of the survival curve sits at
+    # whole days).
+    gaps = (day[1:] - day[:-1])[same] / np.timedelta64(1, "D")
+    censored = np.round((summary.T[cohort] - summary.recency[cohort]) * unit_days, 6)
     return gaps.astype(float), censored
 
 
-def _propensity(
-    predictor: Any,
-    tx: Transactions,
-    features: CustomerFeatures,
-    cal_end: Any,
-    hold_end: Any,
-    index: pd.Index,
-) -> np.ndarray:
+_M = TypeVar("_M", PurchaseModel, GammaGammaModel)
+
+
+def _fit(model: _M, features: CustomerFeatures) -> _M:
+    with warnings.catch_warnings():
+        # The backtest counts the customers without a purchase itself (counts); the
+        # model's other warnings (what in the data does not suit it) pass through.
+        warnings.filterwarnings(
+            "ignore", message=r".* left out of the fit: \d+ no purchase \(", category=Warning
+        )
+        return model.fit(features)
+
+
+def _check_propensity_horizon(predictor: Any, cal_end: Any, hold_end: Any) -> None:
     name = type(predictor).__name__
     span = (hold_end - cal_end) / _DAY
     horizon = predictor.horizon_days
@@ -632,6 +645,16 @@ def _propensity(
             f"question. Use horizon_days={round(span)} or move holdout_end."
         )
         raise InvalidParameterError(msg)
+
+
+def _propensity(
+    predictor: Any,
+    tx: Transactions,
+    features: CustomerFeatures,
+    cal_end: Any,
+    index: pd.Index,
+) -> np.ndarray:
+    name = type(predictor).__name__
     # Only the calibration lines reach the model, whatever its own guarantees.
     early = tx.data["timestamp"] <= cal_end
     calibration = Transactions(tx.data[early.to_numpy()], tx.report, tx.returns)
@@ -650,9 +673,11 @@ def _baselines(
     frame: pd.DataFrame,
     mean_spend: np.ndarray,
     horizon: float,
+    unit_days: float,
     gaps: np.ndarray,
     censored: np.ndarray,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Purchases, P(a purchase) and spend of the two baselines (gaps in days)."""
     x = frame["frequency"].to_numpy()
     age = frame["T"].to_numpy()
     total_age = float(age.sum())
@@ -665,7 +690,7 @@ def _baselines(
     survival = _kaplan_meier(gaps, censored)
     pause = censored
     now = survival(pause)
-    later = survival(pause + horizon)
+    later = survival(pause + np.round(horizon * unit_days, 6))
     with np.errstate(divide="ignore", invalid="ignore"):
         p_recency = np.where(now > 0, (now - later) / now, 1.0)
     mean_p = float(p_recency.mean())

@@ -141,17 +141,19 @@ class ParetoNBDModel(PurchaseModel):
         self, theta: np.ndarray, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
     ) -> np.ndarray:
         # Alive at T, lambda ~ gamma(r+x, alpha+T) and mu ~ gamma(s, beta+T), independent.
-        # The first purchase after T comes at u before the drop-out with density
+        # The first purchase after T comes at u, before the drop-out, with density
         # lambda exp(-(lambda+mu) u); averaged over both rates, P(a purchase by t) is
-        #   int_0^t (r+x) A^(r+x) (A+u)^-(r+x+1) (B/(B+u))^s du,  A = alpha+T, B = beta+T.
-        # With w = 1 - (A/(A+u))^(r+x) it becomes int_0^W (1 + u(w)/B)^-s dw, a bounded
-        # smooth integrand on [0, W], W = 1 - (A/(A+t))^(r+x) (the no-drop-out answer).
+        #   int_0^t (r+x)/A (A/(A+u))^(r+x+1) (B/(B+u))^s du,  A = alpha+T, B = beta+T.
+        # With v = log(1 + u/A) it is int_0^V (r+x) exp(-(r+x) v) (1 + u/B)^-s dv, smooth
+        # in v; past v = 40/(r+x) the integrand is below exp(-40) of its start, so the
+        # range stops there (heavy buyers' integrands are steep near 0).
         r, alpha, s, beta = theta
         shape = (r + x)[:, None]
         big_a = (alpha + T)[:, None]
         big_b = (beta + T)[:, None]
-        upper = -np.expm1(-shape * np.log1p(t / big_a))
-        w = upper * _NODES[None, :]
-        u = big_a * np.expm1(-np.log1p(-w) / shape)
-        inside = upper[:, 0] * (np.exp(-s * np.log1p(u / big_b)) @ _WEIGHTS)
-        return self._p_alive(theta, x, t_x, T) * inside
+        upper = np.minimum(np.log1p(t / big_a), 40.0 / shape)
+        v = upper * _NODES[None, :]
+        u = big_a * np.expm1(v)
+        integrand = shape * np.exp(-shape * v - s * np.log1p(u / big_b))
+        inside = upper[:, 0] * (integrand @ _WEIGHTS)
+        return self._p_alive(theta, x, t_x, T) * np.minimum(inside, 1.0)
