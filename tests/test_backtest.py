@@ -186,7 +186,9 @@ def test_backtest_tables(sample_bt: sk.Backtest) -> None:
     assert "recency-only" in text
 
 
-def test_backtest_counts_match_the_lines(sample_tx: sk.Transactions, sample_bt: sk.Backtest) -> None:
+def test_backtest_counts_match_the_lines(
+    sample_tx: sk.Transactions, sample_bt: sk.Backtest
+) -> None:
     lines = sample_tx.data
     bought = lines[~lines["is_return"]]
     cal_end = pd.Timestamp("2017-09-01", tz="UTC")
@@ -195,7 +197,8 @@ def test_backtest_counts_match_the_lines(sample_tx: sk.Transactions, sample_bt: 
     cohort = set(bought.loc[bought["timestamp"] <= cal_end, "customer_id"])
     assert set(sample_bt.customers.index) == cohort
     window = (bought["timestamp"] > cal_end) & (bought["timestamp"] <= hold_end)
-    calib_days = set(zip(bought.loc[bought["timestamp"] <= cal_end, "customer_id"], day, strict=False))
+    early = bought["timestamp"] <= cal_end
+    calib_days = set(zip(bought.loc[early, "customer_id"], day[early], strict=True))
     holdout = {
         (c, d)
         for c, d in zip(bought.loc[window, "customer_id"], day[window], strict=True)
@@ -215,9 +218,10 @@ def test_tracking_curve_adds_up(sample_bt: sk.Backtest) -> None:
     customers = sample_bt.customers
     at_split = tracking.loc[tracking["period"] == 0, "actual"].item()
     assert at_split == customers["frequency"].sum()
-    assert tracking["actual"].iloc[-1] == customers["frequency"].sum() + customers[
-        "actual_purchases"
-    ].sum()
+    assert (
+        tracking["actual"].iloc[-1]
+        == customers["frequency"].sum() + customers["actual_purchases"].sum()
+    )
     assert tracking["end"].iloc[-1] == sample_bt.holdout_end
     assert (np.diff(tracking["actual"]) >= 0).all()
     assert (np.diff(tracking["expected_bg_nbd"]) >= 0).all()
@@ -275,7 +279,9 @@ def test_to_dict_is_json_ready(sample_bt: sk.Backtest) -> None:
     assert back["models"]["BG/NBD"]["model"] == "BetaGeoModel"
 
 
-def test_backtest_is_frozen_and_deterministic(sample_tx: sk.Transactions, sample_bt: sk.Backtest) -> None:
+def test_backtest_is_frozen_and_deterministic(
+    sample_tx: sk.Transactions, sample_bt: sk.Backtest
+) -> None:
     with pytest.raises(AttributeError):
         sample_bt.model = "x"  # type: ignore[misc]
     with warnings.catch_warnings():
@@ -460,7 +466,10 @@ def test_backtest_refuses_what_is_not_a_model_or_transactions(sample_tx: sk.Tran
         sk.backtest("bg", sample_tx, calibration_end="2017-09-01", holdout_end="2017-12-01")
     with pytest.raises(InvalidParameterError, match="pandas Transactions"):
         sk.backtest(
-            sk.BetaGeoModel(), sample_tx.data, calibration_end="2017-09-01", holdout_end="2017-12-01"
+            sk.BetaGeoModel(),
+            sample_tx.data,
+            calibration_end="2017-09-01",
+            holdout_end="2017-12-01",
         )
 
 

@@ -51,6 +51,15 @@ _METRIC_COLUMNS = (
     "brier",
     "top_decile_lift",
 )
+#: The metrics of the summary, and their short names.
+_SHOWN = {
+    "mae_purchases": "MAE",
+    "rmse_purchases": "RMSE",
+    "bias_purchases": "bias",
+    "auc": "AUC",
+    "brier": "Brier",
+    "top_decile_lift": "lift@10%",
+}
 FREQUENCY_ONLY = "frequency-only"
 RECENCY_ONLY = "recency-only"
 _BASELINES = {
@@ -161,18 +170,7 @@ class Backtest:
                 f"left out: {c['new_in_holdout']:,} customers whose first purchase is in the "
                 f"holdout ({c['holdout_purchases_of_new']:,} purchase days)"
             )
-        shown = self.metrics[
-            ["mae_purchases", "rmse_purchases", "bias_purchases", "auc", "brier", "top_decile_lift"]
-        ].rename(
-            columns={
-                "mae_purchases": "MAE",
-                "rmse_purchases": "RMSE",
-                "bias_purchases": "bias",
-                "auc": "AUC",
-                "brier": "Brier",
-                "top_decile_lift": "lift@10%",
-            }
-        )
+        shown = self.metrics[list(_SHOWN)].rename(columns=_SHOWN)
         lines.append(shown.round(3).to_string(na_rep="-"))
         return "\n".join(lines)
 
@@ -316,18 +314,18 @@ def backtest(
     >>> tx = sk.Transactions.from_frame(raw, **mapping)
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     bt = sk.backtest(sk.ParetoNBDModel(time_unit="W"), tx,
+    ...     bt = sk.backtest(sk.BetaGeoModel(time_unit="W"), tx,
     ...                      calibration_end="2017-09-01", holdout_end="2017-12-01")
     >>> bt.metrics.index.tolist()
-    ['Pareto/NBD', 'frequency-only', 'recency-only']
-    >>> bt.counts["cohort"], round(bt.horizon, 2)
-    (786, 13.0)
+    ['BG/NBD', 'frequency-only', 'recency-only']
+    >>> bt.counts["cohort"], bt.counts["new_in_holdout"], round(bt.horizon, 2)
+    (783, 14, 13.0)
+    >>> bt.metrics["mae_purchases"].round(2).tolist()
+    [2.25, 2.28, 3.75]
     """
     predictors = _predictors(model, compare)
     if spend_model is not None and not isinstance(spend_model, GammaGammaModel):
-        msg = (
-            f"spend_model must be a GammaGammaModel (or None); got {type(spend_model).__name__}."
-        )
+        msg = f"spend_model must be a GammaGammaModel (or None); got {type(spend_model).__name__}."
         raise InvalidParameterError(msg)
     if not isinstance(tx, Transactions) or hasattr(type(tx), "native"):
         msg = (

@@ -128,7 +128,8 @@ class ParetoNBDModel(PurchaseModel):
         return self._p_alive(theta, x, t_x, T) * rate * growth
 
     def _unconditional(self, theta: np.ndarray, t: np.ndarray) -> np.ndarray:
-        # Schmittlein, Morrison & Colombo (1987): r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)].
+        # Schmittlein, Morrison & Colombo (1987):
+        # r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)].
         r, alpha, s, beta = theta
         log_ratio = -np.log1p(t / beta)
         if abs(s - 1.0) < 1e-10:
