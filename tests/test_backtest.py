@@ -511,3 +511,55 @@ def test_bg_nbd_beats_frequency_only_on_cdnow(cdnow_tx: sk.Transactions) -> None
     assert tracking["expected_bg_nbd"].iloc[-1] == pytest.approx(
         tracking["actual"].iloc[-1], rel=0.1
     )
+
+
+# --- plots and report ----------------------------------------------------------------
+
+
+def test_tracking_and_decile_plots(sample_bt: sk.Backtest) -> None:
+    pytest.importorskip("matplotlib")
+    from segmentkit import plots
+
+    fig = plots.tracking(sample_bt)
+    lines = fig.axes[0].get_lines()
+    labels = [line.get_label() for line in lines]
+    assert labels[:2] == ["Actual", "BG/NBD (expected)"]
+    np.testing.assert_allclose(lines[0].get_ydata(), sample_bt.tracking["actual"])
+    fig = plots.decile_calibration(sample_bt, predictor="frequency-only")
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    chosen = sample_bt.deciles[sample_bt.deciles["predictor"] == "frequency-only"]
+    np.testing.assert_allclose(heights[:10], chosen["predicted"])
+    np.testing.assert_allclose(heights[10:], chosen["actual"])
+    with pytest.raises(ValueError, match="'nobody' has no purchase predictions"):
+        plots.decile_calibration(sample_bt, predictor="nobody")
+    with pytest.raises(InvalidParameterError, match="'backtest' parameter of tracking"):
+        plots.tracking(sample_bt.metrics)
+
+
+def test_backtest_report_page(sample_bt: sk.Backtest, tmp_path: object) -> None:
+    path = sample_bt.report(tmp_path / "bt.html", title="Q3 check")  # type: ignore[operator]
+    text = path.read_text(encoding="utf-8")
+    assert '<h1 id="report-title">Q3 check</h1>' in text
+    assert "<script" not in text
+    for element in ('id="backtest-metrics"', 'id="tracking-chart"', 'id="deciles-chart"'):
+        assert element in text
+    for name in sample_bt.metrics.index:
+        assert f'data-predictor="{name}"' in text
+    assert "14 customers whose first purchase is in the holdout" in text
+    # Aggregates only: no customer id reaches the page.
+    for customer in sample_bt.customers.index[:50]:
+        assert f">{customer}<" not in text
+        assert f'"{customer}"' not in text
+
+
+def test_segmentation_report_gains_a_backtest_section(
+    sample_bt: sk.Backtest, sample_features: sk.CustomerFeatures, tmp_path: object
+) -> None:
+    seg = sk.RFMSegmenter().fit_predict(sample_features)
+    text = seg.report(tmp_path / "r.html", backtest=sample_bt).read_text(encoding="utf-8")  # type: ignore[operator]
+    assert 'data-section="backtest"' in text
+    assert '<a href="#backtest">Backtest</a>' in text
+    plain = seg.report(tmp_path / "p.html").read_text(encoding="utf-8")  # type: ignore[operator]
+    assert 'data-section="backtest"' not in plain
+    with pytest.raises(InvalidParameterError, match="'backtest' parameter"):
+        seg.report(tmp_path / "x.html", backtest=seg)  # type: ignore[operator]

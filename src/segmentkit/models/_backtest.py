@@ -84,7 +84,9 @@ _BASELINES = {
 class Backtest:
     """What :func:`backtest` found: predictions against the holdout, side by side.
 
-    Attributes
+    Built by :func:`backtest` (not by hand); each parameter is an attribute.
+
+    Parameters
     ----------
     customers : pandas.DataFrame
         One row per customer of the calibration cohort (a purchase by

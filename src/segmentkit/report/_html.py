@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._common._files import PathLike, write_atomic
-from segmentkit._common._params import InstanceOf, validated
+from segmentkit._common._params import NONE, PATH, InstanceOf, Satisfies, validated
 from segmentkit._version import __version__
 from segmentkit.errors import InvalidParameterError
 from segmentkit.results._segmentation import NOISE, REPORT_PARAMETERS, Segmentation
@@ -903,6 +903,18 @@ _BETTER = {
 }
 
 
+def _is_backtest(value: object) -> bool:
+    # Imported on use: the models load scipy, which `import segmentkit` must not.
+    from segmentkit.models._backtest import Backtest
+
+    return isinstance(value, Backtest)
+
+
+@validated(
+    backtest=[Satisfies(_is_backtest, "a Backtest, e.g. from sk.backtest(model, tx, ...)")],
+    path=[PATH],
+    title=[InstanceOf((str,), "a str"), NONE],
+)
 def write_backtest_report(backtest: Any, path: PathLike, *, title: str | None = None) -> Path:
     """Write a backtest (from :func:`segmentkit.backtest`) as one self-contained HTML page.
 
@@ -935,9 +947,6 @@ def write_backtest_report(backtest: Any, path: PathLike, *, title: str | None = 
     >>> 'id="tracking-chart"' in text, "<script" in text
     (True, False)
     """
-    if title is not None and not isinstance(title, str):
-        msg = f"title must be a str or None; got {type(title).__name__}."
-        raise InvalidParameterError(msg)
     title = title or f"Backtest of {backtest.model}"
     counts = backtest.counts
     facts = [
