@@ -19,6 +19,8 @@ import pytest
 
 import segmentkit as sk
 from segmentkit.errors import ContractError, InvalidParameterError
+from test_report import _check_screenshot, _open
+from test_report import browser as _chromium  # noqa: F401 - a fixture, by this name
 
 BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PNBD = {"r": 0.55, "alpha": 10.58, "s": 0.61, "beta": 11.67}
@@ -563,3 +565,23 @@ def test_segmentation_report_gains_a_backtest_section(
     assert 'data-section="backtest"' not in plain
     with pytest.raises(InvalidParameterError, match="'backtest' parameter"):
         seg.report(tmp_path / "x.html", backtest=seg)  # type: ignore[operator]
+
+
+def test_the_backtest_page_renders_in_chromium(
+    request: pytest.FixtureRequest, sample_bt: sk.Backtest, tmp_path: object
+) -> None:
+    browser = request.getfixturevalue("_chromium")
+    path = sample_bt.report(tmp_path / "bt.html")  # type: ignore[operator]
+    page, problems, requested = _open(browser, path)
+    try:
+        shown = ("#report-title", "#backtest-metrics", "#tracking-chart", "#deciles-chart")
+        for selector in shown:
+            assert page.locator(selector).is_visible(), selector
+        assert page.locator("#backtest-metrics tbody tr").count() == len(sample_bt.metrics)
+        box = page.locator("#tracking-chart").bounding_box()
+        assert box["width"] > 600
+        _check_screenshot(page, tmp_path, "backtest")
+    finally:
+        page.close()
+    assert not problems, problems
+    assert all(url.startswith(("file:", "data:")) for url in requested), requested

@@ -657,7 +657,10 @@ def _propensity(
     name = type(predictor).__name__
     # Only the calibration lines reach the model, whatever its own guarantees.
     early = tx.data["timestamp"] <= cal_end
-    calibration = Transactions(tx.data[early.to_numpy()], tx.report, tx.returns)
+    returns = tx.returns
+    if "timestamp" in returns.columns:
+        returns = returns[(returns["timestamp"] <= cal_end).to_numpy()]
+    calibration = Transactions(tx.data[early.to_numpy()], tx.report, returns)
     predictor.fit(calibration, as_of=cal_end)
     predicted = predictor.predict_proba(features)
     if not isinstance(predicted, pd.Series):
