@@ -152,7 +152,7 @@ class Backtest:
         Returns
         -------
         str
-            Plain text; figures rounded (3 significant decimals at most).
+            Plain text; the metrics rounded to 3 decimals.
         """
         unit = _UNIT_WORDS[self.time_unit]
         c = self.counts
@@ -336,14 +336,15 @@ def backtest(
         )
         raise InvalidParameterError(msg)
     cal_end, hold_end = _split(tx, calibration_end, holdout_end)
-    units = {p.time_unit for p in predictors if isinstance(p, PurchaseModel)}
-    time_unit = next(iter(sorted(units))) if len(units) == 1 else "W"
+    units = sorted({p.time_unit for p in predictors if isinstance(p, PurchaseModel)})
     if len(units) > 1:
         msg = (
-            f"The purchase models of a backtest must share one time_unit; got {sorted(units)}. "
+            f"The purchase models of a backtest must share one time_unit; got {units}. "
             "Set the same time_unit on each."
         )
         raise InvalidParameterError(msg)
+    # Without a purchase model (a propensity model alone), the tracking curve is weekly.
+    time_unit = units[0] if units else "W"
     for predictor in predictors:
         if not isinstance(predictor, PurchaseModel):
             _check_propensity_horizon(predictor, cal_end, hold_end)
