@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         BetaGeoModel,
         GammaGammaModel,
         ParetoNBDModel,
+        add_predictions,
         customer_lifetime_value,
     )
     from segmentkit.timeline._abtest import ExperimentAnalysis, analyze_test
@@ -57,6 +58,7 @@ _LAZY = {
     "GammaGammaModel": "segmentkit.models",
     "ParetoNBDModel": "segmentkit.models",
     "customer_lifetime_value": "segmentkit.models",
+    "add_predictions": "segmentkit.models",
     # The engines package loads scikit-learn: only when an engine is asked for.
     "QualityReport": "segmentkit.engines._quality",
     "StabilityReport": "segmentkit.engines._quality",
@@ -117,6 +119,7 @@ __all__ = [
     "Transactions",
     "ValidationReport",
     "__version__",
+    "add_predictions",
     "analyze_test",
     "assign_groups",
     "available_engines",
