@@ -34,8 +34,10 @@ if TYPE_CHECKING:
         RuleSegmenter,
         Segmenter,
         SegmenterTags,
+        ValueRiskSegmenter,
         lifecycle_rules,
         load_rules,
+        value_risk_rules,
     )
     from segmentkit.engines._persistence import load
     from segmentkit.engines._quality import QualityReport, StabilityReport, evaluate, stability
@@ -76,6 +78,8 @@ _LAZY = {
     "SegmenterTags": "segmentkit.engines",
     "lifecycle_rules": "segmentkit.engines",
     "load_rules": "segmentkit.engines",
+    "ValueRiskSegmenter": "segmentkit.engines",
+    "value_risk_rules": "segmentkit.engines",
     "engines": "segmentkit.engines",
     "plots": "segmentkit.plots",
     "exporters": "segmentkit.exporters",
@@ -118,6 +122,7 @@ __all__ = [
     "StabilityReport",
     "Transactions",
     "ValidationReport",
+    "ValueRiskSegmenter",
     "__version__",
     "add_predictions",
     "analyze_test",
@@ -140,6 +145,7 @@ __all__ = [
     "snapshots",
     "stability",
     "testing",
+    "value_risk_rules",
 ]
 
 
