@@ -252,8 +252,9 @@ def _default_segment(split: _Split, segment_id: int) -> Segment:
     return Segment(
         segment_id,
         VALUE_RISK_DEFAULT,
-        f"{_sentence(_phrase(v))} below {_amount(split.mid)} and p_alive from {split.lost:g} to below "
-        f"{split.active:g}: low value and cooling; automated campaigns only.",
+        f"{_sentence(_phrase(v))} below {_amount(split.mid)} and p_alive from "
+        f"{split.lost:g} to below {split.active:g}: low value and cooling; automated "
+        "campaigns only.",
         f"{term} < {_number(split.mid)} and p_alive >= {_number(split.lost)} "
         f"and p_alive < {_number(split.active)}",
     )
