@@ -280,7 +280,7 @@ def value_risk_rules(
     active*; the rest is :data:`VALUE_RISK_DEFAULT` (*Low value · fading*). Each
     rule's text holds its cuts as numbers and its description says them in words, so
     the segments can be read and reproduced; :class:`ValueRiskSegmenter` does the
-    same in one engine and keeps the cuts in ``thresholds_``.
+    same in one engine and keeps the cuts in ``cuts_``.
 
     Quantiles are taken without interpolation (an observed value) and rounded to 4
     significant digits: the same data give the same cuts on every machine.
@@ -342,7 +342,7 @@ class ValueRiskSegmenter(RuleSegmenter):
     """Segments from predicted value × churn risk (see :func:`value_risk_rules`).
 
     ``fit`` takes the value cuts from the data (quantiles) or the parameters, writes
-    the rules and keeps the cuts in ``thresholds_``; ``predict`` applies the same
+    the rules and keeps the cuts in ``cuts_``; ``predict`` applies the same
     rules to any customers, so a saved model scores new features with the same cuts.
 
     Parameters
@@ -359,7 +359,7 @@ class ValueRiskSegmenter(RuleSegmenter):
 
     Attributes
     ----------
-    thresholds_ : dict
+    cuts_ : dict
         ``value`` (the column or expression), ``mid``, ``high`` (amounts), ``lost``,
         ``active`` (p_alive), ``mid_quantile``, ``high_quantile`` and
         ``n_predicted`` (customers the quantiles were taken over; ``None`` with
@@ -381,7 +381,7 @@ class ValueRiskSegmenter(RuleSegmenter):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = _PARAMETERS
     engine_name: ClassVar[str] = "value-risk"
-    _state_types: ClassVar[dict[str, Any]] = {**RuleSegmenter._state_types, "thresholds_": dict}
+    _state_types: ClassVar[dict[str, Any]] = {**RuleSegmenter._state_types, "cuts_": dict}
 
     def __init__(
         self,
@@ -409,7 +409,7 @@ class ValueRiskSegmenter(RuleSegmenter):
             self.value_thresholds,
             self.p_alive_thresholds,
         )
-        self.thresholds_ = asdict(split)
+        self.cuts_ = asdict(split)
         self.rules_ = _rules(split)
         self._parsed = [_parse_rule(rule, features.columns) for rule in self.rules_]
         self.segments_ = [

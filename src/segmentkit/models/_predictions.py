@@ -161,7 +161,9 @@ def _with_columns(features: CustomerFeatures, columns: dict[str, pd.Series]) -> 
     definitions = {c: d for c in columns if (d := column_definition(c)) is not None}
     out = CustomerFeatures(frame, features.as_of, definitions, features.excluded)
     # The input's own catalog rows (user-supplied columns included) stay as they were.
-    kept = features.catalog[~features.catalog["name"].isin(list(columns))]
-    added = out.catalog[out.catalog["name"].isin(list(columns))]
-    out.catalog = pd.concat([kept, added], ignore_index=True)
+    own = features.catalog.drop_duplicates("name").set_index("name")
+    kept = [c for c in frame.columns if c in own.index and c not in columns]
+    fresh = out.catalog.set_index("name")
+    fresh.loc[kept] = own.loc[kept, fresh.columns].to_numpy()
+    out.catalog = fresh.reset_index()
     return out
