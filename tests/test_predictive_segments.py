@@ -205,7 +205,7 @@ def test_value_risk_on_the_sample(predicted) -> None:
     assert (values >= cuts["mid"]).mean() == pytest.approx(0.5, abs=0.01)
     described = {s.name: s.description for s in seg.segments}
     assert f"{cuts['high']:,.2f}" in described["High value · loyal core"]
-    assert "80% and 50% quantiles" in described["Rising"]
+    assert "80% and 50% quantiles" in described["High value · loyal core"]
     assert f">= {cuts['high']!r}" in seg.segments[2].rule
     _check_partition(seg, predicted)
     # Deterministic: a second fit gives the same cuts and the same segments.

@@ -229,7 +229,7 @@ def _rules(split: _Split) -> list[Rule]:
             "Rising",
             f"{term} >= {mid} and {term} < {high} and p_alive >= {active}",
             f"{_sentence(label)} from {m} to below {h} and likely active (p_alive {a} or more): "
-            f"grow them into the loyal core{origin}.",
+            "grow them into the loyal core.",
         ),
         Rule(
             "Mid value · cooling",
