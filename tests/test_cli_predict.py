@@ -122,4 +122,5 @@ def test_segment_with_rules_over_predictions(orders_csv, tmp_path, capsys):
     assert "Unknown feature 'p_alive'" in capsys.readouterr().err
     assert main([*args, "--rules", str(rules), "--predict"]) == 0
     printed = capsys.readouterr().out
-    assert "Slipping" in printed and "Valuable" in printed
+    assert "Slipping" in printed
+    assert "Valuable" in printed

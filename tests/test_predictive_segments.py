@@ -142,7 +142,8 @@ def test_rules_read_predicted_columns(predicted) -> None:
     got = seg.assignments.set_index("customer_id")["segment"]
     assert (got[slipping.to_numpy()] == "Slipping big spenders").all()
     assert (got[coming.to_numpy()] == "Coming back").all()
-    assert slipping.any() and coming.any()
+    assert slipping.any()
+    assert coming.any()
 
 
 def test_rules_read_predicted_columns_on_cdnow(cdnow_predicted) -> None:
@@ -161,7 +162,8 @@ def test_engines_read_direction_skew_and_words_of_predicted_columns() -> None:
     from segmentkit.engines._naming import describe_clusters
     from segmentkit.engines._preprocess import is_skewed
 
-    assert is_skewed("predicted_clv_12m") and not is_skewed("p_alive")
+    assert is_skewed("predicted_clv_12m")
+    assert not is_skewed("p_alive")
     frame = pd.DataFrame({"churn_risk": [0.1, 0.1, 0.2, 0.8, 0.9, 0.9]})
     names = [n for n, _ in describe_clusters(frame, np.array([0, 0, 0, 1, 1, 1]), [0, 1])]
     assert names == ["Safe", "At risk"]
