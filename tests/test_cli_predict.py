@@ -124,3 +124,36 @@ def test_segment_with_rules_over_predictions(orders_csv, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Slipping" in printed
     assert "Valuable" in printed
+
+
+def test_export_sends_the_predictions_file(orders_csv, tmp_path, capsys):
+    predictions = tmp_path / "predictions.csv"
+    segments = tmp_path / "segments.csv"
+    assert (
+        main(["-q", "predict", orders_csv, "--map", *MAP, *AS_OF, "--out", str(predictions)]) == 0
+    )
+    args = ["-q", "segment", orders_csv, "--map", *MAP, *AS_OF, "--engine", "value-risk"]
+    assert main([*args, "--out", str(segments)]) == 0
+    customers = tmp_path / "customers.csv"
+    pd.DataFrame(
+        {"id": ["=1+2", "1008", "r1"], "email": ["a@example.com", "b@example.com", "c@x.org"]}
+    ).to_csv(customers, index=False)
+    capsys.readouterr()
+    export = [
+        "-q", "export", str(segments), "--customers", str(customers), "--map-customers",
+        "customer_id=id", "email=email", "--param", "consent=null", "--to", "braze",
+        "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+    segment = pd.read_csv(segments, dtype={"customer_id": str}).set_index("customer_id")
+    chosen = segment.loc["1008", "segment"]
+    assert main([*export, "--segment", chosen, "--predictions", str(predictions)]) == 0
+    written = next((tmp_path / "out").glob("braze-*.json")).read_text(encoding="utf-8")
+    table = pd.read_csv(predictions, dtype={"customer_id": str}).set_index("customer_id")
+    assert f'"segmentkit_predicted_clv": {table.loc["1008", "predicted_clv_12m"]}' in written
+    assert '"segmentkit_churn_risk": ' in written
+    assert main([*export, "--segment", chosen, "--predictions", str(tmp_path / "none.csv")]) == 1
+    assert "The --predictions file" in capsys.readouterr().err
+    mailchimp = [*export[:-4], "--to", "mailchimp", "--param", "list_id=L", "consent=null"]
+    mailchimp += ["--out", str(tmp_path / "out"), "--segment", chosen]
+    assert main([*mailchimp, "--predictions", str(predictions)]) == 1
+    assert "takes no profile properties" in capsys.readouterr().err

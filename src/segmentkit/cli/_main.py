@@ -314,6 +314,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"reading {args.customers}",
         lambda: _read_customers(args.customers, mapping, _read_options({}, args)),
     )
+    if args.predictions:
+        if args.to not in _PREDICTION_PLATFORMS:
+            msg = (
+                f"--predictions goes to {', '.join(_PREDICTION_PLATFORMS)} profiles; "
+                f"--to {args.to} takes no profile properties."
+            )
+            raise SegmentkitError(msg)
+        params["predictions"] = _read_predictions(args.predictions)
     export = progress.step(
         f"building {args.to} requests",
         lambda: builder(segmentation, args.segment, customers, **params),
@@ -340,6 +348,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
         print(summary)
     return 0
+
+
+_PREDICTION_PLATFORMS = ("klaviyo", "braze", "hubspot")
+
+
+def _read_predictions(path: str) -> Any:
+    from segmentkit._common._csv import read_csv
+
+    file = _input_file(path, "The --predictions file")
+    try:
+        table = read_csv(file, text=["customer_id"])
+    except (ValueError, UnicodeDecodeError) as error:
+        msg = f"Cannot read the --predictions file {path}: {error}"
+        raise SegmentkitError(msg) from error
+    if "customer_id" not in table.columns:
+        msg = (
+            f"The --predictions file {path} has no 'customer_id' column; use the file "
+            "written by 'segmentkit predict --out'."
+        )
+        raise SegmentkitError(msg)
+    return table
 
 
 def _cmd_engines(args: argparse.Namespace) -> int:
@@ -534,6 +563,12 @@ def _parser() -> argparse.ArgumentParser:
         "operation=remove",
     )
     export.add_argument("--out", required=True, help="folder for the JSON file")
+    export.add_argument(
+        "--predictions",
+        help="file written by 'segmentkit predict': send each profile's predicted CLV and "
+        "churn risk as segmentkit_predicted_clv and segmentkit_churn_risk (klaviyo, braze, "
+        "hubspot)",
+    )
     export.add_argument(
         "--push",
         action="store_true",
