@@ -338,3 +338,23 @@ def test_value_risk_puts_every_customer_in_the_segment_its_rule_names(
     )
     assert len(seg.assignments) == len(frame)
     _check_partition(seg, features)
+
+
+# --- the report ---------------------------------------------------------------------
+
+
+def test_report_profiles_predicted_columns_with_their_labels(predicted, tmp_path) -> None:
+    seg = sk.ValueRiskSegmenter().fit_predict(predicted)
+    text = seg.report(tmp_path / "value-risk.html").read_text(encoding="utf-8")
+    profiles = text.split('id="profiles-table"')[1].split("</table>")[0]
+    for name, label in [
+        ("p_alive", "Probability still active"),
+        ("predicted_clv_12m", "Predicted CLV, next 12 months"),
+        ("expected_purchases_52w", "Expected purchases, next 52 weeks"),
+    ]:
+        assert f'>{name}<small class="label">{label}</small></th>' in profiles
+    assert "Discounted expected spend in the 12 months after as_of" in profiles
+    # A label that only repeats the name is not shown twice; its definition still is.
+    assert 'title="1 - p_alive: probability that the customer has stopped buying' in profiles
+    assert ">churn_risk</th>" in profiles
+    assert "High value · loyal core" in text
