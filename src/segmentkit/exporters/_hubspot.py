@@ -119,8 +119,7 @@ def build_hubspot(
         ``segmentkit_predicted_clv`` (money, to the cent) and ``segmentkit_churn_risk``
         (1 - ``p_alive``, 3 decimals) as contact properties (HubSpot takes text:
         ``'123.45'``; create them once as number properties), with ``operation='add'``
-        only; customers without a prediction get
-        neither.
+        only; customers without a prediction get neither.
 
     Returns
     -------
