@@ -34,8 +34,10 @@ if TYPE_CHECKING:
         RuleSegmenter,
         Segmenter,
         SegmenterTags,
+        ValueRiskSegmenter,
         lifecycle_rules,
         load_rules,
+        value_risk_rules,
     )
     from segmentkit.engines._persistence import load
     from segmentkit.engines._quality import QualityReport, StabilityReport, evaluate, stability
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
         BetaGeoModel,
         GammaGammaModel,
         ParetoNBDModel,
+        add_predictions,
         customer_lifetime_value,
     )
     from segmentkit.timeline._abtest import ExperimentAnalysis, analyze_test
@@ -57,6 +60,7 @@ _LAZY = {
     "GammaGammaModel": "segmentkit.models",
     "ParetoNBDModel": "segmentkit.models",
     "customer_lifetime_value": "segmentkit.models",
+    "add_predictions": "segmentkit.models",
     # The engines package loads scikit-learn: only when an engine is asked for.
     "QualityReport": "segmentkit.engines._quality",
     "StabilityReport": "segmentkit.engines._quality",
@@ -74,6 +78,8 @@ _LAZY = {
     "SegmenterTags": "segmentkit.engines",
     "lifecycle_rules": "segmentkit.engines",
     "load_rules": "segmentkit.engines",
+    "ValueRiskSegmenter": "segmentkit.engines",
+    "value_risk_rules": "segmentkit.engines",
     "engines": "segmentkit.engines",
     "plots": "segmentkit.plots",
     "exporters": "segmentkit.exporters",
@@ -116,7 +122,9 @@ __all__ = [
     "StabilityReport",
     "Transactions",
     "ValidationReport",
+    "ValueRiskSegmenter",
     "__version__",
+    "add_predictions",
     "analyze_test",
     "assign_groups",
     "available_engines",
@@ -137,6 +145,7 @@ __all__ = [
     "snapshots",
     "stability",
     "testing",
+    "value_risk_rules",
 ]
 
 

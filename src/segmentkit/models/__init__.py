@@ -10,5 +10,12 @@ from segmentkit.models._betageo import BetaGeoModel
 from segmentkit.models._clv import customer_lifetime_value
 from segmentkit.models._gammagamma import GammaGammaModel
 from segmentkit.models._pareto import ParetoNBDModel
+from segmentkit.models._predictions import add_predictions
 
-__all__ = ["BetaGeoModel", "GammaGammaModel", "ParetoNBDModel", "customer_lifetime_value"]
+__all__ = [
+    "BetaGeoModel",
+    "GammaGammaModel",
+    "ParetoNBDModel",
+    "add_predictions",
+    "customer_lifetime_value",
+]
