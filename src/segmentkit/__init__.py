@@ -35,8 +35,10 @@ if TYPE_CHECKING:
         RuleSegmenter,
         Segmenter,
         SegmenterTags,
+        ValueRiskSegmenter,
         lifecycle_rules,
         load_rules,
+        value_risk_rules,
     )
     from segmentkit.engines._persistence import load
     from segmentkit.engines._quality import QualityReport, StabilityReport, evaluate, stability
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
         BetaGeoModel,
         GammaGammaModel,
         ParetoNBDModel,
+        add_predictions,
         backtest,
         customer_lifetime_value,
     )
@@ -62,6 +65,7 @@ _LAZY = {
     "customer_lifetime_value": "segmentkit.models",
     "Backtest": "segmentkit.models",
     "backtest": "segmentkit.models",
+    "add_predictions": "segmentkit.models",
     # The engines package loads scikit-learn: only when an engine is asked for.
     "QualityReport": "segmentkit.engines._quality",
     "StabilityReport": "segmentkit.engines._quality",
@@ -79,6 +83,8 @@ _LAZY = {
     "SegmenterTags": "segmentkit.engines",
     "lifecycle_rules": "segmentkit.engines",
     "load_rules": "segmentkit.engines",
+    "ValueRiskSegmenter": "segmentkit.engines",
+    "value_risk_rules": "segmentkit.engines",
     "engines": "segmentkit.engines",
     "plots": "segmentkit.plots",
     "exporters": "segmentkit.exporters",
@@ -122,7 +128,9 @@ __all__ = [
     "StabilityReport",
     "Transactions",
     "ValidationReport",
+    "ValueRiskSegmenter",
     "__version__",
+    "add_predictions",
     "analyze_test",
     "assign_groups",
     "available_engines",
@@ -144,6 +152,7 @@ __all__ = [
     "snapshots",
     "stability",
     "testing",
+    "value_risk_rules",
 ]
 
 

@@ -11,12 +11,14 @@ from segmentkit.models._betageo import BetaGeoModel
 from segmentkit.models._clv import customer_lifetime_value
 from segmentkit.models._gammagamma import GammaGammaModel
 from segmentkit.models._pareto import ParetoNBDModel
+from segmentkit.models._predictions import add_predictions
 
 __all__ = [
     "Backtest",
     "BetaGeoModel",
     "GammaGammaModel",
     "ParetoNBDModel",
+    "add_predictions",
     "backtest",
     "customer_lifetime_value",
 ]

@@ -382,10 +382,12 @@ def _profiles_section(segmentation: Segmentation) -> str:
         for f in dict.fromkeys(profile.columns.get_level_values("feature"))
         if (f, "median") in profile.columns
     ]
-    definitions = _feature_definitions()
+    definitions = _feature_definitions(features)
     base = profile.attrs.get("base_median", {})
     head = "<tr><th>Segment</th>" + "".join(
-        f'<th title="{_e(definitions.get(f, f))}">{_e(f)}</th>' for f in features
+        f'<th title="{_e(definitions.get(f, (f, f))[1])}">{_e(f)}'
+        f"{_label_line(definitions.get(f, (f, f))[0], f)}</th>"
+        for f in features
     )
     head += "</tr>"
     base_row = '<tr class="base"><td class="name">All customers (median)</td>' + "".join(
@@ -1261,14 +1263,27 @@ def _by_size(catalog: pd.DataFrame) -> pd.DataFrame:
     return catalog.sort_values(["customers", "segment_id"], ascending=[False, True])
 
 
-def _feature_definitions() -> dict[str, str]:
-    from segmentkit.features._catalog import feature_catalog
+def _feature_definitions(names: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Label and definition of each feature, predicted columns included."""
+    from segmentkit.features._catalog import column_definition
 
-    table = feature_catalog()
-    return {
-        row.name: f"{row.description} ({row.unit})" if row.unit else row.description
-        for row in table.itertuples(index=False)
-    }
+    out = {}
+    for name in names:
+        definition = column_definition(name)
+        if definition is not None:
+            text = definition.description
+            out[name] = (
+                definition.label,
+                f"{text} ({definition.unit})" if definition.unit else text,
+            )
+    return out
+
+
+def _label_line(label: str, name: str) -> str:
+    # The readable label under the column name, when it says more than the name.
+    if not label or label.lower().replace(" ", "_") == name:
+        return ""
+    return f'<small class="label">{_e(label)}</small>'
 
 
 # --- formatting ----------------------------------------------------------------------
@@ -1397,7 +1412,8 @@ tr.empty td { color: #9aa5b1; }
 tr.base td { font-style: italic; background: var(--soft); }
 td.share { position: relative; min-width: 90px; }
 td.share span { position: absolute; left: 0; bottom: 3px; height: 3px; opacity: .7; }
-td small { display: block; color: var(--muted); font-size: 11px; }
+td small, th small.label { display: block; color: var(--muted); font-size: 11px; }
+th small.label { font-weight: normal; }
 .profile td small { display: inline; margin-left: 4px; }
 .matrix td { padding: 2px; }
 .matrix td div { padding: 4px 8px; border-radius: 3px; }
