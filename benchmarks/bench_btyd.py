@@ -76,7 +76,9 @@ def run(engine: str, model: str, n: int) -> dict:
             "pnbd": lifetimes.ParetoNBDFitter,
             "gg": lifetimes.GammaGammaFitter,
         }[model]()
-        columns = ("frequency", "monetary_value") if model == "gg" else ("frequency", "recency", "T")
+        columns = (
+            ("frequency", "monetary_value") if model == "gg" else ("frequency", "recency", "T")
+        )
         start = time.perf_counter()
         fitter.fit(*(data[c].to_numpy() for c in columns))
         seconds = time.perf_counter() - start

@@ -140,19 +140,19 @@ class BetaGeoModel(PurchaseModel):
         # each, logarithms of alpha + T and alpha + t_x are taken once per distinct time
         # (purchase times in whole days take few values), and what does not move with
         # theta is computed here once.
-        x, t_x, T = columns
+        x, t_x, age = columns
         total = float(weights.sum())
         values, at = _distinct(x)
         per_x = np.bincount(at, weights=weights, minlength=values.size)
         xm1 = np.maximum(values - 1.0, 0.0)
         zero = x == 0
         w0 = weights[zero]
-        T0 = _Spread(T[zero])
+        age0 = _Spread(age[zero])
         rep = ~zero
         w1, x1 = weights[rep], x[rep]
         wx1 = w1 * x1
         at1 = at[rep]
-        T1, t1 = _Spread(T[rep]), _Spread(t_x[rep])
+        age1, t1 = _Spread(age[rep]), _Spread(t_x[rep])
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             r, alpha, a, b = theta
@@ -174,13 +174,13 @@ class BetaGeoModel(PurchaseModel):
             grad[2] = _dot(per_x, dg_ab)
             grad[3] = _dot(per_x, dg_ab + digamma(b + values) - digamma(b))
             # No repeat purchase: the tail is -r log(alpha + T).
-            log_t0, inv_t0 = T0.log_and_inverse(alpha)
+            log_t0, inv_t0 = age0.log_and_inverse(alpha)
             value -= r * _dot(w0, log_t0)
             grad[0] -= _dot(w0, log_t0)
             grad[1] -= r * _dot(w0, inv_t0)
             # Repeat buyers: log(e^a3 + e^a4) with a3 = -(r+x) log(alpha+T) and
             # a4 = log(a / (b+x-1)) - (r+x) log(alpha+t_x); w4 is the share of e^a4.
-            log_t, inv_t = T1.log_and_inverse(alpha)
+            log_t, inv_t = age1.log_and_inverse(alpha)
             log_tx, inv_tx = t1.log_and_inverse(alpha)
             rx = r + x1
             drop = log_t - log_tx

@@ -29,15 +29,22 @@ def _log_tail(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     big = max(alpha, beta)
     b = s + 1.0 if alpha >= beta else r + x
     z = abs(alpha - beta) / (big + y)
-    return (
-        (1.0 - b) * np.log1p(-z)
-        + np.log(hyp2f1(1.0, a + 1.0 - b, a + 1.0, z))
-        - a * np.log(big + y)
-    )
+    series = np.asarray(hyp2f1(1.0, a + 1.0 - b, a + 1.0, z), dtype=float)
+    failed = ~(series >= 1.0)  # every term is positive and the first is 1
+    if failed.any():
+        # scipy's hyp2f1 returns NaN on some of these (e.g. 2F1(1, 2; 202; 0.94));
+        # the plain series converges there.
+        series = series.copy()
+        series[failed] = _series(
+            np.broadcast_to(a, z.shape)[failed],
+            np.broadcast_to(b, z.shape)[failed],
+            z[failed],
+        )[0]
+    return (1.0 - b) * np.log1p(-z) + np.log(series) - a * np.log(big + y)
 
 
 #: Terms of the series before a row falls back to central differences (see _tail_grad).
-_MAX_TERMS = 300
+_MAX_TERMS = 1000
 
 
 def _series(
@@ -106,8 +113,10 @@ def _tail_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndar
     big = max(alpha, beta)
     b = s + 1.0 if alpha >= beta else r + x
     z = abs(alpha - beta) / (big + y)
-    _, log_by_a, log_by_b, log_by_z, slow = _series(a, np.broadcast_to(b, a.shape), z)
-    value = _log_tail(theta, x, y)
+    series, log_by_a, log_by_b, log_by_z, slow = _series(a, np.broadcast_to(b, a.shape), z)
+    value = (1.0 - b) * np.log1p(-z) + np.log(series) - a * np.log(big + y)
+    if slow.any():
+        value[slow] = _log_tail(theta, x[slow], y[slow])
     by_a = log_by_a - np.log(big + y)
     by_b = log_by_b - np.log1p(-z)
     by_z = log_by_z - (1.0 - b) / (1.0 - z)
@@ -180,9 +189,7 @@ def _rows_loglik(
         - w_alive * log_t_alpha + w_dead * (d_dead[0] - d_log_a)
     )  # fmt: skip
     grad[1] = r / alpha - w_alive * (r + x) / (alpha + T) + w_dead * d_dead[1]
-    grad[2] = (
-        np.log(beta) - w_alive * log_t_beta + w_dead * (1.0 / s - d_log_a + d_dead[2])
-    )
+    grad[2] = np.log(beta) - w_alive * log_t_beta + w_dead * (1.0 / s - d_log_a + d_dead[2])
     grad[3] = s / beta - w_alive * s / (beta + T) + w_dead * d_dead[3]
     return head + both, grad
 
@@ -215,8 +222,8 @@ class ParetoNBDModel(PurchaseModel):
     The likelihood's Gaussian hypergeometric term is evaluated in log space (see
     ``docs/predicting.md``). Its gradient is analytic: in ``r`` and ``s`` through the
     term-by-term derivative of the hypergeometric series (positive terms, ratio below
-    ``z``); only rows whose series would need more than 300 terms (``z`` above about
-    0.88, with enough purchases that the terms shrink no faster than ``z^n``) fall
+    ``z``); only rows whose series would need more than 1000 terms (``z`` above about
+    0.96, with enough purchases that the terms shrink no faster than ``z^n``) fall
     back to central differences.
 
     Examples
@@ -258,9 +265,9 @@ class ParetoNBDModel(PurchaseModel):
     def _objective(self, columns: tuple[np.ndarray, ...], weights: np.ndarray) -> Objective:
         # The tails depend on (x, t_x) and on (x, T) only: far fewer distinct pairs than
         # rows, so the series run once per pair.
-        x, t_x, T = columns
+        x, t_x, age = columns
         near_pairs, near_at, _ = group_rows(x, t_x)
-        far_pairs, far_at, _ = group_rows(x, T)
+        far_pairs, far_at, _ = group_rows(x, age)
         values, at = np.unique(x, return_inverse=True)
         at = at.reshape(-1)
 
@@ -274,7 +281,7 @@ class ParetoNBDModel(PurchaseModel):
                 (gammaln(r + values) - gammaln(r))[at],
                 (digamma(r + values) - digamma(r))[at],
             )
-            ll, grad = _rows_loglik(theta, x, T, near, far, gamma_terms)
+            ll, grad = _rows_loglik(theta, x, age, near, far, gamma_terms)
             return _dot(weights, ll), np.array([_dot(weights, g) for g in grad])
 
         return objective
