@@ -25,7 +25,7 @@ from lifetimes.utils import summary_data_from_transaction_data
 
 # The same simulated base as the tests (numpy and pandas only).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _btyd_synthetic import synthetic
+from _btyd_synthetic import synthetic, wholesale_heavy
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cdnow" / "CDNOW_master.txt.gz"
 IDS = ["00001", "00003", "00004", "00005", "00010", "00100", "01000", "05000", "10000",
@@ -90,12 +90,25 @@ def degenerate() -> dict:
         return {"bg_no_repeat": f"{type(error).__name__}: {str(error).strip()}"}
 
 
+def wholesale() -> dict:
+    """Nobody leaves, a few wholesalers: what lifetimes' BG/NBD fit does (it raises)."""
+    frame = wholesale_heavy(500, 3)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted = BetaGeoFitter().fit(frame["frequency"], frame["recency"], frame["T"])
+        return {"bg_wholesale": fitted.params_.to_dict()}
+    except Exception as error:  # the reference records whatever lifetimes does
+        return {"bg_wholesale": f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"}
+
+
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
     result = {"cdnow": fits(cdnow_summary(path), IDS)}
     small = synthetic(400, 7)
     result["synthetic"] = fits(small, [0, 1, 2, 3, 5, 8, 13, 21, 34, 55])
     result.update(degenerate())
+    result.update(wholesale())
     print(json.dumps(result, indent=1))
 
 

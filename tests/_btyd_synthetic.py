@@ -22,3 +22,17 @@ def synthetic(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(
         {"frequency": x.astype(float), "recency": t_x, "T": T, "monetary_value": m}
     )
+
+
+def wholesale_heavy(n: int, seed: int) -> pd.DataFrame:
+    """Everyone still buying at the end, ten wholesalers with 300+ purchase days (weeks).
+
+    Nothing in these data shows a customer leaving, so the drop-out parameters have no
+    interior optimum: lifetimes' BG/NBD fit raises ``ConvergenceError`` here.
+    """
+    rng = np.random.default_rng(seed)
+    T = rng.integers(30, 52, n).astype(float)
+    x = rng.poisson(rng.gamma(2.0, 1.0, n) * T)
+    x[:10] = 300 + rng.integers(0, 50, 10)
+    t_x = np.where(x > 0, np.clip(T - rng.exponential(0.3, n), 0.0, T), 0.0)
+    return pd.DataFrame({"frequency": x.astype(float), "recency": np.round(t_x, 3), "T": T})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -215,6 +216,125 @@ def test_pareto_likelihood_stays_finite_for_heavy_buyers() -> None:
     theta = np.array([0.5, 0.01, 2.0, 300.0])
     ll = sk.ParetoNBDModel._loglik(theta, x, np.array([0.0, 30.0, 38.0]), np.full(3, 39.0))[0]
     assert np.isfinite(ll).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    log_theta=st.lists(st.floats(-3.0, 3.0), min_size=4, max_size=4),
+    seed=st.integers(0, 1000),
+)
+def test_pareto_gradient_matches_finite_differences(log_theta: list, seed: int) -> None:
+    # Heavy buyers included: there the naive hypergeometric form overflows.
+    frame = synthetic(30, seed)
+    x, t_x, T = (frame[c].to_numpy().copy() for c in ("frequency", "recency", "T"))
+    x[:3] = [200.0, 400.0, 1000.0]
+    point = np.exp(np.array(log_theta))
+    ll, grad = sk.ParetoNBDModel._loglik(point, x, t_x, T)
+    assert np.isfinite(ll).all()
+    assert np.isfinite(grad).all()
+    for j in range(4):
+        step = np.zeros(4)
+        step[j] = 1e-6 * point[j]
+        up = sk.ParetoNBDModel._loglik(point + step, x, t_x, T)[0].sum()
+        down = sk.ParetoNBDModel._loglik(point - step, x, t_x, T)[0].sum()
+        numeric = (up - down) / (2 * step[j])
+        scale = np.abs(grad[j]).sum()  # central differences lose digits to cancellation
+        assert grad[j].sum() == pytest.approx(numeric, abs=1e-5 * scale + 1e-6)
+
+
+def _tail_gradient_by_quadrature(theta: np.ndarray, x: float, y: float) -> np.ndarray:
+    """d/dtheta log((r+s+x) * integral over tau > y of (alpha+tau)^-(r+x) (beta+tau)^-(s+1))."""
+    from scipy.integrate import quad
+
+    r, alpha, s, beta = theta
+
+    def mean(g):  # integral of g * density, the density scaled to 1 at tau = y
+        def f(tau):
+            return np.exp(
+                -(r + x) * np.log((alpha + tau) / (alpha + y))
+                - (s + 1) * np.log((beta + tau) / (beta + y))
+            )
+
+        edges = [y, y + 1e-3 * (alpha + y), y + 0.1 * (alpha + y), y + alpha + y, np.inf]
+        return sum(
+            quad(lambda t: g(t) * f(t), lo, hi, epsabs=0, epsrel=1e-13, limit=500)[0]
+            for lo, hi in itertools.pairwise(edges)
+        )
+
+    total = mean(lambda t: 1.0)
+    a = r + s + x
+    return np.array([
+        1 / a - mean(lambda t: np.log(alpha + t)) / total,
+        -(r + x) * mean(lambda t: 1 / (alpha + t)) / total,
+        1 / a - mean(lambda t: np.log(beta + t)) / total,
+        -(s + 1) * mean(lambda t: 1 / (beta + t)) / total,
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("theta", "x", "y"),
+    [
+        ((0.8, 3.0, 0.7, 9.0), 3.0, 20.0),
+        ((0.12, 11.9, 0.044, 0.98), 400.0, 0.0),  # alpha > beta, heavy buyer
+        ((0.033, 1.0, 1.09, 30.8), 400.0, 0.0),  # beta > alpha, z near 1
+        ((0.024, 0.024, 43.0, 1.15), 0.0, 39.3),
+        ((0.55, 10.58, 0.61, 11.67), 0.0, 0.0),
+    ],
+)
+def test_pareto_tail_gradient_is_exact(theta: tuple, x: float, y: float) -> None:
+    from segmentkit.models._pareto import _tail_grad
+
+    point = np.array(theta)
+    _, grad = _tail_grad(point, np.array([x]), np.array([y]))
+    np.testing.assert_allclose(grad[:, 0], _tail_gradient_by_quadrature(point, x, y), rtol=1e-9)
+
+
+def test_pareto_slow_series_falls_back_to_differences(monkeypatch: pytest.MonkeyPatch) -> None:
+    import segmentkit.models._pareto as pareto
+
+    point = np.array([0.5, 2.0, 0.7, 30.0])
+    x, y = np.array([0.0, 5.0, 50.0]), np.array([0.0, 1.0, 3.0])
+    exact = pareto._tail_grad(point, x, y)[1]
+    monkeypatch.setattr(pareto, "_MAX_TERMS", 2)
+    rough = pareto._tail_grad(point, x, y)[1]
+    np.testing.assert_allclose(rough, exact, rtol=1e-6)
+
+
+@pytest.mark.parametrize("model", [sk.BetaGeoModel, sk.ParetoNBDModel])
+def test_summed_objective_equals_the_weighted_row_likelihood(model: type) -> None:
+    from segmentkit.models._fit import summed
+
+    frame = synthetic(300, 4)
+    cols = [frame[c].to_numpy() for c in ("frequency", "recency", "T")]
+    distinct, _, counts = group_rows(*cols)
+    grouped = tuple(distinct[:, j] / (10.0 if j else 1.0) for j in range(3))
+    weights = counts.astype(float)
+    fast = model()._objective(grouped, weights)
+    slow = summed(model._loglik, grouped, weights)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        theta = np.exp(rng.uniform(-3.0, 3.0, 4))
+        value, grad = fast(theta)
+        value_ref, grad_ref = slow(theta)
+        assert value == pytest.approx(value_ref, rel=1e-12)
+        np.testing.assert_allclose(grad, grad_ref, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from([0.0, 0.5, 1.25, 3.0]), st.integers(0, 3)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_grouping_matches_a_lexicographic_sort(rows: list) -> None:
+    cols = [np.array([row[j] for row in rows], dtype=float) for j in range(3)]
+    distinct, inverse, counts = group_rows(*cols)
+    expected, expected_counts = np.unique(np.column_stack(cols), axis=0, return_counts=True)
+    np.testing.assert_array_equal(distinct, expected)
+    np.testing.assert_array_equal(counts, expected_counts)
+    np.testing.assert_array_equal(distinct[inverse], np.column_stack(cols))
 
 
 def test_grouping_keeps_every_customer() -> None:

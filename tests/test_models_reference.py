@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import segmentkit as sk
-from _btyd_synthetic import synthetic
+from _btyd_synthetic import synthetic, wholesale_heavy
 
 SIG4 = 1e-4
 CALIBRATION_END = pd.Timestamp("1997-09-30")
@@ -341,6 +341,28 @@ def test_no_repeat_data_warns_where_lifetimes_returns_its_start() -> None:
     frame = pd.DataFrame({"frequency": 0.0, "recency": 0.0, "T": T})
     with pytest.warns(sk.errors.SegmentkitWarning, match="bought again"):
         sk.BetaGeoModel().fit(frame)
+
+
+# benchmarks/lifetimes_reference.py: lifetimes' BetaGeoFitter().fit on the same data.
+LIFETIMES_WHOLESALE = (
+    "ConvergenceError: The model did not converge. "
+    "Try adding a larger penalizer to see if that helps convergence."
+)
+
+
+def test_wholesale_data_converge_where_lifetimes_raises() -> None:
+    assert LIFETIMES_WHOLESALE.startswith("ConvergenceError")
+    frame = wholesale_heavy(500, 3)
+    with pytest.warns(sk.errors.SegmentkitWarning, match="do not suit this model"):
+        bg = sk.BetaGeoModel().fit(frame)
+    assert bg.converged_
+    # Nobody leaves: the drop-out probability a / (a + b) collapses and everyone is alive.
+    assert bg.params_["a"] / (bg.params_["a"] + bg.params_["b"]) < 1e-6
+    assert bg.p_alive(frame).min() > 0.999
+    # With nobody leaving, BG/NBD is the NBD purchase model: its rate fits the data.
+    rate = bg.params_["r"] / bg.params_["alpha"]
+    observed = frame["frequency"].sum() / frame["T"].sum()
+    assert rate == pytest.approx(observed, rel=0.05)
 
 
 def test_bg_nbd_on_the_one_tenth_sample_matches_the_literature(cdnow: pd.DataFrame) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -92,6 +93,11 @@ def world(sample_tx, sample_features, tmp_path_factory) -> dict[str, Any]:
     moved = sk.migration(seg, seg)
     groups = sk.assign_groups(seg, salt="s")
     folder = tmp_path_factory.mktemp("parameters")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        backtest = sk.backtest(
+            sk.BetaGeoModel(), sample_tx, calibration_end="2017-09-01", holdout_end="2017-12-01"
+        )
     values = {
         "transactions": sample_tx,
         "engine": "rfm",
@@ -112,6 +118,7 @@ def world(sample_tx, sample_features, tmp_path_factory) -> dict[str, Any]:
         "features": sample_features,
         "segmenter": sk.RFMSegmenter(),
         "assignments": seg.assignments,
+        "backtest": backtest,
     }
     instances = {
         sk.Segmentation: seg,

@@ -547,6 +547,20 @@ def test_importing_the_model_does_not_load_scikit_learn():
     assert result.stdout.strip() == "False"
 
 
+def test_backtest_compares_the_propensity_with_the_purchase_model(sample_tx):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the grocery sample does not suit BG/NBD
+        bt = sk.backtest(
+            sk.BetaGeoModel(time_unit="W"),
+            sample_tx,
+            calibration_end="2017-09-01",
+            holdout_end="2017-11-30",
+            compare=[sk.PurchasePropensity(horizon_days=90, n_snapshots=2)],
+        )
+    assert list(bt.metrics.index)[:2] == ["BG/NBD", "PurchasePropensity"]
+    assert bt.metrics.loc["PurchasePropensity", "auc"] > 0.7
+
+
 # -- real data ----------------------------------------------------------------------------
 
 

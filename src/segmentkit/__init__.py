@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from segmentkit import datasets, errors
+from segmentkit._common._hooks import set_writer as _set_writer
 from segmentkit._version import __version__
 from segmentkit.contracts._customers import Customers
 from segmentkit.contracts._events import Events
@@ -34,18 +35,23 @@ if TYPE_CHECKING:
         RuleSegmenter,
         Segmenter,
         SegmenterTags,
+        ValueRiskSegmenter,
         lifecycle_rules,
         load_rules,
+        value_risk_rules,
     )
     from segmentkit.engines._persistence import load
     from segmentkit.engines._quality import QualityReport, StabilityReport, evaluate, stability
     from segmentkit.engines._registry import available_engines, get_engine, register_engine
     from segmentkit.models import (
+        Backtest,
         BetaGeoModel,
         GammaGammaModel,
         ParetoNBDModel,
         PropensityEvaluation,
         PurchasePropensity,
+        add_predictions,
+        backtest,
         customer_lifetime_value,
     )
     from segmentkit.timeline._abtest import ExperimentAnalysis, analyze_test
@@ -61,6 +67,9 @@ _LAZY = {
     "PropensityEvaluation": "segmentkit.models",
     "PurchasePropensity": "segmentkit.models",
     "customer_lifetime_value": "segmentkit.models",
+    "Backtest": "segmentkit.models",
+    "backtest": "segmentkit.models",
+    "add_predictions": "segmentkit.models",
     # The engines package loads scikit-learn: only when an engine is asked for.
     "QualityReport": "segmentkit.engines._quality",
     "StabilityReport": "segmentkit.engines._quality",
@@ -78,6 +87,8 @@ _LAZY = {
     "SegmenterTags": "segmentkit.engines",
     "lifecycle_rules": "segmentkit.engines",
     "load_rules": "segmentkit.engines",
+    "ValueRiskSegmenter": "segmentkit.engines",
+    "value_risk_rules": "segmentkit.engines",
     "engines": "segmentkit.engines",
     "plots": "segmentkit.plots",
     "exporters": "segmentkit.exporters",
@@ -96,6 +107,7 @@ _LAZY = {
 
 __all__ = [
     "NOISE",
+    "Backtest",
     "BetaGeoModel",
     "CustomerFeatures",
     "Customers",
@@ -122,10 +134,13 @@ __all__ = [
     "StabilityReport",
     "Transactions",
     "ValidationReport",
+    "ValueRiskSegmenter",
     "__version__",
+    "add_predictions",
     "analyze_test",
     "assign_groups",
     "available_engines",
+    "backtest",
     "customer_lifetime_value",
     "datasets",
     "errors",
@@ -143,6 +158,7 @@ __all__ = [
     "snapshots",
     "stability",
     "testing",
+    "value_risk_rules",
 ]
 
 
@@ -154,6 +170,15 @@ def _write_report(*args: Any, **kwargs: Any) -> Any:
 
 
 _set_report_writer(_write_report)
+
+
+def _write_backtest_report(*args: Any, **kwargs: Any) -> Any:
+    from segmentkit.report._html import write_backtest_report
+
+    return write_backtest_report(*args, **kwargs)
+
+
+_set_writer("backtest", _write_backtest_report)
 
 
 def __getattr__(name: str) -> Any:

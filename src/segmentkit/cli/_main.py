@@ -10,14 +10,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from segmentkit._version import __version__
 from segmentkit.cli._shared import (
+    _add_predictions,
     _build_engine,
     _date_options,
     _input_file,
     _load_model,
     _load_transactions,
     _parse_pairs,
+    _prediction_table,
     _Progress,
     _read_options,
     _summary_text,
@@ -62,6 +66,8 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     features = progress.step(
         "computing features", lambda: sk.extract_features(tx, as_of=args.as_of)
     )
+    if args.predict or args.engine == "value-risk":
+        features = _add_predictions(args, tx, features, progress)
     if args.model:
         if args.engine or args.param or args.rules:
             msg = "--model reuses a fitted model: leave out --engine, --param and --rules."
@@ -90,6 +96,35 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     if args.catalog_out:
         written = _write(segmentation, args.catalog_out, table="catalog")
         print(f"segment catalog written to {written}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import segmentkit as sk
+    from segmentkit._common._csv import write_csv
+
+    progress = _Progress(args.quiet)
+    if not args.out.lower().endswith(".csv"):
+        msg = f"--out must be a .csv file, got {args.out!r}."
+        raise SegmentkitError(msg)
+    tx = _load_transactions(args, progress)
+    features = progress.step(
+        "computing features", lambda: sk.extract_features(tx, as_of=args.as_of)
+    )
+    predicted = _add_predictions(args, tx, features, progress)
+    table = _prediction_table(predicted)
+    print(tx.report)
+    alive = table["p_alive"]
+    print(
+        f"predictions as of {predicted.as_of.isoformat()} ({args.purchase_model}): "
+        f"{int(alive.notna().sum())} customers predicted, {int(alive.isna().sum())} without "
+        "a purchase (left empty)"
+    )
+    shown = table.describe().loc[["mean", "50%"]].rename(index={"50%": "median"})
+    with pd.option_context("display.width", 160):
+        print(shown.round(2).to_string())
+    written = progress.step(f"writing {args.out}", lambda: write_csv(args.out, table))
+    print(f"predictions written to {written}")
     return 0
 
 
@@ -279,6 +314,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"reading {args.customers}",
         lambda: _read_customers(args.customers, mapping, _read_options({}, args)),
     )
+    if args.predictions:
+        if args.to not in _PREDICTION_PLATFORMS:
+            msg = (
+                f"--predictions goes to {', '.join(_PREDICTION_PLATFORMS)} profiles; "
+                f"--to {args.to} takes no profile properties."
+            )
+            raise SegmentkitError(msg)
+        params["predictions"] = _read_predictions(args.predictions)
     export = progress.step(
         f"building {args.to} requests",
         lambda: builder(segmentation, args.segment, customers, **params),
@@ -307,12 +350,62 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+_PREDICTION_PLATFORMS = ("klaviyo", "braze", "hubspot")
+
+
+def _read_predictions(path: str) -> Any:
+    from segmentkit._common._csv import read_csv
+
+    file = _input_file(path, "The --predictions file")
+    try:
+        table = read_csv(file, text=["customer_id"])
+    except (ValueError, UnicodeDecodeError) as error:
+        msg = f"Cannot read the --predictions file {path}: {error}"
+        raise SegmentkitError(msg) from error
+    if "customer_id" not in table.columns:
+        msg = (
+            f"The --predictions file {path} has no 'customer_id' column; use the file "
+            "written by 'segmentkit predict --out'."
+        )
+        raise SegmentkitError(msg)
+    return table
+
+
 def _cmd_engines(args: argparse.Namespace) -> int:
     import segmentkit as sk
 
     for name in sk.available_engines():
         print(name)
     return 0
+
+
+def add_prediction_options(sub: argparse.ArgumentParser) -> None:
+    """--purchase-model and the horizons, for commands that add predictions."""
+    sub.add_argument(
+        "--purchase-model",
+        choices=["bgnbd", "pareto"],
+        default="bgnbd",
+        help="purchase model of --predict / --engine value-risk (default bgnbd)",
+    )
+    _add_horizon_options(sub)
+
+
+def _add_horizon_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--horizon",
+        type=float,
+        help="weeks of expected_purchases (default 52: one year)",
+    )
+    sub.add_argument(
+        "--clv-horizon",
+        type=int,
+        help="months of predicted_clv (default 12)",
+    )
+    sub.add_argument(
+        "--discount-rate",
+        type=float,
+        help="monthly discount rate of predicted_clv (default 0.01)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -374,7 +467,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_input(segment)
     segment.add_argument(
-        "--engine", help="rfm (default), rules, kmeans, hdbscan, or a plugin: 'segmentkit engines'"
+        "--engine",
+        help="rfm (default), rules, kmeans, hdbscan, value-risk (predicted value x churn "
+        "risk; adds the predictions), or a plugin: 'segmentkit engines'",
     )
     segment.add_argument(
         "--param", nargs="+", metavar="NAME=VALUE", help="engine parameters, e.g. n_bins=4"
@@ -394,7 +489,47 @@ def _parser() -> argparse.ArgumentParser:
         help="allow loading a model whose state is pickled (HDBSCAN); only for files you made",
     )
     segment.add_argument("--catalog-out", help="segment catalog file: .csv, .parquet or .json")
+    segment.add_argument(
+        "--predict",
+        action="store_true",
+        help="add the predicted columns (p_alive, churn_risk, expected_purchases_52w, "
+        "expected_spend, predicted_clv_12m) to the features, e.g. for --rules over them; "
+        "implied by --engine value-risk",
+    )
+    add_prediction_options(segment)
     segment.set_defaults(run=_cmd_segment)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict each customer's churn risk, purchases and value (CLV)",
+        description="Validate an orders file, fit a purchase model (BG/NBD or Pareto/NBD) "
+        "and the Gamma-Gamma spend model on the customers' history up to --as-of, and "
+        "write per customer: p_alive (probability of still being a customer), churn_risk "
+        "(1 - p_alive), expected_purchases_<h> (purchase days in the horizon), "
+        "expected_spend (per purchase) and predicted_clv_<h> (discounted value). Money is "
+        "rounded to the cent, the rest to 4 decimals; customers without a purchase get "
+        "empty cells. See docs/predicting.md.",
+        epilog="example:\n  segmentkit predict orders.csv --map customer_id=CustomerID "
+        "timestamp=InvoiceDate \\\n      amount=Total --as-of 2024-07-01 --model pareto "
+        "--horizon 26 --out predictions.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_input(predict)
+    predict.add_argument(
+        "--as-of",
+        help="end of the history the models learn from, e.g. 2024-07-01 (default: last "
+        "order in the file)",
+    )
+    predict.add_argument(
+        "--model",
+        dest="purchase_model",
+        choices=["bgnbd", "pareto"],
+        default="bgnbd",
+        help="purchase model: bgnbd (BG/NBD, default) or pareto (Pareto/NBD)",
+    )
+    _add_horizon_options(predict)
+    predict.add_argument("--out", required=True, help="predictions file (.csv)")
+    predict.set_defaults(run=_cmd_predict)
 
     export = commands.add_parser(
         "export",
@@ -428,6 +563,12 @@ def _parser() -> argparse.ArgumentParser:
         "operation=remove",
     )
     export.add_argument("--out", required=True, help="folder for the JSON file")
+    export.add_argument(
+        "--predictions",
+        help="file written by 'segmentkit predict': send each profile's predicted CLV and "
+        "churn risk as segmentkit_predicted_clv and segmentkit_churn_risk (klaviyo, braze, "
+        "hubspot)",
+    )
     export.add_argument(
         "--push",
         action="store_true",

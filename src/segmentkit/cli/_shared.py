@@ -313,3 +313,61 @@ def _input_file(path: str, what: str) -> Path:
         msg = f"{what} {path} is empty."
         raise SegmentkitError(msg)
     return file
+
+
+#: Decimals of each predicted column in files: money to the cent, probabilities and
+#: expected counts to 4 decimals (more would only show noise of the fit).
+_PREDICTION_DECIMALS = {"expected_spend": 2, "predicted_clv_": 2}
+
+
+def _add_predictions(args: argparse.Namespace, tx: Any, features: Any, progress: _Progress) -> Any:
+    """The features plus the purchase (and spend) models' predicted columns."""
+    import segmentkit as sk
+
+    _with_purchase_days(tx, features)
+    model = getattr(args, "purchase_model", None) or "bgnbd"
+    options: dict[str, Any] = {}
+    if getattr(args, "horizon", None) is not None:
+        options["horizon"] = args.horizon
+    if getattr(args, "clv_horizon", None) is not None:
+        options["clv_horizon"] = args.clv_horizon
+    if getattr(args, "discount_rate", None) is not None:
+        options["discount_rate"] = args.discount_rate
+    from segmentkit.models._predictions import PURCHASE_MODELS
+
+    purchases = PURCHASE_MODELS[model]()
+    return progress.step(
+        f"fitting the purchase model ({model}) and the spend model",
+        lambda: sk.add_predictions(features, purchases, **options),
+    )
+
+
+def _with_purchase_days(tx: Any, features: Any) -> None:
+    # A stopgap until purchase_days is a feature of extract_features (issue 15); a no-op
+    # once it is. Delete it then.
+    if "purchase_days" in features.frame.columns:
+        return
+    data = tx.data
+    lines = data[(data["timestamp"] <= features.as_of) & ~data["is_return"]]
+    days = (
+        lines.assign(day=lines["timestamp"].dt.normalize())
+        .groupby("customer_id", observed=True)["day"]
+        .nunique()
+    )
+    days.index = days.index.astype(str)
+    features.frame["purchase_days"] = days.reindex(features.frame.index, fill_value=0)
+
+
+def _prediction_table(features: Any) -> pd.DataFrame:
+    """Per-customer predicted columns, rounded for a file: money to the cent."""
+    from segmentkit.features._catalog import predicted_definition
+
+    columns = [c for c in features.columns if predicted_definition(c) is not None]
+    table = features.frame[columns].copy()
+    for column in columns:
+        decimals = next(
+            (d for prefix, d in _PREDICTION_DECIMALS.items() if column.startswith(prefix)), 4
+        )
+        table[column] = table[column].round(decimals)
+    table.index.name = "customer_id"
+    return table

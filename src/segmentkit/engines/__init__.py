@@ -21,11 +21,13 @@ from segmentkit.engines._plan import (
 from segmentkit.engines._preprocess import DEFAULT_CLUSTER_FEATURES
 from segmentkit.engines._rfm import CLASSIC_GRID, RFMSegmenter
 from segmentkit.engines._rules import Rule, RuleSegmenter, lifecycle_rules, load_rules
+from segmentkit.engines._value_risk import VALUE_RISK_DEFAULT, ValueRiskSegmenter, value_risk_rules
 
 __all__ = [
     "CLASSIC_GRID",
     "DEFAULT_CLUSTER_FEATURES",
     "NONE",
+    "VALUE_RISK_DEFAULT",
     "BatchPlan",
     "CentroidPlan",
     "FitInput",
@@ -44,8 +46,10 @@ __all__ = [
     "Segmenter",
     "SegmenterTags",
     "ThresholdPlan",
+    "ValueRiskSegmenter",
     "describe_clusters",
     "lifecycle_rules",
     "load_rules",
     "require_columns",
+    "value_risk_rules",
 ]

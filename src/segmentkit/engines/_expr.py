@@ -813,3 +813,42 @@ def check_names(expr_or_text: Expr | str, available: Iterable[str], *, text: str
             text=text,
             position=node.position,
         )
+
+
+def evaluate_numbers(text: str, frame: pd.DataFrame) -> np.ndarray:
+    """The number an arithmetic expression gives for each row (NaN where missing).
+
+    For engines that cut a computed value (e.g. ``expected_purchases_52w *
+    expected_spend``) at thresholds taken from the data.
+
+    Parameters
+    ----------
+    text : str
+        A feature name or arithmetic in the rule language.
+    frame : pandas.DataFrame
+        One column per feature it names.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, one value per row.
+
+    Raises
+    ------
+    RuleSyntaxError
+        If the text does not parse, names an unknown feature, or is not a number.
+    """
+    tree = parse(text)
+    canonical = str(tree)
+    tree = parse(canonical)
+    check_names(tree, [c for c in frame.columns if isinstance(c, str)], text=canonical)
+    ctx = _Context(frame, canonical)
+    value = tree._value(ctx)
+    if isinstance(value, pd.Series):
+        try:
+            return pd.to_numeric(value).to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError):
+            pass
+    elif _is_number(value):
+        return np.full(len(frame), float(value))
+    raise ctx.error(f"Expected a number, found {_describe(tree, value)}.", 0)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from segmentkit.features._definitions import definition_of
+from segmentkit.features._catalog import column_definition
 
 __all__ = ["describe_clusters"]
 
@@ -24,7 +24,7 @@ _MAX_WORDS = 3
 
 def _word(feature: str, higher: bool) -> str:
     # The definition's words: (higher than the base, lower than the base).
-    definition = definition_of(feature)
+    definition = column_definition(feature)
     if definition is not None and definition.words is not None:
         return definition.words[0 if higher else 1]
     return f"{'High' if higher else 'Low'} {feature.replace('_', ' ')}"

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from segmentkit.contracts._schema import suggest
-from segmentkit.features._definitions import definition_of
+from segmentkit.features._catalog import column_definition
 
 __all__ = ["DEFAULT_CLUSTER_FEATURES", "MISSING_HINT", "Preprocessor", "signed_log1p", "snap"]
 
@@ -65,7 +65,7 @@ def signed_log1p(values: np.ndarray) -> np.ndarray:
 def is_skewed(name: str) -> bool:
     """Whether the feature has a heavy right tail (its definition says so): one customer
     with 200 orders would otherwise dominate a distance."""
-    definition = definition_of(name)
+    definition = column_definition(name)
     return definition is not None and definition.skewed
 
 

@@ -32,6 +32,7 @@ _BUILTIN: dict[str, str] = {
     "kmeans": "segmentkit.engines._kmeans:KMeansSegmenter",
     "rfm": "segmentkit.engines._rfm:RFMSegmenter",
     "rules": "segmentkit.engines._rules:RuleSegmenter",
+    "value-risk": "segmentkit.engines._value_risk:ValueRiskSegmenter",
 }
 _REGISTERED: dict[str, Callable[..., Any]] = {}
 

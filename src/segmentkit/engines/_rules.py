@@ -19,7 +19,7 @@ from segmentkit.engines._base import Segmenter
 from segmentkit.engines._expr import Expr, check_names, parse
 from segmentkit.engines._plan import FitInput, RulePlan
 from segmentkit.errors import RuleSyntaxError
-from segmentkit.features._definitions import definition_of
+from segmentkit.features._catalog import column_definition
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segment
 
@@ -232,7 +232,7 @@ class RuleSegmenter(Segmenter):
 
 
 def _needs_events(name: str) -> bool:
-    definition = definition_of(name)
+    definition = column_definition(name)
     return definition is not None and definition.source == "events"
 
 

@@ -35,6 +35,7 @@ from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._shared import (
     check_external_ids,
     make_report,
+    prediction_properties,
     segment_name,
     text_column,
 )
@@ -66,6 +67,7 @@ def build_braze(
     attribute: str = "segmentkit_segments",
     batch_size: int = BRAZE_MAX_OBJECTS,
     allow_personal_external_id: bool = False,
+    predictions: Any = None,
 ) -> AudienceExport:
     """Braze ``/users/track`` requests tagging a segment's members with its name.
 
@@ -98,6 +100,13 @@ def build_braze(
         Send customer ids that look like an e-mail address or a phone number as
         ``external_id`` anyway. Without it such ids are refused with a
         :class:`~segmentkit.errors.ContractError` that counts them (never shows them).
+    predictions : CustomerFeatures or pandas.DataFrame, optional
+        Per-customer predictions (from :func:`segmentkit.add_predictions`, or the file
+        of ``segmentkit predict``): each exported profile gets
+        ``segmentkit_predicted_clv`` (money, to the cent) and ``segmentkit_churn_risk``
+        (1 - ``p_alive``, 3 decimals) as custom attributes (numbers; each spends a
+        Braze data point), with ``operation='add'`` only; customers without a
+        prediction get neither.
 
     Returns
     -------
@@ -133,6 +142,7 @@ def build_braze(
     )
     emails, bad_email = normalise_email(text_column(frame, "email"))
     first_names = text_column(frame, "first_name")
+    predicted = prediction_properties(predictions, frame["customer_id"])
     rows = np.flatnonzero(usable)
 
     objects: list[dict[str, Any]] = []
@@ -144,6 +154,9 @@ def build_braze(
             if pd.notna(first_names.iat[i]):
                 item["first_name"] = first_names.iat[i]
             item[attribute] = {"add": [name]}
+            for prop, numbers in predicted.items():
+                if pd.notna(numbers.iat[i]):
+                    item[prop] = float(numbers.iat[i])
         else:
             item[attribute] = {"remove": [name]}
             item["_update_existing_only"] = True

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, validate_params
 from segmentkit.contracts._customers import Customers
@@ -37,8 +38,10 @@ from segmentkit.exporters._audience import (
 from segmentkit.exporters._destination import Destination, TokenAuth, top_level_message
 from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._shared import (
+    PREDICTION_PROPERTIES,
     make_report,
     phones,
+    prediction_properties,
     segment_name,
     text_column,
     unique_by,
@@ -79,6 +82,7 @@ def build_hubspot(
     suppression: Iterable[str] | None = None,
     default_region: str = "US",
     batch_size: int = HUBSPOT_MAX_INPUTS,
+    predictions: Any = None,
 ) -> AudienceExport:
     """HubSpot contact requests for a segment: the first step of a list export.
 
@@ -109,6 +113,13 @@ def build_hubspot(
         Region for phone numbers without a country code or profile ``country``.
     batch_size : int, default=100
         Contacts per request (at most 100).
+    predictions : CustomerFeatures or pandas.DataFrame, optional
+        Per-customer predictions (from :func:`segmentkit.add_predictions`, or the file
+        of ``segmentkit predict``): each exported profile gets
+        ``segmentkit_predicted_clv`` (money, to the cent) and ``segmentkit_churn_risk``
+        (1 - ``p_alive``, 3 decimals) as contact properties (HubSpot takes text:
+        ``'123.45'``; create them once as number properties), with ``operation='add'``
+        only; customers without a prediction get neither.
 
     Returns
     -------
@@ -140,6 +151,7 @@ def build_hubspot(
     kept_emails = emails[usable].reset_index(drop=True)
     kept_phones = phone_numbers[usable].reset_index(drop=True)
     first, counts = unique_by(kept_emails)
+    predicted = prediction_properties(predictions, kept["customer_id"])
     fields = {
         "firstname": text_column(kept, "first_name"),
         "lastname": text_column(kept, "last_name"),
@@ -156,6 +168,9 @@ def build_hubspot(
                     k: str(v.iat[i]) for k, v in fields.items() if v.notna().iat[i]
                 }
                 properties["segmentkit_segment"] = name
+                for prop, numbers in predicted.items():
+                    if pd.notna(numbers.iat[i]):
+                        properties[prop] = f"{numbers.iat[i]:.{PREDICTION_PROPERTIES[prop]}f}"
                 inputs.append(
                     {
                         "idProperty": "email",

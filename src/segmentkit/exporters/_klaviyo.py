@@ -38,6 +38,7 @@ from segmentkit.exporters._shared import (
     json_size,
     make_report,
     phones,
+    prediction_properties,
     segment_name,
     text_column,
 )
@@ -77,6 +78,7 @@ def build_klaviyo(
     properties: Sequence[str] | Mapping[str, str] | None = None,
     max_body_bytes: int = KLAVIYO_MAX_BODY_BYTES,
     allow_personal_external_id: bool = False,
+    predictions: Any = None,
 ) -> AudienceExport:
     """Klaviyo bulk import jobs that upsert a segment's profiles and add them to a list.
 
@@ -121,6 +123,12 @@ def build_klaviyo(
         Send customer ids that look like an e-mail address or a phone number as
         ``external_id`` anyway. Without it such ids are refused with a
         :class:`~segmentkit.errors.ContractError` that counts them (never shows them).
+    predictions : CustomerFeatures or pandas.DataFrame, optional
+        Per-customer predictions (from :func:`segmentkit.add_predictions`, or the file
+        of ``segmentkit predict``): each exported profile gets
+        ``segmentkit_predicted_clv`` (money, to the cent) and ``segmentkit_churn_risk``
+        (1 - ``p_alive``, 3 decimals) as custom properties (numbers); customers
+        without a prediction get neither.
 
     Returns
     -------
@@ -150,6 +158,7 @@ def build_klaviyo(
         segmentation, segment, customers, consent=consent, suppression=suppression
     )
     extra = _property_columns(properties, frame)
+    predicted = prediction_properties(predictions, frame["customer_id"])
 
     emails, bad_email = normalise_email(text_column(frame, "email"))
     phone_numbers, bad_phone = phones(frame, default_region)
@@ -198,6 +207,9 @@ def build_klaviyo(
             value = frame[column].iat[i]
             if pd.notna(value):
                 props[prop] = _json_value(value)
+        for prop, numbers in predicted.items():
+            if pd.notna(numbers.iat[i]):
+                props[prop] = float(numbers.iat[i])
         attributes["properties"] = props
         profiles.append({"type": "profile", "attributes": attributes})
 

@@ -18,14 +18,17 @@ from segmentkit.exporters._audience import (
 )
 from segmentkit.exporters._identifiers import country as country_codes
 from segmentkit.exporters._identifiers import phone_e164, unrecognised
+from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segmentation
 
 __all__ = [
+    "PREDICTION_PROPERTIES",
     "check_external_ids",
     "countries",
     "json_size",
     "make_report",
     "phones",
+    "prediction_properties",
     "segment_name",
     "text_column",
     "unique_by",
@@ -217,3 +220,77 @@ def unique_by(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- Klaviyo ------------------------------------------------------------------------------
+
+
+#: Profile properties of the predictions, with their decimals: the predicted CLV in
+#: money to the cent, the churn risk (1 - p_alive) as a probability to 3 decimals.
+PREDICTION_PROPERTIES = {"segmentkit_predicted_clv": 2, "segmentkit_churn_risk": 3}
+
+
+def prediction_properties(predictions: Any, customer_ids: pd.Series) -> dict[str, pd.Series]:
+    """Predicted CLV and churn risk of each customer, as profile property values.
+
+    Parameters
+    ----------
+    predictions : CustomerFeatures or pandas.DataFrame or None
+        Per customer (index or ``customer_id`` column): a ``predicted_clv_<h>`` column
+        and ``churn_risk`` or ``p_alive`` (from :func:`segmentkit.add_predictions`, or
+        the file of ``segmentkit predict``).
+    customer_ids : pandas.Series
+        The exported rows' customer ids.
+
+    Returns
+    -------
+    dict of str to pandas.Series
+        Property name to rounded values aligned with ``customer_ids`` (positionally);
+        missing where a customer has no prediction (to be left out, never sent as
+        "nan"). Empty without ``predictions``.
+    """
+    if predictions is None:
+        return {}
+    frame = predictions.frame if isinstance(predictions, CustomerFeatures) else predictions
+    if not isinstance(frame, pd.DataFrame):
+        msg = (
+            "predictions must be CustomerFeatures from sk.add_predictions or a DataFrame of "
+            f"predictions by customer id; got {type(predictions).__name__}."
+        )
+        raise TypeError(msg)
+    if "customer_id" in frame.columns:
+        frame = frame.set_index("customer_id")
+    frame = frame[~frame.index.duplicated(keep="first")]
+    clv = sorted(c for c in frame.columns if str(c).startswith("predicted_clv_"))
+    if len(clv) > 1:
+        msg = f"predictions has several predicted CLV columns {clv}; keep one."
+        raise ValueError(msg)
+    risk = "churn_risk" if "churn_risk" in frame.columns else None
+    if not clv and risk is None and "p_alive" not in frame.columns:
+        msg = (
+            "predictions has no 'predicted_clv_<h>', 'churn_risk' or 'p_alive' column; "
+            "make them with sk.add_predictions(features) or 'segmentkit predict'."
+        )
+        raise ValueError(msg)
+    index = pd.Index(frame.index.astype(str))
+    rows = index.get_indexer(customer_ids.astype(str).to_numpy())
+    out: dict[str, pd.Series] = {}
+    sources: dict[str, np.ndarray] = {}
+    if clv:
+        sources["segmentkit_predicted_clv"] = _numbers(frame[clv[0]], clv[0])
+    if risk is not None:
+        sources["segmentkit_churn_risk"] = _numbers(frame[risk], risk)
+    elif "p_alive" in frame.columns:
+        sources["segmentkit_churn_risk"] = 1.0 - _numbers(frame["p_alive"], "p_alive")
+    for name, numbers in sources.items():
+        if numbers.size == 0:
+            numbers = np.full(1, np.nan)
+        taken = np.where(rows >= 0, numbers[np.maximum(rows, 0)], np.nan)
+        taken[~np.isfinite(taken)] = np.nan
+        out[name] = pd.Series(np.round(taken, PREDICTION_PROPERTIES[name]))
+    return out
+
+
+def _numbers(values: pd.Series, column: str) -> np.ndarray:
+    try:
+        return pd.to_numeric(values).to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):
+        msg = f"predictions column {column!r} must hold numbers."
+        raise ValueError(msg) from None

@@ -11,7 +11,8 @@ import pandas as pd
 from typing_extensions import Self
 
 from segmentkit.errors import InvalidParameterError
-from segmentkit.features._definitions import FeatureDef, definition_of
+from segmentkit.features._catalog import column_definition
+from segmentkit.features._definitions import FeatureDef
 
 __all__ = [
     "NO_LINES_KEPT",
@@ -125,7 +126,7 @@ class CustomerFeatures:
             )
             raise ValueError(msg)
         stamp = as_utc_timestamp(as_of) if as_of is not None else pd.Timestamp.now(tz="UTC")
-        known = {c: definition_of(c) for c in frame.columns}
+        known = {c: column_definition(c) for c in frame.columns}
         return cls(frame, stamp, {c: d for c, d in known.items() if d is not None})
 
     @property

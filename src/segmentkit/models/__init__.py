@@ -8,18 +8,23 @@ package only when a model is asked for.
 
 from __future__ import annotations
 
+from segmentkit.models._backtest import Backtest, backtest
 from segmentkit.models._betageo import BetaGeoModel
 from segmentkit.models._clv import customer_lifetime_value
 from segmentkit.models._gammagamma import GammaGammaModel
 from segmentkit.models._pareto import ParetoNBDModel
+from segmentkit.models._predictions import add_predictions
 from segmentkit.models._propensity import PurchasePropensity
 from segmentkit.models._propensity_eval import PropensityEvaluation
 
 __all__ = [
+    "Backtest",
     "BetaGeoModel",
     "GammaGammaModel",
     "ParetoNBDModel",
     "PropensityEvaluation",
     "PurchasePropensity",
+    "add_predictions",
+    "backtest",
     "customer_lifetime_value",
 ]

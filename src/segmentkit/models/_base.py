@@ -20,7 +20,7 @@ from segmentkit.errors import (
     SegmentkitWarning,
     check_is_fitted,
 )
-from segmentkit.models._fit import FitResult, LogLik, maximise
+from segmentkit.models._fit import FitResult, LogLik, Objective, maximise, summed
 from segmentkit.models._summary import Summary, group_rows
 
 #: Two-sided 95% quantile of the standard normal distribution.
@@ -116,7 +116,9 @@ class ProbabilityModel:
         problems = self._diagnose(grouped, weights)
         scale, scaled = self._scale_of(grouped)
         loglik = type(self)._loglik
-        result = maximise(loglik, scaled, weights, self._start(scaled, weights))
+        weights = weights.astype(float)
+        objective = self._objective(scaled, weights)
+        result = maximise(objective, float(weights.sum()), self._start(scaled, weights))
         theta = result.theta.copy()
         for param in self._scaled_params:
             theta[self._param_names.index(param)] *= scale
@@ -143,6 +145,10 @@ class ProbabilityModel:
                 stacklevel=2,
             )
         return self
+
+    def _objective(self, columns: tuple[np.ndarray, ...], weights: np.ndarray) -> Objective:
+        """Total log-likelihood of ``columns`` (distinct rows, ``weights`` customers each)."""
+        return summed(type(self)._loglik, columns, weights)
 
     def _empty_reason(self) -> str:
         return "no customer has a purchase"

@@ -1,10 +1,11 @@
 """Maximum likelihood on log-parameters, shared by every model.
 
-Each model gives a function returning the per-row log-likelihood and (when it has
-one) its gradient with respect to the natural parameters, shaped (parameters, rows);
-rows are the distinct input rows, weighted by how many customers share them. The optimiser works on
-``log(theta)`` so positivity holds without constraints, and box bounds on the logs
-keep it away from overflow when the data cannot identify a parameter.
+Each model gives an *objective*: a function of the natural parameters returning the
+weighted total log-likelihood over the distinct input rows and (when it has one) its
+gradient. :func:`summed` builds one from a per-row log-likelihood; a model may instead
+precompute what does not depend on the parameters once, and sum in fewer operations.
+The optimiser works on ``log(theta)`` so positivity holds without constraints, and box
+bounds on the logs keep it away from overflow when the data cannot identify a parameter.
 """
 
 from __future__ import annotations
@@ -31,58 +32,66 @@ class FitResult:
     at_bound: tuple[int, ...]
 
 
-def _objective(
-    phi: np.ndarray, loglik: LogLik, columns: Sequence[np.ndarray], weights: np.ndarray
-) -> tuple[float, np.ndarray | None]:
+#: theta -> (total log-likelihood, its gradient in theta or None).
+Objective = Callable[[np.ndarray], tuple[float, np.ndarray | None]]
+
+
+def _dot(left: np.ndarray, right: np.ndarray) -> float:
+    """``left @ right`` without BLAS: a BLAS dot wakes its thread pool, which costs more
+    than the sum itself on a busy machine, and numpy's pairwise sum is deterministic."""
+    return float(np.sum(left * right))
+
+
+def summed(loglik: LogLik, columns: Sequence[np.ndarray], weights: np.ndarray) -> Objective:
+    """The objective ``sum(weights * loglik(theta, *columns))`` and its gradient."""
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray | None]:
+        ll, grad = loglik(theta, *columns)
+        total = _dot(weights, ll)
+        return total, None if grad is None else np.sum(grad * weights, axis=1)
+
+    return objective
+
+
+def _negative(phi: np.ndarray, objective: Objective) -> tuple[float, np.ndarray | None]:
     theta = np.exp(phi)
     with np.errstate(all="ignore"):
-        ll, grad = loglik(theta, *columns)
-    total = float(weights @ ll)
+        total, grad = objective(theta)
     if not np.isfinite(total):
         return np.inf, None
     if grad is None:
         return -total, None
-    return -total, -(grad @ weights) * theta
+    return -total, -grad * theta
 
 
-def _numeric_gradient(
-    phi: np.ndarray, loglik: LogLik, columns: Sequence[np.ndarray], weights: np.ndarray
-) -> np.ndarray:
+def _numeric_gradient(phi: np.ndarray, objective: Objective) -> np.ndarray:
     step = 1e-6
     grad = np.empty_like(phi)
     for j in range(phi.size):
         shift = np.zeros_like(phi)
         shift[j] = step
-        up = _objective(phi + shift, loglik, columns, weights)[0]
-        down = _objective(phi - shift, loglik, columns, weights)[0]
+        up = _negative(phi + shift, objective)[0]
+        down = _negative(phi - shift, objective)[0]
         grad[j] = (up - down) / (2 * step)
     return grad
 
 
-def _value_and_grad(
-    phi: np.ndarray, loglik: LogLik, columns: Sequence[np.ndarray], weights: np.ndarray
-) -> tuple[float, np.ndarray]:
-    value, grad = _objective(phi, loglik, columns, weights)
+def _value_and_grad(phi: np.ndarray, objective: Objective) -> tuple[float, np.ndarray]:
+    value, grad = _negative(phi, objective)
     if not np.isfinite(value):
         # L-BFGS-B backtracks on a huge value; inf would end the line search.
         return 1e300, np.zeros_like(phi)
-    if grad is None:
-        grad = _numeric_gradient(phi, loglik, columns, weights)
+    if grad is None or not np.all(np.isfinite(grad)):
+        grad = _numeric_gradient(phi, objective)
     return value, grad
 
 
-def maximise(
-    loglik: LogLik,
-    columns: Sequence[np.ndarray],
-    weights: np.ndarray,
-    start: np.ndarray,
-) -> FitResult:
-    """Maximise ``sum(weights * loglik(theta, *columns))`` over ``theta > 0``."""
-    weights = np.asarray(weights, dtype=float)
-    scale = float(weights.sum())
+def maximise(objective: Objective, n_customers: float, start: np.ndarray) -> FitResult:
+    """Maximise ``objective(theta)`` over ``theta > 0`` (``n_customers`` scales it)."""
+    scale = float(n_customers)
 
     def fun(phi: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = _value_and_grad(phi, loglik, columns, weights)
+        value, grad = _value_and_grad(phi, objective)
         return value / scale, grad / scale
 
     bounds = [(-LOG_BOUND, LOG_BOUND)] * start.size
@@ -95,9 +104,9 @@ def maximise(
         options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-11, "maxcor": 20},
     )
     phi = np.asarray(result.x, dtype=float)
-    hessian = _hessian(phi, loglik, columns, weights)
-    value = _objective(phi, loglik, columns, weights)[0]
-    grad = _value_and_grad(phi, loglik, columns, weights)[1] / scale
+    hessian = _hessian(phi, objective)
+    value = _negative(phi, objective)[0]
+    grad = _value_and_grad(phi, objective)[1] / scale
     at_bound = tuple(int(j) for j in np.flatnonzero(np.abs(np.abs(phi) - LOG_BOUND) < 1e-3))
     interior = np.setdiff1d(np.arange(phi.size), at_bound)
     small = bool(np.all(np.abs(grad[interior]) < 1e-5))
@@ -105,9 +114,7 @@ def maximise(
     return FitResult(np.exp(phi), -value, hessian, converged, str(result.message), at_bound)
 
 
-def _hessian(
-    phi: np.ndarray, loglik: LogLik, columns: Sequence[np.ndarray], weights: np.ndarray
-) -> np.ndarray:
+def _hessian(phi: np.ndarray, objective: Objective) -> np.ndarray:
     """Observed information in log-parameters: central differences of the gradient."""
     step = 1e-4
     k = phi.size
@@ -115,7 +122,7 @@ def _hessian(
     for j in range(k):
         shift = np.zeros(k)
         shift[j] = step
-        up = _value_and_grad(phi + shift, loglik, columns, weights)[1]
-        down = _value_and_grad(phi - shift, loglik, columns, weights)[1]
+        up = _value_and_grad(phi + shift, objective)[1]
+        down = _value_and_grad(phi - shift, objective)[1]
         hessian[:, j] = (up - down) / (2 * step)
     return (hessian + hessian.T) / 2

@@ -75,6 +75,14 @@ class PurchaseModel(ProbabilityModel):
     ) -> np.ndarray:
         raise NotImplementedError
 
+    def _unconditional(self, theta: np.ndarray, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _p_purchase(
+        self, theta: np.ndarray, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+    ) -> np.ndarray:
+        raise NotImplementedError
+
     def _predict(self, data: Any, formula: Any, name: str, *extra: float) -> pd.Series:
         theta = self._theta
         summary = self._summary(data)
@@ -125,6 +133,55 @@ class PurchaseModel(ProbabilityModel):
         horizon = _check_horizon(horizon)
         name = f"expected_purchases_{horizon_label(horizon, self.time_unit)}"
         return self._predict(data, self._expected, name, horizon)
+
+    def purchase_probability(self, data: Any, horizon: float) -> pd.Series:
+        """Probability that each customer buys at least once in the next ``horizon``.
+
+        ``P(alive at T) × P(a purchase in (T, T + horizon] | alive)``, given each
+        customer's history (x, t_x, T).
+
+        Parameters
+        ----------
+        data : CustomerFeatures or pandas.DataFrame
+            Customers (see the class documentation).
+        horizon : float
+            Length of the future period, in ``time_unit``.
+
+        Returns
+        -------
+        pandas.Series
+            Named ``purchase_probability_<horizon><unit>``, indexed by customer id;
+            NaN for customers without a purchase.
+        """
+        horizon = _check_horizon(horizon)
+        name = f"purchase_probability_{horizon_label(horizon, self.time_unit)}"
+        return self._predict(data, self._p_purchase, name, horizon)
+
+    def expected_repeat_purchases(self, age: Any) -> np.ndarray:
+        """Expected repeat purchases of a customer ``age`` time units after their first.
+
+        The unconditional ``E[X(t)]`` of the model: what a customer drawn at random from
+        the population is expected to buy again (purchase days after the first) in the
+        ``t`` time units that follow their first purchase. Summed over a cohort, it is
+        the model's curve of cumulative repeat purchases (the BTYD *tracking* plot, see
+        :func:`segmentkit.backtest`).
+
+        Parameters
+        ----------
+        age : float or array-like of float
+            Time since the first purchase, in ``time_unit`` (>= 0).
+
+        Returns
+        -------
+        numpy.ndarray
+            One value per age, of the shape of ``age``.
+        """
+        values = np.asarray(age, dtype=float)
+        if not np.all(np.isfinite(values) & (values >= 0)):
+            msg = f"age must hold numbers of time units >= 0; got {age!r}."
+            raise InvalidParameterError(msg)
+        with np.errstate(all="ignore"):
+            return np.asarray(self._unconditional(self._theta, values), dtype=float)
 
     def transform(self, data: Any, horizon: float | None = None) -> pd.DataFrame:
         """The input's columns plus ``p_alive`` and ``expected_purchases_<h>``.

@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._common._files import PathLike, write_atomic
-from segmentkit._common._params import InstanceOf, validated
+from segmentkit._common._params import NONE, PATH, InstanceOf, Satisfies, validated
 from segmentkit._version import __version__
 from segmentkit.errors import InvalidParameterError
 from segmentkit.results._segmentation import NOISE, REPORT_PARAMETERS, Segmentation
 from segmentkit.timeline._abtest import COLUMNS as ANALYSIS_TABLE_COLUMNS
 
-__all__ = ["write_report"]
+__all__ = ["write_backtest_report", "write_report"]
 
 #: Most customers drawn on the 2-D map of a clustering (the PCA is fitted on them too).
 PROJECTION_SAMPLE = 3000
@@ -73,6 +73,7 @@ def write_report(
     snapshots: Iterable[Segmentation] | None = None,
     title: str | None = None,
     segmenter: Any = None,
+    backtest: Any = None,
 ) -> Path:
     """Write a self-contained HTML report of a segmentation, atomically.
 
@@ -95,6 +96,9 @@ def write_report(
     segmenter : Segmenter, optional
         The fitted engine of a clustering: the 2-D map is drawn in its
         ``transform`` space, as :func:`segmentkit.report.plots.projection` does.
+    backtest : Backtest, optional
+        From :func:`segmentkit.backtest`: adds the purchase model's backtest (metrics
+        next to the baselines, tracking curve, deciles).
 
     Returns
     -------
@@ -126,7 +130,7 @@ def write_report(
     """
     _check_tables(migration, analysis)
     runs = _snapshot_list(snapshots)
-    document = _document(segmentation, migration, analysis, runs, title, segmenter)
+    document = _document(segmentation, migration, analysis, runs, title, segmenter, backtest)
     return write_atomic(path, lambda tmp: tmp.write_text(document, encoding="utf-8"))
 
 
@@ -186,6 +190,7 @@ def _document(
     runs: list[Any],
     title: str | None,
     segmenter: Any,
+    backtest: Any = None,
 ) -> str:
     title = title or "Customer segments"
     colours = _colours(segmentation)
@@ -204,6 +209,14 @@ def _document(
         sections.append(("test", "Test results", _analysis_section(analysis)))
     if runs:
         sections.append(("snapshots", "Over time", _snapshots_section(runs, colours)))
+    if backtest is not None:
+        sections.append(("backtest", "Backtest", _backtest_section(backtest)))
+    return _page(title, _header(segmentation, title), sections)
+
+
+def _page(
+    title: str, header: str, sections: list[tuple[str, str, str]], what: str = "segment-level"
+) -> str:
     nav = "".join(f'<a href="#{key}">{_e(name)}</a>' for key, name, _ in sections)
     body = "\n".join(
         f'<section id="{key}" data-section="{key}">\n<h2>{_e(name)}</h2>\n{content}\n</section>'
@@ -219,12 +232,12 @@ def _document(
 <style>{_CSS}</style>
 </head>
 <body>
-{_header(segmentation, title)}
+{header}
 <nav id="contents">{nav}</nav>
 <main>
 {body}
 </main>
-<footer>Made with segmentkit {_e(__version__)}. This file holds segment-level figures
+<footer>Made with segmentkit {_e(__version__)}. This file holds {what} figures
 only: no customer is named or listed.</footer>
 </body>
 </html>
@@ -369,10 +382,12 @@ def _profiles_section(segmentation: Segmentation) -> str:
         for f in dict.fromkeys(profile.columns.get_level_values("feature"))
         if (f, "median") in profile.columns
     ]
-    definitions = _feature_definitions()
+    definitions = _feature_definitions(features)
     base = profile.attrs.get("base_median", {})
     head = "<tr><th>Segment</th>" + "".join(
-        f'<th title="{_e(definitions.get(f, f))}">{_e(f)}</th>' for f in features
+        f'<th title="{_e(definitions.get(f, (f, f))[1])}">{_e(f)}'
+        f"{_label_line(definitions.get(f, (f, f))[0], f)}</th>"
+        for f in features
     )
     head += "</tr>"
     base_row = '<tr class="base"><td class="name">All customers (median)</td>' + "".join(
@@ -861,6 +876,307 @@ def _plain_table(frame: pd.DataFrame, table_id: str) -> str:
     )
 
 
+# --- backtest ------------------------------------------------------------------------
+
+_UNIT_WORDS = {"D": "days", "W": "weeks", "M": "months"}
+# The model's line and the baselines' in the tracking chart; actual is drawn in ink.
+_LINE_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b")
+_METRIC_HEAD = (
+    ("predicted_purchases", "Predicted purchases", "total over the cohort"),
+    ("actual_purchases", "Actual purchases", "total over the cohort"),
+    ("mae_purchases", "MAE", "mean absolute error of purchases per customer (lower is better)"),
+    ("rmse_purchases", "RMSE", "root mean squared error of purchases (lower is better)"),
+    ("bias_purchases", "Bias", "mean of predicted − actual purchases (0 is best)"),
+    ("mae_spend", "Spend MAE", "mean absolute error of spend per customer (lower is better)"),
+    ("bias_spend", "Spend bias", "mean of predicted − actual spend (0 is best)"),
+    ("auc", "AUC", "how well P(buy) ranks buyers above non-buyers (higher is better)"),
+    ("brier", "Brier", "mean squared error of P(buy) (lower is better)"),
+    ("top_decile_lift", "Top-10% lift", "buyers' share in the top 10% by P(buy) ÷ overall"),
+)
+_BETTER = {
+    "mae_purchases": "low",
+    "rmse_purchases": "low",
+    "bias_purchases": "zero",
+    "mae_spend": "low",
+    "bias_spend": "zero",
+    "auc": "high",
+    "brier": "low",
+    "top_decile_lift": "high",
+}
+
+
+def _is_backtest(value: object) -> bool:
+    # Imported on use: the models load scipy, which `import segmentkit` must not.
+    from segmentkit.models._backtest import Backtest
+
+    return isinstance(value, Backtest)
+
+
+@validated(
+    backtest=[Satisfies(_is_backtest, "a Backtest, e.g. from sk.backtest(model, tx, ...)")],
+    path=[PATH],
+    title=[InstanceOf((str,), "a str"), NONE],
+)
+def write_backtest_report(backtest: Any, path: PathLike, *, title: str | None = None) -> Path:
+    """Write a backtest (from :func:`segmentkit.backtest`) as one self-contained HTML page.
+
+    Parameters
+    ----------
+    backtest : Backtest
+        The backtest to show.
+    path : str or os.PathLike
+        Destination, usually ``*.html``; its folder must exist.
+    title : str, optional
+        Heading; defaults to ``'Backtest of <model>'``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Examples
+    --------
+    >>> import tempfile, warnings
+    >>> from pathlib import Path
+    >>> import segmentkit as sk
+    >>> raw, mapping = sk.datasets.load_sample()
+    >>> tx = sk.Transactions.from_frame(raw, **mapping)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     bt = sk.backtest(sk.BetaGeoModel(), tx, calibration_end="2017-09-01",
+    ...                      holdout_end="2017-12-01")
+    >>> text = bt.report(Path(tempfile.mkdtemp()) / "backtest.html").read_text("utf-8")
+    >>> 'id="tracking-chart"' in text, "<script" in text
+    (True, False)
+    """
+    title = title or f"Backtest of {backtest.model}"
+    counts = backtest.counts
+    facts = [
+        ("model", "Model", backtest.model),
+        ("calibration-end", "Calibration end", _date(backtest.calibration_end)),
+        ("holdout-end", "Holdout end", _date(backtest.holdout_end)),
+        ("cohort", "Customers", _int(counts["cohort"])),
+        ("bought", "Bought in holdout", _int(counts["bought_in_holdout"])),
+    ]
+    cards = "".join(
+        f'<div class="fact" data-fact="{key}"><span>{_e(label)}</span><b>{_e(value)}</b></div>'
+        for key, label, value in facts
+    )
+    header = (
+        f'<header id="report-header">\n<h1 id="report-title">{_e(title)}</h1>\n'
+        f'<div class="facts">{cards}</div>\n</header>'
+    )
+    document = _page(
+        title, header, [("backtest", "Backtest", _backtest_section(backtest))], "aggregate"
+    )
+    return write_atomic(path, lambda tmp: tmp.write_text(document, encoding="utf-8"))
+
+
+def _backtest_section(bt: Any) -> str:
+    unit = _UNIT_WORDS.get(bt.time_unit, bt.time_unit)
+    counts = bt.counts
+    note = (
+        f"{bt.model} was fitted on the purchases up to {_date(bt.calibration_end)} and "
+        f"predicted the holdout that followed ({_number(round(bt.horizon, 2))} {unit}, to "
+        f"{_date(bt.holdout_end)}) for the {_int(counts['cohort'])} customers who had "
+        f"bought by then; {_int(counts['bought_in_holdout'])} of them bought again. A "
+        "purchase is a day with a purchase. The baselines are fitted on the same "
+        "calibration data: a model that does not beat them does not earn its place."
+    )
+    left = []
+    if counts.get("no_purchase_by_calibration_end"):
+        left.append(
+            f"{_int(counts['no_purchase_by_calibration_end'])} customers without a purchase "
+            "by the calibration end (returns only)"
+        )
+    if counts.get("new_in_holdout"):
+        left.append(
+            f"{_int(counts['new_in_holdout'])} customers whose first purchase is in the "
+            f"holdout ({_int(counts['holdout_purchases_of_new'])} purchase days)"
+        )
+    out = [f'<p class="note">{_e(note)}</p>']
+    if left:
+        out.append(f'<p class="note" id="backtest-left-out">Left out: {_e("; ".join(left))}.</p>')
+    out.append(_metrics_table(bt.metrics))
+    described = "".join(
+        f"<li><b>{_e(name)}</b>: {_e(text)}</li>" for name, text in bt.predictors.items()
+    )
+    out.append(f'<ul class="note" id="backtest-predictors">{described}</ul>')
+    out.append("<h3>Tracking: cumulative repeat purchases</h3>")
+    out.append(
+        '<p class="note">The cohort\'s repeat purchases added up over time, actual against '
+        "what the model expects for customers of their age (the classic BTYD tracking "
+        "plot). Left of the dashed line the model saw the data; right of it, it did not.</p>"
+    )
+    out.append(_tracking_svg(bt))
+    deciles = bt.deciles[bt.deciles["predictor"] == bt.model]
+    if len(deciles):
+        out.append("<h3>Calibration by decile</h3>")
+        out.append(
+            f'<p class="note">Customers in ten equal groups by the purchases {_e(bt.model)} '
+            "predicted (1 = fewest): the mean predicted against the mean actual purchases in "
+            "the holdout. Bars of equal height mean the model is calibrated.</p>"
+        )
+        out.append(_deciles_svg(deciles))
+    return "\n".join(out)
+
+
+def _metrics_table(metrics: pd.DataFrame) -> str:
+    shown = [(c, label, tip) for c, label, tip in _METRIC_HEAD if c in metrics.columns]
+    shown = [(c, label, tip) for c, label, tip in shown if metrics[c].notna().any()]
+    head = "<tr><th>Predictor</th>" + "".join(
+        f'<th title="{_e(tip)}">{_e(label)}</th>' for _, label, tip in shown
+    )
+    # Per column, which rows hold its best value (lowest error, highest AUC...).
+    best: dict[str, np.ndarray] = {}
+    for column, _, _ in shown:
+        values = metrics[column].to_numpy(dtype=float)
+        if column not in _BETTER or not np.isfinite(values).any():
+            continue
+        rule = _BETTER[column]
+        score = {"low": values, "high": -values, "zero": np.abs(values)}[rule]
+        best[column] = np.isfinite(score) & (score == np.nanmin(score))
+    rows = []
+    for i, (name, record) in enumerate(metrics.iterrows()):
+        cells = [f'<td class="name">{_e(str(name))}</td>']
+        for column, _, _ in shown:
+            text = _metric(record[column], column)
+            top = column in best and bool(best[column][i])
+            cells.append(f"<td><b>{text}</b></td>" if top else f"<td>{text}</td>")
+        kind = ' class="base"' if i > 0 and "-only" in str(name) else ""
+        rows.append(f'<tr data-predictor="{_e(str(name))}"{kind}>{"".join(cells)}</tr>')
+    return (
+        '<div class="scroll"><table id="backtest-metrics">'
+        f"<thead>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        '<p class="note">Bold: the best value of each column. Hover a heading for its '
+        "meaning.</p>"
+    )
+
+
+def _metric(value: Any, column: str) -> str:
+    if _missing(value):
+        return "—"
+    if column in ("predicted_purchases", "actual_purchases"):
+        return _int(value)
+    return f"{float(value):,.3f}"
+
+
+def _tracking_svg(bt: Any) -> str:
+    tracking = bt.tracking
+    expected = [c for c in tracking.columns if c.startswith("expected_")]
+    names = {key: name for name, key in bt.keys.items()}
+    series = [("Actual", tracking["actual"].to_numpy(dtype=float), "#1d2733", "")]
+    for i, column in enumerate(expected):
+        label = names.get(column.removeprefix("expected_"), column)
+        series.append(
+            (
+                f"{label} (expected)",
+                tracking[column].to_numpy(dtype=float),
+                _LINE_COLOURS[i % len(_LINE_COLOURS)],
+                ' stroke-dasharray="6 4"',
+            )
+        )
+    width, height = 760, 340
+    left, right, top, bottom = 64, 16, 30, 40
+    periods = tracking["period"].to_numpy(dtype=float)
+    low, high = float(periods.min()), float(periods.max())
+    span = high - low if high > low else 1.0
+    top_value = max(float(np.nanmax(s[1])) for s in series)
+    ticks = _ticks(top_value)
+    ceiling = ticks[-1] if ticks[-1] > 0 else 1.0
+
+    def x(p: float) -> float:
+        return left + (p - low) / span * (width - left - right)
+
+    def y(v: float) -> float:
+        return height - bottom - v / ceiling * (height - top - bottom)
+
+    parts = [_legend_svg([(label, colour) for label, _, colour, _ in series])]
+    for tick in ticks:
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'class="grid"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" '
+            f'class="tick">{_short(tick)}</text>'
+        )
+    ends = tracking["end"].tolist()
+    step = max(1, math.ceil(len(ends) / 7))
+    for i in range(0, len(ends), step):
+        parts.append(
+            f'<text x="{x(periods[i]):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+            f'class="tick">{_e(_date(ends[i]))}</text>'
+        )
+    split = x(0.0)
+    parts.append(
+        f'<line x1="{split:.1f}" x2="{split:.1f}" y1="{top}" y2="{height - bottom}" '
+        'class="axis" stroke-dasharray="3 3"/>'
+        f'<text x="{split + 4:.1f}" y="{top + 12}" class="tick">holdout →</text>'
+    )
+    for label, values, colour, dash in series:
+        drawn = np.isfinite(values)
+        points = " ".join(
+            f"{x(p):.1f},{y(v):.1f}" for p, v in zip(periods[drawn], values[drawn], strict=True)
+        )
+        last = values[-1]
+        parts.append(
+            f'<g data-series="{_e(label)}"><title>{_e(label)}: {_int(last)} by '
+            f"{_e(_date(ends[-1]))}</title>"
+            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
+            "</g>"
+        )
+    unit = _UNIT_WORDS.get(bt.time_unit, bt.time_unit)
+    parts.append(
+        f'<text x="{(left + width - right) / 2:.1f}" y="{height - 6}" text-anchor="middle" '
+        f'class="axis-label">End of each period ({_e(unit[:-1])})</text>'
+    )
+    return _svg(width, height, "tracking-chart", "Cumulative repeat purchases", parts)
+
+
+def _deciles_svg(deciles: pd.DataFrame) -> str:
+    width, height = 640, 280
+    left, right, top, bottom = 56, 12, 30, 40
+    predicted = deciles["predicted"].to_numpy(dtype=float)
+    actual = deciles["actual"].to_numpy(dtype=float)
+    labels = deciles["decile"].astype(int).tolist()
+    ticks = _ticks(float(np.nanmax(np.concatenate([predicted, actual]))))
+    ceiling = ticks[-1] if ticks[-1] > 0 else 1.0
+    slot = (width - left - right) / max(len(labels), 1)
+    bar = slot * 0.36
+
+    def y(v: float) -> float:
+        return height - bottom - v / ceiling * (height - top - bottom)
+
+    parts = [_legend_svg([("Predicted", "#d62728"), ("Actual", "#4e79a7")])]
+    for tick in ticks:
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'class="grid"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" '
+            f'class="tick">{_short(tick)}</text>'
+        )
+    for i, label in enumerate(labels):
+        x0 = left + i * slot + slot * 0.14
+        group = [
+            f'<g data-decile="{label}"><title>Decile {label}: predicted '
+            f"{predicted[i]:.2f}, actual {actual[i]:.2f} purchases per customer</title>"
+        ]
+        for j, (value, colour) in enumerate(((predicted[i], "#d62728"), (actual[i], "#4e79a7"))):
+            if not np.isfinite(value):
+                continue
+            group.append(
+                f'<rect x="{x0 + j * bar:.1f}" y="{y(value):.1f}" width="{bar:.1f}" '
+                f'height="{max(y(0) - y(value), 0.5):.1f}" fill="{colour}" rx="1.5"/>'
+            )
+        group.append(
+            f'<text x="{x0 + bar:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+            f'class="tick">{label}</text></g>'
+        )
+        parts.append("".join(group))
+    parts.append(
+        f'<text x="{(left + width - right) / 2:.1f}" y="{height - 6}" text-anchor="middle" '
+        'class="axis-label">Decile of predicted purchases (1 = fewest)</text>'
+    )
+    return _svg(width, height, "deciles-chart", "Predicted and actual purchases by decile", parts)
+
+
 # --- drawing helpers -----------------------------------------------------------------
 
 
@@ -947,14 +1263,27 @@ def _by_size(catalog: pd.DataFrame) -> pd.DataFrame:
     return catalog.sort_values(["customers", "segment_id"], ascending=[False, True])
 
 
-def _feature_definitions() -> dict[str, str]:
-    from segmentkit.features._catalog import feature_catalog
+def _feature_definitions(names: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Label and definition of each feature, predicted columns included."""
+    from segmentkit.features._catalog import column_definition
 
-    table = feature_catalog()
-    return {
-        row.name: f"{row.description} ({row.unit})" if row.unit else row.description
-        for row in table.itertuples(index=False)
-    }
+    out = {}
+    for name in names:
+        definition = column_definition(name)
+        if definition is not None:
+            text = definition.description
+            out[name] = (
+                definition.label,
+                f"{text} ({definition.unit})" if definition.unit else text,
+            )
+    return out
+
+
+def _label_line(label: str, name: str) -> str:
+    # The readable label under the column name, when it says more than the name.
+    if not label or label.lower().replace(" ", "_") == name:
+        return ""
+    return f'<small class="label">{_e(label)}</small>'
 
 
 # --- formatting ----------------------------------------------------------------------
@@ -1083,7 +1412,8 @@ tr.empty td { color: #9aa5b1; }
 tr.base td { font-style: italic; background: var(--soft); }
 td.share { position: relative; min-width: 90px; }
 td.share span { position: absolute; left: 0; bottom: 3px; height: 3px; opacity: .7; }
-td small { display: block; color: var(--muted); font-size: 11px; }
+td small, th small.label { display: block; color: var(--muted); font-size: 11px; }
+th small.label { font-weight: normal; }
 .profile td small { display: inline; margin-left: 4px; }
 .matrix td { padding: 2px; }
 .matrix td div { padding: 4px 8px; border-radius: 3px; }

@@ -1,4 +1,5 @@
-"""Figures of a segmentation: segment sizes, the RFM grid, a 2-D map and the choice of k.
+"""Figures of a segmentation (segment sizes, the RFM grid, a 2-D map, the choice of k)
+and of a purchase model's backtest (the tracking curve, calibration by decile).
 
 Every function draws with matplotlib's object API on a :class:`matplotlib.figure.Figure`
 (never through ``pyplot``), so it works headless, in scripts and in notebooks without
@@ -27,7 +28,14 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["k_selection", "projection", "rfm_heatmap", "segment_sizes"]
+__all__ = [
+    "decile_calibration",
+    "k_selection",
+    "projection",
+    "rfm_heatmap",
+    "segment_sizes",
+    "tracking",
+]
 
 _MISSING_MATPLOTLIB = "Plots need matplotlib: pip install 'segmentkit[plot]'."
 _SEED = [InstanceOf((int, np.integer), "an int"), NONE]
@@ -56,6 +64,14 @@ def _is_segmenter(value: object) -> bool:
     return isinstance(value, Segmenter)
 
 
+def _is_backtest(value: object) -> bool:
+    # Imported on use: the models load scipy, which `import segmentkit` must not.
+    from segmentkit.models._backtest import Backtest
+
+    return isinstance(value, Backtest)
+
+
+_BACKTEST = [Satisfies(_is_backtest, "a Backtest, e.g. from sk.backtest(model, tx, ...)")]
 _NOISE_COLOR = "0.75"
 
 
@@ -461,6 +477,157 @@ def k_selection(segmenter: Any, *, ax: Axes | None = None) -> Figure:
     ax.legend(handles=handles, loc="upper right", frameon=False)
     ax.set_title("Choosing k: silhouette and inertia for each k tried")
     ax.grid(alpha=0.3)
+    return fig
+
+
+@validated(backtest=_BACKTEST, ax=_AX)
+def tracking(backtest: Any, *, ax: Axes | None = None) -> Figure:
+    """The BTYD tracking plot: cumulative repeat purchases, actual against expected.
+
+    The calibration cohort's repeat purchases (purchase days after each customer's
+    first) added up at the end of each time unit, with each purchase model's
+    expectation for customers of their age; a dashed vertical line marks the end of
+    the calibration period. A model that tracks the actual curve past that line
+    predicts the aggregate well.
+
+    Parameters
+    ----------
+    backtest : Backtest
+        From :func:`segmentkit.backtest`.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; by default a new figure is made.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on (the figure of ``ax`` when given).
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import segmentkit as sk
+    >>> from segmentkit import plots
+    >>> raw, mapping = sk.datasets.load_sample()
+    >>> tx = sk.Transactions.from_frame(raw, **mapping)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     bt = sk.backtest(sk.BetaGeoModel(), tx, calibration_end="2017-09-01",
+    ...                      holdout_end="2017-12-01")
+    >>> fig = plots.tracking(bt)
+    >>> [line.get_label() for line in fig.axes[0].get_lines()][:2]
+    ['Actual', 'BG/NBD (expected)']
+    """
+    table = backtest.tracking
+    fig, ax = _figure_and_axes(ax, figsize=(8.0, 4.5))
+    names = {key: name for name, key in backtest.keys.items()}
+    ends = pd.DatetimeIndex(table["end"]).tz_localize(None)
+    ax.plot(ends, table["actual"], color="0.1", linewidth=2, label="Actual")
+    expected = [c for c in table.columns if c.startswith("expected_")]
+    for i, column in enumerate(expected):
+        label = names.get(column.removeprefix("expected_"), column)
+        ax.plot(
+            ends,
+            table[column],
+            color=f"C{(3 + i) % 10}",
+            linestyle="--",
+            linewidth=2,
+            label=f"{label} (expected)",
+        )
+    split = pd.Timestamp(backtest.calibration_end).tz_localize(None)
+    ax.axvline(split, color="0.45", linestyle=":", linewidth=1.2)
+    ax.annotate(
+        "holdout →",
+        (split, 1.0),
+        xycoords=("data", "axes fraction"),
+        xytext=(4, -12),
+        textcoords="offset points",
+        fontsize=9,
+        color="0.35",
+    )
+    ax.set_ylabel("Cumulative repeat purchases")
+    ax.set_title(f"Tracking: {backtest.counts['cohort']:,} customers of the calibration cohort")
+    ax.grid(alpha=0.3)
+    ax.set_axisbelow(True)
+    _despine(ax)
+    ax.legend(loc="upper left", frameon=False)
+    fig.autofmt_xdate()
+    return fig
+
+
+@validated(backtest=_BACKTEST, predictor=[InstanceOf((str,), "a str"), NONE], ax=_AX)
+def decile_calibration(
+    backtest: Any, *, predictor: str | None = None, ax: Axes | None = None
+) -> Figure:
+    """Mean predicted against mean actual holdout purchases, by decile of the prediction.
+
+    Customers are split into ten equal groups by predicted purchases (1 = fewest);
+    bars of equal height in every decile mean the predictor is calibrated, and
+    rising actual bars mean it ranks customers well.
+
+    Parameters
+    ----------
+    backtest : Backtest
+        From :func:`segmentkit.backtest`.
+    predictor : str, optional
+        A row of ``backtest.metrics`` that predicts purchases (e.g.
+        ``'frequency-only'``); the model under test by default.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; by default a new figure is made.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on (the figure of ``ax`` when given).
+
+    Raises
+    ------
+    ValueError
+        If ``predictor`` has no purchase predictions (a propensity model) or is not
+        in the backtest.
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import segmentkit as sk
+    >>> from segmentkit import plots
+    >>> raw, mapping = sk.datasets.load_sample()
+    >>> tx = sk.Transactions.from_frame(raw, **mapping)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     bt = sk.backtest(sk.BetaGeoModel(), tx, calibration_end="2017-09-01",
+    ...                      holdout_end="2017-12-01")
+    >>> fig = plots.decile_calibration(bt)
+    >>> len(fig.axes[0].patches)
+    20
+    """
+    name = backtest.model if predictor is None else predictor
+    deciles = backtest.deciles[backtest.deciles["predictor"] == name]
+    if deciles.empty:
+        has = sorted(set(backtest.deciles["predictor"]))
+        msg = (
+            f"decile_calibration: {name!r} has no purchase predictions in this backtest; "
+            f"choose one of {has}."
+        )
+        raise ValueError(msg)
+    fig, ax = _figure_and_axes(ax, figsize=(7.5, 4.5))
+    positions = deciles["decile"].to_numpy(dtype=float)
+    ax.bar(positions - 0.2, deciles["predicted"], width=0.4, color="C3", label="Predicted")
+    ax.bar(positions + 0.2, deciles["actual"], width=0.4, color="C0", label="Actual")
+    ax.set_xticks(positions, labels=[str(int(d)) for d in positions])
+    ax.set_xlabel("Decile of predicted purchases (1 = fewest)")
+    ax.set_ylabel("Mean purchases per customer in the holdout")
+    ax.set_title(f"Calibration by decile: {name}")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    _despine(ax)
+    ax.legend(loc="upper left", frameon=False)
     return fig
 
 

@@ -47,6 +47,14 @@ def _is_analysis(value: object) -> bool:
     return isinstance(getattr(value, "table", None), pd.DataFrame)
 
 
+def _is_backtest(value: object) -> bool:
+    # Duck-typed: the models sit above results on the data path.
+    return all(
+        isinstance(getattr(value, a, None), pd.DataFrame)
+        for a in ("metrics", "tracking", "deciles")
+    )
+
+
 def _is_segmentation(value: object) -> bool:
     return isinstance(value, Segmentation)
 
@@ -77,6 +85,7 @@ REPORT_PARAMETERS: dict[str, list[Any]] = {
     ],
     "title": [InstanceOf((str,), "a str"), NONE],
     "segmenter": [Satisfies(_is_segmenter, "a fitted Segmenter"), NONE],
+    "backtest": [Satisfies(_is_backtest, "a Backtest (from sk.backtest(...))"), NONE],
 }
 
 # A result never imports the report that draws it (the report sits above results on
@@ -495,6 +504,7 @@ class Segmentation:
         snapshots: Sequence[Segmentation] | None = None,
         title: str | None = None,
         segmenter: object = None,
+        backtest: object = None,
     ) -> Path:
         """Write a self-contained HTML report for people who do not read code.
 
@@ -521,6 +531,9 @@ class Segmentation:
         segmenter : Segmenter, optional
             The fitted clustering engine: the 2-D map is then drawn in the space it
             clusters in, as :func:`segmentkit.plots.projection` does.
+        backtest : Backtest, optional
+            From :func:`segmentkit.backtest`: adds how well the purchase model
+            predicted a holdout, next to the baselines.
 
         Returns
         -------
@@ -561,6 +574,7 @@ class Segmentation:
             snapshots=snapshots,
             title=title,
             segmenter=segmenter,
+            backtest=backtest,
         )
 
     def _table(self, table: str) -> pd.DataFrame:
