@@ -28,6 +28,7 @@ from segmentkit.errors import ContractError, ContractFailure, InvalidParameterEr
 from segmentkit.features._base import as_utc_timestamp
 from segmentkit.features._extract import CustomerFeatures, extract_features
 from segmentkit.models._gammagamma import GammaGammaModel
+from segmentkit.models._propensity_eval import _auc, _brier, _top_decile_lift
 from segmentkit.models._purchases import PurchaseModel
 from segmentkit.models._summary import TIME_UNITS, Summary, _summary
 
@@ -747,37 +748,15 @@ def _metrics(frame: pd.DataFrame, key: str) -> dict[str, float]:
         out[f"rmse_{name}"] = math.nan if empty else float(np.sqrt((error**2).mean()))
         out[f"bias_{name}"] = math.nan if empty else float(error.mean())
     rows = np.isfinite(probability)
-    out["auc"] = _auc(probability[rows], bought[rows])
-    out["brier"] = (
-        float(((probability[rows] - bought[rows]) ** 2).mean()) if rows.any() else math.nan
-    )
-    out["top_decile_lift"] = _lift(probability[rows], bought[rows])
+    out["auc"] = _auc(bought[rows], probability[rows])
+    out["brier"] = _brier(bought[rows], probability[rows]) if rows.any() else math.nan
+    out["top_decile_lift"] = _top_decile_lift(bought[rows], probability[rows])
     return out
 
 
 def _total(values: np.ndarray) -> float:
     rows = np.isfinite(values)
     return float(values[rows].sum()) if rows.any() else math.nan
-
-
-def _auc(score: np.ndarray, label: np.ndarray) -> float:
-    """Area under the ROC curve: the Mann-Whitney statistic, ties counted as half."""
-    positives = int(label.sum())
-    negatives = label.size - positives
-    if positives == 0 or negatives == 0:
-        return math.nan
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    return float((ranks[label].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
-
-def _lift(score: np.ndarray, label: np.ndarray) -> float:
-    """Share of buyers among the top 10% by score over the share among all."""
-    if label.size == 0 or not label.any():
-        return math.nan
-    n = max(1, math.ceil(label.size / 10))
-    # Stable: ties at the cut are broken by the customers' order (their ids).
-    top = np.argsort(-score, kind="stable")[:n]
-    return float(label[top].mean() / label.mean())
 
 
 def _deciles(frame: pd.DataFrame, names: list[str], keys: dict[str, str]) -> pd.DataFrame:
