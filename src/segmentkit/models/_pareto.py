@@ -75,7 +75,7 @@ def _series_finishes(a: np.ndarray, b: np.ndarray, z: np.ndarray) -> np.ndarray:
     n = float(_MAX_TERMS)
     low = a + 1.0 - b
     high = a + 1.0
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # z = 0: log 0
         log_term = (
             gammaln(low + n) - gammaln(low) + gammaln(high) - gammaln(high + n) + n * np.log(z)
         )
@@ -359,9 +359,8 @@ class ParetoNBDModel(PurchaseModel):
     The likelihood's Gaussian hypergeometric term is evaluated in log space (see
     ``docs/predicting.md``). Its gradient is analytic: in ``r`` and ``s`` through the
     term-by-term derivative of the hypergeometric series (positive terms, ratio below
-    ``z``); only rows whose series would need more than 1000 terms (``z`` above about
-    0.96, with enough purchases that the terms shrink no faster than ``z^n``) fall
-    back to central differences.
+    ``z``). Rows whose series would need more than 1000 terms (``z`` near 1) split the
+    integral where ``z = 1/2``: the series beyond, Gauss-Legendre panels before.
 
     Examples
     --------
