@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
@@ -289,15 +289,159 @@ def test_pareto_tail_gradient_is_exact(theta: tuple, x: float, y: float) -> None
     np.testing.assert_allclose(grad[:, 0], _tail_gradient_by_quadrature(point, x, y), rtol=1e-9)
 
 
-def test_pareto_slow_series_falls_back_to_differences(monkeypatch: pytest.MonkeyPatch) -> None:
+def _tail_by_quadrature(theta: np.ndarray, x: float, y: float) -> float:
+    """log((r+s+x) * integral over tau > y of (alpha+tau)^-(r+x) (beta+tau)^-(s+1))."""
+    from scipy.integrate import quad
+
+    r, alpha, s, beta = theta
+    start = min(alpha, beta) + y
+    edges = [y, *(y + start * 10.0**k for k in range(-3, 13)), np.inf]
+    total = sum(
+        quad(
+            lambda t: np.exp(
+                -(r + x) * np.log((alpha + t) / (alpha + y))
+                - (s + 1) * np.log((beta + t) / (beta + y))
+            ),
+            lo,
+            hi,
+            epsabs=0,
+            epsrel=1e-13,
+            limit=1000,
+        )[0]
+        for lo, hi in itertools.pairwise(edges)
+    )
+    return float(
+        np.log(r + s + x)
+        + np.log(total)
+        - (r + x) * np.log(alpha + y)
+        - (s + 1) * np.log(beta + y)
+    )
+
+
+# z -> 1: the series would need more than _MAX_TERMS terms (the bundled grocery sample
+# fits to s ~ 81, beta ~ 1e5), on both sides of alpha = beta, and rows just past the switch.
+_NEAR_ONE = [
+    ((1.6207673, 3.54406, 80.9806, 103043.6), 0.0, 0.0),
+    ((1.6207673, 3.54406, 80.9806, 103043.6), 12.0, 30.0),
+    ((1.62075, 3.544054, 6116.0, 7783712.6), 30.0, 52.0),
+    ((0.3, 0.02, 2.0, 900.0), 0.0, 5.0),
+    ((0.7, 5000.0, 1.2, 0.5), 40.0, 1.0),  # alpha > beta: q = s+1 on beta
+    ((2.0, 0.5, 300.0, 2.0e6), 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize(("theta", "x", "y"), _NEAR_ONE)
+def test_pareto_split_tail_matches_quadrature(theta: tuple, x: float, y: float) -> None:
+    from segmentkit.models._pareto import _log_tail, _series_finishes, _split_tail, _tail_grad
+
+    point = np.array(theta)
+    xs, ys = np.array([x]), np.array([y])
+    r, alpha, s, beta = point
+    z = abs(alpha - beta) / (max(alpha, beta) + ys)
+    b = np.array([s + 1.0 if alpha >= beta else r + x])
+    assert not _series_finishes(r + s + xs, b, z)[0]  # these rows take the split
+    value, grad = _split_tail(point, xs, ys)
+    assert value[0] == pytest.approx(_tail_by_quadrature(point, x, y), rel=1e-13, abs=1e-11)
+    np.testing.assert_allclose(grad[:, 0], _tail_gradient_by_quadrature(point, x, y), rtol=1e-10)
+    routed = _tail_grad(point, xs, ys)
+    assert routed[0][0] == value[0]
+    np.testing.assert_array_equal(routed[1], grad)
+    assert _log_tail(point, xs, ys)[0] == value[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    log_r=st.floats(-3.0, 2.0),
+    log_small=st.floats(-4.0, 3.0),
+    log_gap=st.floats(2.0, 14.0),
+    log_s=st.floats(-3.0, 6.0),
+    alpha_small=st.booleans(),
+    x=st.integers(0, 300),
+    y=st.floats(0.0, 60.0),
+)
+def test_pareto_split_tail_agrees_with_the_series(
+    log_r: float,
+    log_small: float,
+    log_gap: float,
+    log_s: float,
+    alpha_small: bool,
+    x: int,
+    y: float,
+) -> None:
+    # Wherever z > 1/2 both routes apply: the split (used past _MAX_TERMS) must agree
+    # with the series (run here with enough terms), value and gradient, and with
+    # central differences of itself.
+    from segmentkit.models._pareto import _series_tail, _split_tail
+
+    small, big = np.exp(log_small), np.exp(log_small + log_gap)
+    alpha, beta = (small, big) if alpha_small else (big, small)
+    point = np.array([np.exp(log_r), alpha, np.exp(log_s), beta])
+    xs, ys = np.array([float(x)]), np.array([y])
+    assume(abs(alpha - beta) / (max(alpha, beta) + y) > 0.5)
+    value, grad = _split_tail(point, xs, ys)
+    assert np.isfinite(value).all()
+    assert np.isfinite(grad).all()
+    series_value, series_grad, slow = _series_tail(point, xs, ys, max_terms=20_000)
+    assume(not slow[0])
+    # The series is the less exact of the two: it adds up to 20 000 rounding errors, and
+    # its (1-b) log(1-z) turns the rounding of z into b * eps / (1-z).
+    z = abs(alpha - beta) / (max(alpha, beta) + y)
+    b = point[2] + 1.0 if alpha >= beta else point[0] + x
+    slack = 1e-10 + 1e-15 * b / (1.0 - z)
+    assert value[0] == pytest.approx(series_value[0], rel=1e-12, abs=slack)
+    np.testing.assert_allclose(grad[:, 0], series_grad[:, 0], rtol=1e-8, atol=slack)
+    for j in range(4):
+        step = np.zeros(4)
+        step[j] = 1e-6 * point[j]
+        up = _split_tail(point + step, xs, ys)[0][0]
+        down = _split_tail(point - step, xs, ys)[0][0]
+        numeric = (up - down) / (2 * step[j])
+        assert grad[j, 0] == pytest.approx(numeric, rel=1e-5, abs=1e-7 * (1 + abs(value[0])))
+
+
+def test_pareto_slow_series_take_the_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With a short series allowed, rows with z > 1/2 take the split; same values.
     import segmentkit.models._pareto as pareto
 
     point = np.array([0.5, 2.0, 0.7, 30.0])
     x, y = np.array([0.0, 5.0, 50.0]), np.array([0.0, 1.0, 3.0])
-    exact = pareto._tail_grad(point, x, y)[1]
+    exact = pareto._tail_grad(point, x, y)
     monkeypatch.setattr(pareto, "_MAX_TERMS", 2)
-    rough = pareto._tail_grad(point, x, y)[1]
-    np.testing.assert_allclose(rough, exact, rtol=1e-6)
+    assert not pareto._series_finishes(
+        point[0] + point[2] + x, x + point[0], 28.0 / (30.0 + y)
+    ).any()
+    split = pareto._tail_grad(point, x, y)
+    np.testing.assert_allclose(split[0], exact[0], rtol=1e-13)
+    np.testing.assert_allclose(split[1], exact[1], rtol=1e-11)
+    np.testing.assert_allclose(pareto._log_tail(point, x, y), exact[0], rtol=1e-13)
+
+
+def test_pareto_sample_regime_never_runs_a_long_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bundled grocery sample drives the fit to z within 1e-3 of 1: no series may run
+    # to _MAX_TERMS unfinished (there is no slower fallback left), yet many rows split.
+    import segmentkit.models._pareto as pareto
+
+    calls: list[int] = []
+    real = pareto._series
+
+    def counted(a, b, z, max_terms=None):  # type: ignore[no-untyped-def]
+        out = real(a, b, z, max_terms)
+        assert not out[-1].any()  # every series that runs finishes
+        calls.append(a.size)
+        return out
+
+    monkeypatch.setattr(pareto, "_series", counted)
+    theta = np.array([1.6207673, 3.54406, 80.9806, 103043.6])
+    x = np.repeat(np.arange(0.0, 60.0, 3.0), 6)
+    y = np.tile([0.0, 1.0, 10.0, 30.0, 45.0, 52.0], 20)
+    z = (theta[3] - theta[1]) / (theta[3] + y)
+    assert z.min() > 1 - 1e-3
+    value, grad = pareto._tail_grad(theta, x, y)
+    assert np.isfinite(value).all()
+    assert np.isfinite(grad).all()
+    finishes = pareto._series_finishes(theta[0] + theta[2] + x, theta[0] + x, z)
+    assert (~finishes).sum() > 20  # the split is exercised
+    np.testing.assert_allclose(pareto._log_tail(theta, x, y), value, rtol=1e-13)
 
 
 @pytest.mark.parametrize("model", [sk.BetaGeoModel, sk.ParetoNBDModel])

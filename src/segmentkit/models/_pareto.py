@@ -28,33 +28,66 @@ def _log_tail(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     and ``b = r+x`` otherwise, ``z = |alpha-beta| / (M+y)``. Euler's transformation
     ``2F1(a, b; a+1; z) = (1-z)^(1-b) 2F1(1, a+1-b; a+1; z)`` leaves a series with
     ratio below ``z`` (no overflow however large ``x``), and the power of ``1-z``
-    is added as a logarithm.
+    is added as a logarithm. Rows whose series would not finish within
+    ``_MAX_TERMS`` terms (``z`` near 1) take :func:`_split_tail` instead, as in
+    :func:`_tail_grad`.
     """
     r, alpha, s, beta = theta
     a = r + s + x
     big = max(alpha, beta)
     b = s + 1.0 if alpha >= beta else r + x
     z = abs(alpha - beta) / (big + y)
-    series = np.asarray(hyp2f1(1.0, a + 1.0 - b, a + 1.0, z), dtype=float)
+    b = np.broadcast_to(b, z.shape)
+    value = np.empty(z.shape)
+    fast = _series_finishes(a, b, z)
+    at = np.flatnonzero(fast)
+    a_f, b_f, z_f = a[at], b[at], z[at]
+    series = np.asarray(hyp2f1(1.0, a_f + 1.0 - b_f, a_f + 1.0, z_f), dtype=float)
     failed = ~(series >= 1.0)  # every term is positive and the first is 1
     if failed.any():
-        # scipy's hyp2f1 returns NaN on some of these (e.g. 2F1(1, 2; 202; 0.94));
-        # the plain series converges there.
+        # scipy's hyp2f1 returns NaN on some of these (e.g. 2F1(1, 2; 202; 0.94)); the
+        # plain series converges there (these rows were chosen so that it finishes).
         series = series.copy()
-        series[failed] = _series(
-            np.broadcast_to(a, z.shape)[failed],
-            np.broadcast_to(b, z.shape)[failed],
-            z[failed],
-        )[0]
-    return (1.0 - b) * np.log1p(-z) + np.log(series) - a * np.log(big + y)
+        series[failed], *_, slow = _series(a_f[failed], b_f[failed], z_f[failed])
+        fast[at[failed][slow]] = False  # never met so far: _series_finishes has a margin
+    value[at] = (1.0 - b_f) * np.log1p(-z_f) + np.log(series) - a_f * np.log(big + y[at])
+    if not fast.all():
+        value[~fast] = _split_tail(theta, x[~fast], y[~fast])[0]
+    return value
 
 
-#: Terms of the series before a row falls back to central differences (see _tail_grad).
+#: Terms of the series a row may take; rows that would need more take _split_tail.
 _MAX_TERMS = 1000
+#: Terms allowed for the series at z = 1/2 in _split_tail (it needs about 60).
+_HALF_TERMS = 200
+
+
+def _series_finishes(a: np.ndarray, b: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Whether :func:`_series` stops within ``_MAX_TERMS`` terms, decided before running it.
+
+    Term ``n`` is ``Gamma(a+1-b+n) Gamma(a+1) / (Gamma(a+1-b) Gamma(a+1+n)) z^n`` in
+    closed form; the stopping test of :func:`_series` compares it (times ``n+1``)
+    with ``1e-17 (1-z)`` times the running sums, which are at least 1 (the series)
+    and ``(a+1-b)/(a+1)`` (its ``z`` derivative). A row passes when the term at
+    ``_MAX_TERMS`` is below those lower bounds, with a factor 4 to spare. Rows with
+    ``z <= 1/2`` always pass: their terms fall at least as fast as ``2^-n``.
+    """
+    n = float(_MAX_TERMS)
+    low = a + 1.0 - b
+    high = a + 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):  # z = 0: log 0
+        log_term = (
+            gammaln(low + n) - gammaln(low) + gammaln(high) - gammaln(high + n) + n * np.log(z)
+        )
+        log_slack = np.log(0.25e-17) + np.log1p(-z)
+        quick = (np.log(n + 1.0) + log_term <= log_slack) & (
+            np.log(n) + log_term - np.log(z) <= log_slack + np.log(low / high)
+        )
+    return quick | (z <= 0.5)
 
 
 def _series(
-    a: np.ndarray, b: np.ndarray, z: np.ndarray
+    a: np.ndarray, b: np.ndarray, z: np.ndarray, max_terms: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``S = 2F1(1, a+1-b; a+1; z)`` and ``dS/da, dS/db, dS/dz`` divided by ``S``.
 
@@ -63,9 +96,10 @@ def _series(
     ``d log t_n / db = -sum_{k<n} 1/(a+1-b+k)`` and ``dt_n/dz = n t_n / z``. Every
     term is positive (a+1-b > 0) and the ratio of two terms is below ``z``, so there is
     no cancellation and no overflow, however many purchases. The last array marks the
-    rows whose series had not converged after ``_MAX_TERMS`` terms (``z`` near 1 with
-    a large ``a+1-b``).
+    rows whose series had not converged after ``max_terms`` (default ``_MAX_TERMS``)
+    terms; callers route such rows elsewhere beforehand (:func:`_series_finishes`).
     """
+    max_terms = _MAX_TERMS if max_terms is None else max_terms
     n_rows = a.size
     total = np.ones(n_rows)
     by_a = np.zeros(n_rows)
@@ -80,7 +114,7 @@ def _series(
     d_a = np.zeros(n_rows)
     d_b = np.zeros(n_rows)
     slack = 1e-17 * (1.0 - z)
-    for n in range(_MAX_TERMS):
+    for n in range(max_terms):
         inv_low = 1.0 / (low + n)
         ratio = (low + n) / (high + n)
         slope = (n + 1.0) * term * ratio  # d t_{n+1} / dz
@@ -94,8 +128,8 @@ def _series(
         small = ((n + 2.0) * term <= slack * total[rows]) & (slope <= slack * by_z[rows])
         n_small = int(small.sum())
         # Converged rows may run on (their terms only shrink further): dropping them
-        # costs a copy of every array, so it is done when it pays.
-        if n_small and (8 * n_small >= rows.size or n % 16 == 15):
+        # costs a copy of every array, so it is done when it pays (and at the end).
+        if n_small and (8 * n_small >= rows.size or n % 16 == 15 or n == max_terms - 1):
             done[rows[small]] = True
             keep = ~small
             rows, low, high, zz, term, d_a, d_b, slack = (
@@ -109,20 +143,43 @@ def _series(
 def _tail_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_log_tail` and its gradient in (r, alpha, s, beta), shaped (4, rows).
 
+    Rows whose series finishes within ``_MAX_TERMS`` terms (:func:`_series_finishes`)
+    take :func:`_series_tail`; the others (``z`` near 1 with terms that shrink no
+    faster than ``z^n``) take :func:`_split_tail`. Both are exact and analytic.
+    """
+    r, alpha, s, beta = theta
+    a = r + s + x
+    b = np.broadcast_to(s + 1.0 if alpha >= beta else r + x, a.shape)
+    z = abs(alpha - beta) / (max(alpha, beta) + y)
+    fast = _series_finishes(a, b, z)
+    value = np.empty(x.size)
+    grad = np.empty((4, x.size))
+    at = np.flatnonzero(fast)
+    value[at], grad[:, at], slow = _series_tail(theta, x[at], y[at])
+    fast[at[slow]] = False  # never met so far: the test above has a margin
+    if not fast.all():
+        value[~fast], grad[:, ~fast] = _split_tail(theta, x[~fast], y[~fast])
+    return value, grad
+
+
+def _series_tail(
+    theta: np.ndarray, x: np.ndarray, y: np.ndarray, max_terms: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_log_tail`, its gradient and the rows whose series did not finish.
+
     ``_log_tail = (1-b) log(1-z) + log S - a log(M+y)`` with ``S`` the series of
     :func:`_series`; the chain rule through ``a = r+s+x``, ``b`` (``s+1`` or ``r+x``)
-    and ``z = |alpha-beta| / (M+y)`` gives the gradient. Rows whose series converges
-    too slowly (see :func:`_series`) get central differences of :func:`_log_tail`.
+    and ``z = |alpha-beta| / (M+y)`` gives the gradient (at fixed ``y``).
     """
     r, alpha, s, beta = theta
     a = r + s + x
     big = max(alpha, beta)
     b = s + 1.0 if alpha >= beta else r + x
     z = abs(alpha - beta) / (big + y)
-    series, log_by_a, log_by_b, log_by_z, slow = _series(a, np.broadcast_to(b, a.shape), z)
+    series, log_by_a, log_by_b, log_by_z, slow = _series(
+        a, np.broadcast_to(b, a.shape), z, max_terms
+    )
     value = (1.0 - b) * np.log1p(-z) + np.log(series) - a * np.log(big + y)
-    if slow.any():
-        value[slow] = _log_tail(theta, x[slow], y[slow])
     by_a = log_by_a - np.log(big + y)
     by_b = log_by_b - np.log1p(-z)
     by_z = log_by_z - (1.0 - b) / (1.0 - z)
@@ -136,20 +193,94 @@ def _tail_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndar
     i_big, i_small = (1, 3) if alpha >= beta else (3, 1)
     grad[i_big] = by_big + by_z * z_big
     grad[i_small] = by_z * z_small
-    if slow.any():
-        grad[:, slow] = _numeric_tail_grad(theta, x[slow], y[slow])
-    return value, grad
+    return value, grad, slow
 
 
-def _numeric_tail_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    grad = np.empty((4, x.size))
-    for j in range(4):
-        step = np.zeros(4)
-        step[j] = 1e-6 * theta[j]
-        up = _log_tail(theta + step, x, y)
-        down = _log_tail(theta - step, x, y)
-        grad[j] = (up - down) / (2.0 * step[j])
-    return grad
+#: 16-point Gauss-Legendre rule on [-1, 1], used panel by panel in _split_tail.
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
+
+
+def _split_tail(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_log_tail` and its gradient for rows with ``z > 1/2``, without a long series.
+
+    With ``u = min(alpha, beta) + tau`` the integral is that of ``u^-q (u+d)^-p`` over
+    ``u > S``: ``d = |alpha-beta|``, ``S = min(alpha, beta) + y``, ``q`` the exponent on
+    the smaller rate and ``p`` the other one. It splits at ``u = d``:
+
+    - beyond, the series at ``z = 1/2`` (:func:`_series_tail` at ``Y = d - min``,
+      about 60 terms);
+    - between, ``u = S e^t`` gives
+      ``S^(1-q) d^-p * integral over 0 < t < log(d/S) of e^((1-q) t) (1+e^(t-log(d/S)))^-p``,
+      a log-concave integrand whose second factor stays within the unit disc on the
+      strip ``|Im t| < pi/2`` however large ``p``; Gauss-Legendre panels at most 1.5
+      wide and ``8/|1-q|`` wide resolve it to rounding. Past the point where
+      ``e^((1-q) t)`` has fallen by ``e^-40`` (``q > 1``) nothing counts.
+
+    The split point moves with the parameters, but ``f(Y) dY`` leaves one part and
+    enters the other, so the gradient is that of each part at fixed ``Y``: for the
+    finite part, the mean over the integrand of ``d log f / d theta`` on the ``tau``
+    scale (``-log(alpha+tau)``, ``-(r+x)/(alpha+tau)``, ``-log(beta+tau)``,
+    ``-(s+1)/(beta+tau)``).
+    """
+    r, alpha, s, beta = theta
+    small_alpha = alpha < beta
+    d = abs(alpha - beta)
+    small = min(alpha, beta)
+    q = r + x if small_alpha else np.full(x.shape, s + 1.0)
+    p = np.full(x.shape, s + 1.0) if small_alpha else r + x
+    a = r + s + x
+    low_edge = small + y
+    lam = np.log(d / low_edge)
+    far_value, far_grad, slow = _series_tail(
+        theta, x, np.full(x.shape, d - small), max_terms=_HALF_TERMS
+    )
+    if slow.any():  # cannot happen at z = 1/2; never return a cut series silently
+        msg = "Pareto/NBD: the hypergeometric series at z = 1/2 did not converge."
+        raise FloatingPointError(msg)
+    # Where the integrand has fallen by e^-40 (a tangent bound, since log f is concave),
+    # with room for the slowest possible decay further on.
+    rising = q - 1.0
+    steepest = q - 1.0 + p / 2.0  # the largest |d log f / dt|, at t = log(d/S)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = np.where(rising > 0, (40.0 + np.log(steepest / rising)) / rising, np.inf)
+    upper = np.minimum(lam, reach)
+    panels = np.maximum(upper / 1.5, np.abs(1.0 - q) * upper / 8.0)
+    panels = 2 ** np.ceil(np.log2(np.maximum(panels, 8.0))).astype(int)
+    log_part = np.empty(x.size)
+    mean = np.empty((4, x.size))
+    for count in np.unique(panels):
+        rows = panels == count
+        width = upper[rows] / count
+        centres = (np.arange(count) + 0.5)[None, :] * width[:, None]
+        t = (centres[:, :, None] + 0.5 * width[:, None, None] * _GL_NODES).reshape(rows.sum(), -1)
+        log_w = np.log(0.5 * width)[:, None] + np.log(np.tile(_GL_WEIGHTS, count))[None, :]
+        lam_r = lam[rows][:, None]
+        soft = np.logaddexp(0.0, t - lam_r)  # log(1 + e^(t-lam))
+        log_f = (1.0 - q[rows])[:, None] * t - p[rows][:, None] * soft + log_w
+        top = log_f.max(axis=1, keepdims=True)
+        share = np.exp(log_f - top)
+        total = share.sum(axis=1)
+        share /= total[:, None]
+        log_part[rows] = top[:, 0] + np.log(total)
+        # On the tau scale: log(small + tau) = log S + t, log(big + tau) = log d + soft.
+        log_s = np.log(low_edge[rows])
+        mean_log_small = log_s + (share * t).sum(1)
+        mean_inv_small = (share * np.exp(-t)).sum(1) / low_edge[rows]
+        mean_log_big = np.log(d) + (share * soft).sum(1)
+        mean_inv_big = (share * np.exp(-soft)).sum(1) / d
+        i_small, i_big = (0, 2) if small_alpha else (2, 0)
+        mean[i_small, rows] = -mean_log_small
+        mean[i_big, rows] = -mean_log_big
+        mean[i_small + 1, rows] = -q[rows] * mean_inv_small
+        mean[i_big + 1, rows] = -p[rows] * mean_inv_big
+    near_value = np.log(a) + (1.0 - q) * np.log(low_edge) - p * np.log(d) + log_part
+    value = np.logaddexp(near_value, far_value)
+    w_near = np.exp(near_value - value)
+    w_far = np.exp(far_value - value)
+    near_grad = mean
+    near_grad[0] += 1.0 / a
+    near_grad[2] += 1.0 / a
+    return value, w_near * near_grad + w_far * far_grad
 
 
 def _rows_loglik(
@@ -228,9 +359,8 @@ class ParetoNBDModel(PurchaseModel):
     The likelihood's Gaussian hypergeometric term is evaluated in log space (see
     ``docs/predicting.md``). Its gradient is analytic: in ``r`` and ``s`` through the
     term-by-term derivative of the hypergeometric series (positive terms, ratio below
-    ``z``); only rows whose series would need more than 1000 terms (``z`` above about
-    0.96, with enough purchases that the terms shrink no faster than ``z^n``) fall
-    back to central differences.
+    ``z``). Rows whose series would need more than 1000 terms (``z`` near 1) split the
+    integral where ``z = 1/2``: the series beyond, Gauss-Legendre panels before.
 
     Examples
     --------
