@@ -28,6 +28,7 @@ from segmentkit.features._base import (
     nothing_by_as_of,
 )
 from segmentkit.features._definitions import (
+    DERIVED,
     Agg,
     AsOf,
     Expr,
@@ -187,7 +188,10 @@ def _available(
         return definition.name in profile_names
     for agg in aggregations(definition.compute):
         names = rows[agg.over][1]
-        if any(c is not None and c not in names for c in (agg.column, agg.weight)):
+        if any(
+            c is not None and c not in names and DERIVED.get(c) not in names
+            for c in (agg.column, agg.weight)
+        ):
             return False
     return True
 
@@ -359,6 +363,9 @@ def _is_plain(agg: Agg) -> bool:
 
 #: Columns of the row tables under their definition names.
 _COLUMNS = {"timestamp": EPOCH_US}
+#: Columns computed from another one (:data:`~._definitions.DERIVED`). Floor division:
+#: a time before 1970 falls on the day before, as in the pandas path.
+_DERIVED = {"day": nw.col(EPOCH_US) // DAY_US}
 _ROWS = {
     "purchases": ~nw.col("is_return"),
     "returns": nw.col("is_return"),
@@ -413,9 +420,10 @@ def _plain_aggregates(
 
 def _distinct(frame: nw.LazyFrame[Any], agg: Agg, name: str, as_of_us: int) -> nw.LazyFrame[Any]:
     column = agg.column or ""
+    value = _DERIVED.get(column, nw.col(column))
     return (
-        frame.filter(_condition(agg, as_of_us) & ~nw.col(column).is_null())
-        .select(_ID, column)
+        frame.filter(_condition(agg, as_of_us) & ~value.is_null())
+        .select(_ID, value.alias("_value"))
         .unique()
         .group_by(_ID)
         .agg(nw.len().alias(name))
