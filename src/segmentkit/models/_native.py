@@ -36,6 +36,7 @@ ID = "customer_id"
 #: Names of the prepared columns: the purchase times as UTC epoch microseconds.
 FIRST_US = "__segmentkit_first_us"
 LAST_US = "__segmentkit_last_us"
+FLAG = "__segmentkit_present_"
 _NEEDED = ("first_purchase", "last_purchase", "purchase_days", "tenure_days")
 _OPTIONAL = ("monetary",)
 #: Engines whose feature frames are sorted by id (``extract_features`` sorts them).
@@ -187,21 +188,31 @@ def transform_native(
         added = kept.with_columns(
             *(nw.new_series(name, values[name], nw.Float64, backend=impl) for name in outputs)
         )
-    else:
+        # NaN (no purchase) becomes null, the native features' missing value.
+        result = added.with_columns(
+            *(nw.when(~nw.col(name).is_nan()).then(nw.col(name)).alias(name) for name in outputs)
+        )
+        return to_native(result, backend)
+    # Batch outputs are declared never null, and Arrow (Spark's way to and from pandas)
+    # reads NaN as null: each column travels as a number and a 0/1 flag of presence.
+    flags = {name: f"{FLAG}{i}" for i, name in enumerate(outputs)}
 
-        def batch(local: pd.DataFrame) -> pd.DataFrame:
-            values = predict(NativeInputs(_as_inputs(local)))
-            out = pd.DataFrame({ID: local[ID].to_numpy()})
-            for name in outputs:
-                out[name] = np.asarray(values[name], dtype=float)
-            return out
+    def batch(local: pd.DataFrame) -> pd.DataFrame:
+        values = predict(NativeInputs(_as_inputs(local)))
+        out = pd.DataFrame({ID: local[ID].to_numpy()})
+        for name in outputs:
+            column = np.asarray(values[name], dtype=float)
+            present = ~np.isnan(column)
+            out[name] = np.where(present, column, 0.0)
+            out[flags[name]] = present.astype(np.int64)
+        return out
 
-        scored = map_batches(staged, batch, ID, dict.fromkeys(outputs, "float64"), owner)
-        added = kept.join(scored, on=ID, how="left")
-        if backend.name in _SORTED:  # the join may reorder; the features were sorted
-            added = added.sort(ID)
-    # NaN (no purchase) becomes null, the native features' missing value.
-    result = added.with_columns(
-        *(nw.when(~nw.col(name).is_nan()).then(nw.col(name)).alias(name) for name in outputs)
+    types = {**dict.fromkeys(outputs, "float64"), **dict.fromkeys(flags.values(), "int64")}
+    scored = map_batches(staged, batch, ID, types, owner)
+    scored = scored.select(
+        ID, *(nw.when(nw.col(flags[n]) == 1).then(nw.col(n)).alias(n) for n in outputs)
     )
-    return to_native(result, backend)
+    added = kept.join(scored, on=ID, how="left")
+    if backend.name in _SORTED:  # the join may reorder; the features were sorted
+        added = added.sort(ID)
+    return to_native(added, backend)
