@@ -70,7 +70,9 @@ def _fit(model: object, data: object) -> tuple[object, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fitted = model.fit(data)  # type: ignore[attr-defined]
-    return fitted, [str(w.message) for w in caught if issubclass(w.category, sk.errors.SegmentkitWarning)]
+    return fitted, [
+        str(w.message) for w in caught if issubclass(w.category, sk.errors.SegmentkitWarning)
+    ]
 
 
 def test_the_store_suits_the_models(pandas_features):
@@ -84,9 +86,7 @@ def test_the_store_suits_the_models(pandas_features):
 
 
 @pytest.mark.backends(*NATIVE)
-def test_models_fitted_on_native_features_equal_the_pandas_fit(
-    backend, store, pandas_features
-):
+def test_models_fitted_on_native_features_equal_the_pandas_fit(backend, store, pandas_features):
     native = _native(backend, store)
     expected, expected_warnings = _fit(sk.BetaGeoModel(time_unit="W"), pandas_features)
     got, got_warnings = _fit(sk.BetaGeoModel(time_unit="W"), native)
@@ -136,7 +136,9 @@ def test_transform_answers_in_the_input_library(backend, store, pandas_features)
     for name in ("p_alive", "expected_purchases_13w"):
         values = pd.to_numeric(got[name]).astype(float)
         np.testing.assert_allclose(values, expected[name], rtol=1e-9, atol=0, err_msg=name)
-        assert values.isna().tolist() == expected[name].isna().tolist() == (got.index == "r").tolist()
+        assert (
+            values.isna().tolist() == expected[name].isna().tolist() == (got.index == "r").tolist()
+        )
     gg = sk.GammaGammaModel.from_params({"p": 6.0, "q": 3.5, "v": 15.0})
     spend = backend.to_pandas(gg.transform(native))
     spend = spend.assign(customer_id=spend["customer_id"].astype(str)).set_index("customer_id")

@@ -107,7 +107,9 @@ def _staged(data: Any) -> tuple[Any, Any, Any, list[str]]:
             backend=backend,
             epoch=epoch,
         )
-    kept = [c for c in staged.collect_schema().names() if c not in ("first_purchase", "last_purchase")]
+    kept = [
+        c for c in staged.collect_schema().names() if c not in ("first_purchase", "last_purchase")
+    ]
     return wrapped, backend, staged.select(*kept), names
 
 
@@ -145,9 +147,7 @@ def native_inputs(data: Any) -> NativeInputs:
             column=ID,
             check="btyd_summary",
             reason=Reason.DUPLICATES,
-            message=(
-                f"The features must be one row per customer; ids repeat, e.g. {repeated}."
-            ),
+            message=(f"The features must be one row per customer; ids repeat, e.g. {repeated}."),
         )
         raise ContractError([failure], table="features")
     return NativeInputs(frame)
