@@ -199,12 +199,14 @@ def transform_native(
 
     def batch(local: pd.DataFrame) -> pd.DataFrame:
         values = predict(NativeInputs(_as_inputs(local)))
+        columns = {name: np.asarray(values[name], dtype=float) for name in outputs}
+        present = {flags[name]: ~np.isnan(column) for name, column in columns.items()}
+        # In the declared order: the outputs, then their flags (DuckDB checks positions).
         out = pd.DataFrame({ID: local[ID].to_numpy()})
-        for name in outputs:
-            column = np.asarray(values[name], dtype=float)
-            present = ~np.isnan(column)
-            out[name] = np.where(present, column, 0.0)
-            out[flags[name]] = present.astype(np.int64)
+        for name, column in columns.items():
+            out[name] = np.where(np.isnan(column), 0.0, column)
+        for flag, mask in present.items():
+            out[flag] = mask.astype(np.int64)
         return out
 
     types = {**dict.fromkeys(outputs, "float64"), **dict.fromkeys(flags.values(), "int64")}
