@@ -150,8 +150,12 @@ def test_transform_answers_in_the_input_library(backend, store, pandas_features)
 
 
 @pytest.mark.backends(*NATIVE_FAST)
-def test_transform_twice_replaces_the_predicted_columns(backend, store):
+def test_transform_twice_replaces_the_predicted_columns(backend, store, pandas_features):
     native = _native(backend, store)
+    pnbd = sk.ParetoNBDModel.from_params({"r": 0.55, "alpha": 10.6, "s": 0.61, "beta": 11.7})
+    pd.testing.assert_series_equal(
+        pnbd.expected_purchases(native, 8), pnbd.expected_purchases(pandas_features, 8), rtol=1e-9
+    )
     bg = sk.BetaGeoModel.from_params({"r": 0.3, "alpha": 5.0, "a": 0.8, "b": 2.5})
     again = bg.transform(bg.transform(native, horizon=13), horizon=13)
     columns = list(backend.to_pandas(again).columns)
