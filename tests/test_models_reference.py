@@ -291,7 +291,11 @@ def test_bg_nbd_matches_lifetimes_on_cdnow(cdnow: pd.DataFrame) -> None:
 
 def test_features_path_gives_the_same_fit(cdnow_raw: pd.DataFrame, cdnow_tx, cdnow) -> None:
     feats = sk.extract_features(cdnow_tx, as_of="1997-09-30")
-    feats.frame["purchase_days"] = (cdnow["frequency"] + 1).astype(int)
+    # The feature is lifetimes' count of purchase days, customer by customer.
+    days = feats.frame["purchase_days"]
+    pd.testing.assert_series_equal(
+        days.loc[cdnow.index], (cdnow["frequency"] + 1).astype(np.int64), check_names=False
+    )
     bg = sk.BetaGeoModel(time_unit="W").fit(feats)
     assert_params(bg.params_, CDNOW["bg"])
     out = bg.transform(feats, horizon=39)

@@ -19,21 +19,6 @@ from segmentkit.testing import check_segmenter
 PREDICTED = ["p_alive", "churn_risk", "expected_purchases_52w", "expected_spend"]
 
 
-def _with_purchase_days(tx: sk.Transactions, features: sk.CustomerFeatures) -> None:
-    # Until purchase_days is a feature of extract_features (issue 15): delete then.
-    if "purchase_days" in features.frame.columns:
-        return
-    data = tx.data
-    lines = data[(data["timestamp"] <= features.as_of) & ~data["is_return"]]
-    days = (
-        lines.assign(day=lines["timestamp"].dt.normalize())
-        .groupby("customer_id", observed=True)["day"]
-        .nunique()
-    )
-    days.index = days.index.astype(str)
-    features.frame["purchase_days"] = days.reindex(features.frame.index, fill_value=0)
-
-
 def _quietly(action):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SegmentkitWarning)
@@ -45,7 +30,6 @@ def sample() -> sk.CustomerFeatures:
     raw, mapping = sk.datasets.load_sample()
     tx = sk.Transactions.from_frame(raw, **mapping)
     features = sk.extract_features(tx, as_of="2017-10-01")
-    _with_purchase_days(tx, features)
     return features
 
 
@@ -57,7 +41,6 @@ def predicted(sample: sk.CustomerFeatures) -> sk.CustomerFeatures:
 @pytest.fixture(scope="module")
 def cdnow_predicted(cdnow_tx: sk.Transactions) -> sk.CustomerFeatures:
     features = sk.extract_features(cdnow_tx, as_of="1997-09-30")
-    _with_purchase_days(cdnow_tx, features)
     return _quietly(lambda: sk.add_predictions(features))
 
 

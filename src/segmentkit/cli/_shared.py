@@ -324,7 +324,6 @@ def _add_predictions(args: argparse.Namespace, tx: Any, features: Any, progress:
     """The features plus the purchase (and spend) models' predicted columns."""
     import segmentkit as sk
 
-    _with_purchase_days(tx, features)
     model = getattr(args, "purchase_model", None) or "bgnbd"
     options: dict[str, Any] = {}
     if getattr(args, "horizon", None) is not None:
@@ -340,22 +339,6 @@ def _add_predictions(args: argparse.Namespace, tx: Any, features: Any, progress:
         f"fitting the purchase model ({model}) and the spend model",
         lambda: sk.add_predictions(features, purchases, **options),
     )
-
-
-def _with_purchase_days(tx: Any, features: Any) -> None:
-    # A stopgap until purchase_days is a feature of extract_features (issue 15); a no-op
-    # once it is. Delete it then.
-    if "purchase_days" in features.frame.columns:
-        return
-    data = tx.data
-    lines = data[(data["timestamp"] <= features.as_of) & ~data["is_return"]]
-    days = (
-        lines.assign(day=lines["timestamp"].dt.normalize())
-        .groupby("customer_id", observed=True)["day"]
-        .nunique()
-    )
-    days.index = days.index.astype(str)
-    features.frame["purchase_days"] = days.reindex(features.frame.index, fill_value=0)
 
 
 def _prediction_table(features: Any) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from typing import Literal
 
 __all__ = [
     "AS_OF",
+    "DERIVED",
     "Agg",
     "Expr",
     "FeatureDef",
@@ -55,6 +56,8 @@ ROWS: dict[str, tuple[str, ...]] = {
 }
 #: Columns every table has (the rest are optional and become a feature's needs).
 _ALWAYS = frozenset({"customer_id", "timestamp", "amount", "start", "seconds", "last_cart"})
+#: Columns each compiler derives from another one (not inputs: never a feature's needs).
+DERIVED = {"day": "timestamp"}
 
 
 class Expr:
@@ -113,7 +116,9 @@ class Agg(Expr):
         alphabetically first); ``share``: that largest sum / the sum over all values of
         ``column`` (missing when that sum is not positive).
     column : str, optional
-        The input column (``None`` for counts).
+        The input column (``None`` for counts). Besides the table's columns, lines
+        have ``day``: the UTC calendar day of the line's timestamp (whole days since
+        1970-01-01, the day ``as_of`` and the windows count in).
     over : {'line', 'order', 'event', 'session'}
         What a row is (see :data:`ROWS` for their filters).
     rows : str
@@ -252,7 +257,7 @@ class FeatureDef:
         columns: dict[str, None] = {}
         for agg in aggregations(self.compute):
             for column in (agg.column, agg.weight):
-                if column is not None and column not in _ALWAYS:
+                if column is not None and column not in _ALWAYS and column not in DERIVED:
                     columns[column] = None
         return tuple(columns)
 
@@ -273,6 +278,7 @@ _GROSS = Agg("sum", "amount", rows="purchases")
 # Return lines carry negative amounts: 0 - their sum is the value returned.
 _RETURNED = 0.0 - Agg("sum", "amount", rows="returns")
 _FREQUENCY = Agg("count", over="order", rows="purchases")
+_PURCHASE_DAYS = Agg("nunique", "day", rows="purchases")
 _FIRST = Agg("min", "timestamp", rows="purchases")
 _LAST = Agg("max", "timestamp", rows="purchases")
 _DISCOUNT = Agg("sum", "discount", rows="purchases")
@@ -320,6 +326,19 @@ _PURCHASE = [
         direction="higher_is_better",
         skewed=True,
         words=("Frequent", "Infrequent"),
+    ),
+    FeatureDef(
+        "purchase_days",
+        "Distinct days (UTC calendar days) with a purchase line; two orders on one day "
+        "are one purchase day.",
+        "days",
+        "transactions",
+        _PURCHASE_DAYS,
+        dtype="int64",
+        label="Purchase days",
+        direction="higher_is_better",
+        skewed=True,
+        words=("Many purchase days", "Few purchase days"),
     ),
     FeatureDef(
         "monetary",

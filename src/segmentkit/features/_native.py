@@ -28,6 +28,7 @@ from segmentkit.features._base import (
     nothing_by_as_of,
 )
 from segmentkit.features._definitions import (
+    DERIVED,
     Agg,
     AsOf,
     Expr,
@@ -152,7 +153,13 @@ def extract_native_features(
         for d in definitions(windows, tuple(sources))  # type: ignore[arg-type]
         if _available(d, rows, profile_names)
     ]
-    compiler = _Compiler(rows, as_of_us, transactions.orders_from)
+    compiler = _Compiler(
+        rows,
+        as_of_us,
+        transactions.orders_from,
+        # narwhals' Dask group-by adds up each partition's distinct count.
+        grouped_distinct=transactions.backend != "dask",
+    )
     outputs = [compiler.feature(d) for d in chosen]
     # Everyone with a line on or before as_of is a customer, and (with events or
     # profiles) everyone with an event or an eligible profile.
@@ -187,7 +194,10 @@ def _available(
         return definition.name in profile_names
     for agg in aggregations(definition.compute):
         names = rows[agg.over][1]
-        if any(c is not None and c not in names for c in (agg.column, agg.weight)):
+        if any(
+            c is not None and c not in names and DERIVED.get(c) not in names
+            for c in (agg.column, agg.weight)
+        ):
             return False
     return True
 
@@ -257,12 +267,32 @@ class _Compiler:
     """Definitions to narwhals: per-customer tables of aggregations, and expressions."""
 
     def __init__(
-        self, rows: dict[str, tuple[nw.LazyFrame[Any], list[str]]], as_of_us: int, orders_from: str
+        self,
+        rows: dict[str, tuple[nw.LazyFrame[Any], list[str]]],
+        as_of_us: int,
+        orders_from: str,
+        *,
+        grouped_distinct: bool,
     ) -> None:
         self.rows = rows
         self.as_of_us = as_of_us
         self.orders_from = orders_from
+        self.grouped_distinct = grouped_distinct
         self.aliases: dict[Agg, str] = {}
+
+    def is_plain(self, agg: Agg) -> bool:
+        """Whether one group-by over its rows computes ``agg`` from a prepared column.
+
+        Distinct counts of a derived column (purchase days) are plain where the engine's
+        distinct count in a group-by is right: on Spark each extra per-customer table is
+        another pass over the validated lines and another join, which made the full
+        feature set several times slower.
+        """
+        if agg.over == "order":
+            return False
+        if agg.how == "nunique":
+            return self.grouped_distinct and agg.column in _DERIVED
+        return agg.how in ("count", "sum", "min", "max")
 
     def alias(self, agg: Agg) -> str:
         if agg not in self.aliases:
@@ -320,6 +350,10 @@ class _Compiler:
         name = self.alias(agg)
         if as_time and agg.column == "timestamp":
             return nw.col(f"{name}_time")
+        if agg.how == "nunique" and self.is_plain(agg):
+            # The placeholder of the rows not counted was counted once where there were any.
+            counted = nw.col(name).fill_null(0) - nw.col(f"{name}{_UNCOUNTED}").fill_null(0)
+            return counted.cast(nw.Int64)
         if agg.how in ("count", "nunique"):
             return nw.col(name).fill_null(0).cast(nw.Int64)
         if agg.how == "sum":
@@ -332,12 +366,14 @@ class _Compiler:
         table: nw.LazyFrame[Any] | None = None
         for kind in kinds:
             frame, names = self.rows[kind]
-            plain = [(n, a) for a, n in self.aliases.items() if a.over == kind and _is_plain(a)]
+            plain = [
+                (n, a) for a, n in self.aliases.items() if a.over == kind and self.is_plain(a)
+            ]
             if plain or table is None:
                 grouped = _plain_aggregates(frame, plain, self.as_of_us)
                 table = grouped if table is None else table.join(grouped, on=_ID, how="left")
             for agg, name in self.aliases.items():
-                if agg.over != kind or _is_plain(agg):
+                if agg.over != kind or self.is_plain(agg):
                     continue
                 if agg.over == "order":
                     extra = _frequency(
@@ -352,13 +388,16 @@ class _Compiler:
         return table
 
 
-def _is_plain(agg: Agg) -> bool:
-    """Whether one group-by over its rows computes ``agg`` from a prepared column."""
-    return agg.over != "order" and agg.how in ("count", "sum", "min", "max")
-
-
 #: Columns of the row tables under their definition names.
 _COLUMNS = {"timestamp": EPOCH_US}
+#: Columns computed from another one (:data:`~._definitions.DERIVED`). Floor division:
+#: a time before 1970 falls on the day before, as in the pandas path.
+_DERIVED = {"day": nw.col(EPOCH_US) // DAY_US}
+#: A distinct count in the shared group-by counts this placeholder for the rows it must
+#: not count (engines disagree on whether ``n_unique`` counts nulls; a value is counted
+#: by all), and a flag column under the suffix says whether there were any.
+_PLACEHOLDER = -(2**52)
+_UNCOUNTED = "_uncounted"
 _ROWS = {
     "purchases": ~nw.col("is_return"),
     "returns": nw.col("is_return"),
@@ -383,10 +422,17 @@ def _plain_aggregates(
 ) -> nw.LazyFrame[Any]:
     """Sums, counts, minima and maxima per customer, in one group-by."""
     prepared: dict[str, nw.Expr] = {}
-    reduced: list[nw.Expr] = []
+    reductions: dict[str, str] = {}
     for name, agg in aggs:
         condition = _condition(agg, as_of_us)
-        if agg.how == "count":
+        reductions[name] = agg.how
+        if agg.how == "nunique":
+            value = _DERIVED[agg.column or ""]
+            counted = condition & ~value.is_null()
+            prepared[name] = nw.when(counted).then(value).otherwise(nw.lit(_PLACEHOLDER))
+            prepared[f"{name}{_UNCOUNTED}"] = (~counted).cast(nw.Int64)
+            reductions[f"{name}{_UNCOUNTED}"] = "max"
+        elif agg.how == "count":
             prepared[name] = condition.cast(nw.Int64)
         elif agg.how == "sum":
             value = nw.col(_COLUMNS.get(agg.column or "", agg.column or ""))
@@ -397,11 +443,15 @@ def _plain_aggregates(
             prepared[name] = nw.when(condition).then(nw.col(_COLUMNS.get(column, column)))
             if column == "timestamp":  # the time itself, for features that are times
                 prepared[f"{name}_time"] = nw.when(condition).then(nw.col("timestamp"))
+                reductions[f"{name}_time"] = agg.how
+    reduced: list[nw.Expr] = []
     for name in prepared:
-        how = next(a.how for n, a in aggs if name in (n, f"{n}_time"))
+        how = reductions[name]
         prepared_column = nw.col(name)
         if how in ("count", "sum"):
             reduced.append(prepared_column.sum().alias(name))
+        elif how == "nunique":
+            reduced.append(prepared_column.n_unique().alias(name))
         elif how == "min":
             reduced.append(prepared_column.min().alias(name))
         else:
@@ -413,9 +463,10 @@ def _plain_aggregates(
 
 def _distinct(frame: nw.LazyFrame[Any], agg: Agg, name: str, as_of_us: int) -> nw.LazyFrame[Any]:
     column = agg.column or ""
+    value = _DERIVED.get(column, nw.col(column))
     return (
-        frame.filter(_condition(agg, as_of_us) & ~nw.col(column).is_null())
-        .select(_ID, column)
+        frame.filter(_condition(agg, as_of_us) & ~value.is_null())
+        .select(_ID, value.alias("_value"))
         .unique()
         .group_by(_ID)
         .agg(nw.len().alias(name))

@@ -42,6 +42,7 @@ from segmentkit.features._base import (
     nothing_by_as_of,
 )
 from segmentkit.features._definitions import (
+    DERIVED,
     Agg,
     AsOf,
     Expr,
@@ -306,7 +307,9 @@ class _Rows:
         if agg.how in ("nunique", "argmax", "share"):
             picked = values if mask is None else values[mask]
             if agg.how == "nunique":
-                return _distinct_per_customer(codes, picked, self.n)
+                if isinstance(picked, pd.Series):
+                    return _distinct_per_customer(codes, picked, self.n)
+                return _distinct_days(codes, picked, self.n)
             weight = np.asarray(self.values(agg.weight or ""), dtype=float)
             pairs = _weighted_pairs(
                 codes, picked, weight if mask is None else weight[mask], self.n
@@ -345,11 +348,14 @@ class _Lines(_Rows):
         self._pairs: dict[tuple[str, str, str], dict[str, np.ndarray]] = {}
 
     def holds(self, column: str) -> bool:
-        return column in self.tx
+        return column in self.tx or column in DERIVED
 
     def values(self, column: str) -> Any:
         if column == "timestamp":
             return self.ns
+        if column == "day":
+            # Floor division: a time before 1970 falls on the day before, as in pandas.
+            return self.ns // _DAY_NS
         if column == "amount":
             return self.amount
         if column in ("product_id", "category"):
@@ -404,8 +410,26 @@ class _Lines(_Rows):
         return return_runs[returns_in_run == lengths]
 
     @cached_property
+    def times_in_runs(self) -> bool:
+        """Whether an order's adjacent lines share one time (the usual export)."""
+        return constant_within_runs(self.ns, self.order_key)
+
+    @cached_property
+    def purchase_days(self) -> np.ndarray:
+        """Distinct UTC days with a purchase line, per customer."""
+        if self.times_in_runs:
+            # One time per run: the runs of an order with a sale line are the days'
+            # rows, a few million instead of ten million lines.
+            sale_runs = np.ones(len(self.starts), dtype=bool)
+            sale_runs[self.only_returns] = False
+            run_ns = self.ns[self.starts[sale_runs]]
+            return _distinct_days(self.run_customer[sale_runs], run_ns // _DAY_NS, self.n)
+        return _distinct_days(self.codes[self.sale], self.ns[self.sale] // _DAY_NS, self.n)
+
+    @cached_property
     def purchase_span(self) -> tuple[np.ndarray, np.ndarray]:
         return _purchase_span(
+            self.times_in_runs,
             self.codes,
             self.ns,
             self.n,
@@ -432,6 +456,8 @@ class _Lines(_Rows):
         if agg.how == "sum" and agg.column == "amount" and plain and agg.rows == "returns":
             returns = self.returns
             return np.bincount(self.codes[returns], weights=self.amount[returns], minlength=self.n)
+        if agg.how == "nunique" and agg.column == "day" and plain and agg.rows == "purchases":
+            return self.purchase_days
         timed = agg.column == "timestamp" and agg.how in ("min", "max")
         if timed and plain and agg.rows == "purchases":
             return self.purchase_span[0 if agg.how == "min" else 1]
@@ -471,9 +497,11 @@ class _Events(_Rows):
         self.kind = ev["event_type"].astype(object).to_numpy()
 
     def holds(self, column: str) -> bool:
-        return column in self.ev
+        return column in self.ev or column in DERIVED
 
     def values(self, column: str) -> Any:
+        if column == "day":
+            return self.ns // _DAY_NS
         return self.ns if column == "timestamp" else self.ev[column].to_numpy()
 
     def rows(self, name: str) -> np.ndarray | None:
@@ -640,6 +668,7 @@ def _orders_with_a_sale(
 
 
 def _purchase_span(
+    times_in_runs: bool,
     codes: np.ndarray,
     ns: np.ndarray,
     n: int,
@@ -652,9 +681,10 @@ def _purchase_span(
     """Each customer's first and last purchase time (NaT for customers without one).
 
     ``only_returns`` are the runs whose lines are all returns, ``returns`` the return
-    lines: neither is a purchase.
+    lines: neither is a purchase. ``times_in_runs``: whether ``ns`` is constant within
+    the runs of ``order_key``.
     """
-    if constant_within_runs(ns, order_key):
+    if times_in_runs:
         # An order's lines share its time (the usual export): one value per run, the
         # runs of returns only blanked with the neutral value of each reduction.
         run_ns = ns[starts]
@@ -674,11 +704,33 @@ def _purchase_span(
 
 
 def _distinct_per_customer(codes: np.ndarray, values: pd.Series, n: int) -> np.ndarray:
-    value_codes = category_codes(values).astype(np.int64)
+    value_codes = category_codes(values)
     known = value_codes >= 0
-    width = len(values.cat.categories) + 1
-    pairs = pd.unique(codes[known].astype(np.int64) * width + value_codes[known])
-    return np.bincount(pairs // width, minlength=n).astype(np.int64)
+    width = len(values.cat.categories)
+    return _distinct_pairs(codes[known], value_codes[known], width, n)
+
+
+def _distinct_days(codes: np.ndarray, day: np.ndarray, n: int) -> np.ndarray:
+    """Per customer, the distinct days among ``day`` (days since 1970) of their rows."""
+    if len(day) == 0:
+        return np.zeros(n, dtype=np.int64)
+    first = int(day.min())
+    return _distinct_pairs(codes, day - first, int(day.max()) - first + 1, n)
+
+
+def _distinct_pairs(codes: np.ndarray, values: np.ndarray, width: int, n: int) -> np.ndarray:
+    """Per customer code (``0..n-1``), the distinct ``values`` (integers ``0..width-1``)."""
+    # One integer per (customer, value) pair, hashed once. 32-bit keys whenever they fit:
+    # pandas hashes them about twice as fast as 64-bit ones.
+    width = max(width, 1)
+    dtype = np.int32 if n * width < 2**31 else np.int64
+    keys = codes.astype(dtype) * dtype(width) + values.astype(dtype)
+    if len(keys) > 1:
+        # Repeats listed together (an order's lines, one day's orders) are dropped before
+        # hashing, in one sequential pass.
+        keys = keys[run_starts(keys)]
+    pairs = pd.unique(keys)
+    return np.bincount(pairs // dtype(width), minlength=n).astype(np.int64)
 
 
 def _weighted_pairs(

@@ -353,7 +353,7 @@ def backtest(
     horizon = (hold_end - cal_end) / _DAY / unit_days
 
     days = _purchase_days(tx, cal_end, hold_end)
-    features = _calibration_features(tx, cal_end, days)
+    features = extract_features(tx, as_of=cal_end, output="pandas")
     summary = _summary(features, time_unit)
     cohort = summary.buyers
     if not cohort.any():  # pragma: no cover - _split refuses a calibration without purchases
@@ -587,20 +587,6 @@ def _purchase_days(tx: Transactions, cal_end: Any, hold_end: Any) -> pd.DataFram
     )
     days["holdout"] = (days["first"] > cal_end).to_numpy()
     return days
-
-
-def _calibration_features(tx: Transactions, cal_end: Any, days: pd.DataFrame) -> CustomerFeatures:
-    """The features at ``cal_end`` with ``purchase_days`` (distinct purchase days).
-
-    The one place that supplies ``purchase_days`` while the feature layer does not
-    compute it: once it does, this returns ``extract_features`` unchanged.
-    """
-    features = extract_features(tx, as_of=cal_end, output="pandas")
-    frame = features.frame
-    if "purchase_days" not in frame.columns:
-        counts = days[~days["holdout"]].groupby("customer_id", observed=True).size()
-        frame["purchase_days"] = counts.reindex(frame.index, fill_value=0).to_numpy()
-    return features
 
 
 def _gaps(

@@ -11,7 +11,7 @@ from segmentkit.errors import InvalidParameterError
 from segmentkit.models._base import horizon_label
 from segmentkit.models._gammagamma import GammaGammaModel
 from segmentkit.models._purchases import PurchaseModel, _check_horizon
-from segmentkit.models._summary import TIME_UNITS
+from segmentkit.models._summary import TIME_UNITS, local_inputs
 
 __all__ = ["customer_lifetime_value"]
 
@@ -37,8 +37,9 @@ def customer_lifetime_value(
         Fitted transaction model.
     spend : GammaGammaModel
         Fitted spend model.
-    data : CustomerFeatures or pandas.DataFrame
+    data : CustomerFeatures, pandas.DataFrame or native features
         Customers, readable by both models (with ``time_unit`` of ``purchases``).
+        Native features are collected once (five numbers per customer).
     horizon : int, default=12
         Number of periods.
     discount_rate : float, default=0.01
@@ -80,6 +81,8 @@ def customer_lifetime_value(
         raise InvalidParameterError(msg)
     rate = _check_horizon(discount_rate)
     period = TIME_UNITS[time_unit] / TIME_UNITS[purchases.time_unit]
+    # Each period's prediction reads the data: a native frame is queried once.
+    data = local_inputs(data)
     value = spend.expected_spend(data).to_numpy()
     clv = np.zeros(len(value))
     previous = np.zeros(len(value))

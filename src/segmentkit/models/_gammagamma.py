@@ -9,6 +9,8 @@ import pandas as pd
 from scipy.special import digamma, gammaln
 
 from segmentkit._common._params import Interval
+from segmentkit._frame import is_native
+from segmentkit.errors import check_is_fitted
 from segmentkit.models._base import ProbabilityModel
 from segmentkit.models._summary import Summary, _summary
 
@@ -127,8 +129,9 @@ class GammaGammaModel(ProbabilityModel):
 
         Parameters
         ----------
-        data : CustomerFeatures or pandas.DataFrame
-            Customers.
+        data : CustomerFeatures, pandas.DataFrame or native features
+            Customers (native features: one row of five numbers per customer reaches
+            memory).
 
         Returns
         -------
@@ -151,14 +154,25 @@ class GammaGammaModel(ProbabilityModel):
 
         Parameters
         ----------
-        data : CustomerFeatures or pandas.DataFrame
+        data : CustomerFeatures, pandas.DataFrame or native features
             Customers.
 
         Returns
         -------
-        pandas.DataFrame
-            One row per customer, indexed by customer id.
+        pandas.DataFrame or native frame
+            One row per customer, indexed by customer id; for features kept in polars,
+            pyarrow, DuckDB, Spark or Dask, a frame of that library (as
+            :meth:`BetaGeoModel.transform <segmentkit.BetaGeoModel.transform>`).
         """
+        if is_native(data):
+            from segmentkit.models._native import transform_native
+
+            check_is_fitted(self)  # before any query
+
+            def predict(inputs: Any) -> dict[str, np.ndarray]:
+                return {"expected_spend": self.expected_spend(inputs).to_numpy()}
+
+            return transform_native(data, predict, ["expected_spend"], type(self).__name__)
         frame = getattr(data, "frame", data).copy()
         spend = self.expected_spend(data)
         frame.index = spend.index

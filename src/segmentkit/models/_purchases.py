@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._common._params import Interval, OneOf
-from segmentkit.errors import InvalidParameterError
+from segmentkit._frame import is_native
+from segmentkit.errors import InvalidParameterError, check_is_fitted
 from segmentkit.models._base import ProbabilityModel, horizon_label
 from segmentkit.models._summary import TIME_UNITS, Summary, _summary, group_rows
 
@@ -103,14 +104,15 @@ class PurchaseModel(ProbabilityModel):
 
         Parameters
         ----------
-        data : CustomerFeatures or pandas.DataFrame
-            Customers (see the class documentation).
+        data : CustomerFeatures, pandas.DataFrame or native features
+            Customers (see the class documentation). Features kept in polars, pyarrow,
+            DuckDB, Spark or Dask bring one row of five numbers per customer into memory.
 
         Returns
         -------
         pandas.Series
-            Named ``p_alive``, indexed by customer id; NaN for customers without a
-            purchase.
+            Named ``p_alive``, indexed by customer id (sorted for native features); NaN
+            for customers without a purchase.
         """
         return self._predict(data, self._p_alive, "p_alive")
 
@@ -119,16 +121,16 @@ class PurchaseModel(ProbabilityModel):
 
         Parameters
         ----------
-        data : CustomerFeatures or pandas.DataFrame
-            Customers (see the class documentation).
+        data : CustomerFeatures, pandas.DataFrame or native features
+            Customers (see the class documentation and :meth:`p_alive`).
         horizon : float
             Length of the future period, in ``time_unit``.
 
         Returns
         -------
         pandas.Series
-            Named ``expected_purchases_<horizon><unit>``, indexed by customer id; NaN
-            for customers without a purchase.
+            Named ``expected_purchases_<horizon><unit>``, indexed by customer id (sorted
+            for native features); NaN for customers without a purchase.
         """
         horizon = _check_horizon(horizon)
         name = f"expected_purchases_{horizon_label(horizon, self.time_unit)}"
@@ -188,23 +190,44 @@ class PurchaseModel(ProbabilityModel):
 
         Parameters
         ----------
-        data : CustomerFeatures or pandas.DataFrame
+        data : CustomerFeatures, pandas.DataFrame or native features
             Customers (see the class documentation).
         horizon : float, optional
             In ``time_unit``; one year (365 days, 52 weeks or 12 months) by default.
 
         Returns
         -------
-        pandas.DataFrame
-            One row per customer, indexed by customer id.
+        pandas.DataFrame or native frame
+            One row per customer, indexed by customer id. For features kept in polars,
+            pyarrow, DuckDB, Spark or Dask: a frame of that library with every column of
+            ``data`` and the two predicted ones (null for customers without a purchase),
+            eager for an eager input; a lazy input gets a lazy frame that scores the
+            customers batch by batch where they live when it is collected.
         """
         horizon = _YEAR[self.time_unit] if horizon is None else horizon
+        if is_native(data):
+            check_is_fitted(self)  # before any query
+            horizon = _check_horizon(horizon)
+            name = f"expected_purchases_{horizon_label(horizon, self.time_unit)}"
+            return _transform_native(self, data, horizon, name)
         frame = _frame_of(data).copy()
         frame.index = _customer_index(frame.index)
         frame["p_alive"] = self.p_alive(data).to_numpy()
         expected = self.expected_purchases(data, horizon)
         frame[expected.name] = expected.to_numpy()
         return frame
+
+
+def _transform_native(model: PurchaseModel, data: Any, horizon: float, name: str) -> Any:
+    from segmentkit.models._native import transform_native
+
+    def predict(inputs: Any) -> dict[str, np.ndarray]:
+        return {
+            "p_alive": model.p_alive(inputs).to_numpy(),
+            name: model.expected_purchases(inputs, horizon).to_numpy(),
+        }
+
+    return transform_native(data, predict, ["p_alive", name], type(model).__name__)
 
 
 def _check_horizon(horizon: Any) -> float:

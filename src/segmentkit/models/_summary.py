@@ -3,7 +3,12 @@
 Every model reads its input through :func:`_summary`, so the conventions live here once:
 a *purchase* is a distinct purchase day, ``x`` counts the repeat purchase days, ``t_x``
 is the time from the first to the last purchase day and ``T`` the time from the first
-purchase day to the observation end, both in the model's ``time_unit``.
+purchase day to the observation end, both in the model's ``time_unit``. Days are UTC
+calendar days, as in the feature ``purchase_days``.
+
+Features kept in polars, pyarrow, DuckDB, Spark or Dask are read through
+:mod:`._native` (imported only then), which brings one row of five numbers per customer
+into Python.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segmentkit._frame import is_native
 from segmentkit.errors import ContractError, ContractFailure, Reason
 from segmentkit.features._extract import CustomerFeatures
+
+_DAY_US = 86_400 * 10**6
 
 #: Days in one time unit. A month is a twelfth of the mean Gregorian year (365.25 / 12).
 TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 30.4375}
@@ -72,10 +80,11 @@ def _summary(data: Any, time_unit: str) -> Summary:
 
     Parameters
     ----------
-    data : CustomerFeatures or pandas.DataFrame
+    data : CustomerFeatures, pandas.DataFrame or a polars, pyarrow, DuckDB, PySpark or Dask frame
         Customer features with ``first_purchase``, ``last_purchase`` and
         ``purchase_days`` (and ``as_of``: the attribute of :class:`CustomerFeatures`, or
-        a column of a plain frame); or a frame in the BTYD convention with
+        a column of a plain frame; a frame of another library gives ``tenure_days``
+        instead, as ``sk.extract_features`` returns it); or a frame in the BTYD convention with
         ``frequency`` (repeat purchases), ``recency`` (t_x) and ``T`` already in
         ``time_unit``, and optionally ``monetary_value``, indexed by customer id.
     time_unit : {'D', 'W', 'M'}
@@ -88,9 +97,13 @@ def _summary(data: Any, time_unit: str) -> Summary:
     if isinstance(data, CustomerFeatures):
         return _from_dates(data.frame, data.as_of, time_unit, "The customer features")
     if not isinstance(data, pd.DataFrame):
+        data = local_inputs(data)
+        if _is_inputs(data):
+            return _from_epochs(data.frame, time_unit)
         msg = (
-            "The purchase models take CustomerFeatures (from sk.extract_features) or a pandas "
-            f"DataFrame; got {type(data).__name__}."
+            "The purchase models take CustomerFeatures (from sk.extract_features), a pandas "
+            "DataFrame or the features frame extract_features returns for polars, pyarrow, "
+            f"DuckDB, PySpark or Dask transactions; got {type(data).__name__}."
         )
         raise TypeError(msg)
     if "first_purchase" in data.columns:
@@ -106,6 +119,29 @@ def _summary(data: Any, time_unit: str) -> Summary:
             )
             raise _missing(column, "The frame", hint)
     return _from_btyd(data)
+
+
+def local_inputs(data: Any) -> Any:
+    """``data`` with native features replaced by their collected model inputs.
+
+    Call once where several predictions read the same data (e.g. lifetime value), so
+    that the engine is queried once. Anything else is returned as it is.
+    """
+    if not is_native(data):
+        return data
+    from segmentkit.models._native import native_inputs
+
+    return native_inputs(data)
+
+
+def _is_inputs(data: Any) -> bool:
+    # The class lives with the narwhals code: look at it only for objects that are
+    # neither features nor pandas frames.
+    if type(data).__module__ != "segmentkit.models._native":
+        return False
+    from segmentkit.models._native import NativeInputs
+
+    return isinstance(data, NativeInputs)
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
@@ -146,9 +182,8 @@ def _from_dates(frame: pd.DataFrame, as_of: Any, time_unit: str, where: str) -> 
         "first_purchase": "Use sk.extract_features on transactions.",
         "last_purchase": "Use sk.extract_features on transactions.",
         "purchase_days": (
-            "It is the number of distinct days with a purchase per customer; until the "
-            "feature layer computes it, add it yourself, e.g. from the transaction lines: "
-            "lines.groupby('customer_id')['timestamp'].agg(lambda s: s.dt.normalize().nunique())."
+            "It is the number of distinct days with a purchase per customer, a feature "
+            "sk.extract_features computes from transactions: keep it in the features."
         ),
     }
     for column in _DATE_COLUMNS:
@@ -160,12 +195,39 @@ def _from_dates(frame: pd.DataFrame, as_of: Any, time_unit: str, where: str) -> 
     end = pd.to_datetime(pd.Series(as_of, index=index))
     if end.dt.tz is None and first.dt.tz is not None:
         end = end.dt.tz_localize(first.dt.tz)
-    days = _numeric(frame, "purchase_days")
-    buyers = first.notna().to_numpy() & np.isfinite(days) & (days > 0)
     day = np.timedelta64(1, "D")
+    span = (last - first).to_numpy() / day
+    age = (end - first).to_numpy() / day
+    return _assemble(frame, first.notna().to_numpy(), span, age, time_unit)
+
+
+def _from_epochs(frame: pd.DataFrame, time_unit: str) -> Summary:
+    """The inputs collected from native features: purchase times in UTC microseconds."""
+    from segmentkit.models._native import FIRST_US, LAST_US
+
+    first_us = frame[FIRST_US].to_numpy(dtype=float)
+    # Whole days since 1970 (exact: microsecond counts are exact in float64).
+    first_day = np.floor_divide(first_us, _DAY_US)
+    span = np.floor_divide(frame[LAST_US].to_numpy(dtype=float), _DAY_US) - first_day
+    # tenure_days = (as_of - first purchase) / 1 day gives back as_of to the microsecond
+    # (its rounding error is below 0.5 µs for any tenure under 130 years), so T is the
+    # same division of the same whole microseconds as for CustomerFeatures: same bits.
+    tenure = frame["tenure_days"].to_numpy(dtype=float)
+    end_us = first_us + np.round(tenure * _DAY_US)
+    age = (end_us - first_day * _DAY_US) / _DAY_US
+    return _assemble(frame, np.isfinite(first_us), span, age, time_unit)
+
+
+def _assemble(
+    frame: pd.DataFrame, bought: np.ndarray, span: np.ndarray, age: np.ndarray, time_unit: str
+) -> Summary:
+    """Checked (x, t_x, T, spend) from purchase days and spans in days."""
+    index = frame.index
+    days = _numeric(frame, "purchase_days")
+    buyers = bought & np.isfinite(days) & (days > 0)
     unit = TIME_UNITS[time_unit]
-    t_x = ((last - first).to_numpy() / day) / unit
-    age = ((end - first).to_numpy() / day) / unit
+    t_x = span / unit
+    age = age / unit
     x = days - 1.0
     if (bad := buyers & (days != np.round(days))).any():
         raise _bad("purchase_days", "is not a whole number", index, bad)
