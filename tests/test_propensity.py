@@ -276,7 +276,7 @@ def test_with_overlapping_windows_the_evaluated_model_skips_cutoffs_whose_outcom
 
 def test_evaluation_reports_model_and_baselines_side_by_side(fitted):
     ev = fitted.evaluation_
-    assert list(ev.metrics.index) == ["model", "frequency_only", "recency_only"]
+    assert list(ev.metrics.index) == ["model", "frequency-only", "recency-only"]
     assert list(ev.metrics.columns) == ["auc", "brier", "top_decile_lift"]
     assert ev.metrics.loc["model", "auc"] > 0.7
     assert (ev.metrics["brier"] < 0.25).all()
@@ -289,8 +289,8 @@ def test_evaluation_reports_model_and_baselines_side_by_side(fitted):
     assert ev.importance["importance"].is_monotonic_decreasing
     text = ev.summary(top=3)
     assert "model" in text
-    assert "frequency_only" in text
-    assert "recency_only" in text
+    assert "frequency-only" in text
+    assert "recency-only" in text
     assert text.count(",") >= 2
     assert "Most important features" in text
     assert str(ev) == ev.summary()
@@ -576,7 +576,7 @@ def test_cdnow_time_split(cdnow_tx):
     # Calibrated: better Brier than either baseline turned into probabilities.
     assert (
         metrics.loc["model", "brier"]
-        < metrics.loc[["frequency_only", "recency_only"], "brier"].min()
+        < metrics.loc[["frequency-only", "recency-only"], "brier"].min()
     )
     assert metrics.loc["model", "top_decile_lift"] > 3.5
     assert abs(ev.calibration["mean_predicted"].mean() - ev.base_rate) < 0.03
@@ -591,5 +591,5 @@ def test_complete_journey_time_split(journey_tx):
     assert ev.n_test == 2362
     assert model.snapshots_["later_customers"].tolist() == [75, 49, 32, 15]
     assert ev.metrics.loc["model", "auc"] > 0.78
-    assert ev.metrics.loc["model", "auc"] > ev.metrics.loc["recency_only", "auc"]
-    assert ev.metrics.loc["model", "brier"] < ev.metrics.loc["recency_only", "brier"]
+    assert ev.metrics.loc["model", "auc"] > ev.metrics.loc["recency-only", "auc"]
+    assert ev.metrics.loc["model", "brier"] < ev.metrics.loc["recency-only", "brier"]

@@ -317,8 +317,8 @@ class PurchasePropensity:
     >>> model.evaluation_.metrics["auc"].round(2)
     scorer
     model             0.82
-    frequency_only    0.81
-    recency_only      0.73
+    frequency-only    0.81
+    recency-only      0.73
     Name: auc, dtype: float64
     >>> p = model.predict_proba(sk.extract_features(tx, as_of="2018-01-01"))
     >>> p.name, round(float(p.loc["1566"]), 1)

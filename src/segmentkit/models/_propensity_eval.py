@@ -15,8 +15,8 @@ import pandas as pd
 
 #: Rows of :attr:`PropensityEvaluation.metrics`, in the order they are shown.
 MODEL = "model"
-FREQUENCY_ONLY = "frequency_only"
-RECENCY_ONLY = "recency_only"
+FREQUENCY_ONLY = "frequency-only"
+RECENCY_ONLY = "recency-only"
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -127,7 +127,7 @@ class PropensityEvaluation:
     base_rate : float
         Share of the evaluated customers who bought within the horizon.
     metrics : pandas.DataFrame
-        One row per scorer (``model``, ``frequency_only``, ``recency_only``), columns
+        One row per scorer (``model``, ``frequency-only``, ``recency-only``), columns
         ``auc``, ``brier`` and ``top_decile_lift``.
     calibration : pandas.DataFrame
         The model's calibration by decile of predicted probability (1 = highest):
