@@ -515,6 +515,33 @@ def test_bg_nbd_beats_frequency_only_on_cdnow(cdnow_tx: sk.Transactions) -> None
     )
 
 
+def test_complete_journey_split_with_a_propensity_beside_the_model(
+    journey_tx: sk.Transactions,
+) -> None:
+    """Nine months of grocery baskets, a 90-day holdout: both models beat the baselines."""
+    propensity = sk.PurchasePropensity(horizon_days=90, n_snapshots=3, step_days=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bt = sk.backtest(
+            sk.BetaGeoModel(time_unit="W"),
+            journey_tx,
+            calibration_end="2017-09-30",
+            holdout_end="2017-12-29",
+            spend_model=sk.GammaGammaModel(),
+            compare=[propensity],
+        )
+    counts = bt.counts
+    assert counts["cohort"] + counts["new_in_holdout"] <= journey_tx.data["customer_id"].nunique()
+    assert counts["new_in_holdout"] > 0  # counted, not silently dropped
+    m = bt.metrics
+    assert list(m.index) == ["BG/NBD", "PurchasePropensity", "frequency-only", "recency-only"]
+    assert m.loc["BG/NBD", "mae_purchases"] < m.loc["frequency-only", "mae_purchases"]
+    assert m.loc["BG/NBD", "brier"] < m.loc["frequency-only", "brier"]
+    assert m.loc["PurchasePropensity", "auc"] > m.loc["recency-only", "auc"]
+    assert m.loc["PurchasePropensity", "brier"] < m.loc["frequency-only", "brier"]
+    assert np.isnan(m.loc["PurchasePropensity", "mae_purchases"])  # probabilities only
+
+
 # --- plots and report ----------------------------------------------------------------
 
 
