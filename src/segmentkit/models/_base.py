@@ -21,6 +21,7 @@ from segmentkit.errors import (
     check_is_fitted,
 )
 from segmentkit.models._fit import FitResult, LogLik, Objective, maximise, summed
+from segmentkit.models._params import ModelParameters
 from segmentkit.models._summary import Summary, group_rows
 
 #: Two-sided 95% quantile of the standard normal distribution.
@@ -33,7 +34,7 @@ def horizon_label(horizon: float, unit: str) -> str:
     return f"{horizon:g}".replace(".", "_").replace("-", "m") + unit.lower()
 
 
-class ProbabilityModel:
+class ProbabilityModel(ModelParameters):
     """Base of the models fitted by maximum likelihood (private; not a segmenter)."""
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
@@ -41,26 +42,6 @@ class ProbabilityModel:
     #: Parameters measured in the unit of the data (time or money); they are fitted on
     #: rescaled data so the optimiser sees numbers near 1 whatever the unit.
     _scaled_params: ClassVar[tuple[str, ...]] = ()
-
-    # -- parameters -------------------------------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as scikit-learn's ``get_params``.
-
-        Parameters
-        ----------
-        deep : bool, default=True
-            Ignored; there are no nested estimators.
-
-        Returns
-        -------
-        dict
-            Parameter name to value.
-        """
-        return {name: getattr(self, name) for name in self._parameter_constraints}
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({shown})"
 
     # -- hooks ------------------------------------------------------------------------
     #: Per-row log-likelihood (and gradient in natural parameters, or None) at ``theta``.

@@ -22,13 +22,13 @@ from segmentkit.contracts._transactions import Transactions
 from segmentkit.errors import (
     ContractError,
     ContractFailure,
-    InvalidParameterError,
     Reason,
     SegmentkitWarning,
     check_is_fitted,
 )
 from segmentkit.features._base import CustomerFeatures, as_utc_timestamp
 from segmentkit.features._extract import extract_features
+from segmentkit.models._params import ModelParameters
 from segmentkit.models._propensity_eval import (
     FREQUENCY_ONLY,
     MODEL,
@@ -240,7 +240,7 @@ def _contract_error(check: str, reason: Reason, message: str) -> ContractError:
     return ContractError([failure], table="transactions")
 
 
-class PurchasePropensity:
+class PurchasePropensity(ModelParameters):
     """Probability that each customer buys within the next ``horizon_days``, learned from history.
 
     For stores where the BTYD models (:class:`BetaGeoModel`...) do not fit: seasonal
@@ -356,50 +356,6 @@ class PurchasePropensity:
         self.learning_rate = learning_rate
         self.n_repeats = n_repeats
         self.random_state = random_state
-
-    # -- parameters -------------------------------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as scikit-learn's ``get_params``.
-
-        Parameters
-        ----------
-        deep : bool, default=True
-            Ignored; there are no nested estimators.
-
-        Returns
-        -------
-        dict
-            Parameter name to value.
-        """
-        return {name: getattr(self, name) for name in self._parameter_constraints}
-
-    def set_params(self, **params: Any) -> Self:
-        """Change constructor parameters, as scikit-learn's ``set_params``.
-
-        Parameters
-        ----------
-        **params
-            Parameter names and their new values (checked at the next ``fit``).
-
-        Returns
-        -------
-        Self
-            This model.
-        """
-        unknown = sorted(set(params) - set(self._parameter_constraints))
-        if unknown:
-            msg = (
-                f"PurchasePropensity has no parameters {unknown}; "
-                f"valid: {sorted(self._parameter_constraints)}."
-            )
-            raise InvalidParameterError(msg)
-        for name, value in params.items():
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"PurchasePropensity({shown})"
 
     @property
     def column_name(self) -> str:
