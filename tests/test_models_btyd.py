@@ -467,6 +467,23 @@ def test_summed_objective_equals_the_weighted_row_likelihood(model: type) -> Non
         np.testing.assert_allclose(grad, grad_ref, rtol=1e-9, atol=1e-9)
 
 
+def test_gamma_gamma_summed_objective_equals_the_weighted_row_likelihood() -> None:
+    from segmentkit.models._fit import summed
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(1, 30, 500).astype(float)
+    m = np.round(rng.gamma(4.0, 10.0, 500) / 25.0, 4)
+    weights = rng.integers(1, 4, 500).astype(float)
+    fast = sk.GammaGammaModel()._objective((x, m), weights)
+    slow = summed(sk.GammaGammaModel._loglik, (x, m), weights)
+    for _ in range(20):
+        theta = np.exp(rng.uniform(-3.0, 3.0, 3))
+        value, grad = fast(theta)
+        value_ref, grad_ref = slow(theta)
+        assert value == pytest.approx(value_ref, rel=1e-11)
+        np.testing.assert_allclose(grad, grad_ref, rtol=1e-9, atol=1e-9)
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     rows=st.lists(

@@ -12,6 +12,8 @@ from segmentkit._common._params import Interval
 from segmentkit._frame import is_native
 from segmentkit.errors import check_is_fitted
 from segmentkit.models._base import ProbabilityModel
+from segmentkit.models._betageo import _distinct
+from segmentkit.models._fit import Objective, _dot
 from segmentkit.models._summary import Summary, _summary
 
 __all__ = ["GammaGammaModel"]
@@ -118,6 +120,47 @@ class GammaGammaModel(ProbabilityModel):
         grad[1] = digamma(px + q) - digamma(q) + np.log(v) - np.log(total)
         grad[2] = q / v - (px + q) / total
         return ll, grad
+
+    def _objective(self, columns: tuple[np.ndarray, ...], weights: np.ndarray) -> Objective:
+        # The same sum as ``weights @ _loglik(...)`` with one logarithm per row and
+        # evaluation: mean spends are nearly all distinct, so rows do not group, but the
+        # gamma-function terms depend on x only (few distinct values) and log(m), log(x)
+        # do not move with theta, so their weighted sums are taken here once.
+        x, m = columns
+        total = float(weights.sum())
+        values, at = _distinct(x)
+        per_x = np.bincount(at, weights=weights, minlength=values.size)
+        wx_per_x = per_x * values
+        log_mx = np.log(m) + np.log(x)
+        sum_w_log_m = _dot(weights, np.log(m))
+        sum_wx_log_mx = _dot(weights * x, log_mx)
+        wx = weights * x
+
+        def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            p, q, v = theta
+            pv = p * values
+            log_v = np.log(v)
+            log_total = np.log(x * m + v)
+            w_log_total = _dot(weights, log_total)
+            wx_log_total = _dot(wx, log_total)
+            value = (
+                _dot(per_x, gammaln(pv + q) - gammaln(pv))
+                - total * gammaln(q)
+                + total * q * log_v
+                + p * sum_wx_log_mx
+                - sum_w_log_m
+                - p * wx_log_total
+                - q * w_log_total
+            )
+            dg = digamma(pv + q)
+            grad = np.empty(3)
+            grad[0] = _dot(wx_per_x, dg - digamma(pv)) + sum_wx_log_mx - wx_log_total
+            grad[1] = _dot(per_x, dg) - total * digamma(q) + total * log_v - w_log_total
+            over = 1.0 / (x * m + v)
+            grad[2] = total * q / v - p * _dot(wx, over) - q * _dot(weights, over)
+            return value, grad
+
+        return objective
 
     def _start(self, columns: tuple[np.ndarray, ...], weights: np.ndarray) -> np.ndarray:
         return np.array([1.0, 2.0, 1.0])
