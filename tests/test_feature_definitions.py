@@ -283,35 +283,6 @@ def test_spend_90d_on_every_backend(backend):
     pd.testing.assert_series_equal(features.frame["spend_90d"], _expected_spend())
 
 
-@pytest.fixture(scope="module")
-def spark():
-    pytest.importorskip("pyspark")
-    import shutil
-    import subprocess
-
-    java = shutil.which("java")
-    shown = (
-        subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-        if java
-        else None
-    )
-    found = re.search(r'version "(\d+)', shown.stderr) if shown else None
-    if found is None or int(found.group(1)) < 17:
-        pytest.skip("PySpark needs Java 17+")
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("segmentkit-test-feature-definitions")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
-
-
 def test_spend_90d_on_spark(spark):
     frame = spark.createDataFrame(_SPEND_LINES)
     features = sk.extract_features(
