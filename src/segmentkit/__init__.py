@@ -24,7 +24,6 @@ from segmentkit.contracts._validation import ValidationReport
 from segmentkit.features._catalog import feature_catalog
 from segmentkit.features._extract import CustomerFeatures, extract_features
 from segmentkit.results._segmentation import NOISE, Segment, Segmentation
-from segmentkit.results._segmentation import set_report_writer as _set_report_writer
 
 if TYPE_CHECKING:
     from segmentkit.engines import (
@@ -169,15 +168,13 @@ def _write_report(*args: Any, **kwargs: Any) -> Any:
     return write_report(*args, **kwargs)
 
 
-_set_report_writer(_write_report)
-
-
 def _write_backtest_report(*args: Any, **kwargs: Any) -> Any:
     from segmentkit.report._html import write_backtest_report
 
     return write_backtest_report(*args, **kwargs)
 
 
+_set_writer("segmentation", _write_report)
 _set_writer("backtest", _write_backtest_report)
 
 

@@ -9,19 +9,9 @@ from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from segmentkit.models._fit import Objective, _dot
 from segmentkit.models._purchases import PurchaseModel
+from segmentkit.models._summary import distinct_values
 
 __all__ = ["BetaGeoModel"]
-
-
-def _distinct(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values of ``x`` and, per row, the position of its value."""
-    if x.size and np.all(x[1:] >= x[:-1]):
-        new = np.empty(x.size, dtype=bool)
-        new[0] = True
-        new[1:] = x[1:] != x[:-1]
-        return x[new], np.cumsum(new) - 1
-    values, at = np.unique(x, return_inverse=True)
-    return values, at.reshape(-1)
 
 
 class _Spread:
@@ -109,7 +99,7 @@ class BetaGeoModel(PurchaseModel):
         xm1 = np.maximum(x - 1.0, 0.0)
         # The special functions depend on x only, and x takes few values: evaluate them
         # once per value (the rows arrive sorted by x from the grouping).
-        values, at = _distinct(x)
+        values, at = distinct_values(x)
         a1 = (gammaln(r + values) - gammaln(r))[at] + r * np.log(alpha)
         a2 = (gammaln(a + b) + gammaln(b + values) - gammaln(b) - gammaln(a + b + values))[at]
         log_alpha_t = np.log(alpha + T)
@@ -142,7 +132,7 @@ class BetaGeoModel(PurchaseModel):
         # theta is computed here once.
         x, t_x, age = columns
         total = float(weights.sum())
-        values, at = _distinct(x)
+        values, at = distinct_values(x)
         per_x = np.bincount(at, weights=weights, minlength=values.size)
         xm1 = np.maximum(values - 1.0, 0.0)
         zero = x == 0

@@ -12,9 +12,8 @@ from segmentkit._common._params import Interval
 from segmentkit._frame import is_native
 from segmentkit.errors import check_is_fitted
 from segmentkit.models._base import ProbabilityModel
-from segmentkit.models._betageo import _distinct
 from segmentkit.models._fit import Objective, _dot
-from segmentkit.models._summary import Summary, _summary
+from segmentkit.models._summary import Summary, _summary, distinct_values
 
 __all__ = ["GammaGammaModel"]
 
@@ -128,7 +127,7 @@ class GammaGammaModel(ProbabilityModel):
         # do not move with theta, so their weighted sums are taken here once.
         x, m = columns
         total = float(weights.sum())
-        values, at = _distinct(x)
+        values, at = distinct_values(x)
         per_x = np.bincount(at, weights=weights, minlength=values.size)
         wx_per_x = per_x * values
         log_mx = np.log(m) + np.log(x)

@@ -9,7 +9,7 @@ from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from segmentkit.models._fit import Objective, _dot
 from segmentkit.models._purchases import PurchaseModel
-from segmentkit.models._summary import group_rows
+from segmentkit.models._summary import distinct_values, group_rows
 
 __all__ = ["ParetoNBDModel"]
 
@@ -404,8 +404,7 @@ class ParetoNBDModel(PurchaseModel):
         x, t_x, age = columns
         near_pairs, near_at, _ = group_rows(x, t_x)
         far_pairs, far_at, _ = group_rows(x, age)
-        values, at = np.unique(x, return_inverse=True)
-        at = at.reshape(-1)
+        values, at = distinct_values(x)
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             r = theta[0]

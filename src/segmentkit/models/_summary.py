@@ -247,6 +247,17 @@ def _assemble(
     return Summary(index, x + nan, t_x + nan, age + nan, spend + nan, buyers)
 
 
+def distinct_values(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``x`` and, per row, the position of its value."""
+    if x.size and np.all(x[1:] >= x[:-1]):
+        new = np.empty(x.size, dtype=bool)
+        new[0] = True
+        new[1:] = x[1:] != x[:-1]
+        return x[new], np.cumsum(new) - 1
+    values, at = np.unique(x, return_inverse=True)
+    return values, at.reshape(-1)
+
+
 def group_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct rows of ``columns`` (one array each), their inverse and their counts.
 

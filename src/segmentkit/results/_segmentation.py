@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +15,7 @@ import pandas as pd
 
 from segmentkit._common._csv import read_csv, write_csv
 from segmentkit._common._files import PathLike, write_atomic
+from segmentkit._common._hooks import writer
 from segmentkit._common._params import (
     NONE,
     PATH,
@@ -87,16 +88,6 @@ REPORT_PARAMETERS: dict[str, list[Any]] = {
     "segmenter": [Satisfies(_is_segmenter, "a fitted Segmenter"), NONE],
     "backtest": [Satisfies(_is_backtest, "a Backtest (from sk.backtest(...))"), NONE],
 }
-
-# A result never imports the report that draws it (the report sits above results on
-# the data path); the package root plugs the writer in when segmentkit is imported.
-_report_writer: Callable[..., Path] | None = None
-
-
-def set_report_writer(writer: Callable[..., Path]) -> None:
-    """Plug in the function :meth:`Segmentation.report` delegates to."""
-    global _report_writer
-    _report_writer = writer
 
 
 @dataclass(frozen=True)
@@ -563,10 +554,8 @@ class Segmentation:
         >>> text.startswith("<!DOCTYPE html>"), '<h1 id="report-title">Q4</h1>' in text
         (True, True)
         """
-        if _report_writer is None:  # pragma: no cover - wired by segmentkit/__init__
-            msg = "the HTML report is not available: import segmentkit first"
-            raise RuntimeError(msg)
-        return _report_writer(
+        # The report sits above results on the data path: the root plugs it in.
+        return writer("segmentation")(
             self,
             path,
             migration=migration,
