@@ -67,7 +67,7 @@ def _cmd_segment(args: argparse.Namespace) -> int:
         "computing features", lambda: sk.extract_features(tx, as_of=args.as_of)
     )
     if args.predict or args.engine == "value-risk":
-        features = _add_predictions(args, tx, features, progress)
+        features = _add_predictions(args, features, progress)
     if args.model:
         if args.engine or args.param or args.rules:
             msg = "--model reuses a fitted model: leave out --engine, --param and --rules."
@@ -111,7 +111,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     features = progress.step(
         "computing features", lambda: sk.extract_features(tx, as_of=args.as_of)
     )
-    predicted = _add_predictions(args, tx, features, progress)
+    predicted = _add_predictions(args, features, progress)
     table = _prediction_table(predicted)
     print(tx.report)
     alive = table["p_alive"]

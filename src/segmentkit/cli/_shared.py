@@ -320,7 +320,7 @@ def _input_file(path: str, what: str) -> Path:
 _PREDICTION_DECIMALS = {"expected_spend": 2, "predicted_clv_": 2}
 
 
-def _add_predictions(args: argparse.Namespace, tx: Any, features: Any, progress: _Progress) -> Any:
+def _add_predictions(args: argparse.Namespace, features: Any, progress: _Progress) -> Any:
     """The features plus the purchase (and spend) models' predicted columns."""
     import segmentkit as sk
 
@@ -332,12 +332,9 @@ def _add_predictions(args: argparse.Namespace, tx: Any, features: Any, progress:
         options["clv_horizon"] = args.clv_horizon
     if getattr(args, "discount_rate", None) is not None:
         options["discount_rate"] = args.discount_rate
-    from segmentkit.models._predictions import PURCHASE_MODELS
-
-    purchases = PURCHASE_MODELS[model]()
     return progress.step(
         f"fitting the purchase model ({model}) and the spend model",
-        lambda: sk.add_predictions(features, purchases, **options),
+        lambda: sk.add_predictions(features, model, **options),
     )
 
 
