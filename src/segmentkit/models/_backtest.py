@@ -28,7 +28,12 @@ from segmentkit.errors import ContractError, ContractFailure, InvalidParameterEr
 from segmentkit.features._base import as_utc_timestamp
 from segmentkit.features._extract import CustomerFeatures, extract_features
 from segmentkit.models._gammagamma import GammaGammaModel
-from segmentkit.models._propensity_eval import _auc, _brier, _top_decile_lift
+from segmentkit.models._propensity_eval import (
+    _auc,
+    _brier,
+    _top_decile_lift,
+    json_records,
+)
 from segmentkit.models._purchases import PurchaseModel
 from segmentkit.models._summary import TIME_UNITS, Summary, _summary
 
@@ -201,9 +206,9 @@ class Backtest:
             "counts": dict(self.counts),
             "predictors": dict(self.predictors),
             "keys": dict(self.keys),
-            "metrics": _records(self.metrics.reset_index()),
-            "deciles": _records(self.deciles),
-            "tracking": _records(tracking),
+            "metrics": json_records(self.metrics.reset_index()),
+            "deciles": json_records(self.deciles),
+            "tracking": json_records(tracking),
             "models": {k: dict(v) for k, v in self.models.items()},
         }
 
@@ -836,20 +841,3 @@ def _iso(stamp: Any) -> str:
 def _day(stamp: Any) -> str:
     stamp = pd.Timestamp(stamp)
     return f"{stamp:%Y-%m-%d}" if stamp == stamp.normalize() else stamp.isoformat()
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for record in frame.to_dict("records"):
-        clean: dict[str, Any] = {}
-        for key, value in record.items():
-            if isinstance(value, (float, np.floating)):
-                clean[str(key)] = float(value) if math.isfinite(value) else None
-            elif isinstance(value, (np.integer,)):
-                clean[str(key)] = int(value)
-            elif isinstance(value, (np.bool_, bool)):
-                clean[str(key)] = bool(value)
-            else:
-                clean[str(key)] = value
-        out.append(clean)
-    return out

@@ -97,12 +97,20 @@ def _as_probability(train_score: np.ndarray, train_y: np.ndarray, score: np.ndar
     return np.asarray(iso.predict(score), dtype=float)
 
 
-def _clean(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A numpy scalar as plain Python for JSON; NaN and infinities become None."""
     if isinstance(value, float | np.floating):
         return None if not math.isfinite(value) else float(value)
     if isinstance(value, np.integer):
         return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
     return value
+
+
+def json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``table`` as JSON-ready dicts (see :func:`json_value`)."""
+    return [{str(k): json_value(v) for k, v in row.items()} for row in table.to_dict("records")]
 
 
 @dataclass(frozen=True)
@@ -192,10 +200,7 @@ class PropensityEvaluation:
         """
 
         def records(table: pd.DataFrame, key: str) -> list[dict[str, Any]]:
-            return [
-                {key: _clean(index), **{c: _clean(v) for c, v in row.items()}}
-                for index, row in zip(table.index, table.to_dict("records"), strict=True)
-            ]
+            return json_records(table.rename_axis(key).reset_index())
 
         return {
             "horizon_days": self.horizon_days,
@@ -203,7 +208,7 @@ class PropensityEvaluation:
             "test_cutoff": self.test_cutoff.isoformat(),
             "n_train": self.n_train,
             "n_test": self.n_test,
-            "base_rate": _clean(self.base_rate),
+            "base_rate": json_value(self.base_rate),
             "metrics": records(self.metrics, "scorer"),
             "calibration": records(self.calibration, "bin"),
             "importance": records(self.importance, "feature"),
