@@ -119,3 +119,6 @@ def test_bad_predictions_are_refused_with_what_to_do(three) -> None:
         build_hubspot(seg, SEGMENT, customers, predictions=text)
     with pytest.raises(TypeError, match="predictions must be CustomerFeatures"):
         build_braze(seg, SEGMENT, customers, predictions="predictions.csv")
+    twice = pd.concat([predictions, predictions.iloc[[0]]])
+    with pytest.raises(ValueError, match=r"1 repeated customer id\(s\), e.g. \['cust-002'\]"):
+        build_klaviyo(seg, SEGMENT, customers, list_id="L", predictions=twice)

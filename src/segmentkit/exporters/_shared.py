@@ -257,7 +257,14 @@ def prediction_properties(predictions: Any, customer_ids: pd.Series) -> dict[str
         raise TypeError(msg)
     if "customer_id" in frame.columns:
         frame = frame.set_index("customer_id")
-    frame = frame[~frame.index.duplicated(keep="first")]
+    repeated = frame.index[frame.index.duplicated()]
+    if len(repeated):
+        msg = (
+            f"predictions has {len(repeated)} repeated customer id(s), e.g. "
+            f"{list(map(str, repeated[:3]))}; give one row per customer (the output of "
+            "sk.add_predictions or 'segmentkit predict' has one)."
+        )
+        raise ValueError(msg)
     clv = sorted(c for c in frame.columns if str(c).startswith("predicted_clv_"))
     if len(clv) > 1:
         msg = f"predictions has several predicted CLV columns {clv}; keep one."
