@@ -36,6 +36,7 @@ EventsContract = Contract(
         ColumnSpec("event_type", "category", True, "view, add_to_cart, checkout, purchase..."),
         ColumnSpec("product_id", "id", False, "Product concerned."),
         ColumnSpec("category", "category", False, "Category of that product."),
+        ColumnSpec("brand", "category", False, "Brand of that product."),
         ColumnSpec("session_id", "id", False, "Visit the event belongs to."),
         ColumnSpec("duration_s", "float", False, "Seconds spent on the page or event."),
     ),
@@ -182,7 +183,7 @@ class Events(_Table):
             negative = data["duration_s"].to_numpy() < 0
             exclude_rows(keep, negative, "negative_duration", excluded)
         kept = data[keep].reset_index(drop=True)
-        for name in ("customer_id", "event_type", "product_id", "category", "session_id"):
+        for name in ("customer_id", "event_type", "product_id", "category", "brand", "session_id"):
             if name in kept:
                 kept[name] = kept[name].cat.remove_unused_categories()
         other = kept["event_type"].value_counts()

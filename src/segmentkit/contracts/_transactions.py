@@ -59,7 +59,9 @@ TransactionsContract = Contract(
         ColumnSpec("order_id", "id", False, "Order (basket, invoice) the line belongs to."),
         ColumnSpec("product_id", "id", False, "Product bought."),
         ColumnSpec("category", "category", False, "Product category."),
+        ColumnSpec("brand", "category", False, "Brand of the product."),
         ColumnSpec("discount", "float", False, "Discount granted on the line (>= 0)."),
+        ColumnSpec("promo_code", "category", False, "Promotion or coupon code used, if any."),
         ColumnSpec("currency", "category", False, "ISO 4217 currency of amount."),
         ColumnSpec("channel", "category", False, "Sales channel (web, app, store...)."),
     ),
@@ -95,7 +97,7 @@ class Transactions(_Table):
     ``quantity × unit_price`` when not given), ``order_key`` (the order each line
     belongs to, see ``orders_from``), ``is_return``, and whichever optional columns
     were mapped: ``order_id``, ``quantity``, ``unit_price``, ``product_id``,
-    ``category``, ``discount``, ``currency``, ``channel``.
+    ``category``, ``brand``, ``discount``, ``promo_code``, ``currency``, ``channel``.
 
     Parameters
     ----------
@@ -239,7 +241,7 @@ class Transactions(_Table):
             Column mapping from canonical names to the frame's names, e.g.
             ``customer_id='CustomerID'``. Canonical names: ``customer_id``, ``timestamp``,
             ``amount``, ``quantity``, ``unit_price``, ``order_id``, ``product_id``,
-            ``category``, ``discount``, ``currency``, ``channel``.
+            ``category``, ``brand``, ``discount``, ``promo_code``, ``currency``, ``channel``.
 
         Returns
         -------
@@ -366,7 +368,7 @@ class Transactions(_Table):
         kept = data if all_kept else data[keep]
         del data
         kept = kept.assign(order_key=_order_keys(kept, orders_from))
-        for name in ("customer_id", "order_id", "product_id", "category"):
+        for name in ("customer_id", "order_id", "product_id", "category", "brand", "promo_code"):
             if name in kept and not all_kept:
                 kept[name] = kept[name].cat.remove_unused_categories()
         report = ValidationReport(table, rows_read, len(kept), excluded, notes, amounts, flagged)
