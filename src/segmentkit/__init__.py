@@ -21,6 +21,7 @@ from segmentkit.contracts._customers import Customers
 from segmentkit.contracts._events import Events
 from segmentkit.contracts._transactions import Transactions
 from segmentkit.contracts._validation import ValidationReport
+from segmentkit.features._affinity import affinity
 from segmentkit.features._catalog import feature_catalog
 from segmentkit.features._extract import CustomerFeatures, extract_features
 from segmentkit.results._segmentation import NOISE, Segment, Segmentation
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
         Segmenter,
         SegmenterTags,
         ValueRiskSegmenter,
+        abandoner_rules,
         lifecycle_rules,
         load_rules,
         value_risk_rules,
@@ -85,6 +87,7 @@ _LAZY = {
     "Segmenter": "segmentkit.engines",
     "SegmenterTags": "segmentkit.engines",
     "lifecycle_rules": "segmentkit.engines",
+    "abandoner_rules": "segmentkit.engines",
     "load_rules": "segmentkit.engines",
     "ValueRiskSegmenter": "segmentkit.engines",
     "value_risk_rules": "segmentkit.engines",
@@ -135,7 +138,9 @@ __all__ = [
     "ValidationReport",
     "ValueRiskSegmenter",
     "__version__",
+    "abandoner_rules",
     "add_predictions",
+    "affinity",
     "analyze_test",
     "assign_groups",
     "available_engines",

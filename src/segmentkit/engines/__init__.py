@@ -20,7 +20,13 @@ from segmentkit.engines._plan import (
 )
 from segmentkit.engines._preprocess import DEFAULT_CLUSTER_FEATURES
 from segmentkit.engines._rfm import CLASSIC_GRID, RFMSegmenter
-from segmentkit.engines._rules import Rule, RuleSegmenter, lifecycle_rules, load_rules
+from segmentkit.engines._rules import (
+    Rule,
+    RuleSegmenter,
+    abandoner_rules,
+    lifecycle_rules,
+    load_rules,
+)
 from segmentkit.engines._value_risk import VALUE_RISK_DEFAULT, ValueRiskSegmenter, value_risk_rules
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "SegmenterTags",
     "ThresholdPlan",
     "ValueRiskSegmenter",
+    "abandoner_rules",
     "describe_clusters",
     "lifecycle_rules",
     "load_rules",

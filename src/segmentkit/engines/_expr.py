@@ -18,6 +18,10 @@ grammar below (keywords are case-insensitive)::
     term      := unary (("*" | "/" | "%") unary)*
     unary     := "-" unary | atom
     atom      := NUMBER | STRING | "true" | "false" | NAME | `quoted name` | "(" expr ")"
+               | call
+    call      := FUNCTION "(" STRING "," STRING ["," "within" "=" STRING] ")"
+    FUNCTION  := "share" | "item_share" | "spend"            (numbers; no within)
+               | "bought" | "viewed" | "carted" | "abandoned" (conditions; within allowed)
 
 Semantics
 ---------
@@ -32,6 +36,28 @@ Semantics
 * Comparisons behave as in pandas (``category == 'a'`` works, ``int == 'a'`` is
   False); where pandas refuses (``str < int``) a :class:`RuleSyntaxError` names the
   operands and their types.
+
+Interest functions
+------------------
+A function call tests one value of one product attribute without declaring it first:
+``share("category", "Running") >= 0.5 and bought("brand", "Acme", within="90d")``.
+Its arguments are text in quotes (the attribute, such as ``category`` or ``brand``,
+then the value); nothing else is accepted. Each reads the customers' affinity table
+(:attr:`CustomerFeatures.affinity <segmentkit.CustomerFeatures.affinity>`, see
+:func:`segmentkit.affinity`):
+
+* ``share(attr, value)``: share of the customer's spend on lines whose ``attr`` is
+  known that went to ``value`` (0 to 1); ``item_share`` the same for items;
+  ``spend`` the amount. All three are 0 for customers without such a purchase.
+* ``bought(attr, value)``: a purchase line of ``value`` on or before ``as_of``;
+  ``viewed``, ``carted`` and ``abandoned`` a view, an add-to-cart, or an add-to-cart in a
+  visit counted as an abandoned cart (these three need browsing events). With
+  ``within="90d"`` (days, ``"<n>d"``, or weeks, ``"<n>w"``) the last such event must be
+  in the window before ``as_of``.
+
+A value that never occurs in the data gives 0 and False; an attribute the table does
+not hold is an error naming the attributes it has. Function names are
+case-insensitive; a backquoted name followed by ``(`` is never a call.
 """
 
 from __future__ import annotations
@@ -50,9 +76,11 @@ import pandas as pd
 from segmentkit.errors import RuleSyntaxError
 
 __all__ = [
+    "FUNCTIONS",
     "Arithmetic",
     "Between",
     "BoolOp",
+    "Call",
     "Comparison",
     "Expr",
     "InList",
@@ -82,6 +110,27 @@ _TOKEN = re.compile(
     r"|(?P<op><=|>=|==|!=|[-+*/%()\[\],<>=])"
 )
 _NUMBER_TAIL = re.compile(r"[\w.]*")
+#: Interest functions of the rule language: name to (what it returns, takes ``within``).
+FUNCTIONS: dict[str, tuple[str, bool]] = {
+    "share": ("number", False),
+    "item_share": ("number", False),
+    "spend": ("number", False),
+    "bought": ("condition", True),
+    "viewed": ("condition", True),
+    "carted": ("condition", True),
+    "abandoned": ("condition", True),
+}
+#: The affinity column each function reads.
+_FUNCTION_COLUMNS = {
+    "share": "spend_share",
+    "item_share": "item_share",
+    "spend": "spend",
+    "bought": "last_bought",
+    "viewed": "last_viewed",
+    "carted": "last_carted",
+    "abandoned": "last_abandoned",
+}
+_WINDOW = re.compile(r"\s*([0-9]+)\s*([dDwW])\s*\Z")
 _TOO_DEEP = "Rule is nested too deeply, starting at position 0; split it into simpler rules."
 #: Longest rule text parsed, in characters.
 MAX_RULE_LENGTH = 100_000
@@ -131,13 +180,25 @@ class Expr:
     def _value(self, ctx: _Context) -> Any:
         raise NotImplementedError
 
-    def evaluate(self, frame: pd.DataFrame) -> pd.Series:
+    def evaluate(
+        self,
+        frame: pd.DataFrame,
+        *,
+        affinity: Callable[[], pd.DataFrame] | None = None,
+        as_of: pd.Timestamp | None = None,
+    ) -> pd.Series:
         """Evaluate the rule on every row of ``frame`` at once.
 
         Parameters
         ----------
         frame : pandas.DataFrame
-            One column per feature the rule names.
+            One column per feature the rule names, indexed by customer id.
+        affinity : callable, optional
+            Returns the customers' affinity table (see :func:`segmentkit.affinity`);
+            needed by the interest functions (``share``, ``bought``...), called once
+            when the rule has one.
+        as_of : pandas.Timestamp, optional
+            End of observation, for ``within`` windows.
 
         Returns
         -------
@@ -155,7 +216,7 @@ class Expr:
             text = str(self)
             tree = parse(text)
             check_names(tree, [c for c in frame.columns if isinstance(c, str)], text=text)
-            ctx = _Context(frame, text)
+            ctx = _Context(frame, text, _once(affinity), as_of)
             value = tree._value(ctx)
         except RecursionError:
             raise RuleSyntaxError(_TOO_DEEP, text="", position=0) from None
@@ -166,6 +227,20 @@ class Expr:
                 0,
             )
         return pd.Series(_as_mask(value, ctx.n), index=frame.index, dtype=bool)
+
+
+def _once(source: Callable[[], pd.DataFrame] | None) -> Callable[[], pd.DataFrame] | None:
+    """``source``, asked at most once however many functions a rule holds."""
+    if source is None:
+        return None
+    kept: list[pd.DataFrame] = []
+
+    def table() -> pd.DataFrame:
+        if not kept:
+            kept.append(source())
+        return kept[0]
+
+    return table
 
 
 def _wrap(node: Expr, min_prec: int) -> str:
@@ -221,6 +296,83 @@ class Name(Expr):
             )
         # A fresh RangeIndex lets intermediate results line up by position.
         return column.reset_index(drop=True)
+
+
+def window_days(text: str) -> int | None:
+    """Days in a ``within`` window (``'90d'``, ``'12w'``), or ``None`` if it is not one."""
+    match = _WINDOW.match(text)
+    if match is None or int(match.group(1)) <= 0:
+        return None
+    return int(match.group(1)) * (7 if match.group(2).lower() == "w" else 1)
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    """An interest function: ``share('category', 'Tents')``, ``bought(..., within='90d')``."""
+
+    function: str
+    attribute: str
+    value: str
+    within: str | None = None
+
+    def _render(self) -> str:
+        args = [Literal(self.attribute), Literal(self.value)]
+        text = f"{self.function}({args[0]}, {args[1]}"
+        if self.within is not None:
+            text += f", within={Literal(self.within)}"
+        return text + ")"
+
+    def _value(self, ctx: _Context) -> Any:
+        table = _affinity_of(ctx, self)
+        column = _FUNCTION_COLUMNS[self.function]
+        if column not in table.columns:
+            raise ctx.error(
+                f"{self.function}() at position {self.position} needs browsing events: "
+                "extract_features(transactions, events=...) adds views, carts and "
+                "abandoned carts to the affinity table.",
+                self.position,
+            )
+        rows = table[
+            (table["attribute"].to_numpy() == self.attribute)
+            & (table["value"].to_numpy() == self.value)
+        ]
+        ids = ctx.frame.index.astype(str)
+        values = pd.Series(rows[column].array, index=pd.Index(rows["customer_id"].to_numpy()))
+        values = values.reindex(ids)
+        if FUNCTIONS[self.function][0] == "number":
+            numbers = values.to_numpy(dtype=float, na_value=np.nan)
+            return pd.Series(np.nan_to_num(numbers, nan=0.0))
+        present = values.notna().to_numpy(dtype=bool)
+        if self.within is not None:
+            # As the windowed features: after as_of minus the window (up to as_of).
+            start = ctx.as_of - pd.Timedelta(days=window_days(self.within) or 0)
+            recent = np.asarray(pd.DatetimeIndex(values) > start, dtype=bool)
+            present = present & recent
+        return pd.Series(present)
+
+
+def _affinity_of(ctx: _Context, call: Call) -> pd.DataFrame:
+    if ctx.affinity is None or ctx.as_of is None:
+        raise ctx.error(
+            f"{call.function}() at position {call.position} reads the customers' affinity "
+            "table, which only features from extract_features carry: features built with "
+            "CustomerFeatures.from_frame, from a plain frame or from a frame of another "
+            "library (polars, DuckDB, Spark, Dask) have none. Compute them with "
+            "sk.extract_features(transactions, events, output='pandas') and segment those.",
+            call.position,
+        )
+    table = ctx.affinity()
+    known = list(table.attrs.get("attributes", pd.unique(table["attribute"])))
+    if call.attribute not in known:
+        close = difflib.get_close_matches(call.attribute, [str(k) for k in known], n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ctx.error(
+            f"Unknown product attribute '{call.attribute}' in {call.function}() at position "
+            f"{call.position}.{hint} The affinity table has the attributes {known}; map "
+            "other product columns when validating the transactions.",
+            call.position,
+        )
+    return table
 
 
 @dataclass(frozen=True)
@@ -383,6 +535,9 @@ class BoolOp(Expr):
 class _Context(NamedTuple):
     frame: pd.DataFrame
     text: str
+    #: Gives the affinity table (computed on first use), for interest functions.
+    affinity: Callable[[], pd.DataFrame] | None = None
+    as_of: pd.Timestamp | None = None
 
     @property
     def n(self) -> int:
@@ -692,6 +847,94 @@ class _Parser:
             return Literal(token.value == "true", position=token.position)
         raise self.expected("a number, string, true or false in the list")
 
+    def call(self) -> Call:
+        token = self.advance()
+        function = str(token.value).lower()
+        if function not in FUNCTIONS:
+            close = difflib.get_close_matches(function, list(FUNCTIONS), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise self.error(
+                f"Unknown function '{token.value}' at position {token.position}.{hint} "
+                f"Functions: {', '.join(FUNCTIONS)}.",
+                token.position,
+            )
+        self.advance()  # the "(" seen by atom()
+        _, takes_within = FUNCTIONS[function]
+        usage = f"{function}('attribute', 'value'" + (", within='90d')" if takes_within else ")")
+        args: list[str] = []
+        within: str | None = None
+        while not self.at("op", ")"):
+            if args or within is not None:
+                self.expect("op", ",", f"',' or ')' in {function}()")
+                if self.at("op", ")"):  # a trailing comma
+                    break
+            arg = self.peek()
+            keyword = arg.kind == "name" and str(arg.value).lower() == "within"
+            if keyword and self.peek(1).kind == "op" and self.peek(1).text == "==":
+                raise self.error(
+                    f"Write within= with one '=' at position {self.peek(1).position}, "
+                    f"as in {usage}.",
+                    self.peek(1).position,
+                )
+            if keyword and self.peek(1).kind == "op" and self.peek(1).text == "=":
+                if not takes_within:
+                    raise self.error(
+                        f"{function}() at position {token.position} takes no 'within' "
+                        f"(position {arg.position}); write {usage}.",
+                        arg.position,
+                    )
+                if within is not None:
+                    raise self.error(
+                        f"'within' is given twice in {function}() at position {arg.position}.",
+                        arg.position,
+                    )
+                self.advance()
+                self.advance()
+                within = self.window(function, usage)
+                continue
+            if within is not None:
+                raise self.error(
+                    f"Argument at position {arg.position} comes after 'within' in "
+                    f"{function}(); write {usage}.",
+                    arg.position,
+                )
+            if arg.kind != "string":
+                found = "the end of the rule" if arg.kind == "end" else repr(arg.text)
+                raise self.error(
+                    f"Argument {len(args) + 1} of {function}() at position {arg.position} must "
+                    f"be text in quotes, found {found}; write {usage}.",
+                    arg.position,
+                )
+            args.append(self.advance().value)
+        self.expect("op", ")", f"')' closing {function}()")
+        if len(args) != 2:
+            raise self.error(
+                f"{function}() at position {token.position} takes 2 arguments (the attribute "
+                f"and the value), got {len(args)}; write {usage}.",
+                token.position,
+            )
+        return Call(function, args[0], args[1], within, position=token.position)
+
+    def window(self, function: str, usage: str) -> str:
+        arg = self.peek()
+        if arg.kind != "string":
+            found = "the end of the rule" if arg.kind == "end" else repr(arg.text)
+            raise self.error(
+                f"'within' of {function}() at position {arg.position} must be text such as "
+                f"'90d' or '12w', found {found}; write {usage}.",
+                arg.position,
+            )
+        self.advance()
+        if window_days(arg.value) is None:
+            raise self.error(
+                f"Invalid window {arg.text} at position {arg.position}: write a positive "
+                "number of days or weeks, e.g. '90d' or '12w'.",
+                arg.position,
+            )
+        match = _WINDOW.match(arg.value)
+        assert match is not None
+        return f"{int(match.group(1))}{match.group(2).lower()}"
+
     def arith(self) -> Expr:
         return self.chain(self.term, ("+", "-"))
 
@@ -711,6 +954,8 @@ class _Parser:
         token = self.peek()
         if self.accept("number") or self.accept("string"):
             return Literal(token.value, position=token.position)
+        if token.kind == "name" and self.at("op", "(", ahead=1) and token.text[:1] != "`":
+            return self.call()
         if self.accept("name"):
             return Name(token.value, position=token.position)
         if self.accept("keyword", "true", "false"):

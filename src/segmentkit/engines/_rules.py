@@ -16,14 +16,14 @@ from typing_extensions import Self
 from segmentkit._common._documents import exceeds_depth
 from segmentkit._common._params import InstanceOf, Satisfies
 from segmentkit.engines._base import Segmenter
-from segmentkit.engines._expr import Expr, check_names, parse
+from segmentkit.engines._expr import Call, Expr, check_names, parse
 from segmentkit.engines._plan import FitInput, RulePlan
 from segmentkit.errors import RuleSyntaxError
 from segmentkit.features._catalog import column_definition
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segment
 
-__all__ = ["Rule", "RuleSegmenter", "lifecycle_rules", "load_rules"]
+__all__ = ["Rule", "RuleSegmenter", "abandoner_rules", "lifecycle_rules", "load_rules"]
 
 Condition = str | Callable[[pd.DataFrame], Any]
 
@@ -91,8 +91,12 @@ class RuleSegmenter(Segmenter):
 
     Rules written as text use a small, whitelisted language (comparisons, ``and``,
     ``or``, ``not``, ``in (...)``, ``between ... and ...``, ``is null``, arithmetic on
-    feature names and literals). Text is parsed, never evaluated as Python. Unknown
-    feature names and syntax errors are reported with their position at ``fit``.
+    feature names and literals, and the interest functions ``share``, ``item_share``,
+    ``spend``, ``bought``, ``viewed``, ``carted`` and ``abandoned`` that read the
+    features' affinity table, e.g. ``share("category", "Tents") >= 0.5 and
+    bought("brand", "Acme", within="90d")``). Text is parsed, never evaluated as Python.
+    Unknown feature names, unknown attributes and syntax errors are reported with their
+    position at ``fit``.
 
     Parameters
     ----------
@@ -190,6 +194,9 @@ class RuleSegmenter(Segmenter):
                 self._parsed.append(_parse_rule(rule, features.columns))
             else:
                 self._parsed.append(None)
+        for rule, parsed in zip(self.rules_, self._parsed, strict=True):
+            if parsed is not None and _calls(parsed):
+                _check_calls(rule, parsed, features)
         self.segments_ = [
             Segment(i, r.name, r.description, r.text) for i, r in enumerate(self.rules_)
         ]
@@ -222,13 +229,37 @@ class RuleSegmenter(Segmenter):
         for index, (rule, expr) in enumerate(zip(self.rules_, self._parsed, strict=True)):
             if expr is not None:
                 check_names(expr, frame.columns, text=rule.text)
-                hit = np.array(expr.evaluate(frame), dtype=bool)
+                if _calls(expr):
+                    _check_calls(rule, expr, features)
+                hit = np.array(
+                    expr.evaluate(frame, affinity=lambda: features.affinity, as_of=features.as_of),
+                    dtype=bool,
+                )
             else:
                 hit = _call(rule, frame)
             hit = hit & undecided
             labels[hit] = index
             undecided &= ~hit
         return labels, {}
+
+
+def _calls(expr: Expr) -> list[Call]:
+    return sorted((n for n in expr._walk() if isinstance(n, Call)), key=lambda n: n.position)
+
+
+def _check_calls(rule: Rule, expr: Expr, features: CustomerFeatures) -> None:
+    """Refuse, naming the rule, interest functions the features cannot answer."""
+    try:
+        # Evaluated on no customer: checks the affinity table's attributes and columns
+        # (computing the table once; it is kept for the assignment).
+        expr.evaluate(
+            features.frame.iloc[:0],
+            affinity=(lambda: features.affinity) if features.has_affinity else None,
+            as_of=features.as_of,
+        )
+    except RuleSyntaxError as error:
+        message = f"Rule {rule.name!r}: {error.message}"
+        raise RuleSyntaxError(message, text=error.text, position=error.position) from None
 
 
 def _needs_events(name: str) -> bool:
@@ -616,4 +647,83 @@ def lifecycle_rules(
                 f"At least {fan_min_share:.0%} of spend in one category.",
             )
         )
+    return rules
+
+
+def abandoner_rules(
+    values: Sequence[str],
+    *,
+    attribute: str = "category",
+    within_days: int = 30,
+    exclude_buyers: bool = True,
+) -> list[Rule]:
+    """Ready-made rules for cart abandoners of given categories (or brands, or products).
+
+    One rule per value, in the order given: customers with an abandoned cart (a visit
+    whose add-to-cart saw no purchase within ``abandon_hours``, as for the
+    ``abandoned_carts_<n>d`` features) holding that value in the last ``within_days``
+    days. They read the features' affinity table, so they need features from
+    :func:`extract_features` with browsing events. Put them before broader rules (a
+    customer goes to the first rule they match), e.g.
+    ``abandoner_rules(["Tents"]) + lifecycle_rules()``.
+
+    Parameters
+    ----------
+    values : sequence of str
+        The attribute values, e.g. ``["Tents", "Sleeping bags"]``.
+    attribute : str, default='category'
+        The product attribute the values belong to (``'brand'``, a mapped attribute...).
+    within_days : int, default=30
+        Look-back window of the abandoned cart (and of the purchases below).
+    exclude_buyers : bool, default=True
+        Leave out customers who bought the value in the same window: the cart was
+        recovered, or the need met.
+
+    Returns
+    -------
+    list of Rule
+        Named ``'<value> cart abandoners'``.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` is empty, repeats a value or holds something other than text, or
+        ``within_days`` is not a positive whole number.
+
+    Examples
+    --------
+    >>> rules = abandoner_rules(["Tents"], within_days=7)
+    >>> rules[0].name
+    'Tents cart abandoners'
+    >>> print(rules[0].when)
+    abandoned('category', 'Tents', within='7d') and not bought('category', 'Tents', within='7d')
+    """
+    from segmentkit.engines._expr import Literal
+
+    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+        msg = f"values must be a non-empty list of {attribute} values (text), got {values!r}."
+        raise ValueError(msg)
+    wrong = [v for v in values if not isinstance(v, str)]
+    if wrong:
+        msg = f"values must be text; got {wrong[:3]!r}. Write them as they appear in the data."
+        raise ValueError(msg)
+    repeated = sorted({v for v in values if list(values).count(v) > 1})
+    if repeated:
+        raise ValueError(f"values repeat {repeated}; list each once.")
+    if not isinstance(attribute, str) or not attribute:
+        raise ValueError(f"attribute must be a column name such as 'category', got {attribute!r}.")
+    if isinstance(within_days, bool) or not isinstance(within_days, int | np.integer):
+        raise ValueError(f"within_days must be a whole number of days, got {within_days!r}.")
+    if within_days <= 0:
+        raise ValueError(f"within_days must be positive, got {within_days}.")
+    window = str(Literal(f"{int(within_days)}d"))
+    rules = []
+    for value in values:
+        args = f"{Literal(attribute)}, {Literal(value)}, within={window}"
+        when = f"abandoned({args})"
+        description = f"Left a cart holding {attribute} {value!r} in the last {within_days} days"
+        if exclude_buyers:
+            when += f" and not bought({args})"
+            description += " and bought none in that time"
+        rules.append(Rule(f"{value} cart abandoners", when, description + "."))
     return rules

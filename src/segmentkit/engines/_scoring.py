@@ -359,10 +359,28 @@ def compile_condition(expr: Expr, resolve: Resolver, names: Sequence[str]) -> nw
     # Positions in messages refer to the canonical text, as in Expr.evaluate.
     text = str(expr)
     tree = parse(text)
+    _refuse_calls(tree, text)
     check_names(tree, names, text=text)
     compiler = _Compiler(text, resolve)
     value = compiler.value(tree)
     return compiler.condition(tree, value, None)
+
+
+def _refuse_calls(tree: Expr, text: str) -> None:
+    """Interest functions read the affinity table, which a frame of features lacks."""
+    from segmentkit.engines._expr import Call
+
+    calls = sorted((n for n in tree._walk() if isinstance(n, Call)), key=lambda n: n.position)
+    if calls:
+        call = calls[0]
+        msg = (
+            f"{call.function}() at position {call.position} reads the customers' affinity "
+            "table (spend and purchases per category, brand...), which a frame of features "
+            "in polars, DuckDB, Spark or Dask does not carry. Extract the features with "
+            "sk.extract_features(transactions, events, output='pandas') and segment that "
+            "CustomerFeatures object; its affinity table is computed in your engine."
+        )
+        raise RuleSyntaxError(msg, text=text, position=call.position)
 
 
 class _Compiler:

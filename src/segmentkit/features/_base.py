@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,11 @@ class CustomerFeatures:
         Definition of each column: ``name, description, unit, source, kind``.
     excluded : dict of str to int
         Rows not used, by reason.
+    affinity : pandas.DataFrame
+        Per customer, product attribute and value: spend, shares, orders, last purchase
+        and (with events) views, carts and abandoned carts (see
+        :func:`~segmentkit.affinity`); computed from the features' own inputs and
+        ``as_of`` on first access. Features from :meth:`from_frame` have none.
 
     Examples
     --------
@@ -88,6 +93,62 @@ class CustomerFeatures:
             columns=["name", "description", "unit", "source", "kind"],
         )
         self.excluded = dict(excluded or {})
+
+    #: Computes the affinity table of these features (set by ``extract_features``).
+    _affinity_source: Callable[[], pd.DataFrame] | None = None
+    _affinity_table: pd.DataFrame | None = None
+
+    @property
+    def affinity(self) -> pd.DataFrame:
+        """The long table of what each customer bought and browsed, per attribute value.
+
+        Computed on first access from the transactions (and events) the features were
+        extracted from, with the same ``as_of`` and visit settings, then kept; see
+        :func:`~segmentkit.affinity` for its columns. The rule functions ``share``,
+        ``bought``, ``viewed``... read it.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per customer, attribute and value.
+
+        Raises
+        ------
+        ValueError
+            For features built with :meth:`from_frame` (they have no inputs to read).
+
+        Examples
+        --------
+        >>> import segmentkit as sk
+        >>> raw, mapping = sk.datasets.load_sample()
+        >>> features = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
+        >>> features.affinity[["customer_id", "attribute", "value", "orders"]].head(2)
+          customer_id attribute            value  orders
+        0        1000  category         BEAUTY...
+        1        1000  category ...
+        """
+        if self._affinity_table is None:
+            if self._affinity_source is None:
+                msg = (
+                    "These features have no affinity table: it is computed from the "
+                    "transactions by extract_features, and features built with "
+                    "CustomerFeatures.from_frame (or from a plain frame, or a frame of "
+                    "another library) have none. Use sk.extract_features(transactions, "
+                    "events, output='pandas'), or sk.affinity(transactions, events)."
+                )
+                raise ValueError(msg)
+            self._affinity_table = self._affinity_source()
+        return self._affinity_table
+
+    @property
+    def has_affinity(self) -> bool:
+        """Whether :attr:`affinity` is available (features from ``extract_features``)."""
+        return self._affinity_table is not None or self._affinity_source is not None
+
+    def _keep_affinity(self, other: CustomerFeatures) -> None:
+        """Give these features the affinity of ``other`` (same customers' inputs, as_of)."""
+        self._affinity_source = other._affinity_source
+        self._affinity_table = other._affinity_table
 
     @classmethod
     def from_frame(

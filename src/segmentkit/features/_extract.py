@@ -8,12 +8,14 @@ same definitions (:mod:`segmentkit.features._definitions`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 from segmentkit.contracts._customers import Customers
 from segmentkit.contracts._events import Events
 from segmentkit.contracts._transactions import Transactions
+from segmentkit.features._affinity import affinity
 from segmentkit.features._base import CustomerFeatures, checked_params
 from segmentkit.features._base import as_utc_timestamp as _as_utc_timestamp
 from segmentkit.features._numpy import extract_pandas_features
@@ -137,6 +139,40 @@ def extract_features(
     Name: count, dtype: float64
     """
     windows = checked_params(windows, abandon_hours, session_gap_minutes, output)
+    features = _extract(
+        transactions,
+        events,
+        customers,
+        as_of=as_of,
+        windows=windows,
+        abandon_hours=abandon_hours,
+        session_gap_minutes=session_gap_minutes,
+        output=output,
+    )
+    if isinstance(features, CustomerFeatures):
+        # The affinity table is computed on first use only, from the same inputs.
+        features._affinity_source = functools.partial(
+            affinity,
+            transactions,
+            events,
+            as_of=features.as_of,
+            abandon_hours=abandon_hours,
+            session_gap_minutes=session_gap_minutes,
+        )
+    return features
+
+
+def _extract(
+    transactions: Transactions,
+    events: Events | None,
+    customers: Customers | None,
+    *,
+    as_of: Any,
+    windows: tuple[int, ...],
+    abandon_hours: float,
+    session_gap_minutes: float,
+    output: str,
+) -> Any:
     if hasattr(type(transactions), "native"):  # validated on polars, DuckDB, Spark...: stays
         from segmentkit.features._native import extract_native_features
 

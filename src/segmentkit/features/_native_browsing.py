@@ -21,10 +21,12 @@ import pandas as pd
 from segmentkit._frame._detect import Backend
 from segmentkit._frame._time import DAY_US, EPOCH_US
 
-__all__ = ["visits"]
+__all__ = ["SESSION", "visits", "visits_and_events"]
 
 _ID = "customer_id"
 _SESSION = "_session"
+#: The column of ``visits_and_events``' events holding their visit key.
+SESSION = _SESSION
 _ORDERED = ("polars", "duckdb", "pyspark")
 
 
@@ -38,6 +40,24 @@ def visits(
     gap_us: float,
 ) -> nw.LazyFrame[Any]:
     """One row per visit: ``customer_id``, ``start``, ``seconds``, ``last_cart``, ``abandoned``.
+
+    The visits of :func:`visits_and_events`; its parameters and visits.
+    """
+    return visits_and_events(
+        events, purchases, backend, as_of_us, abandon_us=abandon_us, gap_us=gap_us
+    )[0]
+
+
+def visits_and_events(
+    events: nw.LazyFrame[Any],
+    purchases: nw.LazyFrame[Any],
+    backend: Backend,
+    as_of_us: int,
+    *,
+    abandon_us: float,
+    gap_us: float,
+) -> tuple[nw.LazyFrame[Any], nw.LazyFrame[Any]]:
+    """The visits, and the events with the key of their visit (column :data:`SESSION`).
 
     Parameters
     ----------
@@ -56,9 +76,11 @@ def visits(
 
     Returns
     -------
-    narwhals.LazyFrame
+    visits : narwhals.LazyFrame
         Times in UTC microseconds (``last_cart`` null without a cart), ``seconds`` on
         site (durations, else the visit's span) and whether its cart was abandoned.
+    events : narwhals.LazyFrame
+        The events, with their visit's key: with ``customer_id``, it joins the visits.
     """
     names = events.collect_schema().names()
     ts = nw.col(EPOCH_US)
@@ -76,7 +98,7 @@ def visits(
     sessions = events.group_by(_ID, _SESSION).agg(*visit)
     if "duration_s" not in names:
         sessions = sessions.with_columns(seconds=(nw.col("_end") - nw.col("start")) / 1e6)
-    return _with_abandoned(sessions, events, purchases, as_of_us, abandon_us)
+    return _with_abandoned(sessions, events, purchases, as_of_us, abandon_us), events
 
 
 def _with_sessions(

@@ -513,13 +513,23 @@ class _Events(_Rows):
 
 
 class _Visits(_Rows):
-    """One row per visit: its customer, start, seconds on site and last cart."""
+    """One row per visit: its customer, start, seconds on site and last cart.
 
-    def __init__(self, columns: dict[str, np.ndarray], n: int, as_of_ns: int) -> None:
+    ``event_session`` is the visit of each event (read by the affinity table).
+    """
+
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray],
+        n: int,
+        as_of_ns: int,
+        event_session: np.ndarray | None = None,
+    ) -> None:
         self.columns = columns
         self.codes = columns["customer"]
         self.n = n
         self.as_of_ns = as_of_ns
+        self.event_session = event_session
 
     def holds(self, column: str) -> bool:
         return column in self.columns
@@ -797,7 +807,7 @@ def _visits(events: _Events, lines: _Lines, *, abandon_ns: int, gap_ns: int) -> 
         "last_cart": s_cart,
         "abandoned": abandoned,
     }
-    return _Visits(columns, events.n, events.as_of_ns)
+    return _Visits(columns, events.n, events.as_of_ns, session_of)
 
 
 def _sessions(ev: pd.DataFrame, codes: np.ndarray, ns: np.ndarray, gap_ns: int) -> dict[str, Any]:

@@ -160,6 +160,7 @@ def _with_columns(features: CustomerFeatures, columns: dict[str, pd.Series]) -> 
     frame = frame.assign(**{name: values.to_numpy() for name, values in columns.items()})
     definitions = {c: d for c in columns if (d := column_definition(c)) is not None}
     out = CustomerFeatures(frame, features.as_of, definitions, features.excluded)
+    out._keep_affinity(features)
     # The input's own catalog rows (user-supplied columns included) stay as they were.
     own = features.catalog.drop_duplicates("name").set_index("name")
     kept = [c for c in frame.columns if c in own.index and c not in columns]
