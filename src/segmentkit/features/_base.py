@@ -123,9 +123,9 @@ class CustomerFeatures:
         >>> raw, mapping = sk.datasets.load_sample()
         >>> features = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
         >>> features.affinity[["customer_id", "attribute", "value", "orders"]].head(2)
-          customer_id attribute            value  orders
-        0        1000  category         BEAUTY...
-        1        1000  category ...
+          customer_id attribute    value  orders
+        0        1001  category  DRUG GM       6
+        1        1001  category  GROCERY      12
         """
         if self._affinity_table is None:
             if self._affinity_source is None:
