@@ -350,16 +350,32 @@ def _values_of(name: str, lines: pd.DataFrame, ev: pd.DataFrame | None) -> pd.In
 
 def _purchase_pairs(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (customer code ``c``, value code ``v``) of purchase lines: the purchase columns."""
-    grouped = rows.groupby(["c", "v"], sort=False)
-    pairs = grouped.agg(
-        spend=("spend", "sum"),
-        items=("items", "sum"),
-        first_bought=("ns", "min"),
-        last_bought=("ns", "max"),
-    )
+    # One integer key per pair, hashed once; then bincounts and ufunc.at extremes.
+    customer = rows["c"].to_numpy(dtype=np.int64)
+    value = rows["v"].to_numpy(dtype=np.int64)
+    width = int(value.max()) + 1 if len(value) else 1
+    pair, keys = pd.factorize(customer * width + value)
+    n = len(keys)
+    ns = rows["ns"].to_numpy(dtype=np.int64)
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, pair, ns)
+    last = np.full(n, _NAT, dtype=np.int64)
+    np.maximum.at(last, pair, ns)
     # An order counts once per value, however many of its lines hold it.
-    pairs["orders"] = rows.drop_duplicates(["c", "v", "order"]).groupby(["c", "v"]).size()
-    return pairs.reset_index()
+    order = rows["order"].to_numpy(dtype=np.int64)
+    n_orders = int(order.max()) + 1 if len(order) else 1
+    distinct = pd.unique(pair.astype(np.int64) * n_orders + order) // n_orders
+    return pd.DataFrame(
+        {
+            "c": keys // width,
+            "v": keys % width,
+            "spend": np.bincount(pair, weights=rows["spend"].to_numpy(float), minlength=n),
+            "items": np.bincount(pair, weights=rows["items"].to_numpy(float), minlength=n),
+            "first_bought": first,
+            "last_bought": last,
+            "orders": np.bincount(distinct, minlength=n).astype(np.int64),
+        }
+    )
 
 
 def _pandas_browsing(
