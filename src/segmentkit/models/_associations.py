@@ -23,7 +23,7 @@ from segmentkit._common._params import (
     validated,
 )
 from segmentkit.contracts._transactions import Transactions
-from segmentkit.models._baskets import Baskets, BasketKind, purchase_pairs
+from segmentkit.models._baskets import BasketKind, Baskets, purchase_pairs
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -196,10 +196,12 @@ def associations(
     >>> tx = sk.Transactions.from_frame(raw, **mapping)
     >>> rules = sk.associations(tx, "category", min_support=0.05)
     >>> rules.attrs["baskets"]
-    2377
-    >>> top = rules.iloc[0]
-    >>> top["antecedent"], top["consequent"], round(top["lift"], 2)
-    ('MEAT', 'SEAFOOD', 1.8)
+    798
+    >>> rules.head(3)[["antecedent", "consequent", "support", "confidence", "lift"]].round(3)
+      antecedent     consequent  support  confidence   lift
+    0       DELI      SALAD BAR    0.050       0.123  1.554
+    1  SALAD BAR           DELI    0.050       0.635  1.554
+    2     PASTRY  SEAFOOD-PCKGD    0.063       0.186  1.514
     """
     baskets = purchase_pairs(
         transactions, attribute, as_of=as_of, basket=basket, owner="associations"

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from segmentkit.contracts._native_tables import NativeTransactions
 
-__all__ = ["Baskets", "BasketKind", "item_column", "purchase_pairs"]
+__all__ = ["BasketKind", "Baskets", "item_column", "purchase_pairs"]
 
 BasketKind = Literal["customer", "order"]
 
@@ -243,7 +243,7 @@ def _native_pairs(
             order = nw.col(EPOCH_US).cast(nw.String)
         keys.append(order.alias("order"))
     pairs = (
-        frame.filter(nw.col(column).is_not_null())
+        frame.filter(~nw.col(column).is_null())
         .select(*keys, nw.col(column).cast(nw.String).alias("item"))
         .unique()
     )
@@ -252,9 +252,7 @@ def _native_pairs(
     return local, stamp, int(n_missing or 0)
 
 
-def _coded(
-    frame: pd.DataFrame, stamp: pd.Timestamp, missing: int, basket: BasketKind
-) -> Baskets:
+def _coded(frame: pd.DataFrame, stamp: pd.Timestamp, missing: int, basket: BasketKind) -> Baskets:
     customer_codes, customers = pd.factorize(frame["customer_id"].astype(str), sort=True)
     item_codes, items = pd.factorize(frame["item"].astype(str), sort=True)
     if basket == "order":

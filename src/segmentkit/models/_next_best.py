@@ -26,11 +26,8 @@ import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._common._params import (
-    NONE,
-    InstanceOf,
     Interval,
     ListLike,
-    Satisfies,
     validate_params,
     validated,
 )
@@ -99,13 +96,15 @@ class NextBestItems(ModelParameters):
     >>> raw, mapping = sk.datasets.load_sample()
     >>> tx = sk.Transactions.from_frame(raw, **mapping)
     >>> model = sk.NextBestItems(attribute="category", k=2).fit(tx, as_of="2017-10-01")
-    >>> model.recommend(["1566"])[["customer_id", "rank", "item", "antecedent"]]
-      customer_id  rank     item antecedent
-    0        1566     1  PRODUCE    GROCERY
-    1        1566     2     DELI    GROCERY
+    >>> model.recommend(["1566", "new-customer"])[["customer_id", "rank", "item", "antecedent"]]
+        customer_id  rank     item     antecedent
+    0          1566     1     DELI  SEAFOOD-PCKGD
+    1          1566     2   PASTRY  SEAFOOD-PCKGD
+    2  new-customer     1  GROCERY           <NA>
+    3  new-customer     2  DRUG GM           <NA>
     >>> model.transform(["1566"])
       customer_id next_best_1 next_best_2
-    0        1566     PRODUCE        DELI
+    0        1566        DELI      PASTRY
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -310,9 +309,7 @@ class NextBestItems(ModelParameters):
         if use_rules and len(bought):
             # The gains of every bought item's rules, summed per (customer, item) by one
             # sparse product (scipy adds them in a fixed order: the same sum everywhere).
-            owned = sparse.csr_matrix(
-                (np.ones(len(bought)), (owner, bought)), shape=(n, n_items)
-            )
+            owned = sparse.csr_matrix((np.ones(len(bought)), (owner, bought)), shape=(n, n_items))
             summed = (owned @ self._rules).tocoo()
             candidates.append(summed.row.astype(np.int64) * width + summed.col)
             gains.append(summed.data)
@@ -395,7 +392,24 @@ def next_best_items(
     """Each customer's ``k`` next-best items as columns, in one call.
 
     ``NextBestItems(attribute, ...).fit(transactions, as_of=as_of).transform()``: see
-    :class:`NextBestItems` for the score and the parameters.
+    :class:`NextBestItems` for the score.
+
+    Parameters
+    ----------
+    transactions : Transactions
+        Validated order lines (pandas, or kept in polars, DuckDB, Spark...).
+    attribute : str, default='category'
+        The product attribute naming an item.
+    k : int, default=3
+        Items per customer.
+    min_support : float, default=0.01
+        Smallest share of baskets an item and a pair must be bought in for a rule.
+    min_count : int, default=2
+        Smallest number of baskets an item and a pair must be bought in for a rule.
+    as_of : str or datetime-like, optional
+        Last moment learnt from (inclusive); defaults to the last transaction.
+    basket : {'customer', 'order'}, default='customer'
+        What the associations count.
 
     Returns
     -------
