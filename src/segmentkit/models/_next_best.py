@@ -357,7 +357,7 @@ class NextBestItems(ModelParameters):
         per = lengths[who[rows]]
         row = np.repeat(rows, per)
         bought = self._owned.indices[_ranges(starts[who[rows]], per)].astype(np.int64)
-        gain = np.asarray(self._rules[bought, item[row]]).ravel()
+        gain = _entries(self._rules, bought, item[row])
         # Largest gain first; equal gains: the antecedent's name (its code) decides.
         order = np.lexsort((bought, -gain, row))
         row, bought = row[order], bought[order]
@@ -510,7 +510,7 @@ def evaluate_next_best(
     # New items: bought in the window, never before the cut-off, by known customers.
     known = model.customers_.get_indexer(later.customers)[later.customer]
     item = model.items_.get_indexer(later.items)[later.item]
-    already = model._owned[np.maximum(known, 0), np.maximum(item, 0)].A1 > 0
+    already = _entries(model._owned, np.maximum(known, 0), np.maximum(item, 0)) > 0
     new = (known >= 0) & ~((item >= 0) & already)
     truth_customer = later.customers[later.customer[new]]
     truth_item = later.items[later.item[new]]
@@ -552,6 +552,13 @@ def _row_slices(matrix: Any, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     starts = matrix.indptr[safe].astype(np.int64)
     lengths = np.where(codes >= 0, matrix.indptr[safe + 1] - starts, 0).astype(np.int64)
     return starts, lengths
+
+
+def _entries(matrix: Any, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix[rows[i], columns[i]]`` for each i, as a flat array."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=matrix.dtype)
+    return np.asarray(matrix[rows, columns]).ravel()
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
