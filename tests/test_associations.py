@@ -413,3 +413,46 @@ def test_order_baskets_need_orders_on_a_native_backend(backend):
     rows = sk.Transactions.from_frame(backend.frame(raw), orders_from="row", **mapping)
     with pytest.raises(ValueError, match="every line is an order of its own"):
         sk.associations(rows, basket="order")
+
+
+# --- command line ----------------------------------------------------------------------
+
+
+def test_cli_next_best_file_goes_to_braze_profiles(tmp_path, capsys):
+    from segmentkit.cli import main
+
+    raw, _ = sk.datasets.load_sample()
+    orders = tmp_path / "orders.csv"
+    raw.to_csv(orders, index=False)
+    columns = [
+        "customer_id=household_id",
+        "timestamp=transaction_timestamp",
+        "amount=sales_value",
+        "order_id=basket_id",
+        "category=department",
+    ]
+    out = tmp_path / "next_best.csv"
+    args = ["-q", "next-best", str(orders), "--map", *columns, "--as-of", "2017-10-01"]
+    assert main([*args, "--k", "2", "--out", str(out)]) == 0
+    assert "next-best category as of 2017-10-01" in capsys.readouterr().out
+    written = pd.read_csv(out, dtype=str)
+    tx = sk.Transactions.from_frame(raw, **dict(c.split("=") for c in columns))
+    expected = sk.next_best_items(tx, "category", k=2, as_of="2017-10-01")
+    assert written.fillna("").values.tolist() == expected.fillna("").values.tolist()
+
+    segments = tmp_path / "segments.csv"
+    segment = ["-q", "segment", str(orders), "--map", *columns, "--as-of", "2017-10-01"]
+    assert main([*segment, "--out", str(segments)]) == 0
+    customers = tmp_path / "customers.csv"
+    pd.DataFrame({"id": ["1566"], "email": ["a@example.com"]}).to_csv(customers, index=False)
+    chosen = pd.read_csv(segments, dtype=str).set_index("customer_id").loc["1566", "segment"]
+    export = [
+        "-q", "export", str(segments), "--customers", str(customers), "--map-customers",
+        "customer_id=id", "email=email", "--param", "consent=null", "--to", "braze",
+        "--out", str(tmp_path / "out"), "--segment", chosen, "--predictions", str(out),
+    ]  # fmt: skip
+    assert main(export) == 0
+    body = next((tmp_path / "out").glob("braze-*.json")).read_text(encoding="utf-8")
+    first = expected.set_index("customer_id").loc["1566", "next_best_1"]
+    assert f'"segmentkit_next_best_1": "{first}"' in body
+    assert main(["-q", "next-best", str(orders), "--map", *columns, "--out", "x.txt"]) == 1
