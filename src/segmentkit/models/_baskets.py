@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from segmentkit.contracts._native_tables import NativeTransactions
 
-__all__ = ["BasketKind", "Baskets", "item_column", "purchase_pairs"]
+__all__ = ["BasketKind", "Baskets", "contains", "distinct", "item_column", "purchase_pairs"]
 
 BasketKind = Literal["customer", "order"]
 
@@ -93,10 +93,23 @@ class Baskets:
         shape = (len(self.basket_ids), len(self.items))
         return sparse.csr_matrix((ones, (self.basket, self.item)), shape=shape)
 
-    def customer_counts(self) -> np.ndarray:
-        """Distinct customers who bought each item (per item code)."""
-        codes = np.unique(self.customer * max(len(self.items), 1) + self.item)
-        return np.bincount(codes % max(len(self.items), 1), minlength=len(self.items))
+
+def distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct values of an integer array and the position of each one's
+    first occurrence (a sort: faster than ``np.unique``'s hashing on millions of keys)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return ordered[first], order[first]
+
+
+def contains(sorted_keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each value is in ``sorted_keys`` (ascending), by binary search."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[at] == values
 
 
 def item_column(transactions: Transactions, attribute: str, owner: str) -> str:
@@ -194,21 +207,32 @@ def _pandas_pairs(
     missing = int((keep & ~present).sum())
     keep &= present
     # Distinct pairs on integer codes first: only they are turned into text.
-    customer_codes, customer_labels = pd.factorize(data["customer_id"].to_numpy()[keep])
-    item_codes, item_labels = pd.factorize(values.to_numpy()[keep])
+    customer_codes, customer_labels = _codes(data["customer_id"], keep)
+    item_codes, item_labels = _codes(values, keep)
     width = max(len(item_labels), 1)
+    out: dict[str, np.ndarray] = {}
     if basket == "order":
-        # The contract's order key already numbers (customer, order) pairs.
+        # The contract's order key numbers (customer, order) pairs: it fixes the customer.
         order = data["order_key"].to_numpy()[keep].astype(np.int64)
-        pair = np.unique(np.stack([order, customer_codes * width + item_codes]), axis=1)
-        out = {"order": pair[0].astype(str)}
-        combined = pair[1]
+        pairs, first = distinct(order * width + item_codes)
+        out["order"] = (pairs // width).astype(str)
+        customer = customer_codes[first]
+        item = pairs % width
     else:
-        combined = np.unique(customer_codes.astype(np.int64) * width + item_codes)
-        out = {}
-    out["customer_id"] = np.asarray(customer_labels, dtype=object)[combined // width]
-    out["item"] = np.asarray(item_labels, dtype=object)[combined % width]
+        pairs, _ = distinct(customer_codes * width + item_codes)
+        customer, item = pairs // width, pairs % width
+    out["customer_id"] = np.asarray(customer_labels, dtype=object)[customer]
+    out["item"] = np.asarray(item_labels, dtype=object)[item]
     return pd.DataFrame(out), stamp, missing
+
+
+def _codes(values: pd.Series, keep: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Integer codes (int64) of the kept values and their labels."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # The contract's categorical columns: their codes, without hashing the text.
+        return values.cat.codes.to_numpy()[keep].astype(np.int64), values.cat.categories
+    codes, labels = pd.factorize(values.to_numpy()[keep])
+    return codes.astype(np.int64), labels
 
 
 def _native_pairs(
@@ -265,12 +289,10 @@ def _coded(frame: pd.DataFrame, stamp: pd.Timestamp, missing: int, basket: Baske
     else:
         basket_codes, basket_ids = customer_codes, pd.Index(customers)
     width = max(len(items), 1)
-    distinct, first = np.unique(
-        basket_codes.astype(np.int64) * width + item_codes, return_index=True
-    )
+    pairs, first = distinct(basket_codes.astype(np.int64) * width + item_codes)
     return Baskets(
-        basket=distinct // width,
-        item=distinct % width,
+        basket=pairs // width,
+        item=pairs % width,
         customer=customer_codes.astype(np.int64)[first],
         basket_ids=basket_ids,
         items=pd.Index(items, dtype=object),

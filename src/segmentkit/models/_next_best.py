@@ -43,7 +43,7 @@ from segmentkit.models._associations import (
     TRANSACTIONS,
     rules_of,
 )
-from segmentkit.models._baskets import BasketKind, purchase_pairs
+from segmentkit.models._baskets import BasketKind, contains, distinct, purchase_pairs
 from segmentkit.models._params import ModelParameters
 
 __all__ = ["NextBestItems", "evaluate_next_best", "next_best_items"]
@@ -177,7 +177,7 @@ class NextBestItems(ModelParameters):
         self._rules.sort_indices()
         # Customer × item: what each customer bought (orders folded into customers).
         width = max(n_items, 1)
-        owned = np.unique(baskets.customer * width + baskets.item)
+        owned, _ = distinct(baskets.customer * width + baskets.item)
         ones = np.ones(len(owned), dtype=np.int8)
         self._owned = sparse.csr_matrix(
             (ones, (owned // width, owned % width)), shape=(len(baskets.customers), n_items)
@@ -315,8 +315,8 @@ class NextBestItems(ModelParameters):
             gains.append(summed.data)
         every = np.concatenate(candidates)
         added = np.concatenate(gains)
-        fresh = ~np.isin(every, owned_keys)
-        keys = np.unique(every[fresh])
+        fresh = ~contains(owned_keys, every)
+        keys, _ = distinct(every[fresh])
         # A key is both popular and ruled: the ruled one carries the gain.
         gain = np.zeros(len(keys))
         np.maximum.at(gain, np.searchsorted(keys, every[fresh]), added[fresh])
