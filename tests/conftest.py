@@ -209,6 +209,18 @@ def journey_tx(journey_raw: pd.DataFrame) -> sk.Transactions:
 
 
 @pytest.fixture(scope="session")
+def completejourney_lines() -> pd.DataFrame:
+    """The Complete Journey sample's lines merged with every product attribute."""
+    ids = {c: str for c in ["household_id", "store_id", "basket_id", "product_id"]}
+    lines = pd.read_csv(_shared("completejourney_sample/transactions_sample.csv.gz"), dtype=ids)
+    products = pd.read_csv(
+        _shared("completejourney_sample/products.csv.gz"),
+        dtype={"product_id": str, "manufacturer_id": str},
+    )
+    return lines.merge(products, on="product_id", how="left")
+
+
+@pytest.fixture(scope="session")
 def sample_tx() -> sk.Transactions:
     raw, mapping = sk.datasets.load_sample()
     return sk.Transactions.from_frame(raw, **mapping)

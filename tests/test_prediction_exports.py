@@ -1,4 +1,5 @@
-"""Predicted CLV and churn risk as profile properties: Klaviyo, Braze, HubSpot."""
+"""Predicted CLV, churn risk and next-best items as profile properties: Klaviyo, Braze,
+HubSpot."""
 
 from __future__ import annotations
 
@@ -107,7 +108,9 @@ def test_churn_risk_comes_from_p_alive_and_features_are_accepted(three) -> None:
 
 def test_bad_predictions_are_refused_with_what_to_do(three) -> None:
     seg, customers, predictions = three
-    with pytest.raises(ValueError, match=r"no 'predicted_clv_<h>', 'churn_risk' or 'p_alive'"):
+    with pytest.raises(
+        ValueError, match=r"no 'predicted_clv_<h>', 'churn_risk', 'p_alive' or 'next_best_<n>'"
+    ):
         build_klaviyo(
             seg, SEGMENT, customers, list_id="L", predictions=predictions[["customer_id"]]
         )
@@ -122,3 +125,80 @@ def test_bad_predictions_are_refused_with_what_to_do(three) -> None:
     twice = pd.concat([predictions, predictions.iloc[[0]]])
     with pytest.raises(ValueError, match=r"1 repeated customer id\(s\), e.g. \['cust-002'\]"):
         build_klaviyo(seg, SEGMENT, customers, list_id="L", predictions=twice)
+
+
+# --- next-best items ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def items() -> pd.DataFrame:
+    # As NextBestItems.transform writes them: one customer with one item left, one unknown.
+    return pd.DataFrame(
+        {
+            "customer_id": ["cust-001", "cust-002", "cust-009"],
+            "next_best_1": ["Running shoes", "Tents", "Socks"],
+            "next_best_2": ["Socks", None, "Tents"],
+        }
+    ).astype({"next_best_1": "string", "next_best_2": "string"})
+
+
+def test_next_best_items_go_to_klaviyo_as_text_properties(three, items) -> None:
+    seg, customers, _ = three
+    export = build_klaviyo(seg, SEGMENT, customers, list_id="L1", predictions=items)
+    body = export.requests[0].body
+    _no_nan_text(body)
+    props = [p["attributes"]["properties"] for p in body["data"]["attributes"]["profiles"]["data"]]
+    assert props[0] == {
+        "segmentkit_segment": SEGMENT,
+        "segmentkit_next_best_1": "Running shoes",
+        "segmentkit_next_best_2": "Socks",
+    }
+    assert props[1] == {"segmentkit_segment": SEGMENT, "segmentkit_next_best_1": "Tents"}
+    assert props[2] == {"segmentkit_segment": SEGMENT}  # not in the items: nothing sent
+
+
+def test_next_best_items_go_to_braze_on_add_only(three, items) -> None:
+    seg, customers, _ = three
+    objects = build_braze(seg, SEGMENT, customers, predictions=items).requests[0].body
+    first, second, third = objects["attributes"]
+    assert first["segmentkit_next_best_1"] == "Running shoes"
+    assert first["segmentkit_next_best_2"] == "Socks"
+    assert "segmentkit_next_best_2" not in second
+    assert "segmentkit_next_best_1" not in third
+    removed = build_braze(seg, SEGMENT, customers, operation="remove", predictions=items)
+    assert "segmentkit_next_best" not in json.dumps(removed.requests[0].body)
+
+
+def test_next_best_items_and_predictions_together_go_to_hubspot(three, items) -> None:
+    seg, customers, predictions = three
+    both = predictions.merge(items, on="customer_id", how="outer")
+    inputs = build_hubspot(seg, SEGMENT, customers, predictions=both).requests[0].body["inputs"]
+    _no_nan_text(inputs)
+    assert inputs[0]["properties"] == {
+        "segmentkit_segment": SEGMENT,
+        "segmentkit_predicted_clv": "1234.57",
+        "segmentkit_churn_risk": "0.188",
+        "segmentkit_next_best_1": "Running shoes",
+        "segmentkit_next_best_2": "Socks",
+    }
+    assert inputs[1]["properties"]["segmentkit_next_best_1"] == "Tents"
+    assert "segmentkit_next_best_2" not in inputs[1]["properties"]
+
+
+def test_next_best_items_from_the_model_are_exported(three) -> None:
+    seg, customers, _ = three
+    raw = pd.DataFrame(
+        {
+            "customer": ["cust-001", "cust-001", "cust-002", "cust-003", "cust-003"],
+            "time": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"],
+            "amount": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "category": ["Tents", "Socks", "Tents", "Socks", "Stoves"],
+        }
+    )
+    tx = sk.Transactions.from_frame(
+        raw, customer_id="customer", timestamp="time", amount="amount", category="category"
+    )
+    wide = sk.next_best_items(tx, "category", k=2, min_count=1)
+    objects = build_braze(seg, SEGMENT, customers, predictions=wide).requests[0].body
+    sent = {o["external_id"]: o.get("segmentkit_next_best_1") for o in objects["attributes"]}
+    assert sent == {"cust-001": "Stoves", "cust-002": "Socks", "cust-003": "Tents"}

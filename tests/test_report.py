@@ -177,6 +177,37 @@ def test_the_map_samples_large_segmentations(kmeans_model, sample_features, tmp_
     assert "A random sample of 300 of the 800 customers is drawn." in text
 
 
+def test_what_to_offer_lists_each_segments_items_with_share_and_lift(rfm, sample_tx, tmp_path):
+    offers = sk.segment_items(rfm, sample_tx, "category", top=3)
+    _, text = _report(tmp_path, rfm, offers=offers)
+    assert _sections(text) == ["sizes", "catalog", "profiles", "rfm", "offers"]
+    assert '<a href="#offers">What to offer</a>' in text
+    table = text.split('id="offers-table"')[1].split("</table>")[0]
+    assert table.count("<tr data-segment=") == len(offers)
+    first = offers.iloc[0]
+    row = table.split(f'<tr data-segment="{first["segment"]}" data-rank="1">')[1].split("</tr>")[0]
+    assert f">{first['item']}</td>" in row
+    assert f"{first['share']:.1%}" in row
+    assert f"{first['lift']:.2f}×" in row
+    # Segment-level figures only: no customer id.
+    assert rfm.assignments["customer_id"].iloc[0] not in table
+    assert "offers" not in _sections(_report(tmp_path, rfm, name="plain.html")[1])
+    delegated = rfm.report(tmp_path / "delegated.html", offers=offers)
+    assert 'id="offers-table"' in delegated.read_text(encoding="utf-8")
+
+
+def test_what_to_offer_needs_the_items_table(rfm, tmp_path):
+    with pytest.raises(ValueError, match=r"offers lacks the columns \['segment'"):
+        write_report(rfm, tmp_path / "r.html", offers=pd.DataFrame({"item": ["a"]}))
+    with pytest.raises(InvalidParameterError, match="'offers' parameter"):
+        write_report(rfm, tmp_path / "r.html", offers="items.csv")
+    empty = pd.DataFrame(
+        columns=["segment", "rank", "item", "buyers", "share", "base_share", "lift"]
+    )
+    _, text = _report(tmp_path, rfm, offers=empty)
+    assert "No item reaches the minimum of buyers." in text
+
+
 def test_a_segmentation_read_from_a_file_still_gets_a_report(rfm, tmp_path):
     seg = sk.Segmentation.from_assignments(
         rfm.assignments[["customer_id", "segment_id", "segment"]]

@@ -99,6 +99,32 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_next_best(args: argparse.Namespace) -> int:
+    import segmentkit as sk
+    from segmentkit._common._csv import write_csv
+
+    progress = _Progress(args.quiet)
+    if not args.out.lower().endswith(".csv"):
+        msg = f"--out must be a .csv file, got {args.out!r}."
+        raise SegmentkitError(msg)
+    tx = _load_transactions(args, progress)
+    model = sk.NextBestItems(
+        args.attribute, k=args.k, min_support=args.min_support, basket=args.basket
+    )
+    progress.step("learning associations", lambda: model.fit(tx, as_of=args.as_of))
+    table = progress.step("ranking items", model.transform)
+    print(tx.report)
+    print(
+        f"next-best {args.attribute} as of {model.as_of_.isoformat()}: "
+        f"{len(table)} customers, {len(model.items_)} items, {model.n_rules_} rules"
+    )
+    written = progress.step(
+        f"writing {args.out}", lambda: write_csv(args.out, table.set_index("customer_id"))
+    )
+    print(f"next-best items written to {written}")
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     import segmentkit as sk
     from segmentkit._common._csv import write_csv
@@ -365,7 +391,7 @@ def _read_predictions(path: str) -> Any:
     if "customer_id" not in table.columns:
         msg = (
             f"The --predictions file {path} has no 'customer_id' column; use the file "
-            "written by 'segmentkit predict --out'."
+            "written by 'segmentkit predict --out' or 'segmentkit next-best --out'."
         )
         raise SegmentkitError(msg)
     return table
@@ -531,6 +557,44 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="predictions file (.csv)")
     predict.set_defaults(run=_cmd_predict)
 
+    next_best = commands.add_parser(
+        "next-best",
+        help="rank, per customer, the items they have not bought yet",
+        description="Validate an orders file, learn which items are bought together "
+        "(support, confidence, lift) up to --as-of, and write per customer the --k items "
+        "they are most likely to buy next among those they never bought: customer_id, "
+        "next_best_1 ... next_best_<k>. Send them to Klaviyo, Braze or HubSpot with "
+        "'segmentkit export ... --predictions FILE'. See docs/what-to-offer.md.",
+        epilog="example:\n  segmentkit next-best orders.csv --map customer_id=CustomerID "
+        "timestamp=InvoiceDate \\\n      amount=Total category=Category --k 3 "
+        "--out next_best.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_input(next_best)
+    next_best.add_argument(
+        "--as-of", help="end of the history learnt from (default: last order in the file)"
+    )
+    next_best.add_argument(
+        "--attribute",
+        default="category",
+        help="mapped product column naming an item: category (default), brand, product_id",
+    )
+    next_best.add_argument("--k", type=int, default=3, help="items per customer (default 3)")
+    next_best.add_argument(
+        "--min-support",
+        type=float,
+        default=0.01,
+        help="smallest share of customers a pair of items must be bought by (default 0.01)",
+    )
+    next_best.add_argument(
+        "--basket",
+        choices=["customer", "order"],
+        default="customer",
+        help="count items bought by the same customer (default) or in the same order",
+    )
+    next_best.add_argument("--out", required=True, help="next-best items file (.csv)")
+    next_best.set_defaults(run=_cmd_next_best)
+
     export = commands.add_parser(
         "export",
         help="build a marketing platform's requests for one segment (sends nothing)",
@@ -565,9 +629,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="folder for the JSON file")
     export.add_argument(
         "--predictions",
-        help="file written by 'segmentkit predict': send each profile's predicted CLV and "
-        "churn risk as segmentkit_predicted_clv and segmentkit_churn_risk (klaviyo, braze, "
-        "hubspot)",
+        help="file written by 'segmentkit predict' or 'segmentkit next-best': send each "
+        "profile's predicted CLV and churn risk as segmentkit_predicted_clv and "
+        "segmentkit_churn_risk, and its next-best items as segmentkit_next_best_1... "
+        "(klaviyo, braze, hubspot)",
     )
     export.add_argument(
         "--push",

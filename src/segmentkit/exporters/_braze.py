@@ -36,6 +36,7 @@ from segmentkit.exporters._shared import (
     check_external_ids,
     make_report,
     prediction_properties,
+    property_value,
     segment_name,
     text_column,
 )
@@ -106,7 +107,9 @@ def build_braze(
         ``segmentkit_predicted_clv`` (money, to the cent) and ``segmentkit_churn_risk``
         (1 - ``p_alive``, 3 decimals) as custom attributes (numbers; each spends a
         Braze data point), with ``operation='add'`` only; customers without a
-        prediction get neither.
+        prediction get neither. Next-best items (``next_best_1`` … from
+        :func:`segmentkit.next_best_items`, alone or joined to the predictions) go as
+        string attributes ``segmentkit_next_best_1`` …
 
     Returns
     -------
@@ -154,9 +157,10 @@ def build_braze(
             if pd.notna(first_names.iat[i]):
                 item["first_name"] = first_names.iat[i]
             item[attribute] = {"add": [name]}
-            for prop, numbers in predicted.items():
-                if pd.notna(numbers.iat[i]):
-                    item[prop] = float(numbers.iat[i])
+            for prop, values in predicted.items():
+                value = property_value(prop, values, i)
+                if value is not None:
+                    item[prop] = value
         else:
             item[attribute] = {"remove": [name]}
             item["_update_existing_only"] = True

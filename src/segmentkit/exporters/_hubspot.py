@@ -24,7 +24,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, validate_params
 from segmentkit.contracts._customers import Customers
@@ -38,10 +37,11 @@ from segmentkit.exporters._audience import (
 from segmentkit.exporters._destination import Destination, TokenAuth, top_level_message
 from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._shared import (
-    PREDICTION_PROPERTIES,
     make_report,
     phones,
     prediction_properties,
+    property_text,
+    property_value,
     segment_name,
     text_column,
     unique_by,
@@ -119,7 +119,9 @@ def build_hubspot(
         ``segmentkit_predicted_clv`` (money, to the cent) and ``segmentkit_churn_risk``
         (1 - ``p_alive``, 3 decimals) as contact properties (HubSpot takes text:
         ``'123.45'``; create them once as number properties), with ``operation='add'``
-        only; customers without a prediction get neither.
+        only; customers without a prediction get neither. Next-best items
+        (``next_best_1`` … from :func:`segmentkit.next_best_items`, alone or joined
+        to the predictions) go as text properties ``segmentkit_next_best_1`` …
 
     Returns
     -------
@@ -168,9 +170,10 @@ def build_hubspot(
                     k: str(v.iat[i]) for k, v in fields.items() if v.notna().iat[i]
                 }
                 properties["segmentkit_segment"] = name
-                for prop, numbers in predicted.items():
-                    if pd.notna(numbers.iat[i]):
-                        properties[prop] = f"{numbers.iat[i]:.{PREDICTION_PROPERTIES[prop]}f}"
+                for prop, values in predicted.items():
+                    value = property_value(prop, values, i)
+                    if value is not None:
+                        properties[prop] = property_text(prop, value)
                 inputs.append(
                     {
                         "idProperty": "email",

@@ -39,6 +39,7 @@ from segmentkit.exporters._shared import (
     make_report,
     phones,
     prediction_properties,
+    property_value,
     segment_name,
     text_column,
 )
@@ -128,7 +129,9 @@ def build_klaviyo(
         of ``segmentkit predict``): each exported profile gets
         ``segmentkit_predicted_clv`` (money, to the cent) and ``segmentkit_churn_risk``
         (1 - ``p_alive``, 3 decimals) as custom properties (numbers); customers
-        without a prediction get neither.
+        without a prediction get neither. Next-best items (``next_best_1`` … from
+        :func:`segmentkit.next_best_items`, alone or joined to the predictions) go
+        as text properties ``segmentkit_next_best_1`` …
 
     Returns
     -------
@@ -207,9 +210,10 @@ def build_klaviyo(
             value = frame[column].iat[i]
             if pd.notna(value):
                 props[prop] = _json_value(value)
-        for prop, numbers in predicted.items():
-            if pd.notna(numbers.iat[i]):
-                props[prop] = float(numbers.iat[i])
+        for prop, values in predicted.items():
+            value = property_value(prop, values, i)
+            if value is not None:
+                props[prop] = value
         attributes["properties"] = props
         profiles.append({"type": "profile", "attributes": attributes})
 

@@ -4,6 +4,7 @@ sizes, customer-id checks and the export report."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segmentation
 
 __all__ = [
+    "NEXT_BEST_PREFIX",
     "PREDICTION_PROPERTIES",
     "check_external_ids",
     "countries",
@@ -29,6 +31,8 @@ __all__ = [
     "make_report",
     "phones",
     "prediction_properties",
+    "property_text",
+    "property_value",
     "segment_name",
     "text_column",
     "unique_by",
@@ -225,26 +229,37 @@ def unique_by(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 #: Profile properties of the predictions, with their decimals: the predicted CLV in
 #: money to the cent, the churn risk (1 - p_alive) as a probability to 3 decimals.
 PREDICTION_PROPERTIES = {"segmentkit_predicted_clv": 2, "segmentkit_churn_risk": 3}
+#: Next-best items (``next_best_1`` … from ``NextBestItems.transform``) are sent as text
+#: properties ``segmentkit_next_best_1`` …
+NEXT_BEST_PREFIX = "segmentkit_"
+_NEXT_BEST = re.compile(r"next_best_([1-9][0-9]*)")
 
 
 def prediction_properties(predictions: Any, customer_ids: pd.Series) -> dict[str, pd.Series]:
-    """Predicted CLV and churn risk of each customer, as profile property values.
+    """Per-customer predicted values as profile property values.
+
+    Recognised columns: a ``predicted_clv_<h>`` column and ``churn_risk`` or
+    ``p_alive`` (numbers), and ``next_best_1`` … ``next_best_<k>`` (text, the items of
+    :meth:`segmentkit.NextBestItems.transform`). A frame may hold any of them; other
+    columns are ignored.
 
     Parameters
     ----------
     predictions : CustomerFeatures or pandas.DataFrame or None
-        Per customer (index or ``customer_id`` column): a ``predicted_clv_<h>`` column
-        and ``churn_risk`` or ``p_alive`` (from :func:`segmentkit.add_predictions`, or
-        the file of ``segmentkit predict``).
+        Per customer (index or ``customer_id`` column): predictions (from
+        :func:`segmentkit.add_predictions`, or the file of ``segmentkit predict``)
+        and/or next-best items (from :func:`segmentkit.next_best_items`), or both
+        joined.
     customer_ids : pandas.Series
         The exported rows' customer ids.
 
     Returns
     -------
     dict of str to pandas.Series
-        Property name to rounded values aligned with ``customer_ids`` (positionally);
-        missing where a customer has no prediction (to be left out, never sent as
-        "nan"). Empty without ``predictions``.
+        Property name to values aligned with ``customer_ids`` (positionally): rounded
+        floats for the numbers, text (``string`` dtype) for the items; missing where a
+        customer has none (to be left out, never sent as "nan"). Empty without
+        ``predictions``.
     """
     if predictions is None:
         return {}
@@ -252,7 +267,7 @@ def prediction_properties(predictions: Any, customer_ids: pd.Series) -> dict[str
     if not isinstance(frame, pd.DataFrame):
         msg = (
             "predictions must be CustomerFeatures from sk.add_predictions or a DataFrame of "
-            f"predictions by customer id; got {type(predictions).__name__}."
+            f"predictions or next-best items by customer id; got {type(predictions).__name__}."
         )
         raise TypeError(msg)
     if "customer_id" in frame.columns:
@@ -262,7 +277,7 @@ def prediction_properties(predictions: Any, customer_ids: pd.Series) -> dict[str
         msg = (
             f"predictions has {len(repeated)} repeated customer id(s), e.g. "
             f"{list(map(str, repeated[:3]))}; give one row per customer (the output of "
-            "sk.add_predictions or 'segmentkit predict' has one)."
+            "sk.add_predictions, 'segmentkit predict' or sk.next_best_items has one)."
         )
         raise ValueError(msg)
     clv = sorted(c for c in frame.columns if str(c).startswith("predicted_clv_"))
@@ -270,10 +285,15 @@ def prediction_properties(predictions: Any, customer_ids: pd.Series) -> dict[str
         msg = f"predictions has several predicted CLV columns {clv}; keep one."
         raise ValueError(msg)
     risk = "churn_risk" if "churn_risk" in frame.columns else None
-    if not clv and risk is None and "p_alive" not in frame.columns:
+    items = sorted(
+        (c for c in frame.columns if _NEXT_BEST.fullmatch(str(c))),
+        key=lambda c: int(str(c).rsplit("_", 1)[1]),
+    )
+    if not clv and risk is None and "p_alive" not in frame.columns and not items:
         msg = (
-            "predictions has no 'predicted_clv_<h>', 'churn_risk' or 'p_alive' column; "
-            "make them with sk.add_predictions(features) or 'segmentkit predict'."
+            "predictions has no 'predicted_clv_<h>', 'churn_risk', 'p_alive' or "
+            "'next_best_<n>' column; make them with sk.add_predictions(features), "
+            "'segmentkit predict' or sk.next_best_items(transactions)."
         )
         raise ValueError(msg)
     index = pd.Index(frame.index.astype(str))
@@ -292,7 +312,32 @@ def prediction_properties(predictions: Any, customer_ids: pd.Series) -> dict[str
         taken = np.where(rows >= 0, numbers[np.maximum(rows, 0)], np.nan)
         taken[~np.isfinite(taken)] = np.nan
         out[name] = pd.Series(np.round(taken, PREDICTION_PROPERTIES[name]))
+    for column in items:
+        text = frame[column].astype("string").str.strip()
+        text = text.mask(text == "", pd.NA).to_numpy(dtype=object, na_value=None)
+        picked = np.full(len(rows), None, dtype=object)
+        found = rows >= 0
+        picked[found] = text[rows[found]]
+        out[f"{NEXT_BEST_PREFIX}{column}"] = pd.Series(picked, dtype="string")
     return out
+
+
+def property_value(name: str, values: pd.Series, i: int | np.integer) -> float | str | None:
+    """Row ``i`` of a property from :func:`prediction_properties` as sent in JSON.
+
+    A number for the predictions, text for the next-best items, ``None`` when missing.
+    """
+    value = values.iat[i]
+    if pd.isna(value):
+        return None
+    return float(value) if name in PREDICTION_PROPERTIES else str(value)
+
+
+def property_text(name: str, value: float | str) -> str:
+    """A property value as text (HubSpot's form): numbers with their decimals."""
+    if name in PREDICTION_PROPERTIES:
+        return f"{value:.{PREDICTION_PROPERTIES[name]}f}"
+    return str(value)
 
 
 def _numbers(values: pd.Series, column: str) -> np.ndarray:

@@ -31,6 +31,8 @@ __all__ = ["write_backtest_report", "write_report"]
 #: Most customers drawn on the 2-D map of a clustering (the PCA is fitted on them too).
 PROJECTION_SAMPLE = 3000
 
+#: The columns of sk.segment_items the "What to offer" section reads.
+_OFFER_COLUMNS = ("segment", "rank", "item", "buyers", "share", "base_share", "lift")
 _DRIFT_COLUMNS = ("segment", "customers_before", "customers_after", "size_change")
 # The columns analyze_test documents: one list, so the two cannot drift apart.
 _ANALYSIS_COLUMNS = tuple(ANALYSIS_TABLE_COLUMNS)
@@ -74,6 +76,7 @@ def write_report(
     title: str | None = None,
     segmenter: Any = None,
     backtest: Any = None,
+    offers: pd.DataFrame | None = None,
 ) -> Path:
     """Write a self-contained HTML report of a segmentation, atomically.
 
@@ -99,6 +102,9 @@ def write_report(
     backtest : Backtest, optional
         From :func:`segmentkit.backtest`: adds the purchase model's backtest (metrics
         next to the baselines, tracking curve, deciles).
+    offers : pandas.DataFrame, optional
+        From :func:`segmentkit.segment_items`: adds "What to offer", per segment the
+        items it buys more often than the whole base, with their share and lift.
 
     Returns
     -------
@@ -129,8 +135,12 @@ def write_report(
     (4, False)
     """
     _check_tables(migration, analysis)
+    if offers is not None:
+        _check_columns(offers, _OFFER_COLUMNS, "offers")
     runs = _snapshot_list(snapshots)
-    document = _document(segmentation, migration, analysis, runs, title, segmenter, backtest)
+    document = _document(
+        segmentation, migration, analysis, runs, title, segmenter, backtest, offers
+    )
     return write_atomic(path, lambda tmp: tmp.write_text(document, encoding="utf-8"))
 
 
@@ -191,6 +201,7 @@ def _document(
     title: str | None,
     segmenter: Any,
     backtest: Any = None,
+    offers: pd.DataFrame | None = None,
 ) -> str:
     title = title or "Customer segments"
     colours = _colours(segmentation)
@@ -209,6 +220,8 @@ def _document(
         sections.append(("test", "Test results", _analysis_section(analysis)))
     if runs:
         sections.append(("snapshots", "Over time", _snapshots_section(runs, colours)))
+    if offers is not None:
+        sections.append(("offers", "What to offer", _offers_section(offers, colours)))
     if backtest is not None:
         sections.append(("backtest", "Backtest", _backtest_section(backtest)))
     return _page(title, _header(segmentation, title), sections)
@@ -854,6 +867,50 @@ def _snapshots_section(runs: list[Any], known: dict[str, str]) -> str:
         f'<p class="note">{_e(note)}</p>\n<div class="chart-with-legend">{chart}'
         f'<ul class="legend">{legend}</ul></div>\n<div class="scroll"><table '
         f'id="snapshots-table"><thead>{head}</thead><tbody>{body}</tbody></table></div>'
+    )
+
+
+def _offers_section(offers: pd.DataFrame, colours: dict[str, str]) -> str:
+    attribute = str(offers.attrs.get("attribute", "item"))
+    head = (
+        f"<tr><th>Segment</th><th>#</th><th>{_e(attribute.replace('_', ' ').capitalize())}"
+        "</th><th>Buyers</th><th>Share of the segment</th><th>Share of all customers</th>"
+        "<th>Lift</th></tr>"
+    )
+    rows = []
+    for record in offers.to_dict("records"):
+        name = str(record["segment"])
+        first = int(record["rank"]) == 1
+        label = (
+            f'<i style="background:{colours.get(name, _NOISE_COLOUR)}"></i>{_e(name)}'
+            if first
+            else ""
+        )
+        cells = [
+            f'<td class="name">{label}</td>',
+            f"<td>{_int(record['rank'])}</td>",
+            f'<td class="name">{_e(str(record["item"]))}</td>',
+            f"<td>{_int(record['buyers'])}</td>",
+            _share_cell(record["share"], "#4e79a7"),
+            _share_cell(record["base_share"], "#b8b8b8"),
+            f'<td style="background:{_ratio_colour(float(record["lift"]))}">'
+            f"{_number(record['lift'])}×</td>",
+        ]
+        rows.append(
+            f'<tr data-segment="{_e(name)}" data-rank="{_int(record["rank"])}">'
+            f"{''.join(cells)}</tr>"
+        )
+    note = (
+        f"Per segment, the {attribute.replace('_', ' ')} values its customers buy most "
+        "distinctively: share of the segment's customers who bought it, the same share "
+        "over all customers, and their ratio (lift). Promote them to the segment's "
+        "customers who have not bought them yet."
+    )
+    if not rows:
+        return f'<p class="note">{_e(note)}</p>\n<p>No item reaches the minimum of buyers.</p>'
+    return (
+        f'<p class="note">{_e(note)}</p>\n<div class="scroll"><table id="offers-table">'
+        f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

@@ -60,6 +60,10 @@ def _is_segmentation(value: object) -> bool:
     return isinstance(value, Segmentation)
 
 
+def _is_frame(value: object) -> bool:
+    return isinstance(value, pd.DataFrame)
+
+
 def _is_segmenter(value: object) -> bool:
     # Duck-typed: the engines sit above results on the data path.
     return callable(getattr(value, "fit", None)) and callable(getattr(value, "get_params", None))
@@ -87,6 +91,10 @@ REPORT_PARAMETERS: dict[str, list[Any]] = {
     "title": [InstanceOf((str,), "a str"), NONE],
     "segmenter": [Satisfies(_is_segmenter, "a fitted Segmenter"), NONE],
     "backtest": [Satisfies(_is_backtest, "a Backtest (from sk.backtest(...))"), NONE],
+    "offers": [
+        Satisfies(_is_frame, "a DataFrame of items to promote (from sk.segment_items(...))"),
+        NONE,
+    ],
 }
 
 
@@ -496,6 +504,7 @@ class Segmentation:
         title: str | None = None,
         segmenter: object = None,
         backtest: object = None,
+        offers: pd.DataFrame | None = None,
     ) -> Path:
         """Write a self-contained HTML report for people who do not read code.
 
@@ -525,6 +534,9 @@ class Segmentation:
         backtest : Backtest, optional
             From :func:`segmentkit.backtest`: adds how well the purchase model
             predicted a holdout, next to the baselines.
+        offers : pandas.DataFrame, optional
+            From :func:`segmentkit.segment_items`: adds "What to offer", the items
+            each segment buys more often than the whole base (share and lift).
 
         Returns
         -------
@@ -564,6 +576,7 @@ class Segmentation:
             title=title,
             segmenter=segmenter,
             backtest=backtest,
+            offers=offers,
         )
 
     def _table(self, table: str) -> pd.DataFrame:
