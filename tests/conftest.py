@@ -182,17 +182,6 @@ def journey_raw() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def completejourney_lines() -> pd.DataFrame:
-    """The Complete Journey sample lines merged with every product column."""
-    ids = {c: str for c in ["household_id", "store_id", "basket_id", "product_id"]}
-    lines = pd.read_csv(_shared("completejourney_sample/transactions_sample.csv.gz"), dtype=ids)
-    products = pd.read_csv(
-        _shared("completejourney_sample/products.csv.gz"), dtype={"product_id": str}
-    )
-    return lines.merge(products, on="product_id", how="left")
-
-
-@pytest.fixture(scope="session")
 def journey_tx(journey_raw: pd.DataFrame) -> sk.Transactions:
     return sk.Transactions.from_frame(
         journey_raw,
