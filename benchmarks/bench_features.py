@@ -374,6 +374,35 @@ def _spawn(method: str, rows: int, path: Path, args: argparse.Namespace) -> dict
     return result
 
 
+def combine_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from the rounds of a method: every timing pooled, medians over all."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[0]
+    if len(runs) == 1:
+        return {**ok[0], "rounds": 1}
+    out = dict(ok[-1])
+    out["rounds"] = len(runs)
+    out["round_errors"] = [r["error"] for r in runs if "error" in r]
+    out["seconds"] = [s for r in ok for s in r["seconds"]]
+    out["seconds_median"] = statistics.median(out["seconds"])
+    out["seconds_min"] = min(out["seconds"])
+    out["round_medians"] = [r["seconds_median"] for r in ok]
+    stages: dict[str, list[float]] = {}
+    for r in ok:
+        for stage, values in r["stage_seconds"].items():
+            stages.setdefault(stage, []).extend(values)
+    out["stage_seconds"] = stages
+    out["stage_seconds_median"] = {k: statistics.median(v) for k, v in stages.items()}
+    out["peak_rss_gib"] = max(r["peak_rss_gib"] for r in ok)
+    out["extra_rss_gib"] = max(r["extra_rss_gib"] for r in ok)
+    out["peak_reset"] = all(r["peak_reset"] for r in ok)
+    loads = [x for r in ok for x in r["load_average_1min"]]
+    out["load_average_1min"] = [min(loads), max(loads)]
+    out["src_changed_during_run"] = any(r["src_changed_during_run"] for r in ok)
+    return out
+
+
 def add_ratios(results: list[dict[str, Any]]) -> None:
     """Each path against the R/F/M path of the same backend and size (and pandas')."""
     ok = [r for r in results if "error" not in r]
@@ -496,6 +525,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the methods this many times in turn (fresh processes each), pooling "
+        "the timings: a busy neighbour then slows every path alike",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -514,8 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
+    if args.repeat < 1 or args.rounds < 1:
+        parser.error("--repeat and --rounds must be at least 1")
 
     if args.child:
         result = run_child(args.child, args.data, args.repeat)
@@ -533,19 +569,24 @@ def main(argv: list[str] | None = None) -> int:
         results = [r for r in previous if (r["rows"], r["method"]) not in rerun]
     for rows in args.rows:
         path = peers.ensure_data(args.cache, rows, args.seed, IDS, extended=True)
-        for method in sorted(args.methods, key=METHODS.index):
-            print(f"{rows:>12,} rows  {method:<18}", end="", flush=True)
-            result = _spawn(method, rows, path, args)
-            results.append(result)
-            if "error" in result:
-                print(f"  {result['error']}", flush=True)
-                continue
-            print(
-                f"  {result['seconds_median']:8.2f} s  {result['n_features']:3d} features"
-                f"  peak {result['peak_rss_gib']:5.2f} GiB"
-                f"  load {result['load_average_1min'][0]:.1f}",
-                flush=True,
-            )
+        rounds: dict[str, list[dict[str, Any]]] = {}
+        # Rounds interleave the paths, so a neighbour's load falls on all of them alike.
+        for round_number in range(args.rounds):
+            for method in sorted(args.methods, key=METHODS.index):
+                tag = f" r{round_number + 1}" if args.rounds > 1 else ""
+                print(f"{rows:>12,} rows  {method:<18}{tag}", end="", flush=True)
+                result = _spawn(method, rows, path, args)
+                rounds.setdefault(method, []).append(result)
+                if "error" in result:
+                    print(f"  {result['error']}", flush=True)
+                    continue
+                print(
+                    f"  {result['seconds_median']:8.2f} s  {result['n_features']:3d} features"
+                    f"  peak {result['peak_rss_gib']:5.2f} GiB"
+                    f"  load {result['load_average_1min'][0]:.1f}",
+                    flush=True,
+                )
+        results.extend(combine_rounds(runs) for runs in rounds.values())
     add_ratios(results)
     judged = targets(results)
     changed = core._changed_sources(
@@ -561,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         "git": core._git_state(),
         "config": {
             "repeat": args.repeat,
+            "rounds": args.rounds,
             "seed": args.seed,
             "ids": "str (Arrow-backed)",
             "data": "synthetic.generate_transactions(rows, seed, ids='str', extended=True)",
