@@ -224,9 +224,12 @@ def _prepare(method: str, path: Path) -> tuple[Any, dict[str, Any]]:
     all_columns = pq.read_schema(path).names
     columns = list(peers.RFM_COLUMNS) if kind == "rfm" else all_columns
     payload = peers.load_input(backend, path, columns)
+    mapping, _ = _mapping(kind, columns)
+    # The product attributes the validated transactions hold: the affinity's attributes.
+    mapped = set(mapping) | set(mapping.get("attributes", ()))
     info: dict[str, Any] = {
         "input_columns": columns,
-        "attributes_present": [c for c in ("category", "brand", "department") if c in columns],
+        "attributes_present": [c for c in ("category", "brand", "department") if c in mapped],
     }
     return payload, info
 
