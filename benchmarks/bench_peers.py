@@ -100,26 +100,27 @@ _RESULT_PREFIX = "PEERS_RESULT "
 # --------------------------------------------------------------------------- data
 
 
-def cache_path(cache: Path, rows: int, seed: int, ids: str) -> Path:
-    return cache / f"transactions_{rows}_seed{seed}_{ids}.parquet"
+def cache_path(cache: Path, rows: int, seed: int, ids: str, extended: bool = False) -> Path:
+    suffix = "_extended" if extended else ""
+    return cache / f"transactions_{rows}_seed{seed}_{ids}{suffix}.parquet"
 
 
-def ensure_data(cache: Path, rows: int, seed: int, ids: str) -> Path:
-    """Generate the synthetic lines once per (size, seed, ids) and keep them as Parquet."""
-    path = cache_path(cache, rows, seed, ids)
+def ensure_data(cache: Path, rows: int, seed: int, ids: str, extended: bool = False) -> Path:
+    """Generate the synthetic lines once per (size, seed, ids, extended), kept as Parquet."""
+    path = cache_path(cache, rows, seed, ids, extended)
     if path.exists():
         return path
     # In a child process, so the parent does not keep the generator's memory.
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); from synthetic import "
         "generate_transactions as g; "
-        "g(int(sys.argv[2]), seed=int(sys.argv[3]), ids=sys.argv[4]).to_parquet(sys.argv[5])"
+        "g(int(sys.argv[2]), seed=int(sys.argv[3]), ids=sys.argv[4], "
+        "extended=sys.argv[6] == '1').to_parquet(sys.argv[5])"
     )
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    subprocess.run(
-        [sys.executable, "-c", code, str(HERE), str(rows), str(seed), ids, str(tmp)], check=True
-    )
+    command = [sys.executable, "-c", code, str(HERE), str(rows), str(seed), ids, str(tmp)]
+    subprocess.run([*command, "1" if extended else "0"], check=True)
     tmp.replace(path)
     return path
 
@@ -367,31 +368,49 @@ def _import_for(method: str) -> None:
         import pymc_marketing.clv.utils  # noqa: F401
 
 
-def _prepare(method: str, path: Path) -> tuple[Any, Any]:
-    """The method's input in its own format, and the callable to time."""
+def load_input(engine: str, path: Path, columns: list[str] | None) -> Any:
+    """The cached lines in an engine's own format, before any clock starts.
+
+    ``pandas``: a DataFrame; ``polars``: a DataFrame; ``duckdb``: a connection holding
+    them in the in-memory table ``tx``, as data in a warehouse would be.
+    """
     import pandas as pd
 
-    columns = None if method == "sk_full" else RFM_COLUMNS
     raw = pd.read_parquet(path, columns=columns)
-    if method in ("sk_polars", "polars"):
+    if engine == "pandas":
+        return raw
+    if engine == "polars":
         import polars as pl
 
-        frame = pl.from_pandas(raw)
-        del raw
-        return frame, sk_pipeline if method == "sk_polars" else polars_rfm
-    if method in ("sk_duckdb", "duckdb_sql"):
+        return pl.from_pandas(raw)
+    if engine == "duckdb":
         import duckdb
         import pyarrow as pa
 
         con = duckdb.connect()
         arrow_lines = pa.Table.from_pandas(raw, preserve_index=False)
         del raw
-        # The data lives in DuckDB (an in-memory table), as it would in a warehouse.
         con.execute("CREATE TABLE tx AS SELECT * FROM arrow_lines")
         del arrow_lines
+        return con
+    msg = f"unknown engine {engine!r}"
+    raise ValueError(msg)
+
+
+def _prepare(method: str, path: Path) -> tuple[Any, Any]:
+    """The method's input in its own format, and the callable to time."""
+    import pandas as pd
+
+    columns = None if method == "sk_full" else RFM_COLUMNS
+    if method in ("sk_polars", "polars"):
+        frame = load_input("polars", path, columns)
+        return frame, sk_pipeline if method == "sk_polars" else polars_rfm
+    if method in ("sk_duckdb", "duckdb_sql"):
+        con = load_input("duckdb", path, columns)
         if method == "duckdb_sql":
             return con, duckdb_sql
         return con.table("tx"), sk_pipeline
+    raw = pd.read_parquet(path, columns=columns)
     runners = {
         "numpy_bound": numpy_bound,
         "numpy_direct": numpy_direct,

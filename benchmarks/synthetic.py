@@ -24,6 +24,19 @@ The shape of the data, chosen to resemble an online store's order export:
 * **returns**: about 3 % of the orders after a customer's first one are
   returns: every line of the order has negative ``quantity`` and ``amount``.
 
+With ``extended=True`` three product and offer columns are added (drawn from a second
+generator seeded from ``seed``, so the main draws are the same):
+
+* **brand**: ``clip(n_products / 20, 50, 500)`` brands, each belonging to one
+  category (every category has at least one), with Zipf popularity within it; every
+  product has one brand. About 30 % of customers are brand-loyal: half of their lines
+  from their favourite category are replaced by a product of their favourite brand
+  (so ``product_id``, ``amount`` and ``discount`` of those lines differ from the
+  frame without ``extended``).
+* **department**: one of 7 departments per category.
+* **promo_code**: 40 % of the orders holding a discounted line carry one of 40 codes
+  (Zipf popularity; ``WELCOME`` is the most used) on every line; missing otherwise.
+
 Rows come sorted by timestamp, as exports usually are. The same arguments always
 give the same frame.
 
@@ -38,7 +51,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["CATEGORIES", "COLUMN_MAPPING", "generate_transactions"]
+__all__ = [
+    "CATEGORIES",
+    "COLUMN_MAPPING",
+    "DEPARTMENTS",
+    "EXTENDED_MAPPING",
+    "generate_transactions",
+]
 
 #: The 20 product categories, with relative sizes (share of catalogue and of traffic).
 CATEGORIES = (
@@ -81,6 +100,44 @@ COLUMN_MAPPING = {
     "discount": "discount",
 }
 
+#: ``COLUMN_MAPPING`` plus the columns of ``extended=True`` that the contract knows
+#: (``department`` is a user attribute: mapped through ``attributes=`` where supported).
+EXTENDED_MAPPING = {**COLUMN_MAPPING, "brand": "brand", "promo_code": "promo_code"}
+
+#: Department of each category (same order as ``CATEGORIES``).
+DEPARTMENTS = (
+    "food",
+    "fashion & beauty",
+    "home",
+    "fashion & beauty",
+    "electronics & media",
+    "sports & outdoor",
+    "electronics & media",
+    "family",
+    "home",
+    "health",
+    "family",
+    "family",
+    "sports & outdoor",
+    "electronics & media",
+    "electronics & media",
+    "electronics & media",
+    "fashion & beauty",
+    "fashion & beauty",
+    "home",
+    "sports & outdoor",
+)
+_DEPARTMENT_NAMES = tuple(sorted(set(DEPARTMENTS)))
+_DEPARTMENT_OF_CATEGORY = np.array([_DEPARTMENT_NAMES.index(d) for d in DEPARTMENTS])
+_BRAND_ZIPF = 1.1
+_LOYAL_CUSTOMER_SHARE = 0.3
+_LOYAL_LINE_SHARE = 0.5  # of a loyal customer's lines from the favourite category
+_PROMO_ORDER_SHARE = 0.4  # of the orders holding a discounted line
+_N_PROMO_CODES = 40
+_PROMO_ZIPF = 1.2
+#: Stream of the extended columns' generator (``default_rng([seed, _EXTENDED_STREAM])``).
+_EXTENDED_STREAM = 16
+
 ROWS_PER_CUSTOMER = 6.7
 START = np.datetime64("2023-01-01T00:00:00", "ns")
 END = np.datetime64("2025-01-01T00:00:00", "ns")
@@ -104,6 +161,7 @@ def generate_transactions(
     n_customers: int | None = None,
     seed: int = 0,
     ids: str = "object",
+    extended: bool = False,
 ) -> pd.DataFrame:
     """Synthetic order lines, one row per product line.
 
@@ -122,13 +180,17 @@ def generate_transactions(
         (what pandas 2 ``read_csv`` gives), the same text in pandas' string dtype
         ``"str"`` (what pandas 3 ``read_csv`` gives; Arrow-backed when pyarrow is
         installed), or int64 ids (``category`` stays text).
+    extended : bool, default=False
+        Add ``brand``, ``department`` and ``promo_code`` (text, held as ``ids`` says
+        except for int ids) and make some customers brand-loyal (see the module's
+        docstring). Without it the frame is the same as before these columns existed.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``customer_id, order_id, timestamp (datetime64[ns]), product_id,
-        category, quantity (int64), amount, discount`` sorted by timestamp, with a
-        RangeIndex.
+        category, quantity (int64), amount, discount`` (then ``brand, department,
+        promo_code`` with ``extended``) sorted by timestamp, with a RangeIndex.
     """
     if ids not in ("object", "str", "int"):
         msg = f"ids must be 'object', 'str' or 'int', got {ids!r}."
@@ -219,6 +281,19 @@ def generate_transactions(
     product = np.searchsorted(global_cdf, line_category + rng.random(n_rows), side="right")
     np.minimum(product, n_products - 1, out=product)
     del line_category
+    if extended:
+        # A second generator: the main one makes the same draws with or without brands.
+        extra = np.random.default_rng([seed, _EXTENDED_STREAM])
+        product_brand, n_brands = _brands(extra, product_category, popularity)
+        _brand_loyalty(
+            extra,
+            product,
+            product_brand,
+            n_brands,
+            favourite[line_customer] == product_category[product],
+            line_customer,
+            n_customers,
+        )
 
     # Quantity, amount, discount, returns.
     quantity = 1 + rng.poisson(0.35, n_rows) * (rng.random(n_rows) < 0.4)
@@ -234,6 +309,8 @@ def generate_transactions(
     amount *= sign
     quantity *= sign
     del returned, sign
+    if extended:
+        promo = _promo_codes(extra, discount > 0, line_order, n_orders)
 
     # Sort lines by time (stable: lines of one order stay together and in order).
     line_ns = order_ns[line_order]
@@ -245,6 +322,8 @@ def generate_transactions(
     quantity = quantity[order]
     amount = amount[order]
     discount = discount[order]
+    if extended:
+        promo = promo[order]
     del order
 
     # Ids: customers and orders get shuffled numbers so ids carry no information.
@@ -258,24 +337,111 @@ def generate_transactions(
         customer_col = _expand(_format_ids("C", customer_number, 7), line_customer)
         order_col = _expand(_format_ids("O", order_number, 9), line_order)
         product_col = _expand(_format_ids("P", np.arange(n_products), 6), product)
-    category_col = _expand(np.asarray(CATEGORIES, dtype=object), product_category[product])
+    line_category_code = product_category[product]
+    category_col = _expand(np.asarray(CATEGORIES, dtype=object), line_category_code)
     if ids == "str":
         customer_col, order_col, product_col, category_col = (
             column.astype("str") for column in (customer_col, order_col, product_col, category_col)
         )
 
-    return pd.DataFrame(
-        {
-            "customer_id": customer_col,
-            "order_id": order_col,
-            "timestamp": pd.Series(line_ns.view("datetime64[ns]")),
-            "product_id": product_col,
-            "category": category_col,
-            "quantity": quantity.astype(np.int64),
-            "amount": amount,
-            "discount": discount,
-        }
-    )
+    columns = {
+        "customer_id": customer_col,
+        "order_id": order_col,
+        "timestamp": pd.Series(line_ns.view("datetime64[ns]")),
+        "product_id": product_col,
+        "category": category_col,
+        "quantity": quantity.astype(np.int64),
+        "amount": amount,
+        "discount": discount,
+    }
+    if extended:
+        brand_names = _format_ids("B", np.arange(n_brands), 4)
+        columns["brand"] = _expand(brand_names, product_brand[product])
+        departments = np.asarray(_DEPARTMENT_NAMES, dtype=object)
+        columns["department"] = _expand(departments, _DEPARTMENT_OF_CATEGORY[line_category_code])
+        codes = np.asarray([None, *_promo_names()], dtype=object)
+        columns["promo_code"] = _expand(codes, promo + 1)
+        if ids == "str":
+            for name in ("brand", "department", "promo_code"):
+                columns[name] = columns[name].astype("str")
+    return pd.DataFrame(columns)
+
+
+def _brands(
+    rng: np.random.Generator, product_category: np.ndarray, popularity: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """Each product's brand, and the number of brands.
+
+    Brands belong to one category each (every category has one at least); a product
+    takes a brand of its category, by the brands' Zipf popularity within it. A
+    product's own popularity does not matter, so big brands span popular and niche
+    products alike.
+    """
+    n_products = len(product_category)
+    n_categories = len(CATEGORIES)
+    n_brands = int(np.clip(n_products // 20, 50, 500))
+    # Categories weighted by their share of the traffic.
+    traffic = np.bincount(product_category, weights=popularity, minlength=n_categories)
+    brand_category = np.sort(rng.choice(n_categories, n_brands, p=traffic / traffic.sum()))
+    brand_category[:n_categories] = np.arange(n_categories)
+    brand_category.sort()
+    start = np.searchsorted(brand_category, np.arange(n_categories))
+    rank = np.arange(n_brands) - start[brand_category]
+    weight = 1.0 / (1.0 + rank) ** _BRAND_ZIPF
+    total = np.bincount(brand_category, weights=weight, minlength=n_categories)
+    within = np.cumsum(weight) - np.r_[0.0, np.cumsum(total)[:-1]][brand_category]
+    # Category c occupies (c, c + 1] of this cdf, as for the products.
+    cdf = brand_category + within / total[brand_category]
+    cdf[np.r_[start[1:] - 1, n_brands - 1]] = np.arange(1, n_categories + 1)
+    brand = np.searchsorted(cdf, product_category + rng.random(n_products), side="right")
+    return np.minimum(brand, n_brands - 1), n_brands
+
+
+def _brand_loyalty(
+    rng: np.random.Generator,
+    product: np.ndarray,
+    product_brand: np.ndarray,
+    n_brands: int,
+    in_favourite: np.ndarray,
+    line_customer: np.ndarray,
+    n_customers: int,
+) -> None:
+    """Loyal customers: part of their favourite category's lines go to one brand.
+
+    The favourite brand is the brand of the customer's first line in their favourite
+    category (a popular product's brand, most of the time); ``product`` is changed in
+    place to a product of that brand, uniformly among its products.
+    """
+    loyal = rng.random(n_customers) < _LOYAL_CUSTOMER_SHARE
+    candidates = np.flatnonzero(in_favourite & loyal[line_customer])
+    if len(candidates) == 0:
+        return
+    favourite_brand = np.full(n_customers, -1, dtype=np.int64)
+    # Reversed assignment: the first line of each customer is written last and wins.
+    favourite_brand[line_customer[candidates[::-1]]] = product_brand[product[candidates[::-1]]]
+    switch = candidates[rng.random(len(candidates)) < _LOYAL_LINE_SHARE]
+    by_brand = np.argsort(product_brand, kind="stable")
+    brand_start = np.searchsorted(product_brand[by_brand], np.arange(n_brands))
+    brand_size = np.bincount(product_brand, minlength=n_brands)
+    brand = favourite_brand[line_customer[switch]]
+    pick = (rng.random(len(switch)) * brand_size[brand]).astype(np.int64)
+    product[switch] = by_brand[brand_start[brand] + pick]
+
+
+def _promo_names() -> list[str]:
+    return ["WELCOME", *(f"PROMO{i:02d}" for i in range(1, _N_PROMO_CODES))]
+
+
+def _promo_codes(
+    rng: np.random.Generator, discounted: np.ndarray, line_order: np.ndarray, n_orders: int
+) -> np.ndarray:
+    """Per line, the code (``0..n-1``) of its order's promotion, -1 for none."""
+    order_discounted = np.zeros(n_orders, dtype=bool)
+    order_discounted[line_order[discounted]] = True
+    with_code = order_discounted & (rng.random(n_orders) < _PROMO_ORDER_SHARE)
+    weight = 1.0 / np.arange(1, _N_PROMO_CODES + 1) ** _PROMO_ZIPF
+    code = rng.choice(_N_PROMO_CODES, n_orders, p=weight / weight.sum())
+    return np.where(with_code, code, -1)[line_order]
 
 
 def _format_ids(prefix: str, numbers: np.ndarray, min_width: int) -> np.ndarray:
@@ -303,9 +469,10 @@ if __name__ == "__main__":
     parser.add_argument("rows", type=int, nargs="?", default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ids", choices=["object", "str", "int"], default="object")
+    parser.add_argument("--extended", action="store_true", help="add brand, department, promo")
     args = parser.parse_args()
     started = time.perf_counter()
-    frame = generate_transactions(args.rows, seed=args.seed, ids=args.ids)
+    frame = generate_transactions(args.rows, seed=args.seed, ids=args.ids, extended=args.extended)
     elapsed = time.perf_counter() - started
     print(frame.head(10).to_string())
     print(f"{len(frame):,} rows, {frame['customer_id'].nunique():,} customers in {elapsed:.1f} s")
