@@ -50,10 +50,12 @@ How = Literal["count", "sum", "min", "max", "nunique", "argmax", "share"]
 #: Row filters each kind of row understands.
 ROWS: dict[str, tuple[str, ...]] = {
     "line": ("all", "purchases", "returns"),
-    "order": ("purchases",),
     "event": ("all", "views", "add_to_carts"),
     "session": ("all", "abandoned"),
 }
+#: Orders are selected by their lines: an order counts when it holds a selected line
+#: (``purchases``: an order with a line that is not a return).
+ROWS["order"] = ROWS["line"]
 #: Columns every table has (the rest are optional and become a feature's needs).
 _ALWAYS = frozenset({"customer_id", "timestamp", "amount", "start", "seconds", "last_cart"})
 #: Columns each compiler derives from another one (not inputs: never a feature's needs).
@@ -122,7 +124,9 @@ class Agg(Expr):
     over : {'line', 'order', 'event', 'session'}
         What a row is (see :data:`ROWS` for their filters).
     rows : str
-        Row filter, e.g. ``'purchases'`` (lines that are not returns).
+        Row filter, e.g. ``'purchases'`` (lines that are not returns). Orders take the
+        filters of lines: an order is counted when it holds at least one selected line
+        (in the window, if any); orders are only counted.
     within_days : int, optional
         Only rows whose ``at`` time is after ``as_of - within_days`` (up to ``as_of``).
     at : str
@@ -144,6 +148,9 @@ class Agg(Expr):
     weight: str | None = None
 
     def __post_init__(self) -> None:
+        if self.over == "order" and self.how != "count":
+            msg = f"orders are only counted (how='count'), not how={self.how!r}"
+            raise ValueError(msg)
         if self.rows not in ROWS[self.over]:
             msg = f"rows={self.rows!r} is not a filter of {self.over} rows: {ROWS[self.over]}"
             raise ValueError(msg)

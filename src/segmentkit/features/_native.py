@@ -376,9 +376,15 @@ class _Compiler:
                 if agg.over != kind or self.is_plain(agg):
                     continue
                 if agg.over == "order":
-                    extra = _frequency(
-                        frame.filter(_condition(agg, self.as_of_us)), names, self.orders_from
-                    ).rename({"frequency": name})
+                    # Every order (no filter, no window): a literal is no filter predicate.
+                    selected = (
+                        frame
+                        if agg.rows == "all" and agg.within_days is None
+                        else frame.filter(_condition(agg, self.as_of_us))
+                    )
+                    extra = _frequency(selected, names, self.orders_from).rename(
+                        {"frequency": name}
+                    )
                 elif agg.how == "nunique":
                     extra = _distinct(frame, agg, name, self.as_of_us)
                 else:
@@ -504,7 +510,7 @@ def _weighted_pairs(
 
 
 def _frequency(sales: nw.LazyFrame[Any], names: list[str], orders_from: str) -> Any:
-    """Distinct orders with a purchase line, per customer."""
+    """Distinct orders per customer among the lines ``sales`` (already filtered)."""
     if "order_id" in names:
         keyed = sales.select(_ID, "order_id")
     elif orders_from == "row":

@@ -443,12 +443,11 @@ class _Lines(_Rows):
     def aggregate(self, agg: Agg) -> np.ndarray:
         plain = agg.within_days is None
         if agg.over == "order":
-            if agg.how != "count" or not plain:
-                msg = "orders are only counted, over all time"
-                raise NotImplementedError(msg)
-            return _orders_with_a_sale(
-                self.order_key, self.starts, self.run_customer, self.only_returns, self.n
-            ).astype(np.int64)
+            if plain and agg.rows == "purchases":  # frequency: the fast path
+                return _orders_with_a_sale(
+                    self.order_key, self.starts, self.run_customer, self.only_returns, self.n
+                ).astype(np.int64)
+            return self._orders_holding(self.selection(agg)[0])
         if agg.how == "sum" and agg.column == "amount" and plain and agg.rows == "purchases":
             return_runs = self._return_runs[0]
             sales = run_sums(self.amount, self.starts, skip=self.returns, skip_runs=return_runs)
@@ -469,6 +468,33 @@ class _Lines(_Rows):
             if ranked:
                 return ranked[0]["n"]
         return super().aggregate(agg)
+
+    @cached_property
+    def orders_are_runs(self) -> bool:
+        """Whether every order is exactly one run of adjacent lines (the usual export)."""
+        n_keys = int(self.order_key.max()) + 1 if len(self.order_key) else 0
+        return one_run_each(keys_used(self.order_key[self.starts], n_keys), len(self.starts))
+
+    def _orders_holding(self, mask: np.ndarray | None) -> np.ndarray:
+        """Per customer, the orders holding at least one line of ``mask`` (``None``: any)."""
+        starts = self.starts
+        if len(starts) == 0:
+            return np.zeros(self.n, dtype=np.int64)
+        # A run is selected when any of its lines is: one sequential pass.
+        chosen = None if mask is None else np.logical_or.reduceat(mask, starts)
+        if self.orders_are_runs:
+            customers = self.run_customer if chosen is None else self.run_customer[chosen]
+            return np.bincount(customers, minlength=self.n).astype(np.int64)
+        # An order split over several runs: count its key once (a key has one customer).
+        run_order = self.order_key[starts]
+        run_customer = self.run_customer
+        if chosen is not None:
+            run_order, run_customer = run_order[chosen], run_customer[chosen]
+        n_keys = int(self.order_key.max()) + 1
+        used = keys_used(run_order, n_keys)
+        order_customer = np.zeros(n_keys, dtype=np.intp)
+        order_customer[run_order] = run_customer
+        return np.bincount(order_customer[used], minlength=self.n).astype(np.int64)
 
     def _weighted(self, agg: Agg) -> dict[str, np.ndarray]:
         """argmax and share of one (column, weight, rows): computed once for both."""
