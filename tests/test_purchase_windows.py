@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ import segmentkit.features._numpy as numpy_path
 from segmentkit.features._definitions import Agg, FeatureDef, definition_of, definitions
 
 _DAY = pd.Timedelta(days=1)
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @contextmanager
@@ -156,3 +158,204 @@ def test_order_counts_match_a_group_by(backend, tables):
     for name, agg in _ORDER_AGGS.items():
         expected = _expected_orders(lines, as_of, agg).rename(name)
         pd.testing.assert_series_equal(frame[name], expected, check_index_type=False)
+
+
+# --- every window and brand feature against a group-by, on Complete Journey -------------
+
+_WINDOWS = (30, 90, 365)
+
+
+@pytest.fixture(scope="module")
+def journey_lines(journey_raw: pd.DataFrame) -> pd.DataFrame:
+    """The Complete Journey sample with each product's brand and category."""
+    products = pd.read_csv(
+        SHARED / "completejourney_sample" / "products.csv.gz", dtype={"product_id": str}
+    )
+    lines = journey_raw.merge(
+        products[["product_id", "brand", "product_category"]], on="product_id", how="left"
+    )
+    keep = [
+        "household_id", "basket_id", "product_id", "quantity", "sales_value",
+        "transaction_timestamp", "brand", "product_category",
+    ]  # fmt: skip
+    return lines[keep]
+
+
+_JOURNEY_MAP = {
+    "customer_id": "household_id",
+    "timestamp": "transaction_timestamp",
+    "amount": "sales_value",
+    "order_id": "basket_id",
+    "product_id": "product_id",
+    "category": "product_category",
+    "brand": "brand",
+    "quantity": "quantity",
+}
+
+
+def _texts(values: pd.Series) -> list:
+    return [None if pd.isna(v) else v for v in values]
+
+
+def _reference(
+    lines: pd.DataFrame, as_of: pd.Timestamp, windows: tuple[int, ...] = _WINDOWS
+) -> pd.DataFrame:
+    """The window and brand features by plain pandas group-bys."""
+    frame = lines.rename(columns={v: k for k, v in _JOURNEY_MAP.items()})
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    frame = frame[frame["timestamp"] <= as_of]
+    customers = pd.Index(sorted(frame["customer_id"].unique()), name="customer_id")
+    sales = frame[frame["amount"] >= 0]
+    by = sales.groupby("customer_id")
+    out = pd.DataFrame(index=customers)
+
+    def fill(values: pd.Series, fill_value=0):
+        return values.reindex(customers, fill_value=fill_value)
+
+    out["n_brands"] = fill(by["brand"].nunique())
+    spend = sales.groupby(["customer_id", "brand"])["amount"].sum().reset_index()
+    spend = spend.sort_values(["customer_id", "amount", "brand"], ascending=[True, False, True])
+    top = spend.groupby("customer_id").head(1).set_index("customer_id")
+    out["top_brand"] = fill(top["brand"], None)
+    out["top_brand_share"] = fill(
+        top["amount"] / spend.groupby("customer_id")["amount"].sum(), np.nan
+    )
+    pairs = fill(
+        sales.dropna(subset=["brand"])
+        .groupby("customer_id")[["order_id", "brand"]]
+        .value_counts()
+        .groupby("customer_id")
+        .size()
+    )
+    out["brand_repeat_rate"] = ((pairs - out["n_brands"]) / pairs).where(pairs > 0)
+    for w in windows:
+        start = as_of - w * _DAY
+        recent = sales[sales["timestamp"] > start].groupby("customer_id")
+        before = sales[(sales["timestamp"] > start - w * _DAY) & (sales["timestamp"] <= start)]
+        old = sales[sales["timestamp"] <= start].groupby("customer_id")
+        out[f"orders_{w}d"] = fill(recent["order_id"].nunique())
+        out[f"spend_{w}d"] = fill(recent["amount"].sum(), 0.0)
+        out[f"items_{w}d"] = fill(recent["quantity"].sum(), 0.0).astype(float)
+        out[f"products_{w}d"] = fill(recent["product_id"].nunique())
+        earlier = fill(before.groupby("customer_id")["amount"].sum(), 0.0)
+        out[f"spend_trend_{w}d"] = (out[f"spend_{w}d"] / earlier).where(earlier > 0)
+        out[f"new_categories_{w}d"] = fill(by["category"].nunique()) - fill(
+            old["category"].nunique()
+        )
+    return out
+
+
+@pytest.mark.parametrize("cut", ["2017-03-01", "2017-07-15 12:00", "2017-12-31 23:59"])
+def test_window_and_brand_features_equal_a_group_by(backend, journey_lines, cut):
+    as_of = pd.Timestamp(cut, tz="UTC")
+    tx = sk.Transactions.from_frame(backend.frame(journey_lines), **_JOURNEY_MAP)
+    got = sk.extract_features(tx, as_of=as_of, output="pandas").frame
+    expected = _reference(journey_lines, as_of)
+    assert list(got.index) == list(expected.index)
+    for name in expected.columns:
+        want, have = expected[name], got[name]
+        if name == "top_brand":
+            assert _texts(have) == _texts(want), name
+        elif pd.api.types.is_float_dtype(have.dtype):
+            np.testing.assert_allclose(
+                have, want.astype(float), rtol=1e-9, atol=1e-9, err_msg=name
+            )
+        else:
+            assert have.dtype == np.int64, name
+            np.testing.assert_array_equal(have, want.astype(np.int64), err_msg=name)
+
+
+@st.composite
+def _window_tables(draw):
+    n = draw(st.integers(1, 25))
+    customers = draw(st.lists(st.sampled_from("ab"), min_size=n, max_size=n))
+    # Whole days before as_of, often exactly on a window's edge (3, 6: w=3 and before).
+    days = draw(st.lists(st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7]), min_size=n, max_size=n))
+    seconds = draw(st.lists(st.sampled_from([0, 0, 0, -1, 1]), min_size=n, max_size=n))
+    as_of = pd.Timestamp("2024-06-30 12:00", tz="UTC")
+    lines = pd.DataFrame(
+        {
+            "customer_id": customers,
+            "order_id": [f"{c}{i % 4}" for i, c in enumerate(customers)],
+            "timestamp": [
+                as_of - d * _DAY + pd.Timedelta(seconds=s)
+                for d, s in zip(days, seconds, strict=True)
+            ],
+            "amount": draw(st.lists(st.sampled_from([-1.0, 2.0, 5.0]), min_size=n, max_size=n)),
+            "quantity": draw(st.lists(st.integers(1, 3), min_size=n, max_size=n)),
+            "product_id": draw(st.lists(st.sampled_from("pq"), min_size=n, max_size=n)),
+            "category": draw(st.lists(st.sampled_from(["x", "y", None]), min_size=n, max_size=n)),
+            "brand": draw(st.lists(st.sampled_from(["A", "B", None]), min_size=n, max_size=n)),
+        }
+    )
+    lines["order_id"] = lines["order_id"] + lines["timestamp"].astype(str)
+    return lines, as_of
+
+
+@pytest.mark.backends("pandas", "polars")
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(tables=_window_tables())
+def test_window_edges_match_a_group_by(backend, tables):
+    """A line exactly ``w`` days before as_of is outside the window; one at as_of inside."""
+    lines, as_of = tables
+    mapping = {k: k for k in _JOURNEY_MAP}
+    tx = sk.Transactions.from_frame(backend.frame(lines), **mapping)
+    got = sk.extract_features(tx, as_of=as_of, purchase_windows=(3,), output="pandas").frame
+    renamed = lines.rename(columns={k: v for k, v in _JOURNEY_MAP.items()})
+    expected = _reference(renamed, as_of, windows=(3,))
+    for name in expected.columns:
+        want, have = expected[name], got[name]
+        if name == "top_brand":
+            assert _texts(have) == _texts(want), name
+        else:
+            np.testing.assert_allclose(
+                have.astype(float), want.astype(float), rtol=1e-9, err_msg=name
+            )
+
+
+# --- parameters and names -----------------------------------------------------------------
+
+
+def test_any_purchase_window_is_a_known_feature():
+    definition = definition_of("new_categories_14d")
+    assert definition is not None
+    assert definition.label == "New categories, 14 days"
+    assert definition_of("spend_trend_7d").unit == "ratio"
+    assert definition_of("orders_0d") is None
+    catalog = sk.feature_catalog(purchase_windows=(7,)).set_index("name")
+    assert "items_7d" in catalog.index
+    assert "items_90d" not in catalog.index
+
+
+@pytest.mark.parametrize("bad", [(0,), (-30,), (30.5,), ("30",), (True,), 30])
+def test_purchase_windows_are_checked(bad):
+    tx = sk.Transactions.from_frame(_ORDER_LINES)
+    with pytest.raises(ValueError, match="'purchase_windows' parameter must hold positive"):
+        sk.extract_features(tx, purchase_windows=bad)
+
+
+def test_only_the_windows_asked_for_are_computed():
+    tx = sk.Transactions.from_frame(_ORDER_LINES)
+    columns = sk.extract_features(tx, purchase_windows=(7,)).columns
+    assert "orders_7d" in columns
+    assert not any(c.endswith(("_30d", "_90d", "_365d")) for c in columns)
+    assert not any(
+        c.startswith("orders_") for c in sk.extract_features(tx, purchase_windows=()).columns
+    )
+
+
+def test_nothing_after_as_of_enters_a_window():
+    later = pd.DataFrame(
+        {
+            "customer_id": ["a", "a"],
+            "timestamp": ["2024-06-30", "2024-07-01"],
+            "amount": [10.0, 99.0],
+        }
+    )
+    features = sk.extract_features(sk.Transactions.from_frame(later), as_of="2024-06-30")
+    assert features.frame.loc["a", "spend_30d"] == 10.0
+    assert features.frame.loc["a", "orders_365d"] == 1

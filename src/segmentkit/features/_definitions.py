@@ -745,9 +745,7 @@ _PROFILE = [
 
 _FIXED = {d.name: d for d in _PURCHASE + _BROWSING + _PROFILE}
 _WINDOWED = re.compile(r"(views|add_to_carts|sessions|time_on_site|abandoned_carts)_(\d+)d")
-_PURCHASE_WINDOWED = re.compile(
-    r"(orders|spend|items|products|spend_trend|new_categories)_(\d+)d"
-)
+_PURCHASE_WINDOWED = re.compile(r"(orders|spend|items|products|spend_trend|new_categories)_(\d+)d")
 #: The purchase windows of extract_features, in days.
 PURCHASE_WINDOWS = (30, 90, 365)
 

@@ -543,9 +543,7 @@ class _Lines(_Rows):
         if len(keys) > 1:
             keys = keys[run_starts(keys)]  # an order's adjacent lines of one value
         pairs = pd.unique(keys)
-        return np.bincount(self.order_customer[pairs // width], minlength=self.n).astype(
-            np.int64
-        )
+        return np.bincount(self.order_customer[pairs // width], minlength=self.n).astype(np.int64)
 
     @cached_property
     def order_customer(self) -> np.ndarray:
