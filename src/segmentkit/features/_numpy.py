@@ -857,15 +857,21 @@ def _weighted_pairs(
     total = np.bincount(pair_customer, weights=spend, minlength=n)
     # Most spend first; on equal spend the alphabetically first category (codes of a
     # categorical follow its sorted categories only if sorted, so rank the names).
+    # Grouped maxima and minima, not a sort of the pairs: linear in the pairs.
     names = np.asarray(category.cat.categories, dtype=object)
-    name_rank = np.argsort(np.argsort(names.astype(str)))
-    order = np.lexsort((name_rank[pair_category], -spend, pair_customer))
-    first_of_customer = np.r_[True, pair_customer[order][1:] != pair_customer[order][:-1]]
-    winners = order[first_of_customer] if len(order) else order
+    by_rank = np.argsort(names.astype(str))
+    name_rank = np.empty(len(by_rank), dtype=np.int64)
+    name_rank[by_rank] = np.arange(len(by_rank))
+    most = np.full(n, -np.inf)
+    np.maximum.at(most, pair_customer, spend)
+    leading = spend == most[pair_customer]
+    no_rank = len(names)
+    first_rank = np.full(n, no_rank, dtype=np.int64)
+    np.minimum.at(first_rank, pair_customer[leading], name_rank[pair_category[leading]])
+    has = first_rank < no_rank
     top = np.full(n, None, dtype=object)
-    top_spend = np.zeros(n)
-    top[pair_customer[winners]] = names[pair_category[winners]]
-    top_spend[pair_customer[winners]] = spend[winners]
+    top[has] = names[by_rank[first_rank[has]]]
+    top_spend = np.where(has, most, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, top_spend / total, np.nan)
     return {"top": top, "share": share, "n": np.bincount(pair_customer, minlength=n)}
