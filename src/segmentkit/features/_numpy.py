@@ -491,6 +491,11 @@ class _Lines(_Rows):
             ranked = [v for k, v in self._pairs.items() if (k[0], k[2]) == (agg.column, agg.rows)]
             if ranked:
                 return ranked[0]["n"]
+            if agg.rows == "purchases":
+                # The pairs that the windows of this column count (products_30d...).
+                span = self._pair_span(agg.column or "")
+                if span is not None:
+                    return np.bincount(span["customer"], minlength=self.n).astype(np.int64)
         return super().aggregate(agg)
 
     def _pair_span(self, column: str) -> dict[str, np.ndarray] | None:
