@@ -471,6 +471,13 @@ def _parser() -> argparse.ArgumentParser:
             "orders_from=day duplicates=drop exclude_products=POST,DOT,gift_* "
             "max_timestamp=2024-06-30 future=keep invalid_values=exclude",
         )
+        sub.add_argument(
+            "--attributes",
+            nargs="+",
+            metavar="NAME=COLUMN",
+            help="extra product attributes beside category and brand, e.g. "
+            "department=DEPARTMENT product_type=TYPE (a bare COLUMN keeps its name)",
+        )
         sub.add_argument("--config", help="TOML or JSON file with [transactions] and [engine]")
         add_format_options(sub)
 

@@ -50,6 +50,18 @@ def _parse_pairs(pairs: Sequence[str] | None, what: str, typed: bool) -> dict[st
     return out
 
 
+def _attributes(items: Sequence[str]) -> dict[str, str]:
+    """``--attributes department=DEPARTMENT TYPE``: names to columns (bare: its own)."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, column = item.partition("=")
+        if sep and not (name.strip() and column.strip()):
+            msg = f"--attributes takes NAME=COLUMN or COLUMN, got {item!r}."
+            raise SegmentkitError(msg)
+        out[name.strip()] = column.strip() if sep else name.strip()
+    return out
+
+
 def _literal(text: str) -> Any:
     # "5" → 5, "true" → True, "null" → None, anything else stays text.
     try:
@@ -192,6 +204,8 @@ def _load_transactions(args: argparse.Namespace, progress: _Progress) -> Any:
     }
     policy = {**config.get("policy", {}), **_parse_pairs(args.policy, "--policy", typed=True)}
     policy.update(_date_options(config, args))
+    if getattr(args, "attributes", None):
+        policy["attributes"] = _attributes(args.attributes)
     read_options = _read_options(config, args)
     path = Path(args.file)
     if not path.exists():

@@ -10,6 +10,13 @@ import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._frame import is_pandas
+from segmentkit.contracts._attributes import (
+    Attributes,
+    blank_is_missing,
+    blanks_missing,
+    product_attributes,
+    with_attributes,
+)
 from segmentkit.contracts._dates import check_date_options
 from segmentkit.contracts._policies import EVENT_OPTIONS
 from segmentkit.contracts._schema import (
@@ -60,7 +67,14 @@ _ALIASES = {
     "order": "purchase",
 }
 
-_POLICY_KEYS = ["missing_customer", "event_map", "timezone", "date_format", "dayfirst"]
+_POLICY_KEYS = [
+    "missing_customer",
+    "event_map",
+    "timezone",
+    "date_format",
+    "dayfirst",
+    "attributes",
+]
 
 
 class Events(_Table):
@@ -97,6 +111,12 @@ class Events(_Table):
     contract = EventsContract
     _options = EVENT_OPTIONS
 
+    @property
+    def product_attributes(self) -> tuple[str, ...]:
+        """The product attribute columns present: ``category``, ``brand``, then the
+        ``attributes=`` mapped, in that order."""
+        return product_attributes(self.contract, self.columns)
+
     @classmethod
     def from_frame(
         cls,
@@ -108,6 +128,7 @@ class Events(_Table):
         timezone: str = "UTC",
         date_format: str | None = None,
         dayfirst: bool | None = None,
+        attributes: Attributes = None,
         **columns: str,
     ) -> Self:
         """Validate a frame of browsing events against the events contract.
@@ -133,6 +154,9 @@ class Events(_Table):
             For numeric dates such as ``01.02.2024``: ``True`` reads day first, ``False``
             month first. Left out, the data must settle it (a value like ``13.02.2024``
             fits only day first; the report notes the choice), else it is refused.
+        attributes : dict of str to str, or list of str, optional
+            Extra product attributes of the viewed products beside ``category`` and
+            ``brand``, as for :meth:`Transactions.from_frame`.
         **columns : str
             Column mapping from canonical names (``customer_id``, ``timestamp``,
             ``event_type``, ``product_id``, ``category``, ``session_id``, ``duration_s``)
@@ -151,9 +175,10 @@ class Events(_Table):
             On missing or unmappable columns, empty input or unparseable values.
         """
         cls._check_options(missing_customer=missing_customer)
+        contract, columns = with_attributes(cls.contract, attributes, columns)
         if not is_pandas(frame):  # polars, pyarrow, DuckDB, Spark, Dask: validated there
             return cls._from_native(
-                cls.contract,
+                contract,
                 frame,
                 missing_customer=missing_customer,
                 event_map=event_map,
@@ -168,8 +193,11 @@ class Events(_Table):
         notes: list[str] = []
         data = cls._canonical(
             frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS,
-            dates=check_date_options(date_format, dayfirst), notes=notes,
+            dates=check_date_options(date_format, dayfirst), notes=notes, contract=contract,
         )  # fmt: skip
+        for name in blank_is_missing(contract):
+            if name in data:
+                data[name] = blanks_missing(data[name])
         rows_read = len(data)
         missing_id = missing_ids(data, missing_customer, table)
 
@@ -183,7 +211,8 @@ class Events(_Table):
             negative = data["duration_s"].to_numpy() < 0
             exclude_rows(keep, negative, "negative_duration", excluded)
         kept = data[keep].reset_index(drop=True)
-        for name in ("customer_id", "event_type", "product_id", "category", "brand", "session_id"):
+        coded = ("customer_id", "event_type", "product_id", "session_id")
+        for name in (*coded, *product_attributes(contract, list(kept.columns))):
             if name in kept:
                 kept[name] = kept[name].cat.remove_unused_categories()
         other = kept["event_type"].value_counts()

@@ -139,9 +139,15 @@ class NativeTransactions(_NativeRows, Transactions):
             The same lines and report, with ``data`` in pandas.
         """
         data = _collect_pandas(self._visible(self._frame))
-        mapping = {name: name for name in data.columns if name != "is_return"}
+        canonical = Transactions.contract.names
+        mapping = {name: name for name in data.columns if name in canonical}
+        attributes = [name for name in data.columns if name not in canonical]
+        attributes.remove("is_return")
         rebuilt = Transactions.from_frame(
-            data.drop(columns="is_return"), orders_from=self.orders_from, **mapping
+            data.drop(columns="is_return"),
+            orders_from=self.orders_from,
+            attributes=attributes or None,
+            **mapping,
         )
         # Cancelled lines worth 0 are returns that amount < 0 alone would miss.
         kept = rebuilt.data.assign(is_return=data["is_return"].to_numpy(dtype=bool))
@@ -211,7 +217,13 @@ class NativeEvents(_NativeRows, Events):
             The same events and report, with ``data`` in pandas.
         """
         data = _collect_pandas(self._visible(self._frame))
-        rebuilt = Events.from_frame(data, **{name: name for name in data.columns})
+        canonical = Events.contract.names
+        attributes = [name for name in data.columns if name not in canonical]
+        rebuilt = Events.from_frame(
+            data,
+            attributes=attributes or None,
+            **{name: name for name in data.columns if name in canonical},
+        )
         return Events(rebuilt.data, self.report)
 
 

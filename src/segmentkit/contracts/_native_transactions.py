@@ -7,6 +7,7 @@ count, and only a failing check fetches a few example values.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +17,7 @@ import pandas as pd
 
 from segmentkit._frame._detect import Backend, collect, detect
 from segmentkit._frame._time import EPOCH_US, POLARS_NON_EXISTENT, with_utc
+from segmentkit.contracts._attributes import blank_is_missing
 from segmentkit.contracts._dates import DateOptions
 from segmentkit.contracts._native_coerce import (
     Converted,
@@ -226,11 +228,18 @@ class _Plan:
         self.timezone = timezone
         self.converted: dict[str, Converted] = {}
         failures: list[ContractFailure] = []
+        blank = blank_is_missing(contract)
         for key, source in self.selected.items():
             dtype = schema[source]
             kind = contract.spec(key).kind
             if kind in {"id", "category"}:
-                self.converted[key] = as_id(source, dtype, backend)
+                converted_id = as_id(source, dtype, backend)
+                if key in blank:  # after trimming, "" is no value
+                    text = converted_id.expr
+                    converted_id = dataclasses.replace(
+                        converted_id, expr=nw.when(text != "").then(text)
+                    )
+                self.converted[key] = converted_id
             elif kind == "float":
                 converted = as_float(source, dtype)
                 if converted is None:

@@ -96,19 +96,22 @@ class _Table:
         extra_keys: list[str],
         dates: DateOptions | None = None,
         notes: list[str] | None = None,
+        contract: Contract | None = None,
     ) -> pd.DataFrame:
         """Map, then coerce, raising every contract failure of the two steps at once.
 
         What reading decided (e.g. the day/month order of text dates) is added to ``notes``.
+        ``contract``: the class's contract with the user's product attributes added.
         """
+        contract = contract or cls.contract
         check_timezone(timezone)
-        canonical, failures = map_columns(frame, cls.contract, mapping, extra_keys=extra_keys)
-        raise_if(failures, cls.contract.table)
-        check_not_empty(canonical, cls.contract.table)
+        canonical, failures = map_columns(frame, contract, mapping, extra_keys=extra_keys)
+        raise_if(failures, contract.table)
+        check_not_empty(canonical, contract.table)
         coerced, failures = coerce(
-            canonical, cls.contract, timezone=timezone, dates=dates, notes=notes
+            canonical, contract, timezone=timezone, dates=dates, notes=notes
         )
-        raise_if(failures, cls.contract.table)
+        raise_if(failures, contract.table)
         return coerced
 
     @classmethod
@@ -198,7 +201,14 @@ class _Table:
     @classmethod
     def _id_sources(cls, kwargs: Mapping[str, Any]) -> list[str]:
         ids = [c.name for c in cls.contract.columns if c.kind in {"id", "category"}]
-        return [kwargs.get(name, name) for name in ids if isinstance(kwargs.get(name, name), str)]
+        sources = [kwargs.get(name, name) for name in ids]
+        # Product attributes are text too (a department code "007" keeps its zeros).
+        attributes = kwargs.get("attributes")
+        if isinstance(attributes, Mapping):
+            sources += list(attributes.values())
+        elif isinstance(attributes, list | tuple):
+            sources += list(attributes)
+        return [source for source in sources if isinstance(source, str)]
 
 
 def exclude_rows(

@@ -12,6 +12,13 @@ from typing_extensions import Self
 
 from segmentkit._common._runs import constant_within_runs, keys_used, one_run_each, run_starts
 from segmentkit._frame import is_pandas
+from segmentkit.contracts._attributes import (
+    Attributes,
+    blank_is_missing,
+    blanks_missing,
+    product_attributes,
+    with_attributes,
+)
 from segmentkit.contracts._dates import check_date_options
 from segmentkit.contracts._policies import (
     FUTURE_REASON,
@@ -85,6 +92,7 @@ _POLICY_KEYS = [
     "future",
     "max_timestamp",
     "invalid_values",
+    "attributes",
 ]
 
 
@@ -146,6 +154,12 @@ class Transactions(_Table):
         self._returns = returns
 
     @property
+    def product_attributes(self) -> tuple[str, ...]:
+        """The product attribute columns present: ``category``, ``brand``, then the
+        ``attributes=`` mapped, in that order."""
+        return product_attributes(self.contract, self.columns)
+
+    @property
     def returns(self) -> pd.DataFrame:
         """Return and cancellation lines kept aside by ``returns='separate'``."""
         return self._returns
@@ -171,6 +185,7 @@ class Transactions(_Table):
         future: Literal["exclude", "keep", "raise"] = "exclude",
         max_timestamp: Any = None,
         invalid_values: Literal["raise", "exclude"] = "raise",
+        attributes: Attributes = None,
         **columns: str,
     ) -> Self:
         """Validate a frame of order lines against the transactions contract.
@@ -237,6 +252,12 @@ class Transactions(_Table):
             ``discount``. Refused with a :class:`~segmentkit.errors.ContractError`
             listing them, or left out and counted (``negative_unit_price``,
             ``non_finite_amount``, ``negative_discount``).
+        attributes : dict of str to str, or list of str, optional
+            Extra product attributes to keep beside ``category`` and ``brand``, e.g.
+            ``{'department': 'DEPARTMENT', 'product_type': 'TYPE'}`` (attribute name to
+            your column), or a list of your column names kept under their own names.
+            They are read like ``category`` (text, trimmed; blank is missing) and
+            listed by :attr:`product_attributes`. A name may not be a canonical column.
         **columns : str
             Column mapping from canonical names to the frame's names, e.g.
             ``customer_id='CustomerID'``. Canonical names: ``customer_id``, ``timestamp``,
@@ -262,9 +283,10 @@ class Transactions(_Table):
             duplicates=duplicates, orders_from=orders_from, future=future,
             invalid_values=invalid_values,
         )  # fmt: skip
+        contract, columns = with_attributes(cls.contract, attributes, columns)
         if not is_pandas(frame):  # polars, DuckDB, Spark...: validated and kept there
             return cls._from_native(
-                cls.contract, frame, returns=returns, cancellation_prefix=cancellation_prefix,
+                contract, frame, returns=returns, cancellation_prefix=cancellation_prefix,
                 missing_customer=missing_customer, zero_amount=zero_amount, duplicates=duplicates,
                 orders_from=orders_from, timezone=timezone, rates=rates,
                 base_currency=base_currency, exclude_products=exclude_products,
@@ -286,8 +308,11 @@ class Transactions(_Table):
         read_notes: list[str] = []
         data = cls._canonical(
             frame, columns, timezone=timezone, extra_keys=_POLICY_KEYS, dates=dates,
-            notes=read_notes,
+            notes=read_notes, contract=contract,
         )  # fmt: skip
+        for name in blank_is_missing(contract):
+            if name in data:
+                data[name] = blanks_missing(data[name])
         if patterns and "product_id" not in data:
             msg = (
                 "'exclude_products' needs a product_id column: map product_id='<column>' "
@@ -368,7 +393,8 @@ class Transactions(_Table):
         kept = data if all_kept else data[keep]
         del data
         kept = kept.assign(order_key=_order_keys(kept, orders_from))
-        for name in ("customer_id", "order_id", "product_id", "category", "brand", "promo_code"):
+        coded = ("customer_id", "order_id", "product_id", "promo_code")
+        for name in (*coded, *product_attributes(contract, list(kept.columns))):
             if name in kept and not all_kept:
                 kept[name] = kept[name].cat.remove_unused_categories()
         report = ValidationReport(table, rows_read, len(kept), excluded, notes, amounts, flagged)

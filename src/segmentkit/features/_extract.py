@@ -16,8 +16,9 @@ from segmentkit.contracts._customers import Customers
 from segmentkit.contracts._events import Events
 from segmentkit.contracts._transactions import Transactions
 from segmentkit.features._affinity import affinity
-from segmentkit.features._base import CustomerFeatures, checked_params
+from segmentkit.features._base import CustomerFeatures, checked_params, checked_windows
 from segmentkit.features._base import as_utc_timestamp as _as_utc_timestamp
+from segmentkit.features._definitions import PURCHASE_WINDOWS
 from segmentkit.features._numpy import extract_pandas_features
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def extract_features(
     *,
     as_of: Any = ...,
     windows: Sequence[int] = ...,
+    purchase_windows: Sequence[int] = ...,
     abandon_hours: float = ...,
     session_gap_minutes: float = ...,
     output: Literal["pandas"],
@@ -50,6 +52,7 @@ def extract_features(
     *,
     as_of: Any = ...,
     windows: Sequence[int] = ...,
+    purchase_windows: Sequence[int] = ...,
     abandon_hours: float = ...,
     session_gap_minutes: float = ...,
     output: Literal["native"] = ...,
@@ -64,6 +67,7 @@ def extract_features(
     *,
     as_of: Any = ...,
     windows: Sequence[int] = ...,
+    purchase_windows: Sequence[int] = ...,
     abandon_hours: float = ...,
     session_gap_minutes: float = ...,
     output: str = ...,
@@ -77,6 +81,7 @@ def extract_features(
     *,
     as_of: Any = None,
     windows: Sequence[int] = (7, 30, 90),
+    purchase_windows: Sequence[int] = PURCHASE_WINDOWS,
     abandon_hours: float = 24.0,
     session_gap_minutes: float = 30.0,
     output: str = "native",
@@ -105,6 +110,11 @@ def extract_features(
         start of that day.
     windows : sequence of int, default=(7, 30, 90)
         Look-back windows in days for the browsing features.
+    purchase_windows : sequence of int, default=(30, 90, 365)
+        Look-back windows in days for the purchase features (``orders_90d``,
+        ``spend_90d``, ``items_90d``, ``products_90d``, ``spend_trend_90d``,
+        ``new_categories_90d``...). A line is in a window of ``w`` days when its time
+        is after ``as_of - w days`` and on or before ``as_of``. ``()``: none.
     abandon_hours : float, default=24.0
         A visit with an add-to-cart and no purchase within this many hours counts as
         an abandoned cart. Carts younger than this at ``as_of`` are not counted yet.
@@ -139,12 +149,14 @@ def extract_features(
     Name: count, dtype: float64
     """
     windows = checked_params(windows, abandon_hours, session_gap_minutes, output)
+    purchase_windows = checked_windows(purchase_windows, "purchase_windows")
     features = _extract(
         transactions,
         events,
         customers,
         as_of=as_of,
         windows=windows,
+        purchase_windows=purchase_windows,
         abandon_hours=abandon_hours,
         session_gap_minutes=session_gap_minutes,
         output=output,
@@ -169,6 +181,7 @@ def _extract(
     *,
     as_of: Any,
     windows: tuple[int, ...],
+    purchase_windows: tuple[int, ...],
     abandon_hours: float,
     session_gap_minutes: float,
     output: str,
@@ -184,6 +197,7 @@ def _extract(
             customers,
             as_of=as_of,
             windows=windows,
+            purchase_windows=purchase_windows,
             abandon_hours=abandon_hours,
             session_gap_minutes=session_gap_minutes,
             output=output,
@@ -194,6 +208,7 @@ def _extract(
         customers,
         as_of=as_of,
         windows=windows,
+        purchase_windows=purchase_windows,
         abandon_hours=abandon_hours,
         session_gap_minutes=session_gap_minutes,
     )
