@@ -15,7 +15,7 @@ import segmentkit as sk
 from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._preprocess import is_skewed
 from segmentkit.errors import InvalidParameterError
-from segmentkit.features._definitions import Agg, Kernel, definition_of, definitions
+from segmentkit.features._definitions import Agg, definition_of, definitions
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "features.md"
 
@@ -84,7 +84,7 @@ def test_docs_table_matches_the_definitions():
         unit, needs, description = documented[d.name]
         assert ("" if unit == "—" else unit) == d.unit, d.name
         assert description == d.description, d.name
-        joiner = " or " if isinstance(d.compute, Kernel) else " and "
+        joiner = " or " if d.needs_any else " and "
         assert needs == (joiner.join(f"`{c}`" for c in d.needs) or "—"), d.name
 
 

@@ -495,8 +495,8 @@ _PURCHASE = [
     ),
     FeatureDef(
         "discount_depth",
-        "Discount / (amount + discount) summed over the discounted purchase lines only: "
-        "how deep the discounts taken are (missing without a discounted line).",
+        "Sum of discount / sum of (amount + discount) over the discounted purchase lines "
+        "(discount > 0) only: how deep the discounts taken are (missing without one).",
         "share",
         "transactions",
         where(_DISCOUNT_TAKEN > 0, _DISCOUNT_TAKEN / (_DISCOUNTED_SPEND + _DISCOUNT_TAKEN), None),

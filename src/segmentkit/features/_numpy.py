@@ -202,7 +202,7 @@ def _compile(
             if definition.name in profile_columns:
                 columns[definition.name] = profile_columns[definition.name]
             continue
-        missing = {"datetime": _NAT, "string": None}.get(definition.dtype, np.nan)
+        missing = _NAT if definition.dtype == "datetime" else np.nan
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             values = _evaluate(compute, computed, as_of_ns, missing)
         columns[definition.name] = _as_dtype(values, definition)
@@ -246,17 +246,26 @@ def _evaluate(
         values = np.asarray(args[0])
         return values != _NAT if values.dtype == np.int64 else ~pd.isna(values)
     if node.op == "where":
-        if any(isinstance(a, str) or a is None for a in args[1:]):
-            # Texts (and their missing None) stay Python objects: numpy would make a
-            # missing NaN the text 'nan'.
+        if any(_is_text(a) for a in args[1:]):
+            # Texts stay Python objects, missing as None: numpy would make a missing
+            # NaN the text 'nan'.
             return np.where(args[0], *(_objects(a) for a in args[1:]))
         return np.where(*args)
     msg = f"unknown operation {node.op!r} in a feature definition"
     raise ValueError(msg)
 
 
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, np.ndarray) and value.dtype.kind in "UO")
+
+
 def _objects(value: Any) -> Any:
-    return value if isinstance(value, str) or value is None else np.asarray(value, dtype=object)
+    """A branch of a text ``where``: texts as objects, the missing NaN as ``None``."""
+    if isinstance(value, np.ndarray):
+        return value.astype(object)
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
 
 
 def _as_dtype(values: Any, definition: FeatureDef) -> Any:
