@@ -19,6 +19,7 @@ __all__ = [
     "CustomerFeatures",
     "as_utc_timestamp",
     "checked_params",
+    "checked_windows",
     "nothing_by_as_of",
 ]
 
@@ -240,6 +241,24 @@ NO_LINES_KEPT = (
 )
 
 
+def checked_windows(windows: Sequence[int], name: str) -> tuple[int, ...]:
+    """Look-back windows as ints, refused unless whole positive day counts."""
+    try:
+        given = tuple(windows)
+        days = tuple(int(w) for w in given)
+    except (TypeError, ValueError, OverflowError):
+        given, days, exact = (), (), False
+    else:
+        exact = all(not isinstance(w, bool) and w == d for w, d in zip(given, days, strict=True))
+    if not exact or any(w <= 0 for w in days):
+        msg = (
+            f"The {name!r} parameter must hold positive whole day counts, e.g. (30, 90). "
+            f"Got {windows!r} instead."
+        )
+        raise ValueError(msg)
+    return days
+
+
 def checked_params(
     windows: Sequence[int], abandon_hours: float, session_gap_minutes: float, output: str
 ) -> tuple[int, ...]:
@@ -247,10 +266,7 @@ def checked_params(
     if output not in {"native", "pandas"}:
         msg = f"The 'output' parameter must be one of ['native', 'pandas']. Got {output!r}."
         raise InvalidParameterError(msg)
-    windows = tuple(int(w) for w in windows)
-    if any(w <= 0 for w in windows):
-        msg = f"The 'windows' parameter must hold positive day counts. Got {windows} instead."
-        raise ValueError(msg)
+    windows = checked_windows(windows, "windows")
     if abandon_hours <= 0 or session_gap_minutes <= 0:
         msg = "The 'abandon_hours' and 'session_gap_minutes' parameters must be positive."
         raise ValueError(msg)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from segmentkit.features._definitions import (
+    PURCHASE_WINDOWS,
     Direction,
     FeatureDef,
     Kernel,
@@ -30,7 +31,10 @@ __all__ = [
 
 
 def feature_catalog(
-    windows: tuple[int, ...] = (7, 30, 90), *, predicted: bool = False
+    windows: tuple[int, ...] = (7, 30, 90),
+    *,
+    predicted: bool = False,
+    purchase_windows: tuple[int, ...] = PURCHASE_WINDOWS,
 ) -> pd.DataFrame:
     """Every feature segmentkit can compute, with its definition.
 
@@ -38,6 +42,8 @@ def feature_catalog(
     ----------
     windows : tuple of int, default=(7, 30, 90)
         Browsing windows in days, as passed to :func:`extract_features`.
+    purchase_windows : tuple of int, default=(30, 90, 365)
+        Purchase windows in days, as passed to :func:`extract_features`.
     predicted : bool, default=False
         Also list the columns the prediction models add (:func:`add_predictions`,
         ``PurchasePropensity``), their horizon written as a pattern
@@ -63,7 +69,7 @@ def feature_catalog(
     >>> sk.feature_catalog(predicted=True).set_index("name").loc["churn_risk", "direction"]
     'lower_is_better'
     """
-    every = definitions(tuple(windows))
+    every = definitions(tuple(windows), purchase_windows=tuple(purchase_windows))
     if predicted:
         every = every + [p.definition(p.shown) for p in _PREDICTED]
     return pd.DataFrame(

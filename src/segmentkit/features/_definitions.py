@@ -29,6 +29,7 @@ __all__ = [
     "DERIVED",
     "PREMIUM_FROM",
     "PRICE_RATIO",
+    "PURCHASE_WINDOWS",
     "ROWS",
     "ROW_COLUMNS",
     "Agg",
@@ -57,10 +58,13 @@ How = Literal["count", "sum", "min", "max", "nunique", "argmax", "share"]
 #: discount: 0 or missing), ``promo`` (a promo_code) and ``priced`` (a ``price_ratio``).
 ROWS: dict[str, tuple[str, ...]] = {
     "line": ("all", "purchases", "returns", "discounted", "full_price", "promo", "priced"),
-    "order": ("purchases",),
     "event": ("all", "views", "add_to_carts"),
     "session": ("all", "abandoned"),
 }
+#: Orders are selected by their lines: an order counts when it holds a selected line
+#: (``purchases``: an order with a line that is not a return; ``discounted``: an order
+#: with a discounted purchase line).
+ROWS["order"] = ROWS["line"]
 #: The column a row filter reads: an aggregation with that filter needs it.
 ROW_COLUMNS = {
     "discounted": "discount",
@@ -162,15 +166,24 @@ class Agg(Expr):
     over : {'line', 'order', 'event', 'session'}
         What a row is (see :data:`ROWS` for their filters).
     rows : str
-        Row filter, e.g. ``'purchases'`` (lines that are not returns).
+        Row filter, e.g. ``'purchases'`` (lines that are not returns). Orders take the
+        filters of lines: an order is counted when it holds at least one selected line
+        (in the window, if any); orders are only counted.
     within_days : int, optional
         Only rows whose ``at`` time is after ``as_of - within_days`` (up to ``as_of``).
+    skip_days : int, optional
+        The window ends ``skip_days`` before ``as_of``: rows in ``(as_of - skip_days -
+        within_days, as_of - skip_days]`` (with ``within_days=None``: every row up to
+        ``as_of - skip_days``). ``skip_days=w, within_days=w`` is "the window before".
     at : str
         The time column the window applies to (``'timestamp'``; visits: ``'start'`` or
         ``'last_cart'``).
     weight : str, optional
         For ``argmax`` and ``share``: the column summed per value. For ``sum``: the sum
         is of ``column × weight`` (a missing value counts 0).
+    per : {'order'}, optional
+        For ``nunique``: count distinct (order, value) pairs, i.e. the distinct values
+        of each order added up over the customer's orders.
 
     Missing aggregates (a customer without such rows) are 0 for counts and sums and
     missing otherwise.
@@ -183,8 +196,16 @@ class Agg(Expr):
     within_days: int | None = None
     at: str = "timestamp"
     weight: str | None = None
+    skip_days: int | None = None
+    per: Literal["order"] | None = None
 
     def __post_init__(self) -> None:
+        if self.per is not None and (self.how != "nunique" or self.over != "line"):
+            msg = f"per={self.per!r} goes with how='nunique' over lines"
+            raise ValueError(msg)
+        if self.over == "order" and self.how != "count":
+            msg = f"orders are only counted (how='count'), not how={self.how!r}"
+            raise ValueError(msg)
         if self.rows not in ROWS[self.over]:
             msg = f"rows={self.rows!r} is not a filter of {self.over} rows: {ROWS[self.over]}"
             raise ValueError(msg)
@@ -484,6 +505,16 @@ _PURCHASE = [
         words=("Discount-driven", "Full-price"),
     ),
     FeatureDef(
+        "discounted_order_share",
+        "Orders with at least one discounted purchase line (discount > 0) / frequency "
+        "(missing without an order).",
+        "share",
+        "transactions",
+        where(_BOUGHT, Agg("count", over="order", rows="discounted") / _FREQUENCY, None),
+        label="Discounted order share",
+        words=("Deal seekers", "Rarely on deal"),
+    ),
+    FeatureDef(
         "full_price_spend_share",
         "Spend on purchase lines without a discount (0 or missing) / gross_spend "
         "(missing when gross_spend is 0, e.g. no orders).",
@@ -502,6 +533,15 @@ _PURCHASE = [
         where(_DISCOUNT_TAKEN > 0, _DISCOUNT_TAKEN / (_DISCOUNTED_SPEND + _DISCOUNT_TAKEN), None),
         label="Discount depth",
         words=("Deep discounts", "Shallow discounts"),
+    ),
+    FeatureDef(
+        "promo_order_share",
+        "Orders with a promo code on a purchase line / frequency (missing without an order).",
+        "share",
+        "transactions",
+        where(_BOUGHT, Agg("count", over="order", rows="promo") / _FREQUENCY, None),
+        label="Promo order share",
+        words=("Promo-driven", "Few promos"),
     ),
     FeatureDef(
         "n_promo_codes",
@@ -596,18 +636,140 @@ _PURCHASE = [
         skewed=True,
         words=("Large baskets", "Small baskets"),
     ),
-    FeatureDef(
-        "spend_90d",
-        "Spend on purchase lines in the 90 days up to as_of, before returns.",
-        "currency",
-        "transactions",
-        Agg("sum", "amount", rows="purchases", within_days=90),
-        label="Spend, 90 days",
-        direction="higher_is_better",
-        skewed=True,
-        words=("High recent spend", "Low recent spend"),
-    ),
 ]
+
+
+def _brand_features() -> list[FeatureDef]:
+    """Brand preference: how many brands, the top one, and loyalty to brands."""
+    brands = Agg("nunique", "brand", rows="purchases")
+    # Each order's distinct brands, added up: an order buying two brands counts two.
+    order_brands = Agg("nunique", "brand", rows="purchases", per="order")
+    return [
+        FeatureDef(
+            "n_brands",
+            "Distinct brands bought.",
+            "brands",
+            "transactions",
+            brands,
+            dtype="int64",
+            label="Brands",
+            skewed=True,
+            words=("Many brands", "Few brands"),
+        ),
+        FeatureDef(
+            "top_brand",
+            "Brand with the most spend (ties: alphabetical).",
+            "",
+            "transactions",
+            Agg("argmax", "brand", rows="purchases", weight="amount"),
+            dtype="string",
+            label="Top brand",
+        ),
+        FeatureDef(
+            "top_brand_share",
+            "Spend on top_brand / spend on all brands.",
+            "share",
+            "transactions",
+            Agg("share", "brand", rows="purchases", weight="amount"),
+            label="Top brand share",
+            words=("Brand-loyal", "Brand-spread"),
+        ),
+        FeatureDef(
+            "brand_repeat_rate",
+            "Share of (order, brand) pairs whose brand was bought in an earlier order: "
+            "(pairs - n_brands) / pairs (missing without brand lines).",
+            "share",
+            "transactions",
+            where(order_brands > 0, (order_brands - brands) / order_brands, None),
+            label="Brand repeat rate",
+            words=("Repeat-brand buyers", "Brand switchers"),
+        ),
+    ]
+
+
+_PURCHASE += _brand_features()
+
+
+def _purchase_window(w: int) -> list[FeatureDef]:
+    """The purchase features of one look-back window of ``w`` days."""
+    spend = Agg("sum", "amount", rows="purchases", within_days=w)
+    before = Agg("sum", "amount", rows="purchases", within_days=w, skip_days=w)
+    categories = Agg("nunique", "category", rows="purchases")
+    known_before = Agg("nunique", "category", rows="purchases", skip_days=w)
+    return [
+        FeatureDef(
+            f"orders_{w}d",
+            f"Distinct orders with a purchase line in the last {w} days.",
+            "orders",
+            "transactions",
+            Agg("count", over="order", rows="purchases", within_days=w),
+            dtype="int64",
+            label=f"Orders, {w} days",
+            direction="higher_is_better",
+            skewed=True,
+            words=("Frequent lately", "Infrequent lately"),
+        ),
+        FeatureDef(
+            f"spend_{w}d",
+            f"Spend on purchase lines in the {w} days up to as_of, before returns.",
+            "currency",
+            "transactions",
+            spend,
+            label=f"Spend, {w} days",
+            direction="higher_is_better",
+            skewed=True,
+            words=("High recent spend", "Low recent spend"),
+        ),
+        FeatureDef(
+            f"items_{w}d",
+            f"Units bought (sum of quantity on purchase lines) in the last {w} days.",
+            "units",
+            "transactions",
+            Agg("sum", "quantity", rows="purchases", within_days=w),
+            label=f"Items, {w} days",
+            direction="higher_is_better",
+            skewed=True,
+            words=("Many items lately", "Few items lately"),
+        ),
+        FeatureDef(
+            f"products_{w}d",
+            f"Distinct products bought in the last {w} days.",
+            "products",
+            "transactions",
+            Agg("nunique", "product_id", rows="purchases", within_days=w),
+            dtype="int64",
+            label=f"Products, {w} days",
+            direction="higher_is_better",
+            skewed=True,
+            words=("Many products lately", "Few products lately"),
+        ),
+        FeatureDef(
+            f"spend_trend_{w}d",
+            f"spend_{w}d / spend in the {w} days before them (missing when that "
+            "earlier window has no spend).",
+            "ratio",
+            "transactions",
+            where(before > 0, spend / before, None),
+            label=f"Spend trend, {w} days",
+            direction="higher_is_better",
+            skewed=True,
+            words=("Spending more", "Spending less"),
+        ),
+        FeatureDef(
+            f"new_categories_{w}d",
+            f"Categories first bought in the last {w} days: n_categories - distinct "
+            f"categories bought up to as_of - {w} days.",
+            "categories",
+            "transactions",
+            categories - known_before,
+            dtype="int64",
+            label=f"New categories, {w} days",
+            direction="higher_is_better",
+            skewed=True,
+            words=("Exploring", "Not exploring"),
+        ),
+    ]
+
 
 # --- browsing features -----------------------------------------------------------------
 
@@ -730,16 +892,23 @@ _PROFILE = [
 
 _FIXED = {d.name: d for d in _PURCHASE + _BROWSING + _PROFILE}
 _WINDOWED = re.compile(r"(views|add_to_carts|sessions|time_on_site|abandoned_carts)_(\d+)d")
+_PURCHASE_WINDOWED = re.compile(r"(orders|spend|items|products|spend_trend|new_categories)_(\d+)d")
+#: The purchase windows of extract_features, in days.
+PURCHASE_WINDOWS = (30, 90, 365)
 
 
 def definitions(
     windows: tuple[int, ...] = (7, 30, 90),
     sources: tuple[Source, ...] = ("transactions", "events", "customers"),
+    purchase_windows: tuple[int, ...] = PURCHASE_WINDOWS,
 ) -> list[FeatureDef]:
-    """Every feature of the given sources, in output order, with browsing ``windows``."""
+    """Every feature of the given sources, in output order, with browsing ``windows``
+    and ``purchase_windows``."""
     out: list[FeatureDef] = []
     if "transactions" in sources:
         out += _PURCHASE
+        for w in purchase_windows:
+            out += _purchase_window(w)
     if "events" in sources:
         out += _BROWSING
         for w in windows:
@@ -753,7 +922,11 @@ def definition_of(name: str) -> FeatureDef | None:
     """The definition of a feature column (any window), or ``None`` for other columns."""
     if name in _FIXED:
         return _FIXED[name]
-    match = _WINDOWED.fullmatch(name)
-    if match is None or int(match.group(2)) <= 0:
-        return None
-    return next(d for d in _browsing_window(int(match.group(2))) if d.name == name)
+    for pattern, family in (
+        (_WINDOWED, _browsing_window),
+        (_PURCHASE_WINDOWED, _purchase_window),
+    ):
+        match = pattern.fullmatch(name)
+        if match is not None and int(match.group(2)) > 0:
+            return next(d for d in family(int(match.group(2))) if d.name == name)
+    return None

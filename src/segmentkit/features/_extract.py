@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast, overload
 from segmentkit.contracts._customers import Customers
 from segmentkit.contracts._events import Events
 from segmentkit.contracts._transactions import Transactions
-from segmentkit.features._base import CustomerFeatures, checked_params
+from segmentkit.features._base import CustomerFeatures, checked_params, checked_windows
 from segmentkit.features._base import as_utc_timestamp as _as_utc_timestamp
+from segmentkit.features._definitions import PURCHASE_WINDOWS
 from segmentkit.features._numpy import extract_pandas_features
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def extract_features(
     *,
     as_of: Any = ...,
     windows: Sequence[int] = ...,
+    purchase_windows: Sequence[int] = ...,
     abandon_hours: float = ...,
     session_gap_minutes: float = ...,
     output: Literal["pandas"],
@@ -48,6 +50,7 @@ def extract_features(
     *,
     as_of: Any = ...,
     windows: Sequence[int] = ...,
+    purchase_windows: Sequence[int] = ...,
     abandon_hours: float = ...,
     session_gap_minutes: float = ...,
     output: Literal["native"] = ...,
@@ -62,6 +65,7 @@ def extract_features(
     *,
     as_of: Any = ...,
     windows: Sequence[int] = ...,
+    purchase_windows: Sequence[int] = ...,
     abandon_hours: float = ...,
     session_gap_minutes: float = ...,
     output: str = ...,
@@ -75,6 +79,7 @@ def extract_features(
     *,
     as_of: Any = None,
     windows: Sequence[int] = (7, 30, 90),
+    purchase_windows: Sequence[int] = PURCHASE_WINDOWS,
     abandon_hours: float = 24.0,
     session_gap_minutes: float = 30.0,
     output: str = "native",
@@ -103,6 +108,11 @@ def extract_features(
         start of that day.
     windows : sequence of int, default=(7, 30, 90)
         Look-back windows in days for the browsing features.
+    purchase_windows : sequence of int, default=(30, 90, 365)
+        Look-back windows in days for the purchase features (``orders_90d``,
+        ``spend_90d``, ``items_90d``, ``products_90d``, ``spend_trend_90d``,
+        ``new_categories_90d``...). A line is in a window of ``w`` days when its time
+        is after ``as_of - w days`` and on or before ``as_of``. ``()``: none.
     abandon_hours : float, default=24.0
         A visit with an add-to-cart and no purchase within this many hours counts as
         an abandoned cart. Carts younger than this at ``as_of`` are not counted yet.
@@ -137,6 +147,7 @@ def extract_features(
     Name: count, dtype: float64
     """
     windows = checked_params(windows, abandon_hours, session_gap_minutes, output)
+    purchase_windows = checked_windows(purchase_windows, "purchase_windows")
     if hasattr(type(transactions), "native"):  # validated on polars, DuckDB, Spark...: stays
         from segmentkit.features._native import extract_native_features
 
@@ -148,6 +159,7 @@ def extract_features(
             customers,
             as_of=as_of,
             windows=windows,
+            purchase_windows=purchase_windows,
             abandon_hours=abandon_hours,
             session_gap_minutes=session_gap_minutes,
             output=output,
@@ -158,6 +170,7 @@ def extract_features(
         customers,
         as_of=as_of,
         windows=windows,
+        purchase_windows=purchase_windows,
         abandon_hours=abandon_hours,
         session_gap_minutes=session_gap_minutes,
     )

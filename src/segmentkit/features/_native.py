@@ -29,6 +29,7 @@ from segmentkit.features._base import (
 )
 from segmentkit.features._definitions import (
     DERIVED,
+    PURCHASE_WINDOWS,
     ROW_COLUMNS,
     Agg,
     AsOf,
@@ -61,6 +62,7 @@ def extract_native_features(
     as_of: Any,
     windows: tuple[int, ...],
     abandon_hours: float,
+    purchase_windows: tuple[int, ...] = PURCHASE_WINDOWS,
     session_gap_minutes: float,
     output: str,
 ) -> Any:
@@ -152,7 +154,7 @@ def extract_native_features(
 
     chosen = [
         d
-        for d in definitions(windows, tuple(sources))  # type: ignore[arg-type]
+        for d in definitions(windows, tuple(sources), purchase_windows)  # type: ignore[arg-type]
         if _available(d, rows, profile_names)
     ]
     if any(_reads(d, "price_ratio") for d in chosen):
@@ -306,8 +308,18 @@ class _Compiler:
         if agg.over == "order":
             return False
         if agg.how == "nunique":
-            return self.grouped_distinct and agg.column in _DERIVED
+            return self.grouped_distinct and agg.column in _DERIVED and agg.per is None
         return agg.how in ("count", "sum", "min", "max")
+
+    def order_key(self, names: list[str]) -> nw.Expr | None:
+        """The columns naming a line's order (``None``: every line is its own order)."""
+        if "order_id" in names:
+            return nw.col("order_id")
+        if self.orders_from == "row":
+            return None
+        if self.orders_from == "day":
+            return nw.col(EPOCH_US) // DAY_US
+        return nw.col(EPOCH_US)
 
     def alias(self, agg: Agg) -> str:
         if agg not in self.aliases:
@@ -395,11 +407,17 @@ class _Compiler:
                 if agg.over != kind or self.is_plain(agg):
                     continue
                 if agg.over == "order":
-                    extra = _frequency(
-                        frame.filter(_condition(agg, self.as_of_us)), names, self.orders_from
-                    ).rename({"frequency": name})
+                    # Every order (no filter, no window): a literal is no filter predicate.
+                    selected = (
+                        frame
+                        if agg.rows == "all" and agg.within_days is None
+                        else frame.filter(_condition(agg, self.as_of_us))
+                    )
+                    extra = _frequency(selected, names, self.orders_from).rename(
+                        {"frequency": name}
+                    )
                 elif agg.how == "nunique":
-                    extra = _distinct(frame, agg, name, self.as_of_us)
+                    extra = _distinct(frame, agg, name, self.as_of_us, self.order_key(names))
                 else:
                     extra = _weighted_pairs(frame, agg, name, self.as_of_us)
                 table = table.join(extra, on=_ID, how="left")
@@ -435,11 +453,16 @@ _ROWS = {
 def _condition(agg: Agg, as_of_us: int) -> nw.Expr:
     """The rows ``agg`` reads, as a boolean expression."""
     condition = _ROWS.get(agg.rows, nw.lit(True))
+    if agg.within_days is None and agg.skip_days is None:
+        return condition
+    at = nw.col(_COLUMNS.get(agg.at, agg.at))
+    end = as_of_us - (agg.skip_days or 0) * DAY_US
+    inside = (at <= end).fill_null(False) if agg.skip_days else None
     if agg.within_days is not None:
-        at = _COLUMNS.get(agg.at, agg.at)
-        recent = (nw.col(at) > as_of_us - agg.within_days * DAY_US).fill_null(False)
-        condition = recent if agg.rows == "all" else condition & recent
-    return condition
+        recent = (at > end - agg.within_days * DAY_US).fill_null(False)
+        inside = recent if inside is None else inside & recent
+    assert inside is not None  # a window or a skip
+    return inside if agg.rows == "all" else condition & inside
 
 
 def _plain_aggregates(
@@ -488,16 +511,21 @@ def _plain_aggregates(
     return frame.with_columns(**prepared).group_by(_ID).agg(*reduced)
 
 
-def _distinct(frame: nw.LazyFrame[Any], agg: Agg, name: str, as_of_us: int) -> nw.LazyFrame[Any]:
+def _distinct(
+    frame: nw.LazyFrame[Any], agg: Agg, name: str, as_of_us: int, order: nw.Expr | None
+) -> nw.LazyFrame[Any]:
+    """Distinct values of ``agg.column`` per customer (``per='order'``: distinct
+    (order, value) pairs; ``order`` is ``None`` when every line is its own order)."""
     column = agg.column or ""
     value = _DERIVED.get(column, nw.col(column))
-    return (
-        frame.filter(_condition(agg, as_of_us) & ~value.is_null())
-        .select(_ID, value.alias("_value"))
-        .unique()
-        .group_by(_ID)
-        .agg(nw.len().alias(name))
-    )
+    selected = frame.filter(_condition(agg, as_of_us) & ~value.is_null())
+    if agg.per == "order" and order is None:  # each line its own order: each line a pair
+        return selected.group_by(_ID).agg(nw.len().alias(name))
+    keys = [value.alias("_value")]
+    if agg.per == "order":
+        assert order is not None
+        keys.append(order.alias("_order"))
+    return selected.select(_ID, *keys).unique().group_by(_ID).agg(nw.len().alias(name))
 
 
 def _weighted_pairs(
@@ -531,7 +559,7 @@ def _weighted_pairs(
 
 
 def _frequency(sales: nw.LazyFrame[Any], names: list[str], orders_from: str) -> Any:
-    """Distinct orders with a purchase line, per customer."""
+    """Distinct orders per customer among the lines ``sales`` (already filtered)."""
     if "order_id" in names:
         keyed = sales.select(_ID, "order_id")
     elif orders_from == "row":

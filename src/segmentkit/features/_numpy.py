@@ -43,6 +43,7 @@ from segmentkit.features._base import (
 )
 from segmentkit.features._definitions import (
     DERIVED,
+    PURCHASE_WINDOWS,
     ROW_COLUMNS,
     Agg,
     AsOf,
@@ -72,6 +73,7 @@ def extract_pandas_features(
     as_of: Any,
     windows: tuple[int, ...],
     abandon_hours: float,
+    purchase_windows: tuple[int, ...] = PURCHASE_WINDOWS,
     session_gap_minutes: float,
 ) -> CustomerFeatures:
     """The features of pandas tables (parameters checked by the caller)."""
@@ -149,7 +151,7 @@ def extract_pandas_features(
         present[pr_codes[eligible]] = True
         profile_columns = _profile_features(profiles[eligible], pr_codes[eligible], n, stamp)
 
-    chosen = definitions(windows, tuple(sources))  # type: ignore[arg-type]
+    chosen = definitions(windows, tuple(sources), purchase_windows)  # type: ignore[arg-type]
     columns = _compile(chosen, tables, as_of_ns, profile_columns)
     del tables, lines
 
@@ -312,16 +314,28 @@ class _Rows:
 
     def selection(self, agg: Agg) -> tuple[np.ndarray | None, np.ndarray]:
         """The rows ``agg`` reads (``None``: all) and their customer codes, made once."""
-        key = (agg.rows, agg.within_days, agg.at)
+        key = (agg.rows, agg.within_days, agg.skip_days, agg.at)
         cache: dict[Any, tuple[np.ndarray | None, np.ndarray]]
         cache = self.__dict__.setdefault("_selections", {})
         if key not in cache:
             mask = self.rows(agg.rows)
-            if agg.within_days is not None:
-                recent = self.times(agg.at) > self.as_of_ns - agg.within_days * _DAY_NS
-                mask = recent if mask is None else mask & recent
+            window = self.window(agg)
+            if window is not None:
+                mask = window if mask is None else mask & window
             cache[key] = (mask, self.codes if mask is None else self.codes[mask])
         return cache[key]
+
+    def window(self, agg: Agg) -> np.ndarray | None:
+        """The rows inside ``agg``'s look-back window (``None``: no window)."""
+        if agg.within_days is None and agg.skip_days is None:
+            return None
+        times = self.times(agg.at)
+        end = self.as_of_ns - (agg.skip_days or 0) * _DAY_NS
+        inside = times <= end if agg.skip_days else None
+        if agg.within_days is not None:
+            recent = times > end - agg.within_days * _DAY_NS
+            inside = recent if inside is None else inside & recent
+        return inside
 
     def aggregate(self, agg: Agg) -> np.ndarray:
         mask, codes = self.selection(agg)
@@ -331,6 +345,9 @@ class _Rows:
             msg = f"{agg.how} needs a column"
             raise ValueError(msg)
         values = self.values(agg.column)
+        if agg.per is not None:
+            msg = f"per={agg.per!r} is only known to transaction lines"
+            raise NotImplementedError(msg)
         if agg.how in ("nunique", "argmax", "share"):
             picked = values if mask is None else values[mask]
             if agg.how == "nunique":
@@ -389,9 +406,10 @@ class _Lines(_Rows):
             return self.amount
         if column == "price_ratio":
             return self.price_ratio
-        if isinstance(self.tx[column].dtype, pd.CategoricalDtype):
-            return self.tx[column]  # categorical: counted by its codes
-        return self.tx[column].to_numpy(dtype=float, na_value=np.nan)
+        values = self.tx[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            return values  # products, categories, brands, attributes: counted by codes
+        return values.to_numpy(dtype=float, na_value=np.nan)
 
     def rows(self, name: str) -> np.ndarray | None:
         if name == "purchases":
@@ -512,14 +530,19 @@ class _Lines(_Rows):
         )
 
     def aggregate(self, agg: Agg) -> np.ndarray:
-        plain = agg.within_days is None
+        plain = agg.within_days is None and agg.skip_days is None
+        if agg.per == "order":
+            return self._distinct_per_order(agg)
+        if agg.how == "nunique" and agg.rows == "purchases" and not plain:
+            lasting = self._pair_span(agg.column or "")
+            if lasting is not None:
+                return self._pairs_in_window(agg, lasting)
         if agg.over == "order":
-            if agg.how != "count" or not plain:
-                msg = "orders are only counted, over all time"
-                raise NotImplementedError(msg)
-            return _orders_with_a_sale(
-                self.order_key, self.starts, self.run_customer, self.only_returns, self.n
-            ).astype(np.int64)
+            if plain and agg.rows == "purchases":  # frequency: the fast path
+                return _orders_with_a_sale(
+                    self.order_key, self.starts, self.run_customer, self.only_returns, self.n
+                ).astype(np.int64)
+            return self._orders_holding(self.selection(agg)[0])
         if agg.how == "sum" and agg.column == "amount" and plain and agg.rows == "purchases":
             return_runs = self._return_runs[0]
             sales = run_sums(self.amount, self.starts, skip=self.returns, skip_runs=return_runs)
@@ -540,6 +563,93 @@ class _Lines(_Rows):
             if ranked:
                 return ranked[0]["n"]
         return super().aggregate(agg)
+
+    def _pair_span(self, column: str) -> dict[str, np.ndarray] | None:
+        """Each (customer, value) pair of purchase lines: its first and last time.
+
+        Computed once per column (product, category...): every window's distinct count
+        of that column is then a count of pairs, with no hashing per window. ``None``
+        for a column that is not categorical (days).
+        """
+        spans: dict[str, dict[str, np.ndarray] | None] = self.__dict__.setdefault("_spans", {})
+        if column not in spans:
+            values = self.values(column)
+            if not isinstance(values, pd.Series):
+                spans[column] = None
+                return None
+            value_codes = category_codes(values)
+            picked = self.sale & (value_codes >= 0)
+            width = max(len(values.cat.categories), 1)
+            keys = self.codes[picked].astype(np.int64) * width + value_codes[picked]
+            pair_of, pairs = pd.factorize(keys)
+            ns = self.ns[picked]
+            first = np.full(len(pairs), _NO_EARLIEST, dtype=np.int64)
+            last = np.full(len(pairs), _NAT, dtype=np.int64)
+            np.minimum.at(first, pair_of, ns)
+            np.maximum.at(last, pair_of, ns)
+            spans[column] = {"customer": (pairs // width).astype(np.intp), "first": first,
+                             "last": last}  # fmt: skip
+        return spans[column]
+
+    def _pairs_in_window(self, agg: Agg, span: dict[str, np.ndarray]) -> np.ndarray:
+        """Distinct values per customer among purchase lines in ``agg``'s window."""
+        end = self.as_of_ns - (agg.skip_days or 0) * _DAY_NS
+        if agg.within_days is None:  # bought by the window's end: first time before it
+            counted = span["first"] <= end
+        elif not agg.skip_days:  # bought in the last days: last time inside them
+            counted = span["last"] > end - agg.within_days * _DAY_NS
+        else:  # a window in the past: no pair's span tells, look at the lines
+            return super().aggregate(agg)
+        return np.bincount(span["customer"][counted], minlength=self.n).astype(np.int64)
+
+    def _distinct_per_order(self, agg: Agg) -> np.ndarray:
+        """Distinct (order, value) pairs per customer among the selected lines."""
+        mask, _ = self.selection(agg)
+        values = self.values(agg.column or "")
+        value_codes = category_codes(values)
+        known = value_codes >= 0
+        picked = known if mask is None else known & mask
+        width = max(len(values.cat.categories), 1)
+        keys = self.order_key[picked].astype(np.int64) * width + value_codes[picked]
+        if len(keys) > 1:
+            keys = keys[run_starts(keys)]  # an order's adjacent lines of one value
+        pairs = pd.unique(keys)
+        return np.bincount(self.order_customer[pairs // width], minlength=self.n).astype(np.int64)
+
+    @cached_property
+    def order_customer(self) -> np.ndarray:
+        """The customer of each order key."""
+        n_keys = int(self.order_key.max()) + 1 if len(self.order_key) else 0
+        owner = np.zeros(n_keys, dtype=np.intp)
+        owner[self.order_key[self.starts]] = self.run_customer
+        return owner
+
+    @cached_property
+    def orders_are_runs(self) -> bool:
+        """Whether every order is exactly one run of adjacent lines (the usual export)."""
+        n_keys = int(self.order_key.max()) + 1 if len(self.order_key) else 0
+        return one_run_each(keys_used(self.order_key[self.starts], n_keys), len(self.starts))
+
+    def _orders_holding(self, mask: np.ndarray | None) -> np.ndarray:
+        """Per customer, the orders holding at least one line of ``mask`` (``None``: any)."""
+        starts = self.starts
+        if len(starts) == 0:
+            return np.zeros(self.n, dtype=np.int64)
+        # A run is selected when any of its lines is: one sequential pass.
+        chosen = None if mask is None else np.logical_or.reduceat(mask, starts)
+        if self.orders_are_runs:
+            customers = self.run_customer if chosen is None else self.run_customer[chosen]
+            return np.bincount(customers, minlength=self.n).astype(np.int64)
+        # An order split over several runs: count its key once (a key has one customer).
+        run_order = self.order_key[starts]
+        run_customer = self.run_customer
+        if chosen is not None:
+            run_order, run_customer = run_order[chosen], run_customer[chosen]
+        n_keys = int(self.order_key.max()) + 1
+        used = keys_used(run_order, n_keys)
+        order_customer = np.zeros(n_keys, dtype=np.intp)
+        order_customer[run_order] = run_customer
+        return np.bincount(order_customer[used], minlength=self.n).astype(np.int64)
 
     def _weighted(self, agg: Agg) -> dict[str, np.ndarray]:
         """argmax and share of one (column, weight, rows): computed once for both."""
