@@ -144,10 +144,13 @@ def _tables(draw):
             "discount": draw(
                 st.lists(st.sampled_from([0.0, 1.5, np.nan]), min_size=n_lines, max_size=n_lines)
             ),
+            "promo_code": draw(
+                st.lists(st.sampled_from(["A", "B", None]), min_size=n_lines, max_size=n_lines)
+            ),
         }
     )
     # Typed as an export would be, also when every value is missing.
-    for name in ("product_id", "category"):
+    for name in ("product_id", "category", "promo_code"):
         lines[name] = lines[name].astype("string")
     lines["discount"] = lines["discount"].astype(float)
     # An order id belongs to one customer: prefix it with the customer.
