@@ -10,11 +10,15 @@ with either feature compiler.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import segmentkit as sk
+from segmentkit.cli import main
+from segmentkit.errors import InvalidParameterError
 from segmentkit.features._definitions import BUDGET_UP_TO, PREMIUM_FROM
 from segmentkit.features._prices import exact_medians
 
@@ -112,7 +116,9 @@ def _reference(lines: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def journey(journey_raw: pd.DataFrame) -> pd.DataFrame:
     coupon = journey_raw["coupon_disc"] > 0
-    return journey_raw.assign(promo_code=pd.Series("COUPON", index=journey_raw.index).where(coupon))
+    return journey_raw.assign(
+        promo_code=pd.Series("COUPON", index=journey_raw.index).where(coupon)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -133,10 +139,12 @@ def test_the_sample_exercises_every_case(journey_lines):
 
 
 @pytest.mark.parametrize("as_of", _CUTS)
-def test_offer_and_price_features_equal_a_pandas_computation(backend, journey, journey_lines, as_of):
-    stamp = (
-        pd.Timestamp(as_of, tz="UTC") if as_of else journey_lines["timestamp"].max()
-    ).as_unit("ns")
+def test_offer_and_price_features_equal_a_pandas_computation(
+    backend, journey, journey_lines, as_of
+):
+    stamp = (pd.Timestamp(as_of, tz="UTC") if as_of else journey_lines["timestamp"].max()).as_unit(
+        "ns"
+    )
     expected = _reference(journey_lines, stamp)
     got = _features(backend, journey, as_of, **_JOURNEY)
     _assert_same(got[OFFERS + PRICE], expected)
@@ -255,3 +263,75 @@ def test_exact_medians_match_numpy():
     # Repeated values by count give the median of the expanded values.
     distinct, counts = np.unique(values[keys == 3], return_counts=True)
     assert exact_medians(np.zeros(len(distinct)), distinct, 1, counts)[0] == medians[3]
+
+
+# --- the offers preset --------------------------------------------------------------------
+
+
+def test_offer_rules_name_their_thresholds():
+    rules = sk.offer_rules(deal_min_share=0.6, deal_min_orders=3, full_price_min_share=0.95)
+    assert [(r.name, r.when) for r in rules] == [
+        ("Deal seekers", "discounted_order_share >= 0.6 and frequency >= 3"),
+        ("Full-price loyalists", "full_price_spend_share >= 0.95 and frequency >= 3"),
+    ]
+    assert "60%" in rules[0].description
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "wanted"),
+    [
+        ("deal_min_share", 1.5, "a float in the range [0, 1]"),
+        ("full_price_min_share", "high", "a float in the range [0, 1]"),
+        ("deal_min_orders", 0, "an int in the range [1, inf)"),
+        ("full_price_min_orders", 2.5, "an int in the range [1, inf)"),
+    ],
+)
+def test_offer_rules_refuse_bad_thresholds(parameter, value, wanted):
+    with pytest.raises(InvalidParameterError, match=re.escape(f"'{parameter}' parameter")) as e:
+        sk.offer_rules(**{parameter: value})
+    assert wanted in str(e.value)
+
+
+def test_offer_rules_segment_the_edge_customers():
+    features = sk.extract_features(
+        sk.Transactions.from_frame(_EDGE), as_of=_AS_OF
+    )  # a: 1/2 of orders discounted, e: all at full price, c: no order
+    engine = sk.RuleSegmenter(
+        rules=sk.offer_rules(deal_min_orders=1, full_price_min_orders=1), default="Other"
+    )
+    assignments = engine.fit_predict(features).assignments.set_index("customer_id")["segment"]
+    assert assignments.to_dict() == {
+        "a": "Deal seekers",
+        "b": "Deal seekers",
+        "c": "Other",
+        "e": "Full-price loyalists",
+        "f": "Deal seekers",
+    }
+
+
+def test_offer_conditions_run_from_a_rules_file_on_the_command_line(tmp_path):
+    orders = tmp_path / "orders.csv"
+    _EDGE.to_csv(orders, index=False)
+    rules = tmp_path / "offers.toml"
+    rules.write_text(
+        'default = "Other"\n'
+        "[[rules]]\n"
+        'name = "Deal seekers"\n'
+        'when = "discounted_order_share >= 0.5 and frequency >= 2"\n'
+        "[[rules]]\n"
+        'name = "Premium"\n'
+        "when = \"price_tier == 'premium'\"\n"
+    )
+    out = tmp_path / "segments.csv"
+    mapping = [f"{c}={c}" for c in _EDGE.columns]
+    engine = ["--engine", "rules", "--rules", str(rules), "--out", str(out)]
+    code = main(["-q", "segment", str(orders), "--map", *mapping, "--as-of", _AS_OF, *engine])
+    assert code == 0
+    written = pd.read_csv(out, dtype={"customer_id": str}).set_index("customer_id")
+    assert written["segment"].to_dict() == {
+        "a": "Deal seekers",
+        "b": "Deal seekers",
+        "c": "Other",
+        "e": "Premium",
+        "f": "Other",
+    }

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         ValueRiskSegmenter,
         lifecycle_rules,
         load_rules,
+        offer_rules,
         value_risk_rules,
     )
     from segmentkit.engines._persistence import load
@@ -86,6 +87,7 @@ _LAZY = {
     "SegmenterTags": "segmentkit.engines",
     "lifecycle_rules": "segmentkit.engines",
     "load_rules": "segmentkit.engines",
+    "offer_rules": "segmentkit.engines",
     "ValueRiskSegmenter": "segmentkit.engines",
     "value_risk_rules": "segmentkit.engines",
     "engines": "segmentkit.engines",
@@ -152,6 +154,7 @@ __all__ = [
     "load",
     "load_rules",
     "migration",
+    "offer_rules",
     "plots",
     "register_engine",
     "snapshots",

@@ -20,7 +20,13 @@ from segmentkit.engines._plan import (
 )
 from segmentkit.engines._preprocess import DEFAULT_CLUSTER_FEATURES
 from segmentkit.engines._rfm import CLASSIC_GRID, RFMSegmenter
-from segmentkit.engines._rules import Rule, RuleSegmenter, lifecycle_rules, load_rules
+from segmentkit.engines._rules import (
+    Rule,
+    RuleSegmenter,
+    lifecycle_rules,
+    load_rules,
+    offer_rules,
+)
 from segmentkit.engines._value_risk import VALUE_RISK_DEFAULT, ValueRiskSegmenter, value_risk_rules
 
 __all__ = [
@@ -50,6 +56,7 @@ __all__ = [
     "describe_clusters",
     "lifecycle_rules",
     "load_rules",
+    "offer_rules",
     "require_columns",
     "value_risk_rules",
 ]
