@@ -50,7 +50,10 @@ def exact_medians(
     values = np.asarray(values, dtype=float)
     weights = np.ones(len(keys), dtype=np.int64) if counts is None else np.asarray(counts)
     weights = weights.astype(np.int64)
-    order = np.lexsort((values, keys))
+    # By value, then stably by key: faster than a lexsort of both (equal values are
+    # interchangeable, so the first sort need not be stable).
+    order = np.argsort(values)
+    order = order[np.argsort(keys[order], kind="stable")]
     sorted_values = values[order]
     ends = np.cumsum(weights[order])  # values up to and including each row
     n = np.bincount(keys, weights=weights, minlength=width).astype(np.int64)
