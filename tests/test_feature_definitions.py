@@ -15,7 +15,7 @@ import segmentkit as sk
 from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._preprocess import is_skewed
 from segmentkit.errors import InvalidParameterError
-from segmentkit.features._definitions import Agg, Kernel, definition_of, definitions
+from segmentkit.features._definitions import Agg, definition_of, definitions
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "features.md"
 
@@ -84,7 +84,7 @@ def test_docs_table_matches_the_definitions():
         unit, needs, description = documented[d.name]
         assert ("" if unit == "—" else unit) == d.unit, d.name
         assert description == d.description, d.name
-        joiner = " or " if isinstance(d.compute, Kernel) else " and "
+        joiner = " or " if d.needs_any else " and "
         assert needs == (joiner.join(f"`{c}`" for c in d.needs) or "—"), d.name
 
 
@@ -144,10 +144,13 @@ def _tables(draw):
             "discount": draw(
                 st.lists(st.sampled_from([0.0, 1.5, np.nan]), min_size=n_lines, max_size=n_lines)
             ),
+            "promo_code": draw(
+                st.lists(st.sampled_from(["A", "B", None]), min_size=n_lines, max_size=n_lines)
+            ),
         }
     )
     # Typed as an export would be, also when every value is missing.
-    for name in ("product_id", "category"):
+    for name in ("product_id", "category", "promo_code"):
         lines[name] = lines[name].astype("string")
     lines["discount"] = lines["discount"].astype(float)
     # An order id belongs to one customer: prefix it with the customer.

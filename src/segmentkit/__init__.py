@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         abandoner_rules,
         lifecycle_rules,
         load_rules,
+        offer_rules,
         value_risk_rules,
     )
     from segmentkit.engines._persistence import load
@@ -100,6 +101,7 @@ _LAZY = {
     "lifecycle_rules": "segmentkit.engines",
     "abandoner_rules": "segmentkit.engines",
     "load_rules": "segmentkit.engines",
+    "offer_rules": "segmentkit.engines",
     "ValueRiskSegmenter": "segmentkit.engines",
     "value_risk_rules": "segmentkit.engines",
     "engines": "segmentkit.engines",
@@ -172,6 +174,7 @@ __all__ = [
     "load_rules",
     "migration",
     "next_best_items",
+    "offer_rules",
     "plots",
     "register_engine",
     "segment_items",

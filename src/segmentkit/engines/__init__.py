@@ -26,6 +26,7 @@ from segmentkit.engines._rules import (
     abandoner_rules,
     lifecycle_rules,
     load_rules,
+    offer_rules,
 )
 from segmentkit.engines._value_risk import VALUE_RISK_DEFAULT, ValueRiskSegmenter, value_risk_rules
 
@@ -57,6 +58,7 @@ __all__ = [
     "describe_clusters",
     "lifecycle_rules",
     "load_rules",
+    "offer_rules",
     "require_columns",
     "value_risk_rules",
 ]

@@ -14,7 +14,7 @@ import pandas as pd
 from typing_extensions import Self
 
 from segmentkit._common._documents import exceeds_depth
-from segmentkit._common._params import InstanceOf, Satisfies
+from segmentkit._common._params import InstanceOf, Interval, Satisfies, validated
 from segmentkit.engines._base import Segmenter
 from segmentkit.engines._expr import Call, Expr, check_names, parse
 from segmentkit.engines._plan import FitInput, RulePlan
@@ -23,7 +23,14 @@ from segmentkit.features._catalog import column_definition
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segment
 
-__all__ = ["Rule", "RuleSegmenter", "abandoner_rules", "lifecycle_rules", "load_rules"]
+__all__ = [
+    "Rule",
+    "RuleSegmenter",
+    "abandoner_rules",
+    "lifecycle_rules",
+    "load_rules",
+    "offer_rules",
+]
 
 Condition = str | Callable[[pd.DataFrame], Any]
 
@@ -123,6 +130,7 @@ class RuleSegmenter(Segmenter):
     See Also
     --------
     lifecycle_rules : Ready-made rules for classic e-commerce segments.
+    offer_rules : Ready-made rules for how customers respond to discounts.
     load_rules : Read rules from a TOML, JSON or YAML file.
     RFMSegmenter : Quantile scores and the classic RFM grid.
 
@@ -727,3 +735,73 @@ def abandoner_rules(
             description += " and bought none in that time"
         rules.append(Rule(f"{value} cart abandoners", when, description + "."))
     return rules
+
+
+_SHARE = [Interval(float, 0, 1)]
+_ORDERS = [Interval(int, 1, None)]
+
+
+@validated(
+    deal_min_share=_SHARE,
+    deal_min_orders=_ORDERS,
+    full_price_min_share=_SHARE,
+    full_price_min_orders=_ORDERS,
+)
+def offer_rules(
+    *,
+    deal_min_share: float = 0.5,
+    deal_min_orders: int = 2,
+    full_price_min_share: float = 0.9,
+    full_price_min_orders: int = 3,
+) -> list[Rule]:
+    """Ready-made rules for how customers respond to offers: deal seekers, full-price loyalists.
+
+    In priority order: *Deal seekers* (most of their orders had a discount) and
+    *Full-price loyalists* (nearly all their spend at full price, over several orders).
+    Both need a mapped ``discount`` column (the features ``discounted_order_share`` and
+    ``full_price_spend_share``). Use them alone, with a default segment for everyone
+    else, or put them in front of :func:`lifecycle_rules`.
+
+    Parameters
+    ----------
+    deal_min_share : float, default=0.5
+        Share of orders with a discounted line that makes a deal seeker...
+    deal_min_orders : int, default=2
+        ...with at least this many orders.
+    full_price_min_share : float, default=0.9
+        Share of spend on lines without a discount that makes a full-price loyalist...
+    full_price_min_orders : int, default=3
+        ...with at least this many orders.
+
+    Returns
+    -------
+    list of Rule
+        The rules, in priority order.
+
+    Examples
+    --------
+    >>> import segmentkit as sk
+    >>> [(rule.name, rule.when) for rule in sk.offer_rules()]
+    [('Deal seekers', 'discounted_order_share >= 0.5 and frequency >= 2'), \
+('Full-price loyalists', 'full_price_spend_share >= 0.9 and frequency >= 3')]
+    >>> raw, mapping = sk.datasets.load_sample()
+    >>> features = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
+    >>> engine = sk.RuleSegmenter(rules=sk.offer_rules(), default="Mixed")
+    >>> engine.fit_predict(features).summary()["customers"].to_dict()
+    {'Deal seekers': 576, 'Mixed': 210, 'Full-price loyalists': 14}
+    """
+    return [
+        Rule(
+            "Deal seekers",
+            f"discounted_order_share >= {deal_min_share} and frequency >= {deal_min_orders}",
+            f"At least {deal_min_share:.0%} of their {deal_min_orders}+ orders had a "
+            "discounted line.",
+        ),
+        Rule(
+            "Full-price loyalists",
+            f"full_price_spend_share >= {full_price_min_share} and "
+            f"frequency >= {full_price_min_orders}",
+            f"{full_price_min_orders}+ orders, at least {full_price_min_share:.0%} of spend "
+            "at full price.",
+        ),
+    ]

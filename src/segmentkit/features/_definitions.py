@@ -25,8 +25,13 @@ from typing import Literal
 
 __all__ = [
     "AS_OF",
+    "BUDGET_UP_TO",
     "DERIVED",
+    "PREMIUM_FROM",
+    "PRICE_RATIO",
     "PURCHASE_WINDOWS",
+    "ROWS",
+    "ROW_COLUMNS",
     "Agg",
     "Expr",
     "FeatureDef",
@@ -48,19 +53,48 @@ Direction = Literal["higher_is_better", "lower_is_better", "neutral"]
 Over = Literal["line", "order", "event", "session"]
 How = Literal["count", "sum", "min", "max", "nunique", "argmax", "share"]
 
-#: Row filters each kind of row understands.
+#: Row filters each kind of row understands. Of lines: ``purchases`` (not returns),
+#: ``returns``, and among purchases ``discounted`` (discount > 0), ``full_price`` (no
+#: discount: 0 or missing), ``promo`` (a promo_code) and ``priced`` (a ``price_ratio``).
 ROWS: dict[str, tuple[str, ...]] = {
-    "line": ("all", "purchases", "returns"),
+    "line": ("all", "purchases", "returns", "discounted", "full_price", "promo", "priced"),
     "event": ("all", "views", "add_to_carts"),
     "session": ("all", "abandoned"),
 }
 #: Orders are selected by their lines: an order counts when it holds a selected line
-#: (``purchases``: an order with a line that is not a return).
+#: (``purchases``: an order with a line that is not a return; ``discounted``: an order
+#: with a discounted purchase line).
 ROWS["order"] = ROWS["line"]
+#: The column a row filter reads: an aggregation with that filter needs it.
+ROW_COLUMNS = {
+    "discounted": "discount",
+    "full_price": "discount",
+    "promo": "promo_code",
+    "priced": "price_ratio",
+}
 #: Columns every table has (the rest are optional and become a feature's needs).
 _ALWAYS = frozenset({"customer_id", "timestamp", "amount", "start", "seconds", "last_cart"})
-#: Columns each compiler derives from another one (not inputs: never a feature's needs).
-DERIVED = {"day": "timestamp"}
+#: Columns each compiler derives (never inputs themselves), with the input columns they
+#: are derived from: at least one of them must be there. ``price_ratio`` is a purchase
+#: line's unit price over the median unit price of its product (else its category); see
+#: :data:`PRICE_RATIO`.
+DERIVED: dict[str, tuple[str, ...]] = {
+    "day": ("timestamp",),
+    "price_ratio": ("product_id", "category"),
+}
+#: How both compilers derive ``price_ratio``, in words (the docs say the same).
+PRICE_RATIO = (
+    "A purchase line's unit price (unit_price when mapped, else amount / quantity for "
+    "quantity > 0, else amount) divided by the reference price of its product: the exact "
+    "median unit price of that product over every customer's purchase lines up to as_of "
+    "(the median of the two middle values for an even count; product_id when mapped, "
+    "else category). Undefined (the line is not priced) without a unit price, without a "
+    "product (category), or when the reference is not positive."
+)
+#: ``price_tier`` cut points on ``price_index``: at least PREMIUM_FROM is premium, at
+#: most BUDGET_UP_TO is budget, mid in between.
+PREMIUM_FROM = 1.15
+BUDGET_UP_TO = 0.85
 
 
 class Expr:
@@ -85,12 +119,18 @@ class Expr:
     def __gt__(self, other: Expr | float) -> Expr:
         return self._op(">", other)
 
+    def __ge__(self, other: Expr | float) -> Expr:
+        return self._op(">=", other)
+
+    def __le__(self, other: Expr | float) -> Expr:
+        return self._op("<=", other)
+
 
 @dataclass(frozen=True, eq=True)
 class Lit(Expr):
-    """A constant."""
+    """A constant: a number, or a text (the value of a categorical feature)."""
 
-    value: float
+    value: float | str
 
 
 @dataclass(frozen=True, eq=True)
@@ -100,7 +140,7 @@ class AsOf(Expr):
 
 @dataclass(frozen=True, eq=True)
 class Op(Expr):
-    """``+ - /`` of two numbers, ``>`` comparison, ``days`` (time span to days),
+    """``+ - /`` of two numbers, ``> >= <=`` comparisons, ``days`` (time span to days),
     ``present`` (not missing) or ``where`` (``args = (condition, then, otherwise)``,
     ``None`` for missing)."""
 
@@ -120,8 +160,9 @@ class Agg(Expr):
         ``column`` (missing when that sum is not positive).
     column : str, optional
         The input column (``None`` for counts). Besides the table's columns, lines
-        have ``day``: the UTC calendar day of the line's timestamp (whole days since
-        1970-01-01, the day ``as_of`` and the windows count in).
+        have the :data:`DERIVED` columns ``day``: the UTC calendar day of the line's
+        timestamp (whole days since 1970-01-01, the day ``as_of`` and the windows count
+        in), and ``price_ratio`` (:data:`PRICE_RATIO`).
     over : {'line', 'order', 'event', 'session'}
         What a row is (see :data:`ROWS` for their filters).
     rows : str
@@ -138,7 +179,8 @@ class Agg(Expr):
         The time column the window applies to (``'timestamp'``; visits: ``'start'`` or
         ``'last_cart'``).
     weight : str, optional
-        For ``argmax`` and ``share``: the column summed per value.
+        For ``argmax`` and ``share``: the column summed per value. For ``sum``: the sum
+        is of ``column × weight`` (a missing value counts 0).
     per : {'order'}, optional
         For ``nunique``: count distinct (order, value) pairs, i.e. the distinct values
         of each order added up over the customer's orders.
@@ -193,10 +235,12 @@ class Kernel:
 AS_OF = AsOf()
 
 
-def where(condition: Expr, then: Expr | float | None, otherwise: Expr | float | None) -> Expr:
+def where(
+    condition: Expr, then: Expr | float | str | None, otherwise: Expr | float | str | None
+) -> Expr:
     """``then`` where ``condition`` holds, else ``otherwise`` (``None``: missing)."""
 
-    def wrap(value: Expr | float | None) -> Expr | None:
+    def wrap(value: Expr | float | str | None) -> Expr | None:
         return value if isinstance(value, Expr) or value is None else Lit(value)
 
     return Op("where", (condition, wrap(then), wrap(otherwise)))
@@ -276,10 +320,23 @@ class FeatureDef:
             return self.compute.needs
         columns: dict[str, None] = {}
         for agg in aggregations(self.compute):
-            for column in (agg.column, agg.weight):
-                if column is not None and column not in _ALWAYS and column not in DERIVED:
-                    columns[column] = None
+            for column in (agg.column, agg.weight, ROW_COLUMNS.get(agg.rows)):
+                for name in DERIVED.get(column or "", (column,)):
+                    if name is not None and name not in _ALWAYS:
+                        columns[name] = None
         return tuple(columns)
+
+    @property
+    def needs_any(self) -> bool:
+        """Whether any one of :attr:`needs` is enough (kernels, and features of a
+        column derived from one of several inputs, such as ``price_ratio``)."""
+        if isinstance(self.compute, Kernel):
+            return True
+        return any(
+            len(DERIVED.get(column or "", ())) > 1
+            for agg in aggregations(self.compute)
+            for column in (agg.column, agg.weight, ROW_COLUMNS.get(agg.rows))
+        )
 
     def catalog_row(self) -> dict[str, str]:
         """The columns of a features' catalog: ``name, description, unit, source, kind``."""
@@ -303,6 +360,17 @@ _FIRST = Agg("min", "timestamp", rows="purchases")
 _LAST = Agg("max", "timestamp", rows="purchases")
 _DISCOUNT = Agg("sum", "discount", rows="purchases")
 _BOUGHT = _FREQUENCY > 0
+# Offers: purchase lines with a discount (> 0) and the rest (full price).
+_FULL_PRICE_SPEND = Agg("sum", "amount", rows="full_price")
+_DISCOUNTED_SPEND = Agg("sum", "amount", rows="discounted")
+_DISCOUNT_TAKEN = Agg("sum", "discount", rows="discounted")
+# Price: the spend-weighted mean of the priced lines' price_ratio.
+_PRICED_SPEND = Agg("sum", "amount", rows="priced")
+_PRICE_INDEX = where(
+    _PRICED_SPEND > 0,
+    Agg("sum", "price_ratio", rows="priced", weight="amount") / _PRICED_SPEND,
+    None,
+)
 
 _PURCHASE = [
     FeatureDef(
@@ -435,6 +503,85 @@ _PURCHASE = [
         where(_GROSS + _DISCOUNT > 0, _DISCOUNT / (_GROSS + _DISCOUNT), 0.0),
         label="Discount share",
         words=("Discount-driven", "Full-price"),
+    ),
+    FeatureDef(
+        "discounted_order_share",
+        "Orders with at least one discounted purchase line (discount > 0) / frequency "
+        "(missing without an order).",
+        "share",
+        "transactions",
+        where(_BOUGHT, Agg("count", over="order", rows="discounted") / _FREQUENCY, None),
+        label="Discounted order share",
+        words=("Deal seekers", "Rarely on deal"),
+    ),
+    FeatureDef(
+        "full_price_spend_share",
+        "Spend on purchase lines without a discount (0 or missing) / gross_spend "
+        "(missing when gross_spend is 0, e.g. no orders).",
+        "share",
+        "transactions",
+        where(_GROSS > 0, _FULL_PRICE_SPEND / _GROSS, None),
+        label="Full-price spend share",
+        words=("Full-price buyers", "Discount buyers"),
+    ),
+    FeatureDef(
+        "discount_depth",
+        "Sum of discount / sum of (amount + discount) over the discounted purchase lines "
+        "(discount > 0) only: how deep the discounts taken are (missing without one).",
+        "share",
+        "transactions",
+        where(_DISCOUNT_TAKEN > 0, _DISCOUNT_TAKEN / (_DISCOUNTED_SPEND + _DISCOUNT_TAKEN), None),
+        label="Discount depth",
+        words=("Deep discounts", "Shallow discounts"),
+    ),
+    FeatureDef(
+        "promo_order_share",
+        "Orders with a promo code on a purchase line / frequency (missing without an order).",
+        "share",
+        "transactions",
+        where(_BOUGHT, Agg("count", over="order", rows="promo") / _FREQUENCY, None),
+        label="Promo order share",
+        words=("Promo-driven", "Few promos"),
+    ),
+    FeatureDef(
+        "n_promo_codes",
+        "Distinct promo codes used on purchase lines.",
+        "codes",
+        "transactions",
+        Agg("nunique", "promo_code", rows="purchases"),
+        dtype="int64",
+        label="Promo codes used",
+        words=("Many promo codes", "Few promo codes"),
+    ),
+    FeatureDef(
+        "price_index",
+        "Spend-weighted mean of price_ratio over the priced purchase lines: a line's "
+        "unit price / the median unit price of its product (else category) across all "
+        "customers up to as_of; 1 is the typical price (missing without a priced line "
+        "with spend).",
+        "ratio",
+        "transactions",
+        _PRICE_INDEX,
+        label="Price index",
+        words=("Premium-priced", "Budget-priced"),
+    ),
+    FeatureDef(
+        "price_tier",
+        f"'premium' when price_index >= {PREMIUM_FROM}, 'budget' when <= {BUDGET_UP_TO}, "
+        "else 'mid' (missing with price_index).",
+        "",
+        "transactions",
+        where(
+            present(_PRICE_INDEX),
+            where(
+                _PRICE_INDEX >= PREMIUM_FROM,
+                "premium",
+                where(_PRICE_INDEX <= BUDGET_UP_TO, "budget", "mid"),
+            ),
+            None,
+        ),
+        dtype="string",
+        label="Price tier",
     ),
     FeatureDef(
         "n_products",

@@ -30,6 +30,7 @@ from segmentkit.features._base import (
 from segmentkit.features._definitions import (
     DERIVED,
     PURCHASE_WINDOWS,
+    ROW_COLUMNS,
     Agg,
     AsOf,
     Expr,
@@ -42,6 +43,7 @@ from segmentkit.features._definitions import (
     definitions,
 )
 from segmentkit.features._native_browsing import visits
+from segmentkit.features._native_prices import with_price_ratio
 from segmentkit.features._native_profile import profile_features
 
 __all__ = ["extract_native_features"]
@@ -155,6 +157,9 @@ def extract_native_features(
         for d in definitions(windows, tuple(sources), purchase_windows)  # type: ignore[arg-type]
         if _available(d, rows, profile_names)
     ]
+    if any(_reads(d, "price_ratio") for d in chosen):
+        priced = with_price_ratio(lines, rows["line"][1], transactions._backend)
+        rows["line"] = rows["order"] = (priced, [*rows["line"][1], "price_ratio"])
     compiler = _Compiler(
         rows,
         as_of_us,
@@ -197,11 +202,21 @@ def _available(
     for agg in aggregations(definition.compute):
         names = rows[agg.over][1]
         if any(
-            c is not None and c not in names and DERIVED.get(c) not in names
-            for c in (agg.column, agg.weight)
+            c is not None and c not in names and not any(d in names for d in DERIVED.get(c, ()))
+            for c in (agg.column, agg.weight, ROW_COLUMNS.get(agg.rows))
         ):
             return False
     return True
+
+
+def _reads(definition: FeatureDef, column: str) -> bool:
+    """Whether ``definition`` reads ``column`` (as a value, a weight or a row filter)."""
+    if isinstance(definition.compute, Kernel):
+        return False
+    return any(
+        column in (agg.column, agg.weight, ROW_COLUMNS.get(agg.rows))
+        for agg in aggregations(definition.compute)
+    )
 
 
 def _lines_inside(transactions: NativeTransactions, as_of: Any) -> tuple[pd.Timestamp, int, int]:
@@ -350,6 +365,10 @@ class _Compiler:
             return args[0] / args[1]
         if node.op == ">":
             return args[0] > args[1]
+        if node.op == ">=":
+            return args[0] >= args[1]
+        if node.op == "<=":
+            return args[0] <= args[1]
         if node.op == "days":
             return args[0] / DAY_US
         if node.op == "present":
@@ -416,9 +435,15 @@ _DERIVED = {"day": nw.col(EPOCH_US) // DAY_US}
 #: by all), and a flag column under the suffix says whether there were any.
 _PLACEHOLDER = -(2**52)
 _UNCOUNTED = "_uncounted"
+_DISCOUNTED = (nw.col("discount") > 0).fill_null(False)
 _ROWS = {
     "purchases": ~nw.col("is_return"),
     "returns": nw.col("is_return"),
+    "discounted": ~nw.col("is_return") & _DISCOUNTED,
+    "full_price": ~nw.col("is_return") & ~_DISCOUNTED,
+    "promo": ~nw.col("is_return") & ~nw.col("promo_code").is_null(),
+    # Only purchase lines are priced.
+    "priced": ~nw.col("price_ratio").is_null(),
     "views": (nw.col("event_type") == "view").fill_null(False),
     "add_to_carts": (nw.col("event_type") == "add_to_cart").fill_null(False),
     "abandoned": nw.col("abandoned"),
@@ -460,6 +485,8 @@ def _plain_aggregates(
         elif agg.how == "sum":
             value = nw.col(_COLUMNS.get(agg.column or "", agg.column or ""))
             value = value.cast(nw.Float64).fill_null(0.0)
+            if agg.weight is not None:
+                value = value * nw.col(agg.weight).cast(nw.Float64).fill_null(0.0)
             prepared[name] = nw.when(condition).then(value).otherwise(nw.lit(0.0))
         else:
             column = agg.column or ""

@@ -44,6 +44,7 @@ from segmentkit.features._base import (
 from segmentkit.features._definitions import (
     DERIVED,
     PURCHASE_WINDOWS,
+    ROW_COLUMNS,
     Agg,
     AsOf,
     Expr,
@@ -54,6 +55,7 @@ from segmentkit.features._definitions import (
     aggregations,
     definitions,
 )
+from segmentkit.features._prices import REFERENCE_KEYS, exact_medians
 
 __all__ = ["extract_pandas_features"]
 
@@ -236,15 +238,36 @@ def _evaluate(
         return args[0] / args[1]
     if node.op == ">":
         return args[0] > args[1]
+    if node.op == ">=":
+        return args[0] >= args[1]
+    if node.op == "<=":
+        return args[0] <= args[1]
     if node.op == "days":
         return args[0] / _DAY_NS
     if node.op == "present":
         values = np.asarray(args[0])
         return values != _NAT if values.dtype == np.int64 else ~pd.isna(values)
     if node.op == "where":
+        if any(_is_text(a) for a in args[1:]):
+            # Texts stay Python objects, missing as None: numpy would make a missing
+            # NaN the text 'nan'.
+            return np.where(args[0], *(_objects(a) for a in args[1:]))
         return np.where(*args)
     msg = f"unknown operation {node.op!r} in a feature definition"
     raise ValueError(msg)
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, np.ndarray) and value.dtype.kind in "UO")
+
+
+def _objects(value: Any) -> Any:
+    """A branch of a text ``where``: texts as objects, the missing NaN as ``None``."""
+    if isinstance(value, np.ndarray):
+        return value.astype(object)
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
 
 
 def _as_dtype(values: Any, definition: FeatureDef) -> Any:
@@ -255,6 +278,8 @@ def _as_dtype(values: Any, definition: FeatureDef) -> Any:
     if definition.dtype == "float64":
         # np.bincount of no rows gives integers even with weights.
         return np.asarray(values, dtype=float)
+    if definition.dtype == "string":
+        return np.asarray(values, dtype=object)
     return values
 
 
@@ -270,7 +295,9 @@ class _Rows:
     as_of_ns: int
 
     def has(self, agg: Agg) -> bool:
-        return all(c is None or self.holds(c) for c in (agg.column, agg.weight))
+        return all(
+            c is None or self.holds(c) for c in (agg.column, agg.weight, ROW_COLUMNS.get(agg.rows))
+        )
 
     def holds(self, column: str) -> bool:
         raise NotImplementedError
@@ -336,9 +363,11 @@ class _Rows:
         if mask is not None:
             values = values[mask]
         if agg.how == "sum":
-            return np.bincount(
-                codes, weights=np.nan_to_num(values.astype(float)), minlength=self.n
-            )
+            summed = np.nan_to_num(values.astype(float))
+            if agg.weight is not None:
+                weight = np.asarray(self.values(agg.weight), dtype=float)
+                summed = summed * np.nan_to_num(weight if mask is None else weight[mask])
+            return np.bincount(codes, weights=summed, minlength=self.n)
         if agg.how in ("min", "max"):
             return _group_extreme(codes, values, self.n, agg.how)
         msg = f"{agg.how} over {agg.over} rows is not implemented"
@@ -365,7 +394,7 @@ class _Lines(_Rows):
         self._pairs: dict[tuple[str, str, str], dict[str, np.ndarray]] = {}
 
     def holds(self, column: str) -> bool:
-        return column in self.tx or column in DERIVED
+        return column in self.tx or any(c in self.tx for c in DERIVED.get(column, ()))
 
     def values(self, column: str) -> Any:
         if column == "timestamp":
@@ -375,6 +404,8 @@ class _Lines(_Rows):
             return self.ns // _DAY_NS
         if column == "amount":
             return self.amount
+        if column == "price_ratio":
+            return self.price_ratio
         values = self.tx[column]
         if isinstance(values.dtype, pd.CategoricalDtype):
             return values  # products, categories, brands, attributes: counted by codes
@@ -385,7 +416,47 @@ class _Lines(_Rows):
             return self.sale
         if name == "returns":
             return self.is_return
+        if name == "discounted":
+            return self.sale & self.discounted
+        if name == "full_price":
+            return self.sale & ~self.discounted
+        if name == "promo":
+            return self.sale & self.tx["promo_code"].notna().to_numpy()
+        if name == "priced":
+            return ~np.isnan(self.price_ratio)  # only purchase lines are priced
         return None
+
+    @cached_property
+    def discounted(self) -> np.ndarray:
+        """Lines with a discount above 0 (a missing discount is none)."""
+        discount = self.tx["discount"].to_numpy(dtype=float, na_value=np.nan)
+        return np.nan_to_num(discount) > 0
+
+    @cached_property
+    def unit_price(self) -> np.ndarray:
+        """Each line's unit price: unit_price, else amount / quantity (> 0), else amount."""
+        if "unit_price" in self.tx:
+            return self.tx["unit_price"].to_numpy(dtype=float, na_value=np.nan)
+        if "quantity" not in self.tx:
+            return self.amount
+        quantity = self.tx["quantity"].to_numpy(dtype=float, na_value=np.nan)
+        out = np.full(len(quantity), np.nan)
+        np.divide(self.amount, quantity, out=out, where=quantity > 0)
+        return out
+
+    @cached_property
+    def price_ratio(self) -> np.ndarray:
+        """A purchase line's unit price / its product's median (NaN: not priced)."""
+        column = next(c for c in REFERENCE_KEYS if c in self.tx)
+        key = category_codes(self.tx[column]).astype(np.int64)
+        unit = self.unit_price
+        eligible = self.sale & (key >= 0) & np.isfinite(unit)
+        width = len(self.tx[column].cat.categories)
+        reference = exact_medians(key[eligible], unit[eligible], width)[key[eligible]]
+        ratio = np.full(len(key), np.nan)
+        priced = reference > 0
+        ratio[np.flatnonzero(eligible)[priced]] = unit[eligible][priced] / reference[priced]
+        return ratio
 
     @cached_property
     def amount(self) -> np.ndarray:
@@ -612,7 +683,7 @@ class _Events(_Rows):
         self.kind = ev["event_type"].astype(object).to_numpy()
 
     def holds(self, column: str) -> bool:
-        return column in self.ev or column in DERIVED
+        return column in self.ev or column == "day"
 
     def values(self, column: str) -> Any:
         if column == "day":
