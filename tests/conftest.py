@@ -128,6 +128,14 @@ def spark() -> Iterator[Any]:
         .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.adaptive.enabled", "false")
+        # Test frames come from createDataFrame(pandas): their rows sit in the plan, and
+        # this rule copies them into every branch of the features query (dozens of
+        # per-customer tables), which exhausts the driver's heap. Real inputs are files or
+        # tables, which the rule never touches (docs/backends.md says so).
+        .config(
+            "spark.sql.optimizer.excludedRules",
+            "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation",
+        )
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
