@@ -117,7 +117,7 @@ def test_a_date_feature_becomes_its_age_in_days_at_the_features_as_of():
         index=pd.Index(["a", "b"], name="customer_id"),
     )
     features = sk.CustomerFeatures(frame, pd.Timestamp("2024-01-11", tz="UTC"))
-    design = prop._learn_design([frame])
+    design = prop._learn_design([frame], min_valued=1)
     assert design.kinds == ("date", "numeric")
     x = prop._matrix(design, features)
     assert x[0, 0] == 10.0
@@ -126,7 +126,7 @@ def test_a_date_feature_becomes_its_age_in_days_at_the_features_as_of():
 
 def test_categories_are_coded_rare_and_unknown_share_a_code_and_missing_stays_missing():
     train = pd.DataFrame({"top": ["b", "a", "b", None]}, index=list("pqrs"))
-    design = prop._learn_design([train])
+    design = prop._learn_design([train], min_valued=1)
     assert design.categories["top"] == ("b", "a")  # most frequent first
     later = pd.DataFrame({"top": ["a", "zz", None]}, index=list("xyz"))
     x = prop._matrix(design, sk.CustomerFeatures(later, pd.Timestamp("2024-01-01", tz="UTC")))
@@ -511,7 +511,9 @@ def test_a_feature_without_any_value_is_left_out_with_a_warning(tx, monkeypatch)
         return features
 
     monkeypatch.setattr(prop, "extract_features", with_empty_column)
-    with pytest.warns(sk.errors.SegmentkitWarning, match=r"left out \['signup'\]: no customer"):
+    with pytest.warns(
+        sk.errors.SegmentkitWarning, match=r"left out \['signup'\]: fewer than 30 customers"
+    ):
         model = sk.PurchasePropensity(horizon_days=60, n_snapshots=3).fit(tx, as_of=AS_OF)
     assert model.features_left_out_ == ["signup"]
     assert "signup" not in model.feature_names_
@@ -584,9 +586,15 @@ def test_cdnow_time_split(cdnow_tx):
 
 
 def test_complete_journey_time_split(journey_tx):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model = sk.PurchasePropensity(horizon_days=30, n_snapshots=4).fit(journey_tx)
+    # A year of history: the 365-day spend trend has no earlier year to compare with.
+    assert model.features_left_out_ == ["spend_trend_365d"]
+    assert [str(w.message) for w in caught] == [
+        "PurchasePropensity left out ['spend_trend_365d']: fewer than 30 customers have a "
+        "value for them at the cut-offs."
+    ]
     ev = model.evaluation_
     assert ev.n_test == 2362
     assert model.snapshots_["later_customers"].tolist() == [75, 49, 32, 15]

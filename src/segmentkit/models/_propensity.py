@@ -77,15 +77,25 @@ def _kind(values: pd.Series) -> str:
     return "categorical"
 
 
-def _learn_design(frames: list[pd.DataFrame]) -> _Design:
+#: Fewest customers with a value for a feature to enter the model.
+_MIN_VALUED_CUSTOMERS = 30
+
+
+def _customers_with_a_value(frames: list[pd.DataFrame], column: Any) -> int:
+    valued = [f.index[f[column].notna()] for f in frames]
+    return len(valued[0].append(valued[1:]).unique()) if valued else 0
+
+
+def _learn_design(frames: list[pd.DataFrame], min_valued: int = _MIN_VALUED_CUSTOMERS) -> _Design:
     present = {str(c) for c in frames[0].columns}
     columns = tuple(
         str(c)
         for c in frames[0].columns
         if _AGE_IS.get(str(c), "<none>") not in present
-        # A column without any value teaches nothing (and scikit-learn's binning fails
-        # on it); PurchasePropensity reports it in features_left_out_.
-        and any(f[c].notna().any() for f in frames)
+        # A column valued for a handful of customers teaches nothing, and a calibration
+        # fold may lack it entirely, which scikit-learn's binning refuses (e.g. a spend
+        # trend over a window longer than most histories); features_left_out_ reports it.
+        and _customers_with_a_value(frames, c) >= min_valued
     )
     kinds = tuple(_kind(frames[0][c]) for c in columns)
     categories: dict[str, tuple[str, ...]] = {}
@@ -293,8 +303,9 @@ class PurchasePropensity(ModelParameters):
         Feature columns the model reads (dates enter as ages in days at the features'
         ``as_of``, categories as codes).
     features_left_out_ : list of str
-        Feature columns without a value at any cut-off (e.g. days between orders when
-        nobody ordered twice); left out, with a warning.
+        Feature columns with a value for fewer than 30 customers over all cut-offs (e.g.
+        days between orders when nobody ordered twice, a 365-day spend trend on a year of
+        history); left out, with a warning.
     evaluation_ : PropensityEvaluation
         AUC, Brier score, top-decile lift and calibration on the held-out cut-off, next
         to the frequency-only and recency-only baselines, and the most important features.
@@ -556,8 +567,8 @@ class PurchasePropensity(ModelParameters):
         ]
         if self.features_left_out_:
             warnings.warn(
-                f"PurchasePropensity left out {self.features_left_out_}: no customer has a "
-                "value for them at any cut-off.",
+                f"PurchasePropensity left out {self.features_left_out_}: fewer than "
+                f"{_MIN_VALUED_CUSTOMERS} customers have a value for them at the cut-offs.",
                 SegmentkitWarning,
                 stacklevel=2,
             )
