@@ -509,7 +509,15 @@ def _matching(
     else:
         centres_before = _centres(before)
         centres_after = _centres(after)
-        common = [f for f in centres_before.columns if f in centres_after.columns]
+        # A feature without a value in either segmentation (a 365-day trend on less than
+        # two years of history) says nothing about where a segment sits.
+        common = [
+            f
+            for f in centres_before.columns
+            if f in centres_after.columns
+            and centres_before[f].notna().any()
+            and centres_after[f].notna().any()
+        ]
         if not common:
             msg = (
                 "match='centroid' needs numeric features in both segmentations; these have "
@@ -518,9 +526,12 @@ def _matching(
             raise InvalidParameterError(msg)
         a = centres_before.reindex(rows)[common].to_numpy(dtype=float)
         b = centres_after.reindex(columns)[common].to_numpy(dtype=float)
-        # Empty segments have no centre; they can't be matched.
-        cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
-        cost = np.where(np.isnan(cost), 1e12, cost)
+        # Empty segments have no centre; they can't be matched. A feature one segment has
+        # no value for (days between orders of one-time buyers) is left out of that pair.
+        squared = (a[:, None, :] - b[None, :, :]) ** 2
+        compared = ~np.isnan(squared)
+        cost = np.sqrt(np.where(compared, squared, 0.0).sum(axis=2))
+        cost = np.where(compared.any(axis=2), cost, 1e12)
         r, c = linear_sum_assignment(cost)
         keep = cost[r, c] < 1e12
         r, c = r[keep], c[keep]
