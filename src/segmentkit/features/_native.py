@@ -11,6 +11,7 @@ The arithmetic around the aggregations becomes one final ``select``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import narwhals as nw
@@ -28,6 +29,7 @@ from segmentkit.features._base import (
     nothing_by_as_of,
 )
 from segmentkit.features._definitions import (
+    BOUGHT_JOIN,
     DERIVED,
     Agg,
     AsOf,
@@ -194,6 +196,8 @@ def _available(
         return definition.name in profile_names
     for agg in aggregations(definition.compute):
         names = rows[agg.over][1]
+        if agg.rows in BOUGHT_JOIN and agg.column not in rows["line"][1]:
+            return False
         if any(
             c is not None and c not in names and DERIVED.get(c) not in names
             for c in (agg.column, agg.weight)
@@ -288,7 +292,7 @@ class _Compiler:
         another pass over the validated lines and another join, which made the full
         feature set several times slower.
         """
-        if agg.over == "order":
+        if agg.over == "order" or agg.rows in BOUGHT_JOIN:
             return False
         if agg.how == "nunique":
             return self.grouped_distinct and agg.column in _DERIVED
@@ -379,13 +383,43 @@ class _Compiler:
                     extra = _frequency(
                         frame.filter(_condition(agg, self.as_of_us)), names, self.orders_from
                     ).rename({"frequency": name})
-                elif agg.how == "nunique":
-                    extra = _distinct(frame, agg, name, self.as_of_us)
                 else:
-                    extra = _weighted_pairs(frame, agg, name, self.as_of_us)
+                    extra = self.extra(frame, agg, name)
                 table = table.join(extra, on=_ID, how="left")
         assert table is not None  # the first kind always makes one
         return table
+
+    def extra(self, frame: nw.LazyFrame[Any], agg: Agg, name: str) -> nw.LazyFrame[Any]:
+        """A per-customer table of one aggregation that the shared group-by cannot hold."""
+        if agg.rows in BOUGHT_JOIN:
+            # The join to the purchase lines filters the rows first; the aggregation then
+            # reads every row left.
+            frame = self.unbought(frame, agg)
+            agg = replace(agg, rows="all", within_days=None)
+        if agg.how in ("count", "sum", "min", "max"):
+            return _plain_aggregates(frame, [(name, agg)], self.as_of_us)
+        if agg.how == "nunique":
+            return _distinct(frame, agg, name, self.as_of_us)
+        if agg.how == "last":
+            return _latest(frame, agg, name, self.as_of_us)
+        return _weighted_pairs(frame, agg, name, self.as_of_us)
+
+    def unbought(self, events: nw.LazyFrame[Any], agg: Agg) -> nw.LazyFrame[Any]:
+        """The views of ``agg``'s window whose (customer, ``agg.column``) has no purchase
+        line in that window: an anti-join with the distinct purchased pairs."""
+        column = agg.column or ""
+        lines = self.rows["line"][0]
+        views = replace(agg, rows="views")
+        purchases = _condition(replace(agg, over="line", rows="purchases"), self.as_of_us)
+        bought = (
+            lines.filter(purchases & ~nw.col(column).is_null())
+            .select(_ID, nw.col(column).cast(nw.String))
+            .unique()
+        )
+        viewed = events.filter(_condition(views, self.as_of_us)).with_columns(
+            nw.col(column).cast(nw.String)
+        )
+        return viewed.join(bought, on=[_ID, column], how="anti")
 
 
 #: Columns of the row tables under their definition names.
@@ -500,6 +534,22 @@ def _weighted_pairs(
         .filter(nw.col("_spend") >= best - (best.abs() * 1e-9 + 1e-9))
         .group_by(_ID)
         .agg(nw.col(column).min().alias(name))
+    )
+
+
+def _latest(frame: nw.LazyFrame[Any], agg: Agg, name: str, as_of_us: int) -> nw.LazyFrame[Any]:
+    """The value of ``agg.column`` on each customer's latest row by ``agg.at`` where it
+    is known (ties: the alphabetically first)."""
+    column = agg.column or ""
+    at = _COLUMNS.get(agg.at, agg.at)
+    latest = nw.col("_latest")
+    return (
+        frame.filter(_condition(agg, as_of_us) & ~nw.col(column).is_null())
+        .select(_ID, column, at)
+        .with_columns(_latest=nw.col(at).max().over(_ID))
+        .filter(nw.col(at) == latest)
+        .group_by(_ID)
+        .agg(nw.col(column).cast(nw.String).min().alias(name))
     )
 
 
