@@ -406,15 +406,15 @@ class _Compiler:
 
     def unbought(self, events: nw.LazyFrame[Any], agg: Agg) -> nw.LazyFrame[Any]:
         """The views of ``agg``'s window whose (customer, ``agg.column``) has no purchase
-        line in that window: an anti-join with the distinct purchased pairs."""
+        line in that window: an anti-join with the purchased pairs."""
         column = agg.column or ""
         lines = self.rows["line"][0]
         views = replace(agg, rows="views")
         purchases = _condition(replace(agg, over="line", rows="purchases"), self.as_of_us)
-        bought = (
-            lines.filter(purchases & ~nw.col(column).is_null())
-            .select(_ID, nw.col(column).cast(nw.String))
-            .unique()
+        # No .unique(): an anti-join keeps a row once whatever the repeats on the right,
+        # and Dask's merge fails on a deduplicated right side.
+        bought = lines.filter(purchases & ~nw.col(column).is_null()).select(
+            _ID, nw.col(column).cast(nw.String)
         )
         viewed = events.filter(_condition(views, self.as_of_us)).with_columns(
             nw.col(column).cast(nw.String)
@@ -542,14 +542,16 @@ def _latest(frame: nw.LazyFrame[Any], agg: Agg, name: str, as_of_us: int) -> nw.
     is known (ties: the alphabetically first)."""
     column = agg.column or ""
     at = _COLUMNS.get(agg.at, agg.at)
-    latest = nw.col("_latest")
+    rows = frame.filter(_condition(agg, as_of_us) & ~nw.col(column).is_null()).select(
+        _ID, nw.col(column).cast(nw.String), nw.col(at).alias("_at")
+    )
+    # A join, not a window: pyarrow's window over a filtered table misaligned rows.
+    latest = rows.group_by(_ID).agg(nw.col("_at").max().alias("_latest"))
     return (
-        frame.filter(_condition(agg, as_of_us) & ~nw.col(column).is_null())
-        .select(_ID, column, at)
-        .with_columns(_latest=nw.col(at).max().over(_ID))
-        .filter(nw.col(at) == latest)
+        rows.join(latest, on=_ID, how="inner")
+        .filter(nw.col("_at") == nw.col("_latest"))
         .group_by(_ID)
-        .agg(nw.col(column).cast(nw.String).min().alias(name))
+        .agg(nw.col(column).min().alias(name))
     )
 
 
