@@ -552,8 +552,9 @@ class _Events(_Rows):
         # The two tables code their values apart: events' codes to the lines' ones.
         viewed = self.ev[column]
         to_lines = pd.Index(bought_values.cat.categories).get_indexer(viewed.cat.categories)
-        viewed_codes = category_codes(viewed).astype(np.int64)
-        mapped = np.where(viewed_codes >= 0, to_lines[viewed_codes], -1)
+        # The code -1 (a missing value) indexes the last entry: -1 again.
+        to_lines = np.append(to_lines, -1)
+        mapped = to_lines[category_codes(viewed).astype(np.int64)]
         width = np.int64(len(bought_values.cat.categories) + 1)
         bought_keys = pd.unique(lines.codes[sale].astype(np.int64) * width + bought_codes[sale])
         event_keys = self.codes.astype(np.int64) * width + mapped
