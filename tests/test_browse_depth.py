@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from _backends import Backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
+from _backends import Backend
 from segmentkit.features._definitions import definition_of
 
 WINDOWS = (7, 30, 90)

@@ -5,9 +5,10 @@ meaning for the engines (dtype, direction, skew, the words that name clusters) a
 computation. A computation is an expression over *aggregations* (:class:`Agg`: count,
 sum, min, max, nunique, argmax, share or last value of a column per customer, over
 transaction lines, orders, events or visits, with a row filter — which may join the
-events to the purchase lines — and a look-back window ending at ``as_of``), combined by arithmetic, comparisons and :func:`where`. Two compilers read
-these expressions: ``_numpy`` (the pandas path: grouped numpy kernels) and ``_native``
-(narwhals expressions for polars, DuckDB, Spark, Dask). What does not fit the algebra
+events to the purchase lines — and a look-back window ending at ``as_of``), combined
+by arithmetic, comparisons and :func:`where`. Two compilers read these expressions:
+``_numpy`` (the pandas path: grouped numpy kernels) and ``_native`` (narwhals
+expressions for polars, DuckDB, Spark, Dask). What does not fit the algebra
 (profile pass-through and age) is a named :class:`Kernel`, which each compiler
 implements once; visits (sessions) and abandoned carts are built by a shared
 per-compiler kernel into a table of visits that the algebra then aggregates like any
@@ -622,8 +623,7 @@ def _browsing_window(w: int) -> list[FeatureDef]:
             "events",
             where(
                 _viewed(w, "product_id") > 0,
-                (_viewed(w, "product_id") - _unbought(w, "product_id"))
-                / _viewed(w, "product_id"),
+                (_viewed(w, "product_id") - _unbought(w, "product_id")) / _viewed(w, "product_id"),
                 None,
             ),
             label=f"Browse to buy, {w} days",

@@ -817,9 +817,7 @@ def _weighted_pairs(
     return {"top": top, "share": share, "n": np.bincount(pair_customer, minlength=n)}
 
 
-def _latest_values(
-    codes: np.ndarray, values: pd.Series, times: np.ndarray, n: int
-) -> np.ndarray:
+def _latest_values(codes: np.ndarray, values: pd.Series, times: np.ndarray, n: int) -> np.ndarray:
     """Per customer, the value of their latest row where it is known (ties: the
     alphabetically first value); ``None`` without such a row."""
     value_codes = category_codes(values).astype(np.int64)
