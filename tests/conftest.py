@@ -128,6 +128,9 @@ def spark() -> Iterator[Any]:
         .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.adaptive.enabled", "false")
+        # The default 1 GB heap ran out (a hang, no error) planning the full feature set
+        # of the store in tests/test_backends.py once viewed-products features joined it.
+        .config("spark.driver.memory", "2g")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
