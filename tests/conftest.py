@@ -131,11 +131,14 @@ def spark() -> Iterator[Any]:
         # Test frames come from createDataFrame(pandas): their rows sit in the plan, and
         # this rule copies them into every branch of the features query (dozens of
         # per-customer tables), which exhausts the driver's heap. Real inputs are files or
-        # tables, which the rule never touches (docs/backends.md says so).
+        # tables, which the rule never touches (docs/scaling.md says so).
         .config(
             "spark.sql.optimizer.excludedRules",
             "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation",
         )
+        # The default 1 GB heap ran out (a hang, no error) planning the full feature set
+        # of the store in tests/test_backends.py once viewed-products features joined it.
+        .config("spark.driver.memory", "2g")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

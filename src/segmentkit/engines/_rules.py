@@ -573,9 +573,10 @@ def lifecycle_rules(
     """Ready-made rules for the classic e-commerce lifecycle segments.
 
     In priority order: cart abandoners (browsing only), returns only (customers whose
-    only lines are returns or cancellations), prospects (browsing only: known but never
-    bought), inactive, new, loyal regulars, category fans; use with
-    ``RuleSegmenter(rules=lifecycle_rules(), default="Occasional")``.
+    only lines are returns or cancellations), browsed but didn't buy (browsing only:
+    viewed in the abandon window without a purchase in it, never-buyers included),
+    prospects (browsing only: known but never bought), inactive, new, loyal regulars,
+    category fans; use with ``RuleSegmenter(rules=lifecycle_rules(), default="Occasional")``.
 
     Parameters
     ----------
@@ -592,10 +593,10 @@ def lifecycle_rules(
     fan_min_orders : int, default=2
         ...with at least this many orders.
     abandon_window_days : int, default=30
-        Window of the ``abandoned_carts_<n>d`` feature used; must be one of the
-        ``windows`` given to :func:`extract_features`.
+        Window of the ``abandoned_carts_<n>d`` and ``views_<n>d`` features used; must be
+        one of the ``windows`` given to :func:`extract_features`.
     browsing : bool, default=True
-        Include the two rules that need browsing events.
+        Include the three rules that need browsing events.
     categories : bool, default=True
         Include the category-fan rule, which needs a ``category`` column in the
         transactions.
@@ -607,6 +608,9 @@ def lifecycle_rules(
 
     Examples
     --------
+    >>> [rule.name for rule in lifecycle_rules()]  # doctest: +NORMALIZE_WHITESPACE
+    ['Cart abandoners', 'Returns only', "Browsed, didn't buy", 'Prospects', 'Inactive',
+     'New customers', 'Loyal regulars', 'Category fans']
     >>> [rule.name for rule in lifecycle_rules(browsing=False)]
     ['Returns only', 'Inactive', 'New customers', 'Loyal regulars', 'Category fans']
     """
@@ -626,6 +630,15 @@ def lifecycle_rules(
                 f"Left a cart without buying in the last {abandon_window_days} days.",
             ),
             returns_only,
+            # Before prospects: a never-buyer who is browsing now is the warmer lead.
+            # recency_days >= w: the last purchase is at or before as_of - w days, outside
+            # the window of views_<w>d (times after as_of - w days).
+            Rule(
+                "Browsed, didn't buy",
+                f"views_{abandon_window_days}d >= 1 and "
+                f"(frequency == 0 or recency_days >= {abandon_window_days})",
+                f"Viewed in the last {abandon_window_days} days without buying in them.",
+            ),
             Rule("Prospects", "frequency == 0", "Known to the store, never bought."),
         ]
     else:

@@ -316,8 +316,8 @@ def _pandas_parts(
         ev_codes = ids.get_indexer(id_tables[1])[category_codes(ev["customer_id"])]
         from segmentkit.features._numpy import _Events, _Lines
 
-        events_in = _Events(ev[ev_in], ev_codes[ev_in], ev_ns[ev_in], len(ids), as_of_ns)
         lines_in = _Lines(lines, line_codes, line_ns, len(ids), as_of_ns)
+        events_in = _Events(ev[ev_in], ev_codes[ev_in], ev_ns[ev_in], len(ids), as_of_ns, lines_in)
         browsing = _pandas_browsing(events_in, lines_in, ev_in, abandon_ns, gap_ns)
 
     parts: dict[str, list[pd.DataFrame]] = {}

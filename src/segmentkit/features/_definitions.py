@@ -3,11 +3,12 @@
 A feature is a :class:`FeatureDef`: its words (label, description, unit), its type and
 meaning for the engines (dtype, direction, skew, the words that name clusters) and its
 computation. A computation is an expression over *aggregations* (:class:`Agg`: count,
-sum, min, max, nunique, argmax or share of a column per customer, over transaction
-lines, orders, events or visits, with a row filter and a look-back window ending at
-``as_of``), combined by arithmetic, comparisons and :func:`where`. Two compilers read
-these expressions: ``_numpy`` (the pandas path: grouped numpy kernels) and ``_native``
-(narwhals expressions for polars, DuckDB, Spark, Dask). What does not fit the algebra
+sum, min, max, nunique, argmax, share or last value of a column per customer, over
+transaction lines, orders, events or visits, with a row filter — which may join the
+events to the purchase lines — and a look-back window ending at ``as_of``), combined
+by arithmetic, comparisons and :func:`where`. Two compilers read these expressions:
+``_numpy`` (the pandas path: grouped numpy kernels) and ``_native`` (narwhals
+expressions for polars, DuckDB, Spark, Dask). What does not fit the algebra
 (profile pass-through and age) is a named :class:`Kernel`, which each compiler
 implements once; visits (sessions) and abandoned carts are built by a shared
 per-compiler kernel into a table of visits that the algebra then aggregates like any
@@ -25,6 +26,7 @@ from typing import Literal
 
 __all__ = [
     "AS_OF",
+    "BOUGHT_JOIN",
     "BUDGET_UP_TO",
     "DERIVED",
     "PREMIUM_FROM",
@@ -51,14 +53,14 @@ Direction = Literal["higher_is_better", "lower_is_better", "neutral"]
 #: What one row of the aggregated table is: a transaction line, an order (lines of one
 #: order key), a browsing event, or a visit (events of one session).
 Over = Literal["line", "order", "event", "session"]
-How = Literal["count", "sum", "min", "max", "nunique", "argmax", "share"]
+How = Literal["count", "sum", "min", "max", "nunique", "argmax", "share", "last"]
 
 #: Row filters each kind of row understands. Of lines: ``purchases`` (not returns),
 #: ``returns``, and among purchases ``discounted`` (discount > 0), ``full_price`` (no
 #: discount: 0 or missing), ``promo`` (a promo_code) and ``priced`` (a ``price_ratio``).
 ROWS: dict[str, tuple[str, ...]] = {
     "line": ("all", "purchases", "returns", "discounted", "full_price", "promo", "priced"),
-    "event": ("all", "views", "add_to_carts"),
+    "event": ("all", "views", "add_to_carts", "views_not_bought"),
     "session": ("all", "abandoned"),
 }
 #: Orders are selected by their lines: an order counts when it holds a selected line
@@ -72,6 +74,9 @@ ROW_COLUMNS = {
     "promo": "promo_code",
     "priced": "price_ratio",
 }
+#: Row filters that join each row to the customer's purchase lines by (customer, the
+#: aggregated column): the transactions must hold that column too.
+BOUGHT_JOIN = frozenset({"views_not_bought"})
 #: Columns every table has (the rest are optional and become a feature's needs).
 _ALWAYS = frozenset({"customer_id", "timestamp", "amount", "start", "seconds", "last_cart"})
 #: Columns each compiler derives (never inputs themselves), with the input columns they
@@ -154,10 +159,12 @@ class Agg(Expr):
 
     Parameters
     ----------
-    how : {'count', 'sum', 'min', 'max', 'nunique', 'argmax', 'share'}
+    how : {'count', 'sum', 'min', 'max', 'nunique', 'argmax', 'share', 'last'}
         ``argmax``: the value of ``column`` with the largest sum of ``weight`` (ties: the
         alphabetically first); ``share``: that largest sum / the sum over all values of
-        ``column`` (missing when that sum is not positive).
+        ``column`` (missing when that sum is not positive); ``last``: the value of
+        ``column`` on the latest row by ``at`` among the rows where it is known (ties:
+        the alphabetically first).
     column : str, optional
         The input column (``None`` for counts). Besides the table's columns, lines
         have the :data:`DERIVED` columns ``day``: the UTC calendar day of the line's
@@ -169,6 +176,12 @@ class Agg(Expr):
         Row filter, e.g. ``'purchases'`` (lines that are not returns). Orders take the
         filters of lines: an order is counted when it holds at least one selected line
         (in the window, if any); orders are only counted.
+        Events also have
+        ``'views_not_bought'``: views whose value of ``column`` (a product, a category)
+        the customer did not buy — no purchase line of the same customer and value in
+        the same window (``within_days``; all time up to ``as_of`` without one). It joins
+        the events to the transaction lines, which must hold ``column`` too
+        (:data:`BOUGHT_JOIN`).
     within_days : int, optional
         Only rows whose ``at`` time is after ``as_of - within_days`` (up to ``as_of``).
     skip_days : int, optional
@@ -787,6 +800,26 @@ _BROWSING = [
         skewed=True,
         words=("Not browsing", "Browsing now"),
     ),
+    FeatureDef(
+        "last_viewed_category",
+        "Category of the latest view up to as_of (views without a category are skipped; "
+        "ties: alphabetical).",
+        "",
+        "events",
+        Agg("last", "category", over="event", rows="views"),
+        dtype="string",
+        label="Last viewed category",
+    ),
+    FeatureDef(
+        "last_viewed_brand",
+        "Brand of the latest view up to as_of (views without a brand are skipped; "
+        "ties: alphabetical).",
+        "",
+        "events",
+        Agg("last", "brand", over="event", rows="views"),
+        dtype="string",
+        label="Last viewed brand",
+    ),
 ]
 
 
@@ -848,7 +881,56 @@ def _browsing_window(w: int) -> list[FeatureDef]:
             direction="lower_is_better",
             skewed=True,
         ),
+        FeatureDef(
+            f"viewed_not_bought_products_{w}d",
+            f"Distinct products viewed in the last {w} days that the customer did not buy "
+            f"in those {w} days.",
+            "products",
+            "events",
+            _unbought(w, "product_id"),
+            dtype="int64",
+            label=f"Products viewed, not bought, {w} days",
+            skewed=True,
+            words=("Many products viewed, not bought", "Few products viewed, not bought"),
+        ),
+        FeatureDef(
+            f"viewed_not_bought_categories_{w}d",
+            f"Distinct categories viewed in the last {w} days that the customer did not "
+            f"buy from in those {w} days.",
+            "categories",
+            "events",
+            _unbought(w, "category"),
+            dtype="int64",
+            label=f"Categories viewed, not bought, {w} days",
+            skewed=True,
+            words=("Many categories viewed, not bought", "Few categories viewed, not bought"),
+        ),
+        FeatureDef(
+            f"browse_to_buy_{w}d",
+            f"Share of the distinct products viewed in the last {w} days that the customer "
+            f"bought in those {w} days (missing without a product view).",
+            "share",
+            "events",
+            where(
+                _viewed(w, "product_id") > 0,
+                (_viewed(w, "product_id") - _unbought(w, "product_id")) / _viewed(w, "product_id"),
+                None,
+            ),
+            label=f"Browse to buy, {w} days",
+            direction="higher_is_better",
+            words=("Buys what they view", "Views without buying"),
+        ),
     ]
+
+
+def _viewed(w: int, column: str) -> Agg:
+    """Distinct values of ``column`` viewed in the last ``w`` days."""
+    return Agg("nunique", column, over="event", rows="views", within_days=w)
+
+
+def _unbought(w: int, column: str) -> Agg:
+    """Distinct values of ``column`` viewed and not bought in the last ``w`` days."""
+    return Agg("nunique", column, over="event", rows="views_not_bought", within_days=w)
 
 
 # --- profile features ------------------------------------------------------------------
@@ -891,7 +973,10 @@ _PROFILE = [
 ]
 
 _FIXED = {d.name: d for d in _PURCHASE + _BROWSING + _PROFILE}
-_WINDOWED = re.compile(r"(views|add_to_carts|sessions|time_on_site|abandoned_carts)_(\d+)d")
+_WINDOWED = re.compile(
+    r"(views|add_to_carts|sessions|time_on_site|abandoned_carts|viewed_not_bought_products"
+    r"|viewed_not_bought_categories|browse_to_buy)_(\d+)d"
+)
 _PURCHASE_WINDOWED = re.compile(r"(orders|spend|items|products|spend_trend|new_categories)_(\d+)d")
 #: The purchase windows of extract_features, in days.
 PURCHASE_WINDOWS = (30, 90, 365)

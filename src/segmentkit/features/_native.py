@@ -28,6 +28,7 @@ from segmentkit.features._base import (
     nothing_by_as_of,
 )
 from segmentkit.features._definitions import (
+    BOUGHT_JOIN,
     DERIVED,
     PURCHASE_WINDOWS,
     ROW_COLUMNS,
@@ -201,6 +202,8 @@ def _available(
         return definition.name in profile_names
     for agg in aggregations(definition.compute):
         names = rows[agg.over][1]
+        if agg.rows in BOUGHT_JOIN and agg.column not in rows["line"][1]:
+            return False
         if any(
             c is not None and c not in names and not any(d in names for d in DERIVED.get(c, ()))
             for c in (agg.column, agg.weight, ROW_COLUMNS.get(agg.rows))
@@ -305,7 +308,7 @@ class _Compiler:
         another pass over the validated lines and another join, which made the full
         feature set several times slower.
         """
-        if agg.over == "order":
+        if agg.over == "order" or agg.rows in BOUGHT_JOIN:
             return False
         if agg.how == "nunique":
             return self.grouped_distinct and agg.column in _DERIVED and agg.per is None
@@ -403,8 +406,14 @@ class _Compiler:
             if plain or table is None:
                 grouped = _plain_aggregates(frame, plain, self.as_of_us)
                 table = grouped if table is None else table.join(grouped, on=_ID, how="left")
+            paired: dict[str, list[tuple[str, Agg]]] = {}
             for agg, name in self.aliases.items():
-                if agg.over != kind or self.is_plain(agg):
+                if agg.over == kind and self.counts_pairs(agg):
+                    paired.setdefault(agg.column or "", []).append((name, agg))
+            for column, counted in paired.items():
+                table = table.join(self.pair_counts(frame, column, counted), on=_ID, how="left")
+            for agg, name in self.aliases.items():
+                if agg.over != kind or self.is_plain(agg) or self.counts_pairs(agg):
                     continue
                 if agg.over == "order":
                     # Every order (no filter, no window): a literal is no filter predicate.
@@ -419,12 +428,116 @@ class _Compiler:
                 elif agg.how == "nunique":
                     extra = _distinct(frame, agg, name, self.as_of_us, self.order_key(names))
                 else:
-                    extra = _weighted_pairs(frame, agg, name, self.as_of_us)
+                    extra = self.extra(frame, agg, name)
                 table = table.join(extra, on=_ID, how="left")
         assert table is not None  # the first kind always makes one
         return table
 
+    def counts_pairs(self, agg: Agg) -> bool:
+        """Whether ``agg`` is a distinct count of an event column, made by pair_counts."""
+        return (
+            agg.over == "event"
+            and agg.how == "nunique"
+            and agg.column not in _DERIVED
+            and agg.at == "timestamp"
+        )
 
+    def pair_counts(
+        self, frame: nw.LazyFrame[Any], column: str, aggs: list[tuple[str, Agg]]
+    ) -> nw.LazyFrame[Any]:
+        """Distinct values of an event ``column`` per customer, for every filter and window
+        asked, from one table of (customer, value) pairs.
+
+        A pair holds the latest time of the rows of each filter; a value is counted in a
+        window when that time falls in it, and (``views_not_bought``) when the pair's last
+        purchase does not. One pass and one join per column, whatever the windows: on
+        Spark, a table per window made the plan too big to run.
+        """
+
+        def rows_of(agg: Agg) -> str:
+            return "views" if agg.rows in BOUGHT_JOIN else agg.rows
+
+        ts = nw.col(EPOCH_US)
+        latest = {
+            f"_seen_{rows}": ts if rows == "all" else nw.when(_ROWS[rows]).then(ts)
+            for rows in sorted({rows_of(agg) for _, agg in aggs})
+        }
+        # A null time of the rows' own type (pyarrow refuses a typed null literal here).
+        nothing = nw.when(ts.is_null()).then(ts)
+        value = nw.col(column).cast(nw.String)
+        parts = [
+            frame.filter(~nw.col(column).is_null()).select(
+                _ID, value, *(e.alias(n) for n, e in latest.items()), nothing.alias(_BOUGHT)
+            )
+        ]
+        if any(agg.rows in BOUGHT_JOIN for _, agg in aggs):
+            # The purchase lines join as rows of their own, stacked under the events and
+            # reduced by the same group-by: no join, which ran Spark out of memory.
+            lines = self.rows["line"][0]
+            parts.append(
+                lines.filter(~nw.col("is_return") & ~nw.col(column).is_null()).select(
+                    _ID, value, *(nothing.alias(n) for n in latest), ts.alias(_BOUGHT)
+                )
+            )
+        pairs = (
+            nw.concat(parts, how="vertical")
+            .group_by(_ID, column)
+            .agg(*(nw.col(n).max().alias(n) for n in [*latest, _BOUGHT]))
+        )
+        counted: dict[str, nw.Expr] = {}
+        for name, agg in aggs:
+            seen = nw.col(f"_seen_{rows_of(agg)}")
+            last = nw.col(_BOUGHT)
+            if agg.within_days is None:
+                inside, bought = ~seen.is_null(), ~last.is_null()
+            else:
+                start = self.as_of_us - agg.within_days * DAY_US
+                inside = (seen > start).fill_null(False)
+                bought = (last > start).fill_null(False)
+            if agg.rows in BOUGHT_JOIN:
+                inside = inside & ~bought
+            counted[name] = inside.cast(nw.Int64)
+        return (
+            pairs.with_columns(**counted)
+            .group_by(_ID)
+            .agg(*(nw.col(name).sum().alias(name) for name in counted))
+        )
+
+    def last_bought(self, column: str) -> nw.LazyFrame[Any]:
+        """Per (customer, value of ``column``): the time of the last purchase line."""
+        lines = self.rows["line"][0]
+        return (
+            lines.filter(~nw.col("is_return") & ~nw.col(column).is_null())
+            .with_columns(nw.col(column).cast(nw.String))
+            .group_by(_ID, column)
+            .agg(nw.col(EPOCH_US).max().alias(_last_bought(column)))
+        )
+
+    def extra(self, frame: nw.LazyFrame[Any], agg: Agg, name: str) -> nw.LazyFrame[Any]:
+        """A per-customer table of one aggregation that the shared group-by cannot hold."""
+        if agg.rows in BOUGHT_JOIN:
+            frame = self.with_last_bought(frame, agg.column or "")
+        if agg.how in ("count", "sum", "min", "max"):
+            return _plain_aggregates(frame, [(name, agg)], self.as_of_us)
+        if agg.how == "nunique":
+            return _distinct(frame, agg, name, self.as_of_us, None)
+        if agg.how == "last":
+            return _latest(frame, agg, name, self.as_of_us)
+        return _weighted_pairs(frame, agg, name, self.as_of_us)
+
+    def with_last_bought(self, events: nw.LazyFrame[Any], column: str) -> nw.LazyFrame[Any]:
+        """``events`` with the time of the customer's last purchase line of the event's
+        ``column`` value (null: never bought by ``as_of``), the derived column that the
+        ``views_not_bought`` filter reads: a value is bought in a window that ends at
+        ``as_of`` exactly when its last purchase falls in it. One join per column,
+        whatever the windows: on Spark each join is another pass over the lines."""
+        return events.with_columns(nw.col(column).cast(nw.String)).join(
+            self.last_bought(column), on=[_ID, column], how="left"
+        )
+
+
+#: The time of a (customer, value) pair's last purchase line, in pair_counts.
+_BOUGHT = "_last_bought"
 #: Columns of the row tables under their definition names.
 _COLUMNS = {"timestamp": EPOCH_US}
 #: Columns computed from another one (:data:`~._definitions.DERIVED`). Floor division:
@@ -450,9 +563,19 @@ _ROWS = {
 }
 
 
+def _last_bought(column: str) -> str:
+    return f"_last_bought_{column}"
+
+
 def _condition(agg: Agg, as_of_us: int) -> nw.Expr:
     """The rows ``agg`` reads, as a boolean expression."""
     condition = _ROWS.get(agg.rows, nw.lit(True))
+    if agg.rows in BOUGHT_JOIN:  # views; not bought: after Compiler.with_last_bought
+        last = nw.col(_last_bought(agg.column or ""))
+        bought = ~last.is_null()
+        if agg.within_days is not None:
+            bought = (last > as_of_us - agg.within_days * DAY_US).fill_null(False)
+        condition = _ROWS["views"] & ~bought
     if agg.within_days is None and agg.skip_days is None:
         return condition
     at = nw.col(_COLUMNS.get(agg.at, agg.at))
@@ -553,6 +676,24 @@ def _weighted_pairs(
     return (
         pairs.with_columns(_best=nw.col("_spend").max().over(_ID))
         .filter(nw.col("_spend") >= best - (best.abs() * 1e-9 + 1e-9))
+        .group_by(_ID)
+        .agg(nw.col(column).min().alias(name))
+    )
+
+
+def _latest(frame: nw.LazyFrame[Any], agg: Agg, name: str, as_of_us: int) -> nw.LazyFrame[Any]:
+    """The value of ``agg.column`` on each customer's latest row by ``agg.at`` where it
+    is known (ties: the alphabetically first)."""
+    column = agg.column or ""
+    at = _COLUMNS.get(agg.at, agg.at)
+    rows = frame.filter(_condition(agg, as_of_us) & ~nw.col(column).is_null()).select(
+        _ID, nw.col(column).cast(nw.String), nw.col(at).alias("_at")
+    )
+    # A join, not a window: pyarrow's window over a filtered table misaligned rows.
+    latest = rows.group_by(_ID).agg(nw.col("_at").max().alias("_latest"))
+    return (
+        rows.join(latest, on=_ID, how="inner")
+        .filter(nw.col("_at") == nw.col("_latest"))
         .group_by(_ID)
         .agg(nw.col(column).min().alias(name))
     )

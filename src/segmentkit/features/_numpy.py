@@ -16,6 +16,7 @@ per-customer arrays.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -42,6 +43,7 @@ from segmentkit.features._base import (
     nothing_by_as_of,
 )
 from segmentkit.features._definitions import (
+    BOUGHT_JOIN,
     DERIVED,
     PURCHASE_WINDOWS,
     ROW_COLUMNS,
@@ -129,7 +131,7 @@ def extract_pandas_features(
             category_codes(ev["customer_id"])
         ]
         present[ev_codes[ev_in]] = True
-        browsing = _Events(ev[ev_in], ev_codes[ev_in], ev_ns[ev_in], n, as_of_ns)
+        browsing = _Events(ev[ev_in], ev_codes[ev_in], ev_ns[ev_in], n, as_of_ns, lines)
         tables["event"] = browsing
         tables["session"] = _visits(
             browsing,
@@ -348,6 +350,10 @@ class _Rows:
         if agg.per is not None:
             msg = f"per={agg.per!r} is only known to transaction lines"
             raise NotImplementedError(msg)
+        if agg.how == "last":
+            picked = values if mask is None else values[mask]
+            times = self.times(agg.at)
+            return _latest_values(codes, picked, times if mask is None else times[mask], self.n)
         if agg.how in ("nunique", "argmax", "share"):
             picked = values if mask is None else values[mask]
             if agg.how == "nunique":
@@ -670,17 +676,29 @@ class _Lines(_Rows):
 
 
 class _Events(_Rows):
-    """Browsing events on or before ``as_of``."""
+    """Browsing events on or before ``as_of``; ``lines`` are the customers' purchases
+    that the ``views_not_bought`` filter joins them to."""
 
     def __init__(
-        self, ev: pd.DataFrame, codes: np.ndarray, ns: np.ndarray, n: int, as_of_ns: int
+        self,
+        ev: pd.DataFrame,
+        codes: np.ndarray,
+        ns: np.ndarray,
+        n: int,
+        as_of_ns: int,
+        lines: _Lines,
     ) -> None:
         self.ev = ev
         self.codes = codes
         self.ns = ns
         self.n = n
         self.as_of_ns = as_of_ns
+        self.lines = lines
         self.kind = ev["event_type"].astype(object).to_numpy()
+
+    def has(self, agg: Agg) -> bool:
+        joined = agg.rows not in BOUGHT_JOIN or self.lines.holds(agg.column or "")
+        return joined and super().has(agg)
 
     def holds(self, column: str) -> bool:
         return column in self.ev or column == "day"
@@ -688,7 +706,45 @@ class _Events(_Rows):
     def values(self, column: str) -> Any:
         if column == "day":
             return self.ns // _DAY_NS
-        return self.ns if column == "timestamp" else self.ev[column].to_numpy()
+        if column == "timestamp":
+            return self.ns
+        values = self.ev[column]
+        # Categorical (product, category, brand): counted and ranked by its codes.
+        return values if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
+
+    def selection(self, agg: Agg) -> tuple[np.ndarray | None, np.ndarray]:
+        if agg.rows not in BOUGHT_JOIN:
+            return super().selection(agg)
+        key = (agg.rows, agg.within_days, agg.at, agg.column)
+        cache: dict[Any, tuple[np.ndarray | None, np.ndarray]]
+        cache = self.__dict__.setdefault("_selections", {})
+        if key not in cache:
+            views, _ = super().selection(replace(agg, rows="views"))
+            assert views is not None  # a filter always gives a mask
+            mask = views & ~self._bought(agg.column or "", agg.within_days)
+            cache[key] = (mask, self.codes[mask])
+        return cache[key]
+
+    def _bought(self, column: str, within_days: int | None) -> np.ndarray:
+        """Per event: whether its customer has a purchase line of its ``column`` value
+        in the window (as the ``day`` keys: one integer per customer and value)."""
+        lines = self.lines
+        sale = lines.sale
+        if within_days is not None:
+            sale = sale & (lines.ns > self.as_of_ns - within_days * _DAY_NS)
+        bought_values = lines.tx[column]
+        bought_codes = category_codes(bought_values).astype(np.int64)
+        sale = sale & (bought_codes >= 0)
+        # The two tables code their values apart: events' codes to the lines' ones.
+        viewed = self.ev[column]
+        to_lines = pd.Index(bought_values.cat.categories).get_indexer(viewed.cat.categories)
+        # The code -1 (a missing value) indexes the last entry: -1 again.
+        to_lines = np.append(to_lines, -1)
+        mapped = to_lines[category_codes(viewed).astype(np.int64)]
+        width = np.int64(len(bought_values.cat.categories) + 1)
+        bought_keys = pd.unique(lines.codes[sale].astype(np.int64) * width + bought_codes[sale])
+        event_keys = self.codes.astype(np.int64) * width + mapped
+        return (mapped >= 0) & np.isin(event_keys, bought_keys)
 
     def rows(self, name: str) -> np.ndarray | None:
         if name == "views":
@@ -961,6 +1017,24 @@ def _weighted_pairs(
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, top_spend / total, np.nan)
     return {"top": top, "share": share, "n": np.bincount(pair_customer, minlength=n)}
+
+
+def _latest_values(codes: np.ndarray, values: pd.Series, times: np.ndarray, n: int) -> np.ndarray:
+    """Per customer, the value of their latest row where it is known (ties: the
+    alphabetically first value); ``None`` without such a row."""
+    value_codes = category_codes(values).astype(np.int64)
+    known = value_codes >= 0
+    names = np.asarray(values.cat.categories, dtype=object)
+    name_rank = np.argsort(np.argsort(names.astype(str)))
+    customer, value, ns = codes[known], value_codes[known], np.asarray(times)[known]
+    # Latest first, then the alphabetically first value; one row per customer.
+    order = np.lexsort((name_rank[value], -ns, customer))
+    out = np.full(n, None, dtype=object)
+    if len(order):
+        first = np.r_[True, customer[order][1:] != customer[order][:-1]]
+        winners = order[first]
+        out[customer[winners]] = names[value[winners]]
+    return out
 
 
 def _visits(events: _Events, lines: _Lines, *, abandon_ns: int, gap_ns: int) -> _Visits:
