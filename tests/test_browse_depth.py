@@ -242,7 +242,7 @@ def _tables(draw: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
 def test_small_tables_equal_the_reference(backend):
     """Many small tables on the in-memory engines; fewer where each query has a fixed cost
     (DuckDB, Dask: a fraction of a second; Spark: seconds)."""
-    n_examples = {"spark": 3, "duckdb": 8, "dask": 8}.get(backend.name, 30)
+    n_examples = {"spark": 3, "duckdb": 8, "dask": 4}.get(backend.name, 30)
 
     @settings(
         max_examples=n_examples,
