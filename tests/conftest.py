@@ -138,7 +138,11 @@ def spark() -> Iterator[Any]:
         )
         # The default 1 GB heap ran out (a hang, no error) planning the full feature set
         # of the store in tests/test_backends.py once viewed-products features joined it.
-        .config("spark.driver.memory", "2g")
+        .config("spark.driver.memory", "4g")
+        # Every per-customer table is a hash aggregate holding at least one memory page;
+        # the full feature set runs dozens in one task, which ran out of pages
+        # (AGGREGATE_OUT_OF_MEMORY) at the default page size on a tiny store.
+        .config("spark.buffer.pageSize", "2m")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
