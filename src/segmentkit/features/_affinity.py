@@ -26,8 +26,6 @@ from segmentkit.contracts._schema import category_codes, to_ns
 from segmentkit.contracts._transactions import Transactions
 from segmentkit.errors import InvalidParameterError
 from segmentkit.features._base import (
-    NO_LINES_KEPT,
-    as_utc_timestamp,
     checked_params,
     nothing_by_as_of,
 )
@@ -279,19 +277,11 @@ def _pandas_parts(
     abandon_ns: int,
     gap_ns: int,
 ) -> tuple[dict[str, list[pd.DataFrame]], pd.Timestamp]:
+    from segmentkit.features._numpy import lines_by_as_of
+
     tx = transactions.data
-    if len(tx) == 0:
-        raise ValueError(NO_LINES_KEPT)
-    stamp = (
-        as_utc_timestamp(as_of)
-        if as_of is not None
-        else pd.Timestamp(tx["timestamp"].max()).tz_convert("UTC")
-    )
+    stamp, tx_ns, inside = lines_by_as_of(tx, as_of)
     as_of_ns = stamp.value
-    tx_ns = to_ns(tx["timestamp"])
-    inside = tx_ns <= as_of_ns
-    if not inside.any():
-        raise ValueError(nothing_by_as_of(stamp, tx["timestamp"].min()))
     ev = events.data if events is not None else None
     id_tables = [_text_ids(tx["customer_id"].cat.categories)]
     if ev is not None:

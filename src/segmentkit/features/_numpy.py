@@ -59,7 +59,7 @@ from segmentkit.features._definitions import (
 )
 from segmentkit.features._prices import REFERENCE_KEYS, exact_medians
 
-__all__ = ["extract_pandas_features"]
+__all__ = ["extract_pandas_features", "lines_by_as_of"]
 
 _DAY_NS = 86_400 * 10**9
 _NAT = np.iinfo(np.int64).min
@@ -80,19 +80,8 @@ def extract_pandas_features(
 ) -> CustomerFeatures:
     """The features of pandas tables (parameters checked by the caller)."""
     tx = transactions.data
-    if len(tx) == 0:
-        raise ValueError(NO_LINES_KEPT)
-    stamp = (
-        as_utc_timestamp(as_of)
-        if as_of is not None
-        else pd.Timestamp(tx["timestamp"].max()).tz_convert("UTC")
-    )
+    stamp, tx_ns, tx_in = lines_by_as_of(tx, as_of)
     as_of_ns = stamp.value
-
-    tx_ns = to_ns(tx["timestamp"])
-    tx_in = tx_ns <= as_of_ns
-    if not tx_in.any():
-        raise ValueError(nothing_by_as_of(stamp, tx["timestamp"].min()))
     n_after = len(tx_in) - int(np.count_nonzero(tx_in))
     excluded = {"transactions_after_as_of": n_after}
 
@@ -174,6 +163,25 @@ def extract_pandas_features(
     # ones into one block (a second copy of the table).
     del columns, present, order
     return CustomerFeatures(frame, stamp, {d.name: d for d in chosen}, excluded)
+
+
+def lines_by_as_of(tx: pd.DataFrame, as_of: Any) -> tuple[pd.Timestamp, np.ndarray, np.ndarray]:
+    """``as_of`` (default: the last line), the lines' times in ns and which are inside.
+
+    Raises when no line is kept or none falls on or before ``as_of``.
+    """
+    if len(tx) == 0:
+        raise ValueError(NO_LINES_KEPT)
+    stamp = (
+        as_utc_timestamp(as_of)
+        if as_of is not None
+        else pd.Timestamp(tx["timestamp"].max()).tz_convert("UTC")
+    )
+    tx_ns = to_ns(tx["timestamp"])
+    inside = tx_ns <= stamp.value
+    if not inside.any():
+        raise ValueError(nothing_by_as_of(stamp, tx["timestamp"].min()))
+    return stamp, tx_ns, inside
 
 
 # --- the compiler ------------------------------------------------------------------------
