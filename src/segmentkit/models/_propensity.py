@@ -305,7 +305,8 @@ class PurchasePropensity(ModelParameters):
     features_left_out_ : list of str
         Feature columns with a value for fewer than 30 customers over all cut-offs (e.g.
         days between orders when nobody ordered twice, a 365-day spend trend on a year of
-        history); left out, with a warning.
+        history); left out, with a warning when any customer had a value (a column empty
+        for everyone is only listed here).
     evaluation_ : PropensityEvaluation
         AUC, Brier score, top-decile lift and calibration on the held-out cut-off, next
         to the frequency-only and recency-only baselines, and the most important features.
@@ -565,9 +566,14 @@ class PurchasePropensity(ModelParameters):
             for c in snapshots[0].features.frame.columns
             if c not in self._design.columns and str(c) not in _AGE_IS
         ]
-        if self.features_left_out_:
+        # A column empty for everyone (a 365-day trend on a year of history) has nothing
+        # to lose by leaving out, and warning on every default fit would train users to
+        # ignore the warning; one with a few values is a judgement call they should see.
+        frames = [s.features.frame for s in snapshots]
+        sparse = [c for c in self.features_left_out_ if _customers_with_a_value(frames, c) > 0]
+        if sparse:
             warnings.warn(
-                f"PurchasePropensity left out {self.features_left_out_}: fewer than "
+                f"PurchasePropensity left out {sparse}: fewer than "
                 f"{_MIN_VALUED_CUSTOMERS} customers have a value for them at the cut-offs.",
                 SegmentkitWarning,
                 stacklevel=2,
