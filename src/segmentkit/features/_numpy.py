@@ -32,6 +32,7 @@ from segmentkit._common._runs import (
     run_sums,
     runs_holding,
 )
+from segmentkit._common._sorting import stable_order
 from segmentkit.contracts._customers import PII_COLUMNS, Customers
 from segmentkit.contracts._events import Events
 from segmentkit.contracts._schema import category_codes, to_ns
@@ -57,11 +58,14 @@ from segmentkit.features._definitions import (
     aggregations,
     definitions,
 )
+from segmentkit.features._pairs import PairTable
 from segmentkit.features._prices import REFERENCE_KEYS, exact_medians
 
 __all__ = ["extract_pandas_features", "lines_by_as_of"]
 
 _DAY_NS = 86_400 * 10**9
+#: What a product attribute's pair table answers: distinct values, the top one, its share.
+_PAIR_QUESTIONS = frozenset({"nunique", "argmax", "share"})
 _NAT = np.iinfo(np.int64).min
 #: Neutral for a minimum of nanosecond times (NaT, the int64 minimum, is for maxima).
 _NO_EARLIEST = np.iinfo(np.int64).max
@@ -202,11 +206,7 @@ def _compile(
         or all(tables[a.over].has(a) for a in aggregations(d.compute))
     ]
     needed = {a: None for d in usable for a in aggregations(d.compute)}
-    # Distinct counts last: those of a column that is also ranked (n_categories beside
-    # top_category) come from the ranking's pairs.
-    computed: dict[Agg, np.ndarray] = {}
-    for agg in sorted(needed, key=lambda a: a.how == "nunique"):
-        computed[agg] = tables[agg.over].aggregate(agg)
+    computed = {agg: tables[agg.over].aggregate(agg) for agg in needed}
     for definition in usable:
         compute = definition.compute
         if isinstance(compute, Kernel):
@@ -405,7 +405,6 @@ class _Lines(_Rows):
         self.ns = ns
         self.n = n
         self.as_of_ns = as_of_ns
-        self._pairs: dict[tuple[str, str, str], dict[str, np.ndarray]] = {}
 
     def holds(self, column: str) -> bool:
         return column in self.tx or any(c in self.tx for c in DERIVED.get(column, ()))
@@ -545,18 +544,26 @@ class _Lines(_Rows):
 
     def aggregate(self, agg: Agg) -> np.ndarray:
         plain = agg.within_days is None and agg.skip_days is None
-        if agg.per == "order":
-            return self._distinct_per_order(agg)
-        if agg.how == "nunique" and agg.rows == "purchases" and not plain:
-            lasting = self._pair_span(agg.column or "")
-            if lasting is not None:
-                return self._pairs_in_window(agg, lasting)
+        table = self._pair_table(agg.column or "") if agg.how in _PAIR_QUESTIONS else None
+        if table is not None:
+            mask = self.selection(agg)[0]
+            if agg.per == "order":
+                orders = table.distinct(self.order_key, mask)
+                return np.bincount(table.customer, weights=orders, minlength=self.n).astype(
+                    np.int64
+                )
+            if agg.how == "nunique":
+                return table.count_per_customer(table.any(mask), self.n)
+            ranked = self._weighted(agg, table, mask)
+            return ranked["top"] if agg.how == "argmax" else ranked["share"]
         if agg.over == "order":
             if plain and agg.rows == "purchases":  # frequency: the fast path
                 return _orders_with_a_sale(
                     self.order_key, self.starts, self.run_customer, self.only_returns, self.n
                 ).astype(np.int64)
             return self._orders_holding(self.selection(agg)[0])
+        if agg.per == "order":
+            return self._distinct_per_order(agg)
         if agg.how == "sum" and agg.column == "amount" and plain and agg.rows == "purchases":
             return_runs = self._return_runs[0]
             sales = run_sums(self.amount, self.starts, skip=self.returns, skip_runs=return_runs)
@@ -569,69 +576,39 @@ class _Lines(_Rows):
         timed = agg.column == "timestamp" and agg.how in ("min", "max")
         if timed and plain and agg.rows == "purchases":
             return self.purchase_span[0 if agg.how == "min" else 1]
-        if agg.how in ("argmax", "share") and plain:
-            pairs = self._weighted(agg)
-            return pairs["top"] if agg.how == "argmax" else pairs["share"]
-        if agg.how == "nunique" and plain:
-            ranked = [v for k, v in self._pairs.items() if (k[0], k[2]) == (agg.column, agg.rows)]
-            if ranked:
-                return ranked[0]["n"]
-            if agg.rows == "purchases":
-                # The pairs that the windows of this column count (products_30d...).
-                span = self._pair_span(agg.column or "")
-                if span is not None:
-                    return np.bincount(span["customer"], minlength=self.n).astype(np.int64)
         return super().aggregate(agg)
 
-    def _pair_span(self, column: str) -> dict[str, np.ndarray] | None:
-        """Each (customer, value) pair of purchase lines: its first and last time.
+    @cached_property
+    def by_customer(self) -> np.ndarray:
+        """The lines in customer order (a customer's lines in their original order)."""
+        return stable_order(self.codes, self.n)
 
-        Computed once per column (product, category...): every window's distinct count
-        of that column is then a count of pairs, with no hashing per window. ``None``
-        for a column that is not categorical (days).
-        """
-        spans: dict[str, dict[str, np.ndarray] | None] = self.__dict__.setdefault("_spans", {})
-        if column not in spans:
-            values = self.values(column)
-            if not isinstance(values, pd.Series):
-                spans[column] = None
-                return None
-            value_codes = category_codes(values)
-            picked = self.sale & (value_codes >= 0)
-            width = max(len(values.cat.categories), 1)
-            keys = self.codes[picked].astype(np.int64) * width + value_codes[picked]
-            pair_of, pairs = pd.factorize(keys)
-            ns = self.ns[picked]
-            first = np.full(len(pairs), _NO_EARLIEST, dtype=np.int64)
-            last = np.full(len(pairs), _NAT, dtype=np.int64)
-            np.minimum.at(first, pair_of, ns)
-            np.maximum.at(last, pair_of, ns)
-            spans[column] = {"customer": (pairs // width).astype(np.intp), "first": first,
-                             "last": last}  # fmt: skip
-        return spans[column]
-
-    def _pairs_in_window(self, agg: Agg, span: dict[str, np.ndarray]) -> np.ndarray:
-        """Distinct values per customer among purchase lines in ``agg``'s window."""
-        end = self.as_of_ns - (agg.skip_days or 0) * _DAY_NS
-        if agg.within_days is None:  # bought by the window's end: first time before it
-            counted = span["first"] <= end
-        elif not agg.skip_days:  # bought in the last days: last time inside them
-            counted = span["last"] > end - agg.within_days * _DAY_NS
-        else:  # a window in the past: no pair's span tells, look at the lines
-            return super().aggregate(agg)
-        return np.bincount(span["customer"][counted], minlength=self.n).astype(np.int64)
+    def _pair_table(self, column: str) -> PairTable | None:
+        """The (customer, value) pairs of a product attribute, built once and shared by
+        every feature of it; ``None`` for a column that is not categorical."""
+        tables: dict[str, PairTable | None] = self.__dict__.setdefault("_pair_tables", {})
+        if column not in tables:
+            values = self.values(column) if column and self.holds(column) else None
+            if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+                width = len(values.cat.categories)
+                codes = category_codes(values)
+                tables[column] = PairTable.build(self.codes, self.by_customer, codes, width)
+            else:
+                tables[column] = None
+        return tables[column]
 
     def _distinct_per_order(self, agg: Agg) -> np.ndarray:
-        """Distinct (order, value) pairs per customer among the selected lines."""
+        """Distinct (order, value) pairs per customer among the selected lines, for a
+        column without a pair table (numbers, days)."""
         mask, _ = self.selection(agg)
-        values = self.values(agg.column or "")
-        value_codes = category_codes(values)
+        values = np.asarray(self.values(agg.column or ""))
+        orders = self.order_key
+        if mask is not None:
+            values, orders = values[mask], orders[mask]
+        value_codes, uniques = pd.factorize(values)  # a missing value is -1
         known = value_codes >= 0
-        picked = known if mask is None else known & mask
-        width = max(len(values.cat.categories), 1)
-        keys = self.order_key[picked].astype(np.int64) * width + value_codes[picked]
-        if len(keys) > 1:
-            keys = keys[run_starts(keys)]  # an order's adjacent lines of one value
+        width = max(len(uniques), 1)
+        keys = orders[known].astype(np.int64) * width + value_codes[known]
         pairs = pd.unique(keys)
         return np.bincount(self.order_customer[pairs // width], minlength=self.n).astype(np.int64)
 
@@ -670,17 +647,23 @@ class _Lines(_Rows):
         order_customer[run_order] = run_customer
         return np.bincount(order_customer[used], minlength=self.n).astype(np.int64)
 
-    def _weighted(self, agg: Agg) -> dict[str, np.ndarray]:
+    def _weighted(
+        self, agg: Agg, table: PairTable, mask: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
         """argmax and share of one (column, weight, rows): computed once for both."""
-        key = (agg.column or "", agg.weight or "", agg.rows)
-        if key not in self._pairs:
-            column = self.values(agg.column or "")
+        key = (agg.column or "", agg.weight or "", agg.rows, agg.within_days, agg.skip_days)
+        cache: dict[Any, dict[str, np.ndarray]] = self.__dict__.setdefault("_ranked", {})
+        if key not in cache:
             weight = np.asarray(self.values(agg.weight or ""), dtype=float)
-            mask, codes = self.selection(agg)
-            if mask is not None:
-                column, weight = column[mask], weight[mask]
-            self._pairs[key] = _weighted_pairs(codes, column, weight, self.n)
-        return self._pairs[key]
+            held = table.any(mask)
+            cache[key] = _top_of_pairs(
+                table.customer[held],
+                table.value[held],
+                table.sum(weight, mask)[held],
+                self.values(agg.column or "").cat.categories,
+                self.n,
+            )
+        return cache[key]
 
 
 class _Events(_Rows):
@@ -996,19 +979,29 @@ def _distinct_pairs(codes: np.ndarray, values: np.ndarray, width: int, n: int) -
 def _weighted_pairs(
     codes: np.ndarray, category: pd.Series, weight: np.ndarray, n: int
 ) -> dict[str, np.ndarray]:
-    """Per customer: the value of ``category`` with most ``weight`` and its share."""
+    """Per customer: the value of ``category`` with most ``weight`` and its share (rows
+    without a pair table: events)."""
     cat_codes = category_codes(category).astype(np.int64)
     known = cat_codes >= 0
     width = len(category.cat.categories) + 1
     pair_codes, pairs = pd.factorize(codes[known].astype(np.int64) * width + cat_codes[known])
     spend = np.bincount(pair_codes, weights=weight[known], minlength=len(pairs))
-    pair_customer = pairs // width
-    pair_category = pairs % width
+    return _top_of_pairs(pairs // width, pairs % width, spend, category.cat.categories, n)
+
+
+def _top_of_pairs(
+    pair_customer: np.ndarray,
+    pair_value: np.ndarray,
+    spend: np.ndarray,
+    categories: pd.Index,
+    n: int,
+) -> dict[str, np.ndarray]:
+    """Per customer: the value of their pairs with most ``spend``, and its share."""
     total = np.bincount(pair_customer, weights=spend, minlength=n)
-    # Most spend first; on equal spend the alphabetically first category (codes of a
+    # Most spend first; on equal spend the alphabetically first value (codes of a
     # categorical follow its sorted categories only if sorted, so rank the names).
     # Grouped maxima and minima, not a sort of the pairs: linear in the pairs.
-    names = np.asarray(category.cat.categories, dtype=object)
+    names = np.asarray(categories, dtype=object)
     by_rank = np.argsort(names.astype(str))
     name_rank = np.empty(len(by_rank), dtype=np.int64)
     name_rank[by_rank] = np.arange(len(by_rank))
@@ -1017,14 +1010,14 @@ def _weighted_pairs(
     leading = spend == most[pair_customer]
     no_rank = len(names)
     first_rank = np.full(n, no_rank, dtype=np.int64)
-    np.minimum.at(first_rank, pair_customer[leading], name_rank[pair_category[leading]])
+    np.minimum.at(first_rank, pair_customer[leading], name_rank[pair_value[leading]])
     has = first_rank < no_rank
     top = np.full(n, None, dtype=object)
     top[has] = names[by_rank[first_rank[has]]]
     top_spend = np.where(has, most, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, top_spend / total, np.nan)
-    return {"top": top, "share": share, "n": np.bincount(pair_customer, minlength=n)}
+    return {"top": top, "share": share}
 
 
 def _latest_values(codes: np.ndarray, values: pd.Series, times: np.ndarray, n: int) -> np.ndarray:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from segmentkit._common._sorting import stable_order
+
 __all__ = ["REFERENCE_KEYS", "exact_medians"]
 
 #: The column a line's reference price is grouped by, in order of preference.
@@ -46,19 +48,27 @@ def exact_medians(
     >>> exact_medians(np.array([0, 0]), np.array([1.0, 9.0]), 1, counts=np.array([2, 1]))
     array([1.])
     """
-    keys = np.asarray(keys, dtype=np.int64)
+    keys = np.asarray(keys).astype(np.int64, copy=False)
     values = np.asarray(values, dtype=float)
-    weights = np.ones(len(keys), dtype=np.int64) if counts is None else np.asarray(counts)
-    weights = weights.astype(np.int64)
-    # By value, then stably by key: faster than a lexsort of both (equal values are
-    # interchangeable, so the first sort need not be stable).
+    # By value, then stably by key in linear time: faster than a lexsort of both (equal
+    # values are interchangeable, so the first sort need not be stable).
     order = np.argsort(values)
-    order = order[np.argsort(keys[order], kind="stable")]
+    order = order[stable_order(keys[order], width)]
     sorted_values = values[order]
+    out = np.full(width, np.nan)
+    if counts is None:
+        # Each value once: the p-th value of a key sits at its first position + p.
+        n = np.bincount(keys, minlength=width)
+        before = np.cumsum(n) - n
+        held = n > 0
+        low = before[held] + (n[held] - 1) // 2
+        high = before[held] + n[held] // 2
+        out[held] = (sorted_values[low] + sorted_values[high]) / 2
+        return out
+    weights = np.asarray(counts).astype(np.int64)
     ends = np.cumsum(weights[order])  # values up to and including each row
     n = np.bincount(keys, weights=weights, minlength=width).astype(np.int64)
     before = np.cumsum(n) - n  # values of the smaller keys
-    out = np.full(width, np.nan)
     held = n > 0
     # The row holding 0-based position p is the first whose end is past p.
     low = np.searchsorted(ends, before[held] + (n[held] - 1) // 2, side="right")
