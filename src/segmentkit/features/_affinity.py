@@ -16,6 +16,7 @@ sessions, the same rule for an abandoned visit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -72,7 +73,6 @@ AFFINITY_COLUMNS = ("customer_id", "attribute", "value", *_PURCHASES, *_BROWSING
 _COUNTS = ("orders", "views", "carts", "abandoned_carts")
 _TIMES = ("first_bought", "last_bought", "last_viewed", "last_carted", "last_abandoned")
 _NAT = np.iinfo(np.int64).min
-_KEY = ["customer_id", "value"]
 
 
 def default_attributes(transactions: Any, events: Any = None) -> list[str]:
@@ -183,7 +183,6 @@ def affinity(
     checked_params((1,), abandon_hours, session_gap_minutes, "pandas")
     native = hasattr(type(transactions), "native")
     _check_events(transactions, events, native)
-    parts: dict[str, list[pd.DataFrame]]
     names = _attributes(transactions, events, attributes)
     abandon = int(abandon_hours * 3600 * 10**9)
     gap = int(session_gap_minutes * 60 * 10**9)
@@ -269,6 +268,21 @@ def _value_codes(column: pd.Series, values: pd.Index) -> np.ndarray:
     return np.where(codes >= 0, lookup[codes], -1)
 
 
+@dataclass
+class _Coded:
+    """Per-pair frames of every attribute, keyed by integer codes until the table is
+    assembled: ``c`` into ``ids`` (customer ids), ``v`` into ``values[attribute]``.
+
+    Times are naive ``datetime64[ns]`` (UTC), NaT where missing.
+    """
+
+    ids: pd.Index
+    values: dict[str, pd.Index] = field(default_factory=dict)
+    frames: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+    #: Whether ``ids`` and each ``values`` index are in text order already.
+    in_text_order: bool = False
+
+
 def _pandas_parts(
     transactions: Transactions,
     events: Events | None,
@@ -276,8 +290,8 @@ def _pandas_parts(
     as_of: Any,
     abandon_ns: int,
     gap_ns: int,
-) -> tuple[dict[str, list[pd.DataFrame]], pd.Timestamp]:
-    from segmentkit.features._numpy import lines_by_as_of
+) -> tuple[_Coded, pd.Timestamp]:
+    from segmentkit.features._numpy import _Events, _Lines, _text_order, lines_by_as_of
 
     tx = transactions.data
     stamp, tx_ns, inside = lines_by_as_of(tx, as_of)
@@ -287,43 +301,39 @@ def _pandas_parts(
     if ev is not None:
         id_tables.append(_text_ids(ev["customer_id"].cat.categories))
     ids = pd.Index(pd.unique(np.concatenate([np.asarray(t) for t in id_tables])), dtype=object)
+    # Ids and values in text order: the pairs then come out in the table's order.
+    ids = ids.take(_text_order(ids))
     tx_codes = ids.get_indexer(id_tables[0])[category_codes(tx["customer_id"])]
 
     lines = tx[inside]
-    line_codes, line_ns = tx_codes[inside], tx_ns[inside]
-    sale = ~lines["is_return"].to_numpy(dtype=bool)
-    amount = lines["amount"].to_numpy(dtype=float)
+    lines_in = _Lines(lines, tx_codes[inside], tx_ns[inside], len(ids), as_of_ns)
+    sale = lines_in.sale
     if "quantity" in lines:
         items = np.nan_to_num(lines["quantity"].to_numpy(dtype=float, na_value=np.nan))
     else:
         items = np.ones(len(lines))
-    order = lines["order_key"].to_numpy()
 
     browsing: dict[str, Any] = {}
     if ev is not None:
         ev_ns = to_ns(ev["timestamp"])
         ev_in = ev_ns <= as_of_ns
         ev_codes = ids.get_indexer(id_tables[1])[category_codes(ev["customer_id"])]
-        from segmentkit.features._numpy import _Events, _Lines
-
-        lines_in = _Lines(lines, line_codes, line_ns, len(ids), as_of_ns)
         events_in = _Events(ev[ev_in], ev_codes[ev_in], ev_ns[ev_in], len(ids), as_of_ns, lines_in)
         browsing = _pandas_browsing(events_in, lines_in, ev_in, abandon_ns, gap_ns)
 
-    parts: dict[str, list[pd.DataFrame]] = {}
+    coded = _Coded(ids, in_text_order=True)
     for name in names:
         values = _values_of(name, lines, ev)
+        values = values.take(_text_order(values))
+        coded.values[name] = values
         frames = []
         if name in lines:
-            codes = _value_codes(lines[name], values)
-            keep = sale & (codes >= 0)
-            bought = {"c": line_codes, "v": codes, "spend": amount, "items": items}
-            bought |= {"ns": line_ns, "order": order}
-            frames.append(_purchase_pairs(pd.DataFrame({k: v[keep] for k, v in bought.items()})))
+            codes = np.where(sale, _value_codes(lines[name], values), -1)
+            frames.append(_purchase_pairs(lines_in, codes, len(values), items))
         if ev is not None and name in ev:
             frames += _browse_pairs(_value_codes(ev[name][browsing["inside"]], values), browsing)
-        parts[name] = [_with_text(frame, ids, values) for frame in frames]
-    return parts, stamp
+        coded.frames[name] = frames
+    return coded, stamp
 
 
 def _values_of(name: str, lines: pd.DataFrame, ev: pd.DataFrame | None) -> pd.Index:
@@ -338,34 +348,33 @@ def _values_of(name: str, lines: pd.DataFrame, ev: pd.DataFrame | None) -> pd.In
     return pd.Index(pd.unique(np.concatenate(found)) if found else [], dtype=object)
 
 
-def _purchase_pairs(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (customer code ``c``, value code ``v``) of purchase lines: the purchase columns."""
-    # One integer key per pair, hashed once; then bincounts and ufunc.at extremes.
-    customer = rows["c"].to_numpy(dtype=np.int64)
-    value = rows["v"].to_numpy(dtype=np.int64)
-    width = int(value.max()) + 1 if len(value) else 1
-    pair, keys = pd.factorize(customer * width + value)
-    n = len(keys)
-    ns = rows["ns"].to_numpy(dtype=np.int64)
-    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(first, pair, ns)
-    last = np.full(n, _NAT, dtype=np.int64)
-    np.maximum.at(last, pair, ns)
-    # An order counts once per value, however many of its lines hold it.
-    order = rows["order"].to_numpy(dtype=np.int64)
-    n_orders = int(order.max()) + 1 if len(order) else 1
-    distinct = pd.unique(pair.astype(np.int64) * n_orders + order) // n_orders
+def _purchase_pairs(lines: Any, codes: np.ndarray, width: int, items: np.ndarray) -> pd.DataFrame:
+    """Per (customer code ``c``, value code ``v``) of the lines with a code: the purchase
+    columns (``codes`` is -1 on returns and lines without a value)."""
+    from segmentkit.features._pairs import PairTable
+
+    table = PairTable.build(lines.codes, lines.by_customer, codes, width)
+    if len(table) == 0:
+        return pd.DataFrame({"c": np.zeros(0, np.intp), "v": np.zeros(0, np.int64)})
+    ns = lines.ns[table.lines]
     return pd.DataFrame(
         {
-            "c": keys // width,
-            "v": keys % width,
-            "spend": np.bincount(pair, weights=rows["spend"].to_numpy(float), minlength=n),
-            "items": np.bincount(pair, weights=rows["items"].to_numpy(float), minlength=n),
-            "first_bought": first,
-            "last_bought": last,
-            "orders": np.bincount(distinct, minlength=n).astype(np.int64),
-        }
+            "c": table.customer,
+            "v": table.value,
+            "spend": table.sum(lines.amount, None),
+            "items": table.sum(items, None),
+            "first_bought": _naive(np.minimum.reduceat(ns, table.starts)),
+            "last_bought": _naive(np.maximum.reduceat(ns, table.starts)),
+            # An order counts once per value, however many of its lines hold it.
+            "orders": table.distinct(lines.order_key, None),
+        },
+        copy=False,
     )
+
+
+def _naive(ns: np.ndarray) -> np.ndarray:
+    """Nanoseconds as naive datetime64 (the int64 minimum is NaT)."""
+    return np.asarray(ns, dtype=np.int64).view("datetime64[ns]")
 
 
 def _pandas_browsing(
@@ -398,8 +407,8 @@ def _browse_pairs(value: np.ndarray, browsing: dict[str, Any]) -> list[pd.DataFr
             "v": value,
             "views": view.astype(np.int64),
             "carts": cart.astype(np.int64),
-            "viewed_ns": np.where(view, browsing["ns"], _NAT),
-            "carted_ns": np.where(cart, browsing["ns"], _NAT),
+            "viewed_ns": _naive(np.where(view, browsing["ns"], _NAT)),
+            "carted_ns": _naive(np.where(cart, browsing["ns"], _NAT)),
         }
     )[view | cart]
     pairs = rows.groupby(["c", "v"], sort=False).agg(
@@ -412,22 +421,11 @@ def _browse_pairs(value: np.ndarray, browsing: dict[str, Any]) -> list[pd.DataFr
     carts = pd.DataFrame(
         {"c": browsing["codes"][left], "v": value[left], "s": browsing["session"][left]}
     )
-    carts["ns"] = browsing["ns"][left]
+    carts["ns"] = _naive(browsing["ns"][left])
     abandoned = carts.groupby(["c", "v"], sort=False).agg(
         abandoned_carts=("s", "nunique"), last_abandoned=("ns", "max")
     )
     return [pairs.reset_index(), abandoned.reset_index()]
-
-
-def _with_text(pairs: pd.DataFrame, ids: pd.Index, values: pd.Index) -> pd.DataFrame:
-    """Customer and value codes replaced by their text; times from ns to UTC."""
-    out = pairs.drop(columns=["c", "v"])
-    out.insert(0, "customer_id", ids.take(pairs["c"].to_numpy()))
-    out.insert(1, "value", values.take(pairs["v"].to_numpy()))
-    for name in _TIMES:
-        if name in out:
-            out[name] = _utc(out[name].to_numpy(dtype=np.int64))
-    return out
 
 
 def _utc(ns: np.ndarray) -> Any:
@@ -495,7 +493,25 @@ def _native_parts(
         if tagged is not None and abandoned is not None and name in event_names:
             frames += [_collected(f) for f in _native_browsing(tagged, abandoned, name, value)]
         parts[name] = frames
-    return parts, stamp
+    return _coded(parts), stamp
+
+
+def _coded(parts: dict[str, list[pd.DataFrame]]) -> _Coded:
+    """Collected per-pair frames (text ``customer_id`` and ``value``) keyed by codes."""
+    texts = [f["customer_id"].to_numpy() for frames in parts.values() for f in frames]
+    ids = pd.Index(pd.unique(np.concatenate(texts)) if texts else [], dtype=object)
+    coded = _Coded(ids)
+    for name, frames in parts.items():
+        found = [f["value"].to_numpy() for f in frames]
+        values = pd.Index(pd.unique(np.concatenate(found)) if found else [], dtype=object)
+        coded.values[name] = values
+        coded.frames[name] = [
+            frame.drop(columns=["customer_id", "value"]).assign(
+                c=ids.get_indexer(frame["customer_id"]), v=values.get_indexer(frame["value"])
+            )
+            for frame in frames
+        ]
+    return coded
 
 
 def _native_purchases(
@@ -586,7 +602,7 @@ def _collected(frame: Any) -> pd.DataFrame:
             micro = values.to_numpy(dtype=float, na_value=np.nan)
             missing = np.isnan(micro)
             ns = np.where(missing, 0, micro).astype(np.int64) * 1000
-            out[column] = _utc(np.where(missing, _NAT, ns))
+            out[column] = _naive(np.where(missing, _NAT, ns))
         elif column in _COUNTS:
             out[column] = values.fillna(0).to_numpy(dtype=np.int64)
         else:
@@ -597,47 +613,103 @@ def _collected(frame: Any) -> pd.DataFrame:
 # --- the table ---------------------------------------------------------------------------
 
 
-def _assemble(
-    parts: dict[str, list[pd.DataFrame]], names: list[str], *, with_events: bool
-) -> pd.DataFrame:
-    """Pairs of every attribute joined, filled, shared out and sorted."""
+def _assemble(coded: _Coded, names: list[str], *, with_events: bool) -> pd.DataFrame:
+    """Pairs of every attribute joined, filled, shared out and sorted.
+
+    Everything stays integer codes until the last step: joins on (customer, value)
+    codes, order from the texts' ranks (one radix pass over the rows), and the text
+    columns taken from the distinct texts, never formatted row by row.
+    """
     columns = list(AFFINITY_COLUMNS if with_events else AFFINITY_COLUMNS[:10])
-    tables = []
-    for name in names:
+    measures = columns[3:]
+    id_rank = np.arange(len(coded.ids)) if coded.in_text_order else _rank(coded.ids)
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in ["c", "a", "v", *measures]}
+    value_texts: list[np.ndarray] = []
+    offset = 0
+    for position, name in enumerate(names):
         merged: pd.DataFrame | None = None
-        for frame in parts[name]:
-            merged = frame if merged is None else merged.merge(frame, on=_KEY, how="outer")
+        for frame in coded.frames.get(name, []):
+            merged = frame if merged is None else merged.merge(frame, on=["c", "v"], how="outer")
+        values = coded.values.get(name, pd.Index([], dtype=object))
         if merged is None or len(merged) == 0:
             continue
-        merged = merged.reindex(columns=[c for c in columns if c != "attribute"])
-        for column in ("spend", "items"):
-            merged[column] = merged[column].astype(float).fillna(0.0)
-        for column in _COUNTS:
-            if column in merged:
-                merged[column] = merged[column].fillna(0).astype(np.int64)
-        for column in _TIMES:
-            if column in merged:
-                merged[column] = pd.to_datetime(merged[column], utc=True).astype(
-                    "datetime64[ns, UTC]"
-                )
-        by_customer = merged.groupby("customer_id", sort=False)
+        customer = merged["c"].to_numpy(dtype=np.intp)
+        value = merged["v"].to_numpy(dtype=np.int64)
+        # Customers, then values, in text order; attributes follow by concatenation.
+        width = max(len(values), 1)
+        value_rank = np.arange(len(values)) if coded.in_text_order else _rank(values)
+        key = id_rank[customer] * width + value_rank[value]
+        if len(key) > 1 and bool((key[1:] < key[:-1]).any()):  # joins reorder
+            order = np.argsort(key, kind="stable")
+            customer, value = customer[order], value[order]
+        else:
+            order = None
+        filled = {measure: _filled(merged, measure, order) for measure in measures}
         for amount, share in (("spend", "spend_share"), ("items", "item_share")):
-            total = by_customer[amount].transform("sum").to_numpy(dtype=float)
+            total = np.bincount(customer, weights=filled[amount], minlength=len(coded.ids))
+            total = total[customer]
             with np.errstate(invalid="ignore", divide="ignore"):
-                ratio = merged[amount].to_numpy(dtype=float) / total
-            merged[share] = np.where(total > 0, ratio, 0.0)
-        merged.insert(1, "attribute", name)
-        tables.append(merged)
-    if not tables:
+                filled[share] = np.where(total > 0, filled[amount] / total, 0.0)
+        kept["c"].append(customer)
+        kept["a"].append(np.full(len(customer), position, dtype=np.intp))
+        kept["v"].append(value + offset)
+        for measure in measures:
+            kept[measure].append(filled[measure])
+        value_texts.append(np.asarray(values, dtype=object))
+        offset += len(values)
+    if not kept["c"]:
         return _empty(columns)
-    table = pd.concat(tables, ignore_index=True)[columns]
-    rank = pd.Series(range(len(names)), index=names)
-    table["_rank"] = table["attribute"].map(rank).to_numpy()
-    table = table.sort_values(["customer_id", "_rank", "value"], kind="stable")
-    table = table.drop(columns="_rank").reset_index(drop=True)
-    for name in ("customer_id", "attribute", "value"):
-        table[name] = table[name].astype(str)  # the dtype pandas gives text
-    return table
+    customer = np.concatenate(kept["c"])
+    # Each attribute's rows are in customer order: timsort merges the sorted runs.
+    rows = np.argsort(id_rank[customer], kind="stable")
+    table: dict[str, Any] = {
+        "customer_id": _texts(np.asarray(coded.ids, dtype=object), customer[rows]),
+        "attribute": _texts(np.asarray(names, dtype=object), np.concatenate(kept["a"])[rows]),
+        "value": _texts(np.concatenate(value_texts), np.concatenate(kept["v"])[rows]),
+    }
+    for measure in measures:
+        values = np.concatenate(kept[measure])[rows]
+        table[measure] = _utc(values.view(np.int64)) if measure in _TIMES else values
+    # copy=False: the columns are ours; pandas would otherwise stack the floats into
+    # one block, a second copy of the table.
+    return pd.DataFrame(table, columns=columns, copy=False)
+
+
+def _filled(merged: pd.DataFrame, name: str, order: np.ndarray | None) -> np.ndarray:
+    """A measure of the joined pairs, in ``order``, with its neutral value where the pair
+    has none (no purchase: 0 spend, 0 orders, NaT)."""
+    n = len(merged)
+    if name in ("spend_share", "item_share"):
+        return np.zeros(0)  # computed from the amounts afterwards
+    if name in _TIMES:
+        if name not in merged:
+            return np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+        values = merged[name].to_numpy(dtype="datetime64[ns]")
+    elif name in _COUNTS:
+        if name not in merged:
+            return np.zeros(n, dtype=np.int64)
+        values = merged[name].fillna(0).to_numpy(dtype=np.int64)
+    else:
+        if name not in merged:
+            return np.zeros(n)
+        values = merged[name].fillna(0.0).to_numpy(dtype=float)
+    return values if order is None else values[order]
+
+
+def _rank(texts: pd.Index) -> np.ndarray:
+    """Each text's position in code point order."""
+    from segmentkit.features._numpy import _text_order
+
+    order = _text_order(texts)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def _texts(distinct: np.ndarray, codes: np.ndarray) -> Any:
+    """The texts of ``codes``, as pandas' text dtype, taken from the distinct texts."""
+    # astype(str) gives the text dtype of the pandas in use (Arrow-backed from pandas 3).
+    return pd.Series(distinct, dtype=object).astype(str).array.take(codes)
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
