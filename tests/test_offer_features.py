@@ -16,8 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 import segmentkit as sk
 import segmentkit.features._native as native_path
+import segmentkit.features._prices as prices
 import segmentkit.features._numpy as numpy_path
 from segmentkit.cli import main
 from segmentkit.errors import InvalidParameterError
@@ -281,6 +285,33 @@ def test_exact_medians_match_numpy():
     # Repeated values by count give the median of the expanded values.
     distinct, counts = np.unique(values[keys == 3], return_counts=True)
     assert exact_medians(np.zeros(len(distinct)), distinct, 1, counts)[0] == medians[3]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    keys=st.lists(st.integers(0, 6), min_size=1, max_size=80),
+    prices_=st.lists(
+        st.sampled_from([-1.0, 0.0, 0.25, 1.0, 2.5, 2.5000000000000004, 9.99]), min_size=80
+    ),
+    distinct=st.booleans(),
+)
+def test_medians_of_repeated_prices_equal_numpy(monkeypatch, keys, prices_, distinct):
+    # The distinct (key, price) pairs path, forced on small inputs (the same patch for
+    # every example); with distinct prices it hands over to the sort.
+    monkeypatch.setattr(prices, "_FEW_VALUES", 0)
+    keys_ = np.array(keys)
+    values = np.array(prices_[: len(keys)])
+    if distinct:
+        values = values + np.arange(len(keys)) * 1e-3
+    medians = exact_medians(keys_, values, 8)
+    for key in range(8):
+        held = np.sort(values[keys_ == key])
+        if len(held) == 0:
+            assert np.isnan(medians[key])
+        else:
+            assert medians[key] == (held[(len(held) - 1) // 2] + held[len(held) // 2]) / 2
 
 
 # --- the offers preset --------------------------------------------------------------------

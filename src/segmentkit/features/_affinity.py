@@ -353,7 +353,7 @@ def _purchase_pairs(lines: Any, codes: np.ndarray, width: int, items: np.ndarray
     columns (``codes`` is -1 on returns and lines without a value)."""
     from segmentkit.features._pairs import PairTable
 
-    table = PairTable.build(lines.codes, lines.by_customer, codes, width)
+    table = PairTable.build(lines.by_customer, lines.customer_in_order, codes, width)
     if len(table) == 0:
         return pd.DataFrame({"c": np.zeros(0, np.intp), "v": np.zeros(0, np.int64)})
     ns = lines.ns[table.lines]

@@ -583,6 +583,11 @@ class _Lines(_Rows):
         """The lines in customer order (a customer's lines in their original order)."""
         return stable_order(self.codes, self.n)
 
+    @cached_property
+    def customer_in_order(self) -> np.ndarray:
+        """The customer code of each line of ``by_customer``, in that order."""
+        return self.codes[self.by_customer]
+
     def _pair_table(self, column: str) -> PairTable | None:
         """The (customer, value) pairs of a product attribute, built once and shared by
         every feature of it; ``None`` for a column that is not categorical."""
@@ -592,7 +597,9 @@ class _Lines(_Rows):
             if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
                 width = len(values.cat.categories)
                 codes = category_codes(values)
-                tables[column] = PairTable.build(self.codes, self.by_customer, codes, width)
+                tables[column] = PairTable.build(
+                    self.by_customer, self.customer_in_order, codes, width
+                )
             else:
                 tables[column] = None
         return tables[column]
@@ -655,13 +662,21 @@ class _Lines(_Rows):
         cache: dict[Any, dict[str, np.ndarray]] = self.__dict__.setdefault("_ranked", {})
         if key not in cache:
             weight = np.asarray(self.values(agg.weight or ""), dtype=float)
+            values = self.values(agg.column or "")
             held = table.any(mask)
+            # The total in line order, not pair order: pairs follow the value codes, which
+            # lines after as_of can renumber, and a sum's last bit follows its order.
+            counted = category_codes(values) >= 0
+            if mask is not None:
+                counted &= mask
+            total = np.bincount(self.codes[counted], weights=weight[counted], minlength=self.n)
             cache[key] = _top_of_pairs(
                 table.customer[held],
                 table.value[held],
                 table.sum(weight, mask)[held],
-                self.values(agg.column or "").cat.categories,
+                values.cat.categories,
                 self.n,
+                total=total,
             )
         return cache[key]
 
@@ -995,9 +1010,12 @@ def _top_of_pairs(
     spend: np.ndarray,
     categories: pd.Index,
     n: int,
+    total: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per customer: the value of their pairs with most ``spend``, and its share."""
-    total = np.bincount(pair_customer, weights=spend, minlength=n)
+    """Per customer: the value of their pairs with most ``spend``, and its share of
+    ``total`` (default: the sum of their pairs' spend)."""
+    if total is None:
+        total = np.bincount(pair_customer, weights=spend, minlength=n)
     # Most spend first; on equal spend the alphabetically first value (codes of a
     # categorical follow its sorted categories only if sorted, so rank the names).
     # Grouped maxima and minima, not a sort of the pairs: linear in the pairs.

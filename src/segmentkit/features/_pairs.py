@@ -35,19 +35,26 @@ class PairTable:
 
     @classmethod
     def build(
-        cls, codes: np.ndarray, by_customer: np.ndarray, value_codes: np.ndarray, width: int
+        cls,
+        by_customer: np.ndarray,
+        customer_in_order: np.ndarray,
+        value_codes: np.ndarray,
+        width: int,
     ) -> PairTable:
-        """Pairs of ``codes`` (customer per line) and ``value_codes`` (``-1``: none).
+        """Pairs of the lines' customers and ``value_codes`` (``-1``: no value).
 
-        ``by_customer`` orders the lines by customer, stably.
+        ``by_customer`` orders the lines by customer code, stably, and
+        ``customer_in_order`` is the customer code of each line in that order.
         """
         value = value_codes[by_customer]
         known = value >= 0
-        lines = by_customer if known.all() else by_customer[known]
-        if len(lines) < len(by_customer):
-            value = value[known]
+        if known.all():
+            lines, customer = by_customer, customer_in_order
+        else:
+            lines, customer, value = by_customer[known], customer_in_order[known], value[known]
         width = max(width, 1)
-        keys = codes[lines].astype(np.int64) * width + value
+        keys = customer.astype(np.int64) * width + value
+        # Sorted by customer already: the stable sort only reorders each customer's lines.
         within = np.argsort(keys, kind="stable")
         keys = keys[within]
         starts = run_starts(keys)

@@ -10,6 +10,7 @@ bit): each path picks the two middle values itself and averages them as ``(a + b
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from segmentkit._common._sorting import stable_order
 
@@ -17,6 +18,8 @@ __all__ = ["REFERENCE_KEYS", "exact_medians"]
 
 #: The column a line's reference price is grouped by, in order of preference.
 REFERENCE_KEYS = ("product_id", "category")
+#: Below this many values a plain sort is as fast as anything.
+_FEW_VALUES = 100_000
 
 
 def exact_medians(
@@ -50,6 +53,10 @@ def exact_medians(
     """
     keys = np.asarray(keys).astype(np.int64, copy=False)
     values = np.asarray(values, dtype=float)
+    if counts is None and len(values) > _FEW_VALUES:
+        repeated = _repeated_prices(keys, values, width)
+        if repeated is not None:
+            return repeated
     # By value, then stably by key in linear time: faster than a lexsort of both (equal
     # values are interchangeable, so the first sort need not be stable).
     order = np.argsort(values)
@@ -75,3 +82,26 @@ def exact_medians(
     high = np.searchsorted(ends, before[held] + n[held] // 2, side="right")
     out[held] = (sorted_values[low] + sorted_values[high]) / 2
     return out
+
+
+def _repeated_prices(keys: np.ndarray, values: np.ndarray, width: int) -> np.ndarray | None:
+    """The medians from the distinct (key, value) pairs and their counts, when prices
+    repeat (a product sells at a few prices); ``None`` when they mostly do not.
+
+    Hashing ten million prices into a few thousand distinct ones, and the (key, price)
+    pairs into a few hundred thousand, is several times faster than sorting ten million
+    values; the weighted medians of the pairs are the same numbers.
+    """
+    price_code, prices = pd.factorize(values)
+    if len(prices) * 4 > len(values):
+        return None
+    rank = np.empty(len(prices), dtype=np.int64)
+    by_price = np.argsort(prices)
+    rank[by_price] = np.arange(len(prices))
+    pair_code, pairs = pd.factorize(keys * len(prices) + rank[price_code])
+    if len(pairs) * 4 > len(values):
+        return None
+    counts = np.bincount(pair_code, minlength=len(pairs))
+    return exact_medians(
+        pairs // len(prices), prices[by_price][pairs % len(prices)], width, counts=counts
+    )
