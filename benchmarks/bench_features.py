@@ -12,6 +12,11 @@ path       what is timed (input already in memory, in the backend's format)
 rfm        ``Transactions.from_frame`` on customer, order, timestamp and amount →
            ``extract_features`` → ``RFMSegmenter().fit_predict`` (bench_peers'
            "segmentkit, pandas (default)")
+target     ``Transactions.from_frame`` on the columns the windows and affinities read
+           (the R/F/M columns, product, category, brand, quantity) →
+           ``extract_features(features=TARGET_FEATURES)``: the R/F/M path's features
+           plus every purchase window and the category and brand affinities (issue
+           16's target: "the windows and affinities") → ``RFMSegmenter().fit_predict``
 full       ``Transactions.from_frame`` with every column the contract knows (product,
            category, brand, quantity, discount, promo code; ``department`` as a user
            attribute where ``attributes=`` exists) → ``extract_features`` (with
@@ -75,9 +80,40 @@ TARGET_RATIO = 3.0
 BACKENDS = ("pandas", "polars", "duckdb")
 PATHS = {
     "rfm": "R/F/M + scores (4 columns)",
+    "target": "R/F/M + windows + affinities + scores",
     "full": "every feature + R/F/M scores",
     "interest": "features + affinity table",
 }
+#: The target path's features (``features=`` of extract_features): the R/F/M path's
+#: own features, every purchase window and the category and brand affinities; not the
+#: offers and price tier (issue 16's parts 4 and 5), which the full path adds.
+TARGET_COLUMNS = (*peers.RFM_COLUMNS, "product_id", "category", "brand", "quantity")
+TARGET_FEATURES = [
+    "first_purchase",
+    "last_purchase",
+    "recency_days",
+    "frequency",
+    "purchase_days",
+    "monetary",
+    "gross_spend",
+    "avg_order_value",
+    "tenure_days",
+    "mean_days_between_orders",
+    "return_rate",
+    "orders_*d",
+    "spend_*d",
+    "items_*d",
+    "products_*d",
+    "new_categories_*d",
+    "n_products",
+    "n_categories",
+    "top_category",
+    "top_category_share",
+    "n_brands",
+    "top_brand",
+    "top_brand_share",
+    "brand_repeat_rate",
+]
 METHODS = [f"{backend}_{path}" for backend in BACKENDS for path in PATHS]
 STAGES = ("validate", "features", "affinity", "segment")
 _RESULT_PREFIX = "FEATURES_RESULT "
@@ -97,6 +133,8 @@ def _mapping(path: str, columns: list[str]) -> tuple[dict[str, Any], dict[str, A
 
     if path == "rfm":
         return {name: name for name in peers.RFM_COLUMNS}, {"attributes": "not mapped"}
+    if path == "target":  # what the windows and affinities read, nothing more
+        return {name: name for name in TARGET_COLUMNS}, {"attributes": "not mapped"}
     known = set(sk.Transactions.contract.names)
     mapping: dict[str, Any] = {name: name for name in columns if name in known}
     facts: dict[str, Any] = {}
@@ -109,12 +147,19 @@ def _mapping(path: str, columns: list[str]) -> tuple[dict[str, Any], dict[str, A
     return mapping, facts
 
 
-def _feature_options() -> tuple[dict[str, Any], Any]:
+def _feature_options(path: str = "full") -> tuple[dict[str, Any], Any]:
     import segmentkit as sk
 
-    if "purchase_windows" in inspect.signature(sk.extract_features).parameters:
-        return {"purchase_windows": PURCHASE_WINDOWS}, list(PURCHASE_WINDOWS)
-    return {}, "not supported"
+    parameters = inspect.signature(sk.extract_features).parameters
+    options: dict[str, Any] = {}
+    if path == "target":
+        if "features" not in parameters:
+            msg = "this segmentkit has no extract_features(features=...)"
+            raise RuntimeError(msg)
+        options["features"] = TARGET_FEATURES
+    if "purchase_windows" in parameters:
+        return {**options, "purchase_windows": PURCHASE_WINDOWS}, list(PURCHASE_WINDOWS)
+    return options, "not supported"
 
 
 def _materialised(frame: Any) -> Any:
@@ -174,7 +219,7 @@ def run_path(payload: Any, method: str, info: dict[str, Any]) -> tuple[Any, dict
     frame = payload.table("tx") if backend == "duckdb" else payload
     stages: dict[str, float] = {}
     mapping, _ = _mapping(path, info["input_columns"])
-    options, _ = _feature_options() if path != "rfm" else ({}, None)
+    options, _ = _feature_options(path) if path != "rfm" else ({}, None)
 
     started = time.perf_counter()
     tx = sk.Transactions.from_frame(frame, **mapping)
@@ -222,7 +267,9 @@ def _prepare(method: str, path: Path) -> tuple[Any, dict[str, Any]]:
 
     backend, kind = _split(method)
     all_columns = pq.read_schema(path).names
-    columns = list(peers.RFM_COLUMNS) if kind == "rfm" else all_columns
+    columns = {"rfm": list(peers.RFM_COLUMNS), "target": list(TARGET_COLUMNS)}.get(
+        kind, all_columns
+    )
     payload = peers.load_input(backend, path, columns)
     mapping, _ = _mapping(kind, columns)
     # The product attributes the validated transactions hold: the affinity's attributes.
@@ -266,7 +313,7 @@ def run_child(method: str, path: Path, repeat: int) -> dict[str, Any]:
     load_after = os.getloadavg()[0]
     sources_after = core.loaded_sources()
     _, facts = _mapping(kind, info["input_columns"])
-    _, windows = _feature_options() if kind != "rfm" else ({}, "not used")
+    _, windows = _feature_options(kind) if kind != "rfm" else ({}, "not used")
     names = info["feature_columns"]
     return {
         "method": method,
@@ -317,7 +364,7 @@ def profile_method(method: str, path: Path, top: int) -> None:
     payload, info = _prepare(method, path)
     frame = payload.table("tx") if backend == "duckdb" else payload
     mapping, _ = _mapping(kind, info["input_columns"])
-    options, _ = _feature_options() if kind != "rfm" else ({}, None)
+    options, _ = _feature_options(kind) if kind != "rfm" else ({}, None)
     tx = sk.Transactions.from_frame(frame, **mapping)
     profiler = cProfile.Profile()
     started = time.perf_counter()

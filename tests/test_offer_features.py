@@ -15,14 +15,13 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
 import segmentkit.features._native as native_path
-import segmentkit.features._prices as prices
 import segmentkit.features._numpy as numpy_path
+import segmentkit.features._prices as prices
 from segmentkit.cli import main
 from segmentkit.errors import InvalidParameterError
 from segmentkit.features._definitions import BUDGET_UP_TO, PREMIUM_FROM, definitions

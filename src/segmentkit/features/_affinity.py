@@ -366,7 +366,7 @@ def _purchase_pairs(lines: Any, codes: np.ndarray, width: int, items: np.ndarray
             "first_bought": _naive(np.minimum.reduceat(ns, table.starts)),
             "last_bought": _naive(np.maximum.reduceat(ns, table.starts)),
             # An order counts once per value, however many of its lines hold it.
-            "orders": table.distinct(lines.order_key, None),
+            "orders": table.distinct(lines.order_key, None, adjacent=lines.orders_are_runs),
         },
         copy=False,
     )
@@ -442,7 +442,7 @@ def _native_parts(
     as_of: Any,
     abandon_ns: int,
     gap_ns: int,
-) -> tuple[dict[str, list[pd.DataFrame]], pd.Timestamp]:
+) -> tuple[_Coded, pd.Timestamp]:
     import narwhals as nw
 
     from segmentkit._frame._time import DAY_US, EPOCH_US

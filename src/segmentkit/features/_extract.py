@@ -18,8 +18,9 @@ from segmentkit.contracts._transactions import Transactions
 from segmentkit.features._affinity import affinity
 from segmentkit.features._base import CustomerFeatures, checked_params, checked_windows
 from segmentkit.features._base import as_utc_timestamp as _as_utc_timestamp
-from segmentkit.features._definitions import PURCHASE_WINDOWS
+from segmentkit.features._definitions import PURCHASE_WINDOWS, definitions
 from segmentkit.features._numpy import extract_pandas_features
+from segmentkit.features._selection import FeatureSelection
 
 if TYPE_CHECKING:
     from segmentkit.contracts._native_tables import NativeTransactions
@@ -40,6 +41,7 @@ def extract_features(
     abandon_hours: float = ...,
     session_gap_minutes: float = ...,
     output: Literal["pandas"],
+    features: Sequence[str] | None = ...,
 ) -> CustomerFeatures: ...
 
 
@@ -56,6 +58,7 @@ def extract_features(
     abandon_hours: float = ...,
     session_gap_minutes: float = ...,
     output: Literal["native"] = ...,
+    features: Sequence[str] | None = ...,
 ) -> Any: ...
 
 
@@ -71,6 +74,7 @@ def extract_features(
     abandon_hours: float = ...,
     session_gap_minutes: float = ...,
     output: str = ...,
+    features: Sequence[str] | None = ...,
 ) -> CustomerFeatures: ...
 
 
@@ -85,6 +89,7 @@ def extract_features(
     abandon_hours: float = 24.0,
     session_gap_minutes: float = 30.0,
     output: str = "native",
+    features: Sequence[str] | None = None,
 ) -> Any:
     """Compute one row of features per customer from data up to ``as_of``.
 
@@ -124,6 +129,11 @@ def extract_features(
         For transactions validated on polars, pyarrow, DuckDB, PySpark or Dask: return
         a frame of that engine (``customer_id`` plus the features) or, with
         ``'pandas'``, ``CustomerFeatures``. Pandas transactions always give the latter.
+    features : sequence of str, optional
+        Compute only these features: names (``'recency_days'``) or shell-style patterns
+        (``'orders_*d'``, ``'top_*'``), in catalog order. Default: every feature the
+        tables allow. Each entry must select at least one feature the tables can give;
+        the features left out cost nothing (no price medians without ``price_index``).
 
     Returns
     -------
@@ -134,7 +144,8 @@ def extract_features(
     Raises
     ------
     ValueError
-        If no transaction falls on or before ``as_of``, or a parameter is out of range.
+        If no transaction falls on or before ``as_of``, a parameter is out of range, or
+        an entry of ``features`` names no feature or one these tables cannot give.
 
     Examples
     --------
@@ -147,10 +158,19 @@ def extract_features(
     frequency       ...
     monetary        ...
     Name: count, dtype: float64
+
+    Only what a campaign needs, by name or pattern:
+
+    >>> sk.extract_features(tx, features=["recency_days", "orders_*d"]).frame.columns.tolist()
+    ['recency_days', 'orders_30d', 'orders_90d', 'orders_365d']
     """
     windows = checked_params(windows, abandon_hours, session_gap_minutes, output)
     purchase_windows = checked_windows(purchase_windows, "purchase_windows")
-    features = _extract(
+    selection = None
+    catalog = definitions(windows, purchase_windows=purchase_windows)
+    if features is not None:
+        selection = FeatureSelection(features, catalog, open_ended=customers is not None)
+    computed = _extract(
         transactions,
         events,
         customers,
@@ -160,18 +180,44 @@ def extract_features(
         abandon_hours=abandon_hours,
         session_gap_minutes=session_gap_minutes,
         output=output,
+        selection=selection,
     )
-    if isinstance(features, CustomerFeatures):
+    if selection is not None:
+        produced = (
+            computed.frame.columns
+            if isinstance(computed, CustomerFeatures)
+            else _native_columns(computed)
+        )
+        inputs = {
+            "transactions": _input_columns(transactions),
+            "events": _input_columns(events),
+            "customers": _input_columns(customers),
+        }
+        selection.check(produced, catalog, inputs)
+    if isinstance(computed, CustomerFeatures):
         # The affinity table is computed on first use only, from the same inputs.
-        features._affinity_source = functools.partial(
+        computed._affinity_source = functools.partial(
             affinity,
             transactions,
             events,
-            as_of=features.as_of,
+            as_of=computed.as_of,
             abandon_hours=abandon_hours,
             session_gap_minutes=session_gap_minutes,
         )
-    return features
+    return computed
+
+
+def _input_columns(table: Any) -> set[str] | None:
+    """The columns a validated table holds, ``None`` when it was not passed."""
+    if table is None:
+        return None
+    return set(table.columns if hasattr(type(table), "native") else table.data.columns)
+
+
+def _native_columns(frame: Any) -> list[str]:
+    import narwhals as nw
+
+    return list(nw.from_native(frame).collect_schema().names())
 
 
 def _extract(
@@ -185,6 +231,7 @@ def _extract(
     abandon_hours: float,
     session_gap_minutes: float,
     output: str,
+    selection: FeatureSelection | None = None,
 ) -> Any:
     if hasattr(type(transactions), "native"):  # validated on polars, DuckDB, Spark...: stays
         from segmentkit.features._native import extract_native_features
@@ -201,6 +248,7 @@ def _extract(
             abandon_hours=abandon_hours,
             session_gap_minutes=session_gap_minutes,
             output=output,
+            selection=selection,
         )
     return extract_pandas_features(
         transactions,
@@ -211,4 +259,5 @@ def _extract(
         purchase_windows=purchase_windows,
         abandon_hours=abandon_hours,
         session_gap_minutes=session_gap_minutes,
+        selection=selection,
     )

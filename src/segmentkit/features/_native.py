@@ -46,6 +46,7 @@ from segmentkit.features._definitions import (
 from segmentkit.features._native_browsing import visits
 from segmentkit.features._native_prices import with_price_ratio
 from segmentkit.features._native_profile import profile_features
+from segmentkit.features._selection import FeatureSelection, is_catalog_feature
 
 __all__ = ["extract_native_features"]
 
@@ -66,6 +67,7 @@ def extract_native_features(
     purchase_windows: tuple[int, ...] = PURCHASE_WINDOWS,
     session_gap_minutes: float,
     output: str,
+    selection: FeatureSelection | None = None,
 ) -> Any:
     """Features of native transactions, as a frame of the caller's engine or pandas.
 
@@ -95,6 +97,8 @@ def extract_native_features(
         On DuckDB the relation reads a temporary table of the same connection, computed
         here once, so that fitting and predicting do not rerun the group-bys.
         ``'pandas'``: :class:`~segmentkit.CustomerFeatures`, collected and sorted.
+    selection : FeatureSelection, optional
+        Only the features it selects (default: all).
 
     Returns
     -------
@@ -156,7 +160,7 @@ def extract_native_features(
     chosen = [
         d
         for d in definitions(windows, tuple(sources), purchase_windows)  # type: ignore[arg-type]
-        if _available(d, rows, profile_names)
+        if _available(d, rows, profile_names) and (selection is None or selection(d.name))
     ]
     if any(_reads(d, "price_ratio") for d in chosen):
         priced = with_price_ratio(lines, rows["line"][1], transactions._backend)
@@ -180,7 +184,13 @@ def extract_native_features(
         ids = nw.concat([table.select(_ID), profiles.select(_ID)], how="vertical").unique()
         table = ids.join(table, on=_ID, how="left").join(profiles, on=_ID, how="left")
     defined = {d.name for d in chosen}
-    extras = [name for name in profile_names if name not in defined]
+    extras = [
+        name
+        for name in profile_names
+        if name not in defined
+        and not is_catalog_feature(name)
+        and (selection is None or selection(name))
+    ]
     features = table.select(nw.col(_ID), *outputs, *extras)
     if output == "native":
         if transactions.backend in _SORTED:

@@ -53,17 +53,19 @@ class PairTable:
         else:
             lines, customer, value = by_customer[known], customer_in_order[known], value[known]
         width = max(width, 1)
-        keys = customer.astype(np.int64) * width + value
-        # Sorted by customer already: the stable sort only reorders each customer's lines.
+        keys = np.multiply(customer, width, dtype=np.int64)
+        keys += value
+        # Sorted by customer already: the stable sort only reorders each customer's lines,
+        # so the customers stay where they are and only the values move.
         within = np.argsort(keys, kind="stable")
         keys = keys[within]
         starts = run_starts(keys)
-        pair_keys = keys[starts]
+        pair_customer = customer[starts]
         return cls(
             lines=lines[within],
             starts=starts,
-            customer=(pair_keys // width).astype(np.intp),
-            value=pair_keys % width,
+            customer=pair_customer.astype(np.intp, copy=False),
+            value=keys[starts] - pair_customer.astype(np.int64) * width,
         )
 
     def __len__(self) -> int:
@@ -72,11 +74,20 @@ class PairTable:
     def _in_pair_order(self, values: np.ndarray) -> np.ndarray:
         return values[self.lines]
 
+    def _mask_in_pair_order(self, mask: np.ndarray) -> np.ndarray:
+        # Several questions read one row filter (purchases): gathered once. The cache
+        # keeps the mask itself, so its id cannot be reused by another array meanwhile.
+        cache: dict[int, tuple[np.ndarray, np.ndarray]] = self.__dict__.setdefault("_masks", {})
+        held = cache.get(id(mask))
+        if held is None or held[0] is not mask:
+            held = cache[id(mask)] = (mask, mask[self.lines])
+        return held[1]
+
     def any(self, mask: np.ndarray | None) -> np.ndarray:
         """Per pair, whether any of its lines is in ``mask`` (``None``: every line)."""
         if mask is None or len(self) == 0:
             return np.ones(len(self), dtype=bool)
-        return np.logical_or.reduceat(self._in_pair_order(mask), self.starts)
+        return np.logical_or.reduceat(self._mask_in_pair_order(mask), self.starts)
 
     def sum(self, weights: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """Per pair, the sum of ``weights`` over its lines in ``mask``."""
@@ -84,20 +95,32 @@ class PairTable:
             return np.zeros(0)
         picked = self._in_pair_order(weights).astype(float)
         if mask is not None:
-            picked = np.where(self._in_pair_order(mask), picked, 0.0)
+            picked = np.where(self._mask_in_pair_order(mask), picked, 0.0)
         return np.add.reduceat(picked, self.starts)
 
-    def distinct(self, keys: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    def distinct(
+        self, keys: np.ndarray, mask: np.ndarray | None, *, adjacent: bool = False
+    ) -> np.ndarray:
         """Per pair, the distinct ``keys`` (non-negative integers, e.g. order keys) among
-        its lines in ``mask``."""
+        its lines in ``mask``.
+
+        ``adjacent``: lines of one key are adjacent in the original order (each order one
+        run of lines). A pair's lines keep that order, so a key's lines are then adjacent
+        within the pair too, and the distinct keys are the changes of key: no sort.
+        """
         lengths = np.diff(self.starts, append=len(self.lines))
         pair = np.repeat(np.arange(len(self), dtype=np.int64), lengths)
         key = self._in_pair_order(keys).astype(np.int64)
         if mask is not None:
-            chosen = self._in_pair_order(mask)
+            chosen = self._mask_in_pair_order(mask)
             pair, key = pair[chosen], key[chosen]
         if len(key) == 0:
             return np.zeros(len(self), dtype=np.int64)
+        if adjacent:
+            new = np.empty(len(key), dtype=bool)
+            new[0] = True
+            new[1:] = (key[1:] != key[:-1]) | (pair[1:] != pair[:-1])
+            return np.bincount(pair[new], minlength=len(self)).astype(np.int64)
         span = int(key.max()) + 1
         # A pair's lines keep their original order, where an order's lines are usually
         # adjacent: the composite keys are nearly sorted, and timsort nearly linear.

@@ -1,0 +1,65 @@
+"""The (customer, value) pair tables the pandas features and the affinity table share."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segmentkit._common._sorting import stable_order
+from segmentkit.features._numpy import _Lines
+from segmentkit.features._pairs import PairTable
+
+
+@st.composite
+def order_lines(draw):
+    """Lines listed order by order (each order one run), customers and values drawn."""
+    n_orders = draw(st.integers(1, 30))
+    customers = draw(st.lists(st.integers(0, 5), min_size=n_orders, max_size=n_orders))
+    sizes = draw(st.lists(st.integers(1, 4), min_size=n_orders, max_size=n_orders))
+    order = np.repeat(np.arange(n_orders), sizes)
+    n = len(order)
+    values = np.array(draw(st.lists(st.integers(-1, 3), min_size=n, max_size=n)))
+    amounts = np.array(draw(st.lists(st.integers(0, 9), min_size=n, max_size=n)), dtype=float)
+    mask = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    return np.repeat(np.array(customers), sizes), order, values, amounts, mask
+
+
+def _lines(customer: np.ndarray, order: np.ndarray) -> _Lines:
+    tx = pd.DataFrame({"order_key": order.astype(np.int32), "is_return": False})
+    ns = np.zeros(len(order), dtype=np.int64)
+    return _Lines(tx, customer.astype(np.intp), ns, 6, 0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(order_lines())
+def test_pair_questions_equal_a_pandas_group_by(lines):
+    customer, order, values, amounts, mask = lines
+    rows = _lines(customer, order)
+    # Sorting the runs gives exactly the stable sort of the lines by customer.
+    np.testing.assert_array_equal(rows.by_customer, np.argsort(customer, kind="stable"))
+    np.testing.assert_array_equal(rows.customer_in_order, np.sort(customer))
+    table = PairTable.build(rows.by_customer, rows.customer_in_order, values, 4)
+
+    frame = pd.DataFrame({"c": customer, "v": values, "a": amounts, "o": order, "m": mask})
+    known = frame[frame["v"] >= 0]
+    grouped = known.groupby(["c", "v"])
+    assert list(zip(table.customer, table.value, strict=True)) == list(grouped.groups)
+    np.testing.assert_array_equal(table.any(mask), grouped["m"].any().to_numpy())
+    picked = known.assign(a=known["a"].where(known["m"], 0.0))
+    np.testing.assert_array_equal(
+        table.sum(amounts, mask), picked.groupby(["c", "v"])["a"].sum().to_numpy()
+    )
+    chosen = known[known["m"]].groupby(["c", "v"])["o"].nunique()
+    want = chosen.reindex(list(grouped.groups), fill_value=0).to_numpy()
+    for adjacent in (False, True):  # orders are runs here: both ways hold
+        np.testing.assert_array_equal(table.distinct(order, mask, adjacent=adjacent), want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 2**20), max_size=200), st.integers(0, 3))
+def test_stable_order_is_a_stable_argsort(keys, extra_bits):
+    keys_ = np.array(keys, dtype=np.int64)
+    n_keys = (int(keys_.max()) + 1 if len(keys_) else 1) << extra_bits
+    np.testing.assert_array_equal(stable_order(keys_, n_keys), np.argsort(keys_, kind="stable"))
