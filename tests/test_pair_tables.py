@@ -7,6 +7,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import segmentkit as sk
+import segmentkit.features._numpy as numpy_path
 from segmentkit._common._sorting import stable_order
 from segmentkit.features._numpy import _Lines
 from segmentkit.features._pairs import PairTable
@@ -63,3 +65,21 @@ def test_stable_order_is_a_stable_argsort(keys, extra_bits):
     keys_ = np.array(keys, dtype=np.int64)
     n_keys = (int(keys_.max()) + 1 if len(keys_) else 1) << extra_bits
     np.testing.assert_array_equal(stable_order(keys_, n_keys), np.argsort(keys_, kind="stable"))
+
+
+def test_pair_tables_built_on_two_threads_give_the_same_features(monkeypatch):
+    raw, mapping = sk.datasets.load_sample()
+    tx = sk.Transactions.from_frame(raw, **mapping)
+    alone = sk.extract_features(tx).frame
+    table = sk.affinity(tx)
+    monkeypatch.setattr(numpy_path, "_THREADED_LINES", 0)  # the sample is small
+    built = []
+    original = numpy_path._Lines._pair_table
+    monkeypatch.setattr(
+        numpy_path._Lines,
+        "_pair_table",
+        lambda self, column: built.append(column) or original(self, column),
+    )
+    pd.testing.assert_frame_equal(sk.extract_features(tx).frame, alone)
+    pd.testing.assert_frame_equal(sk.affinity(tx), table)
+    assert {"product_id", "category"} <= set(built)

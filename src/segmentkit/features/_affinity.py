@@ -15,7 +15,9 @@ sessions, the same rule for an abandoned visit.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -291,7 +293,13 @@ def _pandas_parts(
     abandon_ns: int,
     gap_ns: int,
 ) -> tuple[_Coded, pd.Timestamp]:
-    from segmentkit.features._numpy import _Events, _Lines, _text_order, lines_by_as_of
+    from segmentkit.features._numpy import (
+        _THREADED_LINES,
+        _Events,
+        _Lines,
+        _text_order,
+        lines_by_as_of,
+    )
 
     tx = transactions.data
     stamp, tx_ns, inside = lines_by_as_of(tx, as_of)
@@ -324,14 +332,26 @@ def _pandas_parts(
     coded = _Coded(ids, in_text_order=True)
     for name in names:
         values = _values_of(name, lines, ev)
-        values = values.take(_text_order(values))
-        coded.values[name] = values
-        frames = []
-        if name in lines:
-            codes = np.where(sale, _value_codes(lines[name], values), -1)
-            frames.append(_purchase_pairs(lines_in, codes, len(values), items))
+        coded.values[name] = values.take(_text_order(values))
+
+    def bought(name: str) -> list[pd.DataFrame]:
+        if name not in lines:
+            return []
+        values = coded.values[name]
+        codes = np.where(sale, _value_codes(lines[name], values), -1)
+        return [_purchase_pairs(lines_in, codes, len(values), items)]
+
+    # Each attribute's pairs are sorts and gathers during which numpy releases the GIL.
+    lines_in.customer_in_order  # noqa: B018  (shared: built once, before the threads)
+    workers = min(2, os.cpu_count() or 1) if len(lines) >= _THREADED_LINES else 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        purchases = dict(zip(names, pool.map(bought, names), strict=True))
+    for name in names:
+        frames = purchases[name]
         if ev is not None and name in ev:
-            frames += _browse_pairs(_value_codes(ev[name][browsing["inside"]], values), browsing)
+            frames += _browse_pairs(
+                _value_codes(ev[name][browsing["inside"]], coded.values[name]), browsing
+            )
         coded.frames[name] = frames
     return coded, stamp
 
