@@ -83,3 +83,23 @@ def test_pair_tables_built_on_two_threads_give_the_same_features(monkeypatch):
     pd.testing.assert_frame_equal(sk.extract_features(tx).frame, alone)
     pd.testing.assert_frame_equal(sk.affinity(tx), table)
     assert {"product_id", "category"} <= set(built)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 3), st.sampled_from([0.0, 1.0, 2.5, 4.0])),
+        max_size=40,
+    )
+)
+def test_the_top_value_of_grouped_pairs_equals_the_scattered_reduction(pairs):
+    # Distinct (customer, value) pairs listed customer by customer, spend with ties.
+    pairs = sorted({(c, v): s for c, v, s in pairs}.items())
+    customer = np.array([c for (c, _), _ in pairs], dtype=np.intp)
+    value = np.array([v for (_, v), _ in pairs], dtype=np.int64)
+    spend = np.array([s for _, s in pairs], dtype=float)
+    names = pd.Index(["tents", "Boots", "axes", "boots"])  # codes not in name order
+    grouped = numpy_path._top_of_pairs(customer, value, spend, names, 6, grouped=True)
+    scattered = numpy_path._top_of_pairs(customer, value, spend, names, 6)
+    np.testing.assert_array_equal(grouped["top"], scattered["top"])
+    np.testing.assert_array_equal(grouped["share"], scattered["share"])

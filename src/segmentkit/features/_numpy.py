@@ -743,6 +743,7 @@ class _Lines(_Rows):
                 values.cat.categories,
                 self.n,
                 total=total,
+                grouped=True,
             )
         return cache[key]
 
@@ -1094,9 +1095,12 @@ def _top_of_pairs(
     categories: pd.Index,
     n: int,
     total: np.ndarray | None = None,
+    *,
+    grouped: bool = False,
 ) -> dict[str, np.ndarray]:
     """Per customer: the value of their pairs with most ``spend``, and its share of
-    ``total`` (default: the sum of their pairs' spend)."""
+    ``total`` (default: the sum of their pairs' spend). ``grouped``: each customer's
+    pairs are adjacent."""
     if total is None:
         total = np.bincount(pair_customer, weights=spend, minlength=n)
     # Most spend first; on equal spend the alphabetically first value (codes of a
@@ -1107,11 +1111,20 @@ def _top_of_pairs(
     name_rank = np.empty(len(by_rank), dtype=np.int64)
     name_rank[by_rank] = np.arange(len(by_rank))
     most = np.full(n, -np.inf)
-    np.maximum.at(most, pair_customer, spend)
-    leading = spend == most[pair_customer]
     no_rank = len(names)
     first_rank = np.full(n, no_rank, dtype=np.int64)
-    np.minimum.at(first_rank, pair_customer[leading], name_rank[pair_value[leading]])
+    if grouped and len(spend):
+        # Pairs listed customer by customer (a pair table): sequential reductions.
+        firsts = run_starts(pair_customer)
+        owners = pair_customer[firsts]
+        most[owners] = np.maximum.reduceat(spend, firsts)
+        leading = spend == most[pair_customer]
+        ranks = np.where(leading, name_rank[pair_value], no_rank)
+        first_rank[owners] = np.minimum.reduceat(ranks, firsts)
+    else:
+        np.maximum.at(most, pair_customer, spend)
+        leading = spend == most[pair_customer]
+        np.minimum.at(first_rank, pair_customer[leading], name_rank[pair_value[leading]])
     has = first_rank < no_rank
     top = np.full(n, None, dtype=object)
     top[has] = names[by_rank[first_rank[has]]]
