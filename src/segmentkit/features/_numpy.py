@@ -287,6 +287,16 @@ def _evaluate(
     raise ValueError(msg)
 
 
+def _inside_window(times: np.ndarray, as_of_ns: int, agg: Agg) -> np.ndarray:
+    """Which ``times`` fall in ``agg``'s window: ``(end - within_days, end]`` with
+    ``end = as_of - skip_days``."""
+    end = as_of_ns - (agg.skip_days or 0) * _DAY_NS
+    inside = times <= end if agg.skip_days else np.ones(len(times), dtype=bool)
+    if agg.within_days is not None:
+        inside &= times > end - agg.within_days * _DAY_NS
+    return inside
+
+
 def _missing_as_zero(values: np.ndarray) -> np.ndarray:
     """Floats with NaN read as 0 (validated numbers are never infinite).
 
@@ -369,13 +379,7 @@ class _Rows:
         """The rows inside ``agg``'s look-back window (``None``: no window)."""
         if agg.within_days is None and agg.skip_days is None:
             return None
-        times = self.times(agg.at)
-        end = self.as_of_ns - (agg.skip_days or 0) * _DAY_NS
-        inside = times <= end if agg.skip_days else None
-        if agg.within_days is not None:
-            recent = times > end - agg.within_days * _DAY_NS
-            inside = recent if inside is None else inside & recent
-        return inside
+        return _inside_window(self.times(agg.at), self.as_of_ns, agg)
 
     def aggregate(self, agg: Agg) -> np.ndarray:
         mask, codes = self.selection(agg)
@@ -596,10 +600,15 @@ class _Lines(_Rows):
             return self._orders_holding(self.selection(agg)[0])
         if agg.per == "order":
             return self._distinct_per_order(agg)
-        if agg.how == "sum" and agg.column == "amount" and plain and agg.rows == "purchases":
-            return_runs = self._return_runs[0]
-            sales = run_sums(self.amount, self.starts, skip=self.returns, skip_runs=return_runs)
-            return np.bincount(self.run_customer, weights=sales, minlength=self.n)
+        summed_per_run = agg.column in ("amount", "quantity") and agg.weight is None
+        if agg.how == "sum" and summed_per_run and agg.rows == "purchases":
+            runs = None if plain else self._runs_inside(agg)
+            if plain or runs is not None:
+                sales = self._run_sales(agg.column or "")
+                customers = self.run_customer
+                if runs is not None:
+                    sales, customers = sales[runs], customers[runs]
+                return np.bincount(customers, weights=sales, minlength=self.n)
         if agg.how == "sum" and agg.column == "amount" and plain and agg.rows == "returns":
             returns = self.returns
             return np.bincount(self.codes[returns], weights=self.amount[returns], minlength=self.n)
@@ -609,6 +618,22 @@ class _Lines(_Rows):
         if timed and plain and agg.rows == "purchases":
             return self.purchase_span[0 if agg.how == "min" else 1]
         return super().aggregate(agg)
+
+    def _run_sales(self, column: str) -> np.ndarray:
+        """Each run's sum of ``column`` over its purchase lines (missing as 0)."""
+        cache: dict[str, np.ndarray] = self.__dict__.setdefault("_run_sales_of", {})
+        if column not in cache:
+            values = self.amount if column == "amount" else _missing_as_zero(self.values(column))
+            return_runs = self._return_runs[0]
+            cache[column] = run_sums(values, self.starts, skip=self.returns, skip_runs=return_runs)
+        return cache[column]
+
+    def _runs_inside(self, agg: Agg) -> np.ndarray | None:
+        """The runs inside ``agg``'s window, when an order's lines share one time (then a
+        run is inside or outside as a whole); ``None`` otherwise."""
+        if agg.at != "timestamp" or not self.times_in_runs:
+            return None
+        return _inside_window(self.ns[self.starts], self.as_of_ns, agg)
 
     @cached_property
     def runs_by_customer(self) -> np.ndarray:
