@@ -57,6 +57,21 @@ def test_pair_questions_equal_a_pandas_group_by(lines):
     want = chosen.reindex(list(grouped.groups), fill_value=0).to_numpy()
     for adjacent in (False, True):  # orders are runs here: both ways hold
         np.testing.assert_array_equal(table.distinct(order, mask, adjacent=adjacent), want)
+    times = amounts.astype(np.int64) * 10 + order
+    first, last = table.span(times, mask)
+    timed = known.assign(t=times[frame["v"] >= 0]).where(known["m"])
+    spans = timed.assign(c=known["c"], v=known["v"]).groupby(["c", "v"])["t"]
+    earliest, latest = spans.min().to_numpy(), spans.max().to_numpy()
+    none = np.isnan(earliest)  # no line of the pair in the mask
+    assert (first[none] == np.iinfo(np.int64).max).all()
+    assert (last[none] == np.iinfo(np.int64).min).all()
+    np.testing.assert_array_equal(first[~none], earliest[~none].astype(np.int64))
+    np.testing.assert_array_equal(last[~none], latest[~none].astype(np.int64))
+    held = table.any(mask)
+    per_customer = pd.Series(held, index=table.customer).groupby(level=0).sum()
+    np.testing.assert_array_equal(
+        table.count_per_customer(held, 6), per_customer.reindex(range(6), fill_value=0)
+    )
 
 
 @settings(max_examples=100, deadline=None)

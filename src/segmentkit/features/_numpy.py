@@ -362,16 +362,25 @@ class _Rows:
     def times(self, column: str) -> np.ndarray:
         return np.asarray(self.values(column))
 
+    def mask_of(self, agg: Agg) -> np.ndarray | None:
+        """The rows ``agg`` reads, as a mask (``None``: all), made once."""
+        key = (agg.rows, agg.within_days, agg.skip_days, agg.at)
+        cache: dict[Any, np.ndarray | None] = self.__dict__.setdefault("_masks", {})
+        if key not in cache:
+            mask = self.rows(agg.rows)
+            window = self.window(agg)
+            if window is not None:
+                mask = window if mask is None else mask & window
+            cache[key] = mask
+        return cache[key]
+
     def selection(self, agg: Agg) -> tuple[np.ndarray | None, np.ndarray]:
         """The rows ``agg`` reads (``None``: all) and their customer codes, made once."""
         key = (agg.rows, agg.within_days, agg.skip_days, agg.at)
         cache: dict[Any, tuple[np.ndarray | None, np.ndarray]]
         cache = self.__dict__.setdefault("_selections", {})
         if key not in cache:
-            mask = self.rows(agg.rows)
-            window = self.window(agg)
-            if window is not None:
-                mask = window if mask is None else mask & window
+            mask = self.mask_of(agg)
             cache[key] = (mask, self.codes if mask is None else self.codes[mask])
         return cache[key]
 
@@ -582,7 +591,12 @@ class _Lines(_Rows):
         plain = agg.within_days is None and agg.skip_days is None
         table = self._pair_table(agg.column or "") if agg.how in _PAIR_QUESTIONS else None
         if table is not None:
-            mask = self.selection(agg)[0]
+            mask = self.mask_of(agg)
+            if agg.how == "nunique" and agg.per is None and agg.rows == "purchases":
+                # A window of purchases: from each pair's first and last purchase time.
+                counted = None if plain else self._pairs_in_window(agg, table)
+                if counted is not None:
+                    return table.count_per_customer(counted, self.n)
             if agg.per == "order":
                 orders = table.distinct(self.order_key, mask, adjacent=self.orders_are_runs)
                 return np.bincount(table.customer, weights=orders, minlength=self.n).astype(
@@ -662,6 +676,21 @@ class _Lines(_Rows):
     def customer_in_order(self) -> np.ndarray:
         """The customer code of each line of ``by_customer``, in that order."""
         return np.repeat(self.run_customer[self.runs_by_customer], self._ordered_run_lengths)
+
+    def _pairs_in_window(self, agg: Agg, table: PairTable) -> np.ndarray | None:
+        """The pairs with a purchase in ``agg``'s window, when a pair's first and last
+        purchase tell (``None`` for a window that is neither 'the last w days' nor
+        'before the last w days')."""
+        if agg.at != "timestamp" or (agg.within_days is not None and agg.skip_days):
+            return None
+        spans: dict[int, tuple[np.ndarray, np.ndarray]] = self.__dict__.setdefault("_spans", {})
+        if id(table) not in spans:
+            spans[id(table)] = table.span(self.ns, self.sale)
+        first, last = spans[id(table)]
+        end = self.as_of_ns - (agg.skip_days or 0) * _DAY_NS
+        if agg.within_days is None:  # bought by the window's end: first time before it
+            return first <= end
+        return last > end - agg.within_days * _DAY_NS  # bought in the last days
 
     def build_pair_tables(self, columns: Iterable[str | None]) -> None:
         """Build the pair tables of ``columns`` ahead, two at a time.

@@ -128,6 +128,30 @@ class PairTable:
         distinct_pairs = composite[run_starts(composite)] // span
         return np.bincount(distinct_pairs, minlength=len(self)).astype(np.int64)
 
+    def span(self, times: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per pair, the first and last of ``times`` over its lines in ``mask`` (the int64
+        maximum and minimum for a pair with no such line)."""
+        if len(self) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        in_order = self._in_pair_order(times)
+        chosen = self._mask_in_pair_order(mask)
+        never, always = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        first = np.minimum.reduceat(np.where(chosen, in_order, never), self.starts)
+        last = np.maximum.reduceat(np.where(chosen, in_order, always), self.starts)
+        return first, last
+
     def count_per_customer(self, pairs: np.ndarray, n: int) -> np.ndarray:
         """Per customer code ``0..n-1``, how many of the pairs ``pairs`` (a mask) are theirs."""
-        return np.bincount(self.customer[pairs], minlength=n).astype(np.int64)
+        out = np.zeros(n, dtype=np.int64)
+        if len(self):
+            # Pairs are listed customer by customer: one sequential sum per customer.
+            firsts = self._customer_starts
+            out[self.customer[firsts]] = np.add.reduceat(pairs.astype(np.int64), firsts)
+        return out
+
+    @property
+    def _customer_starts(self) -> np.ndarray:
+        cached = self.__dict__.get("_firsts")
+        if cached is None:
+            cached = self.__dict__["_firsts"] = run_starts(self.customer)
+        return cached
