@@ -784,12 +784,18 @@ class _Lines(_Rows):
             held = table.any(mask)
             # The total in line order, not pair order: pairs follow the value codes, which
             # lines after as_of can renumber, and a sum's last bit follows its order.
-            counted = category_codes(values) >= 0
-            if mask is not None:
-                counted &= mask
-            total = np.bincount(
-                self.codes, weights=np.where(counted, weight, 0.0), minlength=self.n
-            )
+            known = category_codes(values) >= 0
+            plain = agg.within_days is None and agg.skip_days is None
+            if plain and agg.rows == "purchases" and agg.weight == "amount" and known.all():
+                # Every line has a value: the total is the purchases' spend, per run.
+                total = np.bincount(
+                    self.run_customer, weights=self._run_sales("amount"), minlength=self.n
+                )
+            else:
+                counted = known if mask is None else known & mask
+                total = np.bincount(
+                    self.codes, weights=np.where(counted, weight, 0.0), minlength=self.n
+                )
             cache[key] = _top_of_pairs(
                 table.customer[held],
                 table.value[held],
