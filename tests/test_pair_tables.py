@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
@@ -88,16 +90,21 @@ def test_pair_tables_built_on_two_threads_give_the_same_features(monkeypatch):
     alone = sk.extract_features(tx).frame
     table = sk.affinity(tx)
     monkeypatch.setattr(numpy_path, "_THREADED_LINES", 0)  # the sample is small
-    built = []
-    original = numpy_path._Lines._pair_table
-    monkeypatch.setattr(
-        numpy_path._Lines,
-        "_pair_table",
-        lambda self, column: built.append(column) or original(self, column),
-    )
+    threads = []
+    build = PairTable.build.__func__
+
+    def recorded(cls, *args):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return build(cls, *args)
+
+    monkeypatch.setattr(PairTable, "build", classmethod(recorded))
     pd.testing.assert_frame_equal(sk.extract_features(tx).frame, alone)
+    assert threads
+    assert not any(threads)  # every table built on a worker thread
+    threads.clear()
     pd.testing.assert_frame_equal(sk.affinity(tx), table)
-    assert {"product_id", "category"} <= set(built)
+    assert threads
+    assert not any(threads)
 
 
 @settings(max_examples=150, deadline=None)

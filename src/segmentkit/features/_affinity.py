@@ -334,20 +334,23 @@ def _pandas_parts(
         values = _values_of(name, lines, ev)
         coded.values[name] = values.take(_text_order(values))
 
-    def bought(name: str) -> list[pd.DataFrame]:
-        if name not in lines:
-            return []
-        values = coded.values[name]
-        codes = np.where(sale, _value_codes(lines[name], values), -1)
-        return [_purchase_pairs(lines_in, codes, len(values), items)]
+    # The pandas columns are read here; each attribute's pairs are then sorts and
+    # gathers of numpy arrays, during which numpy releases the GIL: two at a time.
+    bought = [name for name in names if name in lines]
+    codes = {
+        name: np.where(sale, _value_codes(lines[name], coded.values[name]), -1) for name in bought
+    }
+    for shared in ("customer_in_order", "amount", "order_key", "orders_are_runs"):
+        getattr(lines_in, shared)  # built once, before the threads
 
-    # Each attribute's pairs are sorts and gathers during which numpy releases the GIL.
-    lines_in.customer_in_order  # noqa: B018  (shared: built once, before the threads)
+    def pairs_of(name: str) -> pd.DataFrame:
+        return _purchase_pairs(lines_in, codes[name], len(coded.values[name]), items)
+
     workers = min(2, os.cpu_count() or 1) if len(lines) >= _THREADED_LINES else 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        purchases = dict(zip(names, pool.map(bought, names), strict=True))
+        purchases = dict(zip(bought, pool.map(pairs_of, bought), strict=True))
     for name in names:
-        frames = purchases[name]
+        frames = [purchases[name]] if name in purchases else []
         if ev is not None and name in ev:
             frames += _browse_pairs(
                 _value_codes(ev[name][browsing["inside"]], coded.values[name]), browsing

@@ -697,30 +697,45 @@ class _Lines(_Rows):
 
         Each table is a few sorts and gathers of ten million lines, during which numpy
         releases the GIL: on two cores the tables of product, category and brand take
-        about 60% of the time one after the other. The tables are the same either way.
+        about 60% of the time one after the other. The columns are read from pandas
+        here, in the calling thread; the threads only run numpy on arrays of their own.
+        The tables are the same either way.
         """
-        todo = list(dict.fromkeys(c for c in columns if c))
+        todo = [c for c in dict.fromkeys(columns) if c and c not in self._pair_tables]
         if len(todo) < 2 or len(self.codes) < _THREADED_LINES:
             return
-        self.customer_in_order  # noqa: B018  (shared by every table: built first, once)
+        inputs = {column: self._pair_input(column) for column in todo}
+        order, customers = self.by_customer, self.customer_in_order
+
+        def build(column: str) -> PairTable | None:
+            given = inputs[column]
+            return None if given is None else PairTable.build(order, customers, *given)
+
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-            list(pool.map(self._pair_table, todo))
+            self._pair_tables.update(zip(todo, pool.map(build, todo), strict=True))
+
+    @cached_property
+    def _pair_tables(self) -> dict[str, PairTable | None]:
+        return {}
+
+    def _pair_input(self, column: str) -> tuple[np.ndarray, int] | None:
+        """A categorical column's codes and number of categories (``None``: not one)."""
+        values = self.values(column) if column and self.holds(column) else None
+        if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+            return category_codes(values), len(values.cat.categories)
+        return None
 
     def _pair_table(self, column: str) -> PairTable | None:
         """The (customer, value) pairs of a product attribute, built once and shared by
         every feature of it; ``None`` for a column that is not categorical."""
-        tables: dict[str, PairTable | None] = self.__dict__.setdefault("_pair_tables", {})
-        if column not in tables:
-            values = self.values(column) if column and self.holds(column) else None
-            if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-                width = len(values.cat.categories)
-                codes = category_codes(values)
-                tables[column] = PairTable.build(
-                    self.by_customer, self.customer_in_order, codes, width
-                )
-            else:
-                tables[column] = None
-        return tables[column]
+        if column not in self._pair_tables:
+            given = self._pair_input(column)
+            self._pair_tables[column] = (
+                None
+                if given is None
+                else PairTable.build(self.by_customer, self.customer_in_order, *given)
+            )
+        return self._pair_tables[column]
 
     def _distinct_per_order(self, agg: Agg) -> np.ndarray:
         """Distinct (order, value) pairs per customer among the selected lines, for a
