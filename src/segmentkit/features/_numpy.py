@@ -16,7 +16,7 @@ per-customer arrays.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import cached_property
@@ -222,11 +222,16 @@ def _compile(
     ]
     needed = {a: None for d in usable for a in aggregations(d.compute)}
     lines = tables.get("line")
-    if isinstance(lines, _Lines):
-        lines.build_pair_tables(
-            a.column for a in needed if a.over == "line" and a.how in _PAIR_QUESTIONS
-        )
-    computed = {agg: tables[agg.over].aggregate(agg) for agg in needed}
+    paired = [a for a in needed if a.over == "line" and a.how in _PAIR_QUESTIONS]
+    # The pair tables are built in the background while the other aggregations run.
+    tables_built = (
+        lines.start_pair_tables(a.column for a in paired)
+        if isinstance(lines, _Lines)
+        else _nothing_to_wait_for
+    )
+    computed = {agg: tables[agg.over].aggregate(agg) for agg in needed if agg not in paired}
+    tables_built()
+    computed |= {agg: tables[agg.over].aggregate(agg) for agg in paired}
     for definition in usable:
         compute = definition.compute
         if isinstance(compute, Kernel):
@@ -285,6 +290,10 @@ def _evaluate(
         return np.where(*args)
     msg = f"unknown operation {node.op!r} in a feature definition"
     raise ValueError(msg)
+
+
+def _nothing_to_wait_for() -> None:
+    return None
 
 
 def _inside_window(times: np.ndarray, as_of_ns: int, agg: Agg) -> np.ndarray:
@@ -692,27 +701,40 @@ class _Lines(_Rows):
             return first <= end
         return last > end - agg.within_days * _DAY_NS  # bought in the last days
 
-    def build_pair_tables(self, columns: Iterable[str | None]) -> None:
-        """Build the pair tables of ``columns`` ahead, two at a time.
+    def start_pair_tables(self, columns: Iterable[str | None]) -> Callable[[], None]:
+        """Start building the pair tables of ``columns`` in the background; call the
+        function returned to wait for them.
 
         Each table is a few sorts and gathers of ten million lines, during which numpy
-        releases the GIL: on two cores the tables of product, category and brand take
-        about 60% of the time one after the other. The columns are read from pandas
-        here, in the calling thread; the threads only run numpy on arrays of their own.
-        The tables are the same either way.
+        releases the GIL: on two cores the tables of product, category and brand are
+        built two at a time, while the caller computes the features that need none. The
+        columns are read from pandas here, in the calling thread; the background only
+        runs numpy on arrays of its own. The tables are the same either way.
         """
         todo = [c for c in dict.fromkeys(columns) if c and c not in self._pair_tables]
-        if len(todo) < 2 or len(self.codes) < _THREADED_LINES:
-            return
+        if not todo or len(self.codes) < _THREADED_LINES:
+            return _nothing_to_wait_for
         inputs = {column: self._pair_input(column) for column in todo}
-        order, customers = self.by_customer, self.customer_in_order
+        self.run_customer  # noqa: B018  (reads the order keys from pandas: here, not there)
 
-        def build(column: str) -> PairTable | None:
-            given = inputs[column]
-            return None if given is None else PairTable.build(order, customers, *given)
+        def build_all() -> dict[str, PairTable | None]:
+            order, customers = self.by_customer, self.customer_in_order
 
-        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-            self._pair_tables.update(zip(todo, pool.map(build, todo), strict=True))
+            def build(column: str) -> PairTable | None:
+                given = inputs[column]
+                return None if given is None else PairTable.build(order, customers, *given)
+
+            with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+                return dict(zip(todo, pool.map(build, todo), strict=True))
+
+        background = ThreadPoolExecutor(max_workers=1)
+        built = background.submit(build_all)
+        background.shutdown(wait=False)
+
+        def wait() -> None:
+            self._pair_tables.update(built.result())
+
+        return wait
 
     @cached_property
     def _pair_tables(self) -> dict[str, PairTable | None]:
