@@ -907,12 +907,18 @@ _SCORING_MISMATCHES = {
     ("spark", "hdbscan"): _SPARK_HDBSCAN,
 }
 _FITTING_MISMATCHES: dict[tuple[str, str], str] = {}
+#: Mismatches that show on some runs only: the Dask k-means predict failed on one
+#: fresh-clone CI run and passed on the next, same code (2026-12-07); which partitions
+#: repeat index labels varies between runs. A strict xfail would fail CI by luck.
+_INTERMITTENT = {("dask", "kmeans")}
 
 
 def _known_mismatch(request: Any, table: dict[tuple[str, str], str], backend: Backend) -> None:
-    reason = table.get((backend.name, request.node.callspec.params["engine"]))
+    key = (backend.name, request.node.callspec.params["engine"])
+    reason = table.get(key)
     if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+        strict = key not in _INTERMITTENT
+        request.applymarker(pytest.mark.xfail(strict=strict, reason=reason))
 
 
 def _engine(name: str) -> Any:
