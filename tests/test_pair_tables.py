@@ -110,18 +110,31 @@ def test_pair_tables_built_on_two_threads_give_the_same_features(monkeypatch):
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(0, 5), st.integers(0, 3), st.sampled_from([0.0, 1.0, 2.5, 4.0])),
+        st.tuples(
+            st.integers(0, 5),
+            st.integers(0, 3),
+            st.sampled_from([0.0, 1.0, 2.5, 4.0]),
+            st.booleans(),
+        ),
         max_size=40,
     )
 )
 def test_the_top_value_of_grouped_pairs_equals_the_scattered_reduction(pairs):
-    # Distinct (customer, value) pairs listed customer by customer, spend with ties.
-    pairs = sorted({(c, v): s for c, v, s in pairs}.items())
+    # Distinct (customer, value) pairs listed customer by customer, spend with ties; a
+    # pair that is not held (only returns, say) must never be the top one.
+    pairs = sorted({(c, v): (s, h) for c, v, s, h in pairs}.items())
     customer = np.array([c for (c, _), _ in pairs], dtype=np.intp)
     value = np.array([v for (_, v), _ in pairs], dtype=np.int64)
-    spend = np.array([s for _, s in pairs], dtype=float)
+    spend = np.array([s for _, (s, _) in pairs], dtype=float)
+    held = np.array([h for _, (_, h) in pairs], dtype=bool)
     names = pd.Index(["tents", "Boots", "axes", "boots"])  # codes not in name order
-    grouped = numpy_path._top_of_pairs(customer, value, spend, names, 6, grouped=True)
-    scattered = numpy_path._top_of_pairs(customer, value, spend, names, 6)
+    total = np.bincount(customer[held], weights=spend[held], minlength=6)
+    starts = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]]) if len(pairs) else None
+    grouped = numpy_path._top_of_pairs(
+        customer, value, spend.copy(), names, 6, total, customer_starts=starts, held=held
+    )
+    scattered = numpy_path._top_of_pairs(
+        customer[held], value[held], spend[held], names, 6, total
+    )
     np.testing.assert_array_equal(grouped["top"], scattered["top"])
     np.testing.assert_array_equal(grouped["share"], scattered["share"])

@@ -318,10 +318,11 @@ def duplicate_lines(data: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
         return out
     key, key_column = _grouping_key(data, columns)
     hashed = np.zeros(n, dtype=np.uint64)
+    scratch = np.empty(n, dtype=np.uint64)  # one buffer for every column's bits
     with np.errstate(over="ignore"):
         for name in columns:
             if name != key_column:  # equal inside a run by construction
-                hashed ^= _row_bits(data[name])
+                hashed ^= _row_bits(data[name], scratch)
                 hashed *= _MIX
         hashed ^= hashed >> np.uint64(29)
     candidates = _same_hash(hashed, key)
@@ -369,12 +370,16 @@ def _same_hash(hashed: np.ndarray, key: np.ndarray | None) -> np.ndarray:
     lengths = np.diff(np.append(starts, n))
     shared = np.zeros(n, dtype=bool)
     longest = int(lengths.max())
-    run_id = np.repeat(np.arange(len(starts)), lengths)
+    # Each key is one run: rows ``shift`` apart are in one run exactly when their keys
+    # are equal.
+    equal = np.empty(n, dtype=bool)
+    same_run = np.empty(n, dtype=bool)
     for shift in range(1, min(longest, _SHORT_RUN)):
-        equal = hashed[shift:] == hashed[:-shift]
-        equal &= run_id[shift:] == run_id[:-shift]
-        shared[shift:] |= equal
-        shared[:-shift] |= equal
+        np.equal(hashed[shift:], hashed[:-shift], out=equal[shift:])
+        np.equal(key[shift:], key[:-shift], out=same_run[shift:])
+        equal[shift:] &= same_run[shift:]
+        shared[shift:] |= equal[shift:]
+        shared[:-shift] |= equal[shift:]
     if longest > _SHORT_RUN:
         # Rows of the few long runs: a hash table over them only.
         long_rows = np.flatnonzero(np.repeat(lengths > _SHORT_RUN, lengths))
@@ -384,20 +389,23 @@ def _same_hash(hashed: np.ndarray, key: np.ndarray | None) -> np.ndarray:
     return shared
 
 
-def _row_bits(values: pd.Series) -> np.ndarray:
-    """64 bits per row that are equal whenever the values are (NaN equals NaN)."""
+def _row_bits(values: pd.Series, scratch: np.ndarray) -> np.ndarray:
+    """64 bits per row that are equal whenever the values are (NaN equals NaN), in
+    ``scratch`` (uint64, one per row) where they are not the column's own bits."""
     array = values.array
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return np.asarray(array.codes).astype(np.uint64)
+        np.copyto(scratch, np.asarray(array.codes), casting="unsafe")
+        return scratch
     if isinstance(array, pd.arrays.DatetimeArray):
         return np.asarray(array.asi8).view(np.uint64)
     if values.dtype == np.float64:
         # -0.0 + 0.0 is 0.0, and every NaN gets one bit pattern.
-        floats = values.to_numpy() + 0.0
+        floats = scratch.view(np.float64)
+        np.add(values.to_numpy(), 0.0, out=floats)
         missing = np.isnan(floats)
         if missing.any():
             floats[missing] = np.nan
-        return floats.view(np.uint64)
+        return scratch
     if pd.api.types.is_bool_dtype(values.dtype):
         return values.to_numpy(dtype=np.uint64, na_value=2)
     return pd.util.hash_pandas_object(values, index=False).to_numpy()

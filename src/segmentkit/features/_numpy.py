@@ -222,16 +222,11 @@ def _compile(
     ]
     needed = {a: None for d in usable for a in aggregations(d.compute)}
     lines = tables.get("line")
-    paired = [a for a in needed if a.over == "line" and a.how in _PAIR_QUESTIONS]
-    # The pair tables are built in the background while the other aggregations run.
-    tables_built = (
-        lines.start_pair_tables(a.column for a in paired)
-        if isinstance(lines, _Lines)
-        else _nothing_to_wait_for
-    )
+    paired = lines.paired(needed) if isinstance(lines, _Lines) else []
+    # The pair tables and their aggregations run in the background meanwhile.
+    pair_results = lines.start_pair_aggregates(paired) if isinstance(lines, _Lines) else dict
     computed = {agg: tables[agg.over].aggregate(agg) for agg in needed if agg not in paired}
-    tables_built()
-    computed |= {agg: tables[agg.over].aggregate(agg) for agg in paired}
+    computed |= pair_results()
     for definition in usable:
         compute = definition.compute
         if isinstance(compute, Kernel):
@@ -290,10 +285,6 @@ def _evaluate(
         return np.where(*args)
     msg = f"unknown operation {node.op!r} in a feature definition"
     raise ValueError(msg)
-
-
-def _nothing_to_wait_for() -> None:
-    return None
 
 
 def _inside_window(times: np.ndarray, as_of_ns: int, agg: Agg) -> np.ndarray:
@@ -600,12 +591,9 @@ class _Lines(_Rows):
         plain = agg.within_days is None and agg.skip_days is None
         table = self._pair_table(agg.column or "") if agg.how in _PAIR_QUESTIONS else None
         if table is not None:
+            if self._spans_tell(agg):
+                return table.count_per_customer(self._pairs_in_window(agg, table), self.n)
             mask = self.mask_of(agg)
-            if agg.how == "nunique" and agg.per is None and agg.rows == "purchases":
-                # A window of purchases: from each pair's first and last purchase time.
-                counted = None if plain else self._pairs_in_window(agg, table)
-                if counted is not None:
-                    return table.count_per_customer(counted, self.n)
             if agg.per == "order":
                 orders = table.distinct(self.order_key, mask, adjacent=self.orders_are_runs)
                 return np.bincount(table.customer, weights=orders, minlength=self.n).astype(
@@ -686,62 +674,102 @@ class _Lines(_Rows):
         """The customer code of each line of ``by_customer``, in that order."""
         return np.repeat(self.run_customer[self.runs_by_customer], self._ordered_run_lengths)
 
-    def _pairs_in_window(self, agg: Agg, table: PairTable) -> np.ndarray | None:
-        """The pairs with a purchase in ``agg``'s window, when a pair's first and last
-        purchase tell (``None`` for a window that is neither 'the last w days' nor
-        'before the last w days')."""
-        if agg.at != "timestamp" or (agg.within_days is not None and agg.skip_days):
-            return None
-        spans: dict[int, tuple[np.ndarray, np.ndarray]] = self.__dict__.setdefault("_spans", {})
-        if id(table) not in spans:
-            spans[id(table)] = table.span(self.ns, self.sale)
-        first, last = spans[id(table)]
+    @staticmethod
+    def _spans_tell(agg: Agg) -> bool:
+        """Whether a pair's first and last purchase tell ``agg``'s distinct values: a
+        windowed count of purchases, the window 'the last w days' or 'before the last w
+        days'."""
+        windowed = agg.within_days is not None or agg.skip_days is not None
+        return (
+            agg.how == "nunique"
+            and agg.per is None
+            and agg.rows == "purchases"
+            and agg.at == "timestamp"
+            and windowed
+            and not (agg.within_days is not None and agg.skip_days)
+        )
+
+    def _pairs_in_window(self, agg: Agg, table: PairTable) -> np.ndarray:
+        """The pairs with a purchase in ``agg``'s window (see ``_spans_tell``)."""
+        first, last = table.span(self.ns, self.sale)
         end = self.as_of_ns - (agg.skip_days or 0) * _DAY_NS
         if agg.within_days is None:  # bought by the window's end: first time before it
             return first <= end
         return last > end - agg.within_days * _DAY_NS  # bought in the last days
 
-    def start_pair_tables(self, columns: Iterable[str | None]) -> Callable[[], None]:
-        """Start building the pair tables of ``columns`` in the background; call the
-        function returned to wait for them.
+    def paired(self, aggs: Iterable[Agg]) -> list[Agg]:
+        """The aggregations of ``aggs`` that a pair table answers (categorical columns)."""
+        asked = [a for a in aggs if a.over == "line" and a.how in _PAIR_QUESTIONS]
+        categorical = {c for c in {a.column for a in asked} if self._pair_input(c) is not None}
+        return [a for a in asked if a.column in categorical]
+
+    def start_pair_aggregates(self, aggs: list[Agg]) -> Callable[[], dict[Agg, np.ndarray]]:
+        """Start the pair tables of ``aggs`` and their aggregations in the background;
+        call the function returned for the results.
 
         Each table is a few sorts and gathers of ten million lines, during which numpy
-        releases the GIL: on two cores the tables of product, category and brand are
-        built two at a time, while the caller computes the features that need none. The
-        columns are read from pandas here, in the calling thread; the background only
-        runs numpy on arrays of its own. The tables are the same either way.
+        releases the GIL: on two cores the product, category and brand tables are built
+        and asked two at a time while the caller computes the features that need none,
+        then answers the columns no worker has started. Everything read from pandas or
+        cached on these lines is read here, in the calling thread; the workers only run
+        numpy on a table of their own. The results are the same either way.
         """
-        todo = [c for c in dict.fromkeys(columns) if c and c not in self._pair_tables]
-        if not todo or len(self.codes) < _THREADED_LINES:
-            return _nothing_to_wait_for
-        inputs = {column: self._pair_input(column) for column in todo}
-        self.run_customer  # noqa: B018  (reads the order keys from pandas: here, not there)
+        if len(self.codes) < _THREADED_LINES or not aggs:
+            return lambda: {agg: self.aggregate(agg) for agg in aggs}
+        by_column: dict[str, list[Agg]] = {}
+        for agg in aggs:
+            by_column.setdefault(agg.column or "", []).append(agg)
+            self._read_for_pairs(agg)
+        inputs = {column: self._pair_input(column) for column in by_column}
 
-        def build_all() -> dict[str, PairTable | None]:
-            order, customers = self.by_customer, self.customer_in_order
+        workers = ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1))
+        # Every table starts from the lines in customer order: sorted once, first.
+        in_customer_order = workers.submit(lambda: (self.by_customer, self.customer_in_order))
 
-            def build(column: str) -> PairTable | None:
+        def answer(column: str) -> dict[Agg, np.ndarray]:
+            if column not in self._pair_tables:
                 given = inputs[column]
-                return None if given is None else PairTable.build(order, customers, *given)
+                assert given is not None  # paired: categorical
+                order, customers = in_customer_order.result()
+                self._pair_tables[column] = PairTable.build(order, customers, *given)
+            answered = {agg: self.aggregate(agg) for agg in by_column[column]}
+            # Nothing else asks this table: its memory goes before the next one is built.
+            del self._pair_tables[column]
+            return answered
 
-            with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-                return dict(zip(todo, pool.map(build, todo), strict=True))
+        answers = {column: workers.submit(answer, column) for column in by_column}
 
-        background = ThreadPoolExecutor(max_workers=1)
-        built = background.submit(build_all)
-        background.shutdown(wait=False)
+        def results() -> dict[Agg, np.ndarray]:
+            # The caller answers the columns no worker has started: no core idles.
+            mine = {column: answer(column) for column, job in answers.items() if job.cancel()}
+            workers.shutdown(wait=True)
+            parts = [mine[c] if c in mine else answers[c].result() for c in by_column]
+            return {agg: value for part in parts for agg, value in part.items()}
 
-        def wait() -> None:
-            self._pair_tables.update(built.result())
+        return results
 
-        return wait
+    def _read_for_pairs(self, agg: Agg) -> None:
+        """Read and cache here what answering ``agg`` from a pair table reads from pandas
+        or caches on these lines, so that workers only read it."""
+        self.run_customer  # noqa: B018
+        self._pair_tables  # noqa: B018
+        if self._spans_tell(agg):
+            self.ns, self.sale  # noqa: B018
+            return
+        self.mask_of(agg)
+        if agg.per == "order":
+            self.order_key, self.orders_are_runs  # noqa: B018
+        if agg.how in ("argmax", "share"):
+            self._weight_and_total(agg)
 
     @cached_property
     def _pair_tables(self) -> dict[str, PairTable | None]:
         return {}
 
-    def _pair_input(self, column: str) -> tuple[np.ndarray, int] | None:
+    def _pair_input(self, column: str | None) -> tuple[np.ndarray, int] | None:
         """A categorical column's codes and number of categories (``None``: not one)."""
+        if column in ("timestamp", "day", "amount", "price_ratio"):
+            return None
         values = self.values(column) if column and self.holds(column) else None
         if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
             return category_codes(values), len(values.cat.categories)
@@ -816,9 +844,29 @@ class _Lines(_Rows):
         key = (agg.column or "", agg.weight or "", agg.rows, agg.within_days, agg.skip_days)
         cache: dict[Any, dict[str, np.ndarray]] = self.__dict__.setdefault("_ranked", {})
         if key not in cache:
+            weight, total, categories = self._weight_and_total(agg)
+            cache[key] = _top_of_pairs(
+                table.customer,
+                table.value,
+                table.sum(weight, mask),
+                categories,
+                self.n,
+                total=total,
+                customer_starts=table.customer_starts,
+                held=table.any(mask),
+            )
+        return cache[key]
+
+    def _weight_and_total(self, agg: Agg) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+        """The weights of ``agg``'s lines, each customer's total of them over the lines
+        with a value, and the column's categories."""
+        key = (agg.column or "", agg.weight or "", agg.rows, agg.within_days, agg.skip_days)
+        cache: dict[Any, tuple[np.ndarray, np.ndarray, pd.Index]]
+        cache = self.__dict__.setdefault("_weights", {})
+        if key not in cache:
+            mask = self.mask_of(agg)
             weight = np.asarray(self.values(agg.weight or ""), dtype=float)
             values = self.values(agg.column or "")
-            held = table.any(mask)
             # The total in line order, not pair order: pairs follow the value codes, which
             # lines after as_of can renumber, and a sum's last bit follows its order.
             known = category_codes(values) >= 0
@@ -833,15 +881,7 @@ class _Lines(_Rows):
                 total = np.bincount(
                     self.codes, weights=np.where(counted, weight, 0.0), minlength=self.n
                 )
-            cache[key] = _top_of_pairs(
-                table.customer[held],
-                table.value[held],
-                table.sum(weight, mask)[held],
-                values.cat.categories,
-                self.n,
-                total=total,
-                grouped=True,
-            )
+            cache[key] = (weight, total, values.cat.categories)
         return cache[key]
 
 
@@ -1193,11 +1233,16 @@ def _top_of_pairs(
     n: int,
     total: np.ndarray | None = None,
     *,
-    grouped: bool = False,
+    customer_starts: np.ndarray | None = None,
+    held: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per customer: the value of their pairs with most ``spend``, and its share of
-    ``total`` (default: the sum of their pairs' spend). ``grouped``: each customer's
-    pairs are adjacent."""
+    ``total`` (default: the sum of their pairs' spend).
+
+    ``customer_starts``: each customer's pairs are adjacent (a pair table), starting
+    there. ``held``: the pairs that count (default: all); a customer without one has
+    no top value.
+    """
     if total is None:
         total = np.bincount(pair_customer, weights=spend, minlength=n)
     # Most spend first; on equal spend the alphabetically first value (codes of a
@@ -1210,17 +1255,23 @@ def _top_of_pairs(
     most = np.full(n, -np.inf)
     no_rank = len(names)
     first_rank = np.full(n, no_rank, dtype=np.int64)
-    if grouped and len(spend):
+    if held is not None:
+        # In place of dropping them: a pair that does not count never leads.
+        np.putmask(spend, ~held, -np.inf)
+    if customer_starts is not None and len(spend):
         # Pairs listed customer by customer (a pair table): sequential reductions.
-        firsts = run_starts(pair_customer)
-        owners = pair_customer[firsts]
-        most[owners] = np.maximum.reduceat(spend, firsts)
+        owners = pair_customer[customer_starts]
+        most[owners] = np.maximum.reduceat(spend, customer_starts)
         leading = spend == most[pair_customer]
+        if held is not None:
+            leading &= held
         ranks = np.where(leading, name_rank[pair_value], no_rank)
-        first_rank[owners] = np.minimum.reduceat(ranks, firsts)
+        first_rank[owners] = np.minimum.reduceat(ranks, customer_starts)
     else:
         np.maximum.at(most, pair_customer, spend)
         leading = spend == most[pair_customer]
+        if held is not None:
+            leading &= held
         np.minimum.at(first_rank, pair_customer[leading], name_rank[pair_value[leading]])
     has = first_rank < no_rank
     top = np.full(n, None, dtype=object)

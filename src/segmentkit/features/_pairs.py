@@ -53,19 +53,28 @@ class PairTable:
         else:
             lines, customer, value = by_customer[known], customer_in_order[known], value[known]
         width = max(width, 1)
-        keys = np.multiply(customer, width, dtype=np.int64)
+        # 32-bit keys whenever they fit: half the memory to write and sort. (Fresh memory
+        # is what these tables cost most: a few large arrays fewer is the speed-up.)
+        n_customers = int(customer[-1]) + 1 if len(customer) else 0
+        key_type = np.int32 if n_customers * width < 2**31 else np.int64
+        keys = np.multiply(customer, width, dtype=key_type)
         keys += value
         # Sorted by customer already: the stable sort only reorders each customer's lines,
         # so the customers stay where they are and only the values move.
         within = np.argsort(keys, kind="stable")
-        keys = keys[within]
-        starts = run_starts(keys)
-        pair_customer = customer[starts]
+        del keys
+        value = value[within]
+        change = np.empty(len(value), dtype=bool)
+        if len(value):
+            change[0] = True
+            np.not_equal(value[1:], value[:-1], out=change[1:])
+            change[1:] |= customer[1:] != customer[:-1]
+        starts = np.flatnonzero(change)
         return cls(
             lines=lines[within],
             starts=starts,
-            customer=pair_customer.astype(np.intp, copy=False),
-            value=keys[starts] - pair_customer.astype(np.int64) * width,
+            customer=customer[starts].astype(np.intp, copy=False),
+            value=value[starts],
         )
 
     def __len__(self) -> int:
@@ -93,9 +102,10 @@ class PairTable:
         """Per pair, the sum of ``weights`` over its lines in ``mask``."""
         if len(self) == 0:
             return np.zeros(0)
-        picked = self._in_pair_order(weights).astype(float)
+        picked = self._in_pair_order(np.asarray(weights, dtype=float))
         if mask is not None:
-            picked = np.where(self._mask_in_pair_order(mask), picked, 0.0)
+            # In place: one array of the lines' size fewer (see build).
+            np.putmask(picked, ~self._mask_in_pair_order(mask), 0.0)
         return np.add.reduceat(picked, self.starts)
 
     def distinct(
@@ -108,36 +118,66 @@ class PairTable:
         run of lines). A pair's lines keep that order, so a key's lines are then adjacent
         within the pair too, and the distinct keys are the changes of key: no sort.
         """
-        lengths = np.diff(self.starts, append=len(self.lines))
-        pair = np.repeat(np.arange(len(self), dtype=np.int64), lengths)
-        key = self._in_pair_order(keys).astype(np.int64)
+        if len(self) == 0:
+            return np.zeros(0, dtype=np.int64)
+        key = self._in_pair_order(keys)
+        starts = self.starts
         if mask is not None:
             chosen = self._mask_in_pair_order(mask)
-            pair, key = pair[chosen], key[chosen]
-        if len(key) == 0:
-            return np.zeros(len(self), dtype=np.int64)
+            if not chosen.all():
+                # The chosen lines alone, each pair's first chosen line found by counting.
+                held = np.add.reduceat(chosen, starts, dtype=np.intp)
+                key = key[chosen]
+                counts = np.zeros(len(self), dtype=np.int64)
+                some = held > 0
+                if not some.any():
+                    return counts
+                firsts = (np.cumsum(held) - held)[some]
+                counts[some] = self._distinct_in_runs(key, firsts, adjacent=adjacent)
+                return counts
+        return self._distinct_in_runs(key, starts, adjacent=adjacent)
+
+    @staticmethod
+    def _distinct_in_runs(key: np.ndarray, firsts: np.ndarray, *, adjacent: bool) -> np.ndarray:
+        """Distinct ``key`` in each run ``key[firsts[i]:firsts[i + 1]]`` (none empty)."""
         if adjacent:
             new = np.empty(len(key), dtype=bool)
             new[0] = True
-            new[1:] = (key[1:] != key[:-1]) | (pair[1:] != pair[:-1])
-            return np.bincount(pair[new], minlength=len(self)).astype(np.int64)
-        span = int(key.max()) + 1
+            np.not_equal(key[1:], key[:-1], out=new[1:])
+            new[firsts] = True
+            return np.add.reduceat(new, firsts, dtype=np.int64)
         # A pair's lines keep their original order, where an order's lines are usually
         # adjacent: the composite keys are nearly sorted, and timsort nearly linear.
-        composite = np.sort(pair * span + key, kind="stable")
-        distinct_pairs = composite[run_starts(composite)] // span
-        return np.bincount(distinct_pairs, minlength=len(self)).astype(np.int64)
+        lengths = np.diff(firsts, append=len(key))
+        run = np.repeat(np.arange(len(firsts), dtype=np.int64), lengths)
+        span = int(key.max()) + 1
+        composite = np.sort(run * span + key, kind="stable")
+        distinct_runs = composite[run_starts(composite)] // span
+        return np.bincount(distinct_runs, minlength=len(firsts)).astype(np.int64)
 
     def span(self, times: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per pair, the first and last of ``times`` over its lines in ``mask`` (the int64
-        maximum and minimum for a pair with no such line)."""
+        maximum and minimum for a pair with no such line), made once per (times, mask)."""
+        # Several windows read one span. The cache keeps the arrays themselves, so their
+        # ids cannot be reused by others meanwhile.
+        cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]]
+        cache = self.__dict__.setdefault("_spans", {})
+        held = cache.get((id(times), id(mask)))
+        if held is None or held[0] is not times or held[1] is not mask:
+            held = cache[(id(times), id(mask))] = (times, mask, self._span(times, mask))
+        first, last = held[2]
+        return first, last
+
+    def _span(self, times: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if len(self) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        in_order = self._in_pair_order(times)
-        chosen = self._mask_in_pair_order(mask)
-        never, always = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-        first = np.minimum.reduceat(np.where(chosen, in_order, never), self.starts)
-        last = np.maximum.reduceat(np.where(chosen, in_order, always), self.starts)
+        in_order = self._in_pair_order(np.asarray(times, dtype=np.int64))
+        left_out = ~self._mask_in_pair_order(mask)
+        # One gathered copy, overwritten in place for each extreme (see build).
+        np.putmask(in_order, left_out, np.iinfo(np.int64).max)
+        first = np.minimum.reduceat(in_order, self.starts)
+        np.putmask(in_order, left_out, np.iinfo(np.int64).min)
+        last = np.maximum.reduceat(in_order, self.starts)
         return first, last
 
     def count_per_customer(self, pairs: np.ndarray, n: int) -> np.ndarray:
@@ -145,12 +185,13 @@ class PairTable:
         out = np.zeros(n, dtype=np.int64)
         if len(self):
             # Pairs are listed customer by customer: one sequential sum per customer.
-            firsts = self._customer_starts
-            out[self.customer[firsts]] = np.add.reduceat(pairs.astype(np.int64), firsts)
+            firsts = self.customer_starts
+            out[self.customer[firsts]] = np.add.reduceat(pairs, firsts, dtype=np.int64)
         return out
 
     @property
-    def _customer_starts(self) -> np.ndarray:
+    def customer_starts(self) -> np.ndarray:
+        """Where each customer's pairs start (pairs are listed customer by customer)."""
         cached = self.__dict__.get("_firsts")
         if cached is None:
             cached = self.__dict__["_firsts"] = run_starts(self.customer)
