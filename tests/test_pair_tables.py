@@ -133,8 +133,6 @@ def test_the_top_value_of_grouped_pairs_equals_the_scattered_reduction(pairs):
     grouped = numpy_path._top_of_pairs(
         customer, value, spend.copy(), names, 6, total, customer_starts=starts, held=held
     )
-    scattered = numpy_path._top_of_pairs(
-        customer[held], value[held], spend[held], names, 6, total
-    )
+    scattered = numpy_path._top_of_pairs(customer[held], value[held], spend[held], names, 6, total)
     np.testing.assert_array_equal(grouped["top"], scattered["top"])
     np.testing.assert_array_equal(grouped["share"], scattered["share"])
