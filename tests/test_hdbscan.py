@@ -99,7 +99,7 @@ def test_clusters_are_ordered_by_value_named_and_renamable(fitted, sample_featur
     assert (np.diff(clusters["median_monetary"].to_numpy()) <= 0).all()
     names = [s.name for s in model.segments_]
     assert len(set(names)) == len(names)
-    assert "median monetary" in " ".join(s.description for s in model.segments_[1:])
+    assert "Net spend" in " ".join(s.description for s in model.segments_[1:])
     renamed = clone(model).set_params(names={-1: "Outliers", 0: "VIP"})
     segments = renamed.fit(sample_features).segments_
     assert [segments[0].name, segments[1].name] == ["Outliers", "VIP"]

@@ -42,7 +42,7 @@ def test_clusters_are_ordered_by_value_and_named(sample_features):
     names = [s.name for s in seg.segments][:3]
     assert len(set(names)) == 3
     assert all(name and name != "Cluster 0" for name in names)
-    assert "median monetary" in " ".join(s.description for s in seg.segments)
+    assert "Net spend" in " ".join(s.description for s in seg.segments)
 
 
 def test_same_seed_same_segments_and_names_can_be_overridden(sample_features):
@@ -129,10 +129,11 @@ def test_minibatch_is_used_past_the_threshold(sample_features):
     assert seg.catalog["customers"].sum() == 800
 
 
-def test_cluster_names_with_the_same_words_are_numbered():
+def test_clusters_with_the_same_words_are_told_apart_by_how_they_differ():
     from segmentkit.engines import describe_clusters
 
-    # Cluster 1 stands out most by orders, cluster 2 by spend: the same two words.
+    # Clusters 1 and 2 both order and spend more than the base: the same two words. The
+    # less valuable one (named second) is told apart by its difference from the first.
     frame = pd.DataFrame(
         {
             "monetary": [10.0] * 6 + [200.0] * 3 + [400.0] * 3,
@@ -141,9 +142,9 @@ def test_cluster_names_with_the_same_words_are_numbered():
     )
     labels = np.array([0] * 6 + [1] * 3 + [2] * 3)
     names = [name for name, _ in describe_clusters(frame, labels, [0, 1, 2])]
-    assert len(set(names)) == 3
-    assert names[2].endswith("(2)")
-    assert set(names[1].split(" · ")) == set(names[2][:-4].split(" · "))
+    assert names[1] == "Frequent · High spend"
+    assert names[2] == "Frequent · High spend · higher net spend"  # 400 against 200
+    assert len({frozenset(name.split(" · ")) for name in names}) == 3
 
 
 # ------------------------------------------------------------------ tiny inputs

@@ -83,6 +83,13 @@ class HDBSCANSegmenter(ClusteringSegmenter):
     names : dict of int to str, optional
         Your own names for segments, by id (``-1`` renames the noise segment);
         replaces the generated ones.
+    noise : {'keep', 'attach'}, default='keep'
+        ``'keep'`` leaves customers in no dense group in ``"Unclustered"`` (its
+        description says what share of net spend they hold). ``'attach'`` puts each
+        with the cluster of its nearest clustered customer, in that cluster's
+        ``"<name> (outlying)"`` segment (ids ``n_clusters_`` to ``2 * n_clusters_ - 1``,
+        membership 0): every customer is then reachable by a cluster's campaign while
+        the core members stay apart.
     max_fit_size : int, default=50000
         Most customers HDBSCAN is fitted on; beyond this a random sample (drawn with
         ``random_state``) is fitted and the rest are placed by approximate prediction;
@@ -176,6 +183,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         "missing": [OneOf("raise", "median", "zero")],
         "non_buyers": [OneOf("segment", "cluster")],
         "names": [NAMES, NONE],
+        "noise": [OneOf("keep", "attach")],
         "max_fit_size": [Interval(int, 2, None)],
         "random_state": [InstanceOf((int, np.integer), "an int"), NONE],
         "n_jobs": [InstanceOf((int, np.integer), "an int"), NONE],
@@ -208,6 +216,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         missing: Missing = "raise",
         non_buyers: str = "segment",
         names: Mapping[int, str] | None = None,
+        noise: str = "keep",
         max_fit_size: int = 50_000,
         random_state: int | None = None,
         n_jobs: int | None = None,
@@ -222,6 +231,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         self.missing = missing
         self.non_buyers = non_buyers
         self.names = names
+        self.noise = noise
         self.max_fit_size = max_fit_size
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -307,17 +317,39 @@ class HDBSCANSegmenter(ClusteringSegmenter):
             frame[self._pre.numeric].iloc[sample], self.labels_, range(k)
         )
         overrides = dict(self.names or {})
-        n_noise = int((self.labels_ == NOISE).sum())
-        noise_text = (
-            f"{n_noise}{of} customers fit no dense group: too far from every cluster "
-            "to belong to one (HDBSCAN noise)."
-        )
-        self.segments_ = [Segment(NOISE, overrides.get(NOISE, _NOISE_NAME), noise_text)]
+        self.segments_ = [
+            Segment(NOISE, overrides.get(NOISE, _NOISE_NAME), self._noise_text(frame, sample, of))
+        ]
         for i, (name, text) in enumerate(descriptions):
             count = f"{int((self.labels_ == i).sum())} customers;"
             if of and text.startswith(count):
                 text = text.replace(" customers;", f"{of} customers;", 1)
             self.segments_.append(Segment(i, overrides.get(i, name), text))
+        if self.noise == "attach":
+            for i, (name, _) in enumerate(descriptions):
+                outlying = f"{overrides.get(i, name)} (outlying)"
+                text = (
+                    f"Customers in no dense group whose nearest clustered customer is in "
+                    f"'{overrides.get(i, name)}' (noise='attach')."
+                )
+                self.segments_.append(Segment(k + i, overrides.get(k + i, outlying), text))
+
+    def _noise_text(self, frame: pd.DataFrame, sample: np.ndarray, of: str) -> str:
+        """What the noise segment holds: how many customers, and what share of spend."""
+        noise = self.labels_ == NOISE
+        text = (
+            f"{int(noise.sum())}{of} customers fit no dense group: too far from every "
+            "cluster to belong to one (HDBSCAN noise)"
+        )
+        if "monetary" in frame:
+            spend = frame["monetary"].to_numpy(dtype=float, na_value=np.nan)[sample]
+            total = np.nansum(spend)
+            if total > 0:
+                text += f"; they hold {np.nansum(spend[noise]) / total:.1%} of net spend"
+        if self.noise == "attach" and self.n_clusters_:
+            attached = "each is in its nearest cluster's '(outlying)' segment"
+            return f"{text}. With noise='attach' {attached}."
+        return text + ". noise='attach' puts each with its nearest cluster instead."
 
     def _fit_input(self, columns: list[str]) -> FitInput:
         # The fit sample is drawn in the engine (smallest md5 of the id, max_fit_size of
@@ -359,7 +391,20 @@ class HDBSCANSegmenter(ClusteringSegmenter):
         membership[seen] = self.probabilities_[position[seen]]
         if (~seen).any():
             labels[~seen], membership[~seen] = self._approximate(matrix[~seen])
+        noise = labels == NOISE
+        if self.noise == "attach" and self.n_clusters_ and noise.any():
+            labels[noise] = self.n_clusters_ + self._nearest_cluster(matrix[noise])
         return labels, {"membership": membership}
+
+    def _nearest_cluster(self, points: np.ndarray) -> np.ndarray:
+        """The cluster of each point's nearest clustered customer of the fit sample."""
+        from sklearn.neighbors import NearestNeighbors
+
+        fitted = np.asarray(self._model._raw_data)
+        clustered = self.labels_ >= 0
+        index = NearestNeighbors(n_neighbors=1).fit(fitted[clustered])
+        nearest = index.kneighbors(points, return_distance=False)[:, 0]
+        return self.labels_[clustered][nearest]
 
     def _approximate(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Segment ids and membership strengths of ``hdbscan.approximate_predict``."""

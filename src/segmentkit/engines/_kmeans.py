@@ -21,7 +21,7 @@ from segmentkit.engines._clustering import (
 from segmentkit.engines._naming import describe_clusters
 from segmentkit.engines._plan import CentroidPlan, FitInput
 from segmentkit.engines._preprocess import Missing, Preprocessor, Scaler
-from segmentkit.errors import InvalidParameterError
+from segmentkit.errors import InvalidParameterError, SegmentkitWarning
 from segmentkit.features._extract import CustomerFeatures
 from segmentkit.results._segmentation import Segment
 
@@ -73,6 +73,12 @@ class KMeansSegmenter(ClusteringSegmenter):
         about their missing values).
     names : dict of int to str, optional
         Your own names for clusters, by id; replaces the generated ones.
+    min_cluster_share : float, default=0.01
+        Smallest share of the clustered customers a cluster should hold. With
+        ``n_clusters=None`` no k whose clusters go below it is chosen (on the silhouette
+        sample, then checked on everyone: the next best k is taken if the full fit makes
+        a smaller cluster); when no k in ``k_range`` manages, or ``n_clusters`` is
+        given, a ``SegmentkitWarning`` names the small clusters. ``0`` allows any size.
     silhouette_sample : int, default=10000
         Customers sampled to fit and score each candidate k (silhouette is quadratic in
         customers); the chosen k is then fitted on everyone.
@@ -95,9 +101,11 @@ class KMeansSegmenter(ClusteringSegmenter):
     n_clusters_ : int
         Number of clusters used.
     k_scores_ : pandas.DataFrame or None
-        Silhouette and inertia for each k tried, both measured on the
-        ``silhouette_sample`` customers the candidates were fitted on (``None`` when
-        ``n_clusters`` was given).
+        Silhouette, inertia and smallest cluster's share for each k tried, all measured
+        on the ``silhouette_sample`` customers the candidates were fitted on (``None``
+        when ``n_clusters`` was given).
+    small_clusters_ : dict of int to float
+        Clusters under ``min_cluster_share``, by id, with their share (empty: none).
     preprocessor_ : dict
         The learned transform (columns, log, fill values, centres, scales, categories).
     labels_ : numpy.ndarray
@@ -139,6 +147,7 @@ class KMeansSegmenter(ClusteringSegmenter):
         "missing": [OneOf("raise", "median", "zero")],
         "non_buyers": [OneOf("segment", "cluster")],
         "names": [NAMES, NONE],
+        "min_cluster_share": [Interval(float, 0, 1, closed="left")],
         "silhouette_sample": [Interval(int, 100, None)],
         "minibatch_threshold": [Interval(int, 1, None)],
         "n_init": [Interval(int, 1, None)],
@@ -160,6 +169,7 @@ class KMeansSegmenter(ClusteringSegmenter):
         missing: Missing = "raise",
         non_buyers: str = "segment",
         names: Mapping[int, str] | None = None,
+        min_cluster_share: float = 0.01,
         silhouette_sample: int = 10_000,
         minibatch_threshold: int = 100_000,
         n_init: int = 4,
@@ -174,6 +184,7 @@ class KMeansSegmenter(ClusteringSegmenter):
         self.missing = missing
         self.non_buyers = non_buyers
         self.names = names
+        self.min_cluster_share = min_cluster_share
         self.silhouette_sample = silhouette_sample
         self.minibatch_threshold = minibatch_threshold
         self.n_init = n_init
@@ -226,8 +237,13 @@ class KMeansSegmenter(ClusteringSegmenter):
                     "between customers (features=[...]), or use rules or RFM."
                 )
                 raise InvalidParameterError(msg)
-            best = scored.sort_values(["silhouette", "k"], ascending=[False, True])
-            k = int(best["k"].iloc[0])
+            # Best silhouette first among the k without a cluster under the minimum share
+            # (on the sample), then the others: a tiny cluster is a last resort.
+            ranked = scored.assign(small=scored["smallest_share"] < self.min_cluster_share)
+            ranked = ranked.sort_values(
+                ["small", "silhouette", "k"], ascending=[True, False, True]
+            )
+            candidates = [int(k) for k in ranked["k"]]
         else:
             self.k_scores_ = None
             k = self.n_clusters
@@ -245,7 +261,18 @@ class KMeansSegmenter(ClusteringSegmenter):
                     "customers (features=[...]), or use rules or RFM."
                 )
                 raise InvalidParameterError(msg)
-        model = self._model(k, len(matrix)).fit(matrix)
+            candidates = [k]
+        for k in candidates:
+            model = self._model(k, len(matrix)).fit(matrix)
+            shares = np.bincount(model.labels_, minlength=k) / len(matrix)
+            if shares.min() >= self.min_cluster_share:
+                break
+        else:
+            # No candidate manages: the best one, its small clusters flagged below.
+            k = candidates[0]
+            if len(candidates) > 1:
+                model = self._model(k, len(matrix)).fit(matrix)
+                shares = np.bincount(model.labels_, minlength=k) / len(matrix)
         order = value_order(features.frame, model.labels_, k)
         remap = np.empty(k, dtype=np.int64)
         remap[order] = np.arange(k)
@@ -258,6 +285,33 @@ class KMeansSegmenter(ClusteringSegmenter):
         self.segments_ = [
             Segment(i, overrides.get(i, name), text) for i, (name, text) in enumerate(descriptions)
         ]
+        self.small_clusters_ = {
+            int(remap[i]): float(share)
+            for i, share in enumerate(shares)
+            if share < self.min_cluster_share
+        }
+        if self.small_clusters_:
+            self._warn_small_clusters(len(matrix))
+
+    def _warn_small_clusters(self, n: int) -> None:
+        small = ", ".join(
+            f"{self.segments_[i].name!r} (id {i}: {share:.2%}, {round(share * n)} customers)"
+            for i, share in sorted(self.small_clusters_.items())
+        )
+        how = (
+            f"n_clusters={self.n_clusters}"
+            if self.n_clusters is not None
+            else f"every k in k_range={tuple(self.k_range)}"
+        )
+        warnings.warn(
+            f"KMeansSegmenter: {how} makes clusters under min_cluster_share="
+            f"{self.min_cluster_share:g} of the {n} clustered customers: {small}. Such a "
+            "cluster is usually a handful of outliers, not a segment to market to: use "
+            "fewer clusters, log_transform or scaler='robust' to tame outliers, or set "
+            "min_cluster_share=0 to accept it.",
+            SegmentkitWarning,
+            stacklevel=3,
+        )
 
     def _fit_input(self, columns: list[str]) -> FitInput:
         # A reproducible sample (smallest md5 of the id) is fitted in memory.
@@ -319,7 +373,15 @@ class KMeansSegmenter(ClusteringSegmenter):
                 if 1 < len(np.unique(model.labels_)) < len(points)
                 else float("nan")
             )
-            rows.append({"k": k, "silhouette": score, "inertia": float(model.inertia_)})
+            smallest = np.bincount(model.labels_, minlength=k).min() / len(points)
+            rows.append(
+                {
+                    "k": k,
+                    "silhouette": score,
+                    "inertia": float(model.inertia_),
+                    "smallest_share": float(smallest),
+                }
+            )
         return pd.DataFrame(rows)
 
 
