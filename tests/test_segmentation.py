@@ -34,11 +34,39 @@ def test_every_customer_in_exactly_one_segment(segmentation, sample_features):
     assert assignments["segment"].notna().all()
 
 
-def test_summary_is_sorted_by_size_and_indexed_by_name(segmentation):
+def test_summary_is_in_value_order_numbers_first_indexed_by_name(segmentation):
     summary = segmentation.summary()
-    assert summary["customers"].is_monotonic_decreasing
+    assert summary["revenue"].is_monotonic_decreasing
     assert summary.index.name == "segment"
-    assert {"customers", "share", "revenue", "revenue_share", "description"} <= set(summary)
+    assert list(summary.columns[:4]) == ["customers", "share", "revenue", "revenue_share"]
+    assert summary.columns[-1] == "description"
+    # Money to the cent; the catalog keeps the same order, with ids.
+    assert (summary["revenue"] == summary["revenue"].round(2)).all()
+    assert list(segmentation.catalog["segment"]) == list(summary.index)
+    by_size = segmentation.summary(order_by="customers")
+    assert by_size["customers"].is_monotonic_decreasing
+    by_id = segmentation.summary(order_by="id")
+    ids = {s.name: s.id for s in segmentation.segments}
+    assert [ids[name] for name in by_id.index] == sorted(ids.values())
+    with pytest.raises(ValueError, match="order_by"):
+        segmentation.summary(order_by="size")
+
+
+def test_segments_without_revenue_figures_go_by_size(sample_features):
+    frame = sample_features.frame.drop(columns=["monetary"])
+    features = sk.CustomerFeatures.from_frame(frame, as_of=sample_features.as_of)
+    rules = {"Frequent": "frequency >= 20", "Recent": "recency_days <= 30"}
+    summary = sk.RuleSegmenter(rules=rules, default="Other").fit_predict(features).summary()
+    assert summary["revenue"].isna().all()
+    assert summary["customers"].is_monotonic_decreasing
+
+
+def test_catalog_csv_rounds_money_to_the_cent(segmentation, tmp_path):
+    written = pd.read_csv(segmentation.to_csv(tmp_path / "c.csv", table="catalog"), dtype=str)
+    for column in ("revenue", "median_monetary"):
+        decimals = written[column].str.partition(".")[2].str.len()
+        assert decimals.max() <= 2, written[column]
+    assert not (segmentation.catalog["revenue"] == segmentation.catalog["revenue"].round(2)).all()
 
 
 def test_members_by_name_or_id_and_unknown_names(segmentation):

@@ -184,8 +184,8 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
         "computing features", lambda: sk.extract_features(tx, events, customers)
     )
     print(
-        f"{len(features)} customers, {len(features.columns)} features each "
-        "(the sample holds about 5% of each household's receipt lines, so frequency and "
+        f"{len(features)} customers, {len(features.columns)} features each\n"
+        "(the sample holds about 5% of each household's receipt lines, so frequency and\n"
         "spend are under-counted; browsing events are generated)\n"
     )
     rfm = progress.step("RFM segments", lambda: sk.RFMSegmenter().fit_predict(features))
@@ -197,7 +197,7 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     rfm_path = rfm.to_csv(out / "rfm_segments.csv")
     rfm.to_csv(out / "rfm_catalog.csv", table="catalog")
     lifecycle_path = lifecycle.to_csv(out / "lifecycle_segments.csv")
-    print(f"\nwritten: {rfm_path}, {out / 'rfm_catalog.csv'}, {lifecycle_path}")
+    print("\nwritten:", *(rfm_path, out / "rfm_catalog.csv", lifecycle_path), sep="\n  ")
     return 0
 
 

@@ -296,19 +296,35 @@ def _load_model(args: argparse.Namespace) -> Any:
         raise
 
 
+#: Columns a terminal table fits in: figures first, the description cut to what is left.
+_TERMINAL_WIDTH = 100
+
+
 def _summary_text(segmentation: Any, title: str = "segments") -> str:
     summary = segmentation.summary()
-    shown = summary[["customers", "share", "revenue_share", "description"]].copy()
-    shown["share"] = shown["share"].map("{:.1%}".format)
-    shown["revenue_share"] = shown["revenue_share"].map("{:.1%}".format)
-    shown = shown.rename(columns={"revenue_share": "revenue"})
+    shown = pd.DataFrame(
+        {
+            "customers": summary["customers"].map("{:,}".format),
+            "share": summary["share"].map("{:.1%}".format),
+            "revenue": summary["revenue_share"].map(lambda v: "–" if pd.isna(v) else f"{v:.1%}"),
+        },
+        index=summary.index,
+    )
+    names = summary.index.astype(str)
+    figures = max(len(name) for name in names) + sum(
+        max(len(column), int(shown[column].str.len().max())) + 2 for column in shown
+    )
+    room = max(_TERMINAL_WIDTH - figures - 2, 20)
     # Text reads left-aligned; pandas right-aligns every column.
-    width = int(shown["description"].str.len().max() or 0)
-    shown["description"] = shown["description"].str.ljust(width)
-    with pd.option_context("display.width", 160, "display.max_colwidth", 70):
-        table = shown.to_string()
+    shown["description"] = [_cut(text, room).ljust(room) for text in summary["description"]]
+    with pd.option_context("display.width", 1000, "display.max_colwidth", 1000):
+        table = shown.to_string(justify="left")
     # The full instant, not just the date: it is what --as-of needs to reproduce the run.
     return f"{title} ({segmentation.engine}), as of {segmentation.as_of.isoformat()}:\n{table}"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 _CONFIG_KEYS: dict[str, tuple[str, ...]] = {

@@ -143,8 +143,9 @@ class Segmentation:
     segments : list of Segment
         The segment definitions.
     catalog : pandas.DataFrame
-        One row per segment: ``segment_id, segment, description, customers, share,
-        revenue, revenue_share`` and the median of key features.
+        One row per segment, most valuable first (revenue, then customers, then id):
+        ``segment_id, segment, description, customers, share, revenue,
+        revenue_share`` and the median of key features.
     as_of : pandas.Timestamp
         Observation end of the features.
     """
@@ -160,7 +161,7 @@ class Segmentation:
         self.segments = list(segments)
         self.engine = engine
         self.as_of = features.as_of
-        self.catalog = _catalog(assignments, self.segments, features.frame)
+        self.catalog = _value_order(_catalog(assignments, self.segments, features.frame))
         # Kept for profile(): the features the segments were built from.
         self._features = features
 
@@ -227,8 +228,18 @@ class Segmentation:
         kept = frame.drop(columns=[c for c in ("as_of",) if c in frame])
         return cls(kept.reset_index(drop=True), segments, features, engine)
 
-    def summary(self) -> pd.DataFrame:
-        """One row per segment, largest first, indexed by segment name.
+    @validated(order_by=[OneOf("revenue", "customers", "id")])
+    def summary(self, *, order_by: str = "revenue") -> pd.DataFrame:
+        """One row per segment, most valuable first, indexed by segment name.
+
+        Numbers come first and the description last, so a terminal shows the figures
+        when it has to cut; money is rounded to the cent.
+
+        Parameters
+        ----------
+        order_by : {'revenue', 'customers', 'id'}, default='revenue'
+            Segments by revenue (then customers; without revenue figures, by
+            customers), by customers, or in id order.
 
         Returns
         -------
@@ -243,12 +254,21 @@ class Segmentation:
         >>> summary = sk.RFMSegmenter().fit_predict(features).summary()
         >>> int(summary["customers"].sum()) == len(features)
         True
+        >>> bool(summary["revenue"].is_monotonic_decreasing)
+        True
+        >>> list(summary.columns[:4]), summary.columns[-1]
+        (['customers', 'share', 'revenue', 'revenue_share'], 'description')
         """
-        return (
-            self.catalog.sort_values(["customers", "segment_id"], ascending=[False, True])
-            .set_index("segment")
-            .drop(columns=["segment_id"])
-        )
+        ordered = {
+            "revenue": self.catalog,
+            "customers": self.catalog.sort_values(
+                ["customers", "segment_id"], ascending=[False, True], kind="stable"
+            ),
+            "id": self.catalog.sort_values("segment_id", kind="stable"),
+        }[order_by]
+        figures = [c for c in ordered.columns if c not in ("segment_id", "segment", "description")]
+        table = ordered.set_index("segment")[[*figures, "description"]]
+        return _money_to_cents(table)
 
     @validated(
         features=[
@@ -583,7 +603,7 @@ class Segmentation:
         # Files carry their observation date: a segment file without it cannot be
         # reproduced or compared with next month's.
         # `table` was checked by the public writer's declaration.
-        chosen = self.assignments if table == "assignments" else self.catalog
+        chosen = self.assignments if table == "assignments" else _money_to_cents(self.catalog)
         return chosen.assign(as_of=self.as_of.isoformat())
 
     def __len__(self) -> int:
@@ -652,6 +672,25 @@ def _catalog(
             by_segment = aligned[name].to_numpy(dtype=float)[order]
             catalog[f"median_{name}"] = _slice_medians(by_segment, ends)
     return catalog
+
+
+#: Catalog columns in money: written and shown to the cent.
+_MONEY_COLUMNS = ("revenue", "median_monetary")
+
+
+def _value_order(catalog: pd.DataFrame) -> pd.DataFrame:
+    """Segments most valuable first: revenue, then customers, then id (NaN revenue
+    counts as none, so segments without revenue figures go by size)."""
+    revenue = catalog["revenue"].fillna(-np.inf).to_numpy(dtype=float)
+    order = np.lexsort(
+        (catalog["segment_id"].to_numpy(), -catalog["customers"].to_numpy(), -revenue)
+    )
+    return catalog.iloc[order].reset_index(drop=True)
+
+
+def _money_to_cents(table: pd.DataFrame) -> pd.DataFrame:
+    money = [c for c in _MONEY_COLUMNS if c in table]
+    return table.assign(**{c: table[c].round(2) for c in money}) if money else table
 
 
 def label_positions(ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
