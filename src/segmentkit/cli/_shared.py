@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -301,30 +302,44 @@ _TERMINAL_WIDTH = 100
 
 
 def _summary_text(segmentation: Any, title: str = "segments") -> str:
+    """The segments as a terminal table: figures first, most valuable first.
+
+    Descriptions follow on the same line when every one fits in the
+    ``_TERMINAL_WIDTH`` columns, else each under its segment's name, wrapped.
+    """
     summary = segmentation.summary()
-    shown = pd.DataFrame(
-        {
-            "customers": summary["customers"].map("{:,}".format),
-            "share": summary["share"].map("{:.1%}".format),
-            "revenue": summary["revenue_share"].map(lambda v: "–" if pd.isna(v) else f"{v:.1%}"),
-        },
-        index=summary.index,
-    )
-    names = summary.index.astype(str)
-    figures = max(len(name) for name in names) + sum(
-        max(len(column), int(shown[column].str.len().max())) + 2 for column in shown
-    )
-    room = max(_TERMINAL_WIDTH - figures - 2, 20)
-    # Text reads left-aligned; pandas right-aligns every column.
-    shown["description"] = [_cut(text, room).ljust(room) for text in summary["description"]]
-    with pd.option_context("display.width", 1000, "display.max_colwidth", 1000):
-        table = shown.to_string(justify="left")
+    names = [str(name) for name in summary.index]
+    columns = {
+        "customers": [f"{n:,}" for n in summary["customers"]],
+        "share": [f"{v:.1%}" for v in summary["share"]],
+        "revenue": ["–" if pd.isna(v) else f"{v:.1%}" for v in summary["revenue_share"]],
+    }
+    name_width = max(len("segment"), *(len(name) for name in names))
+    widths = {c: max(len(c), *(len(v) for v in values)) for c, values in columns.items()}
+
+    def row(name: str, figures: list[str]) -> str:
+        cells = [f"{value:>{widths[c]}}" for c, value in zip(columns, figures, strict=True)]
+        return "  ".join([f"{name:<{name_width}}", *cells])
+
+    header = row("segment", list(columns))
+    room = _TERMINAL_WIDTH - len(header) - 2
+    descriptions = [str(text) for text in summary["description"]]
+    inline = all(len(text) <= room for text in descriptions)
+    lines = [header + ("  description" if inline else "")]
+    for i, name in enumerate(names):
+        line = row(name, [values[i] for values in columns.values()])
+        lines.append(f"{line}  {descriptions[i]}".rstrip() if inline else line)
+    if not inline:
+        lines.append("")
+        for name, text in zip(names, descriptions, strict=True):
+            if not text:
+                continue
+            lines.extend(
+                textwrap.wrap(f"{name}: {text}", _TERMINAL_WIDTH, subsequent_indent="    ")
+            )
     # The full instant, not just the date: it is what --as-of needs to reproduce the run.
-    return f"{title} ({segmentation.engine}), as of {segmentation.as_of.isoformat()}:\n{table}"
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+    as_of = segmentation.as_of.isoformat()
+    return f"{title} ({segmentation.engine}), as of {as_of}:\n" + "\n".join(lines)
 
 
 _CONFIG_KEYS: dict[str, tuple[str, ...]] = {

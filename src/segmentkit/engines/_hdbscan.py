@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf
+from segmentkit._common._stack import caller_stacklevel
 from segmentkit.engines._base import SegmenterTags
 from segmentkit.engines._clustering import (
     FEATURES,
@@ -308,7 +308,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
                 f"'{_NOISE_NAME}'. Try a smaller min_cluster_size (now "
                 f"{self.min_cluster_size}) or min_samples, or fewer features.",
                 SegmentkitWarning,
-                stacklevel=_caller_stacklevel(),
+                stacklevel=caller_stacklevel(),
             )
         # Described on the fit sample: placing everyone else here would run the slow
         # approximate prediction twice in fit_predict. Counts then say "sampled".
@@ -466,12 +466,3 @@ def _row_hashes(matrix: np.ndarray) -> np.ndarray:
     if not len(matrix):
         return np.zeros(0, dtype=np.uint64)
     return pd.util.hash_pandas_object(pd.DataFrame(matrix), index=False).to_numpy()
-
-
-def _caller_stacklevel() -> int:
-    """``stacklevel`` that points a warning at the first frame outside segmentkit."""
-    level = 1
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("segmentkit"):
-        level, frame = level + 1, frame.f_back
-    return level

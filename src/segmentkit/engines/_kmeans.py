@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, Satisfies
+from segmentkit._common._stack import caller_stacklevel
 from segmentkit.engines._clustering import (
     FEATURES,
     LOG_TRANSFORM,
@@ -310,7 +311,7 @@ class KMeansSegmenter(ClusteringSegmenter):
             "fewer clusters, log_transform or scaler='robust' to tame outliers, or set "
             "min_cluster_share=0 to accept it.",
             SegmentkitWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
 
     def _fit_input(self, columns: list[str]) -> FitInput:

@@ -282,7 +282,7 @@ def _header(segmentation: Segmentation, title: str) -> str:
 
 
 def _sizes_section(segmentation: Segmentation, colours: dict[str, str]) -> str:
-    shown = _by_size(segmentation.catalog)
+    shown = segmentation.catalog  # most valuable first
     shown = shown[shown["customers"] > 0]
     has_revenue = bool(np.isfinite(shown["revenue_share"].to_numpy(dtype=float)).any())
     note = (
@@ -342,7 +342,7 @@ def _bars_svg(shown: pd.DataFrame, has_revenue: bool, colours: dict[str, str]) -
 
 
 def _catalog_section(segmentation: Segmentation, colours: dict[str, str]) -> str:
-    catalog = _by_size(segmentation.catalog)
+    catalog = segmentation.catalog  # most valuable first
     medians = [(c, label) for c, label in _KEY_MEDIANS if c in catalog.columns]
     head = (
         "<tr><th>Segment</th><th>Description</th><th>Customers</th><th>Share</th>"
@@ -365,7 +365,7 @@ def _catalog_section(segmentation: Segmentation, colours: dict[str, str]) -> str
         ]
         cells += [f"<td>{_number(record[column])}</td>" for column, _ in medians]
         rows.append(f'<tr data-segment="{_e(name)}"{empty}>{"".join(cells)}</tr>')
-    note = "All segments, largest first."
+    note = "All segments, most valuable first (by revenue, then customers)."
     if np.isfinite(catalog["revenue"].to_numpy(dtype=float)).any():
         note += (
             " Revenue is the customers' net spend (purchases minus returns) over the "
@@ -1314,10 +1314,6 @@ def _ticks(top: float) -> list[float]:
 
 def _is_rfm(segmentation: Segmentation) -> bool:
     return {"r_score", "f_score"} <= set(segmentation.assignments.columns)
-
-
-def _by_size(catalog: pd.DataFrame) -> pd.DataFrame:
-    return catalog.sort_values(["customers", "segment_id"], ascending=[False, True])
 
 
 def _feature_definitions(names: Sequence[str]) -> dict[str, tuple[str, str]]:

@@ -77,7 +77,7 @@ _NOISE_COLOR = "0.75"
 
 @validated(segmentation=_SEGMENTATION, ax=_AX)
 def segment_sizes(segmentation: Segmentation, *, ax: Axes | None = None) -> Figure:
-    """Bars of each segment's share of customers and share of revenue, largest first.
+    """Bars of each segment's share of customers and share of revenue, most valuable first.
 
     Segments without customers are left out. Revenue is the ``monetary`` feature
     summed over the segment (see :attr:`Segmentation.catalog`); when the features had
@@ -118,9 +118,7 @@ def segment_sizes(segmentation: Segmentation, *, ax: Axes | None = None) -> Figu
     >>> fig.savefig("segment_sizes.png")  # doctest: +SKIP
     """
     catalog = segmentation.catalog
-    shown = catalog[catalog["customers"] > 0].sort_values(
-        ["customers", "segment_id"], ascending=[False, True]
-    )
+    shown = catalog[catalog["customers"] > 0]  # most valuable first, as the catalog
     n = len(shown)
     fig, ax = _figure_and_axes(ax, figsize=(8.0, 1.3 + 0.5 * max(n, 1)))
     from matplotlib.ticker import PercentFormatter
