@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import re
 import shutil
@@ -128,7 +129,7 @@ def test_an_rfm_report_has_every_section_in_one_file(rfm, moves, runs, tmp_path)
     assert 'data-segment="Champions"' in catalog
     # The header's facts.
     assert f"<b>{len(rfm):,}</b>" in text
-    assert f"<b>{rfm.catalog['revenue'].sum():,.0f}</b>" in text
+    assert f"<b>{rfm.catalog['revenue'].sum():,.2f}</b>" in text  # money to the cent
     # The RFM grids: 25 cells each, customers and mean spend.
     assert text.count('data-cell="') == 50
     for chart in ("rfm-customers", "rfm-monetary", "migration-matrix", "drift-table"):
@@ -377,7 +378,7 @@ def test_the_drift_table_signs_and_colours_changes():
     table = _html_report._drift_table(drift)
     assert '<td class="up">+2</td>' in table
     assert '<td class="down">-5</td>' in table
-    assert '<td class="up">+1,400</td>' in table
+    assert '<td class="up">+1,400.00</td>' in table  # money to the cent
     assert "Change %" not in table  # a column the drift lacks is left out
 
 
@@ -551,3 +552,87 @@ def test_the_network_guard_catches_a_request(browser, rfm, tmp_path):
     page.close()
     assert any(url.startswith("http://192.0.2.1") for url in requested)
     assert any("request failed" in p for p in problems)
+
+
+# --- what a marketer sees: tables that fit, colours that mean good or bad ------------
+
+_FITS = """() => [...document.querySelectorAll('table')].filter(t => t.offsetParent !== null)
+  .map(t => {
+    const box = t.closest('.scroll') || t.parentElement;
+    return {table: t.id || t.className, width: t.scrollWidth, box: box.clientWidth};
+  })"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_every_table_fits_its_box_on_screen_and_in_print(
+    browser, rfm, kmeans_model, sample_features, tmp_path, width
+):
+    reports = {
+        "rfm": _report(tmp_path, rfm, "rfm.html")[0],
+        "kmeans": _report(
+            tmp_path, kmeans_model.predict(sample_features), "km.html", segmenter=kmeans_model
+        )[0],
+    }
+    for name, path in reports.items():
+        page, problems, _ = _open(browser, path)
+        try:
+            page.set_viewport_size({"width": width, "height": 900})
+            tables = page.evaluate(_FITS)
+            assert len(tables) >= 2, name
+            wide = [t for t in tables if t["width"] > t["box"]]
+            assert wide == [], f"{name} at {width} px: tables wider than their box: {wide}"
+            # Printed on A4 landscape (about 1,030 px inside the margins): no column lost.
+            page.emulate_media(media="print")
+            page.set_viewport_size({"width": 1030, "height": 900})
+            printed = page.evaluate(_FITS)
+            wide = [t for t in printed if t["width"] > t["box"]]
+            assert wide == [], f"{name} in print: tables wider than the page: {wide}"
+        finally:
+            page.close()
+        assert problems == []
+
+
+def test_profile_colours_say_better_or_worse_by_the_features_direction():
+    good, bad, neutral = (_html_report._GOOD, _html_report._BAD, _html_report._NEUTRAL)
+    mix = _html_report._mix
+    strong = 0.75  # ×4 and ×0.25 are the strongest colours
+    # A short recency is good news, a long one bad; more orders good; a discount share
+    # has no direction.
+    assert _html_report._ratio_colour(0.25, "lower_is_better") == mix("#ffffff", good, strong)
+    assert _html_report._ratio_colour(4.0, "lower_is_better") == mix("#ffffff", bad, strong)
+    assert _html_report._ratio_colour(4.0, "higher_is_better") == mix("#ffffff", good, strong)
+    assert _html_report._ratio_colour(0.25, "neutral") == mix("#ffffff", neutral, strong)
+    assert _html_report._ratio_colour(float("nan"), "higher_is_better") == "transparent"
+
+
+def test_profile_rows_read_as_labels_with_units_and_segments_in_value_order(rfm, tmp_path):
+    _, text = _report(tmp_path, rfm)
+    profiles = text.split('<section id="profiles"')[1].split("</section>")[0]
+    # Features are rows headed by their label and unit, the code name on hover.
+    recency = re.search(
+        r'<tr data-feature="recency_days"><th class="feature" title="([^"]+)">'
+        r'Recency<small class="label">days</small>',
+        profiles,
+    )
+    assert recency is not None
+    assert recency.group(1).startswith("recency_days: ")
+    assert '<small class="label">money</small>' in profiles
+    # Segments as columns, most valuable first, seven to a table.
+    heads = [html.unescape(h) for h in re.findall(r'<th class="segment">([^<]+)</th>', profiles)]
+    catalog = rfm.catalog
+    assert heads == list(catalog.loc[catalog["customers"] > 0, "segment"])
+    assert heads[0] == "Champions"
+    assert profiles.count('class="profile"') == -(-len(heads) // 7)
+    # Champions' short recency is good news: the "better" hue, not a warning colour.
+    champions = rfm.profile().loc["Champions", ("recency_days", "ratio")]
+    expected = _html_report._ratio_colour(champions, "lower_is_better")
+    row = re.search(r'<tr data-feature="recency_days">(.*?)</tr>', profiles).group(1)
+    first_cell = re.findall(r'<td style="background:(#[0-9a-f]{6})"', row)[0]
+    assert first_cell == expected
+    assert "better than the typical customer" in profiles
+
+
+def test_money_has_two_decimals_and_thousands_separators():
+    assert _html_report._money(1312737.961) == "1,312,737.96"
+    assert _html_report._money(-12.5) == "-12.50"
+    assert _html_report._money(None) == "—"

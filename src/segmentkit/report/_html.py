@@ -345,7 +345,7 @@ def _catalog_section(segmentation: Segmentation, colours: dict[str, str]) -> str
     catalog = segmentation.catalog  # most valuable first
     medians = [(c, label) for c, label in _KEY_MEDIANS if c in catalog.columns]
     head = (
-        "<tr><th>Segment</th><th>Description</th><th>Customers</th><th>Share</th>"
+        '<tr><th>Segment</th><th class="text">Description</th><th>Customers</th><th>Share</th>'
         "<th>Revenue</th><th>Revenue share</th>"
         + "".join(f"<th>{_e(label)}</th>" for _, label in medians)
         + "</tr>"
@@ -363,7 +363,10 @@ def _catalog_section(segmentation: Segmentation, colours: dict[str, str]) -> str
             f"<td>{_money(record['revenue'])}</td>",
             _share_cell(record["revenue_share"], "#f28e2b"),
         ]
-        cells += [f"<td>{_number(record[column])}</td>" for column, _ in medians]
+        cells += [
+            f"<td>{_money(record[c]) if c == 'median_monetary' else _number(record[c])}</td>"
+            for c, _ in medians
+        ]
         rows.append(f'<tr data-segment="{_e(name)}"{empty}>{"".join(cells)}</tr>')
     note = "All segments, most valuable first (by revenue, then customers)."
     if np.isfinite(catalog["revenue"].to_numpy(dtype=float)).any():
@@ -379,6 +382,11 @@ def _catalog_section(segmentation: Segmentation, colours: dict[str, str]) -> str
     )
 
 
+#: Segments per profile table: with the features as rows, seven segment columns fit a
+#: 1,280 px page; more segments continue in the next table.
+_PROFILE_COLUMNS = 7
+
+
 def _profiles_section(segmentation: Segmentation) -> str:
     numeric = segmentation._features.frame.select_dtypes("number")
     if numeric.shape[1] == 0:
@@ -388,52 +396,102 @@ def _profiles_section(segmentation: Segmentation) -> str:
         )
     profile = segmentation.profile()
     profile = profile[profile["customers"] > 0]
-    order = np.argsort(-profile["customers"].to_numpy(), kind="stable")
-    profile = profile.iloc[order]
+    # Most valuable first, as the catalog.
+    profile = profile.loc[[n for n in segmentation.catalog["segment"] if n in profile.index]]
     features = [
         f
         for f in dict.fromkeys(profile.columns.get_level_values("feature"))
         if (f, "median") in profile.columns
     ]
-    definitions = _feature_definitions(features)
     base = profile.attrs.get("base_median", {})
-    head = "<tr><th>Segment</th>" + "".join(
-        f'<th title="{_e(definitions.get(f, (f, f))[1])}">{_e(f)}'
-        f"{_label_line(definitions.get(f, (f, f))[0], f)}</th>"
-        for f in features
-    )
-    head += "</tr>"
-    base_row = '<tr class="base"><td class="name">All customers (median)</td>' + "".join(
-        f"<td>{_number(base.get(f, np.nan))}</td>" for f in features
-    )
-    base_row += "</tr>"
-    rows = []
-    for name, record in profile.iterrows():
-        cells = []
+    rows_of = {f: _profile_row_head(f) for f in features}
+    names = [str(name) for name in profile.index]
+    tables = []
+    for start in range(0, len(names), _PROFILE_COLUMNS):
+        chunk = names[start : start + _PROFILE_COLUMNS]
+        head = (
+            '<tr><th class="feature">Feature</th><th>All customers<small class="label">'
+            "median</small></th>"
+            + "".join(f'<th class="segment">{_e(name)}</th>' for name in chunk)
+            + "</tr>"
+        )
+        body = []
         for feature in features:
-            median = record[(feature, "median")]
-            ratio = record[(feature, "ratio")]
-            ratio_text = f"×{ratio:.2f}" if np.isfinite(ratio) else ""
-            cells.append(
-                f'<td style="background:{_ratio_colour(ratio)}" '
-                f'title="{_e(f"{name}: median {feature} {_number(median)} {ratio_text}")}">'
-                f"{_number(median)}<small>{_e(ratio_text)}</small></td>"
-            )
-        rows.append(
-            f'<tr data-segment="{_e(str(name))}"><td class="name">{_e(str(name))}</td>'
-            f"{''.join(cells)}</tr>"
+            unit = _unit(feature)
+            cells = [
+                rows_of[feature],
+                f'<td class="base">{_in_unit(base.get(feature), unit)}</td>',
+            ]
+            for name in chunk:
+                median = profile.loc[name, (feature, "median")]
+                ratio = profile.loc[name, (feature, "ratio")]
+                ratio_text = f"×{ratio:.2f}" if np.isfinite(ratio) else ""
+                cells.append(
+                    f'<td style="background:{_ratio_colour(ratio, _direction(feature))}" '
+                    f'title="{_e(f"{name}: {feature} {_in_unit(median, unit)} {ratio_text}")}">'
+                    f"{_in_unit(median, unit)}<small>{_e(ratio_text)}</small></td>"
+                )
+            body.append(f'<tr data-feature="{_e(feature)}">{"".join(cells)}</tr>')
+        table_id = (
+            "profiles-table" if start == 0 else f"profiles-table-{start // _PROFILE_COLUMNS + 1}"
+        )
+        tables.append(
+            f'<table id="{table_id}" class="profile"><thead>{head}</thead>'
+            f"<tbody>{''.join(body)}</tbody></table>"
         )
     note = (
         "The median of each feature in each segment, and (×) how it compares with the "
-        "median of all customers: ×2.00 is twice the typical customer. Blue cells are "
-        "above the typical customer, orange ones below. Hover a column name for its "
-        "definition."
+        "median of all customers: ×2.00 is twice the typical customer. Hover a feature "
+        "for its code name and definition."
     )
-    return (
-        f'<p class="note">{_e(note)}</p>\n<div class="scroll"><table id="profiles-table" '
-        f'class="profile"><thead>{head}</thead><tbody>{base_row}{"".join(rows)}</tbody>'
-        "</table></div>"
+    legend = (
+        '<ul class="legend inline">'
+        f'<li><i style="background:{_GOOD}"></i>better than the typical customer</li>'
+        f'<li><i style="background:{_BAD}"></i>worse than the typical customer</li>'
+        f'<li><i style="background:{_NEUTRAL}"></i>higher or lower, neither better nor '
+        "worse</li></ul>"
     )
+    return f'<p class="note">{_e(note)}</p>{legend}\n' + "\n".join(tables)
+
+
+def _profile_row_head(feature: str) -> str:
+    """A feature's row header: its label and unit, its code name and definition on hover."""
+    from segmentkit.features._catalog import column_definition
+
+    definition = column_definition(feature)
+    label = definition.label if definition is not None and definition.label else feature
+    unit = _unit(feature)
+    described = definition.description if definition is not None else ""
+    title = f"{feature}: {described}" if described else feature
+    unit_text = f'<small class="label">{_e(_UNIT_LABELS.get(unit, unit))}</small>' if unit else ""
+    return f'<th class="feature" title="{_e(title)}">{_e(label)}{unit_text}</th>'
+
+
+#: How a unit reads under a feature's label.
+_UNIT_LABELS = {"currency": "money", "share": "percent"}
+
+
+def _unit(feature: str) -> str:
+    from segmentkit.features._catalog import column_definition
+
+    definition = column_definition(feature)
+    return definition.unit if definition is not None else ""
+
+
+def _direction(feature: str) -> str:
+    from segmentkit.features._catalog import column_definition
+
+    definition = column_definition(feature)
+    return definition.direction if definition is not None else "neutral"
+
+
+def _in_unit(value: Any, unit: str) -> str:
+    """A value as its unit reads: money to the cent, shares in percent."""
+    if unit == "currency":
+        return _money(value)
+    if unit == "share":
+        return _pct(value)
+    return _number(value)
 
 
 def _rfm_section(segmentation: Segmentation) -> str:
@@ -1285,12 +1343,22 @@ def _blues(t: float) -> str:
     return _BLUES[-1][1]
 
 
-def _ratio_colour(ratio: float) -> str:
+#: Profile cells: better than the typical customer, worse, or just different.
+_GOOD, _BAD, _NEUTRAL = "#3182bd", "#e6550d", "#8a94a3"
+
+
+def _ratio_colour(ratio: float, direction: str = "neutral") -> str:
     if not np.isfinite(ratio) or ratio <= 0:
         return "transparent"
-    # Symmetric in the log: ×4 and ×0.25 get the same strength, in two hues.
+    # Symmetric in the log: ×4 and ×0.25 get the same strength. The hue says whether
+    # that is good news, by the feature's direction (a short recency is good).
     strength = min(abs(math.log2(ratio)) / 2, 1.0) * 0.75
-    return _mix("#ffffff", "#3182bd" if ratio > 1 else "#e6550d", strength)
+    if direction == "neutral":
+        hue = _NEUTRAL
+    else:
+        better = (ratio > 1) == (direction == "higher_is_better")
+        hue = _GOOD if better else _BAD
+    return _mix("#ffffff", hue, strength)
 
 
 def _mix(a: str, b: str, t: float) -> str:
@@ -1366,8 +1434,7 @@ def _pct(value: Any, digits: int = 1) -> str:
 def _money(value: Any) -> str:
     if _missing(value):
         return "—"
-    value = float(value)
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+    return f"{float(value):,.2f}"
 
 
 def _number(value: Any) -> str:
@@ -1434,7 +1501,7 @@ _CSS = """
 body { margin: 0; color: var(--ink); background: #fff; line-height: 1.45;
   font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
   sans-serif; }
-header, nav, main, footer { max-width: 1180px; margin: 0 auto; padding: 0 28px; }
+header, nav, main, footer { max-width: 1560px; margin: 0 auto; padding: 0 28px; }
 header { padding-top: 28px; }
 h1 { font-size: 26px; margin: 0 0 14px; }
 h2 { font-size: 19px; margin: 0 0 6px; }
@@ -1454,11 +1521,11 @@ section { padding: 22px 0 10px; border-bottom: 1px solid var(--line); }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 th, td { padding: 5px 9px; border-bottom: 1px solid var(--line); text-align: right;
   vertical-align: middle; }
-th { background: var(--soft); font-weight: 600; white-space: nowrap; }
-td.name, td.text, td.arm, th:first-child { text-align: left; }
+th { background: var(--soft); font-weight: 600; }
+td.name, td.text, td.arm, th:first-child, th.text { text-align: left; }
 td.arm { white-space: nowrap; }
-td.name { font-weight: 600; white-space: nowrap; }
-td.text { color: var(--muted); min-width: 220px; max-width: 380px; }
+td.name { font-weight: 600; min-width: 140px; }
+td.text { color: var(--muted); min-width: 200px; max-width: 380px; }
 td.name i, .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px;
   margin-right: 7px; }
 tr.empty td { color: #9aa5b1; }
@@ -1467,7 +1534,12 @@ td.share { position: relative; min-width: 90px; }
 td.share span { position: absolute; left: 0; bottom: 3px; height: 3px; opacity: .7; }
 td small, th small.label { display: block; color: var(--muted); font-size: 11px; }
 th small.label { font-weight: normal; }
-.profile td small { display: inline; margin-left: 4px; }
+.profile { margin-bottom: 14px; }
+.profile td small { display: block; }
+.profile th.feature { text-align: left; font-weight: 600; min-width: 170px; }
+.profile th.segment { min-width: 96px; max-width: 150px; vertical-align: bottom; }
+.profile td.base { font-style: italic; background: var(--soft); }
+ul.legend.inline { display: flex; flex-wrap: wrap; gap: 4px 18px; }
 .matrix td { padding: 2px; }
 .matrix td div { padding: 4px 8px; border-radius: 3px; }
 .matrix td.zero { color: #c3cad2; }
@@ -1496,5 +1568,14 @@ svg .frame { fill: #fbfcfd; stroke: var(--line); }
 ul.legend { list-style: none; padding: 0; margin: 8px 0; font-size: 13px; }
 ul.legend li { margin: 3px 0; white-space: nowrap; }
 footer { color: var(--muted); font-size: 12px; padding-top: 16px; padding-bottom: 28px; }
-@media print { nav { display: none; } section { break-inside: avoid; } }
+@media print {
+  @page { size: A4 landscape; margin: 12mm; }
+  nav { display: none; }
+  header, nav, main, footer { max-width: none; padding: 0; }
+  .scroll { overflow: visible; }
+  table { font-size: 10px; }
+  th, td { padding: 3px 5px; }
+  td.text { min-width: 0; }
+  table, svg { break-inside: avoid; }
+}
 """
