@@ -636,3 +636,22 @@ def test_money_has_two_decimals_and_thousands_separators():
     assert _html_report._money(1312737.961) == "1,312,737.96"
     assert _html_report._money(-12.5) == "-12.50"
     assert _html_report._money(None) == "—"
+
+
+def test_negative_revenue_is_explained_not_drawn_below_zero(sample_features, tmp_path):
+    frame = sample_features.frame.copy()
+    frame.loc[frame.index[:3], "monetary"] = -50.0  # refunds exceed purchases
+    features = sk.CustomerFeatures.from_frame(frame, as_of=sample_features.as_of)
+    engine = sk.RuleSegmenter(rules={"Refunders": "monetary < 0"}, default="Other")
+    _, text = _report(tmp_path, engine.fit_predict(features))
+    sizes = text.split('<section id="sizes"')[1].split("</section>")[0]
+    assert "Negative revenue (Refunders (-150.00))" in sizes
+    assert "returns and cancellations exceed what they bought" in sizes
+    chart = sizes.split('id="sizes-chart"')[1]
+    refunders = chart.split('data-segment="Refunders"')[1].split("</g>")[0]
+    zero = float(re.search(r'<line x1="([\d.]+)"', chart).group(1))
+    bar = r'<rect x="([\d.]+)" y="\d+" width="[\d.]+" height="\d+" fill="#(?:4e79a7|f28e2b)"'
+    bars = [float(x) for x in re.findall(bar, refunders)]
+    assert bars
+    assert min(bars) >= zero  # nothing left of the axis
+    assert "-" in re.findall(r'class="value">([^<]+)</text>', refunders)[1]

@@ -291,6 +291,17 @@ def _sizes_section(segmentation: Segmentation, colours: dict[str, str]) -> str:
         if has_revenue
         else "Each segment's share of all customers (the data has no spend)."
     )
+    negative = shown[shown["revenue"].to_numpy(dtype=float) < 0] if has_revenue else shown[:0]
+    if len(negative):
+        listed = ", ".join(
+            f"{name} ({_money(value)})"
+            for name, value in zip(negative["segment"], negative["revenue"], strict=True)
+        )
+        note += (
+            f" Negative revenue ({listed}): these customers' returns and cancellations "
+            "exceed what they bought in the period, so they take revenue away; their "
+            "bar is drawn at zero, the figure beside it is the true one."
+        )
     return f'<p class="note">{_e(note)}</p>\n' + _bars_svg(shown, has_revenue, colours)
 
 
@@ -305,7 +316,8 @@ def _bars_svg(shown: pd.DataFrame, has_revenue: bool, colours: dict[str, str]) -
     top = 28
     height = top + row * max(len(names), 1) + 6
     values = np.concatenate([share, revenue]) if has_revenue else share
-    low = min(0.0, float(values.min(initial=0.0)))
+    # Bars start at zero: a negative revenue share is written, not drawn below the axis.
+    low = 0.0
     high = max(float(values.max(initial=0.0)), 0.01)
     scale = (width - label_width - right) / (high - low)
     zero = label_width + (0 - low) * scale
@@ -324,8 +336,8 @@ def _bars_svg(shown: pd.DataFrame, has_revenue: bool, colours: dict[str, str]) -
             f'text-anchor="end" class="label">{_e(_clip(name, 40))}</text>',
         ]
         for j, (value, fill) in enumerate(rows):
-            x0 = min(zero, zero + value * scale)
-            w = abs(value) * scale
+            x0 = zero
+            w = max(value, 0.0) * scale
             yy = y + j * (bar + 2)
             group.append(
                 f'<rect x="{x0:.1f}" y="{yy}" width="{max(w, 0.5):.1f}" height="{bar}" '
