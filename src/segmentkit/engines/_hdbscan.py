@@ -44,7 +44,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
     dense group form the explicit segment ``NOISE`` (id -1, named ``"Unclustered"``),
     listed first and present even when empty, so every customer is in exactly one
     segment. Clusters get ids 0..k-1 by median spend (cluster 0 spends most) and names
-    after what sets them apart from the base, e.g. ``"High spend · Frequent · Recent"``.
+    after what sets them apart from the base, e.g. ``"Recent · Frequent · High spend"``.
 
     Large inputs are fitted on a random sample of ``max_fit_size`` customers (HDBSCAN
     is super-linear in customers); the others are placed as

@@ -46,7 +46,7 @@ class KMeansSegmenter(ClusteringSegmenter):
     ``n_clusters`` is not given, switches to mini-batch k-means on large inputs, and
     orders clusters by median spend (cluster 0 spends most) so that ids mean the same
     thing from run to run. Each cluster is named after what sets it apart from the
-    base, e.g. ``"High spend · Frequent · Recent"``.
+    base, e.g. ``"Recent · Frequent · High spend"``.
 
     Parameters
     ----------
