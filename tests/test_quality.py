@@ -114,12 +114,16 @@ def test_profile_equals_a_direct_groupby_median(rfm, sample_features):
         for c in frame.columns
         if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
     ]
-    ids = [s.id for s in rfm.segments]
+    ids = rfm.catalog["segment_id"].tolist()  # most valuable first
     expected = frame[numeric].groupby(labels.to_numpy()).median().reindex(ids)
     base = frame[numeric].median()
 
-    assert list(profile.index) == [s.name for s in rfm.segments]
+    assert list(profile.index) == rfm.catalog["segment"].tolist()
     assert list(profile["segment_id"]) == ids
+    names = {s.id: s.name for s in rfm.segments}
+    assert [names[i] for i in profile["segment_id"]] == list(profile.index)
+    customers = rfm.assignments["segment_id"].value_counts()
+    assert (profile["customers"].to_numpy() == customers.reindex(ids, fill_value=0)).all()
     assert list(profile.columns.get_level_values("feature").unique()[4:]) == numeric
     for name in numeric:
         np.testing.assert_allclose(profile[(name, "median")], expected[name])

@@ -115,13 +115,15 @@ def test_custom_segment_map_with_default():
         default_segment="Middle",
     )
     seg = model.fit_predict(frame)
+    # Most valuable first; the empty non-buyer segments last, in id order.
     assert list(seg.catalog["segment"]) == [
-        "Best",
-        "Gone",
         "Middle",
+        "Gone",
+        "Best",
         "No purchases",
         "Returns only",
     ]
+    assert seg.catalog["revenue"].is_monotonic_decreasing
     assert seg.assignments["r_score"].max() == 4
     assert seg.catalog.set_index("segment").loc["Gone", "customers"] == 25
 

@@ -33,7 +33,8 @@ def test_first_matching_rule_wins_and_the_rest_get_the_default(frame):
         default="Rest",
     ).fit_predict(frame)
     assert seg.assignments["segment"].tolist() == ["One-off", "Big", "Big", "Rest"]
-    assert list(seg.catalog["segment"]) == ["Big", "Books", "One-off", "Rest"]
+    # Most valuable first, the empty segment last.
+    assert list(seg.catalog["segment"]) == ["Big", "One-off", "Rest", "Books"]
     assert seg.catalog.set_index("segment").loc["Books", "customers"] == 0
 
 

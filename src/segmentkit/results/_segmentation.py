@@ -302,8 +302,8 @@ class Segmentation:
         Returns
         -------
         pandas.DataFrame
-            One row per segment, in id order, empty segments included, indexed by
-            segment name. Columns are a two-level index ``(feature, statistic)``:
+            One row per segment, most valuable first as in :attr:`catalog`, empty
+            segments included, indexed by segment name. Columns are a two-level index ``(feature, statistic)``:
 
             * ``segment_id``, ``customers``, ``share``, ``revenue_share`` (second
               level ``''``, so ``profile["share"]`` is a plain column), as in
@@ -381,7 +381,10 @@ class Segmentation:
         base = values.median()
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = medians / base.where(base != 0)
-        head = self.catalog[["segment_id", "customers", "share", "revenue_share"]]
+        # Built in the segments' (id) order, like the medians; shown in the catalog's.
+        ids = [s.id for s in self.segments]
+        head = self.catalog.set_index("segment_id").loc[ids].reset_index()
+        head = head[["segment_id", "customers", "share", "revenue_share"]]
         blocks = [head.set_axis(pd.MultiIndex.from_product([head.columns, [""]]), axis=1)]
         for name in numeric:
             blocks.append(
@@ -392,6 +395,7 @@ class Segmentation:
         result = pd.concat(blocks, axis=1)
         result.columns = pd.MultiIndex.from_tuples(result.columns, names=["feature", "statistic"])
         result.index = pd.Index([s.name for s in self.segments], name="segment")
+        result = result.iloc[pd.Index(ids).get_indexer(self.catalog["segment_id"])]
         result.attrs["base_median"] = base.to_dict()
         return result
 

@@ -142,7 +142,7 @@ class GroupAssignment:
     def _strata_order(self) -> list[str]:
         table = self.table
         if self.stratify_by == "segment" and table["segment_id"].notna().all():
-            # Segments read best in their catalog order.
+            # Segments in id order: the engine's own order (groups carry no revenue).
             pairs = table[["segment_id", "stratum"]].drop_duplicates("stratum")
             return pairs.sort_values("segment_id", kind="stable")["stratum"].tolist()
         return sorted(pd.unique(table["stratum"]))
