@@ -108,7 +108,8 @@ def test_segment_with_the_value_risk_engine(orders_csv, tmp_path, capsys):
     assert "the 90% and 50% quantiles of the 790 customers with a prediction" in " ".join(
         printed.split()
     )
-    assert max(len(line) for line in printed.splitlines() if "written to" not in line) <= 100
+    table = printed.split("segments (value-risk)")[1].split("assignments written")[0]
+    assert max(len(line) for line in table.splitlines()) <= 100
     written = pd.read_csv(out, dtype={"customer_id": str})
     assert len(written) == 791
     assert written.set_index("customer_id").loc["r1", "segment"] == "No prediction"

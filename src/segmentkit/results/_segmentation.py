@@ -303,7 +303,8 @@ class Segmentation:
         -------
         pandas.DataFrame
             One row per segment, most valuable first as in :attr:`catalog`, empty
-            segments included, indexed by segment name. Columns are a two-level index ``(feature, statistic)``:
+            segments included, indexed by segment name. Columns are a two-level index
+            ``(feature, statistic)``:
 
             * ``segment_id``, ``customers``, ``share``, ``revenue_share`` (second
               level ``''``, so ``profile["share"]`` is a plain column), as in
@@ -347,11 +348,11 @@ class Segmentation:
 
         >>> ratios = profile.xs("ratio", axis=1, level="statistic")
         >>> ratios[["recency_days", "frequency"]].head(3).round(2)
-        feature              recency_days  frequency
+        feature          recency_days  frequency
         segment
-        Champions                    0.11       2.44
-        Loyal customers              0.70       1.50
-        Potential loyalists          0.15       0.67
+        Champions                0.11       2.44
+        Loyal customers          0.70       1.50
+        At risk                  2.43       1.00
         """
         if features is None:
             frame = self._features.frame
