@@ -51,7 +51,7 @@ def _points(ax):
 # --- segment_sizes -------------------------------------------------------------------
 
 
-def test_segment_sizes_draws_two_bars_per_non_empty_segment_largest_first(rfm, tmp_path):
+def test_segment_sizes_draws_two_bars_per_non_empty_segment_most_valuable_first(rfm, tmp_path):
     fig = plots.segment_sizes(rfm)
     assert isinstance(fig, figure.Figure)
     ax = fig.axes[0]
@@ -260,3 +260,40 @@ def test_a_missing_matplotlib_names_the_extra(monkeypatch, rfm, kmeans, sample_f
     for call in calls:
         with pytest.raises(ImportError, match=r"pip install 'segmentkit\[plot\]'"):
             call()
+
+
+def test_profile_heatmap_colours_good_and_bad_by_direction(rfm, tmp_path):
+    columns = ["recency_days", "frequency", "monetary", "discount_share"]
+    fig = plots.profile_heatmap(rfm, columns=columns)
+    ax = fig.axes[0]
+    profile = rfm.profile(columns=columns)
+    profile = profile[profile["customers"] > 0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == profile.index.tolist()
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "Recency",
+        "Orders",
+        "Net spend",
+        "Discount share",
+    ]
+    ratios = profile.xs("ratio", axis=1, level="statistic")[columns].to_numpy()
+    logs = np.clip(np.log2(np.clip(ratios, 0.25, None)), -2, 2)  # a median of 0: ×¼
+    signed = np.asarray(ax.images[0].get_array().filled(np.nan))
+    # Recency is better lower: its sign flips; orders and spend keep theirs; a discount
+    # share has no better or worse: not on the good/bad scale, but grey by distance.
+    np.testing.assert_allclose(signed[:, 0], -logs[:, 0])
+    np.testing.assert_allclose(signed[:, 1:3], logs[:, 1:3])
+    assert np.isnan(signed[:, 3]).all()
+    grey = np.asarray(ax.images[1].get_array().filled(np.nan))
+    np.testing.assert_allclose(grey[:, 3], np.abs(logs[:, 3]))
+    assert np.isnan(grey[:, :3]).all()
+    champions = profile.index.get_loc("Champions")
+    assert signed[champions, 0] > 0  # a short recency is good news
+    assert f"×{ratios[champions, 0]:.2f}" in [t.get_text() for t in ax.texts]
+    _saves(fig, tmp_path, "profile_heatmap")
+
+
+def test_profile_heatmap_defaults_to_the_features_that_tell_segments_apart(rfm):
+    fig = plots.profile_heatmap(rfm)
+    assert len(fig.axes[0].get_xticklabels()) == 12
+    with pytest.raises(ValueError, match="nope"):
+        plots.profile_heatmap(rfm, columns=["nope"])

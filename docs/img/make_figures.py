@@ -41,6 +41,7 @@ def main() -> None:
         "segment_sizes.png": plots.segment_sizes(rfm),
         "rfm_heatmap.png": plots.rfm_heatmap(rfm),
         "rfm_heatmap_monetary.png": plots.rfm_heatmap(rfm, value="monetary"),
+        "profile_heatmap.png": plots.profile_heatmap(rfm),
         "projection_kmeans.png": plots.projection(
             kmeans.predict(features), features, segmenter=kmeans
         ),

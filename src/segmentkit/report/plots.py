@@ -14,6 +14,7 @@ imported when a function runs, not when this module is imported.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "decile_calibration",
     "k_selection",
+    "profile_heatmap",
     "projection",
     "rfm_heatmap",
     "segment_sizes",
@@ -148,6 +150,136 @@ def segment_sizes(segmentation: Segmentation, *, ax: Axes | None = None) -> Figu
         f"Segments by customers and revenue ({segmentation.engine}, "
         f"{len(segmentation):,} customers)"
     )
+    return fig
+
+
+#: Features a profile heatmap shows by default: the ones that tell segments apart most.
+_PROFILE_FEATURES = 12
+
+
+@validated(
+    segmentation=_SEGMENTATION,
+    columns=[
+        Satisfies(
+            lambda v: isinstance(v, list | tuple) and all(isinstance(c, str) for c in v),
+            "a list of feature names",
+        ),
+        NONE,
+    ],
+    ax=_AX,
+)
+def profile_heatmap(
+    segmentation: Segmentation,
+    *,
+    columns: Sequence[str] | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Segments × features: how each segment's median compares with the typical customer,
+    coloured good or bad by each feature's direction.
+
+    A cell's colour is ``log2`` of the segment's median over the median of all
+    customers (as in :meth:`Segmentation.profile`), clipped at ×4 and ×¼, signed so that
+    blue is better and red worse by the feature's catalog direction (a short recency is
+    blue); features with no better or worse (a discount share) are grey, darker the
+    further from typical. Each cell is annotated with its ratio. Segments run top to
+    bottom most valuable first; empty segments are left out.
+
+    Parameters
+    ----------
+    segmentation : Segmentation
+        The segmentation to show (with the features it was computed from).
+    columns : list of str, optional
+        Features to show, in this order; by default the 12 whose ratios differ most
+        between segments, in catalog order.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; by default a new figure is made.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on; its first image holds the signed ``log2`` ratios (NaN for
+        the grey, directionless features), its second the directionless ones.
+
+    Raises
+    ------
+    ValueError
+        If a name in ``columns`` is not a numeric feature.
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import segmentkit as sk
+    >>> from segmentkit import plots
+    >>> raw, mapping = sk.datasets.load_sample()
+    >>> features = sk.extract_features(sk.Transactions.from_frame(raw, **mapping))
+    >>> seg = sk.RFMSegmenter().fit_predict(features)
+    >>> fig = plots.profile_heatmap(seg, columns=["recency_days", "frequency", "monetary"])
+    >>> ax = fig.axes[0]
+    >>> [t.get_text() for t in ax.get_yticklabels()][:2]
+    ['Champions', 'Loyal customers']
+
+    Champions' short recency (×0.11 the typical customer) is good news: positive, blue.
+
+    >>> round(float(ax.images[0].get_array()[0, 0]), 2)
+    2.0
+    """
+    from segmentkit.features._catalog import column_definition
+
+    profile = segmentation.profile(columns=columns)
+    profile = profile[profile["customers"] > 0]
+    ratios = profile.xs("ratio", axis=1, level="statistic")
+    # A median of 0 against a positive typical one is as far below as the scale goes.
+    logs = np.log2(ratios.clip(lower=0.25)).clip(-2, 2)
+    if columns is None:
+        spread = (logs.max() - logs.min()).fillna(0.0)
+        chosen = set(spread.sort_values(ascending=False, kind="stable").index[:_PROFILE_FEATURES])
+        logs = logs[[c for c in logs.columns if c in chosen]]
+    names = list(logs.columns)
+    directions = []
+    for name in names:
+        definition = column_definition(name)
+        directions.append(definition.direction if definition is not None else "neutral")
+    sign = np.array(
+        [{"higher_is_better": 1.0, "lower_is_better": -1.0}.get(d, np.nan) for d in directions]
+    )
+    values = logs.to_numpy(dtype=float)
+    signed = values * sign  # NaN where the feature has no direction
+    neutral = np.where(np.isnan(sign), np.abs(values), np.nan)
+
+    n_rows, n_cols = values.shape
+    fig, ax = _figure_and_axes(
+        ax, figsize=(max(6.0, 1.0 + 0.95 * n_cols), max(3.0, 1.4 + 0.45 * n_rows))
+    )
+    import matplotlib
+
+    diverging = matplotlib.colormaps["RdBu"].with_extremes(bad=(0, 0, 0, 0))
+    greys = matplotlib.colormaps["Greys"].with_extremes(bad=(0, 0, 0, 0))
+    image = ax.imshow(np.ma.masked_invalid(signed), cmap=diverging, vmin=-2, vmax=2, aspect="auto")
+    ax.imshow(np.ma.masked_invalid(neutral), cmap=greys, vmin=0, vmax=3, aspect="auto")
+    bar = fig.colorbar(image, ax=ax, shrink=0.85, ticks=[-2, 0, 2])
+    bar.ax.set_yticklabels(["worse\n(×4 or ×¼)", "typical", "better\n(×4 or ×¼)"])
+    for i in range(n_rows):
+        for j in range(n_cols):
+            ratio = ratios.iloc[i][names[j]]
+            text = "–" if not np.isfinite(ratio) else f"×{ratio:.2f}"
+            strong = np.isfinite(values[i, j]) and abs(values[i, j]) > 1.2
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if strong else "0.15",
+            )
+    labels = []
+    for name in names:
+        definition = column_definition(name)
+        labels.append(definition.label if definition is not None and definition.label else name)
+    ax.set_xticks(np.arange(n_cols), labels=labels, rotation=35, ha="right")
+    ax.set_yticks(np.arange(n_rows), labels=[str(n) for n in profile.index])
+    ax.set_title("Segment medians against the typical customer")
     return fig
 
 
