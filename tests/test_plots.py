@@ -297,3 +297,53 @@ def test_profile_heatmap_defaults_to_the_features_that_tell_segments_apart(rfm):
     assert len(fig.axes[0].get_xticklabels()) == 12
     with pytest.raises(ValueError, match="nope"):
         plots.profile_heatmap(rfm, columns=["nope"])
+
+
+def _runs(sample_tx):
+    model = sk.RFMSegmenter().fit(sk.extract_features(sample_tx, as_of="2017-10-01"))
+    before = model.predict(sk.extract_features(sample_tx, as_of="2017-10-01"))
+    after = model.predict(sk.extract_features(sample_tx, as_of="2018-01-01"))
+    return sk.migration(before, after)
+
+
+def test_migration_flow_draws_every_move_as_wide_as_its_customers(sample_tx, tmp_path):
+    moves = _runs(sample_tx)
+    fig = plots.migration_flow(moves, min_share=0)
+    ax = fig.axes[0]
+    bands = {p.get_gid(): p for p in ax.patches if " -> " in (p.get_gid() or "")}
+    matrix = moves.matrix
+    expected = {
+        f"{a} -> {b}": int(matrix.loc[a, b])
+        for a in matrix.index
+        for b in matrix.columns
+        if matrix.loc[a, b] > 0
+    }
+    assert set(bands) == set(expected)
+    for gid, band in bands.items():
+        vertices = band.get_path().vertices
+        # The band's width at its left end is its customers.
+        assert vertices[-2][1] - vertices[0][1] == pytest.approx(expected[gid])
+    # Stayers solid, movers light; nodes as tall as each run's segments.
+    assert (
+        bands["Champions -> Champions"].get_alpha()
+        > bands["Champions -> Loyal customers"].get_alpha()
+    )
+    nodes = {p.get_gid(): p.get_height() for p in ax.patches if " -> " not in (p.get_gid() or "")}
+    assert nodes["(new)"] == matrix.loc["(new)"].sum()
+    assert "not drawn" not in ax.get_title()
+    _saves(fig, tmp_path, "migration_flow")
+
+
+def test_migration_flow_leaves_out_small_bands_and_says_so(sample_tx):
+    moves = _runs(sample_tx)
+    fig = plots.migration_flow(moves, min_share=0.02)
+    ax = fig.axes[0]
+    counts = moves.matrix.to_numpy().ravel()
+    small = counts[(counts > 0) & (counts < 0.02 * counts.sum())]
+    assert (
+        f"({int(small.sum()):,} customers in bands under 2.0% of all not drawn)" in ax.get_title()
+    )
+    drawn = [p for p in ax.patches if " -> " in (p.get_gid() or "")]
+    assert len(drawn) == int(((counts > 0) & (counts >= 0.02 * counts.sum())).sum())
+    with pytest.raises(ValueError, match="Migration"):
+        plots.migration_flow("not a migration")

@@ -37,8 +37,14 @@ def main() -> None:
             features=["recency_days", "frequency", "monetary"], min_cluster_size=20, min_samples=5
         ).fit(features)
 
+    tx = sk.Transactions.from_frame(raw, **mapping)
+    model = sk.RFMSegmenter().fit(sk.extract_features(tx, as_of="2017-10-01"))
+    october = model.predict(sk.extract_features(tx, as_of="2017-10-01"))
+    moves = sk.migration(october, model.predict(features))
+
     figures = {
         "segment_sizes.png": plots.segment_sizes(rfm),
+        "migration_flow.png": plots.migration_flow(moves),
         "rfm_heatmap.png": plots.rfm_heatmap(rfm),
         "rfm_heatmap_monetary.png": plots.rfm_heatmap(rfm, value="monetary"),
         "profile_heatmap.png": plots.profile_heatmap(rfm),

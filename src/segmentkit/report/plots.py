@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "decile_calibration",
     "k_selection",
+    "migration_flow",
     "profile_heatmap",
     "projection",
     "rfm_heatmap",
@@ -151,6 +152,167 @@ def segment_sizes(segmentation: Segmentation, *, ax: Axes | None = None) -> Figu
         f"{len(segmentation):,} customers)"
     )
     return fig
+
+
+def _is_migration(value: object) -> bool:
+    from segmentkit.timeline._migration import Migration
+
+    return isinstance(value, Migration)
+
+
+_MIGRATION = [Satisfies(_is_migration, "a Migration, e.g. from sk.migration(before, after)")]
+
+
+@validated(migration=_MIGRATION, min_share=[Interval(float, 0, 1, closed="left")], ax=_AX)
+def migration_flow(migration: Any, *, min_share: float = 0.005, ax: Axes | None = None) -> Figure:
+    """Where each segment's customers went between two runs, as bands of flow.
+
+    The segments of the earlier run stand on the left, those of the later run on the
+    right, each as tall as its customers, most valuable first (as the catalogs list
+    them), with ``'(new)'`` customers at the bottom left and ``'(gone)'`` ones at the
+    bottom right. A band joins a left and a right segment, as wide as the customers who
+    moved that way (``migration.matrix``); bands of customers who stayed (the same
+    segment under the migration's matching) are solid, moves are lighter.
+
+    Parameters
+    ----------
+    migration : Migration
+        From :func:`segmentkit.migration`.
+    min_share : float, default=0.005
+        Bands under this share of all customers are not drawn (the title counts their
+        customers), so a few strays do not hide the picture; ``0`` draws every one.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; by default a new figure is made.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn on; each band is a patch whose ``gid`` is
+        ``"<from> -> <to>"``.
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import segmentkit as sk
+    >>> from segmentkit import plots
+    >>> raw, mapping = sk.datasets.load_sample()
+    >>> tx = sk.Transactions.from_frame(raw, **mapping)
+    >>> model = sk.RFMSegmenter().fit(sk.extract_features(tx, as_of="2017-10-01"))
+    >>> before = model.predict(sk.extract_features(tx, as_of="2017-10-01"))
+    >>> after = model.predict(sk.extract_features(tx, as_of="2018-01-01"))
+    >>> fig = plots.migration_flow(sk.migration(before, after))
+    >>> bands = [p for p in fig.axes[0].patches if (p.get_gid() or "").count(" -> ")]
+    >>> [b.get_gid() for b in bands][:2]
+    ['Champions -> Champions', 'Champions -> Loyal customers']
+    """
+    import matplotlib
+    from matplotlib.patches import PathPatch, Rectangle
+    from matplotlib.path import Path as CurvePath
+
+    matrix = migration.matrix
+    left = _flow_order(list(matrix.index), migration.before.catalog, last="(new)")
+    right = _flow_order(list(matrix.columns), migration.after.catalog, last="(gone)")
+    counts = matrix.loc[left, right].to_numpy(dtype=float)
+    total = max(float(counts.sum()), 1.0)
+    gap = 0.012 * total
+    fig, ax = _figure_and_axes(ax, figsize=(9.0, 6.0))
+    colours = {name: _colour(matplotlib, i, len(left)) for i, name in enumerate(left)}
+
+    def stack(names: list[str], sizes: np.ndarray) -> dict[str, float]:
+        tops, y = {}, 0.0
+        for name, size in zip(names, sizes, strict=True):
+            tops[name] = y
+            y += size + (gap if size > 0 else 0.0)
+        return tops
+
+    left_sizes, right_sizes = counts.sum(axis=1), counts.sum(axis=0)
+    left_top, right_top = stack(left, left_sizes), stack(right, right_sizes)
+    width, x_left, x_right = 0.06, 0.0, 1.0
+    for names, sizes, tops, x, align in (
+        (left, left_sizes, left_top, x_left, "right"),
+        (right, right_sizes, right_top, x_right, "left"),
+    ):
+        for name, size in zip(names, sizes, strict=True):
+            if size <= 0:
+                continue
+            node = Rectangle(
+                (x - (width if align == "right" else 0.0), tops[name]),
+                width,
+                size,
+                color=colours.get(name, "0.6"),
+                gid=name,
+            )
+            ax.add_patch(node)
+            offset = -width - 0.01 if align == "right" else width + 0.01
+            ax.text(
+                x + offset,
+                tops[name] + size / 2,
+                f"{name}  {int(size):,}",
+                ha=align,
+                va="center",
+                fontsize=8,
+            )
+    stays = migration.pairs
+    out_used = dict.fromkeys(left, 0.0)
+    in_used = dict.fromkeys(right, 0.0)
+    hidden = 0
+    for i, source in enumerate(left):
+        for j, target in enumerate(right):
+            size = counts[i, j]
+            if size <= 0:
+                continue
+            y0 = left_top[source] + out_used[source]
+            y1 = right_top[target] + in_used[target]
+            out_used[source] += size
+            in_used[target] += size
+            if size < min_share * total:
+                hidden += int(size)
+                continue
+            mid = (x_left + x_right) / 2
+            vertices = [
+                (x_left, y0),
+                (mid, y0),
+                (mid, y1),
+                (x_right, y1),
+                (x_right, y1 + size),
+                (mid, y1 + size),
+                (mid, y0 + size),
+                (x_left, y0 + size),
+                (x_left, y0),
+            ]
+            codes = [CurvePath.MOVETO] + [CurvePath.CURVE4] * 3 + [CurvePath.LINETO]
+            codes += [CurvePath.CURVE4] * 3 + [CurvePath.CLOSEPOLY]
+            stayed = stays.get(source) == target
+            ax.add_patch(
+                PathPatch(
+                    CurvePath(vertices, codes),
+                    facecolor=colours.get(source, "0.6"),
+                    alpha=0.75 if stayed else 0.3,
+                    linewidth=0,
+                    gid=f"{source} -> {target}",
+                )
+            )
+    height = max(sum(left_sizes), sum(right_sizes)) + gap * max(len(left), len(right))
+    ax.set_xlim(-0.55, 1.55)
+    ax.set_ylim(height, -gap)
+    ax.axis("off")
+    before, after = migration.before_as_of, migration.after_as_of
+    title = f"Customers from {before:%Y-%m-%d} (left) to {after:%Y-%m-%d} (right)"
+    if hidden:
+        title += f"\n({hidden:,} customers in bands under {min_share:.1%} of all not drawn)"
+    ax.set_title(title)
+    return fig
+
+
+def _flow_order(names: list[str], catalog: pd.DataFrame, *, last: str) -> list[str]:
+    """``names`` most valuable first as the catalog lists them, ``last`` at the end."""
+    ranked = [n for n in catalog["segment"] if n in set(names)]
+    rest = [n for n in names if n not in set(ranked) and n != last]
+    return [*ranked, *rest, *([last] if last in names else [])]
 
 
 #: Features a profile heatmap shows by default: the ones that tell segments apart most.
