@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -330,14 +331,21 @@ def test_report_profiles_predicted_columns_with_their_labels(predicted, tmp_path
     seg = sk.ValueRiskSegmenter().fit_predict(predicted)
     text = seg.report(tmp_path / "value-risk.html").read_text(encoding="utf-8")
     profiles = text.split('id="profiles-table"')[1].split("</table>")[0]
-    for name, label in [
-        ("p_alive", "Probability still active"),
-        ("predicted_clv_12m", "Predicted CLV, next 12 months"),
-        ("expected_purchases_52w", "Expected purchases, next 52 weeks"),
+    # Each predicted column is a row headed by its label and unit, its code name and
+    # definition on hover.
+    for name, label, unit in [
+        ("p_alive", "Probability still active", "probability"),
+        ("predicted_clv_12m", "Predicted CLV, next 12 months", "money"),
+        ("expected_purchases_52w", "Expected purchases, next 52 weeks", "purchase days"),
+        ("churn_risk", "Churn risk", "probability"),
     ]:
-        assert f'>{name}<small class="label">{label}</small></th>' in profiles
+        head = re.search(
+            rf'<tr data-feature="{name}"><th class="feature" title="([^"]+)">'
+            rf'{label}<small class="label">{unit}</small></th>',
+            profiles,
+        )
+        assert head is not None, name
+        assert head.group(1).startswith(f"{name}: ")
     assert "Discounted expected spend in the 12 months after as_of" in profiles
-    # A label that only repeats the name is not shown twice; its definition still is.
-    assert 'title="1 - p_alive: probability that the customer has stopped buying' in profiles
-    assert ">churn_risk</th>" in profiles
+    assert 'title="churn_risk: 1 - p_alive: probability that the customer has stopped' in profiles
     assert "High value · loyal core" in text
