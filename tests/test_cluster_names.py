@@ -127,6 +127,15 @@ def test_a_cluster_like_the_base_is_called_typical():
     assert names[1].startswith(TYPICAL + " · ")  # told apart from the first, not numbered
 
 
+def test_clusters_without_numeric_features_are_counted_and_told_apart():
+    frame = pd.DataFrame({"top_category": ["books", "toys", "toys"]})
+    described = describe_clusters(frame, np.array([0, 1, 1]), [0, 1])
+    assert described == [
+        (TYPICAL, "1 customer."),
+        (f"{TYPICAL} · (2)", "2 customers."),
+    ]
+
+
 def test_cluster_differences_measure_cliffs_delta_against_the_rest():
     frame = pd.DataFrame({"frequency": [1, 2, 3, 4, 5, 6]})
     [difference] = cluster_differences(frame, np.array([0, 0, 1, 0, 1, 1]), [1])[1]

@@ -231,7 +231,8 @@ def describe_clusters(
         told = chosen or found[:_MAX_WORDS]
         told = sorted(told, key=lambda d: order[d.feature])
         parts = [phrase(d.feature, d.median, d.base_median) for d in told]
-        text = f"{n_members} customers; " + "; ".join(parts) + "." if parts else "."
+        count = f"{n_members} customer{'' if n_members == 1 else 's'}"
+        text = count + "".join(f"; {part}" for part in parts) + "."
         described.append((name, text))
     return described
 
