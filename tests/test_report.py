@@ -565,10 +565,12 @@ _FITS = """() => [...document.querySelectorAll('table')].filter(t => t.offsetPar
 
 @pytest.mark.parametrize("width", [1280, 1920])
 def test_every_table_fits_its_box_on_screen_and_in_print(
-    browser, rfm, kmeans_model, sample_features, tmp_path, width
+    browser, rfm, kmeans_model, sample_features, moves, runs, real_analysis, tmp_path, width
 ):
     reports = {
-        "rfm": _report(tmp_path, rfm, "rfm.html")[0],
+        "rfm": _report(
+            tmp_path, rfm, "rfm.html", migration=moves, analysis=real_analysis, snapshots=runs
+        )[0],
         "kmeans": _report(
             tmp_path, kmeans_model.predict(sample_features), "km.html", segmenter=kmeans_model
         )[0],

@@ -1553,14 +1553,15 @@ th small.label { font-weight: normal; }
 .profile td.base { font-style: italic; background: var(--soft); }
 ul.legend.inline { display: flex; flex-wrap: wrap; gap: 4px 18px; }
 .matrix td { padding: 2px; }
-.matrix td div { padding: 4px 8px; border-radius: 3px; }
+.matrix th { font-size: 12px; padding: 4px 5px; min-width: 48px; }
+.matrix td div { padding: 4px 5px; border-radius: 3px; }
 .matrix td.zero { color: #c3cad2; }
 .matrix td.same div { outline: 2px solid #1d2733; outline-offset: -2px; }
 .matrix td div small { color: inherit; opacity: .8; }
 td.up { color: #1a7f37; } td.down { color: #b42318; }
 #test-table td { border-bottom: 0; }
 #test-table tr.first td { border-top: 1px solid var(--line); }
-#test-table td.text { min-width: 340px; max-width: 480px; font-size: 12px; }
+#test-table td.text { min-width: 150px; max-width: 300px; font-size: 12px; }
 .badge { border-radius: 10px; padding: 1px 8px; font-size: 12px; white-space: nowrap; }
 .badge.yes { background: #dcfce7; color: #166534; }
 .badge { background: #eef2f6; color: #475569; }
@@ -1588,6 +1589,8 @@ footer { color: var(--muted); font-size: 12px; padding-top: 16px; padding-bottom
   table { font-size: 10px; }
   th, td { padding: 3px 5px; }
   td.text { min-width: 0; }
+  .matrix th { font-size: 10px; min-width: 0; }
+  .matrix td div { padding: 2px 3px; }
   table, svg { break-inside: avoid; }
 }
 """
