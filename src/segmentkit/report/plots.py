@@ -336,8 +336,7 @@ def profile_heatmap(
     columns: Sequence[str] | None = None,
     ax: Axes | None = None,
 ) -> Figure:
-    """Segments × features: how each segment's median compares with the typical customer,
-    coloured good or bad by each feature's direction.
+    """Segments × features: each median against the typical customer's, good or bad.
 
     A cell's colour is ``log2`` of the segment's median over the median of all
     customers (as in :meth:`Segmentation.profile`), clipped at ×4 and ×¼, signed so that
