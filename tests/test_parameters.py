@@ -119,6 +119,7 @@ def world(sample_tx, sample_features, tmp_path_factory) -> dict[str, Any]:
         "segmenter": sk.RFMSegmenter(),
         "assignments": seg.assignments,
         "backtest": backtest,
+        "migration": moved,
     }
     instances = {
         sk.Segmentation: seg,
