@@ -522,3 +522,22 @@ def test_a_file_split_on_the_wrong_separator_says_which_to_use(tmp_path, cdnow_r
 def test_report_never_shows_100_percent_next_to_exclusions():
     report = sk.ValidationReport("transactions", 100_000, 99_995, {"missing_amount": 5})
     assert "(>99.9%)" in str(report)
+
+
+def test_report_lines_fit_a_100_column_terminal():
+    long_note = "file " + "x" * 30 + ".csv: " + "a note that keeps going " * 8
+    report = sk.ValidationReport(
+        "transactions",
+        10,
+        10,
+        {},
+        notes=(long_note,),
+        flagged={"duplicate_line": 3},
+    )
+    lines = str(report).splitlines()
+    assert all(len(line) <= 100 for line in lines), lines
+    # Nothing is lost in the wrapping, and each continuation sits under its line.
+    note = next(i for i, line in enumerate(lines) if line.startswith("  note: "))
+    assert " ".join(line.strip() for line in lines[note:]).endswith(long_note.strip())
+    assert lines[note + 1].startswith("      ")
+    assert "duplicates='drop' leaves them out" in " ".join(x.strip() for x in lines[:note])

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import segmentkit as sk
+import segmentkit.exporters as exporters
 from segmentkit.exporters._braze import build_braze
 from segmentkit.exporters._hubspot import build_hubspot, hubspot_membership_requests
 from segmentkit.exporters._identifiers import md5_hex
@@ -457,3 +458,44 @@ def test_to_json_with_a_path_writes_the_document_atomically(pair, tmp_path, monk
 
     with pytest.raises(FileNotFoundError, match="does not exist"):
         export.to_json(tmp_path / "missing" / "klaviyo.json")
+
+
+# ------------------------------------------------------- the segment's description
+
+
+_WHERE = {
+    "meta": {"audience_id": 42},
+    "google_ads": {"customer_id": 1234567890, "user_list_id": 7},
+    "klaviyo": {"list_id": "VRgFBd"},
+    "mailchimp": {"list_id": "a1b2c3"},
+    "hubspot": {"list_id": 123},
+    "braze": {},
+}
+
+
+@pytest.mark.parametrize("platform", sorted(_WHERE))
+def test_every_export_carries_the_segments_description_in_words(platform, sample_features):
+    from segmentkit.cli._main import _BUILDERS
+
+    segmentation = sk.RFMSegmenter().fit_predict(sample_features)
+    ids = segmentation.assignments["customer_id"].astype(str)
+    customers = _customers(
+        pd.DataFrame({"customer_id": ids, "email": "c" + ids + "@example.com", "country": "FI"})
+    )
+    catalog = segmentation.catalog.set_index("segment")
+    build = getattr(exporters, _BUILDERS[platform])
+    export = build(segmentation, "Champions", customers, consent=None, **_WHERE[platform])
+    described = catalog.at["Champions", "description"]
+    assert described
+    assert export.report.description == described
+    assert f"who: {described}" in str(export.report)
+    assert json.loads(export.to_json())["report"]["description"] == described
+    # A segment given by id is described the same.
+    by_id = build(
+        segmentation,
+        int(catalog.at["Champions", "segment_id"]),
+        customers,
+        consent=None,
+        **_WHERE[platform],
+    )
+    assert by_id.report.description == described

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import html
 import importlib.util
+import os
 import re
 import shutil
 import time
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -131,7 +133,7 @@ def test_an_rfm_report_has_every_section_in_one_file(rfm, moves, runs, tmp_path)
     assert f"<b>{len(rfm):,}</b>" in text
     assert f"<b>{rfm.catalog['revenue'].sum():,.2f}</b>" in text  # money to the cent
     # The RFM grids: 25 cells each, customers and mean spend.
-    assert text.count('data-cell="') == 50
+    assert len(re.findall(r'data-cell="\d-\d"', text)) == 50
     for chart in ("rfm-customers", "rfm-monetary", "migration-matrix", "drift-table"):
         assert f'id="{chart}"' in text
     assert text.count('<tr data-segment="Champions" data-arm=') == 2
@@ -405,6 +407,9 @@ def test_the_migration_section_frames_stayers_and_mutes_zeros():
     assert section.count('class="zero"') == 3
     assert "80%" in section  # 8 of A's 10
     assert 'id="matching-table"' in section
+    # The flow picture: A kept 8, B kept 3, and the rest moved.
+    assert re.search(r'data-band="A -> A"[^>]*fill-opacity="0.7"', section)
+    assert re.search(r'data-band="A -> B"[^>]*fill-opacity="0.3"', section)
 
 
 def test_the_snapshots_section_keeps_segment_colours(runs):
@@ -495,6 +500,8 @@ def test_the_rfm_report_renders_in_chromium(browser, rfm, moves, runs, real_anal
             "#sizes-chart",
             "#catalog-table",
             "#profiles-table",
+            "#profile-heatmap",
+            "#migration-flow",
             "#rfm-customers",
             "#rfm-monetary",
             "#migration-matrix",
@@ -605,6 +612,9 @@ def test_profile_colours_say_better_or_worse_by_the_features_direction():
     assert _html_report._ratio_colour(4.0, "higher_is_better") == mix("#ffffff", good, strong)
     assert _html_report._ratio_colour(0.25, "neutral") == mix("#ffffff", neutral, strong)
     assert _html_report._ratio_colour(float("nan"), "higher_is_better") == "transparent"
+    # None of it (no orders in 30 days against a typical 1) is as far below as it gets.
+    assert _html_report._ratio_colour(0.0, "higher_is_better") == mix("#ffffff", bad, strong)
+    assert _html_report._ratio_colour(-0.5, "higher_is_better") == "transparent"
 
 
 def test_profile_rows_read_as_labels_with_units_and_segments_in_value_order(rfm, tmp_path):
@@ -657,3 +667,212 @@ def test_negative_revenue_is_explained_not_drawn_below_zero(sample_features, tmp
     assert bars
     assert min(bars) >= zero  # nothing left of the axis
     assert "-" in re.findall(r'class="value">([^<]+)</text>', refunders)[1]
+
+
+# --- pictures: the profile at a glance, the migration as a flow ----------------------
+
+
+def test_the_profile_picture_colours_each_segment_by_the_features_direction(rfm, tmp_path):
+    from segmentkit.report._pictures import profile_grid
+
+    _, text = _report(tmp_path, rfm)
+    grid = profile_grid(rfm)
+    picture = re.search(r'<svg id="profile-heatmap".*?</svg>', text, re.S).group(0)
+    cells = re.findall(r'<g data-cell="([^"|]+)\|([^"]+)">.*?fill="([^"]+)"', picture)
+    # Every non-empty segment, most valuable first, × the features that differ most.
+    assert len(cells) == len(grid.segments) * len(grid.features)
+    assert 0 < len(grid.features) <= 12
+    shown = list(dict.fromkeys(html.unescape(s) for s, _, _ in cells))
+    assert shown == [s for s in rfm.catalog["segment"] if s in set(shown)]
+    assert shown[0] == "Champions"
+    fills = {(html.unescape(s), f): fill for s, f, fill in cells}
+    profile = rfm.profile()
+    for (segment, feature), fill in fills.items():
+        ratio = profile.loc[segment, (feature, "ratio")]
+        direction = _html_report._direction(feature)
+        assert fill == _html_report._ratio_colour(ratio, direction), (segment, feature)
+    # Champions bought recently: a short recency is good news, blue; Lost's is bad,
+    # orange.
+    red, _, blue = _channels(fills[("Champions", "recency_days")])
+    assert blue > red
+    red, _, blue = _channels(fills[("Lost", "recency_days")])
+    assert red > blue
+
+
+def _channels(colour):
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def test_the_migration_flow_draws_every_move_it_can_and_counts_the_rest(rfm, moves, tmp_path):
+    from segmentkit.report._pictures import flow_layout
+
+    _, text = _report(tmp_path, rfm, migration=moves)
+    picture = re.search(r'<svg id="migration-flow".*?</svg>', text, re.S).group(0)
+    bands = re.findall(r'data-band="([^"]+) -> ([^"]+)"', picture)
+    flow = flow_layout(moves)
+    assert len(bands) == len(flow.bands) > 0
+    matrix = moves.matrix
+    for source, target in bands:
+        assert matrix.loc[html.unescape(source), html.unescape(target)] > 0
+    drawn = sum(b.customers for b in flow.bands)
+    assert drawn + flow.hidden == int(matrix.to_numpy().sum())
+    # Each side's segments carry their customers, as the matrix's rows and columns sum.
+    nodes = re.findall(r'<g data-node="([^"]+)"><title>[^:]+: ([\d,]+) customers', picture)
+    rows, columns = matrix.sum(axis=1), matrix.sum(axis=0)
+    expected = [(n, v) for n, v in rows.items() if v > 0]
+    expected = sorted(expected, key=lambda x: list(flow.left).index(x[0]))
+    right = sorted(
+        [(n, v) for n, v in columns.items() if v > 0], key=lambda x: list(flow.right).index(x[0])
+    )
+    assert [(html.unescape(n), int(v.replace(",", ""))) for n, v in nodes] == expected + right
+    if flow.hidden:
+        assert f"{flow.hidden:,} customers in moves under" in text
+    # A move of fewer customers than min_share of all is counted, not drawn.
+    everything = flow_layout(moves, min_share=0.0)
+    assert everything.hidden == 0
+    assert sum(b.customers for b in everything.bands) == int(matrix.to_numpy().sum())
+
+
+# --- screenshots against the stored ones -----------------------------------------------
+
+#: The stored screenshots are also the docs' pictures of the report (docs/report.md).
+SHOTS = Path(__file__).resolve().parents[1] / "docs" / "img" / "report"
+#: ``SEGMENTKIT_UPDATE_SCREENSHOTS=1 pytest tests/test_report.py -k screenshots`` stores
+#: the current rendering after an intended change to the report.
+UPDATE = os.environ.get("SEGMENTKIT_UPDATE_SCREENSHOTS") == "1"
+#: How far a rendering may stray from the stored one. Each pixel is matched against the
+#: stored pixels up to ``SHIFT`` away (Chromium builds and CPUs anti-alias text a pixel
+#: apart); an 8 × 8 block whose pixels still differ by ``BLOCK`` grey levels on average
+#: has changed, and a rendering may have ``CHANGED`` of them at most. A lost column,
+#: chart or row changes far more; the test below shows it.
+SHIFT, BLOCK, CHANGED, SIZE_CHANGE = 2, 16.0, 0.001, 0.03
+#: Screenshots are rendered in DejaVu Sans (fonts-dejavu-core, installed by .ci/run).
+FONT = "DejaVu Sans"
+
+
+def picture_difference(stored, current):
+    """How far ``current`` is from ``stored``: its size change and its changed blocks."""
+    from PIL import Image
+
+    a = Image.open(stored).convert("L")
+    b = Image.open(current).convert("L")
+    (wa, ha), (wb, hb) = a.size, b.size
+    size_change = max(abs(wa - wb) / wa, abs(ha - hb) / ha)
+    x = np.asarray(a, dtype=float)
+    y = np.pad(np.asarray(b.resize(a.size), dtype=float), SHIFT, mode="edge")
+    nearest = np.full(x.shape, np.inf)
+    for dy in range(2 * SHIFT + 1):
+        for dx in range(2 * SHIFT + 1):
+            np.minimum(nearest, np.abs(x - y[dy : dy + ha, dx : dx + wa]), out=nearest)
+    rows, columns = ha // 8, wa // 8
+    blocks = nearest[: rows * 8, : columns * 8].reshape(rows, 8, columns, 8).mean(axis=(1, 3))
+    return size_change, float((blocks > BLOCK).mean())
+
+
+def _close_enough(stored, current):
+    size_change, changed = picture_difference(stored, current)
+    return size_change <= SIZE_CHANGE and changed <= CHANGED
+
+
+_FONT_WIDTHS = """font => {
+  const context = document.createElement('canvas').getContext('2d');
+  const width = family => { context.font = `14px ${family}`;
+    return context.measureText('Champions 0123456789 Loyal customers WMwil').width; };
+  return [width('system-ui'), width(`"${font}", monospace`), width('monospace')];
+}"""
+
+
+def _renders_in(page, font):
+    """Whether the page's default font is ``font``: a missing font falls back to monospace."""
+    default, chosen, monospace = page.evaluate(_FONT_WIDTHS, font)
+    return chosen != monospace and default == chosen
+
+
+def _compare_with_stored(page, name, tmp_path, selector=None):
+    current = tmp_path / f"{name}.png"
+    if selector is None:
+        page.screenshot(path=str(current))  # the first screenful, as a reader sees it
+    else:
+        page.locator(selector).screenshot(path=str(current))
+    stored = SHOTS / f"{name}.png"
+    if UPDATE:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(current, stored)
+        return
+    assert stored.exists(), f"{stored} is missing: store it with SEGMENTKIT_UPDATE_SCREENSHOTS=1"
+    size_change, changed = picture_difference(stored, current)
+    assert _close_enough(stored, current), (
+        f"{name}: the rendering differs from {stored.name} (size change {size_change:.1%}, "
+        f"changed blocks {changed:.2%}); the new one is "
+        f"{current}. If the change is intended, store it with SEGMENTKIT_UPDATE_SCREENSHOTS=1."
+    )
+
+
+@pytest.fixture(scope="module")
+def stored_font(browser):
+    page = browser.new_page()
+    try:
+        same = _renders_in(page, FONT)
+    finally:
+        page.close()
+    if not same:
+        pytest.skip(
+            f"the stored screenshots are rendered in {FONT}, this Chromium's default font is "
+            "another (apt-get install fonts-dejavu-core)"
+        )
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_screenshots_match_the_stored_ones(
+    browser, stored_font, rfm, kmeans_model, sample_features, moves, runs, tmp_path, width
+):
+    rfm_path, _ = _report(tmp_path, rfm, "rfm.html", migration=moves, snapshots=runs)
+    km_path, _ = _report(
+        tmp_path, kmeans_model.predict(sample_features), "km.html", segmenter=kmeans_model
+    )
+    shots = {
+        rfm_path: [
+            ("top", None),
+            ("catalog", "#catalog"),
+            ("profile", "#profile-heatmap"),
+            ("migration", "#migration-flow"),
+        ],
+        km_path: [("kmeans-top", None), ("kmeans-map", "#projection-chart")],
+    }
+    for path, wanted in shots.items():
+        page, problems, _ = _open(browser, path)
+        try:
+            page.set_viewport_size({"width": width, "height": 900})
+            for name, selector in wanted:
+                if width != 1280 and selector is not None:
+                    continue  # the charts are the same at any width past 1,280 px
+                _compare_with_stored(page, f"{name}-{width}", tmp_path, selector)
+        finally:
+            page.close()
+        assert problems == []
+
+
+def test_the_screenshot_comparison_sees_a_lost_column_but_not_a_blurred_pixel(tmp_path):
+    from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+    stored = SHOTS / "catalog-1280.png"
+    if not stored.exists():
+        pytest.skip("no stored screenshot yet")
+    picture = Image.open(stored).convert("RGB")
+    width, height = picture.size
+    shifted = ImageChops.offset(picture, 1, 1).filter(ImageFilter.GaussianBlur(0.6))
+    shifted.save(tmp_path / "shifted.png")
+    assert _close_enough(stored, tmp_path / "shifted.png")
+    # The last columns cut off, as the issue found them; the last rows lost.
+    for name, box in (
+        ("cut", [int(width * 0.85), 0, width, height]),
+        ("short", [0, int(height * 0.9), width, height]),
+    ):
+        cut = picture.copy()
+        ImageDraw.Draw(cut).rectangle(box, fill="white")
+        cut.save(tmp_path / f"{name}.png")
+        assert not _close_enough(stored, tmp_path / f"{name}.png"), name
+    # A layout that grew by a tenth.
+    taller = picture.resize((width, int(height * 1.1)))
+    taller.save(tmp_path / "taller.png")
+    assert not _close_enough(stored, tmp_path / "taller.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -10,6 +11,8 @@ import pandas as pd
 __all__ = ["ValidationReport"]
 
 #: What a flag means and how to change it, shown beside its count.
+_WIDTH = 100
+
 _FLAG_NOTES = {
     "duplicate_line": " (repeat an earlier line in every mapped column; "
     "duplicates='drop' leaves them out)",
@@ -129,7 +132,19 @@ class ValidationReport:
             for kind, n in self.flagged.items()
         ]
         lines += [f"  note: {note}" for note in self.notes]
-        return "\n".join(lines)
+        # Read in terminals and logs: a long note wraps under its own indent.
+        return "\n".join(
+            textwrap.fill(
+                line,
+                width=_WIDTH,
+                subsequent_indent="      ",
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+            if len(line) > _WIDTH
+            else line
+            for line in lines
+        )
 
     def _repr_html_(self) -> str:
         return "<pre>" + str(self).replace("&", "&amp;").replace("<", "&lt;") + "</pre>"

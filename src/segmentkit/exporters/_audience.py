@@ -134,6 +134,11 @@ class ExportReport:
         ``'Unspecified'``), with the customers holding each: left out of the payload
         (the rest of the customer's identifiers are still sent). Values that look like
         an e-mail or phone are shown as ``'<redacted>'``.
+    description : str, default=''
+        What the segment's customers have in common, in words: the segment's
+        description, as the catalog, :meth:`Segmentation.summary
+        <segmentkit.Segmentation.summary>` and the report show it. Paste it into the
+        audience's description on the platform.
     """
 
     platform: str
@@ -146,6 +151,7 @@ class ExportReport:
     invalid_values: Mapping[str, int]
     batches: int
     unknown_countries: Mapping[str, int] = field(default_factory=dict)
+    description: str = ""
 
     def __post_init__(self) -> None:
         if self.exported + sum(self.excluded.values()) != self.members:
@@ -175,6 +181,8 @@ class ExportReport:
             f"{self.platform} {self.operation} '{self.segment}': {self.members} members, "
             f"{self.exported} exported in {self.batches} request(s)"
         ]
+        if self.description:
+            lines.append(f"  who: {self.description}")
         lines += [f"  - excluded, {reason}: {n}" for reason, n in self.excluded.items() if n]
         if self.identifiers:
             keys = ", ".join(f"{k} {v}" for k, v in self.identifiers.items())

@@ -37,6 +37,7 @@ from segmentkit.exporters._shared import (
     make_report,
     prediction_properties,
     property_value,
+    segment_description,
     segment_name,
     text_column,
 )
@@ -182,7 +183,16 @@ def build_braze(
         identifiers["email"] = int(emails.notna().to_numpy()[usable].sum())
     invalid = {"email": int(np.sum(bad_email))}
     return make_report(
-        "braze", name, operation, members, excluded, len(rows), identifiers, invalid, requests
+        "braze",
+        name,
+        operation,
+        members,
+        excluded,
+        len(rows),
+        identifiers,
+        invalid,
+        requests,
+        description=segment_description(segmentation, name),
     )
 
 

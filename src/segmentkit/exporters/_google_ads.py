@@ -30,6 +30,7 @@ from segmentkit.exporters._destination import (
     error_object_message,
 )
 from segmentkit.exporters._meta import _segment_name
+from segmentkit.exporters._shared import segment_description
 from segmentkit.results._segmentation import Segmentation
 
 JOB_PLACEHOLDER = "{job}"
@@ -147,6 +148,7 @@ def build_google_ads(
             identifiers={},
             invalid_values={},
             batches=3,
+            description=segment_description(segmentation, segment),
         )
         return AudienceExport(_requests(cid, resource, create, bodies), report)
 
@@ -183,6 +185,7 @@ def build_google_ads(
         invalid_values=invalid,
         batches=len(requests),
         unknown_countries=unknown_countries,
+        description=segment_description(segmentation, segment),
     )
     return AudienceExport(requests, report)
 

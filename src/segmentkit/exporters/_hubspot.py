@@ -42,6 +42,7 @@ from segmentkit.exporters._shared import (
     prediction_properties,
     property_text,
     property_value,
+    segment_description,
     segment_name,
     text_column,
     unique_by,
@@ -207,6 +208,7 @@ def build_hubspot(
     return make_report(
         "hubspot", name, operation, members, excluded, int(usable.sum()), identifiers,
         invalid, requests,
+        description=segment_description(segmentation, name),
     )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ from segmentkit.exporters._shared import (
     phones,
     prediction_properties,
     property_value,
+    segment_description,
     segment_name,
     text_column,
 )
@@ -241,6 +242,7 @@ def build_klaviyo(
     return make_report(
         "klaviyo", name, operation, members, excluded, int(usable.sum()), identifiers,
         invalid, requests, unknown_countries,
+        description=segment_description(segmentation, name),
     )  # fmt: skip
 
 

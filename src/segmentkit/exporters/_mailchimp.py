@@ -40,6 +40,7 @@ from segmentkit.exporters._identifiers import email as normalise_email
 from segmentkit.exporters._identifiers import md5_hex
 from segmentkit.exporters._shared import (
     make_report,
+    segment_description,
     segment_name,
     text_column,
     unique_by,
@@ -204,6 +205,7 @@ def build_mailchimp(
     return make_report(
         "mailchimp", name, operation, members, excluded, int(usable.sum()), identifiers,
         invalid, requests,
+        description=segment_description(segmentation, name),
     )  # fmt: skip
 
 

@@ -27,7 +27,7 @@ from segmentkit.exporters._audience import (
     eligible_members,
 )
 from segmentkit.exporters._destination import Destination, TokenAuth, error_object_message
-from segmentkit.exporters._shared import check_external_ids
+from segmentkit.exporters._shared import check_external_ids, segment_description
 from segmentkit.results._segmentation import Segmentation
 
 __all__ = ["build_meta"]
@@ -178,6 +178,7 @@ def build_meta(
         invalid_values=invalid,
         batches=len(requests),
         unknown_countries=unknown_countries,
+        description=segment_description(segmentation, segment),
     )
     return AudienceExport(requests=requests, report=report)
 

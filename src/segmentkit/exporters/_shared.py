@@ -33,6 +33,7 @@ __all__ = [
     "prediction_properties",
     "property_text",
     "property_value",
+    "segment_description",
     "segment_name",
     "text_column",
     "unique_by",
@@ -46,6 +47,14 @@ def segment_name(segmentation: Segmentation, segment: str | int) -> str:
         if s.name == segment or (not isinstance(segment, str) and s.id == segment):
             return s.name
     return str(segment)
+
+
+def segment_description(segmentation: Segmentation, segment: str | int) -> str:
+    """The description of a segment given by name or id (``''`` when it has none)."""
+    for s in segmentation.segments:
+        if s.name == segment or (not isinstance(segment, str) and s.id == segment):
+            return str(s.description or "")
+    return ""
 
 
 def text_column(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -106,6 +115,8 @@ def make_report(
     invalid_values: Mapping[str, int],
     requests: Sequence[Request],
     unknown_countries: Mapping[str, int] | None = None,
+    *,
+    description: str = "",
 ) -> AudienceExport:
     """Number the requests by ``batch`` and wrap them with their report."""
     numbered = tuple(
@@ -131,6 +142,7 @@ def make_report(
         invalid_values=dict(invalid_values),
         batches=len(numbered),
         unknown_countries=dict(unknown_countries or {}),
+        description=description,
     )
     return AudienceExport(requests=numbered, report=report)
 

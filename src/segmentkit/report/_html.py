@@ -23,6 +23,7 @@ from segmentkit._common._files import PathLike, write_atomic
 from segmentkit._common._params import NONE, PATH, InstanceOf, Satisfies, validated
 from segmentkit._version import __version__
 from segmentkit.errors import InvalidParameterError
+from segmentkit.report._pictures import Flow, ProfileGrid, flow_layout, profile_grid
 from segmentkit.results._segmentation import NOISE, REPORT_PARAMETERS, Segmentation
 from segmentkit.timeline._abtest import COLUMNS as ANALYSIS_TABLE_COLUMNS
 
@@ -454,7 +455,8 @@ def _profiles_section(segmentation: Segmentation) -> str:
     note = (
         "The median of each feature in each segment, and (×) how it compares with the "
         "median of all customers: ×2.00 is twice the typical customer. Hover a feature "
-        "for its code name and definition."
+        "for its code name and definition. The picture above shows the features that "
+        "differ most between segments; the tables show them all."
     )
     legend = (
         '<ul class="legend inline">'
@@ -463,7 +465,52 @@ def _profiles_section(segmentation: Segmentation) -> str:
         f'<li><i style="background:{_NEUTRAL}"></i>higher or lower, neither better nor '
         "worse</li></ul>"
     )
-    return f'<p class="note">{_e(note)}</p>{legend}\n' + "\n".join(tables)
+    picture = _profile_svg(profile_grid(segmentation))
+    return (
+        f"{legend}\n{picture}\n<h3>Medians by segment</h3>"
+        f'<p class="note">{_e(note)}</p>\n' + "\n".join(tables)
+    )
+
+
+def _profile_svg(grid: ProfileGrid) -> str:
+    """Every segment against the typical customer on the features that tell them apart."""
+    if not grid.features or not grid.segments:
+        return ""
+    cell_w, cell_h, left, top = 66, 26, 190, 120
+    # Room on the right for the last feature's slanted label.
+    width = left + cell_w * len(grid.features) + 120
+    height = top + cell_h * len(grid.segments) + 8
+    parts = []
+    for j, label in enumerate(grid.labels):
+        x = left + j * cell_w + cell_w / 2
+        parts.append(
+            f'<text transform="translate({x:.1f} {top - 8}) rotate(-40)" class="tick" '
+            f'data-feature="{_e(grid.features[j])}"><title>{_e(grid.features[j])}</title>'
+            f"{_e(_clip(label, 26))}</text>"
+        )
+    for i, segment in enumerate(grid.segments):
+        y = top + i * cell_h
+        parts.append(
+            f'<text x="{left - 8}" y="{y + cell_h / 2 + 4:.1f}" text-anchor="end" '
+            f'class="label"><title>{_e(segment)}</title>{_e(_clip(segment, 28))}</text>'
+        )
+        for j, feature in enumerate(grid.features):
+            ratio = grid.ratios[i, j]
+            fill = _ratio_colour(ratio, grid.directions[j])
+            strong = np.isfinite(grid.logs[i, j]) and abs(grid.logs[i, j]) > 1.2
+            text = f"×{ratio:.2f}" if np.isfinite(ratio) else "–"
+            tip = f"{segment}: {grid.labels[j]} {text} the typical customer"
+            x = left + j * cell_w
+            parts.append(
+                f'<g data-cell="{_e(segment)}|{_e(feature)}"><title>{_e(tip)}</title>'
+                f'<rect x="{x}" y="{y}" width="{cell_w - 2}" height="{cell_h - 2}" '
+                f'fill="{fill}" stroke="#e4e4e4"/>'
+                f'<text x="{x + (cell_w - 2) / 2:.1f}" y="{y + cell_h / 2 + 3:.1f}" '
+                f'text-anchor="middle" style="font-size:11px;fill:'
+                f'{"#ffffff" if strong else "#222222"}">{_e(text)}</text></g>'
+            )
+    label = "Segment medians against the typical customer"
+    return _svg(width, height, "profile-heatmap", label, parts)
 
 
 def _profile_row_head(feature: str) -> str:
@@ -700,6 +747,7 @@ def _migration_section(migration: Any) -> str:
         "(gone) customers who disappeared; framed cells kept their segment."
     )
     parts = [
+        _flow_svg(flow_layout(migration)),
         f'<p class="note">{_e(note)}</p>',
         f'<div class="scroll"><table id="migration-matrix" class="matrix"><thead>{head}</thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>",
@@ -715,6 +763,66 @@ def _migration_section(migration: Any) -> str:
         )
         parts.append(_plain_table(matching, "matching-table"))
     return "\n".join(parts)
+
+
+def _flow_svg(flow: Flow) -> str:
+    """The migration as bands from the earlier segments (left) to the later (right)."""
+    width, plot_h, top = 960, 420.0, 26
+    x_left, x_right, bar = 236, 710, 14
+    scale = plot_h / max(flow.height, 1.0)
+    colours = {
+        name: (_NOISE_COLOUR if name == "(new)" else _PALETTE[i % len(_PALETTE)])
+        for i, name in enumerate(flow.left)
+    }
+    parts, lowest = [], 0.0
+    for band in flow.bands:
+        y0, y1 = top + band.y0 * scale, top + band.y1 * scale
+        size = max(band.customers * scale, 0.6)
+        x0, x1 = x_left + bar, x_right
+        mid = (x0 + x1) / 2
+        path = (
+            f"M{x0} {y0:.1f}C{mid} {y0:.1f} {mid} {y1:.1f} {x1} {y1:.1f}"
+            f"L{x1} {y1 + size:.1f}C{mid} {y1 + size:.1f} {mid} {y0 + size:.1f} "
+            f"{x0} {y0 + size:.1f}Z"
+        )
+        tip = f"{band.source} → {band.target}: {_int(band.customers)} customers"
+        tip += " (kept their segment)" if band.stayed else ""
+        parts.append(
+            f'<path d="{path}" data-band="{_e(band.source)} -> {_e(band.target)}" '
+            f'fill="{colours.get(band.source, _NOISE_COLOUR)}" '
+            f'fill-opacity="{0.7 if band.stayed else 0.3}"><title>{_e(tip)}</title></path>'
+        )
+    for nodes, x, anchor in ((flow.left, x_left, "end"), (flow.right, x_right, "start")):
+        last = -math.inf
+        for name, (node_top, size) in nodes.items():
+            if size <= 0:
+                continue
+            y, h = top + node_top * scale, max(size * scale, 1.0)
+            fill = colours.get(name, _NOISE_COLOUR)
+            # Thin segments' labels would overlap: each is pushed below the one before.
+            label_y = max(y + h / 2 + 4, last + 13)
+            last = label_y
+            lowest = max(lowest, label_y)
+            text_x = x - 6 if anchor == "end" else x + bar + 6
+            parts.append(
+                f'<g data-node="{_e(name)}"><title>{_e(name)}: {_int(size)} customers</title>'
+                f'<rect x="{x}" y="{y:.1f}" width="{bar}" height="{h:.1f}" fill="{fill}"/>'
+                f'<text x="{text_x}" y="{label_y:.1f}" text-anchor="{anchor}" class="label">'
+                f"{_e(_clip(name, 26))} · {_int(size)}</text></g>"
+            )
+    height = int(max(top + plot_h + 12, lowest + 10))
+    parts.append(
+        f'<text x="{x_left + bar / 2}" y="16" text-anchor="middle" class="axis-label">before'
+        f'</text><text x="{x_right + bar / 2}" y="16" text-anchor="middle" '
+        'class="axis-label">after</text>'
+    )
+    svg = _svg(width, height, "migration-flow", "Where each segment's customers went", parts)
+    if flow.hidden:
+        svg += (
+            f'<p class="note">{_int(flow.hidden)} customers in moves under '
+            f"{_pct(flow.min_share)} of all are counted in the table below, not drawn.</p>"
+        )
+    return svg
 
 
 def _drift_table(drift: pd.DataFrame) -> str:
@@ -1360,11 +1468,12 @@ _GOOD, _BAD, _NEUTRAL = "#3182bd", "#e6550d", "#8a94a3"
 
 
 def _ratio_colour(ratio: float, direction: str = "neutral") -> str:
-    if not np.isfinite(ratio) or ratio <= 0:
+    if not np.isfinite(ratio) or ratio < 0:
         return "transparent"
-    # Symmetric in the log: ×4 and ×0.25 get the same strength. The hue says whether
-    # that is good news, by the feature's direction (a short recency is good).
-    strength = min(abs(math.log2(ratio)) / 2, 1.0) * 0.75
+    # Symmetric in the log: ×4 and ×0.25 get the same strength (and none at all, ×0,
+    # the most). The hue says whether that is good news, by the feature's direction
+    # (a short recency is good).
+    strength = (min(abs(math.log2(ratio)) / 2, 1.0) if ratio > 0 else 1.0) * 0.75
     if direction == "neutral":
         hue = _NEUTRAL
     else:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from segmentkit._common._params import NONE, InstanceOf, Interval, OneOf, Satisfies, validated
 from segmentkit.features._extract import CustomerFeatures
+from segmentkit.report._pictures import flow_layout, profile_grid
 from segmentkit.results._segmentation import NOISE, Segmentation, feature_rows
 
 if TYPE_CHECKING:
@@ -213,34 +214,16 @@ def migration_flow(migration: Any, *, min_share: float = 0.005, ax: Axes | None 
     from matplotlib.patches import PathPatch, Rectangle
     from matplotlib.path import Path as CurvePath
 
-    matrix = migration.matrix
-    left = _flow_order(list(matrix.index), migration.before.catalog, last="(new)")
-    right = _flow_order(list(matrix.columns), migration.after.catalog, last="(gone)")
-    counts = matrix.loc[left, right].to_numpy(dtype=float)
-    total = max(float(counts.sum()), 1.0)
-    gap = 0.012 * total
+    flow = flow_layout(migration, min_share)
     fig, ax = _figure_and_axes(ax, figsize=(9.0, 6.0))
-    colours = {name: _colour(matplotlib, i, len(left)) for i, name in enumerate(left)}
-
-    def stack(names: list[str], sizes: np.ndarray) -> dict[str, float]:
-        tops, y = {}, 0.0
-        for name, size in zip(names, sizes, strict=True):
-            tops[name] = y
-            y += size + (gap if size > 0 else 0.0)
-        return tops
-
-    left_sizes, right_sizes = counts.sum(axis=1), counts.sum(axis=0)
-    left_top, right_top = stack(left, left_sizes), stack(right, right_sizes)
+    colours = {name: _colour(matplotlib, i, len(flow.left)) for i, name in enumerate(flow.left)}
     width, x_left, x_right = 0.06, 0.0, 1.0
-    for names, sizes, tops, x, align in (
-        (left, left_sizes, left_top, x_left, "right"),
-        (right, right_sizes, right_top, x_right, "left"),
-    ):
-        for name, size in zip(names, sizes, strict=True):
+    for nodes, x, align in ((flow.left, x_left, "right"), (flow.right, x_right, "left")):
+        for name, (top, size) in nodes.items():
             if size <= 0:
                 continue
             node = Rectangle(
-                (x - (width if align == "right" else 0.0), tops[name]),
+                (x - (width if align == "right" else 0.0), top),
                 width,
                 size,
                 color=colours.get(name, "0.6"),
@@ -249,74 +232,37 @@ def migration_flow(migration: Any, *, min_share: float = 0.005, ax: Axes | None 
             ax.add_patch(node)
             offset = -width - 0.01 if align == "right" else width + 0.01
             ax.text(
-                x + offset,
-                tops[name] + size / 2,
-                f"{name}  {int(size):,}",
-                ha=align,
-                va="center",
+                x + offset, top + size / 2, f"{name}  {int(size):,}", ha=align, va="center",
                 fontsize=8,
+            )  # fmt: skip
+    mid = (x_left + x_right) / 2
+    codes = [CurvePath.MOVETO] + [CurvePath.CURVE4] * 3 + [CurvePath.LINETO]
+    codes += [CurvePath.CURVE4] * 3 + [CurvePath.CLOSEPOLY]
+    for band in flow.bands:
+        y0, y1, size = band.y0, band.y1, band.customers
+        vertices = [
+            (x_left, y0), (mid, y0), (mid, y1), (x_right, y1),
+            (x_right, y1 + size), (mid, y1 + size), (mid, y0 + size), (x_left, y0 + size),
+            (x_left, y0),
+        ]  # fmt: skip
+        ax.add_patch(
+            PathPatch(
+                CurvePath(vertices, codes),
+                facecolor=colours.get(band.source, "0.6"),
+                alpha=0.75 if band.stayed else 0.3,
+                linewidth=0,
+                gid=f"{band.source} -> {band.target}",
             )
-    stays = migration.pairs
-    out_used = dict.fromkeys(left, 0.0)
-    in_used = dict.fromkeys(right, 0.0)
-    hidden = 0
-    for i, source in enumerate(left):
-        for j, target in enumerate(right):
-            size = counts[i, j]
-            if size <= 0:
-                continue
-            y0 = left_top[source] + out_used[source]
-            y1 = right_top[target] + in_used[target]
-            out_used[source] += size
-            in_used[target] += size
-            if size < min_share * total:
-                hidden += int(size)
-                continue
-            mid = (x_left + x_right) / 2
-            vertices = [
-                (x_left, y0),
-                (mid, y0),
-                (mid, y1),
-                (x_right, y1),
-                (x_right, y1 + size),
-                (mid, y1 + size),
-                (mid, y0 + size),
-                (x_left, y0 + size),
-                (x_left, y0),
-            ]
-            codes = [CurvePath.MOVETO] + [CurvePath.CURVE4] * 3 + [CurvePath.LINETO]
-            codes += [CurvePath.CURVE4] * 3 + [CurvePath.CLOSEPOLY]
-            stayed = stays.get(source) == target
-            ax.add_patch(
-                PathPatch(
-                    CurvePath(vertices, codes),
-                    facecolor=colours.get(source, "0.6"),
-                    alpha=0.75 if stayed else 0.3,
-                    linewidth=0,
-                    gid=f"{source} -> {target}",
-                )
-            )
-    height = max(sum(left_sizes), sum(right_sizes)) + gap * max(len(left), len(right))
+        )
     ax.set_xlim(-0.55, 1.55)
-    ax.set_ylim(height, -gap)
+    ax.set_ylim(flow.height, -flow.gap)
     ax.axis("off")
     before, after = migration.before_as_of, migration.after_as_of
     title = f"Customers from {before:%Y-%m-%d} (left) to {after:%Y-%m-%d} (right)"
-    if hidden:
-        title += f"\n({hidden:,} customers in bands under {min_share:.1%} of all not drawn)"
+    if flow.hidden:
+        title += f"\n({flow.hidden:,} customers in bands under {min_share:.1%} of all not drawn)"
     ax.set_title(title)
     return fig
-
-
-def _flow_order(names: list[str], catalog: pd.DataFrame, *, last: str) -> list[str]:
-    """``names`` most valuable first as the catalog lists them, ``last`` at the end."""
-    ranked = [n for n in catalog["segment"] if n in set(names)]
-    rest = [n for n in names if n not in set(ranked) and n != last]
-    return [*ranked, *rest, *([last] if last in names else [])]
-
-
-#: Features a profile heatmap shows by default: the ones that tell segments apart most.
-_PROFILE_FEATURES = 12
 
 
 @validated(
@@ -385,28 +331,9 @@ def profile_heatmap(
     >>> round(float(ax.images[0].get_array()[0, 0]), 2)
     2.0
     """
-    from segmentkit.features._catalog import column_definition
-
-    profile = segmentation.profile(columns=columns)
-    profile = profile[profile["customers"] > 0]
-    ratios = profile.xs("ratio", axis=1, level="statistic")
-    # A median of 0 against a positive typical one is as far below as the scale goes.
-    logs = np.log2(ratios.clip(lower=0.25)).clip(-2, 2)
-    if columns is None:
-        spread = (logs.max() - logs.min()).fillna(0.0)
-        chosen = set(spread.sort_values(ascending=False, kind="stable").index[:_PROFILE_FEATURES])
-        logs = logs[[c for c in logs.columns if c in chosen]]
-    names = list(logs.columns)
-    directions = []
-    for name in names:
-        definition = column_definition(name)
-        directions.append(definition.direction if definition is not None else "neutral")
-    sign = np.array(
-        [{"higher_is_better": 1.0, "lower_is_better": -1.0}.get(d, np.nan) for d in directions]
-    )
-    values = logs.to_numpy(dtype=float)
-    signed = values * sign  # NaN where the feature has no direction
-    neutral = np.where(np.isnan(sign), np.abs(values), np.nan)
+    grid = profile_grid(segmentation, columns)
+    values, signed = grid.logs, grid.signed
+    neutral = np.where(np.isnan(signed) & ~np.isnan(values), np.abs(values), np.nan)
 
     n_rows, n_cols = values.shape
     fig, ax = _figure_and_axes(
@@ -422,7 +349,7 @@ def profile_heatmap(
     bar.ax.set_yticklabels(["worse\n(×4 or ×¼)", "typical", "better\n(×4 or ×¼)"])
     for i in range(n_rows):
         for j in range(n_cols):
-            ratio = ratios.iloc[i][names[j]]
+            ratio = grid.ratios[i, j]
             text = "–" if not np.isfinite(ratio) else f"×{ratio:.2f}"
             strong = np.isfinite(values[i, j]) and abs(values[i, j]) > 1.2
             ax.text(
@@ -434,12 +361,8 @@ def profile_heatmap(
                 fontsize=8,
                 color="white" if strong else "0.15",
             )
-    labels = []
-    for name in names:
-        definition = column_definition(name)
-        labels.append(definition.label if definition is not None and definition.label else name)
-    ax.set_xticks(np.arange(n_cols), labels=labels, rotation=35, ha="right")
-    ax.set_yticks(np.arange(n_rows), labels=[str(n) for n in profile.index])
+    ax.set_xticks(np.arange(n_cols), labels=grid.labels, rotation=35, ha="right")
+    ax.set_yticks(np.arange(n_rows), labels=grid.segments)
     ax.set_title("Segment medians against the typical customer")
     return fig
 
