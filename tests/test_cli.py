@@ -44,6 +44,16 @@ def test_quickstart_runs_end_to_end(tmp_path, capsys):
     written = pd.read_csv(tmp_path / "qs" / "rfm_segments.csv", dtype={"customer_id": str})
     assert len(written) == 800
     assert (tmp_path / "qs" / "lifecycle_segments.csv").exists()
+    # Named clusters, most valuable first, and a report to open in a browser.
+    clusters = pd.read_csv(tmp_path / "qs" / "cluster_segments.csv", dtype={"customer_id": str})
+    assert len(clusters) == 800
+    assert "Behaviour clusters (kmeans)" in out
+    table = out.split("Behaviour clusters (kmeans)")[1].split("\n\n")[0].splitlines()[2:]
+    revenue = [float(line.rsplit(None, 1)[1].rstrip("%")) for line in table]
+    assert revenue == sorted(revenue, reverse=True)
+    assert all(len(line) <= 100 for line in out.splitlines())
+    report = (tmp_path / "qs" / "rfm_report.html").read_text(encoding="utf-8")
+    assert 'id="profile-heatmap"' in report
 
 
 def test_validate_prints_the_report(orders_csv, capsys):
