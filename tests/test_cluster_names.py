@@ -207,6 +207,18 @@ def test_engine_names_on_real_data_are_borne_out(data_set_features, engine):
     if isinstance(model, sk.HDBSCANSegmenter):
         frame = frame.loc[model.fit_customer_ids_]  # the fit sample, in its order
     _assert_names_backed(frame[model._pre.numeric], model.labels_, _engine_names(model))
+    if isinstance(model, sk.HDBSCANSegmenter) and model.n_clusters_:
+        # The outlying customers of each cluster, named by their own medians.
+        k = model.n_clusters_
+        attached = model.predict(data_set_features).to_frame().set_index("customer_id")
+        labels = attached.loc[model.fit_customer_ids_, "segment_id"].to_numpy()
+        outlying = {
+            s.id: s.name.removesuffix(" (outlying)")
+            for s in model.segments_
+            if k <= s.id < 2 * k and (labels == s.id).any()
+        }
+        assert all(s.name.endswith(" (outlying)") for s in model.segments_ if k <= s.id < 2 * k)
+        _assert_names_backed(frame[model._pre.numeric], labels, outlying)
 
 
 def test_automatic_k_returns_no_cluster_under_the_minimum_share(data_set_features):
@@ -298,5 +310,31 @@ def test_hdbscan_attaches_noise_to_the_nearest_cluster_as_outlying(cdnow_tx):
     distances = ((matrix[:, None, :] - fitted[clustered][None, :, :]) ** 2).sum(axis=2)
     expected = attached.labels_[clustered][distances.argmin(axis=1)] + k
     np.testing.assert_array_equal(result[outlying].to_numpy()[:200], expected)
-    names = {s.id: s.name for s in attached.segments_}
-    assert all(names[k + i] == f"{names[i]} (outlying)" for i in range(k))
+    segments = {s.id: s for s in attached.segments_}
+    for i in range(k):
+        # Named by their own medians; the description says which cluster is nearest.
+        assert segments[k + i].name.endswith(" (outlying)")
+        assert f"nearest to '{segments[i].name}'" in segments[k + i].description or (
+            f"is in '{segments[i].name}'" in segments[k + i].description
+        )
+    unclustered = segments[-1].description
+    assert unclustered.startswith("None with noise='attach': ")
+
+
+def test_a_word_names_one_measure():
+    # "Small baskets" once meant both a low order value (money) and a low basket size
+    # (units): two clusters with different reasons read alike. A word may be shared
+    # only by the windows of one measure, and by net and gross spend.
+    import re
+    from collections import defaultdict
+
+    from segmentkit.features._definitions import definitions
+
+    measures = defaultdict(set)
+    for definition in definitions((7, 30, 90), ("transactions", "events", "customers")):
+        measure = re.sub(r"_\d+d$", "", definition.name)
+        measure = "monetary" if measure == "gross_spend" else measure
+        for word in definition.words or ():
+            measures[word].add(measure)
+    shared = {word: names for word, names in measures.items() if len(names) > 1}
+    assert shared == {}

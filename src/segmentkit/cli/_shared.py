@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from segmentkit.errors import SegmentkitError
+from segmentkit.results._text import WIDTH, segment_lines
 
 T = TypeVar("T")
 
@@ -298,45 +298,13 @@ def _load_model(args: argparse.Namespace) -> Any:
 
 
 #: Columns a terminal table fits in: figures first, the description cut to what is left.
-_TERMINAL_WIDTH = 100
+_TERMINAL_WIDTH = WIDTH
 
 
 def _summary_text(segmentation: Any, title: str = "segments") -> str:
-    """The segments as a terminal table: figures first, most valuable first.
-
-    Descriptions follow on the same line when every one fits in the
-    ``_TERMINAL_WIDTH`` columns, else each under its segment's name, wrapped.
-    """
-    summary = segmentation.summary()
-    names = [str(name) for name in summary.index]
-    columns = {
-        "customers": [f"{n:,}" for n in summary["customers"]],
-        "share": [f"{v:.1%}" for v in summary["share"]],
-        "revenue": ["–" if pd.isna(v) else f"{v:.1%}" for v in summary["revenue_share"]],
-    }
-    name_width = max(len("segment"), *(len(name) for name in names))
-    widths = {c: max(len(c), *(len(v) for v in values)) for c, values in columns.items()}
-
-    def row(name: str, figures: list[str]) -> str:
-        cells = [f"{value:>{widths[c]}}" for c, value in zip(columns, figures, strict=True)]
-        return "  ".join([f"{name:<{name_width}}", *cells])
-
-    header = row("segment", list(columns))
-    room = _TERMINAL_WIDTH - len(header) - 2
-    descriptions = [str(text) for text in summary["description"]]
-    inline = all(len(text) <= room for text in descriptions)
-    lines = [header + ("  description" if inline else "")]
-    for i, name in enumerate(names):
-        line = row(name, [values[i] for values in columns.values()])
-        lines.append(f"{line}  {descriptions[i]}".rstrip() if inline else line)
-    if not inline:
-        lines.append("")
-        for name, text in zip(names, descriptions, strict=True):
-            if not text:
-                continue
-            lines.extend(
-                textwrap.wrap(f"{name}: {text}", _TERMINAL_WIDTH, subsequent_indent="    ")
-            )
+    """The segments as a terminal table: figures first, most valuable first."""
+    shown = segmentation.summary()
+    lines = segment_lines(shown, ["customers", "share", "revenue_share"], width=_TERMINAL_WIDTH)
     # The full instant, not just the date: it is what --as-of needs to reproduce the run.
     as_of = segmentation.as_of.isoformat()
     return f"{title} ({segmentation.engine}), as of {as_of}:\n" + "\n".join(lines)

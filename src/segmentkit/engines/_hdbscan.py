@@ -321,24 +321,57 @@ class HDBSCANSegmenter(ClusteringSegmenter):
             Segment(NOISE, overrides.get(NOISE, _NOISE_NAME), self._noise_text(frame, sample, of))
         ]
         for i, (name, text) in enumerate(descriptions):
-            count = f"{int((self.labels_ == i).sum())} customers;"
+            count = f"{int((self.labels_ == i).sum()):,} customers;"
             if of and text.startswith(count):
                 text = text.replace(" customers;", f"{of} customers;", 1)
             self.segments_.append(Segment(i, overrides.get(i, name), text))
         if self.noise == "attach":
-            for i, (name, _) in enumerate(descriptions):
-                outlying = f"{overrides.get(i, name)} (outlying)"
+            self._describe_outlying(frame, matrix, sample, descriptions, overrides, of)
+
+    def _describe_outlying(
+        self,
+        frame: pd.DataFrame,
+        matrix: np.ndarray,
+        sample: np.ndarray,
+        clusters: list[tuple[str, str]],
+        overrides: dict[int, str],
+        of: str,
+    ) -> None:
+        """Name each cluster's outlying customers by their own medians, not the cluster's.
+
+        Customers in no dense group can differ from the cluster nearest to them as much
+        as from any other (the big spenders nearest a low-spend cluster): a name
+        borrowed from the cluster would say the opposite of their profile.
+        """
+        k = self.n_clusters_
+        attached = self.labels_.copy()
+        noise = attached == NOISE
+        if k and noise.any():
+            attached[noise] = k + self._nearest_cluster(matrix[sample][noise])
+        own = describe_clusters(frame[self._pre.numeric].iloc[sample], attached, range(k, 2 * k))
+        for i, ((cluster, _), (words, text)) in enumerate(zip(clusters, own, strict=True)):
+            nearest = overrides.get(i, cluster)
+            count = int((attached == k + i).sum())
+            if count:
+                name = f"{words} (outlying)"
+                text = text.replace(" customers;", f"{of} customers;", 1) if of else text
+                text = (
+                    f"{text.rstrip('.')}; in no dense group, nearest to '{nearest}' "
+                    "(noise='attach')."
+                )
+            else:
+                name = f"{nearest} (outlying)"
                 text = (
                     f"Customers in no dense group whose nearest clustered customer is in "
-                    f"'{overrides.get(i, name)}' (noise='attach')."
+                    f"'{nearest}' (noise='attach'); none in the fit sample."
                 )
-                self.segments_.append(Segment(k + i, overrides.get(k + i, outlying), text))
+            self.segments_.append(Segment(k + i, overrides.get(k + i, name), text))
 
     def _noise_text(self, frame: pd.DataFrame, sample: np.ndarray, of: str) -> str:
         """What the noise segment holds: how many customers, and what share of spend."""
         noise = self.labels_ == NOISE
         text = (
-            f"{int(noise.sum())}{of} customers fit no dense group: too far from every "
+            f"{int(noise.sum()):,}{of} customers fit no dense group: too far from every "
             "cluster to belong to one (HDBSCAN noise)"
         )
         if "monetary" in frame:
@@ -347,8 +380,10 @@ class HDBSCANSegmenter(ClusteringSegmenter):
             if total > 0:
                 text += f"; they hold {np.nansum(spend[noise]) / total:.1%} of net spend"
         if self.noise == "attach" and self.n_clusters_:
-            attached = "each is in its nearest cluster's '(outlying)' segment"
-            return f"{text}. With noise='attach' {attached}."
+            return (
+                f"None with noise='attach': {text[0].lower()}{text[1:]}, and each is in "
+                "the '(outlying)' segment of its nearest cluster."
+            )
         return text + ". noise='attach' puts each with its nearest cluster instead."
 
     def _fit_input(self, columns: list[str]) -> FitInput:

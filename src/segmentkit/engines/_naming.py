@@ -231,7 +231,7 @@ def describe_clusters(
         told = chosen or found[:_MAX_WORDS]
         told = sorted(told, key=lambda d: order[d.feature])
         parts = [phrase(d.feature, d.median, d.base_median) for d in told]
-        count = f"{n_members} customer{'' if n_members == 1 else 's'}"
+        count = f"{n_members:,} customer{'' if n_members == 1 else 's'}"
         text = count + "".join(f"; {part}" for part in parts) + "."
         described.append((name, text))
     return described

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,7 +183,8 @@ class ExportReport:
             f"{self.exported} exported in {self.batches} request(s)"
         ]
         if self.description:
-            lines.append(f"  who: {self.description}")
+            lines += textwrap.wrap(f"who: {self.description}", 98, initial_indent="  ",
+                                   subsequent_indent="    ")  # fmt: skip
         lines += [f"  - excluded, {reason}: {n}" for reason, n in self.excluded.items() if n]
         if self.identifiers:
             keys = ", ".join(f"{k} {v}" for k, v in self.identifiers.items())

@@ -472,7 +472,8 @@ _PURCHASE = [
         label="Average order value",
         direction="higher_is_better",
         skewed=True,
-        words=("Big baskets", "Small baskets"),
+        # Not "baskets": basket_size (units per order) has those words.
+        words=("High order value", "Low order value"),
     ),
     FeatureDef(
         "tenure_days",

@@ -216,7 +216,7 @@ def _document(
     else:
         sections.append(("map", "Customer map", _projection_section(segmentation, segmenter)))
     if migration is not None:
-        sections.append(("migration", "Migration", _migration_section(migration)))
+        sections.append(("migration", "Migration", _migration_section(migration, colours)))
     if analysis is not None:
         sections.append(("test", "Test results", _analysis_section(analysis)))
     if runs:
@@ -377,8 +377,7 @@ def _catalog_section(segmentation: Segmentation, colours: dict[str, str]) -> str
             _share_cell(record["revenue_share"], "#f28e2b"),
         ]
         cells += [
-            f"<td>{_money(record[c]) if c == 'median_monetary' else _number(record[c])}</td>"
-            for c, _ in medians
+            f"<td>{_in_unit(record[c], _unit(c.removeprefix('median_')))}</td>" for c, _ in medians
         ]
         rows.append(f'<tr data-segment="{_e(name)}"{empty}>{"".join(cells)}</tr>')
     note = "All segments, most valuable first (by revenue, then customers)."
@@ -411,12 +410,14 @@ def _profiles_section(segmentation: Segmentation) -> str:
     profile = profile[profile["customers"] > 0]
     # Most valuable first, as the catalog.
     profile = profile.loc[[n for n in segmentation.catalog["segment"] if n in profile.index]]
+    base = profile.attrs.get("base_median", {})
+    # A row of dashes (no segment and no customer has a value) says nothing.
     features = [
         f
         for f in dict.fromkeys(profile.columns.get_level_values("feature"))
         if (f, "median") in profile.columns
+        and (profile[(f, "median")].notna().any() or not _missing(base.get(f)))
     ]
-    base = profile.attrs.get("base_median", {})
     rows_of = {f: _profile_row_head(f) for f in features}
     names = [str(name) for name in profile.index]
     tables = []
@@ -476,7 +477,7 @@ def _profile_svg(grid: ProfileGrid) -> str:
     """Every segment against the typical customer on the features that tell them apart."""
     if not grid.features or not grid.segments:
         return ""
-    cell_w, cell_h, left, top = 66, 26, 190, 120
+    cell_w, cell_h, left, top = 66, 26, 280, 120
     # Room on the right for the last feature's slanted label.
     width = left + cell_w * len(grid.features) + 120
     height = top + cell_h * len(grid.segments) + 8
@@ -492,7 +493,7 @@ def _profile_svg(grid: ProfileGrid) -> str:
         y = top + i * cell_h
         parts.append(
             f'<text x="{left - 8}" y="{y + cell_h / 2 + 4:.1f}" text-anchor="end" '
-            f'class="label"><title>{_e(segment)}</title>{_e(_clip(segment, 28))}</text>'
+            f'class="label"><title>{_e(segment)}</title>{_e(_clip(segment, 40))}</text>'
         )
         for j, feature in enumerate(grid.features):
             ratio = grid.ratios[i, j]
@@ -545,12 +546,32 @@ def _direction(feature: str) -> str:
 
 
 def _in_unit(value: Any, unit: str) -> str:
-    """A value as its unit reads: money to the cent, shares in percent."""
-    if unit == "currency":
+    """A value as its unit reads, the same number of decimals down a column.
+
+    Money to the cent, shares in percent, days to a tenth, ratios to a hundredth;
+    counts whole, or to a tenth when a median falls between two counts.
+    """
+    if unit in ("currency", "money"):
         return _money(value)
-    if unit == "share":
+    if unit in ("share", "percent"):
         return _pct(value)
+    if _missing(value):
+        return "—"
+    value = float(value)
+    if unit in ("days", "minutes", "years"):
+        return f"{value:,.1f}"
+    if unit == "ratio":
+        return f"{value:,.2f}"
+    if unit in _COUNTS:
+        return f"{value:,.0f}" if value == round(value) else f"{value:,.1f}"
     return _number(value)
+
+
+#: Units that count things: whole numbers, but for a median between two counts.
+_COUNTS = frozenset(
+    ("orders", "units", "products", "categories", "brands", "codes", "carts", "events",
+     "sessions")
+)  # fmt: skip
 
 
 def _rfm_section(segmentation: Segmentation) -> str:
@@ -590,8 +611,11 @@ def _heatmap_svg(key: str, label: str, grid: Any) -> str:
             r, f = n - i, j + 1
             if key == "customers":
                 text = _int(value)
+            elif grid.counts[i, j] == 0:
+                text = "–"
             else:
-                text = _short(value) if grid.counts[i, j] > 0 else "–"
+                # To the cent where a cell has room for it.
+                text = _money(value) if abs(value) < 1000 else _short(value)
             share = value / high if np.isfinite(value) and grid.counts[i, j] > 0 else math.nan
             fill = _blues(share) if np.isfinite(share) else "#eeeeee"
             ink = "#ffffff" if np.isfinite(share) and share > 0.55 else "#222222"
@@ -715,7 +739,7 @@ def _projection_section(segmentation: Segmentation, segmenter: Any) -> str:
     )
 
 
-def _migration_section(migration: Any) -> str:
+def _migration_section(migration: Any, colours: dict[str, str] | None = None) -> str:
     before = _date(getattr(migration, "before_as_of", None))
     after = _date(getattr(migration, "after_as_of", None))
     matrix, shares = migration.matrix, migration.shares
@@ -747,7 +771,7 @@ def _migration_section(migration: Any) -> str:
         "(gone) customers who disappeared; framed cells kept their segment."
     )
     parts = [
-        _flow_svg(flow_layout(migration)),
+        _flow_svg(flow_layout(migration), colours or {}),
         f'<p class="note">{_e(note)}</p>',
         f'<div class="scroll"><table id="migration-matrix" class="matrix"><thead>{head}</thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>",
@@ -765,15 +789,19 @@ def _migration_section(migration: Any) -> str:
     return "\n".join(parts)
 
 
-def _flow_svg(flow: Flow) -> str:
-    """The migration as bands from the earlier segments (left) to the later (right)."""
-    width, plot_h, top = 960, 420.0, 26
-    x_left, x_right, bar = 236, 710, 14
+def _flow_svg(flow: Flow, known: dict[str, str]) -> str:
+    """The migration as bands from the earlier segments (left) to the later (right).
+
+    Segments keep the colours the rest of the report gives them (``known``); a segment
+    only the earlier run has takes the next free colour.
+    """
+    width, plot_h, top = 1060, 420.0, 26
+    x_left, x_right, bar = 300, 700, 14
     scale = plot_h / max(flow.height, 1.0)
-    colours = {
-        name: (_NOISE_COLOUR if name == "(new)" else _PALETTE[i % len(_PALETTE)])
-        for i, name in enumerate(flow.left)
-    }
+    colours = {"(new)": _NOISE_COLOUR, "(gone)": _NOISE_COLOUR, **known}
+    spare = [c for c in _PALETTE if c not in set(known.values())] or list(_PALETTE)
+    others = [n for n in dict.fromkeys([*flow.left, *flow.right]) if n not in colours]
+    colours.update({name: spare[i % len(spare)] for i, name in enumerate(others)})
     parts, lowest = [], 0.0
     for band in flow.bands:
         y0, y1 = top + band.y0 * scale, top + band.y1 * scale
@@ -800,7 +828,7 @@ def _flow_svg(flow: Flow) -> str:
             y, h = top + node_top * scale, max(size * scale, 1.0)
             fill = colours.get(name, _NOISE_COLOUR)
             # Thin segments' labels would overlap: each is pushed below the one before.
-            label_y = max(y + h / 2 + 4, last + 13)
+            label_y = max(y + h / 2 + 4, last + 15)
             last = label_y
             lowest = max(lowest, label_y)
             text_x = x - 6 if anchor == "end" else x + bar + 6
@@ -808,7 +836,7 @@ def _flow_svg(flow: Flow) -> str:
                 f'<g data-node="{_e(name)}"><title>{_e(name)}: {_int(size)} customers</title>'
                 f'<rect x="{x}" y="{y:.1f}" width="{bar}" height="{h:.1f}" fill="{fill}"/>'
                 f'<text x="{text_x}" y="{label_y:.1f}" text-anchor="{anchor}" class="label">'
-                f"{_e(_clip(name, 26))} · {_int(size)}</text></g>"
+                f"{_e(_clip(name, 40))} · {_int(size)}</text></g>"
             )
     height = int(max(top + plot_h + 12, lowest + 10))
     parts.append(

@@ -58,6 +58,10 @@ def profile_grid(segmentation: Segmentation, columns: Sequence[str] | None = Non
     # A median of 0 against a positive typical one is as far below as the scale goes.
     logs = np.log2(ratios.clip(lower=0.25)).clip(-2, 2)
     if columns is None:
+        # A feature no segment can be compared on (the typical value is 0, or nobody
+        # has one) would be a blank column.
+        comparable = [c for c in ratios.columns if np.isfinite(ratios[c]).any()]
+        logs, ratios = logs[comparable], ratios[comparable]
         spread = (logs.max() - logs.min()).fillna(0.0)
         chosen = set(spread.sort_values(ascending=False, kind="stable").index[:PROFILE_FEATURES])
         keep = [c for c in logs.columns if c in chosen]

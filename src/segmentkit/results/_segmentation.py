@@ -27,6 +27,7 @@ from segmentkit._common._params import (
 )
 from segmentkit.errors import UnknownSegmentError
 from segmentkit.features._extract import CustomerFeatures
+from segmentkit.results._text import WIDTH, SegmentSummary, segment_lines
 
 __all__ = ["NOISE", "Segment", "Segmentation"]
 
@@ -232,8 +233,10 @@ class Segmentation:
     def summary(self, *, order_by: str = "revenue") -> pd.DataFrame:
         """One row per segment, most valuable first, indexed by segment name.
 
-        Numbers come first and the description last, so a terminal shows the figures
-        when it has to cut; money is rounded to the cent.
+        Numbers come first and the description last; money is rounded to the cent.
+        Printed, the table fits 100 columns: the figures (as many as fit, thousands
+        separated, shares in percent), then each description wrapped under its
+        segment's name. It is a :class:`pandas.DataFrame` in every other respect.
 
         Parameters
         ----------
@@ -258,6 +261,8 @@ class Segmentation:
         True
         >>> list(summary.columns[:4]), summary.columns[-1]
         (['customers', 'share', 'revenue', 'revenue_share'], 'description')
+        >>> str(summary).splitlines()[1].split()
+        ['Champions', '183', '22.9%', '45,724.37', '48.8%', '1.5', '44', '226.81']
         """
         ordered = {
             "revenue": self.catalog,
@@ -268,7 +273,7 @@ class Segmentation:
         }[order_by]
         figures = [c for c in ordered.columns if c not in ("segment_id", "segment", "description")]
         table = ordered.set_index("segment")[[*figures, "description"]]
-        return _money_to_cents(table)
+        return SegmentSummary(_money_to_cents(table))
 
     @validated(
         features=[
@@ -620,11 +625,9 @@ class Segmentation:
             f"{int((self.catalog['customers'] > 0).sum())} of {len(self.segments)} segments, "
             f"as_of={self.as_of.isoformat()}>"
         ]
-        for row in self.summary().itertuples():
-            revenue = "" if np.isnan(row.revenue_share) else f"  revenue {row.revenue_share:6.1%}"
-            lines.append(
-                f"  {row.Index:<22} {row.customers:>8} customers  {row.share:6.1%}{revenue}"
-            )
+        summary = self.summary()
+        shown = ["customers", "share", "revenue_share"]
+        lines += ["  " + line for line in segment_lines(summary[shown], width=WIDTH - 2)]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
