@@ -541,3 +541,26 @@ def test_report_lines_fit_a_100_column_terminal():
     assert " ".join(line.strip() for line in lines[note:]).endswith(long_note.strip())
     assert lines[note + 1].startswith("      ")
     assert "duplicates='drop' leaves them out" in " ".join(x.strip() for x in lines[:note])
+
+
+@pytest.mark.parametrize("engine", ["pandas", "polars"])
+def test_the_report_says_which_columns_were_used_by_their_names(engine):
+    # A column called "category" adds the category features without being mapped:
+    # beside a mapping, the report says so.
+    frame = pd.DataFrame(
+        {
+            "cust": ["a", "b"],
+            "timestamp": ["2024-01-01", "2024-01-02"],
+            "amount": [1.0, 2.0],
+            "category": ["x", "y"],
+        }
+    )
+    if engine == "polars":
+        pl = pytest.importorskip("polars")
+        frame = pl.from_pandas(frame)
+    report = sk.Transactions.from_frame(frame, customer_id="cust").report
+    (note,) = report.notes
+    assert note.startswith("used by their names, not mapped: timestamp, amount, category")
+    # Nothing mapped: every column is taken by name on purpose, nothing to say.
+    plain = pd.DataFrame({"customer_id": ["a"], "timestamp": ["2024-01-01"], "amount": [1.0]})
+    assert not sk.Transactions.from_frame(plain).report.notes

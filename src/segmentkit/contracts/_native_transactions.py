@@ -7,15 +7,16 @@ count, and only a failing check fetches a few example values.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import narwhals as nw
 import pandas as pd
 
-from segmentkit._frame._detect import Backend, collect, detect
+from segmentkit._frame._detect import Backend, collect, detect, distinct_rows, materialised
 from segmentkit._frame._time import EPOCH_US, POLARS_NON_EXISTENT, with_utc
 from segmentkit.contracts._attributes import blank_is_missing
 from segmentkit.contracts._dates import DateOptions
@@ -48,6 +49,7 @@ from segmentkit.contracts._schema import (
     raise_if,
     refuse_empty,
     refuse_missing_ids,
+    used_by_name,
 )
 from segmentkit.contracts._validation import ValidationReport
 from segmentkit.errors import ContractFailure, InvalidParameterError, Reason, SegmentkitWarning
@@ -145,24 +147,24 @@ def transactions_from_native(
     plan = _Plan(contract, raw, schema, selected, backend, timezone, dates)
     plan.prepare_amount()
 
-    def prepare(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
-        return plan.prepared(
-            frame,
-            cancellation_prefix=cancellation_prefix,
-            zero_amount=zero_amount,
-            returns=returns,
-            rates=rates,
-            base_currency=base_currency,
-            patterns=patterns,
-            cutoff_us=None if future == "keep" else cutoff.value // 1000,
-        )
-
-    prepared = prepare(raw)
-    # Duplicates are judged on the mapped columns. Identical lines share every earlier
-    # exclusion reason, so the repeats among kept lines are kept lines minus distinct ones.
-    sources = list(dict.fromkeys(selected.values()))
-    deduped = prepare(raw.select(sources).unique())
-    counts = _count(prepared, deduped, plan, rates is not None, "currency" in selected)
+    every_line = plan.prepared(
+        raw,
+        cancellation_prefix=cancellation_prefix,
+        zero_amount=zero_amount,
+        returns=returns,
+        rates=rates,
+        base_currency=base_currency,
+        patterns=patterns,
+        cutoff_us=None if future == "keep" else cutoff.value // 1000,
+    )
+    # Computed once: the counts below and every group-by of the features read it.
+    with _skipped_times_explained(timezone):
+        prepared = materialised(every_line, backend)
+    # Duplicates are judged on the mapped columns as read (stripped ids, parsed times),
+    # as on the pandas path. Identical lines share every exclusion reason, so the repeats
+    # among kept lines are kept lines minus distinct ones.
+    distinct = distinct_rows(prepared.filter(nw.col("_stage") == 0), list(selected))
+    counts = _count(prepared, distinct, plan, rates is not None, "currency" in selected)
     rows_read = counts["rows"]
     _raise_failures(plan, counts, raw, prepared, missing_customer, rates, base_currency)
     _refuse_policies(counts, prepared, future, cutoff_name, invalid_values, table)
@@ -178,14 +180,12 @@ def transactions_from_native(
         message = future_message(counts[f"stage_{_FUTURE}"], cutoff_name, future)
         warnings.warn(message, SegmentkitWarning, stacklevel=3)
     rows_kept = counts["stage_0"]
-    final = prepared
     repeats = rows_kept - counts["kept_distinct"]
     flagged: dict[str, int] = {}
-    notes: list[str] = []
+    notes: list[str] = used_by_name(list(selected), columns)
     if duplicates == "drop":
         excluded["duplicate_line"] = repeats
         rows_kept = counts["kept_distinct"]
-        final = deduped
     elif repeats:
         flagged["duplicate_line"] = repeats
     if rates:
@@ -193,7 +193,10 @@ def transactions_from_native(
     amounts = {PRODUCT_REASON: counts["product_amount"]} if patterns else {}
     report = ValidationReport(table, rows_read, rows_kept, excluded, notes, amounts, flagged)
     keep = [*plan.output_columns, "is_return", EPOCH_US]
-    kept = final.filter(nw.col("_stage") == 0).select(keep)
+    kept = prepared.filter(nw.col("_stage") == 0).select(keep)
+    if duplicates == "drop":
+        # Every kept column follows from the mapped ones: one row per distinct line.
+        kept = distinct_rows(kept, keep)
     # The return stage holds returns only with returns='separate' or 'exclude'; -1
     # matches nothing.
     set_aside = prepared.filter(nw.col("_stage") == (_RETURN if returns == "separate" else -1))
@@ -393,7 +396,7 @@ _SUMS = ("product_amount",)
 
 def _count(
     prepared: nw.LazyFrame[Any],
-    deduped: nw.LazyFrame[Any],
+    distinct_kept: nw.LazyFrame[Any],
     plan: _Plan,
     converted: bool,
     has_currency: bool,
@@ -423,20 +426,10 @@ def _count(
             nw.col("currency").max().alias("currency_max"),
         ]
     query = prepared.select(exprs)
-    distinct = deduped.filter(nw.col("_stage") == 0).select(nw.len().alias("kept_distinct"))
+    distinct = distinct_kept.select(nw.len().alias("kept_distinct"))
     query = query.join(distinct, how="cross")
-    try:
+    with _skipped_times_explained(plan.timezone):
         row = collect(query).rows(named=True)[0]
-    except Exception as error:  # the engine's own error type
-        if POLARS_NON_EXISTENT not in str(error):
-            raise
-        msg = (
-            f"Some timestamps do not exist in time zone {plan.timezone!r} (a daylight-saving "
-            "change skips them), and polars cannot move them forward as pandas does. Pass "
-            "the data through pandas, or convert the timestamps to UTC in polars first "
-            "(dt.replace_time_zone(..., non_existent='null') marks them missing)."
-        )
-        raise InvalidParameterError(msg) from error
     return {
         k: (
             float(v or 0.0)
@@ -447,6 +440,23 @@ def _count(
         )
         for k, v in row.items()
     }
+
+
+@contextlib.contextmanager
+def _skipped_times_explained(timezone: str) -> Iterator[None]:
+    """polars' error for wall-clock times a daylight-saving change skips, in words."""
+    try:
+        yield
+    except Exception as error:  # the engine's own error type
+        if POLARS_NON_EXISTENT not in str(error):
+            raise
+        msg = (
+            f"Some timestamps do not exist in time zone {timezone!r} (a daylight-saving "
+            "change skips them), and polars cannot move them forward as pandas does. Pass "
+            "the data through pandas, or convert the timestamps to UTC in polars first "
+            "(dt.replace_time_zone(..., non_existent='null') marks them missing)."
+        )
+        raise InvalidParameterError(msg) from error
 
 
 def _raise_failures(

@@ -87,6 +87,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def used_by_name(keys: Sequence[str], mapping: Mapping[str, str]) -> list[str]:
+    """A note for the report when columns were used by their names beside a mapping.
+
+    A column named like a contract column is read without being mapped; a ``category``
+    column then adds the category features. When the user mapped some columns, the
+    ones taken by name are said (``[]`` when nothing was mapped: everything is then by
+    name, on purpose).
+    """
+    by_name = [key for key in keys if key not in mapping]
+    if not mapping or not by_name:
+        return []
+    return [
+        f"used by their names, not mapped: {', '.join(by_name)} (a column named like a "
+        "contract column is read unless another column is mapped to that name)"
+    ]
+
+
 def map_columns(
     frame: Any,
     contract: Contract,

@@ -43,6 +43,7 @@ from segmentkit.contracts._schema import (
     examples,
     raise_if,
     to_ns,
+    used_by_name,
 )
 from segmentkit.contracts._table import _Table, exclude_rows, missing_ids
 from segmentkit.contracts._validation import ValidationReport
@@ -321,6 +322,7 @@ class Transactions(_Table):
             raise InvalidParameterError(msg)
         # Duplicates are judged on what the mapping reads, before derived columns.
         mapped = list(data.columns)
+        read_notes += used_by_name(mapped, columns)
         rows_read = len(data)
         failures: list[ContractFailure] = []
         data = _with_amount(data, failures)

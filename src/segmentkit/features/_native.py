@@ -17,7 +17,7 @@ import narwhals as nw
 import numpy as np
 import pandas as pd
 
-from segmentkit._frame._detect import collect, to_native
+from segmentkit._frame._detect import collect, distinct_rows, materialise_duckdb, to_native
 from segmentkit._frame._time import DAY_US, EPOCH_US
 from segmentkit.contracts._native_tables import NativeCustomers, NativeEvents, NativeTransactions
 from segmentkit.errors import InvalidParameterError
@@ -178,10 +178,14 @@ def extract_native_features(
     table = compiler.table("transactions")
     if events is not None:
         browsing_table = compiler.table("events")
-        ids = nw.concat([table.select(_ID), browsing_table.select(_ID)], how="vertical").unique()
+        ids = distinct_rows(
+            nw.concat([table.select(_ID), browsing_table.select(_ID)], how="vertical"), [_ID]
+        )
         table = ids.join(table, on=_ID, how="left").join(browsing_table, on=_ID, how="left")
     if profiles is not None:
-        ids = nw.concat([table.select(_ID), profiles.select(_ID)], how="vertical").unique()
+        ids = distinct_rows(
+            nw.concat([table.select(_ID), profiles.select(_ID)], how="vertical"), [_ID]
+        )
         table = ids.join(table, on=_ID, how="left").join(profiles, on=_ID, how="left")
     defined = {d.name for d in chosen}
     extras = [
@@ -197,7 +201,7 @@ def extract_native_features(
             features = features.sort(_ID)
         native = to_native(features, transactions._backend)
         if transactions.backend == "duckdb":
-            native = _materialise_duckdb(native)
+            native, _ = materialise_duckdb(native)
         return native
     # Sorted in pandas: the result is one row per customer, and a distributed sort would
     # cost an extra pass.
@@ -268,29 +272,6 @@ def _lines_inside(transactions: NativeTransactions, as_of: Any) -> tuple[pd.Time
         )
     ).rows(named=True)[0]
     return stamp, int(checked["n_in"] or 0), int(checked["first"])
-
-
-def _materialise_duckdb(relation: Any) -> Any:
-    """``relation`` computed once into a temporary table of its own connection.
-
-    A DuckDB relation is a query, rerun from the transaction lines by every query that
-    reads it: fitting a segmenter, then its predictions, would each redo the group-bys.
-    The table holds one row per customer and never leaves DuckDB (nothing reaches
-    Python); it lives as long as the connection, like any temporary table. Where a
-    table cannot be created (e.g. a read-only database), the lazy relation is returned.
-    """
-    import uuid
-
-    import duckdb
-
-    table = f"__segmentkit_features_{uuid.uuid4().hex}"
-    # The relation is reachable by name only inside these statements (a view alias).
-    alias = f"__segmentkit_source_{uuid.uuid4().hex}"
-    try:
-        relation.query(alias, f'CREATE TEMPORARY TABLE "{table}" AS SELECT * FROM {alias}')
-        return relation.query(alias, f'SELECT * FROM "{table}"')
-    except duckdb.Error:
-        return relation
 
 
 class _Compiler:
@@ -640,7 +621,7 @@ def _plain_aggregates(
         else:
             reduced.append(prepared_column.max().alias(name))
     if not reduced:
-        return frame.select(_ID).unique()
+        return distinct_rows(frame, [_ID])
     return frame.with_columns(**prepared).group_by(_ID).agg(*reduced)
 
 
@@ -654,11 +635,12 @@ def _distinct(
     selected = frame.filter(_condition(agg, as_of_us) & ~value.is_null())
     if agg.per == "order" and order is None:  # each line its own order: each line a pair
         return selected.group_by(_ID).agg(nw.len().alias(name))
-    keys = [value.alias("_value")]
+    keys = {"_value": value}
     if agg.per == "order":
         assert order is not None
-        keys.append(order.alias("_order"))
-    return selected.select(_ID, *keys).unique().group_by(_ID).agg(nw.len().alias(name))
+        keys["_order"] = order
+    pairs = distinct_rows(selected.select(_ID, **keys), [_ID, *keys])
+    return pairs.group_by(_ID).agg(nw.len().alias(name))
 
 
 def _weighted_pairs(
@@ -719,7 +701,8 @@ def _frequency(sales: nw.LazyFrame[Any], names: list[str], orders_from: str) -> 
         keyed = sales.select(_ID, (nw.col(EPOCH_US) // DAY_US).alias("_day"))
     else:
         keyed = sales.select(_ID, EPOCH_US)
-    return keyed.unique().group_by(_ID).agg(nw.len().alias("frequency"))
+    orders = distinct_rows(keyed, keyed.collect_schema().names())
+    return orders.group_by(_ID).agg(nw.len().alias("frequency"))
 
 
 def _to_pandas(features: nw.DataFrame[Any]) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import narwhals as nw
 import numpy as np
 import pandas as pd
 
-from segmentkit._frame._detect import Backend
+from segmentkit._frame._detect import Backend, distinct_rows
 from segmentkit._frame._time import DAY_US, EPOCH_US
 
 __all__ = ["SESSION", "visits", "visits_and_events"]
@@ -183,7 +183,7 @@ def _with_abandoned(
         carts.join(every_purchase, on=_ID, how="inner")
         .filter((delay >= 0) & (delay <= abandon_us))
         .select(_ID, _SESSION)
-        .unique()
+        .pipe(distinct_rows, [_ID, _SESSION])
         .with_columns(_bought=nw.lit(True))
     )
     decidable = (nw.col("last_cart") + abandon_us) <= as_of_us
