@@ -16,6 +16,7 @@ sk_pandas           ``Transactions.from_frame`` (customer, order, timestamp, amo
                     → ``extract_features`` → ``RFMSegmenter().fit_predict``
 sk_polars           the same three calls on a polars DataFrame
 sk_duckdb           the same three calls on a DuckDB relation (in-memory table)
+sk_pandas_rfm       sk_pandas asking only for R/F/M (``extract_features(features=...)``)
 sk_polars_rfm       sk_polars asking only for R/F/M (``extract_features(features=...)``),
                     the work the hand-written peers do
 sk_duckdb_rfm       the same on the DuckDB relation
@@ -88,6 +89,7 @@ METHODS: dict[str, tuple[str, str, str, int | None]] = {
     "sk_pandas": ("segmentkit, pandas (default)", "main", "str", None),
     "sk_polars": ("segmentkit, polars backend", "main", "str", None),
     "sk_duckdb": ("segmentkit, DuckDB backend", "main", "str", None),
+    "sk_pandas_rfm": ("segmentkit, pandas, R/F/M only", "main", "str", None),
     "sk_polars_rfm": ("segmentkit, polars backend, R/F/M only", "main", "str", None),
     "sk_duckdb_rfm": ("segmentkit, DuckDB backend, R/F/M only", "main", "str", None),
     "sk_full": ("segmentkit, pandas, full feature set", "main", "str", None),
@@ -435,6 +437,7 @@ def _prepare(method: str, path: Path) -> tuple[Any, Any]:
         "numpy_bound": numpy_bound,
         "numpy_direct": numpy_direct,
         "sk_pandas": sk_pipeline,
+        "sk_pandas_rfm": sk_rfm_only,
         "sk_full": sk_full,
         "pandas_tutorial": pandas_tutorial,
         "pandas_idiomatic": pandas_idiomatic,
@@ -957,7 +960,13 @@ def main(argv: list[str] | None = None) -> int:
         if reference is None:
             reference = args.cache / f"rfm_sk_pandas_{rows}.npz"
         for r in results:
-            if r["rows"] == rows and "rfm_file" in r and reference.exists():
+            # A merged result of an earlier run may have lost its file with the cache.
+            if (
+                r["rows"] == rows
+                and "rfm_file" in r
+                and reference.exists()
+                and Path(r["rfm_file"]).exists()
+            ):
                 r["agreement"] = agreement(reference, Path(r["rfm_file"]))
     _with_ratios(results)
     judged = targets(results)
