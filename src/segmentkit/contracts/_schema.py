@@ -87,15 +87,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: Columns every table of lines reads: taking them by name changes no feature.
+_ESSENTIAL = frozenset({"customer_id", "timestamp", "amount"})
+
+
 def used_by_name(keys: Sequence[str], mapping: Mapping[str, str]) -> list[str]:
-    """A note for the report when columns were used by their names beside a mapping.
+    """A note for the report when optional columns were used by their names.
 
     A column named like a contract column is read without being mapped; a ``category``
     column then adds the category features. When the user mapped some columns, the
-    ones taken by name are said (``[]`` when nothing was mapped: everything is then by
-    name, on purpose).
+    optional ones taken by name are said (``[]`` when nothing was mapped: everything
+    is then by name, on purpose).
     """
-    by_name = [key for key in keys if key not in mapping]
+    by_name = [key for key in keys if key not in mapping and key not in _ESSENTIAL]
     if not mapping or not by_name:
         return []
     return [
