@@ -46,6 +46,7 @@ def test_duckdb_features_read_the_validated_lines_not_the_input():
     con.register("raw_lines", lines)
     con.execute("CREATE TABLE shop_lines AS SELECT * FROM raw_lines")
     relation = con.table("shop_lines")
+    assert _scans_of(relation, "shop_lines") == 1  # what a scan of the input looks like
     transactions = sk.Transactions.from_frame(relation, **_MAPPING)
     kept = transactions.native
     # The validated lines are a table of their own: reading them scans no input.

@@ -105,16 +105,15 @@ def distinct_rows(frame: nw.LazyFrame[Any], columns: list[str]) -> nw.LazyFrame[
     return frame.group_by(*columns).agg(nw.len().alias("_rows")).select(columns)
 
 
-def materialise_duckdb(relation: Any, kind: str = "features") -> tuple[Any, str | None]:
+def materialise_duckdb(relation: Any, kind: str = "features") -> Any:
     """``relation`` computed once into a temporary table of its own connection.
 
     A DuckDB relation is a query, rerun by every query that reads it: fitting a
     segmenter, then its predictions, would each redo the features' group-bys, and each
     group-by of the features would redo the validation. The table never leaves DuckDB
     (nothing reaches Python) and lives as long as the connection, like any temporary
-    table. Returns the relation reading the table and
-    the table's name; where a table cannot be created (e.g. a read-only database), the
-    lazy relation and ``None``.
+    table. Where a table cannot be created (e.g. a read-only database), the lazy
+    relation is returned.
     """
     import uuid
 
@@ -125,9 +124,9 @@ def materialise_duckdb(relation: Any, kind: str = "features") -> tuple[Any, str 
     alias = f"__segmentkit_source_{uuid.uuid4().hex}"
     try:
         relation.query(alias, f'CREATE TEMPORARY TABLE "{table}" AS SELECT * FROM {alias}')
-        return relation.query(alias, f'SELECT * FROM "{table}"'), table
+        return relation.query(alias, f'SELECT * FROM "{table}"')
     except duckdb.Error:
-        return relation, None
+        return relation
 
 
 def materialised(frame: nw.LazyFrame[Any], backend: Backend) -> nw.LazyFrame[Any]:
@@ -142,8 +141,7 @@ def materialised(frame: nw.LazyFrame[Any], backend: Backend) -> nw.LazyFrame[Any
     stay lazy: their inputs may not fit in memory.
     """
     if backend.name == "duckdb":
-        reader, _ = materialise_duckdb(nw.to_native(frame), "lines")
-        return nw.from_native(reader).lazy()
+        return nw.from_native(materialise_duckdb(nw.to_native(frame), "lines")).lazy()
     if backend.eager:
         return frame.collect().lazy()
     return frame

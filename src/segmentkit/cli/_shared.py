@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
+from segmentkit._common._terminal import TERMINAL_WIDTH
 from segmentkit.errors import SegmentkitError
-from segmentkit.results._text import WIDTH, segment_lines
+from segmentkit.results._text import segment_lines
 
 T = TypeVar("T")
 
@@ -297,14 +298,10 @@ def _load_model(args: argparse.Namespace) -> Any:
         raise
 
 
-#: Columns a terminal table fits in: figures first, the description cut to what is left.
-_TERMINAL_WIDTH = WIDTH
-
-
 def _summary_text(segmentation: Any, title: str = "segments") -> str:
     """The segments as a terminal table: figures first, most valuable first."""
     shown = segmentation.summary()
-    lines = segment_lines(shown, ["customers", "share", "revenue_share"], width=_TERMINAL_WIDTH)
+    lines = segment_lines(shown, ["customers", "share", "revenue_share"], width=TERMINAL_WIDTH)
     # The full instant, not just the date: it is what --as-of needs to reproduce the run.
     as_of = segmentation.as_of.isoformat()
     return f"{title} ({segmentation.engine}), as of {as_of}:\n" + "\n".join(lines)

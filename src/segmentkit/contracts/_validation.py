@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from segmentkit._common._terminal import TERMINAL_WIDTH
+
 __all__ = ["ValidationReport"]
 
 #: What a flag means and how to change it, shown beside its count.
-_WIDTH = 100
-
 _FLAG_NOTES = {
     "duplicate_line": " (repeat an earlier line in every mapped column; "
     "duplicates='drop' leaves them out)",
@@ -136,12 +136,12 @@ class ValidationReport:
         return "\n".join(
             textwrap.fill(
                 line,
-                width=_WIDTH,
+                width=TERMINAL_WIDTH,
                 subsequent_indent="      ",
                 break_on_hyphens=False,
                 break_long_words=False,
             )
-            if len(line) > _WIDTH
+            if len(line) > TERMINAL_WIDTH
             else line
             for line in lines
         )

@@ -321,10 +321,7 @@ class HDBSCANSegmenter(ClusteringSegmenter):
             Segment(NOISE, overrides.get(NOISE, _NOISE_NAME), self._noise_text(frame, sample, of))
         ]
         for i, (name, text) in enumerate(descriptions):
-            count = f"{int((self.labels_ == i).sum()):,} customers;"
-            if of and text.startswith(count):
-                text = text.replace(" customers;", f"{of} customers;", 1)
-            self.segments_.append(Segment(i, overrides.get(i, name), text))
+            self.segments_.append(Segment(i, overrides.get(i, name), _counted_in(text, of)))
         if self.noise == "attach":
             self._describe_outlying(frame, matrix, sample, descriptions, overrides, of)
 
@@ -354,11 +351,8 @@ class HDBSCANSegmenter(ClusteringSegmenter):
             count = int((attached == k + i).sum())
             if count:
                 name = f"{words} (outlying)"
-                text = text.replace(" customers;", f"{of} customers;", 1) if of else text
-                text = (
-                    f"{text.rstrip('.')}; in no dense group, nearest to '{nearest}' "
-                    "(noise='attach')."
-                )
+                own_text = _counted_in(text, of).rstrip(".")
+                text = f"{own_text}; in no dense group, nearest to '{nearest}' (noise='attach')."
             else:
                 name = f"{nearest} (outlying)"
                 text = (
@@ -381,8 +375,8 @@ class HDBSCANSegmenter(ClusteringSegmenter):
                 text += f"; they hold {np.nansum(spend[noise]) / total:.1%} of net spend"
         if self.noise == "attach" and self.n_clusters_:
             return (
-                f"None with noise='attach': {text[0].lower()}{text[1:]}, and each is in "
-                "the '(outlying)' segment of its nearest cluster."
+                f"None with noise='attach': {text}, and each is in the '(outlying)' segment "
+                "of its nearest cluster."
             )
         return text + ". noise='attach' puts each with its nearest cluster instead."
 
@@ -501,3 +495,8 @@ def _row_hashes(matrix: np.ndarray) -> np.ndarray:
     if not len(matrix):
         return np.zeros(0, dtype=np.uint64)
     return pd.util.hash_pandas_object(pd.DataFrame(matrix), index=False).to_numpy()
+
+
+def _counted_in(description: str, of: str) -> str:
+    """A description whose leading count says it is of the fit sample (``of``)."""
+    return description.replace(" customers;", f"{of} customers;", 1) if of else description

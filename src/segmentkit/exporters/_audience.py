@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from segmentkit._common._files import PathLike, write_atomic
+from segmentkit._common._terminal import TERMINAL_WIDTH
 from segmentkit.contracts._customers import Customers
 from segmentkit.results._segmentation import Segmentation
 
@@ -183,8 +184,12 @@ class ExportReport:
             f"{self.exported} exported in {self.batches} request(s)"
         ]
         if self.description:
-            lines += textwrap.wrap(f"who: {self.description}", 98, initial_indent="  ",
-                                   subsequent_indent="    ")  # fmt: skip
+            lines += textwrap.wrap(
+                f"who: {self.description}",
+                TERMINAL_WIDTH,
+                initial_indent="  ",
+                subsequent_indent="    ",
+            )
         lines += [f"  - excluded, {reason}: {n}" for reason, n in self.excluded.items() if n]
         if self.identifiers:
             keys = ", ".join(f"{k} {v}" for k, v in self.identifiers.items())

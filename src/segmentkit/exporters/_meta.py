@@ -27,7 +27,7 @@ from segmentkit.exporters._audience import (
     eligible_members,
 )
 from segmentkit.exporters._destination import Destination, TokenAuth, error_object_message
-from segmentkit.exporters._shared import check_external_ids, segment_description
+from segmentkit.exporters._shared import check_external_ids, find_segment, segment_description
 from segmentkit.results._segmentation import Segmentation
 
 __all__ = ["build_meta"]
@@ -233,12 +233,9 @@ def _session_id(
 
 
 def _segment_name(segmentation: Segmentation, segment: str | int) -> str:
-    if isinstance(segment, str):
-        return segment
-    for definition in segmentation.segments:
-        if definition.id == segment:
-            return str(definition.name)
-    return str(segment)
+    # Unlike segment_name, no check: remove_all names a segment it reads no member of.
+    found = find_segment(segmentation, segment)
+    return str(segment) if found is None else str(found.name)
 
 
 DESTINATION = Destination(

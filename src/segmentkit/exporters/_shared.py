@@ -20,13 +20,14 @@ from segmentkit.exporters._audience import (
 from segmentkit.exporters._identifiers import country as country_codes
 from segmentkit.exporters._identifiers import phone_e164, unrecognised
 from segmentkit.features._extract import CustomerFeatures
-from segmentkit.results._segmentation import Segmentation
+from segmentkit.results._segmentation import Segment, Segmentation
 
 __all__ = [
     "NEXT_BEST_PREFIX",
     "PREDICTION_PROPERTIES",
     "check_external_ids",
     "countries",
+    "find_segment",
     "json_size",
     "make_report",
     "phones",
@@ -40,21 +41,25 @@ __all__ = [
 ]
 
 
+def find_segment(segmentation: Segmentation, segment: str | int) -> Segment | None:
+    """The segment given by name or id, if the segmentation has it."""
+    for s in segmentation.segments:
+        if s.name == segment or (not isinstance(segment, str) and s.id == segment):
+            return s
+    return None
+
+
 def segment_name(segmentation: Segmentation, segment: str | int) -> str:
     """The name of a segment given by name or id (raises like ``members`` if unknown)."""
     segmentation.members(segment)  # the library's own error for an unknown segment
-    for s in segmentation.segments:
-        if s.name == segment or (not isinstance(segment, str) and s.id == segment):
-            return s.name
-    return str(segment)
+    found = find_segment(segmentation, segment)
+    return str(segment) if found is None else found.name
 
 
 def segment_description(segmentation: Segmentation, segment: str | int) -> str:
     """The description of a segment given by name or id (``''`` when it has none)."""
-    for s in segmentation.segments:
-        if s.name == segment or (not isinstance(segment, str) and s.id == segment):
-            return str(s.description or "")
-    return ""
+    found = find_segment(segmentation, segment)
+    return "" if found is None else str(found.description or "")
 
 
 def text_column(frame: pd.DataFrame, column: str) -> pd.Series:

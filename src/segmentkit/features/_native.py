@@ -201,7 +201,7 @@ def extract_native_features(
             features = features.sort(_ID)
         native = to_native(features, transactions._backend)
         if transactions.backend == "duckdb":
-            native, _ = materialise_duckdb(native)
+            native = materialise_duckdb(native)
         return native
     # Sorted in pandas: the result is one row per customer, and a distributed sort would
     # cost an extra pass.

@@ -498,7 +498,7 @@ def _profile_svg(grid: ProfileGrid) -> str:
         for j, feature in enumerate(grid.features):
             ratio = grid.ratios[i, j]
             fill = _ratio_colour(ratio, grid.directions[j])
-            strong = np.isfinite(grid.logs[i, j]) and abs(grid.logs[i, j]) > 1.2
+            strong = grid.strong[i, j]
             text = f"×{ratio:.2f}" if np.isfinite(ratio) else "–"
             tip = f"{segment}: {grid.labels[j]} {text} the typical customer"
             x = left + j * cell_w

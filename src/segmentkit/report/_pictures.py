@@ -40,6 +40,11 @@ class ProfileGrid:
     logs: np.ndarray
 
     @property
+    def strong(self) -> np.ndarray:
+        """Cells far enough from typical (beyond about ×2.3 or ×0.43) for light text."""
+        return np.abs(np.nan_to_num(self.logs)) > 1.2
+
+    @property
     def signed(self) -> np.ndarray:
         """``logs`` signed so that positive is better; NaN where there is no direction."""
         sign = np.array([_SIGN.get(d, np.nan) for d in self.directions])

@@ -351,7 +351,7 @@ def profile_heatmap(
         for j in range(n_cols):
             ratio = grid.ratios[i, j]
             text = "–" if not np.isfinite(ratio) else f"×{ratio:.2f}"
-            strong = np.isfinite(values[i, j]) and abs(values[i, j]) > 1.2
+            strong = grid.strong[i, j]
             ax.text(
                 j,
                 i,

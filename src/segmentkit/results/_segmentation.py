@@ -25,9 +25,10 @@ from segmentkit._common._params import (
     Satisfies,
     validated,
 )
+from segmentkit._common._terminal import TERMINAL_WIDTH
 from segmentkit.errors import UnknownSegmentError
 from segmentkit.features._extract import CustomerFeatures
-from segmentkit.results._text import WIDTH, SegmentSummary, segment_lines
+from segmentkit.results._text import SegmentSummary, segment_lines
 
 __all__ = ["NOISE", "Segment", "Segmentation"]
 
@@ -627,7 +628,7 @@ class Segmentation:
         ]
         summary = self.summary()
         shown = ["customers", "share", "revenue_share"]
-        lines += ["  " + line for line in segment_lines(summary[shown], width=WIDTH - 2)]
+        lines += ["  " + line for line in segment_lines(summary[shown], width=TERMINAL_WIDTH - 2)]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

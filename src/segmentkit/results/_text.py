@@ -12,10 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["WIDTH", "SegmentSummary", "segment_lines"]
+from segmentkit._common._terminal import TERMINAL_WIDTH
 
-#: Columns of the terminal a table is made for.
-WIDTH = 100
+__all__ = ["SegmentSummary", "segment_lines"]
 
 
 def _count(value: Any) -> str:
@@ -54,7 +53,7 @@ FIGURES: dict[str, tuple[str, Callable[[Any], str]]] = {
 
 
 def segment_lines(
-    summary: pd.DataFrame, columns: Sequence[str] | None = None, *, width: int = WIDTH
+    summary: pd.DataFrame, columns: Sequence[str] | None = None, *, width: int = TERMINAL_WIDTH
 ) -> list[str]:
     """The rows of ``summary`` (indexed by segment) as aligned lines of text.
 
