@@ -338,3 +338,37 @@ def test_a_word_names_one_measure():
             measures[word].add(measure)
     shared = {word: names for word, names in measures.items() if len(names) > 1}
     assert shared == {}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-1, 3), st.one_of(st.none(), st.integers(0, 6))),
+        min_size=2,
+        max_size=80,
+    )
+)
+def test_cluster_differences_equal_a_rank_by_rank_reference(rows: list) -> None:
+    # The one-sort implementation against the definition: per cluster, pandas' average
+    # ranks summed over the members, and the members' own median.
+    from segmentkit.engines._naming import cluster_differences
+
+    labels = np.array([label for label, _ in rows])
+    values = pd.Series([np.nan if v is None else float(v) for _, v in rows])
+    clusters = [0, 1, 2, 3]
+    found = cluster_differences(pd.DataFrame({"frequency": values}), labels, clusters)
+    known = values.notna().to_numpy()
+    for cluster in clusters:
+        if known.sum() < 2 or not (labels[known] == cluster).any():
+            assert found[cluster] == []
+            continue
+        kept, owners = values[known].to_numpy(), labels[known]
+        members = owners == cluster
+        ranks = pd.Series(kept).rank(method="average").to_numpy()
+        n_in, n_out = int(members.sum()), int((~members).sum())
+        u = ranks[members].sum() - n_in * (n_in + 1) / 2
+        effect = 0.0 if n_out == 0 else 2 * u / (n_in * n_out) - 1
+        (difference,) = found[cluster]
+        assert difference.effect == pytest.approx(effect, abs=1e-12)
+        assert difference.median == np.median(kept[members])
+        assert difference.base_median == np.median(kept)

@@ -124,37 +124,56 @@ def cluster_differences(
     >>> diff.feature, round(diff.effect, 2), diff.material
     ('frequency', 1.0, True)
     """
-    numeric = frame.select_dtypes("number").astype(float)
-    labels = np.asarray(labels)
+    numeric = frame.select_dtypes("number")
+    ids, codes = np.unique(np.asarray(labels), return_inverse=True)
+    codes = codes.reshape(-1)
     out: dict[int, list[Difference]] = {int(c): [] for c in cluster_ids}
+    measured = [(cluster, int(np.searchsorted(ids, cluster))) for cluster in out]
+    measured = [(c, i) for c, i in measured if i < len(ids) and ids[i] == c]
     for feature in numeric.columns:
-        values = numeric[feature].to_numpy()
+        values = numeric[feature].to_numpy(dtype=float, na_value=np.nan)
         known = ~np.isnan(values)
         if known.sum() < 2:
             continue
-        values, owners = values[known], labels[known]
-        base_median = float(np.median(values))
-        q1, q3 = np.quantile(values, [0.25, 0.75])
-        spread = float(q3 - q1) or float(values.std())
-        # Average ranks (ties share one): the Mann-Whitney U of each cluster at once.
-        ranks = pd.Series(values).rank(method="average").to_numpy()
-        for cluster in out:
-            members = owners == cluster
-            n_in = int(members.sum())
-            n_out = len(values) - n_in
+        # One sort per feature gives everything: the base quantiles, the average ranks
+        # (ties share one) whose sums per cluster are the Mann-Whitney U, and, grouped
+        # by cluster with a stable sort of the ids, each cluster's values in order.
+        order = np.argsort(values[known])
+        ordered = values[known][order]
+        owners = codes[known][order]
+        n = len(ordered)
+        base_median = float(np.median(ordered))
+        q1, q3 = np.quantile(ordered, [0.25, 0.75])
+        spread = float(q3 - q1) or float(ordered.std())
+        sizes = np.bincount(owners, minlength=len(ids))
+        rank_sums = np.bincount(owners, weights=_average_ranks(ordered), minlength=len(ids))
+        grouped = ordered[np.argsort(owners, kind="stable")]
+        starts = np.cumsum(sizes) - sizes
+        for cluster, code in measured:
+            n_in = int(sizes[code])
             if n_in == 0:
                 continue
-            median = float(np.median(values[members]))
+            first = starts[code]
+            median = float((grouped[first + (n_in - 1) // 2] + grouped[first + n_in // 2]) / 2)
+            n_out = n - n_in
             if n_out == 0:
                 effect = 0.0
             else:
-                u = float(ranks[members].sum()) - n_in * (n_in + 1) / 2
+                u = float(rank_sums[code]) - n_in * (n_in + 1) / 2
                 effect = 2 * u / (n_in * n_out) - 1
             gap = (median - base_median) / spread if spread > 0 else 0.0
             out[cluster].append(Difference(feature, effect, gap, median, base_median))
     for differences in out.values():
         differences.sort(key=lambda d: -abs(d.effect))
     return out
+
+
+def _average_ranks(ordered: np.ndarray) -> np.ndarray:
+    """1-based ranks of sorted ``ordered``, tied values sharing their average rank."""
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, len(ordered)])
+    # A run of ties covering positions s+1 .. s+size has the average rank s + (size+1)/2.
+    return np.repeat(starts + (sizes + 1) / 2, sizes)
 
 
 def describe_clusters(

@@ -112,18 +112,21 @@ class Preprocessor:
         with np.errstate(all="ignore"):
             fill = np.nanmedian(matrix, axis=0) if missing == "median" else np.zeros(len(numeric))
         pre.fill = [float(v) if np.isfinite(v) else 0.0 for v in np.atleast_1d(fill)]
-        filled = pre._impute(matrix)
+        # Column by column: a reduction down a column of a row-major matrix is strided
+        # and several times slower than over a contiguous copy of it.
+        columns_filled = [np.ascontiguousarray(c) for c in pre._impute(matrix).T]
         if scaler == "standard":
-            center, scale = filled.mean(axis=0), filled.std(axis=0)
+            center = [c.mean() for c in columns_filled]
+            scale = [c.std() for c in columns_filled]
         elif scaler == "robust":
-            q1, median, q3 = np.percentile(filled, [25, 50, 75], axis=0)
-            center, scale = median, q3 - q1
+            quartiles = [np.percentile(c, [25, 50, 75]) for c in columns_filled]
+            center = [q[1] for q in quartiles]
+            scale = [q[2] - q[0] for q in quartiles]
         else:
-            center, scale = np.zeros(filled.shape[1]), np.ones(filled.shape[1])
+            center, scale = [0.0] * len(numeric), [1.0] * len(numeric)
         # A constant column carries no information; scale 1 keeps it at 0 instead of NaN.
-        scale = np.where(np.asarray(scale) > 0, scale, 1.0)
-        pre.center = [float(v) for v in np.atleast_1d(center)]
-        pre.scale = [float(v) for v in np.atleast_1d(scale)]
+        pre.center = [float(v) for v in center]
+        pre.scale = [float(v) if v > 0 else 1.0 for v in scale]
         pre.categorical = {
             c: sorted({str(v) for v in frame[c].dropna().unique()}) for c in categorical
         }
@@ -152,7 +155,10 @@ class Preprocessor:
             raise ValueError(msg)
         matrix = self._numeric_matrix(frame)
         self._check_missing(matrix, frame, owner)
-        scaled = (self._impute(matrix) - np.asarray(self.center)) / np.asarray(self.scale)
+        # In place: the matrix is ours, and at a million customers each copy counts.
+        scaled = self._impute(matrix)
+        scaled -= np.asarray(self.center)
+        scaled /= np.asarray(self.scale)
         blocks = [scaled]
         for column, levels in self.categorical.items():
             # Levels unseen at fit get all-zero indicators rather than an error.
@@ -170,10 +176,10 @@ class Preprocessor:
     def _numeric_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         if not self.numeric:
             return np.zeros((len(frame), 0))
-        matrix = frame[self.numeric].to_numpy(dtype=float, na_value=np.nan).copy()
+        matrix = np.empty((len(frame), len(self.numeric)))
         for position, column in enumerate(self.numeric):
-            if column in self.logged:
-                matrix[:, position] = signed_log1p(matrix[:, position])
+            values = frame[column].to_numpy(dtype=float, na_value=np.nan)
+            matrix[:, position] = signed_log1p(values) if column in self.logged else values
         return matrix
 
     def _check_missing(self, matrix: np.ndarray, frame: pd.DataFrame, owner: str) -> None:
@@ -197,9 +203,10 @@ class Preprocessor:
             raise ValueError(msg)
 
     def _impute(self, matrix: np.ndarray) -> np.ndarray:
-        if not matrix.size:
+        finite = np.isfinite(matrix)
+        if finite.all():
             return matrix
-        return np.where(np.isfinite(matrix), matrix, np.asarray(self.fill)[None, :])
+        return np.where(finite, matrix, np.asarray(self.fill)[None, :])
 
 
 def _is_numeric(values: pd.Series) -> bool:
