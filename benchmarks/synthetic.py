@@ -174,12 +174,14 @@ def generate_transactions(
         ``round(n_rows / 6.7)``.
     seed : int, default=0
         Seed of the random generator; the same seed gives the same frame.
-    ids : {'object', 'str', 'int'}, default='object'
+    ids : {'object', 'str', 'int', 'uuid'}, default='object'
         How ``customer_id``, ``order_id``, ``product_id`` (and ``category``) are held:
         text such as ``"C0000123"``, ``"O000004567"``, ``"P00042"`` in object columns
         (what pandas 2 ``read_csv`` gives), the same text in pandas' string dtype
         ``"str"`` (what pandas 3 ``read_csv`` gives; Arrow-backed when pyarrow is
-        installed), or int64 ids (``category`` stays text).
+        installed), int64 ids (``category`` stays text), or ``"uuid"``: customer and
+        order ids as random-looking UUID text (``"9f1c…-…"``, 36 characters, string
+        dtype), which no prefix-and-number parsing can turn into array positions.
     extended : bool, default=False
         Add ``brand``, ``department`` and ``promo_code`` (text, held as ``ids`` says
         except for int ids) and make some customers brand-loyal (see the module's
@@ -192,8 +194,8 @@ def generate_transactions(
         category, quantity (int64), amount, discount`` (then ``brand, department,
         promo_code`` with ``extended``) sorted by timestamp, with a RangeIndex.
     """
-    if ids not in ("object", "str", "int"):
-        msg = f"ids must be 'object', 'str' or 'int', got {ids!r}."
+    if ids not in ("object", "str", "int", "uuid"):
+        msg = f"ids must be 'object', 'str', 'int' or 'uuid', got {ids!r}."
         raise ValueError(msg)
     n_rows = int(n_rows)
     if n_rows <= 0:
@@ -333,13 +335,17 @@ def generate_transactions(
         customer_col = pd.Series(customer_number[line_customer])
         order_col = pd.Series(order_number[line_order])
         product_col = pd.Series(product.astype(np.int64))
+    elif ids == "uuid":
+        customer_col = _expand(_uuid_ids(customer_number, salt=1), line_customer)
+        order_col = _expand(_uuid_ids(order_number, salt=2), line_order)
+        product_col = _expand(_format_ids("P", np.arange(n_products), 6), product)
     else:
         customer_col = _expand(_format_ids("C", customer_number, 7), line_customer)
         order_col = _expand(_format_ids("O", order_number, 9), line_order)
         product_col = _expand(_format_ids("P", np.arange(n_products), 6), product)
     line_category_code = product_category[product]
     category_col = _expand(np.asarray(CATEGORIES, dtype=object), line_category_code)
-    if ids == "str":
+    if ids in ("str", "uuid"):
         customer_col, order_col, product_col, category_col = (
             column.astype("str") for column in (customer_col, order_col, product_col, category_col)
         )
@@ -361,7 +367,7 @@ def generate_transactions(
         columns["department"] = _expand(departments, _DEPARTMENT_OF_CATEGORY[line_category_code])
         codes = np.asarray([None, *_promo_names()], dtype=object)
         columns["promo_code"] = _expand(codes, promo + 1)
-        if ids == "str":
+        if ids in ("str", "uuid"):
             for name in ("brand", "department", "promo_code"):
                 columns[name] = columns[name].astype("str")
     return pd.DataFrame(columns)
@@ -455,6 +461,32 @@ def _format_ids(prefix: str, numbers: np.ndarray, min_width: int) -> np.ndarray:
     return raw.view(f"S{width + 1}").ravel().astype(f"U{width + 1}").astype(object)
 
 
+def _uuid_ids(numbers: np.ndarray, salt: int) -> np.ndarray:
+    """UUID-formatted text from distinct numbers: distinct, and random-looking.
+
+    splitmix64's finaliser is a bijection on 64 bits, so distinct numbers give distinct
+    halves; the second half mixes the number with another salt.
+    """
+
+    def mix(x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+    base = numbers.astype(np.uint64)
+    halves = np.stack([mix(base + np.uint64(salt)), mix(base ^ np.uint64(0x5DEECE66D * salt))])
+    raw = np.ascontiguousarray(halves.T, dtype=">u8").view(np.uint8).reshape(len(numbers), 16)
+    hex_digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    digits = np.empty((len(numbers), 32), dtype=np.uint8)
+    digits[:, 0::2] = hex_digits[raw >> 4]
+    digits[:, 1::2] = hex_digits[raw & 15]
+    text = np.full((len(numbers), 36), ord("-"), dtype=np.uint8)
+    for start, stop, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
+        text[:, at : at + stop - start] = digits[:, start:stop]
+    return text.view("S36").ravel().astype("U36").astype(object)
+
+
 def _expand(values: np.ndarray, codes: np.ndarray) -> pd.Series:
     # Lines share the str object of their customer, order or product: 8 bytes per line
     # plus one string per distinct id.
@@ -468,7 +500,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", type=int, nargs="?", default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ids", choices=["object", "str", "int"], default="object")
+    parser.add_argument("--ids", choices=["object", "str", "int", "uuid"], default="object")
     parser.add_argument("--extended", action="store_true", help="add brand, department, promo")
     args = parser.parse_args()
     started = time.perf_counter()
