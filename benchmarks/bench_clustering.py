@@ -116,7 +116,8 @@ def run_child(engine: str, n: int, args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         model.fit(matrix).predict(matrix)
     elif engine == "hdbscan_full":
-        matrix = sk.HDBSCANSegmenter().fit(features.frame.head(1000)).transform(features)
+        # Preprocessed as the engine does it: the transform learned on every customer.
+        matrix = sk.HDBSCANSegmenter()._fit_preprocessor(features)
         started = time.perf_counter()
         labels = (
             hdbscan.HDBSCAN(
@@ -142,7 +143,7 @@ def run_child(engine: str, n: int, args: argparse.Namespace) -> dict:
         found = segmenter.fit_predict(features)
     seconds = time.perf_counter() - started
     if engine == "hdbscan":
-        extra["clusters"] = segmenter.n_segments_ - 1  # the rest is the noise segment
+        extra["clusters"] = segmenter.n_clusters_
         path = full_labels_path(n, parameters)
         if path.exists():
             reference = np.load(path)
