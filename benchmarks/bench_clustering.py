@@ -45,7 +45,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ENGINES = ("kmeans", "sklearn_kmeans", "kmeans_auto", "hdbscan", "hdbscan_full")
+# The full fit first: the sample fit reports its agreement with it.
+ENGINES = ("kmeans", "sklearn_kmeans", "kmeans_auto", "hdbscan_full", "hdbscan")
 
 
 def synthetic_features(n: int, seed: int = 0):
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also time placement alone, segmentkit vs hdbscan.approximate_predict",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "clustering.json")
+    parser.add_argument("--merge", action="store_true", help="keep other results in --out")
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -262,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child))
         return 0
     results = []
+    if args.merge and args.out.exists():
+        rerun = {(engine, n) for engine in args.engines for n in args.customers}
+        previous = json.loads(args.out.read_text())["results"]
+        results = [r for r in previous if (r["engine"], r["customers"]) not in rerun]
     for n in args.customers:
         for engine in args.engines:
             command = [sys.executable, __file__, "--child", engine, str(n)]
@@ -291,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['max_strength_difference']:.1e}"
                 )
     args.out.parent.mkdir(exist_ok=True)
+    results.sort(key=lambda r: (r["customers"], ENGINES.index(r["engine"])))
     args.out.write_text(json.dumps({"results": results}, indent=1))
     print(
         "\n| customers | engine | seconds | peak RSS (GiB) | load (1 min) | result |"

@@ -48,12 +48,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MAPPING = {
-    "customer_id": "customer_id",
-    "order_id": "order_id",
-    "timestamp": "timestamp",
-    "amount": "amount",
-}
+MAPPING = {name: name for name in ("customer_id", "order_id", "timestamp", "amount")}
 ENGINES = ("duckdb", "polars", "pandas")
 
 
