@@ -104,3 +104,28 @@ def test_duplicates_are_judged_on_the_lines_as_read_on_every_path():
         dropped = sk.Transactions.from_frame(frame, duplicates="drop", **_MAPPING)
         assert dropped.report.rows_kept == 2
         assert len(dropped) == 2
+
+
+def test_lazy_polars_features_are_computed_once_for_fit_and_predict(tmp_path, monkeypatch):
+    # A lazy scan: the features are collected once, and the fit and the predictions
+    # read that table; neither reruns the scan of the lines.
+    path = tmp_path / "lines.parquet"
+    _lines().to_parquet(path)
+    transactions = sk.Transactions.from_parquet(str(path), engine="polars", **_MAPPING)
+    scans: list[str] = []
+    original = pl.LazyFrame.collect
+
+    def counting(self, *args, **kwargs):
+        if "Parquet SCAN" in self.explain():
+            scans.append("scan")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting)
+    features = sk.extract_features(transactions)
+    assert isinstance(features, pl.LazyFrame)
+    assert len(scans) == 1
+    assert "Parquet SCAN" not in features.explain()
+    segments = sk.RFMSegmenter().fit_predict(features).collect()
+    assert len(scans) == 1
+    expected = sk.extract_features(sk.Transactions.from_frame(_lines(), **_MAPPING))
+    assert len(segments) == len(expected)
