@@ -199,11 +199,6 @@ def extract_native_features(
     if output == "native":
         if transactions.backend in _SORTED:
             features = features.sort(_ID)
-        if transactions.backend == "polars" and not transactions._backend.eager:
-            # One row per customer, computed once: a fit and then its predictions would
-            # otherwise each rerun every line's validation and group-by (twice the time
-            # of a lazy scan of the lines). DuckDB keeps them in a temporary table below.
-            features = collect(features).lazy()
         native = to_native(features, transactions._backend)
         if transactions.backend == "duckdb":
             native = materialise_duckdb(native)
