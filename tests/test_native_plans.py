@@ -12,8 +12,6 @@ import re
 import narwhals as nw
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import segmentkit as sk
 
@@ -138,65 +136,3 @@ def test_lazy_polars_features_stay_a_plan_read_once_by_fit_and_once_by_predict(
     assert len(scans) == validation + 2
     expected = sk.extract_features(sk.Transactions.from_frame(_lines(), **_MAPPING))
     assert len(segments) == len(expected)
-
-
-_ROWS = st.lists(
-    st.tuples(
-        st.sampled_from(["a", "b", "", None]),
-        st.sampled_from([0.0, -0.0, 1.5, float("nan"), None]),
-        st.integers(0, 2),
-    ),
-    max_size=40,
-)
-
-
-def _polars(rows):
-    schema = {"k": pl.String, "x": pl.Float64, "n": pl.Int64}
-    return pl.DataFrame(rows, schema=schema, orient="row")
-
-
-def _distinct_count(frame, backend_name: str) -> int:
-    from segmentkit._frame._detect import Backend, collect, distinct_row_count
-
-    wrapped = nw.from_native(frame).lazy()
-    summary, count = distinct_row_count(wrapped, ["k", "x", "n"], Backend(backend_name, False))
-    return count(collect(summary).rows(named=True)[0])
-
-
-def _expected(frame) -> int:
-    # The engine's own group-by over every column: what the count was before hashing.
-    from segmentkit._frame._detect import collect, distinct_rows
-
-    grouped = distinct_rows(nw.from_native(frame).lazy(), ["k", "x", "n"])
-    return int(collect(grouped.select(nw.len().alias("n"))).item(0, "n"))
-
-
-@settings(max_examples=60, deadline=None)
-@given(_ROWS)
-def test_distinct_row_count_is_exact_on_polars_and_duckdb(rows) -> None:
-    # polars counts through row hashes, DuckDB by its group-by over every column.
-    frame = _polars(rows).lazy()
-    assert _distinct_count(frame, "polars") == _expected(frame)
-    relation = duckdb.connect().from_arrow(_polars(rows).to_arrow())
-    assert _distinct_count(relation, "duckdb") == _expected(relation)
-    # The two engines group alike (null apart from NaN, -0.0 with 0.0).
-    assert _expected(frame) == _expected(relation)
-
-
-@settings(max_examples=30, deadline=None)
-@given(_ROWS)
-def test_distinct_row_count_is_exact_when_hashes_collide(rows) -> None:
-    # A hash of one column only: distinct rows collide all the time, and the second,
-    # exact query must sort them out.
-    from segmentkit._frame import _detect
-
-    def weak_hash(frame, columns, backend):
-        native = nw.to_native(frame.select(columns))
-        return nw.from_native(
-            native.with_columns(pl.col("n").hash(seed=0).alias(_detect._ROW_HASH))
-        ).lazy()
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_detect, "_with_row_hash", weak_hash)
-        frame = _polars(rows).lazy()
-        assert _distinct_count(frame, "polars") == _expected(frame)

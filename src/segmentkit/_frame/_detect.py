@@ -6,7 +6,6 @@ when it meets one of their frames, so ``import segmentkit`` stays light.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,66 +103,6 @@ def distinct_rows(frame: nw.LazyFrame[Any], columns: list[str]) -> nw.LazyFrame[
     the partition, three times slower on 1M lines.
     """
     return frame.group_by(*columns).agg(nw.len().alias("_rows")).select(columns)
-
-
-#: The row hash and the lines per hash in ``distinct_row_count``'s queries.
-_ROW_HASH = "__segmentkit_row_hash"
-_LINES = "__segmentkit_lines"
-
-
-def distinct_row_count(
-    frame: nw.LazyFrame[Any], columns: list[str], backend: Backend
-) -> tuple[nw.LazyFrame[Any], Callable[[Mapping[str, Any]], int]]:
-    """How many distinct rows ``frame[columns]`` has, as a one-row query to join into
-    another, and the function turning that query's row into the count.
-
-    A group-by over every column holds one entry per distinct row, in memory on polars:
-    9 GiB at 100M lines. On polars the group-by is over one 64-bit hash of each row
-    instead; equal rows have equal hashes, so a hash seen once is a row seen once. Only
-    the rows whose hash repeats (true repeats, or the rare collision) are then compared
-    column by column, in a second query that runs only when there are any. The count is
-    exact either way. DuckDB keeps the group-by over every column: it spills to disk
-    under its memory limit, and the two queries were measured 1.5× slower there.
-    """
-    hashed = _with_row_hash(frame, columns, backend)
-    if hashed is None:
-        summary = distinct_rows(frame, columns).select(nw.len().alias("_distinct_rows"))
-        return summary, lambda row: int(row["_distinct_rows"] or 0)
-    per_hash = hashed.group_by(_ROW_HASH).agg(nw.len().alias(_LINES))
-    repeated = nw.col(_LINES) > 1
-    summary = per_hash.select(
-        nw.len().alias("_distinct_hashes"),
-        repeated.cast(nw.Int64).sum().alias("_repeated_hashes"),
-    )
-
-    def count(row: Mapping[str, Any]) -> int:
-        hashes, repeats = int(row["_distinct_hashes"] or 0), int(row["_repeated_hashes"] or 0)
-        if not repeats:
-            return hashes
-        candidates = hashed.join(per_hash.filter(repeated).select(_ROW_HASH), on=_ROW_HASH)
-        among = collect(distinct_rows(candidates, columns).select(nw.len().alias("n")))
-        return hashes - repeats + int(among.item(0, "n"))
-
-    return summary, count
-
-
-def _with_row_hash(
-    frame: nw.LazyFrame[Any], columns: list[str], backend: Backend
-) -> nw.LazyFrame[Any] | None:
-    """``frame[columns]`` and a 64-bit hash of each row on polars; ``None`` elsewhere
-    (the exact group-by)."""
-    if backend.name != "polars":
-        return None
-    import polars as pl
-
-    schema = frame.collect_schema()
-    # -0.0 + 0.0 is 0.0: the two zeros group together, so they must hash alike.
-    values = [
-        pl.col(c) + 0.0 if schema[c] in (nw.Float64, nw.Float32) else pl.col(c) for c in columns
-    ]
-    native = nw.to_native(frame.select(columns))
-    hashed = native.with_columns(pl.struct(values).hash(seed=0).alias(_ROW_HASH))
-    return nw.from_native(hashed).lazy()
 
 
 def materialise_duckdb(relation: Any, kind: str = "features") -> Any:

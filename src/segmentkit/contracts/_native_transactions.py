@@ -16,14 +16,7 @@ from typing import Any
 import narwhals as nw
 import pandas as pd
 
-from segmentkit._frame._detect import (
-    Backend,
-    collect,
-    detect,
-    distinct_row_count,
-    distinct_rows,
-    materialised,
-)
+from segmentkit._frame._detect import Backend, collect, detect, distinct_rows, materialised
 from segmentkit._frame._time import EPOCH_US, POLARS_NON_EXISTENT, with_utc
 from segmentkit.contracts._attributes import blank_is_missing
 from segmentkit.contracts._dates import DateOptions
@@ -170,11 +163,8 @@ def transactions_from_native(
     # Duplicates are judged on the mapped columns as read (stripped ids, parsed times),
     # as on the pandas path. Identical lines share every exclusion reason, so the repeats
     # among kept lines are kept lines minus distinct ones.
-    distinct, distinct_count = distinct_row_count(
-        prepared.filter(nw.col("_stage") == 0), list(selected), backend
-    )
+    distinct = distinct_rows(prepared.filter(nw.col("_stage") == 0), list(selected))
     counts = _count(prepared, distinct, plan, rates is not None, "currency" in selected)
-    counts["kept_distinct"] = distinct_count(counts)
     rows_read = counts["rows"]
     _raise_failures(plan, counts, raw, prepared, missing_customer, rates, base_currency)
     _refuse_policies(counts, prepared, future, cutoff_name, invalid_values, table)
@@ -406,7 +396,7 @@ _SUMS = ("product_amount",)
 
 def _count(
     prepared: nw.LazyFrame[Any],
-    distinct: nw.LazyFrame[Any],
+    distinct_kept: nw.LazyFrame[Any],
     plan: _Plan,
     converted: bool,
     has_currency: bool,
@@ -436,7 +426,7 @@ def _count(
             nw.col("currency").max().alias("currency_max"),
         ]
     query = prepared.select(exprs)
-    # The one-row query behind the count of distinct kept lines (see distinct_row_count).
+    distinct = distinct_kept.select(nw.len().alias("kept_distinct"))
     query = query.join(distinct, how="cross")
     with _skipped_times_explained(plan.timezone):
         row = collect(query).rows(named=True)[0]
